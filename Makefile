@@ -1,0 +1,41 @@
+# Siraya Model Router. `make run` and `make test` each do all their own set-up.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTO_DIR := protos
+PROTOS := $(wildcard $(PROTO_DIR)/siraya/router/v1/*.proto)
+
+.PHONY: install run test proto proto-check lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,fast]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m server serve
+
+test: $(STAMP) proto-check
+	$(PY) -m pytest -q
+
+# Regenerate the committed gRPC/protobuf code from the contracts.
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I $(PROTO_DIR) --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+
+# Fails when the committed generated code is not what `make proto` writes.
+proto-check: $(STAMP)
+	@tmp=$$(mktemp -d) && \
+	$(PY) -m grpc_tools.protoc -I $(PROTO_DIR) --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS) && \
+	diff -r -x __init__.py -x __pycache__ $$tmp/siraya/router/v1 siraya/router/v1 >/dev/null || \
+	{ echo "generated code is stale: run 'make proto' and commit"; rm -rf $$tmp; exit 1; }; rm -rf $$tmp
+
+lint: $(STAMP)
+	$(PY) -m ruff check server http_bridge siraya/router/codec tests
+	$(PY) -m mypy server http_bridge siraya/router/codec
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,123 @@
+"""The gateway's error tree and the one table that maps it to HTTP, gRPC and OpenAI's envelope.
+
+    GatewayError
+    ├── InvalidRequest          400  INVALID_ARGUMENT     invalid_request_error
+    ├── AuthenticationFailed    401  UNAUTHENTICATED      authentication_error
+    ├── InsufficientCredits     402  FAILED_PRECONDITION  insufficient_credits
+    ├── PermissionDenied        403  PERMISSION_DENIED    permission_error
+    ├── NotFound                404  NOT_FOUND            invalid_request_error
+    ├── RequestTimeout          408  DEADLINE_EXCEEDED    timeout_error
+    ├── RateLimited             429  RESOURCE_EXHAUSTED   rate_limit_error
+    ├── UpstreamError           502  UNAVAILABLE          upstream_error
+    ├── NoAvailableProvider     503  UNAVAILABLE          service_unavailable_error
+    └── InternalError           500  INTERNAL             server_error
+
+Code decides which class to raise; nothing re-decides status, type or code case by case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import grpc
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorKind:
+    http_status: int
+    grpc_code: grpc.StatusCode
+    type: str
+    default_code: str
+
+
+class GatewayError(Exception):
+    """Any failure the gateway reports to a client."""
+
+    kind: ClassVar[ErrorKind]
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.kind.default_code
+        self.retry_after = retry_after
+
+    def envelope(self) -> dict[str, dict[str, str | None]]:
+        return {"error": {"message": self.message, "type": self.kind.type, "param": self.param, "code": self.code}}
+
+
+class InvalidRequest(GatewayError):
+    kind = ErrorKind(400, grpc.StatusCode.INVALID_ARGUMENT, "invalid_request_error", "invalid_request")
+
+
+class AuthenticationFailed(GatewayError):
+    kind = ErrorKind(401, grpc.StatusCode.UNAUTHENTICATED, "authentication_error", "invalid_api_key")
+
+
+class InsufficientCredits(GatewayError):
+    kind = ErrorKind(402, grpc.StatusCode.FAILED_PRECONDITION, "insufficient_credits", "insufficient_credits")
+
+
+class PermissionDenied(GatewayError):
+    kind = ErrorKind(403, grpc.StatusCode.PERMISSION_DENIED, "permission_error", "permission_denied")
+
+
+class NotFound(GatewayError):
+    kind = ErrorKind(404, grpc.StatusCode.NOT_FOUND, "invalid_request_error", "not_found")
+
+
+class ModelNotFound(NotFound):
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"The model '{model}' does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+
+
+class RequestTimeout(GatewayError):
+    kind = ErrorKind(408, grpc.StatusCode.DEADLINE_EXCEEDED, "timeout_error", "request_timeout")
+
+
+class RateLimited(GatewayError):
+    kind = ErrorKind(429, grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limit_error", "rate_limit_exceeded")
+
+
+class UpstreamError(GatewayError):
+    kind = ErrorKind(502, grpc.StatusCode.UNAVAILABLE, "upstream_error", "provider_error")
+
+
+class NoAvailableProvider(GatewayError):
+    kind = ErrorKind(503, grpc.StatusCode.UNAVAILABLE, "service_unavailable_error", "no_available_provider")
+
+
+class InternalError(GatewayError):
+    kind = ErrorKind(500, grpc.StatusCode.INTERNAL, "server_error", "internal_error")
+
+
+ERROR_CLASSES: tuple[type[GatewayError], ...] = (
+    InvalidRequest,
+    AuthenticationFailed,
+    InsufficientCredits,
+    PermissionDenied,
+    NotFound,
+    RequestTimeout,
+    RateLimited,
+    UpstreamError,
+    NoAvailableProvider,
+    InternalError,
+)
+_CLASS_BY_HTTP_STATUS: dict[int, type[GatewayError]] = {cls.kind.http_status: cls for cls in ERROR_CLASSES}
+
+
+def error_for_http_status(http_status: int) -> type[GatewayError]:
+    """The class for a status from the table (used when an error crosses the gRPC boundary)."""
+    return _CLASS_BY_HTTP_STATUS.get(http_status, InternalError)

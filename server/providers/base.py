@@ -1,0 +1,73 @@
+"""The interface every provider adapter implements, one adapter per upstream wire protocol.
+
+Adapters take and return proto messages. They raise only `server.errors.GatewayError`
+subclasses: upstream failures are classified once, here at the edge, by status and typed fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What a request carries besides its params: who asked, and how long it may take."""
+
+    request_id: str
+    key_id: str | None = None
+    # Absolute `time.monotonic()` deadline, if the caller set one.
+    deadline: float | None = None
+    # Headers to forward to the upstream (request id, traceparent).
+    forward_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoContent:
+    content_type: str
+    chunks: AsyncIterator[bytes]
+
+
+class Provider(Protocol):
+    """One configured upstream. `upstream_model` is the provider's own model name."""
+
+    name: str
+    # Whether the upstream serves /responses itself (else the gateway translates via chat).
+    native_responses: bool
+
+    async def chat(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> chat_pb2.ChatCompletion: ...
+
+    def stream_chat(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]: ...
+
+    async def respond(
+        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
+    ) -> responses_pb2.Response: ...
+
+    def stream_response(
+        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
+    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]: ...
+
+    async def embed(
+        self, params: embeddings_pb2.EmbeddingParams, upstream_model: str, ctx: RequestContext
+    ) -> embeddings_pb2.EmbeddingList: ...
+
+    async def generate_images(
+        self, params: images_pb2.ImageParams, upstream_model: str, ctx: RequestContext
+    ) -> images_pb2.ImagesResult: ...
+
+    async def create_video(
+        self, params: videos_pb2.VideoParams, upstream_model: str, ctx: RequestContext
+    ) -> videos_pb2.Video: ...
+
+    async def get_video(self, upstream_id: str, ctx: RequestContext) -> videos_pb2.Video: ...
+
+    async def download_video(self, upstream_id: str, variant: str, ctx: RequestContext) -> VideoContent: ...
+
+    async def close(self) -> None: ...
