@@ -1,0 +1,285 @@
+"""The aiohttp bridge: OpenAI's REST/SSE surface translated onto the gateway's gRPC services."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import orjson
+from aiohttp import web
+
+from http_bridge.errors import as_gateway_error, error_event, error_response
+from http_bridge.sse import relay_stream
+from http_bridge.stubs import GatewayStubs
+from server.errors import GatewayError, InvalidRequest
+from siraya.router.codec import chat as chat_codec
+from siraya.router.codec import embeddings as embeddings_codec
+from siraya.router.codec import images as images_codec
+from siraya.router.codec import models as models_codec
+from siraya.router.codec import responses as responses_codec
+from siraya.router.codec import videos as videos_codec
+from siraya.router.codec.errors import CodecError
+from siraya.router.v1 import (
+    chat_pb2,
+    embeddings_pb2,
+    images_pb2,
+    models_pb2,
+    responses_pb2,
+    videos_pb2,
+)
+
+STUBS = web.AppKey("stubs", GatewayStubs)
+READY = web.AppKey("ready", list)
+MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
+FORWARDED_HEADERS = ("traceparent", "tracestate")
+_JSON = "application/json"
+_INVALID_JSON = (
+    "We could not parse the JSON body of your request. The API expects a JSON payload, "
+    "but what was sent was not valid JSON."
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def request_id_of(request: web.Request) -> str:
+    rid = request.get("request_id")
+    if rid is None:
+        rid = request.headers.get("X-Request-Id") or "req_" + secrets.token_hex(12)
+        request["request_id"] = rid
+    return rid
+
+
+def call_metadata(request: web.Request) -> list[tuple[str, str]]:
+    metadata = [("x-request-id", request_id_of(request))]
+    authorization = request.headers.get("Authorization")
+    if authorization is not None:
+        metadata.append(("authorization", authorization))
+    for name in FORWARDED_HEADERS:
+        value = request.headers.get(name)
+        if value is not None:
+            metadata.append((name, value))
+    return metadata
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise InvalidRequest(
+            f"The request body is larger than the {request.app[MAX_BODY_BYTES]} bytes this gateway accepts.",
+            code="request_too_large",
+        ) from None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(_INVALID_JSON, code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def json_response(request: web.Request, body: bytes) -> web.Response:
+    return web.Response(body=body, content_type=_JSON, headers={"X-Request-Id": request_id_of(request)})
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except (GatewayError, CodecError, grpc.aio.AioRpcError) as error:
+        return error_response(as_gateway_error(error), request_id_of(request))
+    except web.HTTPNotFound:
+        return error_response(
+            InvalidRequest(f"Invalid URL ({request.method} {request.path})", code="unknown_url"), request_id_of(request)
+        )
+    except web.HTTPMethodNotAllowed:
+        return error_response(
+            InvalidRequest(f"Method {request.method} is not allowed on {request.path}", code="method_not_allowed"),
+            request_id_of(request),
+        )
+
+
+# chat
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    body = await read_json(request)
+    params = chat_codec.decode_chat_request(body)
+    stubs = request.app[STUBS]
+    metadata = call_metadata(request)
+    if body.get("stream") is True:
+        include_usage = params.stream_options.include_usage
+        call = stubs.chat.StreamChatCompletion(chat_pb2.StreamChatCompletionRequest(params=params), metadata=metadata)
+        return await relay_stream(
+            request,
+            call,
+            lambda reply: b"data: " + chat_codec.encode_chat_chunk(reply.chunk, include_usage) + b"\n\n",
+            error_event,
+            request_id_of(request),
+        )
+    reply = await stubs.chat.CreateChatCompletion(
+        chat_pb2.CreateChatCompletionRequest(params=params), metadata=metadata
+    )
+    return json_response(request, chat_codec.encode_chat_completion(reply.completion))
+
+
+# responses
+
+
+def _response_event_frame(reply: responses_pb2.StreamResponseResponse) -> bytes:
+    event = reply.event
+    return b"event: " + event.type.encode() + b"\ndata: " + responses_codec.encode_response_event(event) + b"\n\n"
+
+
+def _response_error_frame(error: GatewayError) -> bytes:
+    payload = {"type": "error", "code": error.code, "message": error.message, "param": error.param}
+    return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def create_response(request: web.Request) -> web.StreamResponse:
+    body = await read_json(request)
+    params = responses_codec.decode_response_request(body)
+    stubs = request.app[STUBS]
+    metadata = call_metadata(request)
+    if body.get("stream") is True:
+        call = stubs.responses.StreamResponse(responses_pb2.StreamResponseRequest(params=params), metadata=metadata)
+        return await relay_stream(
+            request, call, _response_event_frame, _response_error_frame, request_id_of(request), done=None
+        )
+    reply = await stubs.responses.CreateResponse(responses_pb2.CreateResponseRequest(params=params), metadata=metadata)
+    return json_response(request, responses_codec.encode_response(reply.response))
+
+
+# embeddings, images
+
+
+async def create_embedding(request: web.Request) -> web.StreamResponse:
+    params = embeddings_codec.decode_embedding_request(await read_json(request))
+    reply = await request.app[STUBS].embeddings.CreateEmbedding(
+        embeddings_pb2.CreateEmbeddingRequest(params=params), metadata=call_metadata(request)
+    )
+    encoding = params.encoding_format if params.HasField("encoding_format") else "float"
+    return json_response(request, embeddings_codec.encode_embedding_list(reply.result, encoding))
+
+
+async def generate_images(request: web.Request) -> web.StreamResponse:
+    params = images_codec.decode_image_request(await read_json(request))
+    reply = await request.app[STUBS].images.GenerateImages(
+        images_pb2.GenerateImagesRequest(params=params), metadata=call_metadata(request)
+    )
+    return json_response(request, images_codec.encode_images_result(reply.result))
+
+
+# models
+
+
+async def list_models(request: web.Request) -> web.StreamResponse:
+    reply = await request.app[STUBS].models.ListModels(models_pb2.ListModelsRequest(), metadata=call_metadata(request))
+    return json_response(request, models_codec.encode_model_list(reply.data))
+
+
+async def get_model(request: web.Request) -> web.StreamResponse:
+    reply = await request.app[STUBS].models.GetModel(
+        models_pb2.GetModelRequest(id=request.match_info["model"]), metadata=call_metadata(request)
+    )
+    return json_response(request, models_codec.encode_model_bytes(reply.model))
+
+
+# videos
+
+
+async def _video_params(request: web.Request) -> videos_pb2.VideoParams:
+    if request.content_type.startswith("multipart/"):
+        fields: dict[str, str] = {}
+        reference: tuple[bytes, str] | None = None
+        async for part in await request.multipart():
+            if part.name is None:
+                continue
+            if part.filename is not None or part.name == "input_reference":
+                data = await part.read()
+                reference = (bytes(data), part.headers.get("Content-Type", "application/octet-stream"))
+            else:
+                fields[part.name] = await part.text()
+        return videos_codec.decode_video_form(fields, reference)
+    return videos_codec.decode_video_request(await read_json(request))
+
+
+async def create_video(request: web.Request) -> web.StreamResponse:
+    params = await _video_params(request)
+    reply = await request.app[STUBS].videos.CreateVideo(
+        videos_pb2.CreateVideoRequest(params=params), metadata=call_metadata(request)
+    )
+    return json_response(request, videos_codec.encode_video(reply.video))
+
+
+async def get_video(request: web.Request) -> web.StreamResponse:
+    reply = await request.app[STUBS].videos.GetVideo(
+        videos_pb2.GetVideoRequest(id=request.match_info["video_id"]), metadata=call_metadata(request)
+    )
+    return json_response(request, videos_codec.encode_video(reply.video))
+
+
+async def download_video(request: web.Request) -> web.StreamResponse:
+    download = videos_pb2.DownloadVideoContentRequest(id=request.match_info["video_id"])
+    variant = request.query.get("variant")
+    if variant is not None:
+        download.variant = variant
+    call = request.app[STUBS].videos.DownloadVideoContent(download, metadata=call_metadata(request))
+    replies = call.__aiter__()
+    try:
+        first = await replies.__anext__()
+    except StopAsyncIteration:
+        first = videos_pb2.DownloadVideoContentResponse()
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": first.content_type or "application/octet-stream",
+            "X-Request-Id": request_id_of(request),
+        }
+    )
+    await response.prepare(request)
+    try:
+        await response.write(first.data)
+        async for reply in replies:
+            await response.write(reply.data)
+    except grpc.aio.AioRpcError:
+        # Headers are gone: cut the body short so the client sees a truncated download, not a valid file.
+        call.cancel()
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
+
+
+# health
+
+
+async def live(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.StreamResponse:
+    ok = bool(request.app[READY] and request.app[READY][0])
+    return web.json_response({"status": "ready" if ok else "not ready"}, status=200 if ok else 503)
+
+
+def build_app(stubs: GatewayStubs, max_body_bytes: int) -> web.Application:
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[error_middleware])
+    app[STUBS] = stubs
+    app[READY] = [True]
+    app[MAX_BODY_BYTES] = max_body_bytes
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/responses", create_response)
+    app.router.add_post("/v1/embeddings", create_embedding)
+    app.router.add_post("/v1/images/generations", generate_images)
+    app.router.add_post("/v1/videos", create_video)
+    app.router.add_post("/v1/videos/generations", create_video)
+    app.router.add_get("/v1/videos/{video_id}", get_video)
+    app.router.add_get("/v1/videos/{video_id}/content", download_video)
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/health/ready", ready)
+    return app

@@ -1,0 +1,42 @@
+"""Every failure the bridge sees becomes OpenAI's error envelope with the status from the table."""
+
+from __future__ import annotations
+
+import math
+
+import grpc
+import orjson
+from aiohttp import web
+
+from server.errors import GatewayError, InvalidRequest
+from server.rpc_status import from_rpc_error
+from siraya.router.codec.errors import CodecError
+
+
+def as_gateway_error(error: Exception) -> GatewayError:
+    if isinstance(error, GatewayError):
+        return error
+    if isinstance(error, CodecError):
+        return InvalidRequest(error.message, param=error.param, code=error.code)
+    if isinstance(error, grpc.aio.AioRpcError):
+        return from_rpc_error(error)
+    raise TypeError(f"not a gateway failure: {type(error).__name__}")
+
+
+def error_response(error: GatewayError, request_id: str | None = None) -> web.Response:
+    headers: dict[str, str] = {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    return web.Response(
+        status=error.kind.http_status,
+        body=orjson.dumps(error.envelope()),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def error_event(error: GatewayError) -> bytes:
+    """The final SSE event of a chat stream that failed after its first chunk."""
+    return b"data: " + orjson.dumps(error.envelope()) + b"\n\n"

@@ -1,0 +1,136 @@
+"""Gateway keys: how a secret is made, hashed and checked. Storage lives behind KeyStore."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from server.errors import AuthenticationFailed
+
+KEY_PREFIX = "sk-sr-"
+VISIBLE_PREFIX_LENGTH = len(KEY_PREFIX) + 4
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    id: str
+    name: str
+    prefix: str
+    created_at: int
+    expires_at: int | None = None
+    revoked_at: int | None = None
+    allowed_models: tuple[str, ...] = ()
+    credit_limit: float | None = None
+    credit_used: float = 0.0
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    name: str
+    expires_at: int | None = None
+    allowed_models: tuple[str, ...] = ()
+    credit_limit: float | None = None
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+
+
+class KeyStore(Protocol):
+    def insert_key(self, record: KeyRecord, secret_hash: str) -> None: ...
+    def key_by_hash(self, secret_hash: str) -> tuple[KeyRecord, str] | None: ...
+    def key_by_id(self, key_id: str) -> KeyRecord | None: ...
+    def list_keys(self) -> list[KeyRecord]: ...
+    def revoke_key(self, key_id: str, at: int) -> KeyRecord | None: ...
+    def replace_secret(self, key_id: str, prefix: str, secret_hash: str) -> KeyRecord | None: ...
+
+
+def generate_secret() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    # Secrets carry 256 bits of entropy, so a fast hash is enough: nothing to brute-force.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class _CachedKey:
+    record: KeyRecord
+    stored_hash: str
+    fetched_at: float
+
+
+@dataclass
+class KeyManager:
+    """Creates keys and authenticates bearer tokens, with a short positive cache off the store."""
+
+    store: KeyStore
+    cache_ttl: float = 5.0
+    _cache: dict[str, _CachedKey] = field(default_factory=dict)
+
+    def create(self, spec: NewKey) -> tuple[KeyRecord, str]:
+        secret = generate_secret()
+        record = KeyRecord(
+            id="key_" + secrets.token_hex(8),
+            name=spec.name,
+            prefix=secret[:VISIBLE_PREFIX_LENGTH],
+            created_at=int(time.time()),
+            expires_at=spec.expires_at,
+            allowed_models=spec.allowed_models,
+            credit_limit=spec.credit_limit,
+            rpm_limit=spec.rpm_limit,
+            tpm_limit=spec.tpm_limit,
+        )
+        self.store.insert_key(record, hash_secret(secret))
+        return record, secret
+
+    def revoke(self, key_id: str) -> KeyRecord | None:
+        self._cache.clear()
+        return self.store.revoke_key(key_id, int(time.time()))
+
+    def rotate(self, key_id: str) -> tuple[KeyRecord, str] | None:
+        secret = generate_secret()
+        record = self.store.replace_secret(key_id, secret[:VISIBLE_PREFIX_LENGTH], hash_secret(secret))
+        self._cache.clear()
+        return None if record is None else (record, secret)
+
+    def authenticate(self, authorization: str | None) -> KeyRecord:
+        """The key behind an `Authorization: Bearer ...` value, or AuthenticationFailed."""
+        if not authorization:
+            raise AuthenticationFailed(
+                "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+            )
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationFailed("The Authorization header must use Bearer auth.")
+        presented = hash_secret(token)
+        now = time.monotonic()
+        cached = self._cache.get(presented)
+        if cached is None or now - cached.fetched_at > self.cache_ttl:
+            found = self.store.key_by_hash(presented)
+            if found is None:
+                raise AuthenticationFailed(f"Incorrect API key provided: {_mask(token)}.")
+            cached = _CachedKey(found[0], found[1], now)
+            self._cache[presented] = cached
+        if not hmac.compare_digest(cached.stored_hash, presented):
+            raise AuthenticationFailed(f"Incorrect API key provided: {_mask(token)}.")
+        record = cached.record
+        if record.revoked_at is not None:
+            raise AuthenticationFailed("This API key has been revoked.")
+        if record.expires_at is not None and record.expires_at <= time.time():
+            raise AuthenticationFailed("This API key has expired.")
+        return record
+
+
+def _mask(token: str) -> str:
+    """Enough of a presented key for its owner to recognise it, never enough to use it."""
+    if len(token) <= 12:
+        return "***"
+    return f"{token[:6]}***{token[-4:]}"

@@ -1,0 +1,113 @@
+"""Wiring: build the core from config, then serve gRPC and the REST bridge in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from aiohttp import web
+
+from http_bridge.app import READY, build_app
+from http_bridge.stubs import GatewayStubs, stubs_for_channel
+from server.accounts.keys import KeyManager
+from server.accounts.sqlite_store import SqliteStore
+from server.config import GatewayConfig
+from server.gateway import Gateway
+from server.grpc_server import Servicers, build_grpc_server, mark_serving
+from server.inprocess import InProcessStub
+from server.providers.base import Provider
+from server.providers.openai_compat import OpenAICompatibleProvider
+from server.routing.catalogue import Catalogue
+from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, models_pb2, responses_pb2, videos_pb2
+
+logger = logging.getLogger("siraya.server")
+DATABASE_FILE = "siraya.db"
+
+
+def open_store(config: GatewayConfig) -> SqliteStore:
+    return SqliteStore(Path(config.server.data_dir) / DATABASE_FILE)
+
+
+def build_gateway(config: GatewayConfig) -> Gateway:
+    providers: dict[str, Provider] = {
+        name: OpenAICompatibleProvider(provider) for name, provider in config.providers.items()
+    }
+    store = open_store(config)
+    return Gateway(Catalogue(config), providers, KeyManager(store), store)
+
+
+def in_process_stubs(servicers: Servicers) -> GatewayStubs:
+    def stub(servicer: object, module: object, service: str) -> InProcessStub:
+        return InProcessStub(servicer, module.DESCRIPTOR.services_by_name[service])  # type: ignore[attr-defined]
+
+    return GatewayStubs(
+        chat=stub(servicers.chat, chat_pb2, "ChatService"),
+        responses=stub(servicers.responses, responses_pb2, "ResponsesService"),
+        embeddings=stub(servicers.embeddings, embeddings_pb2, "EmbeddingsService"),
+        images=stub(servicers.images, images_pb2, "ImagesService"),
+        models=stub(servicers.models, models_pb2, "ModelsService"),
+        videos=stub(servicers.videos, videos_pb2, "VideosService"),
+    )
+
+
+@dataclass
+class RunningGateway:
+    """A started gateway; `http_port` and `grpc_port` are the bound ports."""
+
+    gateway: Gateway
+    http_port: int
+    grpc_port: int
+    _stack: AsyncExitStack
+    _app: web.Application
+
+    async def stop(self, grace: float = 5.0) -> None:
+        self._app[READY][0] = False
+        await self._stack.aclose()
+
+
+async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None) -> RunningGateway:
+    """Start gRPC and HTTP on the configured host and ports (0 picks free ports)."""
+    stack = AsyncExitStack()
+    gateway = build_gateway(config)
+    stack.push_async_callback(gateway.close)
+    servicers = Servicers(gateway)
+    host = config.server.host
+    server, grpc_port, health_servicer = build_grpc_server(servicers, f"{host}:{config.server.grpc_port}")
+    await server.start()
+    await mark_serving(health_servicer)
+    stack.push_async_callback(server.stop, 1.0)
+    if in_process if in_process is not None else config.server.in_process:
+        stubs = in_process_stubs(servicers)
+    else:
+        channel = grpc.aio.insecure_channel(f"{host}:{grpc_port}")
+        stack.push_async_callback(channel.close)
+        stubs = stubs_for_channel(channel)
+    app = build_app(stubs, config.server.max_body_bytes)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    site = web.TCPSite(runner, host, config.server.http_port, reuse_address=True)
+    await site.start()
+    http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return RunningGateway(gateway, http_port, grpc_port, stack, app)
+
+
+async def serve_forever(config: GatewayConfig) -> None:
+    running = await start_gateway(config)
+    host = config.server.host
+    print(f"Siraya Model Router: REST on http://{host}:{running.http_port}/v1, gRPC on {host}:{running.grpc_port}")
+    print(f"Config: {config.source}; providers: {', '.join(config.providers) or 'none'}; "
+          f"models: {len(config.models)}; data: {config.server.data_dir}")
+    print("Create a key with: siraya-router keys create --name my-app  (or: .venv/bin/python -m server keys create)")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("Shutting down.")
+    await running.stop()

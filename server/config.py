@@ -1,0 +1,303 @@
+"""The gateway's configuration: one YAML file, or embedded defaults when there is none.
+
+A bad file raises ConfigError naming the bad field; the CLI turns that into a clear message and exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+MODEL_KINDS = ("chat", "embedding", "image", "video")
+PROVIDER_TYPES = ("openai",)
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    grpc_port: int = 50051
+    data_dir: str = "./data"
+    max_body_bytes: int = 10 * 1024 * 1024
+    # Single-process mode: the bridge calls the servicers in-process instead of over loopback gRPC.
+    in_process: bool = True
+    # Where a bridge running alone finds the gRPC server.
+    grpc_target: str | None = None
+    admin_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    name: str
+    type: str
+    base_url: str
+    api_key: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    # Whether the upstream serves /responses itself; if not, the gateway translates to chat.
+    native_responses: bool = False
+    connect_timeout: float = 10.0
+    # Longest silence between bytes of a reply.
+    read_timeout: float = 600.0
+    max_connections: int = 256
+    # Serve "<provider>/<model>" for any upstream model, beyond the ones listed under models.
+    passthrough_models: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PricingConfig:
+    input_per_million: float | None = None
+    output_per_million: float | None = None
+    per_image: float | None = None
+    per_video_second: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    id: str
+    provider: str
+    upstream_model: str
+    kind: str = "chat"
+    owned_by: str | None = None
+    context_window: int | None = None
+    pricing: PricingConfig = field(default_factory=PricingConfig)
+    created: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    models: tuple[ModelConfig, ...] = ()
+    source: str = "embedded defaults"
+
+
+# Well-known OpenAI-compatible providers enabled by their API key env var when no config file exists.
+WELL_KNOWN_PROVIDERS: dict[str, tuple[str, str, bool, tuple[tuple[str, str], ...]]] = {
+    # name: (env var, base URL, native /responses, default models as (id, kind))
+    "openai": (
+        "OPENAI_API_KEY",
+        "https://api.openai.com/v1",
+        True,
+        (
+            ("gpt-4o", "chat"),
+            ("gpt-4o-mini", "chat"),
+            ("gpt-4.1", "chat"),
+            ("gpt-4.1-mini", "chat"),
+            ("text-embedding-3-small", "embedding"),
+            ("text-embedding-3-large", "embedding"),
+            ("gpt-image-1", "image"),
+            ("sora-2", "video"),
+        ),
+    ),
+    "groq": ("GROQ_API_KEY", "https://api.groq.com/openai/v1", False, ()),
+    "mistral": ("MISTRAL_API_KEY", "https://api.mistral.ai/v1", False, ()),
+    "deepseek": ("DEEPSEEK_API_KEY", "https://api.deepseek.com/v1", False, (("deepseek-chat", "chat"),)),
+    "together": ("TOGETHER_API_KEY", "https://api.together.xyz/v1", False, ()),
+    "xai": ("XAI_API_KEY", "https://api.x.ai/v1", False, ()),
+}
+
+
+def interpolate_env(value: str, where: str, environ: dict[str, str] | os._Environ[str]) -> str:
+    """Replace ${VAR} and ${VAR:-default}; an unset variable without a default is an error."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set")
+
+    return _ENV_REFERENCE.sub(substitute, value)
+
+
+def load_config(path: str | Path | None, environ: dict[str, str] | None = None) -> GatewayConfig:
+    """Load a YAML file, or build the embedded defaults when `path` is None."""
+    env = os.environ if environ is None else environ
+    if path is None:
+        return default_config(env)
+    file = Path(path)
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {file}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{file}: invalid YAML: {error}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping")
+    return parse_config(raw, env, source=str(file))
+
+
+def default_config(env: dict[str, str] | os._Environ[str]) -> GatewayConfig:
+    providers: dict[str, ProviderConfig] = {}
+    models: list[ModelConfig] = []
+    for name, (env_var, base_url, native_responses, default_models) in WELL_KNOWN_PROVIDERS.items():
+        key = env.get(env_var)
+        if not key:
+            continue
+        providers[name] = ProviderConfig(
+            name=name,
+            type="openai",
+            base_url=base_url,
+            api_key=key,
+            native_responses=native_responses,
+            passthrough_models=True,
+        )
+        for model_id, kind in default_models:
+            models.append(ModelConfig(id=model_id, provider=name, upstream_model=model_id, kind=kind, owned_by=name))
+    return GatewayConfig(providers=providers, models=tuple(models))
+
+
+def parse_config(raw: dict[str, Any], env: dict[str, str] | os._Environ[str], source: str) -> GatewayConfig:
+    unknown = set(raw) - {"server", "providers", "models"}
+    if unknown:
+        raise ConfigError(f"unknown top-level field '{sorted(unknown)[0]}' (expected server, providers, models)")
+    server = _parse_server(raw.get("server") or {}, env)
+    providers = _parse_providers(raw.get("providers") or {}, env)
+    models = _parse_models(raw.get("models") or [], providers)
+    return GatewayConfig(server=server, providers=providers, models=models, source=source)
+
+
+class _Section:
+    """Typed field reads from one mapping, with errors that name the field's path."""
+
+    def __init__(self, data: Any, path: str, env: dict[str, str] | os._Environ[str], allowed: frozenset[str]):
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping")
+        extra = set(data) - allowed
+        if extra:
+            raise ConfigError(f"{path}.{sorted(extra)[0]}: unknown field")
+        self.data, self.path, self.env = data, path, env
+
+    def str(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise ConfigError(f"{self.path}.{key}: required")
+            return default
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.path}.{key}: expected a string")
+        return interpolate_env(value, f"{self.path}.{key}", self.env)
+
+    def number(self, key: str, default: float | None, *, integer: bool = False, minimum: float = 0) -> Any:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if isinstance(value, str):
+            value = interpolate_env(value, f"{self.path}.{key}", self.env)
+            try:
+                value = int(value) if integer else float(value)
+            except ValueError:
+                raise ConfigError(f"{self.path}.{key}: expected a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+            raise ConfigError(f"{self.path}.{key}: expected {'an integer' if integer else 'a number'}")
+        if value < minimum:
+            raise ConfigError(f"{self.path}.{key}: must be >= {minimum}")
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.path}.{key}: expected true or false")
+        return value
+
+
+def _parse_server(data: Any, env: dict[str, str] | os._Environ[str]) -> ServerConfig:
+    section = _Section(data, "server", env, frozenset(ServerConfig.__dataclass_fields__))
+    defaults = ServerConfig()
+    return ServerConfig(
+        host=section.str("host", defaults.host) or defaults.host,
+        http_port=section.number("http_port", defaults.http_port, integer=True),
+        grpc_port=section.number("grpc_port", defaults.grpc_port, integer=True),
+        data_dir=section.str("data_dir", defaults.data_dir) or defaults.data_dir,
+        max_body_bytes=section.number("max_body_bytes", defaults.max_body_bytes, integer=True, minimum=1024),
+        in_process=section.bool("in_process", defaults.in_process),
+        grpc_target=section.str("grpc_target"),
+        admin_key=section.str("admin_key"),
+    )
+
+
+def _parse_providers(data: Any, env: dict[str, str] | os._Environ[str]) -> dict[str, ProviderConfig]:
+    if not isinstance(data, dict):
+        raise ConfigError("providers: expected a mapping of provider name to settings")
+    providers: dict[str, ProviderConfig] = {}
+    for name, settings in data.items():
+        path = f"providers.{name}"
+        section = _Section(settings, path, env, frozenset(ProviderConfig.__dataclass_fields__) - {"name"})
+        provider_type = section.str("type", "openai")
+        if provider_type not in PROVIDER_TYPES:
+            raise ConfigError(f"{path}.type: unknown provider type '{provider_type}' (known: {', '.join(PROVIDER_TYPES)})")
+        base_url = section.str("base_url", required=True) or ""
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{path}.base_url: must be an http:// or https:// URL")
+        headers = settings.get("headers") or {}
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise ConfigError(f"{path}.headers: expected a mapping of header name to string")
+        defaults = ProviderConfig(name=name, type="openai", base_url=base_url)
+        providers[name] = ProviderConfig(
+            name=name,
+            type=provider_type or "openai",
+            base_url=base_url.rstrip("/"),
+            api_key=section.str("api_key"),
+            headers={k: interpolate_env(v, f"{path}.headers.{k}", env) for k, v in headers.items()},
+            native_responses=section.bool("native_responses", defaults.native_responses),
+            connect_timeout=section.number("connect_timeout", defaults.connect_timeout),
+            read_timeout=section.number("read_timeout", defaults.read_timeout),
+            max_connections=section.number("max_connections", defaults.max_connections, integer=True, minimum=1),
+            passthrough_models=section.bool("passthrough_models", defaults.passthrough_models),
+        )
+    return providers
+
+
+def _parse_models(data: Any, providers: dict[str, ProviderConfig]) -> tuple[ModelConfig, ...]:
+    if not isinstance(data, list):
+        raise ConfigError("models: expected a list")
+    models: list[ModelConfig] = []
+    seen: set[str] = set()
+    allowed = frozenset(ModelConfig.__dataclass_fields__)
+    for index, settings in enumerate(data):
+        path = f"models[{index}]"
+        section = _Section(settings, path, {}, allowed)
+        model_id = section.str("id", required=True) or ""
+        if model_id in seen:
+            raise ConfigError(f"{path}.id: duplicate model id '{model_id}'")
+        seen.add(model_id)
+        provider = section.str("provider", required=True) or ""
+        if provider not in providers:
+            raise ConfigError(f"{path}.provider: unknown provider '{provider}'")
+        kind = section.str("kind", "chat") or "chat"
+        if kind not in MODEL_KINDS:
+            raise ConfigError(f"{path}.kind: must be one of {', '.join(MODEL_KINDS)}")
+        pricing = _Section(settings.get("pricing") or {}, f"{path}.pricing", {}, frozenset(PricingConfig.__dataclass_fields__))
+        models.append(
+            ModelConfig(
+                id=model_id,
+                provider=provider,
+                upstream_model=section.str("upstream_model") or model_id,
+                kind=kind,
+                owned_by=section.str("owned_by"),
+                context_window=section.number("context_window", None, integer=True, minimum=1),
+                created=section.number("created", 0, integer=True),
+                pricing=PricingConfig(
+                    input_per_million=pricing.number("input_per_million", None),
+                    output_per_million=pricing.number("output_per_million", None),
+                    per_image=pricing.number("per_image", None),
+                    per_video_second=pricing.number("per_video_second", None),
+                ),
+            )
+        )
+    return tuple(models)

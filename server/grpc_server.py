@@ -1,0 +1,85 @@
+"""The grpc.aio server: every service, plus standard health and reflection."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from server.gateway import Gateway
+from server.services.chat import ChatServicer
+from server.services.embeddings import EmbeddingsServicer
+from server.services.images import ImagesServicer
+from server.services.models import ModelsServicer
+from server.services.responses import ResponsesServicer
+from server.services.videos import VideosServicer
+from siraya.router.v1 import (
+    chat_pb2,
+    chat_pb2_grpc,
+    embeddings_pb2,
+    embeddings_pb2_grpc,
+    images_pb2,
+    images_pb2_grpc,
+    models_pb2,
+    models_pb2_grpc,
+    responses_pb2,
+    responses_pb2_grpc,
+    videos_pb2,
+    videos_pb2_grpc,
+)
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class Servicers:
+    """One instance of every servicer, shared by the gRPC server and the in-process stubs."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.chat = ChatServicer(gateway)
+        self.responses = ResponsesServicer(gateway)
+        self.embeddings = EmbeddingsServicer(gateway)
+        self.images = ImagesServicer(gateway)
+        self.models = ModelsServicer(gateway)
+        self.videos = VideosServicer(gateway)
+
+
+SERVICE_NAMES = tuple(
+    module.DESCRIPTOR.services_by_name[name].full_name
+    for module, name in (
+        (chat_pb2, "ChatService"),
+        (responses_pb2, "ResponsesService"),
+        (embeddings_pb2, "EmbeddingsService"),
+        (images_pb2, "ImagesService"),
+        (models_pb2, "ModelsService"),
+        (videos_pb2, "VideosService"),
+    )
+)
+
+
+def build_grpc_server(servicers: Servicers, address: str) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """A server bound to `address` (host:port; port 0 picks one); returns it with the bound port."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    chat_pb2_grpc.add_ChatServiceServicer_to_server(servicers.chat, server)
+    responses_pb2_grpc.add_ResponsesServiceServicer_to_server(servicers.responses, server)
+    embeddings_pb2_grpc.add_EmbeddingsServiceServicer_to_server(servicers.embeddings, server)
+    images_pb2_grpc.add_ImagesServiceServicer_to_server(servicers.images, server)
+    models_pb2_grpc.add_ModelsServiceServicer_to_server(servicers.models, server)
+    videos_pb2_grpc.add_VideosServiceServicer_to_server(servicers.videos, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind the gRPC server to {address}")
+    return server, port, health_servicer
+
+
+async def mark_serving(health_servicer: health.aio.HealthServicer) -> None:
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

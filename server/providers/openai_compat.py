@@ -1,0 +1,256 @@
+"""The adapter for every upstream that speaks OpenAI's protocol: OpenAI, Groq, Together, vLLM, Ollama, ...
+
+Adding such an upstream is configuration only (base URL, key, headers). One pooled aiohttp
+ClientSession per provider; request and reply bodies go through the shared OpenAI codecs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import aiohttp
+import orjson
+
+from server.config import ProviderConfig
+from server.errors import GatewayError, RequestTimeout, UpstreamError
+from server.providers.base import RequestContext, VideoContent
+from server.providers.responses_via_chat import (
+    ChatStreamToResponseEvents,
+    chat_completion_to_response,
+    response_params_to_chat,
+)
+from server.providers.sse_reader import read_sse
+from server.providers.upstream_errors import classify_http_error
+from siraya.router.codec import chat as chat_codec
+from siraya.router.codec import embeddings as embeddings_codec
+from siraya.router.codec import images as images_codec
+from siraya.router.codec import responses as responses_codec
+from siraya.router.codec import videos as videos_codec
+from siraya.router.codec.errors import CodecError
+from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
+
+T = TypeVar("T")
+_DONE = b"[DONE]"
+_DOWNLOAD_CHUNK_BYTES = 64 * 1024
+
+
+class OpenAICompatibleProvider:
+    """One OpenAI-protocol upstream."""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.name = config.name
+        self.native_responses = config.native_responses
+        self._config = config
+        self._base_url = config.base_url
+        self._secrets = tuple(s for s in (config.api_key,) if s)
+        self._headers = {"Content-Type": "application/json", **config.headers}
+        if config.api_key:
+            self._headers["Authorization"] = f"Bearer {config.api_key}"
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._config.max_connections, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=self._config.connect_timeout, sock_read=self._config.read_timeout
+                ),
+                json_serialize=lambda value: orjson.dumps(value).decode(),
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # transport
+
+    def _request_headers(self, ctx: RequestContext) -> dict[str, str]:
+        if not ctx.forward_headers:
+            return self._headers
+        return {**ctx.forward_headers, **self._headers}
+
+    @staticmethod
+    def _timeout(ctx: RequestContext) -> aiohttp.ClientTimeout | None:
+        if ctx.deadline is None:
+            return None
+        remaining = ctx.deadline - time.monotonic()
+        if remaining <= 0:
+            raise RequestTimeout("The request deadline passed before the upstream call.")
+        return aiohttp.ClientTimeout(total=remaining)
+
+    @asynccontextmanager
+    async def _open(
+        self, method: str, path: str, ctx: RequestContext, body: Any = None, params: dict[str, str] | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        kwargs: dict[str, Any] = {"headers": self._request_headers(ctx)}
+        if body is not None:
+            kwargs["data"] = orjson.dumps(body)
+        if params:
+            kwargs["params"] = params
+        timeout = self._timeout(ctx)
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        try:
+            async with self._client().request(method, self._base_url + path, **kwargs) as response:
+                if response.status >= 400:
+                    error_body = await response.read()
+                    raise classify_http_error(
+                        self.name, response.status, error_body, response.headers.get("Retry-After"), self._secrets
+                    )
+                yield response
+        except GatewayError:
+            raise
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+            raise RequestTimeout(f"Provider '{self.name}' did not answer in time.") from None
+        except (aiohttp.ClientError, OSError) as error:
+            raise UpstreamError(f"Provider '{self.name}' is unreachable or closed the connection ({type(error).__name__}).") from None
+
+    async def _call_json(
+        self, method: str, path: str, ctx: RequestContext, decode: Callable[[Any], T], body: Any = None
+    ) -> T:
+        async with self._open(method, path, ctx, body) as response:
+            raw = await response.read()
+        try:
+            return decode(orjson.loads(raw))
+        except (orjson.JSONDecodeError, CodecError) as error:
+            raise UpstreamError(f"Provider '{self.name}' returned an invalid response: {_describe(error)}") from None
+
+    async def _stream_events(self, path: str, body: Any, ctx: RequestContext) -> AsyncIterator[tuple[str | None, Any]]:
+        """Parsed JSON of each SSE event until [DONE] (or, for typed event streams, until the body ends)."""
+        async with self._open("POST", path, ctx, body) as response:
+            content_type = response.headers.get("Content-Type", "")
+            if "text/event-stream" not in content_type:
+                raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")
+            saw_done = False
+            try:
+                async for event, data in read_sse(response.content):
+                    if data == _DONE:
+                        saw_done = True
+                        break
+                    try:
+                        parsed = orjson.loads(data)
+                    except orjson.JSONDecodeError:
+                        raise UpstreamError(f"Provider '{self.name}' sent a malformed stream event.") from None
+                    if isinstance(parsed, dict) and "error" in parsed and event in (None, "error"):
+                        raise _stream_error(self.name, parsed["error"])
+                    yield event, parsed
+            except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+                raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
+            except aiohttp.ClientPayloadError:
+                raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None
+            if not saw_done and path.endswith("/chat/completions"):
+                raise UpstreamError(f"Provider '{self.name}' ended the stream before [DONE].")
+
+    # chat
+
+    async def chat(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> chat_pb2.ChatCompletion:
+        body = chat_codec.encode_chat_request(params, upstream_model, stream=False)
+        return await self._call_json("POST", "/chat/completions", ctx, chat_codec.decode_chat_completion, body)
+
+    async def stream_chat(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+        body = chat_codec.encode_chat_request(params, upstream_model, stream=True)
+        async for _, parsed in self._stream_events("/chat/completions", body, ctx):
+            try:
+                yield chat_codec.decode_chat_chunk(parsed)
+            except CodecError as error:
+                raise UpstreamError(f"Provider '{self.name}' sent an invalid chunk: {_describe(error)}") from None
+
+    # responses
+
+    async def respond(
+        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
+    ) -> responses_pb2.Response:
+        if self.native_responses:
+            body = responses_codec.encode_response_request(params, upstream_model, stream=False)
+            return await self._call_json("POST", "/responses", ctx, responses_codec.decode_response, body)
+        completion = await self.chat(response_params_to_chat(params), upstream_model, ctx)
+        return chat_completion_to_response(completion, params, new_response_id())
+
+    async def stream_response(
+        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
+    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+        if self.native_responses:
+            body = responses_codec.encode_response_request(params, upstream_model, stream=True)
+            async for _, parsed in self._stream_events("/responses", body, ctx):
+                try:
+                    yield responses_codec.decode_response_event(parsed)
+                except CodecError as error:
+                    raise UpstreamError(f"Provider '{self.name}' sent an invalid event: {_describe(error)}") from None
+            return
+        chat_params = response_params_to_chat(params)
+        chat_params.stream_options.include_usage = True
+        translator = ChatStreamToResponseEvents(params, new_response_id(), int(time.time()))
+        for event in translator.start():
+            yield event
+        async for chunk in self.stream_chat(chat_params, upstream_model, ctx):
+            for event in translator.feed(chunk):
+                yield event
+        for event in translator.finish():
+            yield event
+
+    # embeddings, images, videos
+
+    async def embed(
+        self, params: embeddings_pb2.EmbeddingParams, upstream_model: str, ctx: RequestContext
+    ) -> embeddings_pb2.EmbeddingList:
+        body = embeddings_codec.encode_embedding_request(params, upstream_model)
+        return await self._call_json("POST", "/embeddings", ctx, embeddings_codec.decode_embedding_list, body)
+
+    async def generate_images(
+        self, params: images_pb2.ImageParams, upstream_model: str, ctx: RequestContext
+    ) -> images_pb2.ImagesResult:
+        body = images_codec.encode_image_request(params, upstream_model)
+        return await self._call_json("POST", "/images/generations", ctx, images_codec.decode_images_result, body)
+
+    async def create_video(
+        self, params: videos_pb2.VideoParams, upstream_model: str, ctx: RequestContext
+    ) -> videos_pb2.Video:
+        body = videos_codec.encode_video_request(params, upstream_model)
+        return await self._call_json("POST", "/videos", ctx, videos_codec.decode_video, body)
+
+    async def get_video(self, upstream_id: str, ctx: RequestContext) -> videos_pb2.Video:
+        return await self._call_json("GET", f"/videos/{upstream_id}", ctx, videos_codec.decode_video)
+
+    async def download_video(self, upstream_id: str, variant: str, ctx: RequestContext) -> VideoContent:
+        opened = self._open("GET", f"/videos/{upstream_id}/content", ctx, params={"variant": variant})
+        response = await opened.__aenter__()
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.content.iter_chunked(_DOWNLOAD_CHUNK_BYTES):
+                    yield chunk
+            except aiohttp.ClientError:
+                raise UpstreamError(f"Provider '{self.name}' cut the video download short.") from None
+            finally:
+                await opened.__aexit__(None, None, None)
+
+        return VideoContent(response.headers.get("Content-Type", "application/octet-stream"), chunks())
+
+
+def new_response_id() -> str:
+    import secrets
+
+    return "resp_" + secrets.token_hex(24)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, CodecError):
+        return error.message
+    return "the body is not JSON"
+
+
+def _stream_error(provider: str, error: Any) -> GatewayError:
+    message = error.get("message") if isinstance(error, dict) else None
+    return UpstreamError(f"Provider '{provider}' reported an error mid-stream" + (f": {message}" if message else "."))

@@ -1,0 +1,34 @@
+"""ChatService: chat completions, unary and server-streaming."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from server.gateway import Gateway
+from server.services.base import call_context, streaming_rpc, unary_rpc
+from siraya.router.v1 import chat_pb2, chat_pb2_grpc
+
+
+class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    @unary_rpc
+    async def CreateChatCompletion(
+        self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.CreateChatCompletionResponse:
+        authorization, ctx = call_context(context)
+        key = self._gateway.authenticate(authorization)
+        completion = await self._gateway.chat(request.params, key, ctx)
+        return chat_pb2.CreateChatCompletionResponse(completion=completion)
+
+    @streaming_rpc
+    async def StreamChatCompletion(
+        self, request: chat_pb2.StreamChatCompletionRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
+        authorization, ctx = call_context(context)
+        key = self._gateway.authenticate(authorization)
+        async for chunk in self._gateway.stream_chat(request.params, key, ctx):
+            yield chat_pb2.StreamChatCompletionResponse(chunk=chunk)

@@ -1,0 +1,30 @@
+"""ModelsService: the public catalogue. Listing needs a valid key, as OpenAI's does."""
+
+from __future__ import annotations
+
+import grpc
+
+from server.gateway import Gateway
+from server.services.base import call_context, unary_rpc
+from siraya.router.v1 import models_pb2, models_pb2_grpc
+
+
+class ModelsServicer(models_pb2_grpc.ModelsServiceServicer):
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    @unary_rpc
+    async def ListModels(
+        self, request: models_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> models_pb2.ListModelsResponse:
+        authorization, _ = call_context(context)
+        self._gateway.authenticate(authorization)
+        return models_pb2.ListModelsResponse(data=self._gateway.list_models())
+
+    @unary_rpc
+    async def GetModel(
+        self, request: models_pb2.GetModelRequest, context: grpc.aio.ServicerContext
+    ) -> models_pb2.GetModelResponse:
+        authorization, _ = call_context(context)
+        self._gateway.authenticate(authorization)
+        return models_pb2.GetModelResponse(model=self._gateway.get_model(request.id))

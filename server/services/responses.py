@@ -1,0 +1,34 @@
+"""ResponsesService: the Responses API, unary and server-streaming typed events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from server.gateway import Gateway
+from server.services.base import call_context, streaming_rpc, unary_rpc
+from siraya.router.v1 import responses_pb2, responses_pb2_grpc
+
+
+class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer):
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    @unary_rpc
+    async def CreateResponse(
+        self, request: responses_pb2.CreateResponseRequest, context: grpc.aio.ServicerContext
+    ) -> responses_pb2.CreateResponseResponse:
+        authorization, ctx = call_context(context)
+        key = self._gateway.authenticate(authorization)
+        response = await self._gateway.respond(request.params, key, ctx)
+        return responses_pb2.CreateResponseResponse(response=response)
+
+    @streaming_rpc
+    async def StreamResponse(
+        self, request: responses_pb2.StreamResponseRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[responses_pb2.StreamResponseResponse]:
+        authorization, ctx = call_context(context)
+        key = self._gateway.authenticate(authorization)
+        async for event in self._gateway.stream_response(request.params, key, ctx):
+            yield responses_pb2.StreamResponseResponse(event=event)

@@ -1,0 +1,161 @@
+"""Every gRPC service through generated stubs on a real grpc.aio connection."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from siraya.router.v1 import (
+    chat_pb2,
+    chat_pb2_grpc,
+    embeddings_pb2,
+    embeddings_pb2_grpc,
+    images_pb2,
+    images_pb2_grpc,
+    models_pb2,
+    models_pb2_grpc,
+    responses_pb2,
+    responses_pb2_grpc,
+    videos_pb2,
+    videos_pb2_grpc,
+)
+from tests.e2e.harness import GatewayHarness
+
+
+def chat_params(text: str, model: str = "gpt-test") -> chat_pb2.ChatCompletionParams:
+    return chat_pb2.ChatCompletionParams(
+        model=model, messages=[chat_pb2.ChatMessage(role=chat_pb2.CHAT_ROLE_USER, text=text)]
+    )
+
+
+def run(harness: GatewayHarness, body) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> None:
+        async with grpc.aio.insecure_channel(harness.grpc_target) as channel:
+            await body(channel, (("authorization", f"Bearer {harness.api_key}"),))
+
+    asyncio.run(scenario())
+
+
+def test_health_and_models(harness: GatewayHarness) -> None:
+    async def body(channel: grpc.aio.Channel, auth) -> None:  # type: ignore[no-untyped-def]
+        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        models = models_pb2_grpc.ModelsServiceStub(channel)
+        listed = await models.ListModels(models_pb2.ListModelsRequest(), metadata=auth)
+        assert "gpt-test" in {m.id for m in listed.data}
+        got = await models.GetModel(models_pb2.GetModelRequest(id="embed-test"), metadata=auth)
+        assert got.model.kind == models_pb2.MODEL_KIND_EMBEDDING
+
+    run(harness, body)
+
+
+def test_chat_unary_and_stream(harness: GatewayHarness) -> None:
+    async def body(channel: grpc.aio.Channel, auth) -> None:  # type: ignore[no-untyped-def]
+        chat = chat_pb2_grpc.ChatServiceStub(channel)
+        reply = await chat.CreateChatCompletion(
+            chat_pb2.CreateChatCompletionRequest(params=chat_params("over grpc")), metadata=auth
+        )
+        assert reply.completion.choices[0].message.content == "echo: over grpc"
+        assert reply.completion.provider == "fake"
+        text = ""
+        async for message in chat.StreamChatCompletion(
+            chat_pb2.StreamChatCompletionRequest(params=chat_params("streamed over grpc")), metadata=auth
+        ):
+            for choice in message.chunk.choices:
+                text += choice.delta.content
+        assert text == "echo: streamed over grpc"
+
+    run(harness, body)
+
+
+def test_responses_embeddings_images(harness: GatewayHarness) -> None:
+    async def body(channel: grpc.aio.Channel, auth) -> None:  # type: ignore[no-untyped-def]
+        responses = responses_pb2_grpc.ResponsesServiceStub(channel)
+        params = responses_pb2.ResponseParams(model="gpt-translated", input_text="grpc responses")
+        reply = await responses.CreateResponse(responses_pb2.CreateResponseRequest(params=params), metadata=auth)
+        assert reply.response.output[0].content[0].text == "echo: grpc responses"
+        types = [m.event.type async for m in responses.StreamResponse(
+            responses_pb2.StreamResponseRequest(params=params), metadata=auth)]
+        assert types[0] == "response.created" and types[-1] == "response.completed"
+
+        embeddings = embeddings_pb2_grpc.EmbeddingsServiceStub(channel)
+        result = await embeddings.CreateEmbedding(
+            embeddings_pb2.CreateEmbeddingRequest(
+                params=embeddings_pb2.EmbeddingParams(model="embed-test", text="vector me", dimensions=6)
+            ),
+            metadata=auth,
+        )
+        assert len(result.result.data[0].embedding) == 6
+
+        images = images_pb2_grpc.ImagesServiceStub(channel)
+        generated = await images.GenerateImages(
+            images_pb2.GenerateImagesRequest(params=images_pb2.ImageParams(model="image-test", prompt="dot", n=1)),
+            metadata=auth,
+        )
+        assert len(generated.result.data) == 1
+
+    run(harness, body)
+
+
+def test_video_watch_and_download(harness: GatewayHarness) -> None:
+    async def body(channel: grpc.aio.Channel, auth) -> None:  # type: ignore[no-untyped-def]
+        videos = videos_pb2_grpc.VideosServiceStub(channel)
+        created = await videos.CreateVideo(
+            videos_pb2.CreateVideoRequest(params=videos_pb2.VideoParams(model="video-test", prompt="waves")),
+            metadata=auth,
+        )
+        states = [m.video.status async for m in videos.WatchVideo(
+            videos_pb2.WatchVideoRequest(id=created.video.id, poll_interval=0.01), metadata=auth)]
+        assert states[-1] == "completed" and "in_progress" in states
+        got = await videos.GetVideo(videos_pb2.GetVideoRequest(id=created.video.id), metadata=auth)
+        assert got.video.progress == 100
+        chunks = [m async for m in videos.DownloadVideoContent(
+            videos_pb2.DownloadVideoContentRequest(id=created.video.id), metadata=auth)]
+        assert chunks[0].content_type == "video/mp4"
+        assert b"".join(c.data for c in chunks)[4:8] == b"ftyp"
+
+    run(harness, body)
+
+
+def test_errors_carry_google_rpc_status(harness: GatewayHarness) -> None:
+    async def body(channel: grpc.aio.Channel, auth) -> None:  # type: ignore[no-untyped-def]
+        chat = chat_pb2_grpc.ChatServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await chat.CreateChatCompletion(
+                chat_pb2.CreateChatCompletionRequest(params=chat_params("x", model="missing-model")), metadata=auth
+            )
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        details = dict(caught.value.trailing_metadata())["grpc-status-details-bin"]
+        status = status_pb2.Status.FromString(details)
+        info = error_details_pb2.ErrorInfo()
+        status.details[0].Unpack(info)
+        assert info.domain == "siraya.ai"
+        assert info.metadata["code"] == "model_not_found" and info.metadata["http_status"] == "404"
+
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await chat.CreateChatCompletion(chat_pb2.CreateChatCompletionRequest(params=chat_params("x")))
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    run(harness, body)
+
+
+def test_cancelled_stream_closes_the_upstream_request(harness: GatewayHarness) -> None:
+    before = harness.native.closed_early
+
+    async def body(channel: grpc.aio.Channel, auth) -> None:  # type: ignore[no-untyped-def]
+        chat = chat_pb2_grpc.ChatServiceStub(channel)
+        call = chat.StreamChatCompletion(
+            chat_pb2.StreamChatCompletionRequest(params=chat_params(" ".join(["word"] * 200))),
+            metadata=(*auth, ("x-fake-chunk-delay", "0.05")),
+        )
+        await call.read()
+        call.cancel()
+
+    harness.native.inject_delay = 0.05  # type: ignore[attr-defined]
+    run(harness, body)
+    harness.run(harness.native.wait_closed_early(before + 1, timeout=5))
+    assert harness.native.closed_early >= before + 1

@@ -1,0 +1,78 @@
+"""Configuration loading: env interpolation, defaults, and errors that name the bad field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.config import ConfigError, load_config
+
+GOOD = """
+server: {http_port: 9000}
+providers:
+  local-vllm:
+    base_url: http://127.0.0.1:8000/v1
+    api_key: ${VLLM_KEY}
+    headers: {X-Team: "${TEAM:-core}"}
+models:
+  - {id: llama, provider: local-vllm, upstream_model: meta/llama-3, kind: chat}
+  - {id: embedder, provider: local-vllm, kind: embedding}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_good_config_interpolates_env(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), {"VLLM_KEY": "secret-1"})
+    provider = config.providers["local-vllm"]
+    assert provider.api_key == "secret-1"
+    assert provider.headers == {"X-Team": "core"}
+    assert config.server.http_port == 9000
+    assert [m.upstream_model for m in config.models] == ["meta/llama-3", "embedder"]
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "named"),
+    [
+        (GOOD, {}, "providers.local-vllm.api_key: environment variable VLLM_KEY is not set"),
+        (GOOD.replace("kind: chat", "kind: music"), {"VLLM_KEY": "x"}, "models[0].kind"),
+        (GOOD.replace("provider: local-vllm, upstream", "provider: nope, upstream"), {"VLLM_KEY": "x"}, "models[0].provider"),
+        (GOOD.replace("http_port: 9000", "http_port: nine"), {"VLLM_KEY": "x"}, "server.http_port"),
+        (GOOD.replace("base_url: http://", "base_url: ftp://"), {"VLLM_KEY": "x"}, "providers.local-vllm.base_url"),
+        (GOOD + "extra: 1\n", {"VLLM_KEY": "x"}, "extra"),
+        ("models: [1, 2", {}, "invalid YAML"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path: Path, text: str, env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env)
+    assert named in str(caught.value)
+
+
+def test_embedded_defaults_enable_providers_by_env() -> None:
+    assert load_config(None, {}).providers == {}
+    config = load_config(None, {"OPENAI_API_KEY": "sk-x", "GROQ_API_KEY": "gsk-y"})
+    assert set(config.providers) == {"openai", "groq"}
+    assert config.providers["openai"].native_responses
+    assert any(m.id == "gpt-4o-mini" for m in config.models)
+
+
+def test_cli_refuses_bad_config_with_exit_2(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("kind: chat", "kind: music"))
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "--config", str(path), "serve"],
+        capture_output=True, text=True, timeout=60, env={"VLLM_KEY": "x", "PATH": ""},
+    )
+    assert result.returncode == 2
+    assert "models[0].kind" in result.stderr
+    check = subprocess.run(
+        [sys.executable, "-m", "server", "config", "check", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 2
