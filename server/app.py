@@ -21,7 +21,7 @@ from server.gateway import Gateway
 from server.grpc_server import Servicers, build_grpc_server, mark_serving
 from server.inprocess import InProcessStub
 from server.providers.base import Provider
-from server.providers.openai_compat import OpenAICompatibleProvider
+from server.providers.registry import build_provider
 from server.routing.catalogue import Catalogue
 from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, models_pb2, responses_pb2, videos_pb2
 
@@ -34,9 +34,7 @@ def open_store(config: GatewayConfig) -> SqliteStore:
 
 
 def build_gateway(config: GatewayConfig) -> Gateway:
-    providers: dict[str, Provider] = {
-        name: OpenAICompatibleProvider(provider) for name, provider in config.providers.items()
-    }
+    providers: dict[str, Provider] = {name: build_provider(provider) for name, provider in config.providers.items()}
     store = open_store(config)
     return Gateway(Catalogue(config), providers, KeyManager(store), store)
 

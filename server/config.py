@@ -15,7 +15,7 @@ import yaml
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 MODEL_KINDS = ("chat", "embedding", "image", "video")
-PROVIDER_TYPES = ("openai",)
+PROVIDER_TYPES = ("openai", "anthropic", "gemini")
 
 
 class ConfigError(ValueError):

@@ -18,13 +18,9 @@ import orjson
 from server.config import ProviderConfig
 from server.errors import GatewayError, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext, VideoContent
-from server.providers.responses_via_chat import (
-    ChatStreamToResponseEvents,
-    chat_completion_to_response,
-    response_params_to_chat,
-)
+from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
 from server.providers.sse_reader import read_sse
-from server.providers.upstream_errors import classify_http_error
+from server.providers.upstream_errors import classify_http_error, redact
 from siraya.router.codec import chat as chat_codec
 from siraya.router.codec import embeddings as embeddings_codec
 from siraya.router.codec import images as images_codec
@@ -140,7 +136,7 @@ class OpenAICompatibleProvider:
                     except orjson.JSONDecodeError:
                         raise UpstreamError(f"Provider '{self.name}' sent a malformed stream event.") from None
                     if isinstance(parsed, dict) and "error" in parsed and event in (None, "error"):
-                        raise _stream_error(self.name, parsed["error"])
+                        raise _stream_error(self.name, parsed["error"], self._secrets)
                     yield event, parsed
             except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
                 raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
@@ -175,8 +171,7 @@ class OpenAICompatibleProvider:
         if self.native_responses:
             body = responses_codec.encode_response_request(params, upstream_model, stream=False)
             return await self._call_json("POST", "/responses", ctx, responses_codec.decode_response, body)
-        completion = await self.chat(response_params_to_chat(params), upstream_model, ctx)
-        return chat_completion_to_response(completion, params, new_response_id())
+        return await respond_via_chat(self, params, upstream_model, ctx)
 
     async def stream_response(
         self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
@@ -189,15 +184,7 @@ class OpenAICompatibleProvider:
                 except CodecError as error:
                     raise UpstreamError(f"Provider '{self.name}' sent an invalid event: {_describe(error)}") from None
             return
-        chat_params = response_params_to_chat(params)
-        chat_params.stream_options.include_usage = True
-        translator = ChatStreamToResponseEvents(params, new_response_id(), int(time.time()))
-        for event in translator.start():
-            yield event
-        async for chunk in self.stream_chat(chat_params, upstream_model, ctx):
-            for event in translator.feed(chunk):
-                yield event
-        for event in translator.finish():
+        async for event in stream_response_via_chat(self, params, upstream_model, ctx):
             yield event
 
     # embeddings, images, videos
@@ -239,18 +226,13 @@ class OpenAICompatibleProvider:
         return VideoContent(response.headers.get("Content-Type", "application/octet-stream"), chunks())
 
 
-def new_response_id() -> str:
-    import secrets
-
-    return "resp_" + secrets.token_hex(24)
-
-
 def _describe(error: Exception) -> str:
     if isinstance(error, CodecError):
         return error.message
     return "the body is not JSON"
 
 
-def _stream_error(provider: str, error: Any) -> GatewayError:
+def _stream_error(provider: str, error: Any, secrets: tuple[str, ...]) -> GatewayError:
     message = error.get("message") if isinstance(error, dict) else None
-    return UpstreamError(f"Provider '{provider}' reported an error mid-stream" + (f": {message}" if message else "."))
+    detail = f": {redact(message, secrets)}" if isinstance(message, str) else "."
+    return UpstreamError(f"Provider '{provider}' reported an error mid-stream{detail}")

@@ -174,3 +174,20 @@ def test_stream_cut_before_done_is_an_error_event(harness: GatewayHarness) -> No
         raw = response.read().decode()
     assert response.status_code == 200
     assert '"error"' in raw.split("\n\n")[-2] and "[DONE]" not in raw
+
+
+def test_client_disconnect_mid_stream_cancels_the_upstream_request(harness: GatewayHarness) -> None:
+    before = harness.native.closed_early
+    harness.native.chunk_delay = 0.05
+    try:
+        with httpx.stream(
+            "POST", f"{harness.base_url}/chat/completions", headers={"Authorization": f"Bearer {harness.api_key}"},
+            json={**CHAT, "messages": [{"role": "user", "content": " ".join(["word"] * 200)}], "stream": True},
+        ) as response:
+            first = next(response.iter_lines())
+            assert first.startswith("data: ")
+        harness.run(harness.native.wait_closed_early(before + 1, timeout=5))
+    finally:
+        harness.native.chunk_delay = 0.0
+    assert harness.native.closed_early == before + 1
+    assert_still_serving(harness)

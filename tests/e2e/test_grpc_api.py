@@ -150,12 +150,15 @@ def test_cancelled_stream_closes_the_upstream_request(harness: GatewayHarness) -
         chat = chat_pb2_grpc.ChatServiceStub(channel)
         call = chat.StreamChatCompletion(
             chat_pb2.StreamChatCompletionRequest(params=chat_params(" ".join(["word"] * 200))),
-            metadata=(*auth, ("x-fake-chunk-delay", "0.05")),
+            metadata=auth,
         )
         await call.read()
         call.cancel()
 
-    harness.native.inject_delay = 0.05  # type: ignore[attr-defined]
-    run(harness, body)
-    harness.run(harness.native.wait_closed_early(before + 1, timeout=5))
-    assert harness.native.closed_early >= before + 1
+    harness.native.chunk_delay = 0.05
+    try:
+        run(harness, body)
+        harness.run(harness.native.wait_closed_early(before + 1, timeout=5))
+    finally:
+        harness.native.chunk_delay = 0.0
+    assert harness.native.closed_early == before + 1
