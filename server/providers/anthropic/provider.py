@@ -1,0 +1,211 @@
+"""The Anthropic Messages adapter's I/O: one pooled aiohttp session, POST {base_url}/v1/messages.
+
+`base_url` is the API root without the version, as Anthropic's SDKs take it:
+"https://api.anthropic.com" (the well-known default). A trailing "/v1" is tolerated and not doubled.
+Every request carries `x-api-key`, `anthropic-version: 2023-06-01` and a JSON content type; config
+`headers` override or add to these (an `anthropic-version` or `anthropic-beta` header, say).
+
+The Responses API is served through chat (`respond_via_chat`); Anthropic has no embeddings, image
+or video generation, so those are refused as an unsupported model capability.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import orjson
+
+from server.config import ProviderConfig
+from server.errors import GatewayError, InvalidRequest, RequestTimeout, UpstreamError
+from server.providers.anthropic.errors import error_from_response
+from server.providers.anthropic.request import ANTHROPIC_SUPPORT, resolve_media, to_anthropic
+from server.providers.anthropic.response import AnthropicShapeError, from_anthropic
+from server.providers.anthropic.stream import StreamTranslator
+from server.providers.base import RequestContext, VideoContent
+from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
+from server.providers.param_policy import enforce_chat_support
+from server.providers.sse_reader import read_sse
+from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
+
+__all__ = ["ANTHROPIC_SUPPORT", "ANTHROPIC_VERSION", "DEFAULT_BASE_URL", "AnthropicProvider"]
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+ANTHROPIC_VERSION = "2023-06-01"
+_MESSAGES_PATH = "/v1/messages"
+
+
+def messages_url(base_url: str) -> str:
+    root = base_url.rstrip("/")
+    if root.endswith("/v1"):
+        root = root[:-3]
+    return root + _MESSAGES_PATH
+
+
+class AnthropicProvider:
+    """One Anthropic Messages upstream."""
+
+    native_responses = False
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.name = config.name
+        self._config = config
+        self._url = messages_url(config.base_url or DEFAULT_BASE_URL)
+        self._secrets = tuple(s for s in (config.api_key,) if s)
+        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        if config.api_key:
+            headers["x-api-key"] = config.api_key
+        headers.update((name.lower(), value) for name, value in config.headers.items())
+        self._headers = headers
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._config.max_connections, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=self._config.connect_timeout, sock_read=self._config.read_timeout
+                ),
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # transport
+
+    def _body(self, params: chat_pb2.ChatCompletionParams, upstream_model: str, stream: bool) -> bytes:
+        enforce_chat_support(
+            params,
+            ANTHROPIC_SUPPORT,
+            require_parameters=params.routing.provider.require_parameters,
+            provider=self.name,
+        )
+        return orjson.dumps(to_anthropic(params, upstream_model, stream, resolve_media(params)))
+
+    def _request_headers(self, ctx: RequestContext) -> dict[str, str]:
+        if not ctx.forward_headers:
+            return self._headers
+        return {**ctx.forward_headers, **self._headers}
+
+    @asynccontextmanager
+    async def _post(self, body: bytes, ctx: RequestContext) -> AsyncIterator[aiohttp.ClientResponse]:
+        kwargs: dict[str, Any] = {"data": body, "headers": self._request_headers(ctx)}
+        if ctx.deadline is not None:
+            remaining = ctx.deadline - time.monotonic()
+            if remaining <= 0:
+                raise RequestTimeout("The request deadline passed before the upstream call.")
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=remaining)
+        try:
+            async with self._client().post(self._url, **kwargs) as response:
+                if response.status >= 400:
+                    raise error_from_response(
+                        self.name,
+                        response.status,
+                        await response.read(),
+                        response.headers.get("retry-after"),
+                        self._secrets,
+                    )
+                yield response
+        except GatewayError:
+            raise
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise RequestTimeout(f"Provider '{self.name}' did not answer in time.") from None
+        except (aiohttp.ClientError, OSError) as error:
+            raise UpstreamError(
+                f"Provider '{self.name}' is unreachable or closed the connection ({type(error).__name__})."
+            ) from None
+
+    # chat
+
+    async def chat(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> chat_pb2.ChatCompletion:
+        body = self._body(params, upstream_model, stream=False)
+        async with self._post(body, ctx) as response:
+            raw = await response.read()
+        try:
+            return from_anthropic(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            raise UpstreamError(
+                f"Provider '{self.name}' returned an invalid response: the body is not JSON."
+            ) from None
+        except AnthropicShapeError as error:
+            raise UpstreamError(f"Provider '{self.name}' returned an invalid response: {error}.") from None
+
+    async def stream_chat(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+        body = self._body(params, upstream_model, stream=True)
+        translator = StreamTranslator(
+            self.name, include_usage=params.stream_options.include_usage, secrets=self._secrets
+        )
+        async with self._post(body, ctx) as response:
+            if "text/event-stream" not in response.headers.get("Content-Type", ""):
+                raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")
+            try:
+                async for _, data in read_sse(response.content):
+                    for chunk in translator.feed(orjson.loads(data)):
+                        yield chunk
+            except orjson.JSONDecodeError:
+                raise UpstreamError(f"Provider '{self.name}' sent a malformed stream event.") from None
+            except AnthropicShapeError as error:
+                raise UpstreamError(
+                    f"Provider '{self.name}' sent an invalid stream event: {error}."
+                ) from None
+            except (TimeoutError, aiohttp.ServerTimeoutError):
+                raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
+            except aiohttp.ClientPayloadError:
+                raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None
+        if not translator.finished:
+            raise UpstreamError(f"Provider '{self.name}' ended the stream before message_stop.")
+
+    # responses, through chat
+
+    async def respond(
+        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
+    ) -> responses_pb2.Response:
+        return await respond_via_chat(self, params, upstream_model, ctx)
+
+    async def stream_response(
+        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
+    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+        async for event in stream_response_via_chat(self, params, upstream_model, ctx):
+            yield event
+
+    # capabilities Anthropic does not have
+
+    def _unsupported(self, capability: str) -> InvalidRequest:
+        return InvalidRequest(
+            f"Provider '{self.name}' (Anthropic) does not support {capability}.",
+            param="model",
+            code="unsupported_model_capability",
+        )
+
+    async def embed(
+        self, params: embeddings_pb2.EmbeddingParams, upstream_model: str, ctx: RequestContext
+    ) -> embeddings_pb2.EmbeddingList:
+        raise self._unsupported("embeddings")
+
+    async def generate_images(
+        self, params: images_pb2.ImageParams, upstream_model: str, ctx: RequestContext
+    ) -> images_pb2.ImagesResult:
+        raise self._unsupported("image generation")
+
+    async def create_video(
+        self, params: videos_pb2.VideoParams, upstream_model: str, ctx: RequestContext
+    ) -> videos_pb2.Video:
+        raise self._unsupported("video generation")
+
+    async def get_video(self, upstream_id: str, ctx: RequestContext) -> videos_pb2.Video:
+        raise self._unsupported("video generation")
+
+    async def download_video(self, upstream_id: str, variant: str, ctx: RequestContext) -> VideoContent:
+        raise self._unsupported("video generation")

@@ -1,0 +1,325 @@
+"""A claude-* model end to end: the official OpenAI SDK -> the gateway -> the fake Anthropic upstream."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tests.e2e.anthropic_harness import ANTHROPIC_KEY, UPSTREAM_MODEL, AnthropicGatewayHarness
+from tests.fakes.anthropic_upstream import THINKING_TEXT, AnthropicFault
+
+MODEL = "claude-sonnet"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
+WEATHER_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "celsius": {"type": "integer"}},
+    "required": ["city", "celsius"],
+    "additionalProperties": False,
+}
+WEATHER_TOOL: Any = {
+    "type": "function",
+    "function": {"name": "get_weather", "description": "Weather for a city", "parameters": WEATHER_SCHEMA},
+}
+
+
+@pytest.fixture(scope="module", params=["in_process", "grpc_hop"])
+def gateway(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AnthropicGatewayHarness]:
+    tmp: Path = tmp_path_factory.mktemp(f"anthropic-{request.param}")
+    running = AnthropicGatewayHarness(tmp, in_process=request.param == "in_process")
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def claude(gateway: AnthropicGatewayHarness) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.base_url, api_key=gateway.api_key, max_retries=0, timeout=20)
+
+
+def sent(gateway: AnthropicGatewayHarness) -> dict[str, Any]:
+    body = gateway.upstream.last_json
+    assert isinstance(body, dict)
+    return body
+
+
+def test_chat(claude: openai.OpenAI, gateway: AnthropicGatewayHarness) -> None:
+    completion = claude.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}],
+        temperature=0.2,
+        max_tokens=64,
+    )
+    choice = completion.choices[0]
+    assert choice.message.content == f"Hello from {UPSTREAM_MODEL}! You said: hello there"
+    assert choice.finish_reason == "stop"
+    assert completion.model == MODEL
+    assert completion.usage is not None and completion.usage.total_tokens > 0
+    body = sent(gateway)
+    assert body["system"] == "Be brief."
+    assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hello there"}]}]
+    assert (body["model"], body["max_tokens"], body["temperature"]) == (UPSTREAM_MODEL, 64, 0.2)
+    assert gateway.upstream.requests[-1].headers["x-api-key"] == ANTHROPIC_KEY
+
+
+def test_streaming_with_usage(claude: openai.OpenAI) -> None:
+    chunks = list(
+        claude.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "stream this"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == f"Hello from {UPSTREAM_MODEL}! You said: stream this"
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens > 0
+
+
+def test_reasoning_effort_returns_reasoning(claude: openai.OpenAI, gateway: AnthropicGatewayHarness) -> None:
+    completion = claude.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "think first"}], reasoning_effort="medium"
+    )
+    message = completion.choices[0].message
+    assert getattr(message, "reasoning", None) == THINKING_TEXT
+    assert sent(gateway)["thinking"] == {"type": "enabled", "budget_tokens": 4096}
+
+
+def test_tool_call_round_trip(claude: openai.OpenAI, gateway: AnthropicGatewayHarness) -> None:
+    messages: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = claude.chat.completions.create(
+        model=MODEL, messages=messages, tools=[WEATHER_TOOL], tool_choice="required"
+    )
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls is not None
+    call = choice.message.tool_calls[0]
+    assert call.type == "function"
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "text", "celsius": 1}
+    assert sent(gateway)["tool_choice"] == {"type": "any"}
+    assert sent(gateway)["tools"][0]["input_schema"] == WEATHER_SCHEMA
+
+    messages.append(choice.message.model_dump(exclude_none=True))
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "18C and sunny"})
+    second = claude.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL])
+    assert second.choices[0].message.content == "Tool results: 18C and sunny"
+    assert second.choices[0].finish_reason == "stop"
+    turns = sent(gateway)["messages"]
+    assert [turn["role"] for turn in turns] == ["user", "assistant", "user"]
+    assert turns[1]["content"][-1] == {
+        "type": "tool_use",
+        "id": call.id,
+        "name": "get_weather",
+        "input": {"city": "text", "celsius": 1},
+    }
+    assert turns[2]["content"] == [
+        {
+            "type": "tool_result",
+            "tool_use_id": call.id,
+            "content": [{"type": "text", "text": "18C and sunny"}],
+        }
+    ]
+
+
+def test_streamed_tool_call_arguments_assemble(claude: openai.OpenAI) -> None:
+    stream = claude.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Weather?"}],
+        tools=[WEATHER_TOOL],
+        stream=True,
+    )
+    calls: dict[int, dict[str, str]] = {}
+    finish = None
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        for delta in chunk.choices[0].delta.tool_calls or []:
+            entry = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+            entry["id"] += delta.id or ""
+            if delta.function is not None:
+                entry["name"] += delta.function.name or ""
+                entry["arguments"] += delta.function.arguments or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert finish == "tool_calls"
+    assert list(calls) == [0]
+    assert calls[0]["name"] == "get_weather" and calls[0]["id"].startswith("toolu_")
+    assert json.loads(calls[0]["arguments"]) == {"city": "text", "celsius": 1}
+
+
+def test_images(claude: openai.OpenAI, gateway: AnthropicGatewayHarness) -> None:
+    png = base64.b64encode(PNG).decode()
+    completion = claude.chat.completions.create(
+        model=MODEL,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Compare these"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "https://example.com/cat.jpg", "detail": "low"},
+                    },
+                ],
+            }
+        ],
+    )
+    assert completion.choices[0].message.content is not None
+    assert completion.choices[0].message.content.endswith("[2 image(s)]")
+    blocks = sent(gateway)["messages"][0]["content"]
+    assert blocks[1] == {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": png},
+    }
+    assert blocks[2] == {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}
+
+
+def test_structured_output(claude: openai.OpenAI, gateway: AnthropicGatewayHarness) -> None:
+    completion = claude.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Weather in Paris as JSON"}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "weather", "schema": WEATHER_SCHEMA, "strict": True},
+        },
+    )
+    content = completion.choices[0].message.content
+    assert content is not None
+    assert json.loads(content) == {"city": "text", "celsius": 1}
+    assert completion.choices[0].finish_reason == "stop"
+    assert sent(gateway)["output_config"] == {"format": {"type": "json_schema", "schema": WEATHER_SCHEMA}}
+
+
+def test_responses_streaming_event_order(claude: openai.OpenAI) -> None:
+    events = list(claude.responses.create(model=MODEL, input="stream a response", stream=True))
+    types: list[str] = [event.type for event in events]
+    assert types[0] == "response.created"
+    assert types[-1] == "response.completed"
+    order = [
+        "response.created",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    positions = [types.index(kind) for kind in order]
+    assert positions == sorted(positions), types
+    text = "".join(getattr(e, "delta", "") for e in events if e.type == "response.output_text.delta")
+    assert text == f"Hello from {UPSTREAM_MODEL}! You said: stream a response"
+    completed = events[-1].response  # type: ignore[union-attr]
+    assert completed.status == "completed"
+    assert completed.output_text == text
+
+
+def test_responses_unary(claude: openai.OpenAI) -> None:
+    response = claude.responses.create(model=MODEL, input="hi", instructions="Be brief.")
+    assert response.output_text == f"Hello from {UPSTREAM_MODEL}! You said: hi"
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def test_rate_limit_keeps_retry_after(claude: openai.OpenAI, gateway: AnthropicGatewayHarness) -> None:
+    gateway.upstream.inject(
+        AnthropicFault(
+            status=429, error_type="rate_limit_error", message="slow down", headers={"retry-after": "7"}
+        )
+    )
+    with pytest.raises(openai.RateLimitError) as caught:
+        claude.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.response.headers.get("retry-after") == "7"
+
+
+def test_overloaded_is_a_502(claude: openai.OpenAI, gateway: AnthropicGatewayHarness) -> None:
+    gateway.upstream.inject(AnthropicFault(status=529, error_type="overloaded_error", message="Overloaded"))
+    with pytest.raises(openai.APIStatusError) as caught:
+        claude.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code == 502
+    assert caught.value.type == "upstream_error"
+
+
+def test_upstream_auth_failure_never_shows_the_key(
+    claude: openai.OpenAI, gateway: AnthropicGatewayHarness
+) -> None:
+    gateway.upstream.inject(
+        AnthropicFault(
+            status=401, error_type="authentication_error", message=f"invalid x-api-key {ANTHROPIC_KEY}"
+        )
+    )
+    with pytest.raises(openai.APIStatusError) as caught:
+        claude.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code == 502
+    assert ANTHROPIC_KEY not in caught.value.response.text
+
+
+def test_invalid_request_passes_through_redacted(
+    claude: openai.OpenAI, gateway: AnthropicGatewayHarness
+) -> None:
+    gateway.upstream.inject(
+        AnthropicFault(
+            status=400, error_type="invalid_request_error", message=f"prompt is too long ({ANTHROPIC_KEY})"
+        )
+    )
+    with pytest.raises(openai.BadRequestError) as caught:
+        claude.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert "prompt is too long" in caught.value.message
+    assert ANTHROPIC_KEY not in caught.value.response.text
+
+
+def test_unsupported_parameter_is_a_400(claude: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        claude.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], n=2)
+    assert caught.value.param == "n"
+    assert caught.value.code == "unsupported_parameter"
+
+
+def test_error_event_mid_stream_reaches_the_sdk(
+    claude: openai.OpenAI, gateway: AnthropicGatewayHarness
+) -> None:
+    gateway.upstream.inject(
+        AnthropicFault(error_type="overloaded_error", message="Overloaded", error_after_events=4)
+    )
+    stream = claude.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            received.append(chunk)
+    assert received and received[0].choices[0].delta.role == "assistant"
+
+
+def test_error_event_before_any_chunk_gets_a_real_status(
+    claude: openai.OpenAI, gateway: AnthropicGatewayHarness
+) -> None:
+    gateway.upstream.inject(
+        AnthropicFault(error_type="overloaded_error", message="Overloaded", error_after_events=0)
+    )
+    with pytest.raises(openai.APIStatusError) as caught:
+        list(
+            claude.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+        )
+    assert caught.value.status_code == 502
+
+
+def test_embeddings_are_not_an_anthropic_capability(claude: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        claude.embeddings.create(model="claude-embed", input="hello")
+    assert caught.value.code == "unsupported_model_capability"
+    assert "does not support embeddings" in caught.value.message
