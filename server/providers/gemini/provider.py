@@ -1,0 +1,335 @@
+"""The Google Gemini API adapter: HTTP I/O around the pure translation modules of this package.
+
+Configuration (`type: gemini`): `base_url` is the API root including its version, by default
+`https://generativelanguage.googleapis.com/v1beta` (DEFAULT_BASE_URL, used when base_url is empty);
+`api_key` is sent as the `x-goog-api-key` header, never in the URL. One pooled aiohttp session per
+provider; client media (https image URLs, data: URLs) is inlined through one MediaFetcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from server.config import ProviderConfig
+from server.errors import GatewayError, InvalidRequest, RequestTimeout, UpstreamError
+from server.providers.base import RequestContext, VideoContent
+from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
+from server.providers.gemini import media as media_codec
+from server.providers.gemini import video as video_codec
+from server.providers.gemini.errors import classify_error, error_from_body, parse_google_error
+from server.providers.gemini.request import CHAT_SUPPORT, generate_content_request, media_references
+from server.providers.gemini.response import MalformedResponse, chat_completion
+from server.providers.gemini.stream import ChunkTranslator
+from server.providers.param_policy import enforce_chat_support, requires_parameters
+from server.providers.remote_media import Media, MediaFetcher, sniff_media_type
+from server.providers.sse_reader import read_sse
+from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
+
+__all__ = ["DEFAULT_BASE_URL", "GeminiProvider"]
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
+T = TypeVar("T")
+_DOWNLOAD_CHUNK_BYTES = 64 * 1024
+_MAX_IMAGE_REQUESTS = 10
+_MAX_REDIRECTS = 3
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class GeminiProvider:
+    """One Gemini API upstream (Google AI Studio keys; Vertex AI is a different protocol)."""
+
+    def __init__(self, config: ProviderConfig, *, media_fetcher: MediaFetcher | None = None) -> None:
+        self.name = config.name
+        # Gemini has no Responses API; the gateway's chat-backed translation serves it.
+        self.native_responses = False
+        self._config = config
+        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._origin = _origin(self._base_url)
+        self._secrets = tuple(s for s in (config.api_key,) if s)
+        self._headers = {"Content-Type": "application/json", **config.headers}
+        if config.api_key:
+            self._headers["x-goog-api-key"] = config.api_key
+        self._session: aiohttp.ClientSession | None = None
+        self._fetcher = media_fetcher or MediaFetcher()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._config.max_connections, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=self._config.connect_timeout, sock_read=self._config.read_timeout
+                ),
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        await self._fetcher.close()
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return f"{self._base_url}/{path.lstrip('/')}"
+
+    def _request_headers(self, ctx: RequestContext, with_key: bool = True) -> dict[str, str]:
+        if not with_key:
+            # Another origin gets none of the configured headers: they may hold credentials too.
+            return dict(ctx.forward_headers)
+        return {**ctx.forward_headers, **self._headers} if ctx.forward_headers else self._headers
+
+    @staticmethod
+    def _timeout(ctx: RequestContext) -> aiohttp.ClientTimeout | None:
+        if ctx.deadline is None:
+            return None
+        remaining = ctx.deadline - time.monotonic()
+        if remaining <= 0:
+            raise RequestTimeout("The request deadline passed before the upstream call.")
+        return aiohttp.ClientTimeout(total=remaining)
+
+    @asynccontextmanager
+    async def _open(
+        self,
+        method: str,
+        url: str,
+        ctx: RequestContext,
+        body: Any = None,
+        *,
+        with_key: bool = True,
+        allow_redirects: bool = True,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        kwargs: dict[str, Any] = {
+            "headers": self._request_headers(ctx, with_key),
+            "allow_redirects": allow_redirects,
+        }
+        if body is not None:
+            kwargs["data"] = orjson.dumps(body)
+        timeout = self._timeout(ctx)
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        try:
+            async with self._client().request(method, url, **kwargs) as response:
+                if response.status >= 400:
+                    error_body = await response.read()
+                    raise error_from_body(
+                        self.name,
+                        response.status,
+                        error_body,
+                        response.headers.get("Retry-After"),
+                        self._secrets,
+                    )
+                yield response
+        except GatewayError:
+            raise
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise RequestTimeout(f"Provider '{self.name}' did not answer in time.") from None
+        except (aiohttp.ClientError, OSError) as error:
+            raise UpstreamError(
+                f"Provider '{self.name}' is unreachable or closed the connection ({type(error).__name__})."
+            ) from None
+
+    async def _call_json(self, method: str, path: str, ctx: RequestContext, body: Any = None) -> Any:
+        async with self._open(method, self._url(path), ctx, body) as response:
+            raw = await response.read()
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(
+                f"Provider '{self.name}' returned an invalid response: the body is not JSON."
+            ) from None
+
+    def _decode(self, decode: Callable[[], T]) -> T:
+        try:
+            return decode()
+        except MalformedResponse as error:
+            raise UpstreamError(f"Provider '{self.name}' returned an invalid response: {error}.") from None
+
+    async def _stream_events(self, path: str, body: Any, ctx: RequestContext) -> AsyncIterator[Any]:
+        async with self._open("POST", self._url(path), ctx, body) as response:
+            if "text/event-stream" not in response.headers.get("Content-Type", ""):
+                raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")
+            try:
+                async for _, data in read_sse(response.content):
+                    try:
+                        parsed = orjson.loads(data)
+                    except orjson.JSONDecodeError:
+                        raise UpstreamError(
+                            f"Provider '{self.name}' sent a malformed stream event."
+                        ) from None
+                    if isinstance(parsed, dict) and "error" in parsed:
+                        error = parse_google_error(parsed["error"])
+                        raise classify_error(self.name, error, None, None, self._secrets)
+                    yield parsed
+            except (TimeoutError, aiohttp.ServerTimeoutError):
+                raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
+            except aiohttp.ClientPayloadError:
+                raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None
+
+    # -- chat and responses --------------------------------------------------------------------
+
+    async def _chat_body(self, params: chat_pb2.ChatCompletionParams, upstream_model: str) -> dict[str, Any]:
+        enforce_chat_support(
+            params, CHAT_SUPPORT, require_parameters=requires_parameters(params), provider=self.name
+        )
+        refs = media_references(params)
+        fetched = await asyncio.gather(*(self._fetcher.fetch(ref.url, ref.param) for ref in refs))
+        media = {ref.param: item for ref, item in zip(refs, fetched, strict=True)}
+        return generate_content_request(params, upstream_model, media)
+
+    async def chat(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> chat_pb2.ChatCompletion:
+        body = await self._chat_body(params, upstream_model)
+        path = f"{media_codec.model_path(upstream_model)}:generateContent"
+        data = await self._call_json("POST", path, ctx, body)
+        return self._decode(lambda: chat_completion(data, upstream_model))
+
+    async def stream_chat(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+        body = await self._chat_body(params, upstream_model)
+        path = f"{media_codec.model_path(upstream_model)}:streamGenerateContent?alt=sse"
+        translator = ChunkTranslator(upstream_model, include_usage=params.stream_options.include_usage)
+        async for event in self._stream_events(path, body, ctx):
+            for chunk in self._decode(partial(translator.feed, event)):
+                yield chunk
+        for chunk in self._decode(translator.finish):
+            yield chunk
+
+    async def respond(
+        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
+    ) -> responses_pb2.Response:
+        return await respond_via_chat(self, params, upstream_model, ctx)
+
+    async def stream_response(
+        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
+    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+        async for event in stream_response_via_chat(self, params, upstream_model, ctx):
+            yield event
+
+    # -- embeddings and images -----------------------------------------------------------------
+
+    async def embed(
+        self, params: embeddings_pb2.EmbeddingParams, upstream_model: str, ctx: RequestContext
+    ) -> embeddings_pb2.EmbeddingList:
+        body = media_codec.embed_request(params, upstream_model)
+        path = f"{media_codec.model_path(upstream_model)}:batchEmbedContents"
+        data = await self._call_json("POST", path, ctx, body)
+        return self._decode(lambda: media_codec.embedding_list(data, upstream_model, len(body["requests"])))
+
+    async def generate_images(
+        self, params: images_pb2.ImageParams, upstream_model: str, ctx: RequestContext
+    ) -> images_pb2.ImagesResult:
+        model = media_codec.model_path(upstream_model)
+        if media_codec.is_imagen(upstream_model):
+            data = await self._call_json("POST", f"{model}:predict", ctx, media_codec.imagen_request(params))
+            return self._decode(lambda: media_codec.images_from_imagen(data, params))
+        count = params.n if params.HasField("n") else 1
+        if not 1 <= count <= _MAX_IMAGE_REQUESTS:
+            raise InvalidRequest(f"n must be between 1 and {_MAX_IMAGE_REQUESTS}.", param="n")
+        body = media_codec.gemini_image_request(params)
+        # Gemini image models answer one image per request: n images are n concurrent requests.
+        bodies = await asyncio.gather(
+            *(self._call_json("POST", f"{model}:generateContent", ctx, body) for _ in range(count))
+        )
+        return self._decode(lambda: media_codec.images_from_gemini(list(bodies), params))
+
+    # -- videos --------------------------------------------------------------------------------
+
+    async def _reference_image(self, params: videos_pb2.VideoParams) -> Media | None:
+        if not params.HasField("input_reference"):
+            return None
+        reference = params.input_reference
+        if reference.HasField("image_url"):
+            return await self._fetcher.fetch(reference.image_url, "input_reference.image_url")
+        if reference.data:
+            media_type = reference.mime_type or sniff_media_type(reference.data) or ""
+            if not media_type.startswith("image/"):
+                raise InvalidRequest("input_reference must be an image.", param="input_reference")
+            return Media(data=reference.data, media_type=media_type)
+        raise InvalidRequest(
+            "input_reference must carry the image itself (file ids are not supported by Gemini).",
+            param="input_reference",
+            code="unsupported_parameter",
+        )
+
+    async def create_video(
+        self, params: videos_pb2.VideoParams, upstream_model: str, ctx: RequestContext
+    ) -> videos_pb2.Video:
+        body = video_codec.video_request(params, await self._reference_image(params))
+        path = f"{media_codec.model_path(upstream_model)}:predictLongRunning"
+        data = await self._call_json("POST", path, ctx, body)
+        ref = video_codec.VideoRef(
+            operation=self._decode(lambda: video_codec.operation_name(data)),
+            created_at=int(time.time()),
+            seconds=params.seconds if params.HasField("seconds") else video_codec.DEFAULT_SECONDS,
+            size=params.size if params.HasField("size") else video_codec.DEFAULT_SIZE,
+        )
+        return video_codec.new_video(ref, video_codec.encode_video_id(ref), params)
+
+    async def get_video(self, upstream_id: str, ctx: RequestContext) -> videos_pb2.Video:
+        ref = video_codec.decode_video_id(upstream_id)
+        operation = await self._call_json("GET", ref.operation, ctx)
+        return self._decode(lambda: video_codec.video_from_operation(operation, ref, upstream_id))
+
+    async def _open_download(
+        self, uri: str, ctx: RequestContext
+    ) -> tuple[AbstractAsyncContextManager[aiohttp.ClientResponse], aiohttp.ClientResponse]:
+        """Open the file URI, following redirects by hand so the key never leaves the API's origin."""
+        for _ in range(_MAX_REDIRECTS + 1):
+            opened = self._open("GET", uri, ctx, with_key=_origin(uri) == self._origin, allow_redirects=False)
+            response = await opened.__aenter__()
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or not location:
+                return opened, response
+            await opened.__aexit__(None, None, None)
+            uri = str(URL(uri).join(URL(location)))
+        raise UpstreamError(f"Provider '{self.name}' redirected the video download too many times.")
+
+    async def download_video(self, upstream_id: str, variant: str, ctx: RequestContext) -> VideoContent:
+        if variant not in ("", "video"):
+            raise InvalidRequest(f"Gemini videos have no '{variant}' variant.", param="variant")
+        ref = video_codec.decode_video_id(upstream_id)
+        operation = await self._call_json("GET", ref.operation, ctx)
+        file = self._decode(lambda: video_codec.video_file(operation))
+        if file.data is not None:
+            return VideoContent(file.content_type, _single(file.data))
+        assert file.uri is not None
+        opened, response = await self._open_download(file.uri, ctx)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.content.iter_chunked(_DOWNLOAD_CHUNK_BYTES):
+                    yield chunk
+            except (TimeoutError, aiohttp.ClientError):
+                raise UpstreamError(f"Provider '{self.name}' cut the video download short.") from None
+            finally:
+                await opened.__aexit__(None, None, None)
+
+        content_type = response.headers.get("Content-Type", file.content_type)
+        if content_type.startswith(("application/octet-stream", "binary/")):
+            content_type = file.content_type
+        return VideoContent(content_type, chunks())
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+async def _single(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), _DOWNLOAD_CHUNK_BYTES):
+        yield data[start : start + _DOWNLOAD_CHUNK_BYTES]

@@ -1,0 +1,248 @@
+"""The official OpenAI SDK against the gateway serving gemini-* models from the fake Gemini API."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from tests.e2e.gemini_harness import GEMINI_KEY, GeminiGatewayHarness
+from tests.fakes.gemini_upstream import GeminiFault, GeminiReply, ScriptedCall
+from tests.fakes.openai_upstream.media import TINY_PNG
+
+WEATHER_TOOL: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+@pytest.fixture(scope="module", params=["in_process", "grpc_hop"])
+def gemini(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GeminiGatewayHarness]:
+    harness = GeminiGatewayHarness(
+        tmp_path_factory.mktemp(f"gemini-{request.param}"), in_process=request.param == "in_process"
+    )
+    harness.start()
+    yield harness
+    harness.stop()
+
+
+@pytest.fixture
+def client(gemini: GeminiGatewayHarness) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gemini.base_url, api_key=gemini.api_key, max_retries=0, timeout=20)
+
+
+def test_chat(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None:
+    completion = client.chat.completions.create(
+        model="gemini-flash",
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}],
+        temperature=0.3,
+        max_completion_tokens=50,
+    )
+    assert completion.model == "gemini-flash" and completion.object == "chat.completion"
+    assert completion.choices[0].message.content == "echo: hello there"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None and completion.usage.total_tokens > 0
+    sent = gemini.upstream.requests_to("gemini-2.5-flash:generateContent")[-1]
+    assert sent.headers["x-goog-api-key"] == GEMINI_KEY
+    assert sent.json["systemInstruction"] == {"parts": [{"text": "be brief"}]}
+    assert sent.json["generationConfig"] == {"temperature": 0.3, "maxOutputTokens": 50}
+
+
+def test_chat_streaming_with_usage(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="gemini-flash",
+        messages=[{"role": "user", "content": "stream these four words"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "echo: stream these four words"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        "stop"
+    ]
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+
+
+def test_reasoning_comes_back_with_its_token_count(
+    client: openai.OpenAI, gemini: GeminiGatewayHarness
+) -> None:
+    completion = client.chat.completions.create(
+        model="gemini-3-pro", messages=[{"role": "user", "content": "think first"}], reasoning_effort="high"
+    )
+    message = completion.choices[0].message
+    assert message.content == "echo: think first"
+    assert (message.model_extra or {}).get("reasoning") == "Thinking about: think first"
+    assert completion.usage is not None and completion.usage.completion_tokens_details is not None
+    assert completion.usage.completion_tokens_details.reasoning_tokens == 4
+    sent = gemini.upstream.requests_to("gemini-3-pro-preview:generateContent")[-1].json
+    assert sent["generationConfig"]["thinkingConfig"] == {"thinkingLevel": "high", "includeThoughts": True}
+
+
+def test_tool_call_round_trip(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None:
+    gemini.upstream.script(
+        GeminiReply(calls=[ScriptedCall("get_weather", {"city": "Paris"}, thought_signature="c2lnLXBhcmlz")])
+    )
+    messages: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = client.chat.completions.create(model="gemini-flash", messages=messages, tools=[WEATHER_TOOL])
+    assert first.choices[0].finish_reason == "tool_calls"
+    tool_calls = first.choices[0].message.tool_calls or []
+    call = tool_calls[0]
+    assert call.type == "function" and call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Paris"} and call.id.startswith("call_")
+    messages.append(first.choices[0].message.model_dump(exclude_none=True))
+    messages.append(
+        {"role": "tool", "tool_call_id": call.id, "content": '{"temperature": 21, "sky": "clear"}'}
+    )
+    answer = client.chat.completions.create(model="gemini-flash", messages=messages, tools=[WEATHER_TOOL])
+    assert answer.choices[0].message.content == 'result: [{"temperature":21,"sky":"clear"}]'
+    contents = gemini.upstream.requests_to("gemini-2.5-flash:generateContent")[-1].json["contents"]
+    assert [c["role"] for c in contents] == ["user", "model", "user"]
+    assert contents[1]["parts"][0]["thoughtSignature"] == "c2lnLXBhcmlz"
+    assert contents[2]["parts"][0]["functionResponse"]["name"] == "get_weather"
+
+
+def test_streamed_tool_call(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None:
+    gemini.upstream.script(
+        GeminiReply(text="Let me check.", calls=[ScriptedCall("get_weather", {"city": "Oslo"})])
+    )
+    stream = client.chat.completions.create(
+        model="gemini-flash",
+        messages=[{"role": "user", "content": "Oslo?"}],
+        tools=[WEATHER_TOOL],
+        stream=True,
+    )
+    chunks = list(stream)
+    deltas: list[Any] = [d for c in chunks if c.choices for d in c.choices[0].delta.tool_calls or []]
+    assert [(d.index, d.function.name, d.function.arguments) for d in deltas] == [
+        (0, "get_weather", '{"city":"Oslo"}')
+    ]
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_image_input(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None:
+    url = "data:image/png;base64," + base64.b64encode(TINY_PNG).decode()
+    client.chat.completions.create(
+        model="gemini-flash",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": url}},
+                ],
+            }
+        ],
+    )
+    parts = gemini.upstream.requests_to("gemini-2.5-flash:generateContent")[-1].json["contents"][0]["parts"]
+    assert parts[1] == {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(TINY_PNG).decode()}}
+
+
+def test_structured_output(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+        "required": ["city", "population"],
+        "additionalProperties": False,
+    }
+    completion = client.chat.completions.create(
+        model="gemini-flash",
+        messages=[{"role": "user", "content": "largest city in Norway"}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "city", "schema": schema, "strict": True},
+        },
+    )
+    assert json.loads(completion.choices[0].message.content or "") == {"city": "text", "population": 1}
+    config = gemini.upstream.requests_to("gemini-2.5-flash:generateContent")[-1].json["generationConfig"]
+    assert config == {"responseMimeType": "application/json", "responseJsonSchema": schema}
+
+
+def test_unsupported_parameter_is_a_400_naming_it(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="gemini-flash", messages=[{"role": "user", "content": "x"}], logit_bias={"1": 10}
+        )
+    body: Any = caught.value.body
+    assert body["param"] == "logit_bias" and body["code"] == "unsupported_parameter"
+
+
+def test_upstream_rate_limit_is_a_429(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None:
+    gemini.upstream.inject(
+        GeminiFault(
+            path="*:generateContent", status=429, grpc_status="RESOURCE_EXHAUSTED", retry_delay="3s", times=5
+        )
+    )
+    try:
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.chat.completions.create(model="gemini-flash", messages=[{"role": "user", "content": "x"}])
+    finally:
+        gemini.upstream.clear_faults()
+    assert GEMINI_KEY not in json.dumps(caught.value.body)
+
+
+def test_responses(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None:
+    response = client.responses.create(model="gemini-flash", input="hello responses", instructions="be nice")
+    assert response.status == "completed" and response.output_text == "echo: hello responses"
+    assert response.model == "gemini-flash" and response.usage is not None and response.usage.total_tokens > 0
+    sent = gemini.upstream.requests_to("gemini-2.5-flash:generateContent")[-1].json
+    assert sent["systemInstruction"] == {"parts": [{"text": "be nice"}]}
+
+
+def test_responses_streaming(client: openai.OpenAI) -> None:
+    events = list(client.responses.create(model="gemini-flash", input="stream a response", stream=True))
+    types = [event.type for event in events]
+    assert types[:2] == ["response.created", "response.in_progress"] and types[-1] == "response.completed"
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "echo: stream a response"
+    final: Any = events[-1]
+    assert final.response.output_text == text and final.response.model == "gemini-flash"
+
+
+def test_embeddings(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None:
+    floats = client.embeddings.create(
+        model="gemini-embed", input=["one", "two"], dimensions=6, encoding_format="float"
+    )
+    assert [len(item.embedding) for item in floats.data] == [6, 6] and floats.model == "gemini-embed"
+    packed = client.embeddings.create(model="gemini-embed", input="one", dimensions=6)
+    assert [round(v, 5) for v in packed.data[0].embedding] == [round(v, 5) for v in floats.data[0].embedding]
+    sent = gemini.upstream.requests_to("gemini-embedding-001:batchEmbedContents")[-1].json
+    assert sent["requests"][0]["model"] == "models/gemini-embedding-001"
+
+
+@pytest.mark.parametrize("model", ["imagen", "gemini-image"])
+def test_image_generation(client: openai.OpenAI, model: str) -> None:
+    result = client.images.generate(
+        model=model, prompt="a red square", n=2, size="1024x1024", response_format="b64_json"
+    )
+    images = result.data or []
+    assert len(images) == 2 and base64.b64decode(images[0].b64_json or "") == TINY_PNG
+
+
+def test_video_job_create_poll_download(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None:
+    video = client.videos.create(model="veo", prompt="a cat surfing", seconds="4", size="720x1280")
+    assert video.status == "queued" and video.id.startswith("video_") and video.model == "veo"
+    for _ in range(10):
+        video = client.videos.retrieve(video.id)
+        if video.status == "completed":
+            break
+        time.sleep(0.05)
+    assert video.status == "completed" and video.progress == 100 and video.size == "720x1280"
+    content = client.videos.download_content(video.id)
+    data = content.read()
+    assert content.response.headers["content-type"] == "video/mp4"
+    assert data.startswith(b"\x00\x00\x00\x18ftypmp42") and len(data) > 64 * 1024
+    create = gemini.upstream.requests_to("veo-3.0-generate-001:predictLongRunning")[-1].json
+    assert create["parameters"] == {"durationSeconds": 4, "aspectRatio": "9:16"}
