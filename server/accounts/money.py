@@ -1,0 +1,225 @@
+"""Money as integer micro-dollars, and the pure arithmetic that turns usage into a charge.
+
+Every amount a store keeps is an `int` of micro-dollars (1e-6 USD). Integers add exactly, so the
+ledger sums to the balance change to the cent (and to the micro-dollar). Floats appear only at the
+edges: prices in configuration and the numbers shown to people.
+
+Prices are kept as micro-dollars per million tokens, per image and per video second. A charge is
+computed from whole token counts in integers and rounded *up* once, per request, to a whole
+micro-dollar: the gateway never under-charges, and over-charges by less than 1e-6 USD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from typing import Protocol
+
+__all__ = [
+    "MICROS_PER_USD",
+    "Price",
+    "UsdPricing",
+    "cost_of",
+    "estimate_cost",
+    "image_cost",
+    "micros_to_decimal",
+    "micros_to_usd",
+    "usd_to_micros",
+    "video_cost",
+    "worst_case_completion_tokens",
+]
+
+MICROS_PER_USD = 1_000_000
+TOKENS_PER_MILLION = 1_000_000
+_MICRO = Decimal(1) / MICROS_PER_USD
+
+
+def usd_to_micros(usd: float | int | str | Decimal) -> int:
+    """The nearest whole micro-dollar to a USD amount (half up), read from its decimal text.
+
+    Floats go through `repr`, so `0.1` is 100000 micros, not 100000.00000000001 rounded by luck.
+    """
+    if isinstance(usd, bool):
+        raise TypeError("a USD amount cannot be a bool")
+    value = Decimal(repr(usd)) if isinstance(usd, float) else Decimal(usd)
+    if not value.is_finite():
+        raise ValueError(f"not a finite USD amount: {usd!r}")
+    return int((value * MICROS_PER_USD).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def micros_to_usd(micros: int) -> float:
+    """A float USD amount, for display and for fields that are floats on the wire."""
+    return micros / MICROS_PER_USD
+
+
+def micros_to_decimal(micros: int) -> Decimal:
+    """The exact USD amount."""
+    return Decimal(micros) * _MICRO
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+def _whole(name: str, value: int) -> int:
+    # Prices here are micros; a float is almost always a USD price passed by mistake (1e6 too small).
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int of micro-dollars (use Price.from_usd for USD prices)")
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
+
+
+def cost_of(
+    prompt_tokens: int,
+    completion_tokens: int,
+    input_per_million: int,
+    output_per_million: int,
+    *,
+    cached_tokens: int = 0,
+    cached_input_per_million: int | None = None,
+) -> int:
+    """The charge in micros for a token usage, with prices in micros per million tokens.
+
+    `prompt_tokens` includes `cached_tokens` (OpenAI's usage shape); cached tokens are billed at
+    `cached_input_per_million` when the deployment has such a price, else at the input price.
+    Reasoning tokens are part of `completion_tokens` and billed as output.
+    """
+    prompt = _whole("prompt_tokens", prompt_tokens)
+    completion = _whole("completion_tokens", completion_tokens)
+    cached = min(_whole("cached_tokens", cached_tokens), prompt)
+    input_price = _whole("input_per_million", input_per_million)
+    cached_price = input_price if cached_input_per_million is None else cached_input_per_million
+    total = (
+        (prompt - cached) * input_price
+        + cached * _whole("cached_input_per_million", cached_price)
+        + completion * _whole("output_per_million", output_per_million)
+    )
+    return _ceil_div(total, TOKENS_PER_MILLION)
+
+
+def image_cost(count: int, per_image: int) -> int:
+    """The charge in micros for `count` images at `per_image` micros each."""
+    return _whole("count", count) * _whole("per_image", per_image)
+
+
+def video_cost(seconds: float | int, per_second: int) -> int:
+    """The charge in micros for a video of `seconds` (possibly fractional), rounded up."""
+    if isinstance(seconds, bool) or seconds < 0:
+        raise ValueError("seconds must be a non-negative number")
+    exact = Decimal(repr(seconds) if isinstance(seconds, float) else seconds) * _whole(
+        "per_second", per_second
+    )
+    return int(exact.quantize(Decimal(1), rounding=ROUND_CEILING))
+
+
+def worst_case_completion_tokens(
+    max_tokens: int | None,
+    prompt_tokens: int,
+    *,
+    context_window: int | None = None,
+    default_max_tokens: int = 4096,
+) -> int:
+    """The most completion tokens a request can produce: what a reservation must cover.
+
+    An explicit `max_tokens` wins; otherwise whatever the context window leaves after the prompt;
+    otherwise `default_max_tokens` (a deployment with neither cannot be bounded exactly).
+    """
+    if max_tokens is not None:
+        return max(0, max_tokens)
+    if context_window is not None:
+        return max(0, context_window - prompt_tokens)
+    return default_max_tokens
+
+
+class UsdPricing(Protocol):
+    """Prices in USD floats, as configuration holds them (`server.config.PricingConfig`)."""
+
+    @property
+    def input_per_million(self) -> float | None: ...
+    @property
+    def output_per_million(self) -> float | None: ...
+    @property
+    def per_image(self) -> float | None: ...
+    @property
+    def per_video_second(self) -> float | None: ...
+
+
+def _micros_or_zero(usd: float | None) -> int:
+    return 0 if usd is None else usd_to_micros(usd)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """A deployment's price in micro-dollars: per million tokens, per image, per video second."""
+
+    input_per_million: int = 0
+    output_per_million: int = 0
+    cached_input_per_million: int | None = None
+    per_image: int = 0
+    per_video_second: int = 0
+
+    @classmethod
+    def from_usd(
+        cls,
+        *,
+        input_per_million: float | None = None,
+        output_per_million: float | None = None,
+        cached_input_per_million: float | None = None,
+        per_image: float | None = None,
+        per_video_second: float | None = None,
+    ) -> Price:
+        return cls(
+            input_per_million=_micros_or_zero(input_per_million),
+            output_per_million=_micros_or_zero(output_per_million),
+            cached_input_per_million=(
+                None if cached_input_per_million is None else usd_to_micros(cached_input_per_million)
+            ),
+            per_image=_micros_or_zero(per_image),
+            per_video_second=_micros_or_zero(per_video_second),
+        )
+
+    @classmethod
+    def from_pricing(cls, pricing: UsdPricing) -> Price:
+        """The price of a configured model; a missing price is zero (free)."""
+        return cls.from_usd(
+            input_per_million=pricing.input_per_million,
+            output_per_million=pricing.output_per_million,
+            per_image=pricing.per_image,
+            per_video_second=pricing.per_video_second,
+        )
+
+    def tokens(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> int:
+        """The charge for an actual token usage (also what a cancelled stream produced)."""
+        return cost_of(
+            prompt_tokens,
+            completion_tokens,
+            self.input_per_million,
+            self.output_per_million,
+            cached_tokens=cached_tokens,
+            cached_input_per_million=self.cached_input_per_million,
+        )
+
+    def images(self, count: int) -> int:
+        return image_cost(count, self.per_image)
+
+    def video(self, seconds: float | int) -> int:
+        return video_cost(seconds, self.per_video_second)
+
+
+def estimate_cost(
+    price: Price,
+    prompt_tokens: int,
+    max_tokens: int | None,
+    *,
+    context_window: int | None = None,
+    default_max_tokens: int = 4096,
+) -> int:
+    """The worst-case charge to reserve before the upstream call: prompt + the most it can produce.
+
+    Cached-token discounts are ignored: before the call nobody knows what the cache will hit.
+    """
+    completion = worst_case_completion_tokens(
+        max_tokens, prompt_tokens, context_window=context_window, default_max_tokens=default_max_tokens
+    )
+    return cost_of(prompt_tokens, completion, price.input_per_million, price.output_per_million)

@@ -1,0 +1,216 @@
+"""The contracts every accounts backend meets: keys, credits and the ledger; and rate limits.
+
+    AccountStore   keys, credit reservations and the usage ledger
+      SqliteAccountStore    (sqlite_accounts.py)    embedded default: one file, WAL, several processes
+      PostgresAccountStore  (postgres_accounts.py)  replicas: asyncpg pool, one statement per operation
+    LimitStore     requests and tokens per minute, per key
+      MemoryLimitStore      (memory_limits.py)      in-process default
+      RedisLimitStore       (redis_limits.py)       replicas: one Lua script, one round trip per hit
+
+All money is `int` micro-dollars (see money.py). The same contract suites in
+tests/unit/test_account_store_contract.py and tests/unit/test_limit_store_contract.py run against
+every implementation.
+
+Credits. A request's life is `reserve` (worst case, before the upstream call) then exactly one of
+`settle` (actual usage; also what a cancelled stream produced) or `release` (failure: refund all).
+The first of settle/release for a request id wins; later calls are no-ops that return False, so a
+retry after a timeout can never charge twice. `settle` never refuses: if the actual cost exceeds
+the reservation the key is charged the actual cost, even past its limit, because the tokens were
+spent. A reservation whose request died with its process is released by `release_stale`.
+
+Rate limits use a token bucket per key and dimension (see memory_limits.py for the arithmetic):
+capacity R per minute, refilled continuously at R/60 per second. R back-to-back requests pass,
+then one more every 60/R seconds. `reset_*` is the time until the bucket is full again (OpenAI's
+meaning of x-ratelimit-reset-*); `retry_after` is the time until the refused request would pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from server.accounts.keys import KeyRecord
+
+__all__ = [
+    "AccountStore",
+    "Balance",
+    "LedgerRecord",
+    "LedgerSink",
+    "LedgerStatus",
+    "LimitDecision",
+    "LimitStore",
+    "format_reset",
+]
+
+LedgerStatus = Literal["success", "error", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """A key's credit position in micro-dollars. `limit` None means unlimited."""
+
+    limit: int | None
+    used: int
+    reserved: int
+
+    @property
+    def available(self) -> int | None:
+        return None if self.limit is None else self.limit - self.used - self.reserved
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """One request's usage, success or failure: what GET /v1/generation returns to its key."""
+
+    request_id: str
+    key_id: str
+    created_at: float  # unix seconds
+    model_requested: str
+    status: LedgerStatus
+    http_status: int
+    model_served: str | None = None
+    provider: str | None = None
+    error_code: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_micros: int = 0
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    streamed: bool = False
+
+
+class LedgerSink(Protocol):
+    """Where the LedgerWriter flushes batches."""
+
+    async def append_ledger(self, records: Sequence[LedgerRecord]) -> None: ...
+
+
+class AccountStore(LedgerSink, Protocol):
+    """Keys, credits and the usage ledger behind one async interface.
+
+    Key methods mirror keys.KeyStore. KeyRecord.credit_limit/credit_used are USD floats for display
+    only; `balance` is the authoritative position in micros. `insert_key` converts the record's
+    `credit_limit` with money.usd_to_micros (exact for any amount written with <= 6 decimals).
+    """
+
+    async def insert_key(self, record: KeyRecord, secret_hash: str) -> None: ...
+    async def key_by_hash(self, secret_hash: str) -> tuple[KeyRecord, str] | None: ...
+    async def key_by_id(self, key_id: str) -> KeyRecord | None: ...
+    async def list_keys(self) -> list[KeyRecord]: ...
+    async def revoke_key(self, key_id: str, at: int) -> KeyRecord | None:
+        """Mark revoked (the first revocation time stays); None for an unknown key."""
+        ...
+
+    async def replace_secret(self, key_id: str, prefix: str, secret_hash: str) -> KeyRecord | None:
+        """Rotate: the new record, or None when the key is unknown or revoked (nothing replaced)."""
+        ...
+
+    async def set_credit_limit(self, key_id: str, limit_micros: int | None) -> Balance | None:
+        """Change a key's limit (top-up or cap); None for an unknown key."""
+        ...
+
+    async def reserve(self, key_id: str, request_id: str, amount_micros: int) -> bool:
+        """Hold `amount_micros` for a request, atomically, only if the limit covers it.
+
+        True when limit is None or used + reserved + amount <= limit. False for an unknown key.
+        Reserving an id that already has a reservation changes nothing and answers whether that
+        reservation is still open.
+        """
+        ...
+
+    async def settle(self, key_id: str, request_id: str, actual_micros: int) -> bool:
+        """Release the reservation and charge the actual cost. False if already settled/released."""
+        ...
+
+    async def release(self, key_id: str, request_id: str) -> bool:
+        """Refund the whole reservation. False if there is none open."""
+        ...
+
+    async def release_stale(self, before: float) -> int:
+        """Release open reservations made before `before` (unix seconds); how many were released."""
+        ...
+
+    async def balance(self, key_id: str) -> Balance | None: ...
+    async def ledger_record(self, request_id: str, key_id: str) -> LedgerRecord | None:
+        """The record, only for the key that made the request: another key's id gets None."""
+        ...
+
+    async def ledger_sum(self, key_id: str) -> int:
+        """The total `cost_micros` of a key's ledger records."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LimitDecision:
+    """The outcome of one rate-limit check, with what the x-ratelimit-* headers need.
+
+    A `None` limit means that dimension is unlimited; its remaining is None and its reset 0.
+    """
+
+    allowed: bool
+    limit_requests: int | None
+    remaining_requests: int | None
+    reset_requests_s: float
+    limit_tokens: int | None
+    remaining_tokens: int | None
+    reset_tokens_s: float
+    retry_after_s: float | None = None
+
+    def headers(self) -> dict[str, str]:
+        """OpenAI's rate-limit headers, plus Retry-After (whole seconds, at least 1) on a refusal."""
+        headers: dict[str, str] = {}
+        if self.limit_requests is not None:
+            headers["x-ratelimit-limit-requests"] = str(self.limit_requests)
+            headers["x-ratelimit-remaining-requests"] = str(self.remaining_requests)
+            headers["x-ratelimit-reset-requests"] = format_reset(self.reset_requests_s)
+        if self.limit_tokens is not None:
+            headers["x-ratelimit-limit-tokens"] = str(self.limit_tokens)
+            headers["x-ratelimit-remaining-tokens"] = str(self.remaining_tokens)
+            headers["x-ratelimit-reset-tokens"] = format_reset(self.reset_tokens_s)
+        if not self.allowed and self.retry_after_s is not None:
+            headers["retry-after"] = str(max(1, math.ceil(self.retry_after_s)))
+        return headers
+
+
+UNLIMITED = LimitDecision(True, None, None, 0.0, None, None, 0.0)
+
+
+class LimitStore(Protocol):
+    """Per-key requests-per-minute and tokens-per-minute buckets."""
+
+    async def hit(
+        self, key_id: str, rpm: int | None, tpm: int | None, estimated_tokens: int, now: float
+    ) -> LimitDecision:
+        """Admit one request costing `estimated_tokens`, atomically on both buckets, or refuse it.
+
+        A refusal consumes nothing. A request larger than the whole tpm passes when the token
+        bucket is full and leaves it in debt, so a small tpm never blocks a big request forever.
+        """
+        ...
+
+    async def adjust_tokens(self, key_id: str, delta_tokens: int, now: float) -> None:
+        """Correct the token bucket by actual minus estimated tokens (negative gives tokens back)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def format_reset(seconds: float) -> str:
+    """A duration the way OpenAI writes x-ratelimit-reset-*: "20ms", "1s", "6m0s", "1h2m3.5s"."""
+    millis = max(0, math.ceil(seconds * 1000))
+    if millis < 1000:
+        return f"{millis}ms"
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"

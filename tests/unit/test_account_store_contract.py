@@ -1,0 +1,286 @@
+"""The AccountStore contract, run against every backend: SQLite (embedded) and Postgres (replicas)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from server.accounts.postgres_accounts import PostgresAccountStore
+from server.accounts.sqlite_accounts import SqliteAccountStore
+from server.accounts.store import AccountStore, Balance, LedgerRecord
+from tests.unit.accounts_backends import key_record, ledger_record, postgres_unavailable, temporary_database
+
+
+@dataclass
+class Backend:
+    name: str
+    open: Callable[[], Awaitable[AccountStore]]
+
+
+@pytest.fixture(scope="module")
+def postgres_dsn() -> Iterator[str]:
+    reason = postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with temporary_database() as dsn:
+        yield dsn
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        path = tmp_path / "gateway.db"
+
+        async def open_sqlite() -> AccountStore:
+            return SqliteAccountStore(path)
+
+        return Backend("sqlite", open_sqlite)
+    dsn = request.getfixturevalue("postgres_dsn")
+    schema = "t_" + secrets.token_hex(6)  # each test its own schema in the module's database
+
+    async def open_postgres() -> AccountStore:
+        return await PostgresAccountStore.open(dsn, schema=schema, max_size=4)
+
+    return Backend("postgres", open_postgres)
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[AccountStore]:
+    opened = await backend.open()
+    yield opened
+    await opened.close()
+
+
+async def add_key(store: AccountStore, credit_limit: float | None = None, **kwargs: object) -> str:
+    record, secret_hash = key_record(credit_limit=credit_limit, **kwargs)  # type: ignore[arg-type]
+    await store.insert_key(record, secret_hash)
+    return record.id
+
+
+# keys
+
+
+async def test_key_crud(store: AccountStore) -> None:
+    first, first_hash = key_record(
+        "key_a",
+        created_at=100,
+        allowed_models=("gpt-4o", "claude"),
+        credit_limit=12.5,
+        rpm_limit=60,
+        tpm_limit=1000,
+    )
+    second, second_hash = key_record("key_b", created_at=200)
+    await store.insert_key(second, second_hash)
+    await store.insert_key(first, first_hash)
+
+    assert await store.key_by_id("key_a") == first
+    assert await store.key_by_hash(first_hash) == (first, first_hash)
+    assert await store.key_by_hash("no-such-hash") is None
+    assert await store.key_by_id("key_nope") is None
+    assert [key.id for key in await store.list_keys()] == ["key_a", "key_b"]
+    assert await store.balance("key_a") == Balance(limit=12_500_000, used=0, reserved=0)
+
+
+async def test_revoke_keeps_the_first_time_and_rotation_refuses_revoked_keys(store: AccountStore) -> None:
+    key_id = await add_key(store)
+    rotated = await store.replace_secret(key_id, "sk-sr-new1", "new-hash")
+    assert rotated is not None and rotated.prefix == "sk-sr-new1"
+    assert await store.key_by_hash("hash-" + key_id) is None
+    found = await store.key_by_hash("new-hash")
+    assert found is not None and found[0].id == key_id
+
+    revoked = await store.revoke_key(key_id, 500)
+    assert revoked is not None and revoked.revoked_at == 500
+    again = await store.revoke_key(key_id, 900)
+    assert again is not None and again.revoked_at == 500
+    assert await store.replace_secret(key_id, "sk-sr-new2", "newer-hash") is None
+    assert await store.revoke_key("key_nope", 1) is None
+    assert await store.replace_secret("key_nope", "p", "h") is None
+
+
+# credits
+
+
+async def test_reserve_settle_release_track_the_balance(store: AccountStore) -> None:
+    key_id = await add_key(store, credit_limit=0.001)  # 1000 micros
+    assert await store.reserve(key_id, "r1", 600)
+    assert await store.balance(key_id) == Balance(1000, 0, 600)
+    assert not await store.reserve(key_id, "r2", 500)  # 600 + 500 > 1000
+    assert await store.settle(key_id, "r1", 400)  # actual below the estimate: the rest goes back
+    assert await store.balance(key_id) == Balance(1000, 400, 0)
+    assert await store.reserve(key_id, "r3", 600)  # exactly the limit is allowed
+    assert not await store.reserve(key_id, "r4", 1)
+    assert await store.release(key_id, "r3")  # failure: refund everything
+    balance = await store.balance(key_id)
+    assert balance == Balance(1000, 400, 0) and balance.available == 600
+    record = await store.key_by_id(key_id)
+    assert record is not None and record.credit_used == pytest.approx(0.0004)
+
+
+async def test_settle_and_release_are_idempotent(store: AccountStore) -> None:
+    key_id = await add_key(store, credit_limit=1.0)
+    assert await store.reserve(key_id, "r1", 500)
+    assert await store.settle(key_id, "r1", 300)
+    assert not await store.settle(key_id, "r1", 300)
+    assert not await store.release(key_id, "r1")  # too late: it was settled
+    assert await store.reserve(key_id, "r2", 500)
+    assert await store.release(key_id, "r2")
+    assert not await store.release(key_id, "r2")
+    assert not await store.settle(key_id, "r2", 100)  # released first, so a late settle is a no-op
+    assert not await store.release(key_id, "never-reserved")
+    assert await store.balance(key_id) == Balance(1_000_000, 300, 0)
+
+
+async def test_reserving_the_same_request_twice_holds_once(store: AccountStore) -> None:
+    key_id = await add_key(store, credit_limit=0.001)
+    assert await store.reserve(key_id, "r1", 700)
+    assert await store.reserve(key_id, "r1", 700)  # still open: yes, and nothing more held
+    assert await store.balance(key_id) == Balance(1000, 0, 700)
+    assert await store.settle(key_id, "r1", 700)
+    assert not await store.reserve(key_id, "r1", 10)  # settled: the id cannot be reused
+
+
+async def test_settle_can_exceed_the_reservation_and_the_limit(store: AccountStore) -> None:
+    key_id = await add_key(store, credit_limit=0.001)
+    assert await store.reserve(key_id, "r1", 900)
+    assert await store.settle(key_id, "r1", 1200)  # the tokens were spent: charge them
+    assert await store.balance(key_id) == Balance(1000, 1200, 0)
+    assert not await store.reserve(key_id, "r2", 1)
+
+
+async def test_settle_without_a_reservation_charges_once(store: AccountStore) -> None:
+    key_id = await add_key(store)
+    assert await store.settle(key_id, "r1", 250)
+    assert not await store.settle(key_id, "r1", 250)
+    assert await store.balance(key_id) == Balance(None, 250, 0)
+
+
+async def test_unlimited_keys_always_reserve(store: AccountStore) -> None:
+    key_id = await add_key(store)
+    assert await store.reserve(key_id, "r1", 10**15)
+    assert await store.balance(key_id) == Balance(None, 0, 10**15)
+    assert await store.settle(key_id, "r1", 42)
+    balance = await store.balance(key_id)
+    assert balance == Balance(None, 42, 0) and balance.available is None
+
+
+async def test_unknown_keys_hold_nothing(store: AccountStore) -> None:
+    assert not await store.reserve("key_nope", "r1", 1)
+    assert not await store.settle("key_nope", "r1", 1)
+    assert await store.balance("key_nope") is None
+    assert await store.set_credit_limit("key_nope", 5) is None
+
+
+async def test_negative_amounts_are_rejected(store: AccountStore) -> None:
+    key_id = await add_key(store)
+    with pytest.raises(ValueError):
+        await store.reserve(key_id, "r1", -1)
+    with pytest.raises(ValueError):
+        await store.settle(key_id, "r1", -1)
+
+
+async def test_set_credit_limit_tops_up_and_removes_the_limit(store: AccountStore) -> None:
+    key_id = await add_key(store, credit_limit=0.000_5)
+    assert await store.reserve(key_id, "r1", 500)
+    assert not await store.reserve(key_id, "r2", 500)
+    assert await store.set_credit_limit(key_id, 1000) == Balance(1000, 0, 500)
+    assert await store.reserve(key_id, "r2", 500)
+    assert await store.set_credit_limit(key_id, None) == Balance(None, 0, 1000)
+    record = await store.key_by_id(key_id)
+    assert record is not None and record.credit_limit is None
+
+
+async def test_release_stale_frees_reservations_of_dead_requests(store: AccountStore) -> None:
+    first, second = await add_key(store, credit_limit=0.001), await add_key(store, credit_limit=0.001)
+    assert await store.reserve(first, "old-1", 300)
+    assert await store.reserve(second, "old-2", 400)
+    cutoff = time.time() + 0.001
+    await asyncio.sleep(0.01)
+    assert await store.reserve(first, "new", 200)
+    assert await store.release_stale(cutoff) == 2
+    assert await store.balance(first) == Balance(1000, 0, 200)
+    assert await store.balance(second) == Balance(1000, 0, 0)
+    assert not await store.settle(first, "old-1", 300)  # released: a late settle charges nothing
+    assert await store.release_stale(cutoff) == 0
+
+
+async def test_concurrent_reserves_never_overspend(store: AccountStore) -> None:
+    key_id = await add_key(store, credit_limit=0.007)
+    outcomes = await asyncio.gather(*(store.reserve(key_id, f"r{i}", 1000) for i in range(40)))
+    assert sum(outcomes) == 7
+    assert await store.balance(key_id) == Balance(7000, 0, 7000)
+
+
+# ledger
+
+
+async def test_ledger_records_belong_to_their_key(store: AccountStore) -> None:
+    owner, other = await add_key(store), await add_key(store)
+    full = LedgerRecord(
+        request_id="req-1",
+        key_id=owner,
+        created_at=1_700_000_123.25,
+        model_requested="auto",
+        status="cancelled",
+        http_status=200,
+        model_served="gpt-4o-2024-08-06",
+        provider="openai",
+        error_code="client_cancelled",
+        prompt_tokens=1200,
+        completion_tokens=345,
+        cached_tokens=1024,
+        reasoning_tokens=128,
+        cost_micros=9_876,
+        latency_ms=812.5,
+        ttft_ms=95.25,
+        streamed=True,
+    )
+    failed = ledger_record(owner, "req-2", ok=False)
+    await store.append_ledger([full, failed])
+    await store.append_ledger([replace(full, cost_micros=1)])  # a retried batch changes nothing
+    await store.append_ledger([])
+
+    assert await store.ledger_record("req-1", owner) == full
+    assert await store.ledger_record("req-2", owner) == failed
+    assert await store.ledger_record("req-1", other) is None
+    assert await store.ledger_record("req-404", owner) is None
+    # Another key may use the same request id without touching the first key's record.
+    await store.append_ledger([ledger_record(other, "req-1", cost_micros=5)])
+    assert await store.ledger_record("req-1", owner) == full
+
+
+async def test_ledger_sums_per_key(store: AccountStore) -> None:
+    first, second = await add_key(store), await add_key(store)
+    await store.append_ledger([ledger_record(first, f"r{i}", cost_micros=1_000_001 * i) for i in range(10)])
+    await store.append_ledger([ledger_record(second, "r1", cost_micros=7)])
+    assert await store.ledger_sum(first) == 45_000_045
+    assert await store.ledger_sum(second) == 7
+    assert await store.ledger_sum("key_nope") == 0
+
+
+async def test_everything_survives_reopening(backend: Backend) -> None:
+    store = await backend.open()
+    record, secret_hash = key_record(credit_limit=2.0, allowed_models=("m",))
+    await store.insert_key(record, secret_hash)
+    assert await store.reserve(record.id, "r1", 300_000)
+    assert await store.reserve(record.id, "r2", 500_000)
+    assert await store.settle(record.id, "r1", 250_000)
+    await store.append_ledger([ledger_record(record.id, "r1", cost_micros=250_000)])
+    await store.close()
+
+    reopened = await backend.open()
+    try:
+        assert await reopened.key_by_hash(secret_hash) == (replace(record, credit_used=0.25), secret_hash)
+        assert await reopened.balance(record.id) == Balance(2_000_000, 250_000, 500_000)
+        assert await reopened.ledger_sum(record.id) == 250_000
+        assert not await reopened.settle(record.id, "r1", 250_000)
+        assert await reopened.settle(record.id, "r2", 100_000)
+        assert await reopened.balance(record.id) == Balance(2_000_000, 350_000, 0)
+    finally:
+        await reopened.close()
