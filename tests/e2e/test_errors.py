@@ -57,7 +57,7 @@ def test_invalid_parameters_are_400_with_param(harness: GatewayHarness, body: di
 
 
 def test_malformed_json_is_400(harness: GatewayHarness) -> None:
-    response = post(harness, "/chat/completions", content=b'{"model": "gpt-test", "messages": [', headers={})
+    response = post(harness, "/chat/completions", content=b'{"model": "gpt-test", "messages": [')
     assert_error(response, 400, "invalid_request_error", "invalid_json")
     assert_still_serving(harness)
 
@@ -173,7 +173,7 @@ def test_stream_cut_before_done_is_an_error_event(harness: GatewayHarness) -> No
     ) as response:
         raw = response.read().decode()
     assert response.status_code == 200
-    assert '"error"' in raw.split("\n\n")[-2] and "[DONE]" not in raw
+    assert '"error"' in raw.split("\n\n")[-2] and "data: [DONE]" not in raw
 
 
 def test_client_disconnect_mid_stream_cancels_the_upstream_request(harness: GatewayHarness) -> None:
