@@ -8,15 +8,25 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from server.accounts.keys import KeyManager, KeyRecord
+from server.accounts.metering import Consumption, Demand, Metering
 from server.accounts.sqlite_store import SqliteStore, VideoJob
-from server.errors import NotFound, PermissionDenied
+from server.errors import NoAvailableProvider, NotFound, PermissionDenied
+from server.gateway_usage import (
+    chat_demand,
+    fold_chunk,
+    fold_response_event,
+    response_consumption,
+    response_demand,
+    usage_consumption,
+    video_seconds,
+)
 from server.providers.base import Provider, RequestContext, VideoContent
-from server.routing.catalogue import Catalogue, CatalogueEntry, Deployment, entry_to_proto
-from server.routing.router import candidates
+from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
+from server.routing.dispatch import Dispatcher, Route
 from siraya.router.v1 import (
     chat_pb2,
     common_pb2,
@@ -31,39 +41,103 @@ VIDEO_TERMINAL_STATES = frozenset({"completed", "failed"})
 MIN_VIDEO_POLL_SECONDS = 0.05
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    entry: CatalogueEntry
-    deployment: Deployment
-    provider: Provider
+Result = TypeVar("Result")
 
 
 class Gateway:
     def __init__(
-        self, catalogue: Catalogue, providers: dict[str, Provider], keys: KeyManager, store: SqliteStore
+        self,
+        catalogue: Catalogue,
+        providers: dict[str, Provider],
+        keys: KeyManager,
+        store: SqliteStore,
+        *,
+        dispatcher: Dispatcher | None = None,
+        metering: Metering | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.providers = providers
         self.keys = keys
         self.store = store
-        self._provider_names = set(providers)
+        self.dispatcher = dispatcher or Dispatcher(providers)
+        self.metering = metering or Metering()
 
     async def close(self) -> None:
         for provider in self.providers.values():
             await provider.close()
+        await self.metering.close()
         self.store.close()
 
     def authenticate(self, authorization: str | None) -> KeyRecord:
         return self.keys.authenticate(authorization)
 
-    def _route(self, model: str, kind: str, routing: common_pb2.Routing, key: KeyRecord) -> Route:
+    def _entry(self, model: str, kind: str, key: KeyRecord) -> CatalogueEntry:
         entry = self.catalogue.resolve(model, kind)
         if key.allowed_models and entry.id not in key.allowed_models:
             raise PermissionDenied(
                 f"This key is not allowed to use the model '{entry.id}'.", param="model", code="model_not_allowed"
             )
-        deployment = candidates(entry, routing, self._provider_names)[0]
-        return Route(entry, deployment, self.providers[deployment.provider])
+        return entry
+
+    async def _unary(
+        self,
+        kind: str,
+        model: str,
+        routing: common_pb2.Routing,
+        demand: Demand,
+        key: KeyRecord,
+        ctx: RequestContext,
+        call: Callable[[Route], Awaitable[Result]],
+        consumed: Callable[[Result], Consumption],
+    ) -> tuple[Result, Route, float | None]:
+        """Admit, dispatch and settle one unary request: (result, the route that served it, cost)."""
+        entry = self._entry(model, kind, key)
+        meter = await self.metering.admit(key, entry, demand, ctx)
+        try:
+            result, route = await self.dispatcher.unary(entry, routing, ctx, call)
+        except BaseException as error:
+            await meter.fail(error)
+            raise
+        consumption = consumed(result)
+        cost = await meter.settle(route.deployment, consumption)
+        _record(ctx, route, consumption, cost)
+        return result, route, cost
+
+    async def _stream(
+        self,
+        kind: str,
+        model: str,
+        routing: common_pb2.Routing,
+        demand: Demand,
+        key: KeyRecord,
+        ctx: RequestContext,
+        call: Callable[[Route], AsyncIterator[Result]],
+        consumed: Callable[[Result, Consumption], None],
+    ) -> AsyncIterator[tuple[Result, Route]]:
+        """Admit, dispatch and settle one stream; `consumed` folds each item into the running total.
+
+        A client that goes away cancels the stream: what was produced until then is still settled.
+        """
+        entry = self._entry(model, kind, key)
+        meter = await self.metering.admit(key, entry, demand, ctx)
+        total = Consumption()
+        route: Route | None = None
+        try:
+            async for item, route in self.dispatcher.stream(entry, routing, ctx, call):
+                if ctx.outcome.first_item_at is None:
+                    ctx.outcome.first_item_at = time.monotonic()
+                consumed(item, total)
+                yield item, route
+        except BaseException as error:
+            if route is None or not isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+                await meter.fail(error)
+                raise
+            _record(ctx, route, total, await meter.settle(route.deployment, total))
+            raise
+        if route is None:
+            await meter.fail(NoAvailableProvider("The stream ended before it started."))
+            return
+        _record(ctx, route, total, await meter.settle(route.deployment, total))
 
     # models
 
@@ -78,20 +152,28 @@ class Gateway:
     async def chat(
         self, params: chat_pb2.ChatCompletionParams, key: KeyRecord, ctx: RequestContext
     ) -> chat_pb2.ChatCompletion:
-        route = self._route(params.model, "chat", params.routing, key)
-        completion = await route.provider.chat(params, route.deployment.upstream_model, ctx)
+        completion, route, cost = await self._unary(
+            "chat", params.model, params.routing, chat_demand(params), key, ctx,
+            lambda route: route.provider.chat(params, route.deployment.upstream_model, ctx),
+            lambda completion: usage_consumption(completion.usage),
+        )
         completion.model = route.entry.id
         completion.provider = route.deployment.provider
+        if cost is not None and completion.HasField("usage"):
+            completion.usage.cost = cost
         return completion
 
     async def stream_chat(
         self, params: chat_pb2.ChatCompletionParams, key: KeyRecord, ctx: RequestContext
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
-        route = self._route(params.model, "chat", params.routing, key)
-        model, provider_name = route.entry.id, route.deployment.provider
-        async for chunk in route.provider.stream_chat(params, route.deployment.upstream_model, ctx):
-            chunk.model = model
-            chunk.provider = provider_name
+        stream = self._stream(
+            "chat", params.model, params.routing, chat_demand(params), key, ctx,
+            lambda route: route.provider.stream_chat(params, route.deployment.upstream_model, ctx),
+            fold_chunk,
+        )
+        async for chunk, route in stream:
+            chunk.model = route.entry.id
+            chunk.provider = route.deployment.provider
             yield chunk
 
     # responses
@@ -99,21 +181,29 @@ class Gateway:
     async def respond(
         self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
     ) -> responses_pb2.Response:
-        route = self._route(params.model, "chat", params.routing, key)
-        response = await route.provider.respond(params, route.deployment.upstream_model, ctx)
+        response, route, cost = await self._unary(
+            "chat", params.model, params.routing, response_demand(params), key, ctx,
+            lambda route: route.provider.respond(params, route.deployment.upstream_model, ctx),
+            lambda response: response_consumption(response.usage),
+        )
         response.model = route.entry.id
         response.provider = route.deployment.provider
+        if cost is not None and response.HasField("usage"):
+            response.usage.cost = cost
         return response
 
     async def stream_response(
         self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
     ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
-        route = self._route(params.model, "chat", params.routing, key)
-        model, provider_name = route.entry.id, route.deployment.provider
-        async for event in route.provider.stream_response(params, route.deployment.upstream_model, ctx):
+        stream = self._stream(
+            "chat", params.model, params.routing, response_demand(params), key, ctx,
+            lambda route: route.provider.stream_response(params, route.deployment.upstream_model, ctx),
+            fold_response_event,
+        )
+        async for event, route in stream:
             if event.HasField("response"):
-                event.response.model = model
-                event.response.provider = provider_name
+                event.response.model = route.entry.id
+                event.response.provider = route.deployment.provider
             yield event
 
     # embeddings and images
@@ -121,19 +211,29 @@ class Gateway:
     async def embed(
         self, params: embeddings_pb2.EmbeddingParams, key: KeyRecord, ctx: RequestContext
     ) -> embeddings_pb2.EmbeddingList:
-        route = self._route(params.model, "embedding", params.routing, key)
-        result = await route.provider.embed(params, route.deployment.upstream_model, ctx)
+        result, route, cost = await self._unary(
+            "embedding", params.model, params.routing, Demand(), key, ctx,
+            lambda route: route.provider.embed(params, route.deployment.upstream_model, ctx),
+            lambda result: usage_consumption(result.usage),
+        )
         result.model = route.entry.id
         result.provider = route.deployment.provider
+        if cost is not None and result.HasField("usage"):
+            result.usage.cost = cost
         return result
 
     async def generate_images(
         self, params: images_pb2.ImageParams, key: KeyRecord, ctx: RequestContext
     ) -> images_pb2.ImagesResult:
-        route = self._route(params.model, "image", params.routing, key)
-        result = await route.provider.generate_images(params, route.deployment.upstream_model, ctx)
+        result, route, cost = await self._unary(
+            "image", params.model, params.routing, Demand(images=params.n if params.HasField("n") else 1), key, ctx,
+            lambda route: route.provider.generate_images(params, route.deployment.upstream_model, ctx),
+            lambda result: Consumption(images=len(result.data)),
+        )
         result.model = route.entry.id
         result.provider = route.deployment.provider
+        if cost is not None:
+            result.usage.cost = cost
         return result
 
     # videos: jobs belong to the key that created them; any other key sees a 404
@@ -141,8 +241,11 @@ class Gateway:
     async def create_video(
         self, params: videos_pb2.VideoParams, key: KeyRecord, ctx: RequestContext
     ) -> videos_pb2.Video:
-        route = self._route(params.model, "video", params.routing, key)
-        video = await route.provider.create_video(params, route.deployment.upstream_model, ctx)
+        video, route, _ = await self._unary(
+            "video", params.model, params.routing, Demand(video_seconds=video_seconds(params)), key, ctx,
+            lambda route: route.provider.create_video(params, route.deployment.upstream_model, ctx),
+            lambda video: Consumption(video_seconds=video_seconds(params)),
+        )
         job = VideoJob(
             id="video_" + secrets.token_hex(16),
             key_id=key.id,
@@ -182,6 +285,17 @@ class Gateway:
     async def download_video(self, video_id: str, variant: str, key: KeyRecord, ctx: RequestContext) -> VideoContent:
         job, provider = self._owned_job(video_id, key)
         return await provider.download_video(job.upstream_id, variant, ctx)
+
+
+def _record(ctx: RequestContext, route: Route, consumption: Consumption, cost: float | None) -> None:
+    outcome = ctx.outcome
+    outcome.model = route.entry.id
+    outcome.provider = route.deployment.provider
+    outcome.prompt_tokens = consumption.prompt_tokens
+    outcome.completion_tokens = consumption.completion_tokens
+    outcome.cached_tokens = consumption.cached_tokens
+    outcome.reasoning_tokens = consumption.reasoning_tokens
+    outcome.cost = cost
 
 
 def _stamp_video(video: videos_pb2.Video, job: VideoJob) -> videos_pb2.Video:

@@ -14,6 +14,21 @@ from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2
 
 
 @dataclass(slots=True)
+class Outcome:
+    """What served a request and what it consumed, filled in by the gateway for logs and metrics."""
+
+    model: str | None = None
+    provider: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: float | None = None
+    # `time.monotonic()` when the first stream item was ready to send.
+    first_item_at: float | None = None
+
+
+@dataclass(slots=True)
 class RequestContext:
     """What a request carries besides its params: who asked, and how long it may take."""
 
@@ -23,6 +38,7 @@ class RequestContext:
     deadline: float | None = None
     # Headers to forward to the upstream (request id, traceparent).
     forward_headers: dict[str, str] = field(default_factory=dict)
+    outcome: Outcome = field(default_factory=Outcome)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,54 @@
+"""Credits, rate limits, moderation and the ledger around one request.
+
+The gateway asks `Metering.admit` before any upstream call (it may refuse with 402, 403 or 429),
+then settles the returned `Meter` exactly once: `settle` with what was consumed, or `fail`.
+This foundation version admits everything and records nothing; accounts (issue #5) fill it in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.accounts.keys import KeyRecord
+from server.providers.base import RequestContext
+from server.routing.catalogue import CatalogueEntry, Deployment
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """The worst case a request may consume, known before the upstream call."""
+
+    prompt_tokens: int = 0
+    max_output_tokens: int = 0
+    images: int = 0
+    video_seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class Consumption:
+    """What a request actually consumed, from upstream usage or counted."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    images: int = 0
+    video_seconds: float = 0.0
+
+
+class Meter:
+    """One admitted request. Settle it once; `cost` is what was charged, in USD."""
+
+    async def settle(self, deployment: Deployment, consumed: Consumption) -> float | None:
+        return None
+
+    async def fail(self, error: BaseException) -> None:
+        return None
+
+
+class Metering:
+    async def admit(self, key: KeyRecord, entry: CatalogueEntry, demand: Demand, ctx: RequestContext) -> Meter:
+        return Meter()
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,85 @@
+"""What a request may consume (Demand) and did consume (Consumption), read off the protos."""
+
+from __future__ import annotations
+
+from server.accounts.metering import Consumption, Demand
+from siraya.router.v1 import chat_pb2, common_pb2, responses_pb2, videos_pb2
+
+# Without a tokenizer for the model, a token is taken as four bytes of request: OpenAI's own rule of thumb.
+BYTES_PER_TOKEN = 4
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+DEFAULT_VIDEO_SECONDS = 4.0
+
+
+def estimate_tokens(byte_count: int) -> int:
+    return -(-byte_count // BYTES_PER_TOKEN)
+
+
+def chat_demand(params: chat_pb2.ChatCompletionParams) -> Demand:
+    if params.HasField("max_completion_tokens"):
+        max_output = params.max_completion_tokens
+    elif params.HasField("max_tokens"):
+        max_output = params.max_tokens
+    else:
+        max_output = DEFAULT_MAX_OUTPUT_TOKENS
+    choices = params.n if params.HasField("n") and params.n > 0 else 1
+    return Demand(prompt_tokens=estimate_tokens(params.ByteSize()), max_output_tokens=max_output * choices)
+
+
+def response_demand(params: responses_pb2.ResponseParams) -> Demand:
+    max_output = params.max_output_tokens if params.HasField("max_output_tokens") else DEFAULT_MAX_OUTPUT_TOKENS
+    return Demand(prompt_tokens=estimate_tokens(params.ByteSize()), max_output_tokens=max_output)
+
+
+def video_seconds(params: videos_pb2.VideoParams) -> float:
+    try:
+        return float(params.seconds) if params.HasField("seconds") else DEFAULT_VIDEO_SECONDS
+    except ValueError:
+        return DEFAULT_VIDEO_SECONDS
+
+
+def usage_consumption(usage: common_pb2.Usage) -> Consumption:
+    return Consumption(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.prompt_tokens_details.cached_tokens,
+        reasoning_tokens=usage.completion_tokens_details.reasoning_tokens,
+    )
+
+
+def response_consumption(usage: responses_pb2.ResponseUsage) -> Consumption:
+    return Consumption(
+        prompt_tokens=usage.input_tokens,
+        completion_tokens=usage.output_tokens,
+        cached_tokens=usage.cached_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+    )
+
+
+def fold_chunk(chunk: chat_pb2.ChatCompletionChunk, total: Consumption) -> None:
+    """Upstream usage replaces the running count; until it arrives, each content delta counts."""
+    if chunk.HasField("usage"):
+        counted = usage_consumption(chunk.usage)
+        total.prompt_tokens = counted.prompt_tokens
+        total.completion_tokens = counted.completion_tokens
+        total.cached_tokens = counted.cached_tokens
+        total.reasoning_tokens = counted.reasoning_tokens
+        return
+    for choice in chunk.choices:
+        delta = choice.delta
+        size = len(delta.content) + len(delta.reasoning)
+        for call in delta.tool_calls:
+            size += len(call.function.arguments) + len(call.function.name)
+        if size:
+            total.completion_tokens += estimate_tokens(size)
+
+
+def fold_response_event(event: responses_pb2.ResponseStreamEvent, total: Consumption) -> None:
+    if event.HasField("response") and event.response.HasField("usage"):
+        counted = response_consumption(event.response.usage)
+        total.prompt_tokens = counted.prompt_tokens
+        total.completion_tokens = counted.completion_tokens
+        total.cached_tokens = counted.cached_tokens
+        total.reasoning_tokens = counted.reasoning_tokens
+    elif event.HasField("delta"):
+        total.completion_tokens += estimate_tokens(len(event.delta))
