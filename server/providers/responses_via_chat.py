@@ -89,8 +89,8 @@ def response_params_to_chat(params: responses_pb2.ResponseParams) -> chat_pb2.Ch
         function.name = tool.name
         if tool.HasField("description"):
             function.description = tool.description
-        if tool.HasField("parameters"):
-            function.parameters.CopyFrom(tool.parameters)
+        if tool.HasField("parameters_json"):
+            function.parameters_json = tool.parameters_json
         if tool.HasField("strict"):
             function.strict = tool.strict
     if params.HasField("tool_choice"):
@@ -254,8 +254,8 @@ def _translate_text(text: responses_pb2.ResponseTextConfig, chat: chat_pb2.ChatC
         schema.name = fmt.name
         if fmt.HasField("description"):
             schema.description = fmt.description
-        if fmt.HasField("schema"):
-            schema.schema.CopyFrom(fmt.schema)
+        if fmt.HasField("schema_json"):
+            schema.schema_json = fmt.schema_json
         if fmt.HasField("strict"):
             schema.strict = fmt.strict
     elif fmt.type == "json_object":

@@ -12,6 +12,8 @@ import openai
 import pytest
 
 from tests.e2e.anthropic_harness import ANTHROPIC_KEY, UPSTREAM_MODEL, AnthropicGatewayHarness
+from tests.e2e.test_schema_key_order import SCHEMA as ORDERED_SCHEMA
+from tests.e2e.test_schema_key_order import SCHEMA_BYTES as ORDERED_SCHEMA_BYTES
 from tests.fakes.anthropic_upstream import THINKING_TEXT, AnthropicFault
 
 MODEL = "claude-sonnet"
@@ -323,3 +325,20 @@ def test_embeddings_are_not_an_anthropic_capability(claude: openai.OpenAI) -> No
         claude.embeddings.create(model="claude-embed", input="hello")
     assert caught.value.code == "unsupported_model_capability"
     assert "does not support embeddings" in caught.value.message
+
+
+def test_schemas_reach_anthropic_in_the_client_order(
+    claude: openai.OpenAI, gateway: AnthropicGatewayHarness
+) -> None:
+    claude.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "order please"}],
+        tools=[{"type": "function", "function": {"name": "pick", "parameters": ORDERED_SCHEMA}}],
+    )
+    assert gateway.upstream.requests[-1].body.count(ORDERED_SCHEMA_BYTES) == 1
+    claude.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "order please"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "out", "schema": ORDERED_SCHEMA}},
+    )
+    assert gateway.upstream.requests[-1].body.count(ORDERED_SCHEMA_BYTES) == 1

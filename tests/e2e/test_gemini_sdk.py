@@ -12,6 +12,8 @@ import openai
 import pytest
 
 from tests.e2e.gemini_harness import GEMINI_KEY, GeminiGatewayHarness
+from tests.e2e.test_schema_key_order import SCHEMA as ORDERED_SCHEMA
+from tests.e2e.test_schema_key_order import SCHEMA_BYTES as ORDERED_SCHEMA_BYTES
 from tests.fakes.gemini_upstream import GeminiFault, GeminiReply, ScriptedCall
 from tests.fakes.openai_upstream.media import TINY_PNG
 
@@ -246,3 +248,16 @@ def test_video_job_create_poll_download(client: openai.OpenAI, gemini: GeminiGat
     assert data.startswith(b"\x00\x00\x00\x18ftypmp42") and len(data) > 64 * 1024
     create = gemini.upstream.requests_to("veo-3.0-generate-001:predictLongRunning")[-1].json
     assert create["parameters"] == {"durationSeconds": 4, "aspectRatio": "9:16"}
+
+
+def test_schemas_reach_gemini_in_the_client_order(
+    client: openai.OpenAI, gemini: GeminiGatewayHarness
+) -> None:
+    client.chat.completions.create(
+        model="gemini-flash",
+        messages=[{"role": "user", "content": "order please"}],
+        tools=[{"type": "function", "function": {"name": "pick", "parameters": ORDERED_SCHEMA}}],
+        response_format={"type": "json_schema", "json_schema": {"name": "out", "schema": ORDERED_SCHEMA}},
+    )
+    sent = gemini.upstream.requests_to("gemini-2.5-flash:generateContent")[-1].body
+    assert sent.count(ORDERED_SCHEMA_BYTES) == 2, sent

@@ -434,11 +434,12 @@ def test_decode_full_request() -> None:
 
     function, hosted = params.tools
     assert function.name == "get_weather" and function.strict is True
-    assert struct_to_dict(function.parameters) == WEATHER_TOOL["parameters"]
-    assert hosted.type == "web_search_preview" and struct_to_dict(hosted.raw)["search_context_size"] == "low"
+    assert function.parameters_json == orjson.dumps(WEATHER_TOOL["parameters"])
+    assert hosted.type == "web_search_preview"
+    assert orjson.loads(hosted.raw_json)["search_context_size"] == "low"
     assert params.tool_choice.function_name == "get_weather"
     assert params.text.format.type == "json_schema" and params.text.format.name == "person"
-    assert struct_to_dict(params.text.format.schema) == PERSON_SCHEMA and params.text.verbosity == "low"
+    assert params.text.format.schema_json == orjson.dumps(PERSON_SCHEMA) and params.text.verbosity == "low"
     assert (params.reasoning.effort, params.reasoning.summary) == ("low", "auto")
     assert params.max_output_tokens == 512 and params.HasField("temperature") and params.temperature == 0.0
     assert params.parallel_tool_calls is False and params.store is False and params.background is False

@@ -126,7 +126,7 @@ def test_multi_turn_input_with_function_calls_becomes_chat_messages() -> None:
     assert parts[2].file.filename == "a.pdf" and parts[2].file.file_data.startswith("data:application/pdf")
     function = chat.tools[0].function
     assert chat.tools[0].type == "function" and function.name == "get_weather" and function.strict is True
-    assert struct_to_dict(function.parameters) == WEATHER_TOOL["parameters"]
+    assert function.parameters_json == orjson.dumps(WEATHER_TOOL["parameters"])
 
 
 def test_settings_map_to_their_chat_equivalents() -> None:
@@ -160,7 +160,7 @@ def test_settings_map_to_their_chat_equivalents() -> None:
     assert chat.model == "gpt-translated" and chat.messages[0].text == "hi"
     assert chat.tool_choice.named.type == "function" and chat.tool_choice.named.name == "get_weather"
     assert chat.response_format.type == "json_schema" and chat.response_format.json_schema.name == "person"
-    assert struct_to_dict(chat.response_format.json_schema.schema) == PERSON_SCHEMA
+    assert chat.response_format.json_schema.schema_json == orjson.dumps(PERSON_SCHEMA)
     assert chat.verbosity == "low"
     assert chat.max_completion_tokens == 100 and not chat.HasField("max_tokens")
     assert chat.HasField("temperature") and chat.temperature == 0.0 and chat.top_p == 0.9

@@ -206,8 +206,8 @@ def _tool_definition(tool: chat_pb2.ChatTool, i: int) -> Block:
     definition: Block = {"name": function.name}
     if function.HasField("description"):
         definition["description"] = function.description
-    if function.HasField("parameters"):
-        definition["input_schema"] = struct_to_dict(function.parameters)
+    if function.HasField("parameters_json"):
+        definition["input_schema"] = orjson.loads(function.parameters_json)
     else:
         definition["input_schema"] = {"type": "object", "properties": {}}
     if function.strict:
@@ -278,11 +278,11 @@ def _response_format(params: chat_pb2.ChatCompletionParams, system: list[str]) -
     kind = params.response_format.type
     if kind == "json_schema":
         json_schema = params.response_format.json_schema
-        if not json_schema.HasField("schema"):
+        if not json_schema.HasField("schema_json"):
             raise invalid(
                 "'response_format.json_schema.schema' is required.", "response_format.json_schema.schema"
             )
-        return {"format": {"type": "json_schema", "schema": struct_to_dict(json_schema.schema)}}
+        return {"format": {"type": "json_schema", "schema": orjson.loads(json_schema.schema_json)}}
     if kind == "json_object":
         system.append(_JSON_OBJECT_INSTRUCTION)
     elif kind != "text":

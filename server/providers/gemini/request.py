@@ -340,8 +340,8 @@ def _response_format(response_format: chat_pb2.ResponseFormat, config: JsonObjec
         config["responseMimeType"] = "application/json"
     elif response_format.type == "json_schema":
         config["responseMimeType"] = "application/json"
-        if response_format.json_schema.HasField("schema"):
-            config["responseJsonSchema"] = struct_to_dict(response_format.json_schema.schema)
+        if response_format.json_schema.HasField("schema_json"):
+            config["responseJsonSchema"] = orjson.loads(response_format.json_schema.schema_json)
     elif response_format.type not in ("", "text"):
         raise InvalidRequest(
             f"response_format '{response_format.type}' is not supported by Gemini.",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from server.errors import InvalidRequest
 from siraya.router.codec.fields import struct_to_dict
 from siraya.router.v1 import chat_pb2
@@ -35,8 +37,9 @@ def tools_and_config(params: chat_pb2.ChatCompletionParams) -> tuple[list[JsonOb
         declaration: JsonObject = {"name": function.name}
         if function.HasField("description"):
             declaration["description"] = function.description
-        if function.HasField("parameters"):
-            declaration["parametersJsonSchema"] = struct_to_dict(function.parameters)
+        if function.HasField("parameters_json"):
+            # Decoded into an ordered dict: the client's property order reaches Gemini unchanged.
+            declaration["parametersJsonSchema"] = orjson.loads(function.parameters_json)
         declarations.append(declaration)
     if not declarations or not params.HasField("tool_choice"):
         return ([{"functionDeclarations": declarations}] if declarations else []), None

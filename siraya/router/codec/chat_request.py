@@ -345,8 +345,8 @@ def _decode_function(function: JsonObject, target: chat_pb2.FunctionDefinition, 
         target.description = description
     parameters = opt_object(function, "parameters", f"{param}.parameters")
     if parameters is not None:
-        target.parameters.SetInParent()
-        fill_struct(target.parameters, parameters)
+        # Kept as JSON text so the schema's key order reaches the upstream as the client wrote it.
+        target.parameters_json = orjson.dumps(parameters)
     strict = opt_bool(function, "strict", f"{param}.strict")
     if strict is not None:
         target.strict = strict
@@ -401,8 +401,7 @@ def _decode_response_format(value: JsonObject, target: chat_pb2.ResponseFormat) 
             target.json_schema.description = description
         body = opt_object(schema, "schema", "response_format.json_schema.schema")
         if body is not None:
-            target.json_schema.schema.SetInParent()
-            fill_struct(target.json_schema.schema, body)
+            target.json_schema.schema_json = orjson.dumps(body)
         strict = opt_bool(schema, "strict", "response_format.json_schema.strict")
         if strict is not None:
             target.json_schema.strict = strict
@@ -537,8 +536,8 @@ def _encode_function(function: chat_pb2.FunctionDefinition) -> JsonObject:
     out: JsonObject = {"name": function.name}
     if function.HasField("description"):
         out["description"] = function.description
-    if function.HasField("parameters"):
-        out["parameters"] = struct_to_dict(function.parameters)
+    if function.HasField("parameters_json"):
+        out["parameters"] = orjson.loads(function.parameters_json)
     if function.HasField("strict"):
         out["strict"] = function.strict
     return out
@@ -566,8 +565,8 @@ def _encode_response_format(response_format: chat_pb2.ResponseFormat) -> JsonObj
         encoded: JsonObject = {"name": schema.name}
         if schema.HasField("description"):
             encoded["description"] = schema.description
-        if schema.HasField("schema"):
-            encoded["schema"] = struct_to_dict(schema.schema)
+        if schema.HasField("schema_json"):
+            encoded["schema"] = orjson.loads(schema.schema_json)
         if schema.HasField("strict"):
             encoded["strict"] = schema.strict
         out["json_schema"] = encoded

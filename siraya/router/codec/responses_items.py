@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from siraya.router.codec.errors import CodecError
 from siraya.router.codec.fields import JsonObject, list_to_python, struct_to_dict
 from siraya.router.v1 import responses_pb2
@@ -305,7 +307,7 @@ def decode_tool(raw: Any, tool: responses_pb2.ResponseTool, param: str) -> None:
     kind = _str(raw, "type", param, required=True) or ""
     tool.type = kind
     if kind != "function":
-        _keep_raw(tool, raw)
+        tool.raw_json = orjson.dumps(raw)
         return
     tool.name = _str(raw, "name", param, required=True) or ""
     description = _str(raw, "description", param)
@@ -315,26 +317,26 @@ def decode_tool(raw: Any, tool: responses_pb2.ResponseTool, param: str) -> None:
     if parameters is not None:
         if not isinstance(parameters, dict):
             raise invalid_type(f"{param}.parameters", "an object")
-        tool.parameters.SetInParent()
-        tool.parameters.update(parameters)
+        # JSON text, not a Struct: the schema's key order is part of what the model sees.
+        tool.parameters_json = orjson.dumps(parameters)
     strict = raw.get("strict")
     if strict is not None:
         if type(strict) is not bool:
             raise invalid_type(f"{param}.strict", "a boolean")
         tool.strict = strict
     if not _FUNCTION_TOOL_KEYS.issuperset(raw):
-        _keep_raw(tool, raw)
+        tool.raw_json = orjson.dumps(raw)
 
 
 def encode_tool(tool: responses_pb2.ResponseTool) -> JsonObject:
     """A tool as sent upstream: only the fields the client set."""
-    if tool.HasField("raw"):
-        return struct_to_dict(tool.raw)
+    if tool.HasField("raw_json"):
+        return orjson.loads(tool.raw_json)  # type: ignore[no-any-return]
     out: JsonObject = {"type": tool.type, "name": tool.name}
     if tool.HasField("description"):
         out["description"] = tool.description
-    if tool.HasField("parameters"):
-        out["parameters"] = struct_to_dict(tool.parameters)
+    if tool.HasField("parameters_json"):
+        out["parameters"] = orjson.loads(tool.parameters_json)
     if tool.HasField("strict"):
         out["strict"] = tool.strict
     return out
@@ -342,13 +344,13 @@ def encode_tool(tool: responses_pb2.ResponseTool) -> JsonObject:
 
 def encode_tool_echo(tool: responses_pb2.ResponseTool) -> JsonObject:
     """A tool as a Response echoes it: every key present, in the order OpenAI writes them."""
-    if tool.HasField("raw"):
-        return struct_to_dict(tool.raw)
+    if tool.HasField("raw_json"):
+        return orjson.loads(tool.raw_json)  # type: ignore[no-any-return]
     return {
         "type": tool.type,
         "description": tool.description if tool.HasField("description") else None,
         "name": tool.name,
-        "parameters": struct_to_dict(tool.parameters) if tool.HasField("parameters") else None,
+        "parameters": orjson.loads(tool.parameters_json) if tool.HasField("parameters_json") else None,
         "strict": tool.strict if tool.HasField("strict") else None,
     }
 
@@ -407,8 +409,7 @@ def decode_text_config(raw: Any, target: responses_pb2.ResponseTextConfig, param
             if schema is not None:
                 if not isinstance(schema, dict):
                     raise invalid_type(f"{path}.schema", "an object")
-                target.format.schema.SetInParent()
-                target.format.schema.update(schema)
+                target.format.schema_json = orjson.dumps(schema)
             strict = fmt.get("strict")
             if strict is not None:
                 if type(strict) is not bool:
@@ -431,8 +432,8 @@ def encode_text_config(text: responses_pb2.ResponseTextConfig) -> JsonObject:
             encoded["name"] = fmt.name
         if fmt.HasField("description"):
             encoded["description"] = fmt.description
-        if fmt.HasField("schema"):
-            encoded["schema"] = struct_to_dict(fmt.schema)
+        if fmt.HasField("schema_json"):
+            encoded["schema"] = orjson.loads(fmt.schema_json)
         if fmt.HasField("strict"):
             encoded["strict"] = fmt.strict
         out["format"] = encoded
@@ -450,7 +451,7 @@ def encode_text_echo(text: responses_pb2.ResponseTextConfig) -> JsonObject:
         if fmt.HasField("description"):
             encoded["description"] = fmt.description
         encoded["name"] = fmt.name
-        encoded["schema"] = struct_to_dict(fmt.schema)
+        encoded["schema"] = orjson.loads(fmt.schema_json) if fmt.HasField("schema_json") else {}
         encoded["strict"] = fmt.strict if fmt.HasField("strict") else None
     else:
         encoded = {"type": fmt.type or "text"}

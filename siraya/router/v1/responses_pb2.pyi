@@ -81,20 +81,20 @@ class ResponseItems(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[ResponseItem, _Mapping]]] = ...) -> None: ...
 
 class ResponseTool(_message.Message):
-    __slots__ = ("type", "name", "description", "parameters", "strict", "raw")
+    __slots__ = ("type", "name", "description", "strict", "parameters_json", "raw_json")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
-    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     STRICT_FIELD_NUMBER: _ClassVar[int]
-    RAW_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_JSON_FIELD_NUMBER: _ClassVar[int]
+    RAW_JSON_FIELD_NUMBER: _ClassVar[int]
     type: str
     name: str
     description: str
-    parameters: _struct_pb2.Struct
     strict: bool
-    raw: _struct_pb2.Struct
-    def __init__(self, type: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., strict: _Optional[bool] = ..., raw: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    parameters_json: bytes
+    raw_json: bytes
+    def __init__(self, type: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., strict: _Optional[bool] = ..., parameters_json: _Optional[bytes] = ..., raw_json: _Optional[bytes] = ...) -> None: ...
 
 class ResponseToolChoice(_message.Message):
     __slots__ = ("mode", "function_name", "other")
@@ -107,18 +107,18 @@ class ResponseToolChoice(_message.Message):
     def __init__(self, mode: _Optional[str] = ..., function_name: _Optional[str] = ..., other: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ResponseTextFormat(_message.Message):
-    __slots__ = ("type", "name", "description", "schema", "strict")
+    __slots__ = ("type", "name", "description", "strict", "schema_json")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
-    SCHEMA_FIELD_NUMBER: _ClassVar[int]
     STRICT_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
     type: str
     name: str
     description: str
-    schema: _struct_pb2.Struct
     strict: bool
-    def __init__(self, type: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., strict: _Optional[bool] = ...) -> None: ...
+    schema_json: bytes
+    def __init__(self, type: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., strict: _Optional[bool] = ..., schema_json: _Optional[bytes] = ...) -> None: ...
 
 class ResponseTextConfig(_message.Message):
     __slots__ = ("format", "verbosity")
