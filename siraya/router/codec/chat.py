@@ -349,9 +349,9 @@ def _completion_dict(completion: chat_pb2.ChatCompletion) -> JsonObject:
         out["usage"] = _usage_dict(completion.usage)
     if completion.HasField("service_tier"):
         out["service_tier"] = completion.service_tier
-    out["system_fingerprint"] = (
-        completion.system_fingerprint if completion.HasField("system_fingerprint") else None
-    )
+    # The spec types it as a string: omitted when unset (as OpenAI does), never null.
+    if completion.HasField("system_fingerprint"):
+        out["system_fingerprint"] = completion.system_fingerprint
     if completion.HasField("provider"):
         out["provider"] = completion.provider
     return out
