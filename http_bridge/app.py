@@ -133,8 +133,16 @@ def _response_event_frame(reply: responses_pb2.StreamResponseResponse) -> bytes:
     return b"event: " + event.type.encode() + b"\ndata: " + responses_codec.encode_response_event(event) + b"\n\n"
 
 
-def _response_error_frame(error: GatewayError) -> bytes:
-    payload = {"type": "error", "code": error.code, "message": error.message, "param": error.param}
+def _response_error_frame(error: GatewayError, last: responses_pb2.StreamResponseResponse | None) -> bytes:
+    # ResponseErrorEvent requires a sequence_number: the one after the last event written.
+    sequence = last.event.sequence_number + 1 if last is not None else 0
+    payload = {
+        "type": "error",
+        "code": error.code,
+        "message": error.message,
+        "param": error.param,
+        "sequence_number": sequence,
+    }
     return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 

@@ -37,6 +37,6 @@ def error_response(error: GatewayError, request_id: str | None = None) -> web.Re
     )
 
 
-def error_event(error: GatewayError) -> bytes:
+def error_event(error: GatewayError, _last_reply: object = None) -> bytes:
     """The final SSE event of a chat stream that failed after its first chunk."""
     return b"data: " + orjson.dumps(error.envelope()) + b"\n\n"

@@ -28,11 +28,15 @@ async def relay_stream(
     request: web.Request,
     call: Any,
     frame: Callable[[Any], bytes],
-    error_frame: Callable[[GatewayError], bytes],
+    error_frame: Callable[[GatewayError, Any], bytes],
     request_id: str,
     done: bytes | None = DONE_EVENT,
 ) -> web.StreamResponse:
-    """Write `frame(message)` for each reply of `call`; `done` closes a stream that ended well."""
+    """Write `frame(message)` for each reply of `call`; `done` closes a stream that ended well.
+
+    A failure after the first reply is written as `error_frame(error, last reply written)`: the
+    last reply lets a protocol number its error event (the Responses `sequence_number`).
+    """
     replies: AsyncIterator[Any] = call.__aiter__()
     try:
         first = await replies.__anext__()
@@ -42,15 +46,16 @@ async def relay_stream(
         return error_response(as_gateway_error(error), request_id)
     response = web.StreamResponse(headers={**SSE_HEADERS, "X-Request-Id": request_id})
     await response.prepare(request)
+    last = first
     try:
         if first is not None:
             await response.write(frame(first))
-            async for reply in replies:
-                await response.write(frame(reply))
+            async for last in replies:
+                await response.write(frame(last))
         if done is not None:
             await response.write(done)
     except (grpc.aio.AioRpcError, GatewayError) as error:
-        await response.write(error_frame(as_gateway_error(error)))
+        await response.write(error_frame(as_gateway_error(error), last))
     except (asyncio.CancelledError, ConnectionResetError):
         call.cancel()
         raise
