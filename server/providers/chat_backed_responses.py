@@ -6,6 +6,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 
+from server.errors import GatewayError
 from server.providers.base import Provider, RequestContext
 from server.providers.responses_via_chat import (
     ChatStreamToResponseEvents,
@@ -29,13 +30,35 @@ async def respond_via_chat(
 async def stream_response_via_chat(
     provider: Provider, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
 ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+    """Responses events translated from a chat stream.
+
+    Nothing is yielded until the first chat chunk is in, so a failure before it still reaches the
+    router (which may fail over) and the client as an ordinary error with a real status. A failure
+    after it ends the events with `response.failed` before the error itself goes on.
+    """
     chat_params = response_params_to_chat(params)
     chat_params.stream_options.include_usage = True
-    translator = ChatStreamToResponseEvents(params, new_response_id(), int(time.time()))
-    for event in translator.start():
-        yield event
-    async for chunk in provider.stream_chat(chat_params, upstream_model, ctx):
-        for event in translator.feed(chunk):
+    chunks = provider.stream_chat(chat_params, upstream_model, ctx)
+    try:
+        first = await anext(chunks, None)
+        translator = ChatStreamToResponseEvents(params, new_response_id(), int(time.time()))
+        for event in translator.start():
             yield event
+        try:
+            if first is not None:
+                for event in translator.feed(first):
+                    yield event
+                async for chunk in chunks:
+                    for event in translator.feed(chunk):
+                        yield event
+        except GatewayError as error:
+            for event in translator.fail(error):
+                yield event
+            raise
+    finally:
+        # A consumer that stops early must not leave the upstream request open until GC.
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
     for event in translator.finish():
         yield event
