@@ -111,6 +111,7 @@ def fill_usage(usage: common_pb2.Usage, target: responses_pb2.ResponseUsage) -> 
     target.output_tokens = usage.completion_tokens
     target.total_tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
     target.cached_tokens = usage.prompt_tokens_details.cached_tokens
+    target.cache_write_tokens = usage.prompt_tokens_details.cache_creation_tokens
     target.reasoning_tokens = usage.completion_tokens_details.reasoning_tokens
     if usage.HasField("cost"):
         target.cost = usage.cost

@@ -475,6 +475,17 @@ _GPT_IMAGE_RESULT: dict[str, Any] = {
         "total_tokens": 4172,
     },
 }
+# gpt-image-1-mini and later also report output_tokens_details (ImageGenOutputTokensDetails).
+_GPT_IMAGE_MINI_RESULT: dict[str, Any] = {
+    **_GPT_IMAGE_RESULT,
+    "usage": {
+        "input_tokens": 12,
+        "input_tokens_details": {"image_tokens": 0, "text_tokens": 12},
+        "output_tokens": 4200,
+        "output_tokens_details": {"image_tokens": 4160, "text_tokens": 40},
+        "total_tokens": 4212,
+    },
+}
 _DALL_E_3_RESULT: dict[str, Any] = {
     "created": 1698116662,
     "data": [
@@ -490,7 +501,9 @@ _DALL_E_2_RESULT: dict[str, Any] = {
 }
 
 
-@pytest.mark.parametrize("body", [_GPT_IMAGE_RESULT, _DALL_E_3_RESULT, _DALL_E_2_RESULT])
+@pytest.mark.parametrize(
+    "body", [_GPT_IMAGE_RESULT, _GPT_IMAGE_MINI_RESULT, _DALL_E_3_RESULT, _DALL_E_2_RESULT]
+)
 def test_images_result_is_byte_identical_to_openai(body: dict[str, Any]) -> None:
     encoded = encode_images_result(decode_images_result(body))
     assert encoded == orjson.dumps(body)

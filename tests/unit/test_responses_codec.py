@@ -160,7 +160,7 @@ OPENAI_RESPONSE: dict[str, Any] = {
     "truncation": "disabled",
     "usage": {
         "input_tokens": 328,
-        "input_tokens_details": {"cache_write_tokens": 0, "cached_tokens": 128},
+        "input_tokens_details": {"cache_write_tokens": 64, "cached_tokens": 128},
         "output_tokens": 52,
         "output_tokens_details": {"reasoning_tokens": 24},
         "total_tokens": 380,

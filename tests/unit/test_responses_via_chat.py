@@ -272,7 +272,7 @@ def _completion(
             prompt_tokens=40,
             completion_tokens=12,
             total_tokens=52,
-            prompt_tokens_details=common_pb2.PromptTokensDetails(cached_tokens=8),
+            prompt_tokens_details=common_pb2.PromptTokensDetails(cached_tokens=8, cache_creation_tokens=5),
             completion_tokens_details=common_pb2.CompletionTokensDetails(reasoning_tokens=3),
             cost=0.0004,
         ),
@@ -323,7 +323,7 @@ def test_completion_with_text_reasoning_and_tool_calls() -> None:
     }
     assert body["usage"] == {
         "input_tokens": 40,
-        "input_tokens_details": {"cache_write_tokens": 0, "cached_tokens": 8},
+        "input_tokens_details": {"cache_write_tokens": 5, "cached_tokens": 8},
         "output_tokens": 12,
         "output_tokens_details": {"reasoning_tokens": 3},
         "total_tokens": 52,

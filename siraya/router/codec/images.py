@@ -177,6 +177,14 @@ def _decode_usage(usage: JsonObject, target: images_pb2.ImageUsage) -> None:
         image_tokens = opt_int(details, "image_tokens", "usage.input_tokens_details.image_tokens")
         if image_tokens is not None:
             target.image_tokens = image_tokens
+    output = opt_object(usage, "output_tokens_details", "usage.output_tokens_details")
+    if output is not None:
+        target.output_image_tokens = (
+            opt_int(output, "image_tokens", "usage.output_tokens_details.image_tokens") or 0
+        )
+        target.output_text_tokens = (
+            opt_int(output, "text_tokens", "usage.output_tokens_details.text_tokens") or 0
+        )
 
 
 def _encode_usage(usage: images_pb2.ImageUsage) -> JsonObject:
@@ -186,8 +194,14 @@ def _encode_usage(usage: images_pb2.ImageUsage) -> JsonObject:
         "input_tokens": usage.input_tokens,
         "input_tokens_details": {"image_tokens": usage.image_tokens, "text_tokens": usage.text_tokens},
         "output_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
     }
+    # Optional in the schema: written when the upstream reported it, as it did.
+    if usage.HasField("output_image_tokens") or usage.HasField("output_text_tokens"):
+        out["output_tokens_details"] = {
+            "image_tokens": usage.output_image_tokens,
+            "text_tokens": usage.output_text_tokens,
+        }
+    out["total_tokens"] = usage.total_tokens
     if usage.HasField("cost"):
         out["cost"] = usage.cost
     return out

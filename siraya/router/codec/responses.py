@@ -248,6 +248,9 @@ def _decode_usage(raw: JsonObject, target: responses_pb2.ResponseUsage) -> None:
         cached = input_details.get("cached_tokens")
         if cached is not None:
             target.cached_tokens = cached
+        written = input_details.get("cache_write_tokens")
+        if written is not None:
+            target.cache_write_tokens = written
     output_details = raw.get("output_tokens_details")
     if output_details:
         reasoning = output_details.get("reasoning_tokens")
@@ -307,8 +310,11 @@ def response_to_dict(r: responses_pb2.Response) -> JsonObject:
 def _encode_usage(usage: responses_pb2.ResponseUsage) -> JsonObject:
     out: JsonObject = {
         "input_tokens": usage.input_tokens,
-        # The proto has no field for cache writes yet: OpenAI's schema requires the key.
-        "input_tokens_details": {"cache_write_tokens": 0, "cached_tokens": usage.cached_tokens},
+        # OpenAI always writes both details objects, zeros included; its schema requires them.
+        "input_tokens_details": {
+            "cache_write_tokens": usage.cache_write_tokens,
+            "cached_tokens": usage.cached_tokens,
+        },
         "output_tokens": usage.output_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,

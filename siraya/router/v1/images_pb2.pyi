@@ -53,20 +53,24 @@ class Image(_message.Message):
     def __init__(self, b64_json: _Optional[str] = ..., url: _Optional[str] = ..., revised_prompt: _Optional[str] = ...) -> None: ...
 
 class ImageUsage(_message.Message):
-    __slots__ = ("input_tokens", "output_tokens", "total_tokens", "text_tokens", "image_tokens", "cost")
+    __slots__ = ("input_tokens", "output_tokens", "total_tokens", "text_tokens", "image_tokens", "cost", "output_image_tokens", "output_text_tokens")
     INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     IMAGE_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COST_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_IMAGE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     input_tokens: int
     output_tokens: int
     total_tokens: int
     text_tokens: int
     image_tokens: int
     cost: float
-    def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., text_tokens: _Optional[int] = ..., image_tokens: _Optional[int] = ..., cost: _Optional[float] = ...) -> None: ...
+    output_image_tokens: int
+    output_text_tokens: int
+    def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., text_tokens: _Optional[int] = ..., image_tokens: _Optional[int] = ..., cost: _Optional[float] = ..., output_image_tokens: _Optional[int] = ..., output_text_tokens: _Optional[int] = ...) -> None: ...
 
 class ImagesResult(_message.Message):
     __slots__ = ("created", "data", "background", "output_format", "size", "quality", "usage", "model", "provider")
