@@ -10,6 +10,8 @@ import grpc
 import orjson
 from aiohttp import web
 
+from http_bridge.accounts_routes import add_account_routes
+from http_bridge.call_headers import unary
 from http_bridge.errors import as_gateway_error, error_event, error_response
 from http_bridge.sse import relay_stream
 from http_bridge.stubs import GatewayStubs
@@ -80,8 +82,12 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def json_response(request: web.Request, body: bytes) -> web.Response:
-    return web.Response(body=body, content_type=_JSON, headers={"X-Request-Id": request_id_of(request)})
+def json_response(request: web.Request, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
+    if headers:
+        headers["X-Request-Id"] = request_id_of(request)
+    else:
+        headers = {"X-Request-Id": request_id_of(request)}
+    return web.Response(body=body, content_type=_JSON, headers=headers)
 
 
 @web.middleware
@@ -119,10 +125,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             error_event,
             request_id_of(request),
         )
-    reply = await stubs.chat.CreateChatCompletion(
-        chat_pb2.CreateChatCompletionRequest(params=params), metadata=metadata
+    reply, headers = await unary(
+        stubs.chat.CreateChatCompletion(chat_pb2.CreateChatCompletionRequest(params=params), metadata=metadata)
     )
-    return json_response(request, chat_codec.encode_chat_completion(reply.completion))
+    return json_response(request, chat_codec.encode_chat_completion(reply.completion), headers)
 
 
 # responses
@@ -156,8 +162,10 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         return await relay_stream(
             request, call, _response_event_frame, _response_error_frame, request_id_of(request), done=None
         )
-    reply = await stubs.responses.CreateResponse(responses_pb2.CreateResponseRequest(params=params), metadata=metadata)
-    return json_response(request, responses_codec.encode_response(reply.response))
+    reply, headers = await unary(
+        stubs.responses.CreateResponse(responses_pb2.CreateResponseRequest(params=params), metadata=metadata)
+    )
+    return json_response(request, responses_codec.encode_response(reply.response), headers)
 
 
 # embeddings, images
@@ -165,19 +173,23 @@ async def create_response(request: web.Request) -> web.StreamResponse:
 
 async def create_embedding(request: web.Request) -> web.StreamResponse:
     params = embeddings_codec.decode_embedding_request(await read_json(request))
-    reply = await request.app[STUBS].embeddings.CreateEmbedding(
-        embeddings_pb2.CreateEmbeddingRequest(params=params), metadata=call_metadata(request)
+    reply, headers = await unary(
+        request.app[STUBS].embeddings.CreateEmbedding(
+            embeddings_pb2.CreateEmbeddingRequest(params=params), metadata=call_metadata(request)
+        )
     )
     encoding = params.encoding_format if params.HasField("encoding_format") else "float"
-    return json_response(request, embeddings_codec.encode_embedding_list(reply.result, encoding))
+    return json_response(request, embeddings_codec.encode_embedding_list(reply.result, encoding), headers)
 
 
 async def generate_images(request: web.Request) -> web.StreamResponse:
     params = images_codec.decode_image_request(await read_json(request))
-    reply = await request.app[STUBS].images.GenerateImages(
-        images_pb2.GenerateImagesRequest(params=params), metadata=call_metadata(request)
+    reply, headers = await unary(
+        request.app[STUBS].images.GenerateImages(
+            images_pb2.GenerateImagesRequest(params=params), metadata=call_metadata(request)
+        )
     )
-    return json_response(request, images_codec.encode_images_result(reply.result))
+    return json_response(request, images_codec.encode_images_result(reply.result), headers)
 
 
 # models
@@ -288,6 +300,7 @@ def build_app(stubs: GatewayStubs, max_body_bytes: int) -> web.Application:
     app.router.add_post("/v1/videos/generations", create_video)
     app.router.add_get("/v1/videos/{video_id}", get_video)
     app.router.add_get("/v1/videos/{video_id}/content", download_video)
+    add_account_routes(app, STUBS, read_json, call_metadata, request_id_of)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     return app

@@ -24,7 +24,7 @@ def as_gateway_error(error: Exception) -> GatewayError:
 
 
 def error_response(error: GatewayError, request_id: str | None = None) -> web.Response:
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = dict(error.headers) if error.headers else {}
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     if request_id:

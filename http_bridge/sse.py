@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 from aiohttp import web
 
+from http_bridge.call_headers import call_headers
 from http_bridge.errors import as_gateway_error, error_response
 from server.errors import GatewayError
 
@@ -31,6 +32,7 @@ async def relay_stream(
     error_frame: Callable[[GatewayError, Any], bytes],
     request_id: str,
     done: bytes | None = DONE_EVENT,
+    first_headers: Callable[[Any], dict[str, str]] | None = None,
 ) -> web.StreamResponse:
     """Write `frame(message)` for each reply of `call`; `done` closes a stream that ended well.
 
@@ -44,7 +46,10 @@ async def relay_stream(
         first = None
     except (grpc.aio.AioRpcError, GatewayError) as error:
         return error_response(as_gateway_error(error), request_id)
-    response = web.StreamResponse(headers={**SSE_HEADERS, "X-Request-Id": request_id})
+    headers = await call_headers(call) if first is not None else {}
+    if first is not None and first_headers is not None:
+        headers.update(first_headers(first))
+    response = web.StreamResponse(headers={**SSE_HEADERS, **headers, "X-Request-Id": request_id})
     await response.prepare(request)
     last = first
     try:

@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from siraya.router.v1 import (
+    admin_pb2_grpc,
     chat_pb2_grpc,
     embeddings_pb2_grpc,
     images_pb2_grpc,
@@ -25,6 +26,8 @@ class GatewayStubs:
     images: Any
     models: Any
     videos: Any
+    keys: Any = None
+    account: Any = None
 
 
 def stubs_for_channel(channel: grpc.aio.Channel) -> GatewayStubs:
@@ -35,4 +38,6 @@ def stubs_for_channel(channel: grpc.aio.Channel) -> GatewayStubs:
         images=images_pb2_grpc.ImagesServiceStub(channel),
         models=models_pb2_grpc.ModelsServiceStub(channel),
         videos=videos_pb2_grpc.VideosServiceStub(channel),
+        keys=admin_pb2_grpc.KeysServiceStub(channel),
+        account=admin_pb2_grpc.AccountServiceStub(channel),
     )

@@ -10,8 +10,10 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
+from server.accounts.backends import open_account_store
+from server.accounts.key_views import key_view
 from server.accounts.keys import KeyManager, NewKey
-from server.app import open_store, serve_forever
+from server.app import serve_forever
 from server.config import ConfigError, GatewayConfig, load_config
 
 
@@ -36,9 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="default")
     create.add_argument("--expires-at", type=int, help="unix time")
     create.add_argument("--allowed-model", action="append", default=[])
+    create.add_argument("--credit-limit", type=float, help="USD; unlimited when omitted")
+    create.add_argument("--rpm", type=int, help="requests per minute")
+    create.add_argument("--tpm", type=int, help="tokens per minute")
     keys.add_parser("list", help="list keys (never their secrets)")
-    revoke = keys.add_parser("revoke", help="revoke a key")
-    revoke.add_argument("key_id")
+    for name, text in (("get", "show one key"), ("revoke", "revoke a key"), ("rotate", "replace a key's secret")):
+        keys.add_parser(name, help=text).add_argument("key_id")
     check = commands.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)
     check.add_parser("check", help="validate a config file").add_argument("file")
     return parser
@@ -88,26 +93,45 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _keys(config: GatewayConfig, args: argparse.Namespace) -> int:
-    store = open_store(config)
+    return asyncio.run(_keys_command(config, args))
+
+
+async def _keys_command(config: GatewayConfig, args: argparse.Namespace) -> int:
+    store = await open_account_store(config)
     manager = KeyManager(store)
     try:
-        if args.keys_command == "create":
-            record, secret = manager.create(
-                NewKey(name=args.name, expires_at=args.expires_at, allowed_models=tuple(args.allowed_model))
+        command = args.keys_command
+        if command == "create":
+            record, secret = await manager.create(
+                NewKey(
+                    name=args.name,
+                    expires_at=args.expires_at,
+                    allowed_models=tuple(args.allowed_model),
+                    credit_limit=args.credit_limit,
+                    rpm_limit=args.rpm,
+                    tpm_limit=args.tpm,
+                )
             )
             print(f"Created key {record.id} ({record.name}). This is the only time the secret is shown:")
             print(secret)
-        elif args.keys_command == "list":
-            for record in store.list_keys():
-                state = "revoked" if record.revoked_at else "active"
-                print(json.dumps({"id": record.id, "name": record.name, "prefix": record.prefix, "state": state}))
-        elif args.keys_command == "revoke":
-            if manager.revoke(args.key_id) is None:
+        elif command == "list":
+            for record in await manager.list():
+                print(json.dumps(key_view(record)))
+        elif command == "rotate":
+            rotated = await manager.rotate(args.key_id)
+            if rotated is None:
+                print(f"no active key with id {args.key_id}", file=sys.stderr)
+                return 1
+            print(f"Rotated {args.key_id}. This is the only time the new secret is shown:")
+            print(rotated[1])
+        else:
+            found = await (manager.get(args.key_id) if command == "get" else manager.revoke(args.key_id))
+            if found is None:
                 print(f"no key with id {args.key_id}", file=sys.stderr)
                 return 1
-            print(f"Revoked {args.key_id}")
+            print(json.dumps(key_view(found)))
     finally:
-        store.close()
+        await store.close()
     return 0
 
 

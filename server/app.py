@@ -14,7 +14,7 @@ from aiohttp import web
 
 from http_bridge.app import READY, build_app
 from http_bridge.stubs import GatewayStubs, stubs_for_channel
-from server.accounts.keys import KeyManager
+from server.accounts.backends import DATABASE_FILE, open_accounts
 from server.accounts.sqlite_store import SqliteStore
 from server.config import GatewayConfig
 from server.gateway import Gateway
@@ -23,20 +23,29 @@ from server.inprocess import InProcessStub
 from server.providers.base import Provider
 from server.providers.registry import build_provider
 from server.routing.catalogue import Catalogue
-from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, models_pb2, responses_pb2, videos_pb2
+from siraya.router.v1 import (
+    admin_pb2,
+    chat_pb2,
+    embeddings_pb2,
+    images_pb2,
+    models_pb2,
+    responses_pb2,
+    videos_pb2,
+)
 
 logger = logging.getLogger("siraya.server")
-DATABASE_FILE = "siraya.db"
 
 
 def open_store(config: GatewayConfig) -> SqliteStore:
     return SqliteStore(Path(config.server.data_dir) / DATABASE_FILE)
 
 
-def build_gateway(config: GatewayConfig) -> Gateway:
+async def build_gateway(config: GatewayConfig) -> Gateway:
+    accounts = await open_accounts(config)
+    accounts.metering.start()
     providers: dict[str, Provider] = {name: build_provider(provider) for name, provider in config.providers.items()}
     store = open_store(config)
-    return Gateway(Catalogue(config), providers, KeyManager(store), store)
+    return Gateway(Catalogue(config), providers, accounts.keys, store, metering=accounts.metering)
 
 
 def in_process_stubs(servicers: Servicers) -> GatewayStubs:
@@ -50,6 +59,8 @@ def in_process_stubs(servicers: Servicers) -> GatewayStubs:
         images=stub(servicers.images, images_pb2, "ImagesService"),
         models=stub(servicers.models, models_pb2, "ModelsService"),
         videos=stub(servicers.videos, videos_pb2, "VideosService"),
+        keys=stub(servicers.keys, admin_pb2, "KeysService"),
+        account=stub(servicers.account, admin_pb2, "AccountService"),
     )
 
 
@@ -71,9 +82,9 @@ class RunningGateway:
 async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None) -> RunningGateway:
     """Start gRPC and HTTP on the configured host and ports (0 picks free ports)."""
     stack = AsyncExitStack()
-    gateway = build_gateway(config)
+    gateway = await build_gateway(config)
     stack.push_async_callback(gateway.close)
-    servicers = Servicers(gateway)
+    servicers = Servicers(gateway, admin_key=config.server.admin_key)
     host = config.server.host
     server, grpc_port, health_servicer = build_grpc_server(servicers, f"{host}:{config.server.grpc_port}")
     await server.start()

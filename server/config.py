@@ -74,11 +74,67 @@ class ModelConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ModerationUpstreamConfig:
+    """An OpenAI-compatible POST {base_url}/moderations."""
+
+    base_url: str
+    api_key: str | None = None
+    model: str | None = None
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationConfig:
+    """One moderation policy; it applies to the listed models and keys (an empty list means all)."""
+
+    name: str = "default"
+    models: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+    # category -> regular expression, matched against each input text.
+    patterns: tuple[tuple[str, str], ...] = ()
+    upstream: ModerationUpstreamConfig | None = None
+    # When the upstream cannot answer: admit the request (true) or refuse it with a 403 (false).
+    fail_open: bool = True
+    snippet_chars: int = 80
+
+
+@dataclass(frozen=True, slots=True)
+class AccountsConfig:
+    """Where keys, credits, the ledger and rate limits live. None: SQLite under data_dir, in-process limits."""
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    ledger_flush_interval: float = 1.0
+    key_cache_ttl: float = 5.0
+    moderation: tuple[ModerationConfig, ...] = ()
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "text")
+
+
+@dataclass(frozen=True, slots=True)
+class ObservabilityConfig:
+    """Logs, metrics and traces. Tracing is also turned on by the standard OTEL_* variables."""
+
+    log_level: str = "info"
+    log_format: str = "json"
+    # One JSON line per request.
+    access_log: bool = True
+    # A second port serving only /metrics and /health/*, e.g. kept off the public network.
+    admin_port: int | None = None
+    tracing: bool = False
+    otlp_endpoint: str | None = None
+    service_name: str = "siraya-router"
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     models: tuple[ModelConfig, ...] = ()
     source: str = "embedded defaults"
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
 
 # Well-known OpenAI-compatible providers enabled by their API key env var when no config file exists.
@@ -161,13 +217,16 @@ def default_config(env: dict[str, str] | os._Environ[str]) -> GatewayConfig:
 
 
 def parse_config(raw: dict[str, Any], env: dict[str, str] | os._Environ[str], source: str) -> GatewayConfig:
-    unknown = set(raw) - {"server", "providers", "models"}
+    unknown = set(raw) - {"server", "providers", "models", "accounts"}
     if unknown:
-        raise ConfigError(f"unknown top-level field '{sorted(unknown)[0]}' (expected server, providers, models)")
+        raise ConfigError(
+            f"unknown top-level field '{sorted(unknown)[0]}' (expected server, providers, models, accounts)"
+        )
     server = _parse_server(raw.get("server") or {}, env)
     providers = _parse_providers(raw.get("providers") or {}, env)
     models = _parse_models(raw.get("models") or [], providers)
-    return GatewayConfig(server=server, providers=providers, models=models, source=source)
+    accounts = _parse_accounts(raw.get("accounts") or {}, env)
+    return GatewayConfig(server=server, providers=providers, models=models, source=source, accounts=accounts)
 
 
 class _Section:
@@ -301,3 +360,70 @@ def _parse_models(data: Any, providers: dict[str, ProviderConfig]) -> tuple[Mode
             )
         )
     return tuple(models)
+
+
+def _string_list(data: Any, path: str) -> tuple[str, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+        raise ConfigError(f"{path}: expected a list of strings")
+    return tuple(data)
+
+
+def _parse_accounts(data: Any, env: dict[str, str] | os._Environ[str]) -> AccountsConfig:
+    section = _Section(data, "accounts", env, frozenset(AccountsConfig.__dataclass_fields__))
+    defaults = AccountsConfig()
+    database_url = section.str("database_url") or None
+    if database_url is not None and not database_url.startswith(("postgres://", "postgresql://")):
+        raise ConfigError("accounts.database_url: must be a postgres:// or postgresql:// URL")
+    redis_url = section.str("redis_url") or None
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("accounts.redis_url: must be a redis://, rediss:// or unix:// URL")
+    policies = data.get("moderation") or []
+    if not isinstance(policies, list):
+        raise ConfigError("accounts.moderation: expected a list of policies")
+    return AccountsConfig(
+        database_url=database_url,
+        redis_url=redis_url,
+        ledger_flush_interval=section.number("ledger_flush_interval", defaults.ledger_flush_interval, minimum=0.001),
+        key_cache_ttl=section.number("key_cache_ttl", defaults.key_cache_ttl),
+        moderation=tuple(
+            _parse_moderation(policy, f"accounts.moderation[{index}]", env) for index, policy in enumerate(policies)
+        ),
+    )
+
+
+def _parse_moderation(data: Any, path: str, env: dict[str, str] | os._Environ[str]) -> ModerationConfig:
+    section = _Section(data, path, env, frozenset(ModerationConfig.__dataclass_fields__))
+    patterns = data.get("patterns") or {}
+    if not isinstance(patterns, dict) or not all(isinstance(v, str) for v in patterns.values()):
+        raise ConfigError(f"{path}.patterns: expected a mapping of category to regular expression")
+    for category, pattern in patterns.items():
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ConfigError(f"{path}.patterns.{category}: invalid regular expression: {error}") from None
+    upstream: ModerationUpstreamConfig | None = None
+    if data.get("upstream") is not None:
+        up = _Section(data["upstream"], f"{path}.upstream", env, frozenset(ModerationUpstreamConfig.__dataclass_fields__))
+        base_url = up.str("base_url", required=True) or ""
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{path}.upstream.base_url: must be an http:// or https:// URL")
+        upstream = ModerationUpstreamConfig(
+            base_url=base_url.rstrip("/"),
+            api_key=up.str("api_key"),
+            model=up.str("model"),
+            timeout=up.number("timeout", 5.0, minimum=0.001),
+        )
+    if not patterns and upstream is None:
+        raise ConfigError(f"{path}: a policy needs patterns, an upstream, or both")
+    defaults = ModerationConfig()
+    return ModerationConfig(
+        name=section.str("name", defaults.name) or defaults.name,
+        models=_string_list(data.get("models"), f"{path}.models"),
+        keys=_string_list(data.get("keys"), f"{path}.keys"),
+        patterns=tuple((str(category), pattern) for category, pattern in patterns.items()),
+        upstream=upstream,
+        fail_open=section.bool("fail_open", defaults.fail_open),
+        snippet_chars=section.number("snippet_chars", defaults.snippet_chars, integer=True, minimum=8),
+    )

@@ -35,6 +35,8 @@ class GatewayError(Exception):
     """Any failure the gateway reports to a client."""
 
     kind: ClassVar[ErrorKind]
+    # The HTTP status the upstream answered with, when this error classifies one (routing retries on it).
+    upstream_status: int | None = None
 
     def __init__(
         self,
@@ -43,12 +45,15 @@ class GatewayError(Exception):
         param: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code or self.kind.default_code
         self.retry_after = retry_after
+        # Extra response headers (lower-case names), e.g. a refused request's x-ratelimit-*.
+        self.headers = headers
 
     def envelope(self) -> dict[str, dict[str, str | None]]:
         return {"error": {"message": self.message, "type": self.kind.type, "param": self.param, "code": self.code}}

@@ -17,6 +17,7 @@ from server.accounts.sqlite_store import SqliteStore, VideoJob
 from server.errors import NoAvailableProvider, NotFound, PermissionDenied
 from server.gateway_usage import (
     chat_demand,
+    embedding_demand,
     fold_chunk,
     fold_response_event,
     response_consumption,
@@ -68,8 +69,8 @@ class Gateway:
         await self.metering.close()
         self.store.close()
 
-    def authenticate(self, authorization: str | None) -> KeyRecord:
-        return self.keys.authenticate(authorization)
+    async def authenticate(self, authorization: str | None) -> KeyRecord:
+        return await self.keys.authenticate(authorization)
 
     def _entry(self, model: str, kind: str, key: KeyRecord) -> CatalogueEntry:
         entry = self.catalogue.resolve(model, kind)
@@ -132,7 +133,7 @@ class Gateway:
             if route is None or not isinstance(error, (asyncio.CancelledError, GeneratorExit)):
                 await meter.fail(error)
                 raise
-            _record(ctx, route, total, await meter.settle(route.deployment, total))
+            _record(ctx, route, total, await meter.settle(route.deployment, total, cancelled=True))
             raise
         if route is None:
             await meter.fail(NoAvailableProvider("The stream ended before it started."))
@@ -212,7 +213,7 @@ class Gateway:
         self, params: embeddings_pb2.EmbeddingParams, key: KeyRecord, ctx: RequestContext
     ) -> embeddings_pb2.EmbeddingList:
         result, route, cost = await self._unary(
-            "embedding", params.model, params.routing, Demand(), key, ctx,
+            "embedding", params.model, params.routing, embedding_demand(params), key, ctx,
             lambda route: route.provider.embed(params, route.deployment.upstream_model, ctx),
             lambda result: usage_consumption(result.usage),
         )
@@ -226,7 +227,8 @@ class Gateway:
         self, params: images_pb2.ImageParams, key: KeyRecord, ctx: RequestContext
     ) -> images_pb2.ImagesResult:
         result, route, cost = await self._unary(
-            "image", params.model, params.routing, Demand(images=params.n if params.HasField("n") else 1), key, ctx,
+            "image", params.model, params.routing,
+            Demand(images=params.n if params.HasField("n") else 1, params=params), key, ctx,
             lambda route: route.provider.generate_images(params, route.deployment.upstream_model, ctx),
             lambda result: Consumption(images=len(result.data)),
         )
@@ -242,7 +244,7 @@ class Gateway:
         self, params: videos_pb2.VideoParams, key: KeyRecord, ctx: RequestContext
     ) -> videos_pb2.Video:
         video, route, _ = await self._unary(
-            "video", params.model, params.routing, Demand(video_seconds=video_seconds(params)), key, ctx,
+            "video", params.model, params.routing, Demand(video_seconds=video_seconds(params), params=params), key, ctx,
             lambda route: route.provider.create_video(params, route.deployment.upstream_model, ctx),
             lambda video: Consumption(video_seconds=video_seconds(params)),
         )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from server.accounts.metering import Consumption, Demand
-from siraya.router.v1 import chat_pb2, common_pb2, responses_pb2, videos_pb2
+from siraya.router.v1 import chat_pb2, common_pb2, embeddings_pb2, responses_pb2, videos_pb2
 
-# Without a tokenizer for the model, a token is taken as four bytes of request: OpenAI's own rule of thumb.
+# A token is taken as four bytes of the encoded request: OpenAI's own rule of thumb. No tokenizer is
+# used: tiktoken fetches its encodings from the internet on first use, which an offline or
+# air-gapped gateway cannot, and it fits only OpenAI's models. The estimate only sizes the credit
+# reservation and the tpm pre-check; both are settled to the upstream's reported usage.
 BYTES_PER_TOKEN = 4
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 DEFAULT_VIDEO_SECONDS = 4.0
@@ -23,12 +26,18 @@ def chat_demand(params: chat_pb2.ChatCompletionParams) -> Demand:
     else:
         max_output = DEFAULT_MAX_OUTPUT_TOKENS
     choices = params.n if params.HasField("n") and params.n > 0 else 1
-    return Demand(prompt_tokens=estimate_tokens(params.ByteSize()), max_output_tokens=max_output * choices)
+    return Demand(
+        prompt_tokens=estimate_tokens(params.ByteSize()), max_output_tokens=max_output * choices, params=params
+    )
 
 
 def response_demand(params: responses_pb2.ResponseParams) -> Demand:
     max_output = params.max_output_tokens if params.HasField("max_output_tokens") else DEFAULT_MAX_OUTPUT_TOKENS
-    return Demand(prompt_tokens=estimate_tokens(params.ByteSize()), max_output_tokens=max_output)
+    return Demand(prompt_tokens=estimate_tokens(params.ByteSize()), max_output_tokens=max_output, params=params)
+
+
+def embedding_demand(params: embeddings_pb2.EmbeddingParams) -> Demand:
+    return Demand(prompt_tokens=estimate_tokens(params.ByteSize()), params=params)
 
 
 def video_seconds(params: videos_pb2.VideoParams) -> float:

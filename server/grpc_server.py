@@ -7,6 +7,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from server.gateway import Gateway
+from server.services.admin import AccountServicer, KeysServicer
 from server.services.chat import ChatServicer
 from server.services.embeddings import EmbeddingsServicer
 from server.services.images import ImagesServicer
@@ -14,6 +15,8 @@ from server.services.models import ModelsServicer
 from server.services.responses import ResponsesServicer
 from server.services.videos import VideosServicer
 from siraya.router.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     chat_pb2,
     chat_pb2_grpc,
     embeddings_pb2,
@@ -34,7 +37,9 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 class Servicers:
     """One instance of every servicer, shared by the gRPC server and the in-process stubs."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, *, admin_key: str | None = None) -> None:
+        self.keys = KeysServicer(gateway, admin_key)
+        self.account = AccountServicer(gateway)
         self.chat = ChatServicer(gateway)
         self.responses = ResponsesServicer(gateway)
         self.embeddings = EmbeddingsServicer(gateway)
@@ -52,6 +57,8 @@ SERVICE_NAMES = tuple(
         (images_pb2, "ImagesService"),
         (models_pb2, "ModelsService"),
         (videos_pb2, "VideosService"),
+        (admin_pb2, "KeysService"),
+        (admin_pb2, "AccountService"),
     )
 )
 
@@ -71,6 +78,8 @@ def build_grpc_server(servicers: Servicers, address: str) -> tuple[grpc.aio.Serv
     images_pb2_grpc.add_ImagesServiceServicer_to_server(servicers.images, server)
     models_pb2_grpc.add_ModelsServiceServicer_to_server(servicers.models, server)
     videos_pb2_grpc.add_VideosServiceServicer_to_server(servicers.videos, server)
+    admin_pb2_grpc.add_KeysServiceServicer_to_server(servicers.keys, server)
+    admin_pb2_grpc.add_AccountServiceServicer_to_server(servicers.account, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

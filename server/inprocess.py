@@ -25,11 +25,15 @@ class _Aborted(grpc.aio.AioRpcError):
 class InProcessContext:
     """The part of grpc.aio.ServicerContext the servicers use."""
 
-    __slots__ = ("_metadata", "_deadline")
+    __slots__ = ("_metadata", "_deadline", "initial")
 
     def __init__(self, metadata: Metadata | None, timeout: float | None) -> None:
         self._metadata = tuple(metadata or ())
         self._deadline = time.monotonic() + timeout if timeout is not None else None
+        self.initial: tuple[tuple[str, str | bytes], ...] = ()
+
+    async def send_initial_metadata(self, metadata: Metadata) -> None:
+        self.initial = tuple(metadata)
 
     def invocation_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         return self._metadata
@@ -40,7 +44,7 @@ class InProcessContext:
     async def abort_with_status(self, status: grpc.Status) -> None:
         raise _Aborted(
             status.code,
-            grpc.aio.Metadata(),
+            grpc.aio.Metadata(*self.initial),
             grpc.aio.Metadata(*status.trailing_metadata),
             status.details,
         )
@@ -55,16 +59,36 @@ class InProcessContext:
         return False
 
 
+class InProcessUnaryCall:
+    """An awaitable call, like grpc.aio.UnaryUnaryCall: `await call`, then `await call.initial_metadata()`."""
+
+    __slots__ = ("_reply", "_context")
+
+    def __init__(self, reply: Any, context: InProcessContext) -> None:
+        self._reply = reply
+        self._context = context
+
+    def __await__(self) -> Any:
+        return self._reply.__await__()
+
+    async def initial_metadata(self) -> grpc.aio.Metadata:
+        return grpc.aio.Metadata(*self._context.initial)
+
+
 class InProcessStreamCall:
     """An async-iterable call, like grpc.aio.UnaryStreamCall."""
 
-    __slots__ = ("_replies",)
+    __slots__ = ("_replies", "_context")
 
-    def __init__(self, replies: AsyncIterator[Any]) -> None:
+    def __init__(self, replies: AsyncIterator[Any], context: InProcessContext | None = None) -> None:
         self._replies = replies
+        self._context = context
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._replies
+
+    async def initial_metadata(self) -> grpc.aio.Metadata:
+        return grpc.aio.Metadata(*(self._context.initial if self._context is not None else ()))
 
     def cancel(self) -> bool:
         aclose = getattr(self._replies, "aclose", None)
@@ -88,14 +112,16 @@ class InProcessStub:
 
 
 def _unary(handler: Any) -> Any:
-    async def call(request: Any, *, metadata: Metadata | None = None, timeout: float | None = None) -> Any:
-        return await handler(request, InProcessContext(metadata, timeout))
+    def call(request: Any, *, metadata: Metadata | None = None, timeout: float | None = None) -> InProcessUnaryCall:
+        context = InProcessContext(metadata, timeout)
+        return InProcessUnaryCall(handler(request, context), context)
 
     return call
 
 
 def _streaming(handler: Any) -> Any:
     def call(request: Any, *, metadata: Metadata | None = None, timeout: float | None = None) -> InProcessStreamCall:
-        return InProcessStreamCall(handler(request, InProcessContext(metadata, timeout)))
+        context = InProcessContext(metadata, timeout)
+        return InProcessStreamCall(handler(request, context), context)
 
     return call

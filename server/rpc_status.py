@@ -11,6 +11,8 @@ from server.errors import GatewayError, InternalError, error_for_http_status
 
 DOMAIN = "siraya.ai"
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
+# Metadata keys that are response headers for the HTTP client (x-ratelimit-*, retry-after).
+RESPONSE_HEADER_PREFIXES = ("x-ratelimit-", "retry-after")
 
 _GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -47,8 +49,19 @@ def to_status_proto(error: GatewayError) -> status_pb2.Status:
     return status
 
 
+class _StatusWithHeaders(grpc.Status):
+    def __init__(self, code: grpc.StatusCode, details: str, trailing_metadata: tuple[tuple[str, str | bytes], ...]):
+        self.code, self.details, self.trailing_metadata = code, details, trailing_metadata
+
+
 def to_grpc_status(error: GatewayError) -> grpc.Status:
-    return rpc_status.to_status(to_status_proto(error))
+    status = rpc_status.to_status(to_status_proto(error))
+    if not error.headers:
+        return status
+    # Response headers (x-ratelimit-*) ride along as trailing metadata; the bridge copies them back.
+    return _StatusWithHeaders(
+        status.code, status.details, (*status.trailing_metadata, *error.headers.items())
+    )
 
 
 def from_status_proto(status: status_pb2.Status) -> GatewayError:
@@ -75,10 +88,18 @@ def from_status_proto(status: status_pb2.Status) -> GatewayError:
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> GatewayError:
     """The GatewayError a failed call carried; a bare gRPC failure maps by its code."""
+    found: GatewayError | None = None
+    headers: dict[str, str] = {}
     for key, value in error.trailing_metadata() or ():
         if key == _STATUS_DETAILS_KEY and isinstance(value, bytes):
-            return from_status_proto(status_pb2.Status.FromString(value))
-    return _from_bare_code(error.code(), error.details() or "")
+            found = from_status_proto(status_pb2.Status.FromString(value))
+        elif key.startswith(RESPONSE_HEADER_PREFIXES) and isinstance(value, str):
+            headers[key] = value
+    if found is None:
+        return _from_bare_code(error.code(), error.details() or "")
+    if headers:
+        found.headers = headers
+    return found
 
 
 def grpc_code_from_int(value: int) -> grpc.StatusCode:

@@ -1,4 +1,9 @@
-"""Gateway keys: how a secret is made, hashed and checked. Storage lives behind KeyStore."""
+"""Gateway keys: how a secret is made, hashed and checked. Storage is the AccountStore (store.py),
+so SQLite and Postgres deployments keep keys in the same place as their credits.
+
+A replica caches a found key for `cache_ttl` seconds: a key revoked or rotated on another replica
+stops working there within that time (on this replica, at once).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from server.errors import AuthenticationFailed
 
@@ -40,13 +45,8 @@ class NewKey:
     tpm_limit: int | None = None
 
 
-class KeyStore(Protocol):
-    def insert_key(self, record: KeyRecord, secret_hash: str) -> None: ...
-    def key_by_hash(self, secret_hash: str) -> tuple[KeyRecord, str] | None: ...
-    def key_by_id(self, key_id: str) -> KeyRecord | None: ...
-    def list_keys(self) -> list[KeyRecord]: ...
-    def revoke_key(self, key_id: str, at: int) -> KeyRecord | None: ...
-    def replace_secret(self, key_id: str, prefix: str, secret_hash: str) -> KeyRecord | None: ...
+if TYPE_CHECKING:
+    from server.accounts.store import AccountStore
 
 
 def generate_secret() -> str:
@@ -69,11 +69,11 @@ class _CachedKey:
 class KeyManager:
     """Creates keys and authenticates bearer tokens, with a short positive cache off the store."""
 
-    store: KeyStore
+    store: AccountStore
     cache_ttl: float = 5.0
     _cache: dict[str, _CachedKey] = field(default_factory=dict)
 
-    def create(self, spec: NewKey) -> tuple[KeyRecord, str]:
+    async def create(self, spec: NewKey) -> tuple[KeyRecord, str]:
         secret = generate_secret()
         record = KeyRecord(
             id="key_" + secrets.token_hex(8),
@@ -86,20 +86,31 @@ class KeyManager:
             rpm_limit=spec.rpm_limit,
             tpm_limit=spec.tpm_limit,
         )
-        self.store.insert_key(record, hash_secret(secret))
+        await self.store.insert_key(record, hash_secret(secret))
         return record, secret
 
-    def revoke(self, key_id: str) -> KeyRecord | None:
-        self._cache.clear()
-        return self.store.revoke_key(key_id, int(time.time()))
+    async def get(self, key_id: str) -> KeyRecord | None:
+        return await self.store.key_by_id(key_id)
 
-    def rotate(self, key_id: str) -> tuple[KeyRecord, str] | None:
+    async def list(self) -> list[KeyRecord]:
+        return await self.store.list_keys()
+
+    async def revoke(self, key_id: str) -> KeyRecord | None:
+        record = await self.store.revoke_key(key_id, int(time.time()))
+        self._cache.clear()
+        return record
+
+    async def rotate(self, key_id: str) -> tuple[KeyRecord, str] | None:
         secret = generate_secret()
-        record = self.store.replace_secret(key_id, secret[:VISIBLE_PREFIX_LENGTH], hash_secret(secret))
+        record = await self.store.replace_secret(key_id, secret[:VISIBLE_PREFIX_LENGTH], hash_secret(secret))
         self._cache.clear()
         return None if record is None else (record, secret)
 
-    def authenticate(self, authorization: str | None) -> KeyRecord:
+    def forget(self) -> None:
+        """Drop cached keys, so that a changed limit applies at once on this replica."""
+        self._cache.clear()
+
+    async def authenticate(self, authorization: str | None) -> KeyRecord:
         """The key behind an `Authorization: Bearer ...` value, or AuthenticationFailed."""
         if not authorization:
             raise AuthenticationFailed(
@@ -114,7 +125,7 @@ class KeyManager:
         now = time.monotonic()
         cached = self._cache.get(presented)
         if cached is None or now - cached.fetched_at > self.cache_ttl:
-            found = self.store.key_by_hash(presented)
+            found = await self.store.key_by_hash(presented)
             if found is None:
                 raise AuthenticationFailed(f"Incorrect API key provided: {_mask(token)}.")
             cached = _CachedKey(found[0], found[1], now)

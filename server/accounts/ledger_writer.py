@@ -75,6 +75,13 @@ class LedgerWriter:
         if len(self._pending) >= self._max_batch:
             self._wake.set()
 
+    def pending_record(self, request_id: str, key_id: str) -> LedgerRecord | None:
+        """A record not yet written (newest first), so that a replica reads its own writes."""
+        for record in reversed(self._pending):
+            if record.request_id == request_id and record.key_id == key_id:
+                return record
+        return None
+
     async def flush(self) -> None:
         """Write everything pending now; raises if the store fails (records stay queued)."""
         async with self._flush_lock:

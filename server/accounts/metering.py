@@ -2,12 +2,15 @@
 
 The gateway asks `Metering.admit` before any upstream call (it may refuse with 402, 403 or 429),
 then settles the returned `Meter` exactly once: `settle` with what was consumed, or `fail`.
-This foundation version admits everything and records nothing; accounts (issue #5) fill it in.
+`Metering` here admits everything and records nothing (a gateway built without accounts);
+accounting.AccountMetering is the real one: rate limits, credits, moderation and the ledger.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from google.protobuf.message import Message
 
 from server.accounts.keys import KeyRecord
 from server.providers.base import RequestContext
@@ -22,6 +25,8 @@ class Demand:
     max_output_tokens: int = 0
     images: int = 0
     video_seconds: float = 0.0
+    # The request itself, for moderation to read (never copied, never kept past the request).
+    params: Message | None = None
 
 
 @dataclass(slots=True)
@@ -39,7 +44,8 @@ class Consumption:
 class Meter:
     """One admitted request. Settle it once; `cost` is what was charged, in USD."""
 
-    async def settle(self, deployment: Deployment, consumed: Consumption) -> float | None:
+    async def settle(self, deployment: Deployment, consumed: Consumption, *, cancelled: bool = False) -> float | None:
+        """Charge what was consumed; `cancelled` when the client went away mid-stream."""
         return None
 
     async def fail(self, error: BaseException) -> None:

@@ -92,7 +92,7 @@ class LedgerSink(Protocol):
 class AccountStore(LedgerSink, Protocol):
     """Keys, credits and the usage ledger behind one async interface.
 
-    Key methods mirror keys.KeyStore. KeyRecord.credit_limit/credit_used are USD floats for display
+    Key methods back keys.KeyManager. KeyRecord.credit_limit/credit_used are USD floats for display
     only; `balance` is the authoritative position in micros. `insert_key` converts the record's
     `credit_limit` with money.usd_to_micros (exact for any amount written with <= 6 decimals).
     """

@@ -39,6 +39,8 @@ class RequestContext:
     # Headers to forward to the upstream (request id, traceparent).
     forward_headers: dict[str, str] = field(default_factory=dict)
     outcome: Outcome = field(default_factory=Outcome)
+    # Headers for the client's response (x-ratelimit-*), sent by the servicer as initial metadata.
+    response_headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import grpc
 
 from server.gateway import Gateway
 from server.services.base import call_context, streaming_rpc, unary_rpc
+from server.services.response_headers import send_response_headers
 from siraya.router.v1 import chat_pb2, chat_pb2_grpc
 
 
@@ -20,8 +21,9 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> chat_pb2.CreateChatCompletionResponse:
         authorization, ctx = call_context(context)
-        key = self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization)
         completion = await self._gateway.chat(request.params, key, ctx)
+        await send_response_headers(context, ctx)
         return chat_pb2.CreateChatCompletionResponse(completion=completion)
 
     @streaming_rpc
@@ -29,6 +31,10 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self, request: chat_pb2.StreamChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
         authorization, ctx = call_context(context)
-        key = self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization)
+        first = True
         async for chunk in self._gateway.stream_chat(request.params, key, ctx):
+            if first:
+                first = False
+                await send_response_headers(context, ctx)
             yield chat_pb2.StreamChatCompletionResponse(chunk=chunk)

@@ -6,6 +6,7 @@ import grpc
 
 from server.gateway import Gateway
 from server.services.base import call_context, unary_rpc
+from server.services.response_headers import send_response_headers
 from siraya.router.v1 import embeddings_pb2, embeddings_pb2_grpc
 
 
@@ -18,6 +19,7 @@ class EmbeddingsServicer(embeddings_pb2_grpc.EmbeddingsServiceServicer):
         self, request: embeddings_pb2.CreateEmbeddingRequest, context: grpc.aio.ServicerContext
     ) -> embeddings_pb2.CreateEmbeddingResponse:
         authorization, ctx = call_context(context)
-        key = self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization)
         result = await self._gateway.embed(request.params, key, ctx)
+        await send_response_headers(context, ctx)
         return embeddings_pb2.CreateEmbeddingResponse(result=result)

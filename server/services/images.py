@@ -6,6 +6,7 @@ import grpc
 
 from server.gateway import Gateway
 from server.services.base import call_context, unary_rpc
+from server.services.response_headers import send_response_headers
 from siraya.router.v1 import images_pb2, images_pb2_grpc
 
 
@@ -18,6 +19,7 @@ class ImagesServicer(images_pb2_grpc.ImagesServiceServicer):
         self, request: images_pb2.GenerateImagesRequest, context: grpc.aio.ServicerContext
     ) -> images_pb2.GenerateImagesResponse:
         authorization, ctx = call_context(context)
-        key = self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization)
         result = await self._gateway.generate_images(request.params, key, ctx)
+        await send_response_headers(context, ctx)
         return images_pb2.GenerateImagesResponse(result=result)

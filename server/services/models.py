@@ -18,7 +18,7 @@ class ModelsServicer(models_pb2_grpc.ModelsServiceServicer):
         self, request: models_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> models_pb2.ListModelsResponse:
         authorization, _ = call_context(context)
-        self._gateway.authenticate(authorization)
+        await self._gateway.authenticate(authorization)
         return models_pb2.ListModelsResponse(data=self._gateway.list_models())
 
     @unary_rpc
@@ -26,5 +26,5 @@ class ModelsServicer(models_pb2_grpc.ModelsServiceServicer):
         self, request: models_pb2.GetModelRequest, context: grpc.aio.ServicerContext
     ) -> models_pb2.GetModelResponse:
         authorization, _ = call_context(context)
-        self._gateway.authenticate(authorization)
+        await self._gateway.authenticate(authorization)
         return models_pb2.GetModelResponse(model=self._gateway.get_model(request.id))

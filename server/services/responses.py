@@ -8,6 +8,7 @@ import grpc
 
 from server.gateway import Gateway
 from server.services.base import call_context, streaming_rpc, unary_rpc
+from server.services.response_headers import send_response_headers
 from siraya.router.v1 import responses_pb2, responses_pb2_grpc
 
 
@@ -20,8 +21,9 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer):
         self, request: responses_pb2.CreateResponseRequest, context: grpc.aio.ServicerContext
     ) -> responses_pb2.CreateResponseResponse:
         authorization, ctx = call_context(context)
-        key = self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization)
         response = await self._gateway.respond(request.params, key, ctx)
+        await send_response_headers(context, ctx)
         return responses_pb2.CreateResponseResponse(response=response)
 
     @streaming_rpc
@@ -29,6 +31,10 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer):
         self, request: responses_pb2.StreamResponseRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[responses_pb2.StreamResponseResponse]:
         authorization, ctx = call_context(context)
-        key = self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization)
+        first = True
         async for event in self._gateway.stream_response(request.params, key, ctx):
+            if first:
+                first = False
+                await send_response_headers(context, ctx)
             yield responses_pb2.StreamResponseResponse(event=event)

@@ -71,7 +71,7 @@ class AnthropicGatewayHarness:
         )
         config = load_config(config_path, {"ANTHROPIC_KEY": ANTHROPIC_KEY})
         self.running = await start_gateway(config, in_process=self.in_process)
-        _, self.api_key = self.running.gateway.keys.create(NewKey(name="anthropic-e2e"))
+        _, self.api_key = await self.running.gateway.keys.create(NewKey(name="anthropic-e2e"))
 
     @property
     def base_url(self) -> str:

@@ -84,7 +84,7 @@ class GeminiGatewayHarness:
         )
         config = load_config(config_path, {"GEMINI_KEY": GEMINI_KEY})
         self.running = await start_gateway(config, in_process=self.in_process)
-        _, self.api_key = self.running.gateway.keys.create(NewKey(name="gemini-e2e"))
+        _, self.api_key = await self.running.gateway.keys.create(NewKey(name="gemini-e2e"))
 
     @property
     def base_url(self) -> str:

@@ -119,8 +119,8 @@ class GatewayHarness:
         )
         config = load_config(config_path, {"FAKE_UPSTREAM_KEY": UPSTREAM_KEY})
         self.running = await start_gateway(config, in_process=self.in_process)
-        _, self.api_key = self.running.gateway.keys.create(NewKey(name="tests"))
-        _, self.other_key = self.running.gateway.keys.create(NewKey(name="someone-else"))
+        _, self.api_key = await self.running.gateway.keys.create(NewKey(name="tests"))
+        _, self.other_key = await self.running.gateway.keys.create(NewKey(name="someone-else"))
 
     @property
     def base_url(self) -> str:

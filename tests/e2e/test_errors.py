@@ -88,14 +88,15 @@ def test_missing_or_bad_key_is_401(harness: GatewayHarness, authorization: str |
 
 def test_revoked_key_is_401(harness: GatewayHarness) -> None:
     keys = harness.running.gateway.keys  # type: ignore[union-attr]
-    record, secret = keys.create(NewKey(name="short-lived"))
+    record, secret = harness.run(keys.create(NewKey(name="short-lived")))
     assert post(harness, "/chat/completions", key=secret, json=CHAT).status_code == 200
-    keys.revoke(record.id)
+    harness.run(keys.revoke(record.id))
     assert_error(post(harness, "/chat/completions", key=secret, json=CHAT), 401, "authentication_error", "invalid_api_key")
 
 
 def test_model_not_allowed_for_key_is_403(harness: GatewayHarness) -> None:
-    _, secret = harness.running.gateway.keys.create(NewKey(name="embed-only", allowed_models=("embed-test",)))  # type: ignore[union-attr]
+    keys = harness.running.gateway.keys  # type: ignore[union-attr]
+    _, secret = harness.run(keys.create(NewKey(name="embed-only", allowed_models=("embed-test",))))
     response = post(harness, "/chat/completions", key=secret, json=CHAT)
     assert_error(response, 403, "permission_error", "model_not_allowed", "model")
 

@@ -1,60 +1,101 @@
-"""Key creation, hashing and authentication against the SQLite store."""
+"""Key creation, hashing and authentication, on the accounts store (SQLite here; the store contract
+covers Postgres)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from server.accounts.keys import KeyManager, NewKey, hash_secret
-from server.accounts.sqlite_store import SqliteStore
+from server.accounts.sqlite_accounts import SqliteAccountStore
 from server.errors import AuthenticationFailed
 
 
 @pytest.fixture
-def manager(tmp_path: Path) -> KeyManager:
-    return KeyManager(SqliteStore(tmp_path / "keys.db"), cache_ttl=0)
+async def manager(tmp_path: Path) -> AsyncIterator[KeyManager]:
+    store = SqliteAccountStore(tmp_path / "keys.db")
+    yield KeyManager(store, cache_ttl=0)
+    await store.close()
 
 
-def test_secret_is_stored_only_as_hash(manager: KeyManager, tmp_path: Path) -> None:
-    record, secret = manager.create(NewKey(name="app"))
+async def test_secret_is_stored_only_as_hash(manager: KeyManager, tmp_path: Path) -> None:
+    record, secret = await manager.create(NewKey(name="app"))
     assert secret.startswith("sk-sr-") and record.prefix == secret[:10]
     raw = (tmp_path / "keys.db").read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("keys.db-*"))
     assert secret.encode() not in raw
     assert hash_secret(secret).encode() in raw
-    assert manager.authenticate(f"Bearer {secret}").id == record.id
+    assert (await manager.authenticate(f"Bearer {secret}")).id == record.id
 
 
-def test_bad_missing_revoked_and_expired_keys_fail(manager: KeyManager) -> None:
-    record, secret = manager.create(NewKey(name="app"))
+async def test_bad_missing_revoked_and_expired_keys_fail(manager: KeyManager) -> None:
+    record, secret = await manager.create(NewKey(name="app"))
     for header in (None, "", "Bearer", "Token abc", "Bearer sk-sr-wrong"):
         with pytest.raises(AuthenticationFailed):
-            manager.authenticate(header)
-    manager.revoke(record.id)
+            await manager.authenticate(header)
+    await manager.revoke(record.id)
     with pytest.raises(AuthenticationFailed, match="revoked"):
-        manager.authenticate(f"Bearer {secret}")
-    _, expired = manager.create(NewKey(name="old", expires_at=int(time.time()) - 1))
+        await manager.authenticate(f"Bearer {secret}")
+    _, expired = await manager.create(NewKey(name="old", expires_at=int(time.time()) - 1))
     with pytest.raises(AuthenticationFailed, match="expired"):
-        manager.authenticate(f"Bearer {expired}")
+        await manager.authenticate(f"Bearer {expired}")
 
 
-def test_error_never_echoes_the_whole_key(manager: KeyManager) -> None:
+async def test_revocation_applies_at_once_despite_the_cache(tmp_path: Path) -> None:
+    store = SqliteAccountStore(tmp_path / "keys.db")
+    manager = KeyManager(store, cache_ttl=60)
+    try:
+        record, secret = await manager.create(NewKey(name="app"))
+        await manager.authenticate(f"Bearer {secret}")  # cached now
+        await manager.revoke(record.id)
+        with pytest.raises(AuthenticationFailed, match="revoked"):
+            await manager.authenticate(f"Bearer {secret}")
+    finally:
+        await store.close()
+
+
+async def test_error_never_echoes_the_whole_key(manager: KeyManager) -> None:
     presented = "sk-sr-" + "A" * 40
     with pytest.raises(AuthenticationFailed) as caught:
-        manager.authenticate(f"Bearer {presented}")
+        await manager.authenticate(f"Bearer {presented}")
     assert presented not in caught.value.message
 
 
-def test_rotate_replaces_the_secret(manager: KeyManager) -> None:
-    record, old = manager.create(NewKey(name="app"))
-    rotated = manager.rotate(record.id)
-    assert rotated is not None
+async def test_rotate_replaces_the_secret(manager: KeyManager) -> None:
+    record, old = await manager.create(NewKey(name="app"))
+    rotated = await manager.rotate(record.id)
+    assert rotated is not None and rotated[0].prefix == rotated[1][:10]
     with pytest.raises(AuthenticationFailed):
-        manager.authenticate(f"Bearer {old}")
-    assert manager.authenticate(f"Bearer {rotated[1]}").id == record.id
+        await manager.authenticate(f"Bearer {old}")
+    assert (await manager.authenticate(f"Bearer {rotated[1]}")).id == record.id
+    await manager.revoke(record.id)
+    assert await manager.rotate(record.id) is None
 
 
-def test_keys_survive_reopening_the_store(tmp_path: Path) -> None:
-    _, secret = KeyManager(SqliteStore(tmp_path / "k.db")).create(NewKey(name="app"))
-    assert KeyManager(SqliteStore(tmp_path / "k.db")).authenticate(f"Bearer {secret}").name == "app"
+async def test_keys_survive_reopening_the_store(tmp_path: Path) -> None:
+    first = SqliteAccountStore(tmp_path / "k.db")
+    _, secret = await KeyManager(first).create(NewKey(name="app", credit_limit=1.5))
+    await first.close()
+    second = SqliteAccountStore(tmp_path / "k.db")
+    try:
+        key = await KeyManager(second).authenticate(f"Bearer {secret}")
+        assert key.name == "app" and key.credit_limit == 1.5
+    finally:
+        await second.close()
+
+
+def test_sqlite_store_does_not_rotate_a_revoked_key(tmp_path: Path) -> None:
+    from server.accounts.keys import KeyRecord
+    from server.accounts.sqlite_store import SqliteStore
+
+    store = SqliteStore(tmp_path / "rotate.db")
+    store.insert_key(KeyRecord(id="key_1", name="app", prefix="sk-sr-old0", created_at=1), "old-hash")
+    rotated = store.replace_secret("key_1", "sk-sr-new1", "new-hash")
+    assert rotated is not None and rotated.prefix == "sk-sr-new1"
+    store.revoke_key("key_1", at=2)
+    assert store.replace_secret("key_1", "sk-sr-new2", "newer-hash") is None
+    assert store.key_by_hash("newer-hash") is None and store.key_by_hash("new-hash") is not None
+    assert store.replace_secret("key_nope", "p", "h") is None
+    store.close()

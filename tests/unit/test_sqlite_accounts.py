@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from server.accounts.keys import KeyManager, NewKey
+from server.accounts.keys import KeyRecord, hash_secret
 from server.accounts.sqlite_accounts import ACCOUNT_MIGRATIONS, SqliteAccountStore
 from server.accounts.sqlite_store import MIGRATIONS, SqliteStore
 from server.accounts.store import Balance
@@ -14,7 +14,8 @@ from server.accounts.store import Balance
 async def test_opens_a_file_made_by_sqlite_store_and_backfills_credits(tmp_path: Path) -> None:
     path = tmp_path / "gateway.db"
     legacy = SqliteStore(path)
-    record, secret = KeyManager(legacy).create(NewKey(name="old", credit_limit=2.5))
+    record = KeyRecord(id="key_old", name="old", prefix="sk-sr-old1", created_at=1, credit_limit=2.5)
+    legacy.insert_key(record, hash_secret("sk-sr-old-secret"))
     legacy.close()
 
     store = SqliteAccountStore(path)
@@ -28,8 +29,10 @@ async def test_opens_a_file_made_by_sqlite_store_and_backfills_credits(tmp_path:
     # SqliteStore still opens the file, sees the key, and reads the kept-in-step REAL column;
     # a key it inserts now gets its limit in micros too.
     reopened = SqliteStore(path)
-    assert KeyManager(reopened).authenticate(f"Bearer {secret}").credit_used == 0.4
-    later, _ = KeyManager(reopened).create(NewKey(name="later", credit_limit=0.25))
+    found = reopened.key_by_hash(hash_secret("sk-sr-old-secret"))
+    assert found is not None and found[0].credit_used == 0.4
+    later = KeyRecord(id="key_later", name="later", prefix="sk-sr-lat1", created_at=2, credit_limit=0.25)
+    reopened.insert_key(later, hash_secret("sk-sr-later-secret"))
     reopened.close()
     store = SqliteAccountStore(path)
     try:

@@ -109,3 +109,83 @@ class RotateKeyResponse(_message.Message):
     key: KeyInfo
     secret: str
     def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class SetCreditLimitRequest(_message.Message):
+    __slots__ = ("id", "credit_limit")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    credit_limit: float
+    def __init__(self, id: _Optional[str] = ..., credit_limit: _Optional[float] = ...) -> None: ...
+
+class SetCreditLimitResponse(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: KeyInfo
+    def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ...) -> None: ...
+
+class GetCurrentKeyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetCurrentKeyResponse(_message.Message):
+    __slots__ = ("key", "usage", "reserved", "limit_remaining")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_REMAINING_FIELD_NUMBER: _ClassVar[int]
+    key: KeyInfo
+    usage: float
+    reserved: float
+    limit_remaining: float
+    def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ..., usage: _Optional[float] = ..., reserved: _Optional[float] = ..., limit_remaining: _Optional[float] = ...) -> None: ...
+
+class GetGenerationRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class Generation(_message.Message):
+    __slots__ = ("id", "key_id", "created_at", "model", "model_served", "provider", "status", "http_status", "error_code", "tokens_prompt", "tokens_completion", "tokens_cached", "tokens_reasoning", "total_cost", "latency_ms", "ttft_ms", "streamed")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SERVED_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_COMPLETION_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_CACHED_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_REASONING_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_COST_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    TTFT_MS_FIELD_NUMBER: _ClassVar[int]
+    STREAMED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    key_id: str
+    created_at: float
+    model: str
+    model_served: str
+    provider: str
+    status: str
+    http_status: int
+    error_code: str
+    tokens_prompt: int
+    tokens_completion: int
+    tokens_cached: int
+    tokens_reasoning: int
+    total_cost: float
+    latency_ms: float
+    ttft_ms: float
+    streamed: bool
+    def __init__(self, id: _Optional[str] = ..., key_id: _Optional[str] = ..., created_at: _Optional[float] = ..., model: _Optional[str] = ..., model_served: _Optional[str] = ..., provider: _Optional[str] = ..., status: _Optional[str] = ..., http_status: _Optional[int] = ..., error_code: _Optional[str] = ..., tokens_prompt: _Optional[int] = ..., tokens_completion: _Optional[int] = ..., tokens_cached: _Optional[int] = ..., tokens_reasoning: _Optional[int] = ..., total_cost: _Optional[float] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., streamed: _Optional[bool] = ...) -> None: ...
+
+class GetGenerationResponse(_message.Message):
+    __slots__ = ("generation",)
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    generation: Generation
+    def __init__(self, generation: _Optional[_Union[Generation, _Mapping]] = ...) -> None: ...

@@ -60,6 +60,11 @@ class KeysServiceStub:
                 request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.RotateKeyRequest.SerializeToString,
                 response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.RotateKeyResponse.FromString,
                 _registered_method=True)
+        self.SetCreditLimit = channel.unary_unary(
+                '/siraya.router.v1.KeysService/SetCreditLimit',
+                request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.SetCreditLimitRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.SetCreditLimitResponse.FromString,
+                _registered_method=True)
 
 
 class KeysServiceServicer:
@@ -96,6 +101,13 @@ class KeysServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetCreditLimit(self, request, context):
+        """Change a key's credit limit (a top-up or a cap); unset means unlimited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeysServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -123,6 +135,11 @@ def add_KeysServiceServicer_to_server(servicer, server):
                     servicer.RotateKey,
                     request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.RotateKeyRequest.FromString,
                     response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.RotateKeyResponse.SerializeToString,
+            ),
+            'SetCreditLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCreditLimit,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.SetCreditLimitRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.SetCreditLimitResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -261,6 +278,153 @@ class KeysService:
             '/siraya.router.v1.KeysService/RotateKey',
             siraya_dot_router_dot_v1_dot_admin__pb2.RotateKeyRequest.SerializeToString,
             siraya_dot_router_dot_v1_dot_admin__pb2.RotateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCreditLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.KeysService/SetCreditLimit',
+            siraya_dot_router_dot_v1_dot_admin__pb2.SetCreditLimitRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_admin__pb2.SetCreditLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AccountServiceStub:
+    """What the calling key may see about itself. Guarded by the key itself.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetCurrentKey = channel.unary_unary(
+                '/siraya.router.v1.AccountService/GetCurrentKey',
+                request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetCurrentKeyRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetCurrentKeyResponse.FromString,
+                _registered_method=True)
+        self.GetGeneration = channel.unary_unary(
+                '/siraya.router.v1.AccountService/GetGeneration',
+                request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetGenerationRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetGenerationResponse.FromString,
+                _registered_method=True)
+
+
+class AccountServiceServicer:
+    """What the calling key may see about itself. Guarded by the key itself.
+    """
+
+    def GetCurrentKey(self, request, context):
+        """The calling key: its limits, usage and remaining credit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGeneration(self, request, context):
+        """One request's ledger record, only to the key that made it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AccountServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetCurrentKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCurrentKey,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetCurrentKeyRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetCurrentKeyResponse.SerializeToString,
+            ),
+            'GetGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGeneration,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetGenerationRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetGenerationResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'siraya.router.v1.AccountService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('siraya.router.v1.AccountService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AccountService:
+    """What the calling key may see about itself. Guarded by the key itself.
+    """
+
+    @staticmethod
+    def GetCurrentKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.AccountService/GetCurrentKey',
+            siraya_dot_router_dot_v1_dot_admin__pb2.GetCurrentKeyRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_admin__pb2.GetCurrentKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.AccountService/GetGeneration',
+            siraya_dot_router_dot_v1_dot_admin__pb2.GetGenerationRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_admin__pb2.GetGenerationResponse.FromString,
             options,
             channel_credentials,
             insecure,

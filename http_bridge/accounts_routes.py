@@ -1,0 +1,193 @@
+"""REST for accounts: key administration under /v1/keys (admin key), and a key's own view.
+
+POST   /v1/keys                 create; the secret is in this response only
+GET    /v1/keys                 list
+GET    /v1/keys/{id}            get
+PATCH  /v1/keys/{id}            {"credit_limit": USD | null}
+DELETE /v1/keys/{id}            revoke
+POST   /v1/keys/{id}/rotate     new secret, shown once
+GET    /v1/key                  the calling key: limit, usage, remaining credit
+GET    /v1/generation?id=...    the ledger record of one of the calling key's requests
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from server.errors import InvalidRequest
+from siraya.router.v1 import admin_pb2
+
+_JSON = "application/json"
+
+
+def _key_json(key: admin_pb2.KeyInfo) -> dict[str, Any]:
+    return {
+        "object": "key",
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "created_at": key.created_at,
+        "expires_at": key.expires_at if key.HasField("expires_at") else None,
+        "revoked_at": key.revoked_at if key.HasField("revoked_at") else None,
+        "allowed_models": list(key.allowed_models),
+        "credit_limit": key.credit_limit if key.HasField("credit_limit") else None,
+        "credit_used": key.credit_used,
+        "rpm_limit": key.rpm_limit if key.HasField("rpm_limit") else None,
+        "tpm_limit": key.tpm_limit if key.HasField("tpm_limit") else None,
+    }
+
+
+def _generation_json(gen: admin_pb2.Generation) -> dict[str, Any]:
+    return {
+        "id": gen.id,
+        "key_id": gen.key_id,
+        "created_at": gen.created_at,
+        "model": gen.model,
+        "model_served": gen.model_served if gen.HasField("model_served") else None,
+        "provider_name": gen.provider if gen.HasField("provider") else None,
+        "status": gen.status,
+        "http_status": gen.http_status,
+        "error_code": gen.error_code if gen.HasField("error_code") else None,
+        "tokens_prompt": gen.tokens_prompt,
+        "tokens_completion": gen.tokens_completion,
+        "native_tokens_cached": gen.tokens_cached,
+        "native_tokens_reasoning": gen.tokens_reasoning,
+        "total_cost": gen.total_cost,
+        "latency": gen.latency_ms,
+        "ttft": gen.ttft_ms if gen.HasField("ttft_ms") else None,
+        "streamed": gen.streamed,
+        "cancelled": gen.status == "cancelled",
+    }
+
+
+def _respond(request: web.Request, body: dict[str, Any], request_id: str) -> web.Response:
+    return web.Response(body=orjson.dumps(body), content_type=_JSON, headers={"X-Request-Id": request_id})
+
+
+def _optional_number(body: dict[str, Any], name: str, *, integer: bool) -> Any:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise InvalidRequest(
+            f"'{name}' must be {'an integer' if integer else 'a number'}.", param=name, code="invalid_type"
+        )
+    return value
+
+
+def key_spec(body: dict[str, Any]) -> admin_pb2.KeySpec:
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest("A key needs a 'name'.", param="name", code="missing_required_parameter")
+    models = body.get("allowed_models") or []
+    if not isinstance(models, list) or not all(isinstance(model, str) for model in models):
+        raise InvalidRequest(
+            "'allowed_models' must be a list of model ids.", param="allowed_models", code="invalid_type"
+        )
+    spec = admin_pb2.KeySpec(name=name, allowed_models=models)
+    for field, integer in (
+        ("expires_at", True),
+        ("credit_limit", False),
+        ("rpm_limit", True),
+        ("tpm_limit", True),
+    ):
+        value = _optional_number(body, field, integer=integer)
+        if value is not None:
+            setattr(spec, field, value)
+    return spec
+
+
+def add_account_routes(
+    app: web.Application, stubs_key: Any, read_json: Any, call_metadata: Any, request_id_of: Any
+) -> None:
+    """Register the routes; the bridge passes its own helpers so both share one request path."""
+
+    def stubs(request: web.Request) -> Any:
+        return request.app[stubs_key]
+
+    async def create_key(request: web.Request) -> web.StreamResponse:
+        spec = key_spec(await read_json(request))
+        reply = await stubs(request).keys.CreateKey(
+            admin_pb2.CreateKeyRequest(spec=spec), metadata=call_metadata(request)
+        )
+        return _respond(request, {**_key_json(reply.key), "secret": reply.secret}, request_id_of(request))
+
+    async def list_keys(request: web.Request) -> web.StreamResponse:
+        reply = await stubs(request).keys.ListKeys(
+            admin_pb2.ListKeysRequest(), metadata=call_metadata(request)
+        )
+        return _respond(
+            request,
+            {"object": "list", "data": [_key_json(key) for key in reply.keys]},
+            request_id_of(request),
+        )
+
+    async def get_key(request: web.Request) -> web.StreamResponse:
+        reply = await stubs(request).keys.GetKey(
+            admin_pb2.GetKeyRequest(id=request.match_info["key_id"]), metadata=call_metadata(request)
+        )
+        return _respond(request, _key_json(reply.key), request_id_of(request))
+
+    async def update_key(request: web.Request) -> web.StreamResponse:
+        body = await read_json(request)
+        if set(body) - {"credit_limit"}:
+            raise InvalidRequest(
+                "Only 'credit_limit' can be changed.",
+                param=sorted(set(body) - {"credit_limit"})[0],
+                code="unknown_parameter",
+            )
+        update = admin_pb2.SetCreditLimitRequest(id=request.match_info["key_id"])
+        limit = _optional_number(body, "credit_limit", integer=False)
+        if limit is not None:
+            update.credit_limit = limit
+        reply = await stubs(request).keys.SetCreditLimit(update, metadata=call_metadata(request))
+        return _respond(request, _key_json(reply.key), request_id_of(request))
+
+    async def revoke_key(request: web.Request) -> web.StreamResponse:
+        reply = await stubs(request).keys.RevokeKey(
+            admin_pb2.RevokeKeyRequest(id=request.match_info["key_id"]), metadata=call_metadata(request)
+        )
+        return _respond(request, _key_json(reply.key), request_id_of(request))
+
+    async def rotate_key(request: web.Request) -> web.StreamResponse:
+        reply = await stubs(request).keys.RotateKey(
+            admin_pb2.RotateKeyRequest(id=request.match_info["key_id"]), metadata=call_metadata(request)
+        )
+        return _respond(request, {**_key_json(reply.key), "secret": reply.secret}, request_id_of(request))
+
+    async def current_key(request: web.Request) -> web.StreamResponse:
+        reply = await stubs(request).account.GetCurrentKey(
+            admin_pb2.GetCurrentKeyRequest(), metadata=call_metadata(request)
+        )
+        key = reply.key
+        data = {
+            **_key_json(key),
+            "label": key.prefix + "…",
+            "limit": key.credit_limit if key.HasField("credit_limit") else None,
+            "usage": reply.usage,
+            "reserved": reply.reserved,
+            "limit_remaining": reply.limit_remaining if reply.HasField("limit_remaining") else None,
+            "rate_limit": {
+                "requests_per_minute": key.rpm_limit if key.HasField("rpm_limit") else None,
+                "tokens_per_minute": key.tpm_limit if key.HasField("tpm_limit") else None,
+            },
+        }
+        return _respond(request, {"data": data}, request_id_of(request))
+
+    async def get_generation(request: web.Request) -> web.StreamResponse:
+        reply = await stubs(request).account.GetGeneration(
+            admin_pb2.GetGenerationRequest(id=request.query.get("id", "")), metadata=call_metadata(request)
+        )
+        return _respond(request, {"data": _generation_json(reply.generation)}, request_id_of(request))
+
+    app.router.add_post("/v1/keys", create_key)
+    app.router.add_get("/v1/keys", list_keys)
+    app.router.add_get("/v1/keys/{key_id}", get_key)
+    app.router.add_patch("/v1/keys/{key_id}", update_key)
+    app.router.add_delete("/v1/keys/{key_id}", revoke_key)
+    app.router.add_post("/v1/keys/{key_id}/rotate", rotate_key)
+    app.router.add_get("/v1/key", current_key)
+    app.router.add_get("/v1/generation", get_generation)

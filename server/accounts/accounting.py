@@ -1,0 +1,282 @@
+"""The real Metering: rate limits, credit reservations, moderation and one ledger record per request.
+
+    admit   rate limit (rpm, tpm on the estimate)  -> 429 with x-ratelimit-* and Retry-After
+            reserve the worst case at the highest price among the model's deployments -> 402
+            moderation                              -> 403 content_flagged (the reservation is released)
+    settle  charge the actual usage at the serving deployment's price, release the rest,
+            correct the tpm bucket by actual minus estimated tokens, write the ledger record
+    fail    release the whole reservation, give the estimated tokens back, write the ledger record
+
+A key without a credit limit reserves nothing (a reservation is a store write on the hot path);
+its charges are still settled, so its usage is tracked. Reservations use an id of their own, not
+the request id: a client may resend an X-Request-Id, and that must never look like a replay.
+Store writes on the way out are shielded, so a client that goes away cannot cancel its own charge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import secrets
+import time
+
+from server.accounts.keys import KeyRecord
+from server.accounts.ledger_writer import LedgerWriter
+from server.accounts.metering import Consumption, Demand, Meter, Metering
+from server.accounts.moderation import Moderator
+from server.accounts.money import Price, estimate_cost, micros_to_usd
+from server.accounts.store import AccountStore, LedgerRecord, LedgerStatus, LimitStore
+from server.config import PricingConfig
+from server.errors import GatewayError, InsufficientCredits, RateLimited
+from server.providers.base import RequestContext
+from server.routing.catalogue import CatalogueEntry, Deployment
+
+__all__ = ["AccountMetering", "deployment_price"]
+
+logger = logging.getLogger("siraya.accounts")
+
+# A reservation this old belongs to a request whose process died; its credit goes back.
+STALE_RESERVATION_SECONDS = 2 * 3600.0
+STALE_SWEEP_SECONDS = 600.0
+CLIENT_CLOSED_STATUS = 499
+
+
+@functools.lru_cache(maxsize=4096)
+def _price(pricing: PricingConfig) -> Price:
+    return Price.from_pricing(pricing)
+
+
+def deployment_price(entry: CatalogueEntry, deployment: Deployment) -> Price:
+    """What a deployment charges: its own price when the catalogue gives one, else the model's."""
+    pricing = getattr(deployment, "pricing", None)
+    return _price(pricing if isinstance(pricing, PricingConfig) else entry.pricing)
+
+
+def _charge(price: Price, consumed: Consumption) -> int:
+    return (
+        price.tokens(consumed.prompt_tokens, consumed.completion_tokens, consumed.cached_tokens)
+        + price.images(consumed.images)
+        + price.video(consumed.video_seconds)
+    )
+
+
+def _worst_case(entry: CatalogueEntry, demand: Demand) -> int:
+    worst = 0
+    for deployment in entry.deployments:
+        price = deployment_price(entry, deployment)
+        cost = (
+            estimate_cost(
+                price, demand.prompt_tokens, demand.max_output_tokens, context_window=entry.context_window
+            )
+            + price.images(demand.images)
+            + price.video(demand.video_seconds)
+        )
+        worst = max(worst, cost)
+    return worst
+
+
+class AccountMetering(Metering):
+    def __init__(
+        self,
+        accounts: AccountStore,
+        limits: LimitStore,
+        ledger: LedgerWriter,
+        moderator: Moderator | None = None,
+    ) -> None:
+        self.accounts = accounts
+        self.limits = limits
+        self.ledger = ledger
+        self.moderator = moderator
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start background work (the stale-reservation sweep) on the running loop."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="reservation-sweep")
+
+    async def admit(
+        self, key: KeyRecord, entry: CatalogueEntry, demand: Demand, ctx: RequestContext
+    ) -> Meter:
+        started = time.monotonic()
+        ctx.key_id = key.id
+        estimated = demand.prompt_tokens + demand.max_output_tokens
+        limited = key.rpm_limit is not None or key.tpm_limit is not None
+        if limited:
+            decision = await self.limits.hit(key.id, key.rpm_limit, key.tpm_limit, estimated, time.time())
+            headers = decision.headers()
+            headers.pop("retry-after", None)
+            if not decision.allowed:
+                error = RateLimited(
+                    _limit_message(decision.remaining_requests == 0, key),
+                    retry_after=decision.retry_after_s,
+                    headers=headers,
+                )
+                self._record(key, entry.id, ctx, started, "error", error=error)
+                raise error
+            ctx.response_headers = headers
+        meter = _AccountMeter(self, key, entry, ctx, started, estimated if key.tpm_limit is not None else 0)
+        if key.credit_limit is not None:
+            amount = _worst_case(entry, demand)
+            if not await self.accounts.reserve(key.id, meter.reservation_id, amount):
+                error = InsufficientCredits(
+                    "This key does not have enough credits for this request: it may cost up to "
+                    f"${micros_to_usd(amount):.6f}. Add credits or lower max_tokens."
+                )
+                await meter.fail(error)
+                raise error
+            meter.reserved = True
+        if self.moderator is not None and self.moderator.enabled:
+            try:
+                await self.moderator.check(key.id, entry.id, demand.params)
+            except GatewayError as error:
+                await meter.fail(error)
+                raise
+        return meter
+
+    def _record(
+        self,
+        key: KeyRecord,
+        model: str,
+        ctx: RequestContext,
+        started: float,
+        status: LedgerStatus,
+        *,
+        error: BaseException | None = None,
+        deployment: Deployment | None = None,
+        consumed: Consumption | None = None,
+        cost: int = 0,
+    ) -> None:
+        finished = time.monotonic()
+        first = ctx.outcome.first_item_at
+        if isinstance(error, GatewayError):
+            http_status, code = error.kind.http_status, error.code
+        elif error is not None:
+            http_status, code = (
+                (CLIENT_CLOSED_STATUS, "client_closed") if status == "cancelled" else (500, "internal_error")
+            )
+        else:
+            http_status, code = (CLIENT_CLOSED_STATUS if status == "cancelled" else 200), None
+        consumed = consumed or Consumption()
+        record = LedgerRecord(
+            request_id=ctx.request_id,
+            key_id=key.id,
+            created_at=time.time(),
+            model_requested=model,
+            status=status,
+            http_status=http_status,
+            model_served=None if deployment is None else deployment.upstream_model,
+            provider=None if deployment is None else deployment.provider,
+            error_code=code,
+            prompt_tokens=consumed.prompt_tokens,
+            completion_tokens=consumed.completion_tokens,
+            cached_tokens=consumed.cached_tokens,
+            reasoning_tokens=consumed.reasoning_tokens,
+            cost_micros=cost,
+            latency_ms=round((finished - started) * 1000, 3),
+            ttft_ms=None if first is None else round((first - started) * 1000, 3),
+            streamed=first is not None,
+        )
+        try:
+            self.ledger.submit(record)
+        except RuntimeError:
+            logger.error("ledger closed; dropped the record of a request")
+
+    async def _sweep(self) -> None:
+        while True:
+            try:
+                released = await self.accounts.release_stale(time.time() - STALE_RESERVATION_SECONDS)
+                if released:
+                    logger.warning("released %d stale credit reservations", released)
+            except Exception:
+                logger.exception("stale reservation sweep failed")
+            await asyncio.sleep(STALE_SWEEP_SECONDS)
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        await self.ledger.close()
+        if self.moderator is not None:
+            await self.moderator.close()
+        await self.limits.close()
+        await self.accounts.close()
+
+
+class _AccountMeter(Meter):
+    def __init__(
+        self,
+        metering: AccountMetering,
+        key: KeyRecord,
+        entry: CatalogueEntry,
+        ctx: RequestContext,
+        started: float,
+        estimated_tokens: int,
+    ) -> None:
+        self._metering = metering
+        self._key = key
+        self._entry = entry
+        self._ctx = ctx
+        self._started = started
+        self._estimated = estimated_tokens
+        self.reservation_id = "res_" + secrets.token_hex(12)
+        self.reserved = False
+        self._done = False
+
+    async def settle(
+        self, deployment: Deployment, consumed: Consumption, *, cancelled: bool = False
+    ) -> float | None:
+        if self._done:
+            return None
+        self._done = True
+        metering, key = self._metering, self._key
+        cost = _charge(deployment_price(self._entry, deployment), consumed)
+        try:
+            if self.reserved or cost:
+                await asyncio.shield(metering.accounts.settle(key.id, self.reservation_id, cost))
+            if self._estimated:
+                actual = consumed.prompt_tokens + consumed.completion_tokens
+                await asyncio.shield(
+                    metering.limits.adjust_tokens(key.id, actual - self._estimated, time.time())
+                )
+        except Exception:
+            # The answer was served: failing it now would not un-spend the tokens. The open
+            # reservation stays held until the stale sweep, and the ledger still has the charge.
+            logger.exception("could not settle a served request")
+        metering._record(
+            key,
+            self._entry.id,
+            self._ctx,
+            self._started,
+            "cancelled" if cancelled else "success",
+            error=asyncio.CancelledError() if cancelled else None,
+            deployment=deployment,
+            consumed=consumed,
+            cost=cost,
+        )
+        return micros_to_usd(cost)
+
+    async def fail(self, error: BaseException) -> None:
+        if self._done:
+            return
+        self._done = True
+        metering, key = self._metering, self._key
+        if self.reserved:
+            await asyncio.shield(metering.accounts.release(key.id, self.reservation_id))
+        if self._estimated:
+            await asyncio.shield(metering.limits.adjust_tokens(key.id, -self._estimated, time.time()))
+        cancelled = isinstance(error, (asyncio.CancelledError, GeneratorExit))
+        metering._record(
+            key, self._entry.id, self._ctx, self._started, "cancelled" if cancelled else "error", error=error
+        )
+
+
+def _limit_message(requests: bool, key: KeyRecord) -> str:
+    if requests:
+        return (
+            f"Rate limit reached for this key: {key.rpm_limit} requests per minute. Please try again later."
+        )
+    return f"Rate limit reached for this key: {key.tpm_limit} tokens per minute. Please try again later."

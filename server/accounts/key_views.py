@@ -1,0 +1,88 @@
+"""How keys and ledger records are shown: as protos for the admin API, as JSON for the CLI.
+
+Never the secret and never its hash: only the visible prefix.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from server.accounts.keys import KeyRecord
+from server.accounts.money import micros_to_usd
+from server.accounts.store import LedgerRecord
+from siraya.router.v1 import admin_pb2
+
+
+def key_state(record: KeyRecord, now: float) -> str:
+    if record.revoked_at is not None:
+        return "revoked"
+    if record.expires_at is not None and record.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def key_view(record: KeyRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "name": record.name,
+        "prefix": record.prefix,
+        "state": key_state(record, time.time()),
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "revoked_at": record.revoked_at,
+        "allowed_models": list(record.allowed_models),
+        "credit_limit": record.credit_limit,
+        "credit_used": record.credit_used,
+        "rpm_limit": record.rpm_limit,
+        "tpm_limit": record.tpm_limit,
+    }
+
+
+def key_info(record: KeyRecord) -> admin_pb2.KeyInfo:
+    info = admin_pb2.KeyInfo(
+        id=record.id,
+        name=record.name,
+        prefix=record.prefix,
+        created_at=record.created_at,
+        allowed_models=record.allowed_models,
+        credit_used=record.credit_used,
+    )
+    if record.expires_at is not None:
+        info.expires_at = record.expires_at
+    if record.revoked_at is not None:
+        info.revoked_at = record.revoked_at
+    if record.credit_limit is not None:
+        info.credit_limit = record.credit_limit
+    if record.rpm_limit is not None:
+        info.rpm_limit = record.rpm_limit
+    if record.tpm_limit is not None:
+        info.tpm_limit = record.tpm_limit
+    return info
+
+
+def generation(record: LedgerRecord) -> admin_pb2.Generation:
+    out = admin_pb2.Generation(
+        id=record.request_id,
+        key_id=record.key_id,
+        created_at=record.created_at,
+        model=record.model_requested,
+        status=record.status,
+        http_status=record.http_status,
+        tokens_prompt=record.prompt_tokens,
+        tokens_completion=record.completion_tokens,
+        tokens_cached=record.cached_tokens,
+        tokens_reasoning=record.reasoning_tokens,
+        total_cost=micros_to_usd(record.cost_micros),
+        latency_ms=record.latency_ms,
+        streamed=record.streamed,
+    )
+    if record.model_served is not None:
+        out.model_served = record.model_served
+    if record.provider is not None:
+        out.provider = record.provider
+    if record.error_code is not None:
+        out.error_code = record.error_code
+    if record.ttft_ms is not None:
+        out.ttft_ms = record.ttft_ms
+    return out

@@ -1,0 +1,166 @@
+"""KeysService (key administration, guarded by the admin key) and AccountService (a key's own view)."""
+
+from __future__ import annotations
+
+import hmac
+
+import grpc
+
+from server.accounts.accounting import AccountMetering
+from server.accounts.key_views import generation, key_info
+from server.accounts.keys import KeyRecord, NewKey
+from server.accounts.money import micros_to_usd, usd_to_micros
+from server.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
+from server.gateway import Gateway
+from server.services.base import call_context, unary_rpc
+from siraya.router.v1 import admin_pb2, admin_pb2_grpc
+
+
+def _metering(gateway: Gateway) -> AccountMetering:
+    if not isinstance(gateway.metering, AccountMetering):
+        raise PermissionDenied("This gateway runs without accounts.")
+    return gateway.metering
+
+
+def _key_not_found(key_id: str) -> NotFound:
+    return NotFound(f"No key found with id '{key_id}'.", param="id", code="key_not_found")
+
+
+class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
+    def __init__(self, gateway: Gateway, admin_key: str | None) -> None:
+        self._gateway = gateway
+        self._admin = None if not admin_key else f"Bearer {admin_key}".encode()
+
+    def _check_admin(self, context: grpc.aio.ServicerContext) -> None:
+        authorization, _ = call_context(context)
+        if self._admin is None:
+            raise PermissionDenied("Key administration is disabled: set server.admin_key to enable it.")
+        if not authorization or not hmac.compare_digest(authorization.encode(), self._admin):
+            raise AuthenticationFailed("Key administration needs the admin key as a Bearer token.")
+
+    @unary_rpc
+    async def CreateKey(
+        self, request: admin_pb2.CreateKeyRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.CreateKeyResponse:
+        self._check_admin(context)
+        spec = request.spec
+        if not spec.name:
+            raise InvalidRequest("A key needs a name.", param="name", code="missing_required_parameter")
+        for field, value in (
+            ("credit_limit", spec.credit_limit),
+            ("rpm_limit", spec.rpm_limit),
+            ("tpm_limit", spec.tpm_limit),
+        ):
+            if spec.HasField(field) and value < 0:
+                raise InvalidRequest(f"'{field}' must not be negative.", param=field, code="invalid_value")
+        record, secret = await self._gateway.keys.create(
+            NewKey(
+                name=spec.name,
+                expires_at=spec.expires_at if spec.HasField("expires_at") else None,
+                allowed_models=tuple(spec.allowed_models),
+                credit_limit=spec.credit_limit if spec.HasField("credit_limit") else None,
+                rpm_limit=spec.rpm_limit if spec.HasField("rpm_limit") else None,
+                tpm_limit=spec.tpm_limit if spec.HasField("tpm_limit") else None,
+            )
+        )
+        return admin_pb2.CreateKeyResponse(key=key_info(record), secret=secret)
+
+    @unary_rpc
+    async def ListKeys(
+        self, request: admin_pb2.ListKeysRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.ListKeysResponse:
+        self._check_admin(context)
+        return admin_pb2.ListKeysResponse(
+            keys=[key_info(record) for record in await self._gateway.keys.list()]
+        )
+
+    @unary_rpc
+    async def GetKey(
+        self, request: admin_pb2.GetKeyRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.GetKeyResponse:
+        self._check_admin(context)
+        record = await self._gateway.keys.get(request.id)
+        if record is None:
+            raise _key_not_found(request.id)
+        return admin_pb2.GetKeyResponse(key=key_info(record))
+
+    @unary_rpc
+    async def RevokeKey(
+        self, request: admin_pb2.RevokeKeyRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.RevokeKeyResponse:
+        self._check_admin(context)
+        record = await self._gateway.keys.revoke(request.id)
+        if record is None:
+            raise _key_not_found(request.id)
+        return admin_pb2.RevokeKeyResponse(key=key_info(record))
+
+    @unary_rpc
+    async def RotateKey(
+        self, request: admin_pb2.RotateKeyRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.RotateKeyResponse:
+        self._check_admin(context)
+        rotated = await self._gateway.keys.rotate(request.id)
+        if rotated is None:
+            raise _key_not_found(request.id)
+        return admin_pb2.RotateKeyResponse(key=key_info(rotated[0]), secret=rotated[1])
+
+    @unary_rpc
+    async def SetCreditLimit(
+        self, request: admin_pb2.SetCreditLimitRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.SetCreditLimitResponse:
+        self._check_admin(context)
+        limit = usd_to_micros(request.credit_limit) if request.HasField("credit_limit") else None
+        if limit is not None and limit < 0:
+            raise InvalidRequest(
+                "'credit_limit' must not be negative.", param="credit_limit", code="invalid_value"
+            )
+        if await _metering(self._gateway).accounts.set_credit_limit(request.id, limit) is None:
+            raise _key_not_found(request.id)
+        record = await self._gateway.keys.get(request.id)
+        assert record is not None
+        self._gateway.keys.forget()
+        return admin_pb2.SetCreditLimitResponse(key=key_info(record))
+
+
+class AccountServicer(admin_pb2_grpc.AccountServiceServicer):
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    async def _key(self, context: grpc.aio.ServicerContext) -> KeyRecord:
+        authorization, _ = call_context(context)
+        return await self._gateway.authenticate(authorization)
+
+    @unary_rpc
+    async def GetCurrentKey(
+        self, request: admin_pb2.GetCurrentKeyRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.GetCurrentKeyResponse:
+        key = await self._key(context)
+        balance = await _metering(self._gateway).accounts.balance(key.id)
+        if balance is None:
+            raise AuthenticationFailed("This API key no longer exists.")
+        record = await self._gateway.keys.get(key.id) or key
+        reply = admin_pb2.GetCurrentKeyResponse(
+            key=key_info(record), usage=micros_to_usd(balance.used), reserved=micros_to_usd(balance.reserved)
+        )
+        if balance.available is not None:
+            reply.limit_remaining = micros_to_usd(max(0, balance.available))
+        return reply
+
+    @unary_rpc
+    async def GetGeneration(
+        self, request: admin_pb2.GetGenerationRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.GetGenerationResponse:
+        key = await self._key(context)
+        if not request.id:
+            raise InvalidRequest(
+                "The 'id' query parameter is required.", param="id", code="missing_required_parameter"
+            )
+        metering = _metering(self._gateway)
+        record = metering.ledger.pending_record(request.id, key.id) or await metering.accounts.ledger_record(
+            request.id, key.id
+        )
+        if record is None:
+            raise NotFound(
+                f"No generation found with id '{request.id}'.", param="id", code="generation_not_found"
+            )
+        return admin_pb2.GetGenerationResponse(generation=generation(record))
