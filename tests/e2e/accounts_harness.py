@@ -281,11 +281,10 @@ class GatewayProcess:
         self.process.wait(10)
 
 
-@pytest.fixture(scope="module", params=["in_process", "grpc_hop"])
-def accounts(
+def running_accounts(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AccountsHarness]:
-    """One accounts-enabled gateway per module and mode (import this fixture into a test module)."""
+    """Body of a module fixture parametrised with "in_process" / "grpc_hop"."""
     running = AccountsHarness(
         tmp_path_factory.mktemp("accounts-" + request.param), in_process=request.param == "in_process"
     )

@@ -3,6 +3,8 @@ record per request (failures too), a cancelled stream charged for what it produc
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import openai
 import pytest
@@ -10,9 +12,9 @@ import pytest
 from tests.e2e.accounts_harness import (
     IMAGE_PRICE,
     AccountsHarness,
-    accounts,  # noqa: F401 - the fixture
     current_key,
     generation,
+    running_accounts,
     sdk,
 )
 from tests.fakes.openai_upstream import ScriptedReply
@@ -21,6 +23,13 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 # 1000 prompt tokens at $1/M plus 500 completion tokens at $2/M.
 SCRIPTED_USAGE = {"prompt_tokens": 1000, "completion_tokens": 500}
 SCRIPTED_COST = 0.002
+
+
+@pytest.fixture(scope="module", params=["in_process", "grpc_hop"])
+def accounts(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AccountsHarness]:
+    yield from running_accounts(request, tmp_path_factory)
 
 
 def test_cost_is_in_usage_and_charged_to_the_key(accounts: AccountsHarness) -> None:
