@@ -121,11 +121,12 @@ class SqliteStore:
 
     def replace_secret(self, key_id: str, prefix: str, secret_hash: str) -> KeyRecord | None:
         with self._lock:
-            self._db.execute(
+            cursor = self._db.execute(
                 "UPDATE keys SET prefix = ?, secret_hash = ? WHERE id = ? AND revoked_at IS NULL",
                 (prefix, secret_hash, key_id),
             )
-        return self.key_by_id(key_id)
+        # A revoked (or unknown) key has nothing to rotate.
+        return None if cursor.rowcount == 0 else self.key_by_id(key_id)
 
     # video jobs
 
