@@ -176,9 +176,10 @@ def _unused_port() -> int:
 class AccountsHarness:
     """A fake upstream, a fake moderation upstream and one gateway, on a loop thread."""
 
-    def __init__(self, tmp_dir: Path, *, in_process: bool) -> None:
+    def __init__(self, tmp_dir: Path, *, in_process: bool, flush: float = 0.05) -> None:
         self.tmp_dir = tmp_dir
         self.in_process = in_process
+        self.flush = flush
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.upstream = FakeOpenAIUpstream(api_key=UPSTREAM_KEY, native_responses=True)
@@ -189,14 +190,24 @@ class AccountsHarness:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def start(self) -> AccountsHarness:
+    def start(self, *, gateway: bool = True) -> AccountsHarness:
+        """Start the fake upstreams, and the gateway unless `gateway` is False (for replica tests)."""
         self._thread.start()
         self.run(self._start_upstreams())
-        self.config_path.write_text(
-            render_config(self.tmp_dir / "data", self.upstream.base_url, self.moderations.base_url)
-        )
-        self.start_gateway()
+        self.config_path.write_text(self.config())
+        if gateway:
+            self.start_gateway()
         return self
+
+    def config(self, *, database_url: str | None = None, redis_url: str | None = None) -> str:
+        return render_config(
+            self.tmp_dir / "data",
+            self.upstream.base_url,
+            self.moderations.base_url,
+            database_url=database_url,
+            redis_url=redis_url,
+            flush=self.flush,
+        )
 
     async def _start_upstreams(self) -> None:
         await self.upstream.start()

@@ -1,0 +1,143 @@
+"""Key administration over REST (/v1/keys, admin key), refused keys, and durability: a restarted
+gateway keeps keys and balances, and a graceful stop writes every pending ledger record."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server.accounts.backends import DATABASE_FILE
+from server.accounts.keys import hash_secret
+from server.accounts.sqlite_accounts import SqliteAccountStore
+from tests.e2e.accounts_harness import (
+    ADMIN_KEY,
+    AccountsHarness,
+    admin,
+    current_key,
+    generation,
+    running_accounts,
+    sdk,
+)
+from tests.fakes.openai_upstream import ScriptedReply
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module", params=["in_process", "grpc_hop"])
+def accounts(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AccountsHarness]:
+    yield from running_accounts(request, tmp_path_factory)
+
+
+def chat_status(accounts: AccountsHarness, secret: str) -> int:
+    response = httpx.post(
+        f"{accounts.base_url}/chat/completions",
+        headers={"Authorization": f"Bearer {secret}"},
+        json={"model": "gpt-free", "messages": MESSAGES},
+        timeout=20,
+    )
+    return response.status_code
+
+
+def test_key_admin_needs_the_admin_key(accounts: AccountsHarness) -> None:
+    _, user_secret = accounts.create_key()
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {user_secret}"}):
+        response = httpx.get(f"{accounts.base_url}/keys", headers=headers)
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_api_key"
+        assert ADMIN_KEY not in response.text
+
+
+def test_create_list_get_update_rotate_revoke(accounts: AccountsHarness) -> None:
+    base = accounts.base_url
+    created = admin(
+        "POST",
+        f"{base}/keys",
+        json={
+            "name": "team-a",
+            "credit_limit": 5,
+            "rpm_limit": 60,
+            "tpm_limit": 100000,
+            "allowed_models": ["gpt-free"],
+        },
+    )
+    assert created.status_code == 200, created.text
+    key = created.json()
+    secret = key["secret"]
+    assert secret.startswith("sk-sr-") and key["prefix"] == secret[:10] and key["name"] == "team-a"
+    assert (key["credit_limit"], key["rpm_limit"], key["tpm_limit"]) == (5, 60, 100000)
+    assert chat_status(accounts, secret) == 200
+
+    listed = admin("GET", f"{base}/keys")
+    assert listed.status_code == 200
+    assert key["id"] in [item["id"] for item in listed.json()["data"]]
+    assert secret not in listed.text and hash_secret(secret) not in listed.text
+    fetched = admin("GET", f"{base}/keys/{key['id']}").json()
+    assert "secret" not in fetched and fetched["allowed_models"] == ["gpt-free"]
+
+    updated = admin("PATCH", f"{base}/keys/{key['id']}", json={"credit_limit": 7.5})
+    assert updated.status_code == 200 and updated.json()["credit_limit"] == 7.5
+    assert current_key(accounts, secret)["limit"] == 7.5
+
+    rotated = admin("POST", f"{base}/keys/{key['id']}/rotate").json()
+    assert rotated["id"] == key["id"] and rotated["secret"] != secret
+    assert chat_status(accounts, secret) == 401
+    assert chat_status(accounts, rotated["secret"]) == 200
+
+    revoked = admin("DELETE", f"{base}/keys/{key['id']}").json()
+    assert revoked["revoked_at"] is not None
+    assert chat_status(accounts, rotated["secret"]) == 401
+    assert admin("GET", f"{base}/keys/key_missing").status_code == 404
+    assert admin("POST", f"{base}/keys", json={"credit_limit": 1}).status_code == 400
+
+
+def test_expired_keys_are_refused(accounts: AccountsHarness) -> None:
+    created = admin(
+        "POST", f"{accounts.base_url}/keys", json={"name": "old", "expires_at": int(time.time()) - 5}
+    )
+    response = httpx.get(
+        f"{accounts.base_url}/key", headers={"Authorization": f"Bearer {created.json()['secret']}"}
+    )
+    assert response.status_code == 401
+    assert "expired" in response.json()["error"]["message"]
+
+
+def test_restart_keeps_keys_and_balances_and_a_graceful_stop_flushes_the_ledger(tmp_path: Path) -> None:
+    # A flush interval far longer than the test: only the graceful stop can have written the record.
+    harness = AccountsHarness(tmp_path, in_process=True, flush=3600).start()
+    try:
+        _, secret = harness.create_key(credit_limit=1.0)
+        harness.upstream.script_chat(
+            ScriptedReply(content="x", usage={"prompt_tokens": 1000, "completion_tokens": 500})
+        )
+        raw = sdk(harness, secret).chat.completions.with_raw_response.create(
+            model="gpt-priced", messages=MESSAGES
+        )
+        request_id = raw.headers["x-request-id"]
+        assert generation(harness, secret, request_id).status_code == 200  # served from the pending queue
+        harness.stop_gateway()
+
+        async def stored() -> tuple[object, object]:
+            store = SqliteAccountStore(tmp_path / "data" / DATABASE_FILE)
+            try:
+                records = await store.list_keys()
+                key = next(k for k in records if k.prefix == secret[:10])
+                return await store.ledger_record(request_id, key.id), await store.balance(key.id)
+            finally:
+                await store.close()
+
+        record, balance = asyncio.run(stored())
+        assert record is not None and record.cost_micros == 2000  # type: ignore[attr-defined]
+        assert balance.used == 2000 and balance.reserved == 0  # type: ignore[attr-defined]
+
+        harness.start_gateway()
+        assert current_key(harness, secret)["usage"] == pytest.approx(0.002)
+        assert generation(harness, secret, request_id).json()["data"]["total_cost"] == pytest.approx(0.002)
+    finally:
+        harness.stop()
