@@ -13,6 +13,8 @@ from aiohttp import web
 from http_bridge.accounts_routes import add_account_routes
 from http_bridge.call_headers import unary
 from http_bridge.errors import as_gateway_error, error_event, error_response
+from http_bridge.observe import RPC_CALLED
+from http_bridge.observe import install as install_observability
 from http_bridge.sse import relay_stream
 from http_bridge.stubs import GatewayStubs
 from server.errors import GatewayError, InvalidRequest
@@ -54,6 +56,7 @@ def request_id_of(request: web.Request) -> str:
 
 
 def call_metadata(request: web.Request) -> list[tuple[str, str]]:
+    request[RPC_CALLED] = True
     metadata = [("x-request-id", request_id_of(request))]
     authorization = request.headers.get("Authorization")
     if authorization is not None:
@@ -290,6 +293,7 @@ def build_app(stubs: GatewayStubs, max_body_bytes: int) -> web.Application:
     app[STUBS] = stubs
     app[READY] = [True]
     app[MAX_BODY_BYTES] = max_body_bytes
+    install_observability(app)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model:.+}", get_model)
     app.router.add_post("/v1/chat/completions", chat_completions)

@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int, help="HTTP port")
     serve.add_argument("--grpc-port", type=int)
+    serve.add_argument("--workers", type=int, help="processes sharing the ports (default: server.workers)")
     keys = commands.add_parser("keys", help="manage gateway keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="create a key and print its secret once")
     create.add_argument("--name", default="default")
@@ -57,7 +58,23 @@ def _with_overrides(config: GatewayConfig, args: argparse.Namespace) -> GatewayC
         server = dataclasses.replace(server, http_port=args.port)
     if args.grpc_port is not None:
         server = dataclasses.replace(server, grpc_port=args.grpc_port)
+    if args.workers is not None:
+        server = dataclasses.replace(server, workers=max(1, args.workers))
     return dataclasses.replace(config, server=server)
+
+
+def _supervise(config: GatewayConfig, args: argparse.Namespace) -> int:
+    from server.supervisor import free_port, supervise
+
+    server = config.server
+    # Every worker must bind the same ports, so "any free port" is decided once, here.
+    http_port = server.http_port or free_port(server.host)
+    grpc_port = server.grpc_port or free_port(server.host)
+    worker_args = [*(("--config", args.config) if args.config else ()), "serve", "--host", server.host,
+                   "--port", str(http_port), "--grpc-port", str(grpc_port), "--workers", str(server.workers)]
+    print(f"Siraya Model Router: {server.workers} workers on REST http://{server.host}:{http_port}/v1, "
+          f"gRPC {server.host}:{grpc_port}", flush=True)
+    return supervise(worker_args, server.workers, server.drain_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         return _keys(config, args)
     if command == "serve" or args.command is None:
         if args.command is None:
-            args.host = args.port = args.grpc_port = None
+            args.host = args.port = args.grpc_port = args.workers = None
+        config = _with_overrides(config, args)
+        if config.server.workers > 1 and not os.environ.get("SIRAYA_WORKER"):
+            return _supervise(config, args)
         try:
             import uvloop
 
@@ -84,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             pass
         try:
-            asyncio.run(serve_forever(_with_overrides(config, args)))
+            reload_config = (lambda: _with_overrides(load_config(args.config), args)) if args.config else None
+            asyncio.run(serve_forever(config, reload_config))
         except OSError as error:
             print(f"siraya-router: cannot start: {error}", file=sys.stderr)
             return 1

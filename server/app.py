@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
+from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from aiohttp import web
@@ -18,8 +18,9 @@ from server.accounts.backends import DATABASE_FILE, open_accounts
 from server.accounts.sqlite_store import SqliteStore
 from server.config import GatewayConfig
 from server.gateway import Gateway
-from server.grpc_server import Servicers, build_grpc_server, mark_serving
+from server.grpc_server import SERVICE_NAMES, Servicers, build_grpc_server, mark_serving
 from server.inprocess import InProcessStub
+from server.lifecycle import ServingState, attach
 from server.providers.base import Provider
 from server.providers.registry import build_provider
 from server.routing.catalogue import Catalogue
@@ -73,20 +74,39 @@ class RunningGateway:
     grpc_port: int
     _stack: AsyncExitStack
     _app: web.Application
+    servicers: Any = None
+    serving: ServingState = field(default_factory=ServingState)
+    # The gRPC health servicer and the names it reports (operations.ReadinessMonitor sets them).
+    health: Any = None
+    health_services: tuple[str, ...] = ()
+    monitor: Any = None
+    admin_port: int | None = None
 
     async def stop(self, grace: float = 5.0) -> None:
         self._app[READY][0] = False
         await self._stack.aclose()
+
+    async def drain(self, grace: float) -> None:
+        """SIGTERM's graceful stop: see server/operations.py."""
+        from server import operations
+
+        await operations.drain(self, grace)
 
 
 async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None) -> RunningGateway:
     """Start gRPC and HTTP on the configured host and ports (0 picks free ports)."""
     stack = AsyncExitStack()
     gateway = await build_gateway(config)
-    stack.push_async_callback(gateway.close)
+    serving = ServingState(gateway)
+    # Closes whichever gateway is current by then (a reload may have swapped it).
+    stack.push_async_callback(serving.close_gateways)
     servicers = Servicers(gateway, admin_key=config.server.admin_key)
+    attach(servicers, serving)
     host = config.server.host
-    server, grpc_port, health_servicer = build_grpc_server(servicers, f"{host}:{config.server.grpc_port}")
+    shared_ports = config.server.workers > 1
+    server, grpc_port, health_servicer = build_grpc_server(
+        servicers, f"{host}:{config.server.grpc_port}", reuse_port=shared_ports
+    )
     await server.start()
     await mark_serving(health_servicer)
     stack.push_async_callback(server.stop, 1.0)
@@ -100,23 +120,31 @@ async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
-    site = web.TCPSite(runner, host, config.server.http_port, reuse_address=True)
+    site = web.TCPSite(
+        runner, host, config.server.http_port, reuse_address=True, reuse_port=shared_ports or None
+    )
     await site.start()
     http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return RunningGateway(gateway, http_port, grpc_port, stack, app)
+    running = RunningGateway(
+        gateway, http_port, grpc_port, stack, app, servicers, serving, health_servicer, ("", *SERVICE_NAMES)
+    )
+    from server.operations import start_operations
+
+    await start_operations(running, config, stack)
+    return running
 
 
-async def serve_forever(config: GatewayConfig) -> None:
+async def serve_forever(
+    config: GatewayConfig, reload_config: Callable[[], GatewayConfig] | None = None
+) -> None:
+    """Serve until SIGTERM/SIGINT, then drain; SIGHUP reloads from `reload_config` when given."""
+    from server.operations import configure_process, serve_until_signalled
+
+    configure_process(config)
     running = await start_gateway(config)
     host = config.server.host
     print(f"Siraya Model Router: REST on http://{host}:{running.http_port}/v1, gRPC on {host}:{running.grpc_port}")
     print(f"Config: {config.source}; providers: {', '.join(config.providers) or 'none'}; "
           f"models: {len(config.models)}; data: {config.server.data_dir}")
     print("Create a key with: siraya-router keys create --name my-app  (or: .venv/bin/python -m server keys create)")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    print("Shutting down.")
-    await running.stop()
+    await serve_until_signalled(running, config.server.drain_seconds, reload_config)

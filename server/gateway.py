@@ -25,6 +25,7 @@ from server.gateway_usage import (
     usage_consumption,
     video_seconds,
 )
+from server.observability.attempts import observed_call, observed_stream
 from server.providers.base import Provider, RequestContext, VideoContent
 from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
 from server.routing.dispatch import Dispatcher, Route
@@ -93,9 +94,10 @@ class Gateway:
     ) -> tuple[Result, Route, float | None]:
         """Admit, dispatch and settle one unary request: (result, the route that served it, cost)."""
         entry = self._entry(model, kind, key)
+        ctx.key_id, ctx.outcome.model = key.id, entry.id
         meter = await self.metering.admit(key, entry, demand, ctx)
         try:
-            result, route = await self.dispatcher.unary(entry, routing, ctx, call)
+            result, route = await self.dispatcher.unary(entry, routing, ctx, observed_call(call, ctx, kind))
         except BaseException as error:
             await meter.fail(error)
             raise
@@ -120,11 +122,13 @@ class Gateway:
         A client that goes away cancels the stream: what was produced until then is still settled.
         """
         entry = self._entry(model, kind, key)
+        ctx.key_id, ctx.outcome.model = key.id, entry.id
         meter = await self.metering.admit(key, entry, demand, ctx)
         total = Consumption()
         route: Route | None = None
         try:
-            async for item, route in self.dispatcher.stream(entry, routing, ctx, call):
+            attempts = observed_stream(call, ctx, kind)
+            async for item, route in self.dispatcher.stream(entry, routing, ctx, attempts):
                 if ctx.outcome.first_item_at is None:
                     ctx.outcome.first_item_at = time.monotonic()
                 consumed(item, total)

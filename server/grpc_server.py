@@ -63,13 +63,18 @@ SERVICE_NAMES = tuple(
 )
 
 
-def build_grpc_server(servicers: Servicers, address: str) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """A server bound to `address` (host:port; port 0 picks one); returns it with the bound port."""
+def build_grpc_server(
+    servicers: Servicers, address: str, *, reuse_port: bool = False
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """A server bound to `address` (host:port; port 0 picks one); returns it with the bound port.
+
+    `reuse_port` lets worker processes share the port; off, a second server on it fails to start.
+    """
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ]
     )
     chat_pb2_grpc.add_ChatServiceServicer_to_server(servicers.chat, server)

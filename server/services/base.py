@@ -1,4 +1,11 @@
-"""What every servicer shares: reading call metadata, and turning core errors into google.rpc.Status."""
+"""What every servicer shares: reading call metadata, observing each RPC, and turning core errors into
+google.rpc.Status.
+
+The `unary_rpc` and `streaming_rpc` decorators are the one place every RPC passes through, on the
+gRPC server and through the in-process stub alike: they time it, record its metrics, access line and
+span from `ctx.outcome` (server/observability/calls.py), count it in flight for drain and reload
+(server/lifecycle.py), and refuse new work once the process drains.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,9 @@ from typing import Any, TypeVar
 
 import grpc
 
-from server.errors import GatewayError, InternalError
+from server.errors import GatewayError, InternalError, NoAvailableProvider
+from server.lifecycle import ServingState
+from server.observability.calls import CLIENT_CLOSED, CallObservation, rpc_info
 from server.providers.base import RequestContext
 from server.rpc_status import to_grpc_status
 
@@ -21,10 +30,14 @@ logger = logging.getLogger("siraya.server")
 Request = TypeVar("Request")
 Reply = TypeVar("Reply")
 FORWARDED_METADATA = ("traceparent", "tracestate")
+SHUTTING_DOWN_CODE = "server_shutting_down"
+
+# The (authorization, RequestContext) of each call in progress, by id of its ServicerContext: the
+# decorator reads the metadata once, and the servicer's own `call_context` gets that same context.
+_CALLS: dict[int, tuple[str | None, RequestContext]] = {}
 
 
-def call_context(context: grpc.aio.ServicerContext) -> tuple[str | None, RequestContext]:
-    """(the authorization value, the RequestContext) from a call's metadata."""
+def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, RequestContext]:
     authorization: str | None = None
     request_id: str | None = None
     forward: dict[str, str] = {}
@@ -42,6 +55,16 @@ def call_context(context: grpc.aio.ServicerContext) -> tuple[str | None, Request
     return authorization, RequestContext(request_id=request_id, deadline=deadline, forward_headers=forward)
 
 
+def call_context(context: grpc.aio.ServicerContext) -> tuple[str | None, RequestContext]:
+    """(the authorization value, the RequestContext) from a call's metadata."""
+    call = _CALLS.get(id(context))
+    return call if call is not None else read_metadata(context)
+
+
+def shutting_down() -> GatewayError:
+    return NoAvailableProvider("The gateway is shutting down; retry the request.", code=SHUTTING_DOWN_CODE)
+
+
 def _as_gateway_error(error: Exception, method: str) -> GatewayError:
     if isinstance(error, GatewayError):
         return error
@@ -49,17 +72,58 @@ def _as_gateway_error(error: Exception, method: str) -> GatewayError:
     return InternalError("The gateway failed to process the request.")
 
 
+def _requested_model(request: Any) -> str | None:
+    return getattr(getattr(request, "params", None), "model", None) or None
+
+
+class _Call:
+    """The bookkeeping of one RPC between the decorator's entry and its end."""
+
+    __slots__ = ("key", "state", "gateway", "observation")
+
+    def __init__(self, servicer: Any, rpc: Any, request: Any, context: grpc.aio.ServicerContext) -> None:
+        self.key = id(context)
+        call = read_metadata(context)
+        _CALLS[self.key] = call
+        self.observation = CallObservation(rpc, call[1], _requested_model(request))
+        self.state: ServingState | None = getattr(servicer, "_serving", None)
+        self.gateway = getattr(servicer, "_gateway", None)
+        if self.state is not None:
+            self.state.enter(self.gateway)
+
+    @property
+    def draining(self) -> bool:
+        return self.state is not None and self.state.draining
+
+    def end(self) -> None:
+        _CALLS.pop(self.key, None)
+        if self.state is not None:
+            self.state.leave(self.gateway)
+
+
 def unary_rpc(
     method: Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Reply]],
 ) -> Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Reply]]:
+    rpc = rpc_info(method.__name__, streaming=False)
+
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext) -> Reply:
+        call = _Call(self, rpc, request, context)
         try:
-            return await method(self, request, context)
+            if call.draining:
+                raise shutting_down()
+            reply = await method(self, request, context)
         except asyncio.CancelledError:
+            call.observation.finish(CLIENT_CLOSED, grpc.StatusCode.CANCELLED, "client_closed")
             raise
         except Exception as error:  # noqa: BLE001 - every failure becomes a Status
             failure = _as_gateway_error(error, method.__name__)
+        else:
+            call.observation.finish(200, grpc.StatusCode.OK, None)
+            return reply
+        finally:
+            call.end()
+        call.observation.finish(failure.kind.http_status, failure.kind.grpc_code, failure.code)
         await context.abort_with_status(to_grpc_status(failure))
         raise AssertionError("abort_with_status returned")  # pragma: no cover
 
@@ -69,16 +133,38 @@ def unary_rpc(
 def streaming_rpc(
     method: Callable[[Any, Request, grpc.aio.ServicerContext], AsyncIterator[Reply]],
 ) -> Callable[[Any, Request, grpc.aio.ServicerContext], AsyncIterator[Reply]]:
+    rpc = rpc_info(method.__name__, streaming=True)
+    sent = rpc.sent
+
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext) -> AsyncIterator[Reply]:
+        call = _Call(self, rpc, request, context)
+        task = asyncio.current_task()
+        if call.state is not None:
+            call.state.open_stream(task)
         try:
+            if call.draining:
+                raise shutting_down()
             async for reply in method(self, request, context):
+                sent.inc()
                 yield reply
-            return
-        except asyncio.CancelledError:
-            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            if call.state is None or task is None or not call.state.was_cut(task):
+                call.observation.finish(CLIENT_CLOSED, grpc.StatusCode.CANCELLED, "client_closed")
+                raise
+            # The drain's grace ran out: end this stream with a final error instead of a cut connection.
+            task.uncancel()
+            failure = shutting_down()
         except Exception as error:  # noqa: BLE001 - every failure becomes a Status
             failure = _as_gateway_error(error, method.__name__)
+        else:
+            call.observation.finish(200, grpc.StatusCode.OK, None)
+            return
+        finally:
+            call.end()
+            if call.state is not None:
+                call.state.close_stream(task)
+        call.observation.finish(failure.kind.http_status, failure.kind.grpc_code, failure.code)
         await context.abort_with_status(to_grpc_status(failure))
 
     return wrapper

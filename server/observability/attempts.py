@@ -1,0 +1,131 @@
+"""Observe each upstream attempt: the gateway wraps the per-route call it hands the Dispatcher.
+
+The Dispatcher calls `call(route)` once per attempt (a retry, a fallback or a hedge is one more call),
+so wrapping that function counts every attempt with its outcome and gives each its own client span,
+without the Dispatcher knowing. Retries, fallbacks, hedges and breaker state are the Dispatcher's
+to report, through `metrics.record_retry` and friends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from server.errors import GatewayError
+from server.observability import metrics, tracing
+from server.providers.base import RequestContext
+
+__all__ = ["observed_call", "observed_stream"]
+
+Result = TypeVar("Result")
+# The catalogue's model kind -> the GenAI semantic conventions' operation name.
+_OPERATIONS = {
+    "chat": "chat",
+    "embedding": "embeddings",
+    "image": "generate_content",
+    "video": "generate_content",
+}
+
+
+class _Deployment(Protocol):
+    provider: str
+    upstream_model: str
+
+
+class _Route(Protocol):
+    @property
+    def deployment(self) -> _Deployment: ...
+
+
+def _outcome(error: BaseException) -> str:
+    if isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+        return "cancelled"
+    if isinstance(error, GatewayError):
+        return error.code or error.kind.default_code
+    return "internal_error"
+
+
+class _Attempt:
+    __slots__ = ("provider", "started_at", "span")
+
+    def __init__(
+        self, route: _Route, operation: str, parent: dict[str, str] | None, ctx: RequestContext
+    ) -> None:
+        deployment = route.deployment
+        self.provider = deployment.provider
+        self.started_at = time.monotonic()
+        self.span = None
+        if parent is not None:
+            self.span = tracing.start_attempt_span(
+                parent,
+                f"{operation} {deployment.upstream_model}",
+                ctx.forward_headers,
+                {
+                    "gen_ai.operation.name": operation,
+                    "gen_ai.provider.name": deployment.provider,
+                    "gen_ai.request.model": deployment.upstream_model,
+                },
+            )
+
+    def end(self, error: BaseException | None, attributes: dict[str, Any] | None = None) -> None:
+        outcome = "ok" if error is None else _outcome(error)
+        metrics.record_attempt(self.provider, outcome, time.monotonic() - self.started_at)
+        if self.span is not None:
+            tracing.finish_span(self.span, attributes or {}, None if error is None else outcome)
+
+
+def observed_call(
+    call: Callable[[Any], Awaitable[Result]], ctx: RequestContext, kind: str
+) -> Callable[[Any], Awaitable[Result]]:
+    """`call`, counting and tracing each attempt; `kind` is the catalogue's model kind."""
+    parent = tracing.parent_of(ctx.forward_headers)
+    operation = _OPERATIONS.get(kind, kind)
+
+    async def attempt(route: Any) -> Result:
+        observation = _Attempt(route, operation, parent, ctx)
+        try:
+            result = await call(route)
+        except BaseException as error:
+            observation.end(error)
+            raise
+        observation.end(None, _usage_attributes(result))
+        return result
+
+    return attempt
+
+
+def observed_stream(
+    call: Callable[[Any], AsyncIterator[Result]], ctx: RequestContext, kind: str
+) -> Callable[[Any], AsyncIterator[Result]]:
+    parent = tracing.parent_of(ctx.forward_headers)
+    operation = _OPERATIONS.get(kind, kind)
+
+    async def attempt(route: Any) -> AsyncIterator[Result]:
+        observation = _Attempt(route, operation, parent, ctx)
+        try:
+            async for item in call(route):
+                yield item
+        except BaseException as error:
+            observation.end(error)
+            raise
+        observation.end(None)
+
+    return attempt
+
+
+def _usage_attributes(result: Any) -> dict[str, Any] | None:
+    try:
+        if not tracing.enabled() or not result.HasField("usage"):
+            return None
+    except (AttributeError, ValueError):
+        return None
+    usage = result.usage
+    return {
+        "gen_ai.usage.input_tokens": getattr(usage, "prompt_tokens", None)
+        or getattr(usage, "input_tokens", 0),
+        "gen_ai.usage.output_tokens": getattr(usage, "completion_tokens", None)
+        or getattr(usage, "output_tokens", 0),
+        "gen_ai.response.id": getattr(result, "id", None) or None,
+    }

@@ -1,0 +1,136 @@
+"""Structured JSON logs, the per-request access line, and redaction of secrets in every record.
+
+`configure_logging` installs one handler on the root logger with `SecretRedactor` as its filter,
+so every record that reaches it, from any library and including its exception text, is scrubbed
+of provider keys, gateway keys and anything shaped like a bearer token.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+import orjson
+
+__all__ = [
+    "ACCESS_LOGGER",
+    "JsonFormatter",
+    "SecretRedactor",
+    "configure_logging",
+    "redact",
+    "remember_secrets",
+]
+
+ACCESS_LOGGER = logging.getLogger("siraya.access")
+REDACTED = "[REDACTED]"
+# Key shapes of OpenAI-style (sk-..., sk-proj-..., sk-ant-..., our sk-sr-...), Google (AIza...),
+# and any bearer token, so a key that is not in the config is still caught.
+_SECRET_SHAPES = (
+    r"\bsk-[A-Za-z0-9_\-]{6,}",
+    r"\bAIza[0-9A-Za-z_\-]{20,}",
+    r"(?<=bearer )[A-Za-z0-9._~+/=\-]{6,}",
+    r"(?<=x-api-key: )[^\s'\"]{6,}",
+    r"(?<=x-goog-api-key: )[^\s'\"]{6,}",
+)
+_SHAPES = re.compile("|".join(_SECRET_SHAPES), re.IGNORECASE)
+_known: re.Pattern[str] | None = None
+_known_values: set[str] = set()
+# The attributes every LogRecord has; anything else came in through `extra` and is logged as a field.
+_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def remember_secrets(secrets: Iterable[str | None]) -> None:
+    """Add secrets to redact by value (provider keys, the admin key), whatever their shape.
+
+    Never forgets one: after a reload, requests on the old configuration may still log.
+    """
+    global _known
+    _known_values.update(s for s in secrets if s and len(s) >= 4)
+    values = sorted(_known_values, key=len, reverse=True)
+    _known = re.compile("|".join(re.escape(v) for v in values)) if values else None
+
+
+def redact(text: str) -> str:
+    if _known is not None:
+        text = _known.sub(REDACTED, text)
+    return _SHAPES.sub(REDACTED, text)
+
+
+class SecretRedactor(logging.Filter):
+    """Rewrites a record's message, fields and exception text with secrets replaced."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message or record.args:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        for name, value in record.__dict__.items():
+            if name not in _RECORD_FIELDS and isinstance(value, str):
+                record.__dict__[name] = redact(value)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, then any `extra` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": _iso_time(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            # Tells apart the workers of `serve --workers N`, which share one output.
+            "pid": record.process,
+        }
+        for name, value in record.__dict__.items():
+            if name not in _RECORD_FIELDS:
+                entry[name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc"] = record.exc_text
+        return orjson.dumps(entry, default=str).decode()
+
+
+def _iso_time(created: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z"
+
+
+def configure_logging(
+    level: str = "info",
+    fmt: str = "json",
+    *,
+    access_log: bool = True,
+    secrets: Iterable[str | None] = (),
+    stream: TextIO | None = None,
+) -> logging.Handler:
+    """Route every log record through one redacting handler on the root logger."""
+    remember_secrets(secrets)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.addFilter(SecretRedactor())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_siraya", False):
+            root.removeHandler(old)
+    handler._siraya = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    ACCESS_LOGGER.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
+    # aiohttp's own access log would be a second line per request.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    return handler
