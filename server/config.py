@@ -380,6 +380,13 @@ _DEFAULT_BASE_URLS = {
 }
 
 
+# Native protocols have one public endpoint, so their base_url may be left out.
+_DEFAULT_BASE_URLS = {
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta",
+}
+
+
 def _parse_providers(data: Any, env: dict[str, str] | os._Environ[str]) -> dict[str, ProviderConfig]:
     if not isinstance(data, dict):
         raise ConfigError("providers: expected a mapping of provider name to settings")
@@ -390,7 +397,8 @@ def _parse_providers(data: Any, env: dict[str, str] | os._Environ[str]) -> dict[
         provider_type = section.str("type", "openai")
         if provider_type not in PROVIDER_TYPES:
             raise ConfigError(f"{path}.type: unknown provider type '{provider_type}' (known: {', '.join(PROVIDER_TYPES)})")
-        base_url = section.str("base_url", required=True) or ""
+        default_url = _DEFAULT_BASE_URLS.get(provider_type)
+        base_url = section.str("base_url", required=default_url is None) or default_url or ""
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"{path}.base_url: must be an http:// or https:// URL")
         headers = settings.get("headers") or {}

@@ -76,3 +76,21 @@ def test_cli_refuses_bad_config_with_exit_2(tmp_path: Path) -> None:
         [sys.executable, "-m", "server", "config", "check", str(path)], capture_output=True, text=True, timeout=60
     )
     assert check.returncode == 2
+
+
+def test_native_providers_default_their_base_url(tmp_path: Path) -> None:
+    text = """
+providers:
+  claude: {type: anthropic, api_key: k}
+  google: {type: gemini, api_key: k}
+  proxied: {type: gemini, api_key: k, base_url: "https://proxy.example/v1beta/"}
+models:
+  - {id: c, provider: claude, kind: chat}
+"""
+    providers = load_config(write(tmp_path, text), {}).providers
+    assert providers["claude"].base_url == "https://api.anthropic.com"
+    assert providers["google"].base_url == "https://generativelanguage.googleapis.com/v1beta"
+    assert providers["proxied"].base_url == "https://proxy.example/v1beta"
+    # An OpenAI-compatible provider has no one endpoint: its base_url stays required.
+    with pytest.raises(ConfigError, match="base_url"):
+        load_config(write(tmp_path, "providers: {x: {type: openai}}\nmodels: []\n"), {})
