@@ -38,6 +38,7 @@ STUBS = web.AppKey("stubs", GatewayStubs)
 READY = web.AppKey("ready", list)
 MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
 FORWARDED_HEADERS = ("traceparent", "tracestate")
+PROVIDER_HEADER = "x-siraya-provider"
 _JSON = "application/json"
 _INVALID_JSON = (
     "We could not parse the JSON body of your request. The API expects a JSON payload, "
@@ -93,6 +94,15 @@ def json_response(request: web.Request, body: bytes, headers: dict[str, str] | N
     return web.Response(body=body, content_type=_JSON, headers=headers)
 
 
+def _with_provider(headers: dict[str, str] | None, provider: str) -> dict[str, str] | None:
+    """Add `x-siraya-provider`: the provider that served the request (the reply's `provider`)."""
+    if not provider:
+        return headers
+    headers = headers if headers is not None else {}
+    headers[PROVIDER_HEADER] = provider
+    return headers
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -127,10 +137,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             lambda reply: b"data: " + chat_codec.encode_chat_chunk(reply.chunk, include_usage) + b"\n\n",
             error_event,
             request_id_of(request),
+            first_headers=lambda reply: _with_provider(None, reply.chunk.provider) or {},
         )
     reply, headers = await unary(
         stubs.chat.CreateChatCompletion(chat_pb2.CreateChatCompletionRequest(params=params), metadata=metadata)
     )
+    headers = _with_provider(headers, reply.completion.provider)
     return json_response(request, chat_codec.encode_chat_completion(reply.completion), headers)
 
 
@@ -163,11 +175,13 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     if body.get("stream") is True:
         call = stubs.responses.StreamResponse(responses_pb2.StreamResponseRequest(params=params), metadata=metadata)
         return await relay_stream(
-            request, call, _response_event_frame, _response_error_frame, request_id_of(request), done=None
+            request, call, _response_event_frame, _response_error_frame, request_id_of(request), done=None,
+            first_headers=lambda reply: _with_provider(None, reply.event.response.provider) or {},
         )
     reply, headers = await unary(
         stubs.responses.CreateResponse(responses_pb2.CreateResponseRequest(params=params), metadata=metadata)
     )
+    headers = _with_provider(headers, reply.response.provider)
     return json_response(request, responses_codec.encode_response(reply.response), headers)
 
 
@@ -182,6 +196,7 @@ async def create_embedding(request: web.Request) -> web.StreamResponse:
         )
     )
     encoding = params.encoding_format if params.HasField("encoding_format") else "float"
+    headers = _with_provider(headers, reply.result.provider)
     return json_response(request, embeddings_codec.encode_embedding_list(reply.result, encoding), headers)
 
 
@@ -192,6 +207,7 @@ async def generate_images(request: web.Request) -> web.StreamResponse:
             images_pb2.GenerateImagesRequest(params=params), metadata=call_metadata(request)
         )
     )
+    headers = _with_provider(headers, reply.result.provider)
     return json_response(request, images_codec.encode_images_result(reply.result), headers)
 
 

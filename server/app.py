@@ -24,6 +24,7 @@ from server.lifecycle import ServingState, attach
 from server.providers.base import Provider
 from server.providers.registry import build_provider
 from server.routing.catalogue import Catalogue
+from server.routing.dispatch import build_dispatcher
 from siraya.router.v1 import (
     admin_pb2,
     chat_pb2,
@@ -46,7 +47,11 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
     accounts.metering.start()
     providers: dict[str, Provider] = {name: build_provider(provider) for name, provider in config.providers.items()}
     store = open_store(config)
-    return Gateway(Catalogue(config), providers, accounts.keys, store, metering=accounts.metering)
+    catalogue = Catalogue(config)
+    dispatcher = build_dispatcher(config, providers, catalogue)
+    return Gateway(
+        catalogue, providers, accounts.keys, store, metering=accounts.metering, dispatcher=dispatcher
+    )
 
 
 def in_process_stubs(servicers: Servicers) -> GatewayStubs:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,83 @@ class PricingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryConfig:
+    """Retries of one deployment on connect errors, 408, 409, 429 and 5xx."""
+
+    # Attempts per deployment, the first included: retrying the same deployment is opt-in, while
+    # failing over to the model's other deployments always happens.
+    max_attempts: int = 1
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+    # The longest upstream Retry-After honoured; a longer one moves on to the next deployment.
+    max_retry_after: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    """When a deployment's circuit opens, and how long it rests before a half-open probe."""
+
+    enabled: bool = True
+    consecutive_failures: int = 5
+    failure_rate: float = 0.5
+    # Failure rate is judged over this many seconds, once `min_requests` were seen in it.
+    window: float = 60.0
+    min_requests: int = 20
+    cooldown: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutConfig:
+    """Seconds; None means no limit. Connecting is bounded by the provider's `connect_timeout`."""
+
+    first_token: float | None = None
+    idle: float | None = None
+    total: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HedgingConfig:
+    """Start the next deployment when no first token arrived after `delay` seconds."""
+
+    enabled: bool = False
+    delay: float = 2.0
+    max_hedges: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ResilienceConfig:
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
+    hedging: HedgingConfig = field(default_factory=HedgingConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """Gateway-wide routing: defaults every model inherits, and where breaker state is shared."""
+
+    # With a Redis URL, circuit breakers are shared by every replica; else they live in-process.
+    redis_url: str | None = None
+    defaults: ResilienceConfig = field(default_factory=ResilienceConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentConfig:
+    """One way to serve a model: a provider, its model name, a weight and what it costs."""
+
+    provider: str
+    upstream_model: str
+    weight: float = 1.0
+    pricing: PricingConfig = field(default_factory=PricingConfig)
+    context_window: int | None = None
+    # None: whatever the provider's adapter translates.
+    supported_parameters: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ModelConfig:
     id: str
+    # The first deployment's provider and model (the single-provider shorthand).
     provider: str
     upstream_model: str
     kind: str = "chat"
@@ -75,6 +150,24 @@ class ModelConfig:
     context_window: int | None = None
     pricing: PricingConfig = field(default_factory=PricingConfig)
     created: int = 0
+    # Empty means one deployment: `provider` / `upstream_model`.
+    deployments: tuple[DeploymentConfig, ...] = ()
+    aliases: tuple[str, ...] = ()
+    supported_parameters: tuple[str, ...] | None = None
+    resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
+
+    def all_deployments(self) -> tuple[DeploymentConfig, ...]:
+        if self.deployments:
+            return self.deployments
+        return (
+            DeploymentConfig(
+                self.provider,
+                self.upstream_model,
+                pricing=self.pricing,
+                context_window=self.context_window,
+                supported_parameters=self.supported_parameters,
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +250,7 @@ class GatewayConfig:
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     models: tuple[ModelConfig, ...] = ()
     source: str = "embedded defaults"
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
 
@@ -241,18 +335,19 @@ def default_config(env: dict[str, str] | os._Environ[str]) -> GatewayConfig:
 
 
 def parse_config(raw: dict[str, Any], env: dict[str, str] | os._Environ[str], source: str) -> GatewayConfig:
-    unknown = set(raw) - {"server", "providers", "models", "accounts", "observability"}
+    unknown = set(raw) - {"server", "providers", "models", "accounts", "routing", "observability"}
     if unknown:
         raise ConfigError(
             f"unknown top-level field '{sorted(unknown)[0]}' "
-            "(expected server, providers, models, accounts, observability)"
+            "(expected server, providers, models, accounts, routing, observability)"
         )
     server = _parse_server(raw.get("server") or {}, env)
     providers = _parse_providers(raw.get("providers") or {}, env)
-    models = _parse_models(raw.get("models") or [], providers)
+    routing = _parse_routing(raw.get("routing") or {}, env)
+    models = _parse_models(raw.get("models") or [], providers, routing.defaults)
     accounts = _parse_accounts(raw.get("accounts") or {}, env)
     return GatewayConfig(
-        server=server, providers=providers, models=models, source=source, accounts=accounts,
+        server=server, providers=providers, models=models, source=source, accounts=accounts, routing=routing,
         observability=_parse_observability(raw.get("observability") or {}, env),
     )
 
@@ -420,41 +515,154 @@ def _parse_providers(data: Any, env: dict[str, str] | os._Environ[str]) -> dict[
     return providers
 
 
-def _parse_models(data: Any, providers: dict[str, ProviderConfig]) -> tuple[ModelConfig, ...]:
+_RESILIENCE_SECTIONS: dict[str, type[Any]] = {
+    "retry": RetryConfig,
+    "breaker": BreakerConfig,
+    "timeouts": TimeoutConfig,
+    "hedging": HedgingConfig,
+}
+_INTEGER_SETTINGS = frozenset({"max_attempts", "consecutive_failures", "min_requests", "max_hedges"})
+
+
+def _parse_routing(data: Any, env: dict[str, str] | os._Environ[str]) -> RoutingConfig:
+    section = _Section(data, "routing", env, frozenset({"redis_url", *_RESILIENCE_SECTIONS}))
+    redis_url = section.str("redis_url") or None
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("routing.redis_url: must be a redis://, rediss:// or unix:// URL")
+    defaults = _parse_resilience(data, "routing", env, ResilienceConfig())
+    return RoutingConfig(redis_url=redis_url, defaults=defaults)
+
+
+def _parse_resilience(
+    data: dict[str, Any], path: str, env: dict[str, str] | os._Environ[str], base: ResilienceConfig
+) -> ResilienceConfig:
+    """`base` with the retry/breaker/timeouts/hedging fields that `data` sets replaced."""
+    parts: dict[str, Any] = {}
+    for name, cls in _RESILIENCE_SECTIONS.items():
+        current = getattr(base, name)
+        raw = data.get(name)
+        if raw is None:
+            parts[name] = current
+            continue
+        section = _Section(raw, f"{path}.{name}", env, frozenset(cls.__dataclass_fields__))
+        changes: dict[str, Any] = {}
+        for key in raw:
+            default = getattr(current, key)
+            if key == "enabled":
+                changes[key] = section.bool(key, default)
+            elif key in _INTEGER_SETTINGS:
+                changes[key] = section.number(key, default, integer=True, minimum=1)
+            else:
+                changes[key] = section.number(key, default)
+        if "failure_rate" in changes and not 0 < changes["failure_rate"] <= 1:
+            raise ConfigError(f"{path}.{name}.failure_rate: must be in (0, 1]")
+        parts[name] = replace(current, **changes)
+    return ResilienceConfig(**parts)
+
+
+def _parse_pricing(data: Any, path: str) -> PricingConfig:
+    pricing = _Section(data or {}, path, {}, frozenset(PricingConfig.__dataclass_fields__))
+    return PricingConfig(
+        input_per_million=pricing.number("input_per_million", None),
+        output_per_million=pricing.number("output_per_million", None),
+        per_image=pricing.number("per_image", None),
+        per_video_second=pricing.number("per_video_second", None),
+    )
+
+
+def _name_list(value: Any, path: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ConfigError(f"{path}: expected a list of non-empty strings")
+    return tuple(value)
+
+
+_DEPLOYMENT_FIELDS = frozenset(DeploymentConfig.__dataclass_fields__)
+_MODEL_FIELDS = frozenset(ModelConfig.__dataclass_fields__) - {"resilience"} | frozenset(_RESILIENCE_SECTIONS)
+
+
+def _parse_deployment(
+    settings: Any, path: str, providers: dict[str, ProviderConfig], model: dict[str, Any]
+) -> DeploymentConfig:
+    """One deployment; price, context window and parameters default to the model's own."""
+    section = _Section(settings, path, {}, _DEPLOYMENT_FIELDS)
+    provider = section.str("provider", required=True) or ""
+    if provider not in providers:
+        raise ConfigError(f"{path}.provider: unknown provider '{provider}'")
+    supported = _name_list(settings.get("supported_parameters"), f"{path}.supported_parameters")
+    return DeploymentConfig(
+        provider=provider,
+        upstream_model=section.str("upstream_model") or model["upstream_model"],
+        weight=section.number("weight", 1.0),
+        pricing=_parse_pricing(settings["pricing"], f"{path}.pricing") if "pricing" in settings
+        else model["pricing"],
+        context_window=section.number("context_window", model["context_window"], integer=True, minimum=1),
+        supported_parameters=supported if supported is not None else model["supported_parameters"],
+    )
+
+
+def _parse_models(
+    data: Any, providers: dict[str, ProviderConfig], defaults: ResilienceConfig | None = None
+) -> tuple[ModelConfig, ...]:
+    """Each model is the single-provider shorthand (`provider`, `upstream_model`) or a `deployments`
+    list; `aliases` are extra public ids; retry/breaker/timeouts/hedging override the gateway-wide
+    `routing` defaults field by field."""
     if not isinstance(data, list):
         raise ConfigError("models: expected a list")
     models: list[ModelConfig] = []
     seen: set[str] = set()
-    allowed = frozenset(ModelConfig.__dataclass_fields__)
     for index, settings in enumerate(data):
         path = f"models[{index}]"
-        section = _Section(settings, path, {}, allowed)
+        section = _Section(settings, path, {}, _MODEL_FIELDS)
         model_id = section.str("id", required=True) or ""
-        if model_id in seen:
-            raise ConfigError(f"{path}.id: duplicate model id '{model_id}'")
-        seen.add(model_id)
-        provider = section.str("provider", required=True) or ""
-        if provider not in providers:
-            raise ConfigError(f"{path}.provider: unknown provider '{provider}'")
+        aliases = _name_list(settings.get("aliases"), f"{path}.aliases") or ()
+        for public_id in (model_id, *aliases):
+            if public_id in seen:
+                raise ConfigError(f"{path}.id: duplicate model id '{public_id}'")
+            seen.add(public_id)
         kind = section.str("kind", "chat") or "chat"
         if kind not in MODEL_KINDS:
             raise ConfigError(f"{path}.kind: must be one of {', '.join(MODEL_KINDS)}")
-        pricing = _Section(settings.get("pricing") or {}, f"{path}.pricing", {}, frozenset(PricingConfig.__dataclass_fields__))
+        shared = {
+            "upstream_model": section.str("upstream_model") or model_id,
+            "pricing": _parse_pricing(settings.get("pricing"), f"{path}.pricing"),
+            "context_window": section.number("context_window", None, integer=True, minimum=1),
+            "supported_parameters": _name_list(
+                settings.get("supported_parameters"), f"{path}.supported_parameters"
+            ),
+        }
+        deployments: tuple[DeploymentConfig, ...] = ()
+        raw_deployments = settings.get("deployments")
+        if raw_deployments is None:
+            provider = section.str("provider", required=True) or ""
+            if provider not in providers:
+                raise ConfigError(f"{path}.provider: unknown provider '{provider}'")
+            upstream_model = shared["upstream_model"]
+        else:
+            if "provider" in settings:
+                raise ConfigError(f"{path}.provider: give either provider or deployments, not both")
+            if not isinstance(raw_deployments, list) or not raw_deployments:
+                raise ConfigError(f"{path}.deployments: expected a non-empty list")
+            deployments = tuple(
+                _parse_deployment(item, f"{path}.deployments[{i}]", providers, shared)
+                for i, item in enumerate(raw_deployments)
+            )
+            provider, upstream_model = deployments[0].provider, deployments[0].upstream_model
         models.append(
             ModelConfig(
                 id=model_id,
                 provider=provider,
-                upstream_model=section.str("upstream_model") or model_id,
+                upstream_model=upstream_model,
                 kind=kind,
                 owned_by=section.str("owned_by"),
-                context_window=section.number("context_window", None, integer=True, minimum=1),
+                context_window=shared["context_window"],
                 created=section.number("created", 0, integer=True),
-                pricing=PricingConfig(
-                    input_per_million=pricing.number("input_per_million", None),
-                    output_per_million=pricing.number("output_per_million", None),
-                    per_image=pricing.number("per_image", None),
-                    per_video_second=pricing.number("per_video_second", None),
-                ),
+                pricing=shared["pricing"],
+                deployments=deployments,
+                aliases=aliases,
+                supported_parameters=shared["supported_parameters"],
+                resilience=_parse_resilience(settings, path, {}, defaults or ResilienceConfig()),
             )
         )
     return tuple(models)

@@ -68,6 +68,7 @@ class Gateway:
         for provider in self.providers.values():
             await provider.close()
         await self.metering.close()
+        await self.dispatcher.close()
         self.store.close()
 
     async def authenticate(self, authorization: str | None) -> KeyRecord:
@@ -97,7 +98,10 @@ class Gateway:
         ctx.key_id, ctx.outcome.model = key.id, entry.id
         meter = await self.metering.admit(key, entry, demand, ctx)
         try:
-            result, route = await self.dispatcher.unary(entry, routing, ctx, observed_call(call, ctx, kind))
+            result, route = await self.dispatcher.unary(
+                entry, routing, ctx, observed_call(call, ctx, kind),
+                resolve=lambda fallback: self._entry(fallback, kind, key), params=demand.params,
+            )
         except BaseException as error:
             await meter.fail(error)
             raise
@@ -128,7 +132,11 @@ class Gateway:
         route: Route | None = None
         try:
             attempts = observed_stream(call, ctx, kind)
-            async for item, route in self.dispatcher.stream(entry, routing, ctx, attempts):
+            routed = self.dispatcher.stream(
+                entry, routing, ctx, attempts,
+                resolve=lambda fallback: self._entry(fallback, kind, key), params=demand.params,
+            )
+            async for item, route in routed:
                 if ctx.outcome.first_item_at is None:
                     ctx.outcome.first_item_at = time.monotonic()
                 consumed(item, total)

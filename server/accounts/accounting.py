@@ -41,6 +41,7 @@ logger = logging.getLogger("siraya.accounts")
 STALE_RESERVATION_SECONDS = 2 * 3600.0
 STALE_SWEEP_SECONDS = 600.0
 CLIENT_CLOSED_STATUS = 499
+_NO_PRICE = PricingConfig()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -49,9 +50,11 @@ def _price(pricing: PricingConfig) -> Price:
 
 
 def deployment_price(entry: CatalogueEntry, deployment: Deployment) -> Price:
-    """What a deployment charges: its own price when the catalogue gives one, else the model's."""
+    """What a deployment charges: its own price when the catalogue sets one, else the model's."""
     pricing = getattr(deployment, "pricing", None)
-    return _price(pricing if isinstance(pricing, PricingConfig) else entry.pricing)
+    if isinstance(pricing, PricingConfig) and pricing != _NO_PRICE:
+        return _price(pricing)
+    return _price(entry.pricing)
 
 
 def _charge(price: Price, consumed: Consumption) -> int:

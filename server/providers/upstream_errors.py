@@ -57,6 +57,14 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
 def classify_http_error(
     provider: str, status: int, body: bytes, retry_after: str | None, secrets: tuple[str, ...]
 ) -> GatewayError:
+    error = _classify(provider, status, body, retry_after, secrets)
+    error.upstream_status = status
+    return error
+
+
+def _classify(
+    provider: str, status: int, body: bytes, retry_after: str | None, secrets: tuple[str, ...]
+) -> GatewayError:
     message, param = upstream_message(body)
     safe_message = redact(message, secrets) if message else None
     if status in (401, 403):

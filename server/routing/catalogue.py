@@ -1,11 +1,19 @@
-"""The public model catalogue: each public id maps to the deployments that can serve it."""
+"""The public model catalogue: each public id (or alias) maps to the deployments that can serve it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from server.config import GatewayConfig, ModelConfig, PricingConfig
+from server.config import (
+    DeploymentConfig,
+    GatewayConfig,
+    ModelConfig,
+    PricingConfig,
+    ResilienceConfig,
+)
 from server.errors import InvalidRequest, ModelNotFound
+from server.providers.param_policy import CONTENT_PART_KINDS
+from server.routing.parameters import adapter_parameters
 from siraya.router.v1 import models_pb2
 
 KIND_TO_PROTO = {
@@ -20,12 +28,24 @@ _KIND_VERB = {
     "image": "image generation",
     "video": "video generation",
 }
+_NO_PRICE = PricingConfig()
 
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
+    """One way to serve a model. `key` names it for breakers and latency stats (never a secret)."""
+
     provider: str
     upstream_model: str
+    weight: float = 1.0
+    pricing: PricingConfig = _NO_PRICE
+    context_window: int | None = None
+    supported_parameters: frozenset[str] = frozenset()
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", f"{self.provider}/{self.upstream_model}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,20 +57,29 @@ class CatalogueEntry:
     context_window: int | None
     pricing: PricingConfig
     deployments: tuple[Deployment, ...]
+    aliases: tuple[str, ...] = ()
+    supported_parameters: tuple[str, ...] = ()
+    resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
 
 
 class Catalogue:
     def __init__(self, config: GatewayConfig) -> None:
+        self._provider_types = {name: p.type for name, p in config.providers.items()}
+        self._defaults = config.routing.defaults
         self._entries: dict[str, CatalogueEntry] = {}
+        self._by_public_id: dict[str, CatalogueEntry] = {}
         for model in config.models:
-            self._entries[model.id] = _entry(model)
+            entry = self._entry(model)
+            self._entries[model.id] = entry
+            for public_id in (model.id, *model.aliases):
+                self._by_public_id[public_id] = entry
         self._passthrough = {name for name, p in config.providers.items() if p.passthrough_models}
 
     def entries(self) -> list[CatalogueEntry]:
         return list(self._entries.values())
 
     def get(self, model_id: str) -> CatalogueEntry:
-        entry = self._entries.get(model_id)
+        entry = self._by_public_id.get(model_id)
         if entry is not None:
             return entry
         provider, _, upstream_model = model_id.partition("/")
@@ -63,13 +92,16 @@ class Catalogue:
                 context_window=None,
                 pricing=PricingConfig(),
                 deployments=(Deployment(provider, upstream_model),),
+                resilience=self._defaults,
             )
         raise ModelNotFound(model_id)
 
     def resolve(self, model_id: str, kind: str) -> CatalogueEntry:
         """The entry for `model_id`, which must serve `kind` requests."""
         if not model_id:
-            raise InvalidRequest("You must provide a model parameter.", param="model", code="missing_required_parameter")
+            raise InvalidRequest(
+                "You must provide a model parameter.", param="model", code="missing_required_parameter"
+            )
         entry = self.get(model_id)
         if entry.kind not in (kind, "any"):
             raise InvalidRequest(
@@ -79,6 +111,39 @@ class Catalogue:
             )
         return entry
 
+    def _entry(self, model: ModelConfig) -> CatalogueEntry:
+        deployments = tuple(self._deployment(d, model.kind) for d in model.all_deployments())
+        first = deployments[0]
+        supported: set[str] = set()
+        for deployment in deployments:
+            supported |= deployment.supported_parameters
+        return CatalogueEntry(
+            id=model.id,
+            kind=model.kind,
+            owned_by=model.owned_by or model.provider,
+            created=model.created,
+            context_window=model.context_window if model.context_window is not None else first.context_window,
+            pricing=model.pricing if model.pricing != _NO_PRICE else first.pricing,
+            deployments=deployments,
+            aliases=model.aliases,
+            supported_parameters=tuple(sorted(supported - CONTENT_PART_KINDS)),
+            resilience=model.resilience,
+        )
+
+    def _deployment(self, config: DeploymentConfig, kind: str) -> Deployment:
+        if config.supported_parameters is not None:
+            supported = frozenset(config.supported_parameters)
+        else:
+            supported = adapter_parameters(self._provider_types.get(config.provider, "openai"), kind)
+        return Deployment(
+            provider=config.provider,
+            upstream_model=config.upstream_model,
+            weight=config.weight,
+            pricing=config.pricing,
+            context_window=config.context_window,
+            supported_parameters=supported,
+        )
+
 
 def entry_to_proto(entry: CatalogueEntry) -> models_pb2.Model:
     model = models_pb2.Model(
@@ -87,6 +152,7 @@ def entry_to_proto(entry: CatalogueEntry) -> models_pb2.Model:
         created=entry.created,
         owned_by=entry.owned_by,
         kind=KIND_TO_PROTO.get(entry.kind, models_pb2.MODEL_KIND_UNSPECIFIED),
+        supported_parameters=entry.supported_parameters,
     )
     if entry.context_window is not None:
         model.context_window = entry.context_window
@@ -96,15 +162,3 @@ def entry_to_proto(entry: CatalogueEntry) -> models_pb2.Model:
         if value is not None:
             setattr(model.pricing, name, value)
     return model
-
-
-def _entry(model: ModelConfig) -> CatalogueEntry:
-    return CatalogueEntry(
-        id=model.id,
-        kind=model.kind,
-        owned_by=model.owned_by or model.provider,
-        created=model.created,
-        context_window=model.context_window,
-        pricing=model.pricing,
-        deployments=(Deployment(model.provider, model.upstream_model),),
-    )

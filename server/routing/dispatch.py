@@ -3,21 +3,38 @@
 `Dispatcher` is the single place where a call meets a provider: selection, fallbacks, retries,
 circuit breakers, timeouts and hedging all live behind `unary` and `stream`. The gateway hands it
 a catalogue entry and a function that calls one route; it gets back the result and the route that
-produced it.
+produced it. Only the returned route is billed: a hedge that lost, or an attempt that failed,
+is never part of the result.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from google.protobuf.message import Message
+
+from server.config import GatewayConfig, HedgingConfig
+from server.errors import GatewayError, NoAvailableProvider, RequestTimeout
 from server.providers.base import Provider, RequestContext
-from server.routing.catalogue import CatalogueEntry, Deployment
+from server.routing.attempts import Attempts, DispatchCounters, timeout_error
+from server.routing.breaker import BreakerBoard, InProcessBreakers, RedisBreakers
+from server.routing.catalogue import Catalogue, CatalogueEntry, Deployment
 from server.routing.router import candidates
+from server.routing.stats import LatencyStats
+from server.routing.timeouts import bound, earliest, next_within
 from siraya.router.v1 import common_pb2
 
+__all__ = ["DispatchCounters", "Dispatcher", "Route", "build_dispatcher"]
+
 Result = TypeVar("Result")
+X = TypeVar("X")
+_EMPTY: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,16 +45,101 @@ class Route:
 
 
 class Dispatcher:
-    def __init__(self, providers: dict[str, Provider]) -> None:
-        self.providers = providers
-        self._provider_names = set(providers)
+    """Routes requests; `counters`, `breakers` and `stats` are what operations metrics read."""
 
-    def routes(self, entry: CatalogueEntry, routing: common_pb2.Routing) -> list[Route]:
-        """Every route that may serve the request, in the order they would be tried."""
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        catalogue: Catalogue | None = None,
+        *,
+        breakers: BreakerBoard | None = None,
+        stats: LatencyStats | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.providers = providers
+        self.catalogue = catalogue
+        self.breakers: BreakerBoard = breakers if breakers is not None else InProcessBreakers()
+        self.stats = stats or LatencyStats()
+        self.counters = DispatchCounters()
+        self._provider_names = frozenset(providers)
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    async def close(self) -> None:
+        await self.breakers.close()
+
+    def routes(
+        self, entry: CatalogueEntry, routing: common_pb2.Routing, params: Message | None = None
+    ) -> list[Route]:
+        """Every route of `entry` that may serve the request, in the order they would be tried."""
         return [
             Route(entry, deployment, self.providers[deployment.provider])
-            for deployment in candidates(entry, routing, self._provider_names)
+            for deployment in candidates(
+                entry, routing, self._provider_names, params=params, stats=self.stats, rng=self._rng
+            )
         ]
+
+    def plan(
+        self,
+        entry: CatalogueEntry,
+        routing: common_pb2.Routing,
+        resolve: Callable[[str], CatalogueEntry] | None = None,
+        params: Message | None = None,
+    ) -> list[Route]:
+        """The routes of `entry`, then of each fallback model in `routing.models`, in try order.
+
+        `resolve` turns a fallback model id into its entry (the gateway checks the key's access
+        there); without it the dispatcher's catalogue resolves it.
+        """
+        plan = self.routes(entry, routing, params)
+        seen = {entry.id}
+        for model_id in routing.models:
+            fallback = self._resolve(model_id, entry, resolve)
+            if fallback.id in seen:
+                continue
+            seen.add(fallback.id)
+            plan.extend(self.routes(fallback, routing, params))
+        if not plan:
+            names = ", ".join(seen)
+            raise NoAvailableProvider(f"No provider for model '{names}' meets the routing requirements.")
+        return plan
+
+    def _resolve(
+        self, model_id: str, entry: CatalogueEntry, resolve: Callable[[str], CatalogueEntry] | None
+    ) -> CatalogueEntry:
+        if resolve is not None:
+            return resolve(model_id)
+        if self.catalogue is None:
+            raise NoAvailableProvider("Fallback models are not available on this gateway.")
+        if entry.kind == "any":
+            return self.catalogue.get(model_id)
+        return self.catalogue.resolve(model_id, entry.kind)
+
+    def _attempts(
+        self,
+        entry: CatalogueEntry,
+        routing: common_pb2.Routing,
+        ctx: RequestContext,
+        resolve: Callable[[str], CatalogueEntry] | None,
+        params: Message | None,
+    ) -> Attempts:
+        self.counters.requests += 1
+        return Attempts(
+            entry.id,
+            self.plan(entry, routing, resolve, params),
+            ctx.deadline,
+            breakers=self.breakers,
+            stats=self.stats,
+            counters=self.counters,
+            clock=self._clock,
+            sleep=self._sleep,
+            rng=self._rng,
+        )
+
+    # unary
 
     async def unary(
         self,
@@ -45,9 +147,25 @@ class Dispatcher:
         routing: common_pb2.Routing,
         ctx: RequestContext,
         call: Callable[[Route], Awaitable[Result]],
+        *,
+        resolve: Callable[[str], CatalogueEntry] | None = None,
+        params: Message | None = None,
     ) -> tuple[Result, Route]:
-        route = self.routes(entry, routing)[0]
-        return await call(route), route
+        attempts = self._attempts(entry, routing, ctx, resolve, params)
+
+        async def start(route: Route) -> Result:
+            limit = bound(route.entry.resilience.timeouts.total, ctx.deadline, self._clock())
+            if limit is None:
+                return await call(route)
+            try:
+                async with asyncio.timeout(limit):
+                    return await call(route)
+            except TimeoutError:
+                raise timeout_error(route, "reply", limit) from None
+
+        return await self._first_success(attempts, start, _discard_nothing)
+
+    # streams
 
     async def stream(
         self,
@@ -55,7 +173,158 @@ class Dispatcher:
         routing: common_pb2.Routing,
         ctx: RequestContext,
         call: Callable[[Route], AsyncIterator[Result]],
+        *,
+        resolve: Callable[[str], CatalogueEntry] | None = None,
+        params: Message | None = None,
     ) -> AsyncIterator[tuple[Result, Route]]:
-        route = self.routes(entry, routing)[0]
-        async for item in call(route):
-            yield item, route
+        """Items of the first route that produces one. Failures before the first item fail over
+        unseen; after it nothing is retried, and the error reaches the caller."""
+        attempts = self._attempts(entry, routing, ctx, resolve, params)
+        ends: dict[int, float | None] = {}
+
+        async def start(route: Route) -> tuple[AsyncIterator[Result], Result]:
+            timeouts = route.entry.resilience.timeouts
+            now = self._clock()
+            end = earliest(now + timeouts.total if timeouts.total is not None else None, ctx.deadline)
+            ends[id(route)] = end
+            limit = bound(timeouts.first_token, end, now)
+            items = call(route)
+            try:
+                first = await next_within(items, limit)
+            except StopAsyncIteration:
+                return items, _EMPTY
+            except TimeoutError:
+                await _close(items)
+                raise timeout_error(route, "first token", limit) from None
+            except BaseException:
+                await _close(items)
+                raise
+            return items, first
+
+        (items, first), route = await self._first_success(attempts, start, _discard_stream)
+        if first is _EMPTY:
+            return
+        idle = route.entry.resilience.timeouts.idle
+        end = ends.get(id(route))
+        count, first_at = 1, self._clock()
+        try:
+            yield first, route
+            while True:
+                limit = bound(idle, end, self._clock())
+                try:
+                    item = await next_within(items, limit)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise RequestTimeout(
+                        f"Provider '{route.deployment.provider}' stalled mid-stream for {limit:g}s."
+                    ) from None
+                count += 1
+                yield item, route
+        except GatewayError:
+            await self.breakers.record(route.deployment.key, False, route.entry.resilience.breaker)
+            raise
+        finally:
+            await _close(items)
+        elapsed = self._clock() - first_at
+        if count > 1 and elapsed > 0:
+            self.stats.observe_throughput(route.deployment.key, (count - 1) / elapsed)
+
+    # the attempt loop, with hedging when the model opts in
+
+    async def _first_success(
+        self,
+        attempts: Attempts,
+        start: Callable[[Route], Awaitable[X]],
+        discard: Callable[[X], Awaitable[None]],
+    ) -> tuple[X, Route]:
+        while (route := await attempts.next()) is not None:
+            hedging = route.entry.resilience.hedging
+            if hedging.enabled:
+                won = await self._race(attempts, route, start, discard, hedging)
+                if won is not None:
+                    return won
+                continue
+            started = self._clock()
+            try:
+                value = await start(route)
+            except GatewayError as error:
+                await attempts.failed(route, error)
+                continue
+            await attempts.succeeded(route, self._clock() - started)
+            return value, route
+        raise attempts.error()
+
+    async def _race(
+        self,
+        attempts: Attempts,
+        route: Route,
+        start: Callable[[Route], Awaitable[X]],
+        discard: Callable[[X], Awaitable[None]],
+        hedging: HedgingConfig,
+    ) -> tuple[X, Route] | None:
+        """Run `route`; if it has not answered after `hedging.delay`, race the next route against it.
+
+        The first success wins and the others are cancelled; None when every racer failed.
+        """
+        running: dict[asyncio.Task[X], tuple[Route, float]] = {}
+
+        def launch(target: Route) -> None:
+            running[asyncio.ensure_future(start(target))] = (target, self._clock())
+
+        launch(route)
+        hedges = 0
+        try:
+            while running:
+                wait = hedging.delay if hedges < hedging.max_hedges else None
+                done, _ = await asyncio.wait(running, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    target = await attempts.next_hedge()
+                    if target is None:
+                        hedges = hedging.max_hedges
+                    else:
+                        hedges += 1
+                        self.counters.hedges += 1
+                        launch(target)
+                    continue
+                for task in done:
+                    racer, started = running.pop(task)
+                    error = task.exception()
+                    if error is None:
+                        await attempts.succeeded(racer, self._clock() - started)
+                        return task.result(), racer
+                    if not isinstance(error, GatewayError):
+                        raise error
+                    await attempts.failed(racer, error, retry=False)
+            return None
+        finally:
+            for task in running:
+                task.cancel()
+            for task in running:
+                with suppress(BaseException):
+                    value = await task
+                    await discard(value)
+
+
+async def _close(items: AsyncIterator[Any]) -> None:
+    aclose = getattr(items, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _discard_nothing(_: object) -> None:
+    return None
+
+
+async def _discard_stream(opened: tuple[AsyncIterator[Any], Any]) -> None:
+    await _close(opened[0])
+
+
+def build_dispatcher(
+    config: GatewayConfig, providers: dict[str, Provider], catalogue: Catalogue
+) -> Dispatcher:
+    """The gateway's Dispatcher: breakers in Redis when `routing.redis_url` (or else
+    `accounts.redis_url`) is set, so that every replica shares them; in-process otherwise."""
+    redis_url = config.routing.redis_url or config.accounts.redis_url
+    breakers: BreakerBoard = RedisBreakers.from_url(redis_url) if redis_url else InProcessBreakers()
+    return Dispatcher(providers, catalogue, breakers=breakers)

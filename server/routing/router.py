@@ -1,29 +1,27 @@
-"""Choose the deployment that serves a request, honouring the caller's provider preferences.
-
-The foundation routes to the first eligible deployment; fallbacks, retries and breakers build on
-`candidates`.
-"""
+"""The candidate deployments of one model for one request, filtered and in try order."""
 
 from __future__ import annotations
 
-from server.errors import NoAvailableProvider
+import random
+
+from google.protobuf.message import Message
+
 from server.routing.catalogue import CatalogueEntry, Deployment
+from server.routing.selection import eligible, rank
+from server.routing.stats import LatencyStats
 from siraya.router.v1 import common_pb2
 
 
-def candidates(entry: CatalogueEntry, routing: common_pb2.Routing, known_providers: set[str]) -> list[Deployment]:
-    """Eligible deployments in preference order; NoAvailableProvider when filters leave none."""
+def candidates(
+    entry: CatalogueEntry,
+    routing: common_pb2.Routing,
+    known_providers: set[str] | frozenset[str],
+    *,
+    params: Message | None = None,
+    stats: LatencyStats | None = None,
+    rng: random.Random | None = None,
+) -> list[Deployment]:
+    """Eligible deployments in try order; empty when the filters leave none."""
     preferences = routing.provider
-    deployments = [d for d in entry.deployments if d.provider in known_providers]
-    if preferences.only:
-        allowed = set(preferences.only)
-        deployments = [d for d in deployments if d.provider in allowed]
-    if preferences.ignore:
-        ignored = set(preferences.ignore)
-        deployments = [d for d in deployments if d.provider not in ignored]
-    if preferences.order:
-        rank = {name: index for index, name in enumerate(preferences.order)}
-        deployments.sort(key=lambda d: rank.get(d.provider, len(rank)))
-    if not deployments:
-        raise NoAvailableProvider(f"No provider for model '{entry.id}' meets the routing requirements.")
-    return deployments
+    chosen = eligible(entry.deployments, preferences, known_providers, params)
+    return rank(chosen, preferences, entry.kind, stats, rng)

@@ -1,0 +1,31 @@
+"""Turn a model's timeouts and the request's deadline into the bound for one wait."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def earliest(*moments: float | None) -> float | None:
+    """The earliest of the given absolute times; None when none is set."""
+    found = [m for m in moments if m is not None]
+    return min(found) if found else None
+
+
+def bound(limit: float | None, end: float | None, now: float) -> float | None:
+    """Seconds to wait: `limit`, cut to what is left until `end`; None means unbounded."""
+    if end is None:
+        return limit
+    left = max(end - now, 0.0)
+    return left if limit is None else min(limit, left)
+
+
+async def next_within(items: AsyncIterator[T], timeout: float | None) -> T:
+    """The next item, or TimeoutError after `timeout` seconds (the pending read is cancelled)."""
+    if timeout is None:
+        return await items.__anext__()
+    async with asyncio.timeout(timeout):
+        return await items.__anext__()
