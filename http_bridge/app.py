@@ -48,11 +48,14 @@ _INVALID_JSON = (
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
 def request_id_of(request: web.Request) -> str:
-    rid = request.get("request_id")
+    rid = request.get(REQUEST_ID)
     if rid is None:
         rid = request.headers.get("X-Request-Id") or "req_" + secrets.token_hex(12)
-        request["request_id"] = rid
+        request[REQUEST_ID] = rid
     return rid
 
 

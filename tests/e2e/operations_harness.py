@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from server.accounts.keys import NewKey
 from server.app import RunningGateway, start_gateway
 from server.config import load_config
-from tests.fakes.openai_upstream import Fault, FakeOpenAIUpstream
+from tests.fakes.openai_upstream import FakeOpenAIUpstream, Fault
 
 T = TypeVar("T")
 UPSTREAM_KEY = "sk-upstream-ops-secret-0123456789"
@@ -73,11 +73,21 @@ class OperationsHarness:
     async def _start(self) -> None:
         await self.fake.start()
         await self.limited.start()
-        self.limited.inject(Fault(status=429, error_type="rate_limit_error", error_code="rate_limit_exceeded",
-                                  headers={"retry-after": "0"}, times=1_000_000))
+        self.limited.inject(
+            Fault(
+                status=429,
+                error_type="rate_limit_error",
+                error_code="rate_limit_exceeded",
+                headers={"retry-after": "0"},
+                times=1_000_000,
+            )
+        )
         path = self.tmp_dir / "siraya.yaml"
-        path.write_text(CONFIG.format(data_dir=self.tmp_dir / "data", fake=self.fake.base_url,
-                                      limited=self.limited.base_url))
+        path.write_text(
+            CONFIG.format(
+                data_dir=self.tmp_dir / "data", fake=self.fake.base_url, limited=self.limited.base_url
+            )
+        )
         self.running = await start_gateway(
             load_config(path, {"FAKE_UPSTREAM_KEY": UPSTREAM_KEY}), in_process=self.in_process
         )

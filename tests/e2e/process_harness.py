@@ -71,7 +71,12 @@ class GatewayProcess:
     def cli(self, *args: str) -> str:
         done = subprocess.run(
             [sys.executable, "-m", "server", "--config", str(self.config_path), *args],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60, check=True,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         )
         return done.stdout
 
@@ -81,7 +86,10 @@ class GatewayProcess:
     def start(self, http_port: int | None = None, timeout: float = 60) -> GatewayProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server", "--config", str(self.config_path), "serve", *self.serve_args],
-            cwd=ROOT, env=self.env, stdout=self.stdout_path.open("wb"), stderr=self.stderr_path.open("wb"),
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.stdout_path.open("wb"),
+            stderr=self.stderr_path.open("wb"),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

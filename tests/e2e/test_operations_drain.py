@@ -39,9 +39,13 @@ def upstreams() -> Iterator[UpstreamLoop]:
     loop.close()
 
 
-def _gateway(tmp_path: Path, upstreams: UpstreamLoop, *, drain_seconds: float, delay: float) -> GatewayProcess:
+def _gateway(
+    tmp_path: Path, upstreams: UpstreamLoop, *, drain_seconds: float, delay: float
+) -> GatewayProcess:
     upstream = upstreams.start_upstream()
-    config = CONFIG.format(data_dir=tmp_path / "data", drain_seconds=drain_seconds, url=upstream.base_url, delay=delay)
+    config = CONFIG.format(
+        data_dir=tmp_path / "data", drain_seconds=drain_seconds, url=upstream.base_url, delay=delay
+    )
     return GatewayProcess(tmp_path, config)
 
 
@@ -58,7 +62,7 @@ async def _stream(client: httpx.AsyncClient, key: str, words: int, started: asyn
         assert response.status_code == 200
         async for line in response.aiter_lines():
             if line.startswith("data: "):
-                payloads.append(line[len("data: "):])
+                payloads.append(line[len("data: ") :])
                 started.set()
     return payloads
 
@@ -70,6 +74,7 @@ def test_sigterm_lets_twenty_open_streams_finish_and_refuses_new_requests(
     key = gateway.create_key()
     gateway.start()
     try:
+
         async def scenario() -> tuple[list[list[str]], httpx.Response]:
             limits = httpx.Limits(max_connections=40)
             async with httpx.AsyncClient(base_url=gateway.base_url, timeout=60, limits=limits) as client:
@@ -112,6 +117,7 @@ def test_streams_still_open_when_the_grace_ends_get_a_final_error_event(
     key = gateway.create_key()
     gateway.start()
     try:
+
         async def scenario() -> list[list[str]]:
             async with httpx.AsyncClient(base_url=gateway.base_url, timeout=60) as client:
                 started = [asyncio.Event() for _ in range(2)]

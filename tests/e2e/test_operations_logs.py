@@ -6,7 +6,6 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -37,61 +36,88 @@ def _lines(stream: io.StringIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
-def test_each_request_logs_one_line_with_what_served_it(ops: OperationsHarness, captured: io.StringIO) -> None:
+def test_each_request_logs_one_line_with_what_served_it(
+    ops: OperationsHarness, captured: io.StringIO
+) -> None:
     headers = {"Authorization": f"Bearer {ops.api_key}"}
     unary = httpx.post(
-        ops.url + "/v1/chat/completions", timeout=30,
+        ops.url + "/v1/chat/completions",
+        timeout=30,
         json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]},
         headers={**headers, "X-Request-Id": "req-logs-unary"},
     )
     assert unary.headers["X-Request-Id"] == "req-logs-unary"
     with httpx.stream(
-        "POST", ops.url + "/v1/chat/completions", timeout=30,
+        "POST",
+        ops.url + "/v1/chat/completions",
+        timeout=30,
         json={"model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
         headers={**headers, "X-Request-Id": "req-logs-stream"},
     ) as stream:
         body = stream.read()
     assert b"[DONE]" in body
     refused = httpx.post(
-        ops.url + "/v1/chat/completions", timeout=30,
+        ops.url + "/v1/chat/completions",
+        timeout=30,
         json={"model": "gpt-limited", "messages": [{"role": "user", "content": "hi"}]},
         headers={**headers, "X-Request-Id": "req-logs-429"},
     )
     assert refused.status_code == 429
 
     lines = _lines(captured)
-    by_id = {rid: [line for line in lines if line.get("request_id") == rid]
-             for rid in ("req-logs-unary", "req-logs-stream", "req-logs-429")}
+    by_id = {
+        rid: [line for line in lines if line.get("request_id") == rid]
+        for rid in ("req-logs-unary", "req-logs-stream", "req-logs-429")
+    }
     assert {rid: len(found) for rid, found in by_id.items()} == dict.fromkeys(by_id, 1)
     usage = unary.json()["usage"]
     first = by_id["req-logs-unary"][0]
     assert (first["msg"], first["level"], first["model"], first["provider"], first["status"]) == (
-        "request", "info", "gpt-test", "fake", 200
+        "request",
+        "info",
+        "gpt-test",
+        "fake",
+        200,
     )
     assert first["key_id"] == ops.key_id
-    assert (first["prompt_tokens"], first["completion_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])
+    assert (first["prompt_tokens"], first["completion_tokens"]) == (
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
     assert first["latency_ms"] > 0 and first["ttft_ms"] is None
     streamed = by_id["req-logs-stream"][0]
     assert streamed["stream"] is True and streamed["status"] == 200
     assert 0 < streamed["ttft_ms"] <= streamed["latency_ms"]
     limited = by_id["req-logs-429"][0]
-    assert (limited["status"], limited["code"], limited["model"]) == (429, "rate_limit_exceeded", "gpt-limited")
+    assert (limited["status"], limited["code"], limited["model"]) == (
+        429,
+        "rate_limit_exceeded",
+        "gpt-limited",
+    )
     # The request id reached the upstream with the call.
     assert ops.fake.requests[-1].headers["x-request-id"] == "req-logs-stream"
 
 
 def test_no_secret_reaches_the_log(ops: OperationsHarness, captured: io.StringIO) -> None:
     stranger = "sk-sr-not-a-real-key-0123456789abcdef"
-    assert httpx.post(
-        ops.url + "/v1/chat/completions", timeout=30,
-        json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]},
-        headers={"Authorization": f"Bearer {stranger}"},
-    ).status_code == 401
-    assert httpx.post(
-        ops.url + "/v1/chat/completions", timeout=30,
-        json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]},
-        headers={"Authorization": f"Bearer {ops.api_key}"},
-    ).status_code == 200
+    assert (
+        httpx.post(
+            ops.url + "/v1/chat/completions",
+            timeout=30,
+            json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": f"Bearer {stranger}"},
+        ).status_code
+        == 401
+    )
+    assert (
+        httpx.post(
+            ops.url + "/v1/chat/completions",
+            timeout=30,
+            json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": f"Bearer {ops.api_key}"},
+        ).status_code
+        == 200
+    )
     # Something that logs a secret on its own is redacted too, exception text included.
     try:
         raise RuntimeError(f"upstream said no to {UPSTREAM_KEY} and Bearer {ops.api_key}")

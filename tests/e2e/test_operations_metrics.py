@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -41,10 +40,16 @@ def test_a_scripted_mix_moves_each_series_by_exactly_what_happened(ops: Operatio
         usages.append(reply.json()["usage"])
     chunks = []
     with httpx.stream(
-        "POST", ops.url + CHAT,
-        json={"model": "gpt-test", "stream": True, "stream_options": {"include_usage": True},
-              "messages": [{"role": "user", "content": "hello there"}]},
-        headers={"Authorization": f"Bearer {ops.api_key}"}, timeout=30,
+        "POST",
+        ops.url + CHAT,
+        json={
+            "model": "gpt-test",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "hello there"}],
+        },
+        headers={"Authorization": f"Bearer {ops.api_key}"},
+        timeout=30,
     ) as stream:
         for line in stream.iter_lines():
             if line.startswith("data: {"):
@@ -53,34 +58,56 @@ def test_a_scripted_mix_moves_each_series_by_exactly_what_happened(ops: Operatio
     refused = _chat(ops, "gpt-limited")
     assert refused.status_code == 429
     assert _chat(ops, "no-such-model").status_code == 404
-    bad_json = httpx.post(ops.url + CHAT, content=b"{not json", timeout=10,
-                          headers={"Authorization": f"Bearer {ops.api_key}", "Content-Type": "application/json"})
+    bad_json = httpx.post(
+        ops.url + CHAT,
+        content=b"{not json",
+        timeout=10,
+        headers={"Authorization": f"Bearer {ops.api_key}", "Content-Type": "application/json"},
+    )
     assert bad_json.status_code == 400
     after = ops.scrape()
 
     served = {"endpoint": CHAT, "model": "gpt-test", "provider": "fake"}
     assert delta(before, after, "siraya_requests_total", **served, status_class="2xx") == 3
-    assert delta(before, after, "siraya_requests_total", endpoint=CHAT, model="gpt-limited", provider="",
-                 status_class="4xx") == 1
+    assert (
+        delta(
+            before,
+            after,
+            "siraya_requests_total",
+            endpoint=CHAT,
+            model="gpt-limited",
+            provider="",
+            status_class="4xx",
+        )
+        == 1
+    )
     # The unknown model and the body that is not JSON: neither names a configured model.
-    assert delta(before, after, "siraya_requests_total", endpoint=CHAT, model="", provider="",
-                 status_class="4xx") == 2
+    assert (
+        delta(
+            before, after, "siraya_requests_total", endpoint=CHAT, model="", provider="", status_class="4xx"
+        )
+        == 2
+    )
     assert delta(before, after, "siraya_request_duration_seconds_count", **served) == 3
     assert delta(before, after, "siraya_time_to_first_token_seconds_count", **served) == 1
     assert delta(before, after, "siraya_refusals_total", endpoint=CHAT, code="rate_limit_exceeded") == 1
-    assert delta(before, after, "siraya_tokens_total", model="gpt-test", provider="fake", type="input") == sum(
-        u["prompt_tokens"] for u in usages
-    )
-    assert delta(before, after, "siraya_tokens_total", model="gpt-test", provider="fake", type="output") == sum(
-        u["completion_tokens"] for u in usages
-    )
+    assert delta(
+        before, after, "siraya_tokens_total", model="gpt-test", provider="fake", type="input"
+    ) == sum(u["prompt_tokens"] for u in usages)
+    assert delta(
+        before, after, "siraya_tokens_total", model="gpt-test", provider="fake", type="output"
+    ) == sum(u["completion_tokens"] for u in usages)
     # The same prompt and reply each time, so the same price; a stream's usage chunk carries no cost.
     assert len({(u["prompt_tokens"], u["completion_tokens"]) for u in usages}) == 1
     assert delta(before, after, "siraya_cost_usd_total", model="gpt-test", provider="fake") == pytest.approx(
         3 * (usages[0].get("cost") or 0.0)
     )
     unary = {"grpc_type": "unary", "grpc_service": CHAT_SERVICE, "grpc_method": "CreateChatCompletion"}
-    stream = {"grpc_type": "server_stream", "grpc_service": CHAT_SERVICE, "grpc_method": "StreamChatCompletion"}
+    stream = {
+        "grpc_type": "server_stream",
+        "grpc_service": CHAT_SERVICE,
+        "grpc_method": "StreamChatCompletion",
+    }
     assert delta(before, after, "grpc_server_started_total", **unary) == 4
     assert delta(before, after, "grpc_server_handled_total", **unary, grpc_code="OK") == 2
     assert delta(before, after, "grpc_server_handled_total", **unary, grpc_code="RESOURCE_EXHAUSTED") == 1
@@ -89,15 +116,22 @@ def test_a_scripted_mix_moves_each_series_by_exactly_what_happened(ops: Operatio
     assert delta(before, after, "grpc_server_msg_sent_total", **stream) == len(chunks)
     assert delta(before, after, "grpc_server_handling_seconds_count", **unary) == 4
     assert delta(before, after, "siraya_upstream_attempts_total", provider="fake", outcome="ok") == 3
-    assert delta(before, after, "siraya_upstream_attempts_total", provider="limited",
-                 outcome="rate_limit_exceeded") == len(ops.limited.requests) - limited_calls >= 1
+    assert (
+        delta(
+            before, after, "siraya_upstream_attempts_total", provider="limited", outcome="rate_limit_exceeded"
+        )
+        == len(ops.limited.requests) - limited_calls
+        >= 1
+    )
 
 
 def test_no_label_carries_a_key_a_prompt_or_a_user(ops: OperationsHarness) -> None:
     assert _chat(ops, "gpt-test").status_code == 200
     series = ops.scrape()
     label_names = {
-        name: {label for label, _ in labels} for (name, labels) in series if name.startswith("siraya_requests")
+        name: {label for label, _ in labels}
+        for (name, labels) in series
+        if name.startswith("siraya_requests")
     }
     assert label_names["siraya_requests_total"] == {"endpoint", "model", "provider", "status_class"}
     values = {value for (_, labels) in series for _, value in labels}
@@ -117,9 +151,11 @@ def test_open_streams_counts_a_stream_while_it_is_open(ops: OperationsHarness) -
 
     def consume() -> None:
         with httpx.stream(
-            "POST", ops.url + CHAT,
+            "POST",
+            ops.url + CHAT,
             json={"model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": "a b c d"}]},
-            headers={"Authorization": f"Bearer {ops.api_key}"}, timeout=30,
+            headers={"Authorization": f"Bearer {ops.api_key}"},
+            timeout=30,
         ) as stream:
             for line in stream.iter_lines():
                 if line.startswith("data: "):

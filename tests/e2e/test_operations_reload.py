@@ -48,7 +48,8 @@ def upstreams() -> Iterator[UpstreamLoop]:
 
 def _provider_now(gateway: GatewayProcess, key: str) -> str:
     reply = httpx.post(
-        gateway.base_url + "/v1/chat/completions", timeout=30,
+        gateway.base_url + "/v1/chat/completions",
+        timeout=30,
         json={"model": "switching", "messages": [{"role": "user", "content": "who"}]},
         headers={"Authorization": f"Bearer {key}"},
     )
@@ -83,9 +84,10 @@ def test_sighup_moves_new_requests_while_open_streams_finish_on_the_old_config(
 
         def consume() -> None:
             with httpx.stream(
-                "POST", gateway.base_url + "/v1/chat/completions", timeout=60,
-                json={"model": "switching", "stream": True,
-                      "messages": [{"role": "user", "content": WORDS}]},
+                "POST",
+                gateway.base_url + "/v1/chat/completions",
+                timeout=60,
+                json={"model": "switching", "stream": True, "messages": [{"role": "user", "content": WORDS}]},
                 headers={"Authorization": f"Bearer {key}"},
             ) as stream:
                 for line in stream.iter_lines():

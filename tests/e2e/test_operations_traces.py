@@ -17,7 +17,9 @@ CLIENT_SPAN = "00f067aa0ba902b7"
 
 
 @pytest.fixture(scope="module", params=["in_process", "grpc_hop"])
-def ops(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperationsHarness]:
+def ops(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperationsHarness]:
     harness = OperationsHarness(
         tmp_path_factory.mktemp("ops_traces"), in_process=request.param == "in_process"
     ).start()
@@ -37,7 +39,8 @@ def test_one_request_makes_a_server_span_with_one_client_span_per_attempt(
     ops: OperationsHarness, spans: InMemorySpanExporter
 ) -> None:
     reply = httpx.post(
-        ops.url + "/v1/chat/completions", timeout=30,
+        ops.url + "/v1/chat/completions",
+        timeout=30,
         json={"model": "gpt-test", "messages": [{"role": "user", "content": "trace me"}]},
         headers={
             "Authorization": f"Bearer {ops.api_key}",
@@ -57,13 +60,25 @@ def test_one_request_makes_a_server_span_with_one_client_span_per_attempt(
     assert format(server.parent.span_id, "016x") == CLIENT_SPAN
     assert client.context.trace_id == server.context.trace_id
     assert client.parent.span_id == server.context.span_id
-    assert {key: server.attributes[key] for key in (
-        "gen_ai.operation.name", "gen_ai.request.model", "gen_ai.response.model", "gen_ai.provider.name",
-        "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "siraya.request_id",
-    )} == {
-        "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-test", "gen_ai.response.model": "gpt-test",
-        "gen_ai.provider.name": "fake", "gen_ai.usage.input_tokens": usage["prompt_tokens"],
-        "gen_ai.usage.output_tokens": usage["completion_tokens"], "siraya.request_id": "req-traced",
+    assert {
+        key: server.attributes[key]
+        for key in (
+            "gen_ai.operation.name",
+            "gen_ai.request.model",
+            "gen_ai.response.model",
+            "gen_ai.provider.name",
+            "gen_ai.usage.input_tokens",
+            "gen_ai.usage.output_tokens",
+            "siraya.request_id",
+        )
+    } == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-test",
+        "gen_ai.response.model": "gpt-test",
+        "gen_ai.provider.name": "fake",
+        "gen_ai.usage.input_tokens": usage["prompt_tokens"],
+        "gen_ai.usage.output_tokens": usage["completion_tokens"],
+        "siraya.request_id": "req-traced",
     }
     assert client.name == "chat gpt-4o-mini"
     assert client.attributes["gen_ai.provider.name"] == "fake"
@@ -76,7 +91,8 @@ def test_one_request_makes_a_server_span_with_one_client_span_per_attempt(
 
 def test_a_failed_attempt_is_an_error_span(ops: OperationsHarness, spans: InMemorySpanExporter) -> None:
     reply = httpx.post(
-        ops.url + "/v1/chat/completions", timeout=30,
+        ops.url + "/v1/chat/completions",
+        timeout=30,
         json={"model": "gpt-limited", "messages": [{"role": "user", "content": "trace me"}]},
         headers={"Authorization": f"Bearer {ops.api_key}"},
     )
@@ -94,7 +110,8 @@ def test_a_failed_attempt_is_an_error_span(ops: OperationsHarness, spans: InMemo
 def test_tracing_off_passes_the_client_traceparent_through(ops: OperationsHarness) -> None:
     traceparent = f"00-{TRACE_ID}-{CLIENT_SPAN}-01"
     reply = httpx.post(
-        ops.url + "/v1/chat/completions", timeout=30,
+        ops.url + "/v1/chat/completions",
+        timeout=30,
         json={"model": "gpt-test", "messages": [{"role": "user", "content": "untraced"}]},
         headers={"Authorization": f"Bearer {ops.api_key}", "traceparent": traceparent},
     )

@@ -48,7 +48,8 @@ def _served_total(base_url: str) -> float:
         sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == "siraya_requests_total" and sample.labels.get("model") == "gpt-test"
+        if sample.name == "siraya_requests_total"
+        and sample.labels.get("model") == "gpt-test"
         and sample.labels.get("status_class") == "2xx"
     )
 
@@ -56,7 +57,8 @@ def _served_total(base_url: str) -> float:
 def _chat(base_url: str, key: str, count: int) -> None:
     for _ in range(count):
         reply = httpx.post(
-            base_url + "/v1/chat/completions", timeout=30,
+            base_url + "/v1/chat/completions",
+            timeout=30,
             json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]},
             headers={"Authorization": f"Bearer {key}", "Connection": "close"},
         )
@@ -83,8 +85,14 @@ def test_two_workers_share_the_ports_add_up_their_metrics_and_come_back_when_kil
     upstream = upstreams.start_upstream()
     http_port, grpc_port = free_port("127.0.0.1"), free_port("127.0.0.1")
     gateway = GatewayProcess(
-        tmp_path, CONFIG.format(data_dir=tmp_path / "data", url=upstream.base_url),
-        "--workers", "2", "--port", str(http_port), "--grpc-port", str(grpc_port),
+        tmp_path,
+        CONFIG.format(data_dir=tmp_path / "data", url=upstream.base_url),
+        "--workers",
+        "2",
+        "--port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
     )
     key = gateway.create_key()
     gateway.start(http_port=http_port)
@@ -105,7 +113,9 @@ def test_two_workers_share_the_ports_add_up_their_metrics_and_come_back_when_kil
         os.kill(victim, signal.SIGKILL)
         _wait_for(lambda: len(_children(gateway.process.pid) - {victim}) == 2)  # type: ignore[union-attr]
         replacement = (_children(gateway.process.pid) - workers).pop()  # type: ignore[union-attr]
-        _wait_for(lambda: (_chat(gateway.base_url, key, 2), replacement in _serving_pids(gateway))[1], timeout=60)
+        _wait_for(
+            lambda: (_chat(gateway.base_url, key, 2), replacement in _serving_pids(gateway))[1], timeout=60
+        )
         # The dead worker's requests still count.
         assert _served_total(gateway.base_url) >= total + 2
 

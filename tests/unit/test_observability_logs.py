@@ -78,8 +78,12 @@ def test_one_json_object_per_line_with_extra_fields(logger: tuple[logging.Logger
     log.warning("second")
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())
     assert {k: first[k] for k in ("level", "logger", "msg", "request_id", "status", "ttft_ms")} == {
-        "level": "info", "logger": "tests.observability.logs", "msg": "request",
-        "request_id": "req_1", "status": 200, "ttft_ms": None,
+        "level": "info",
+        "logger": "tests.observability.logs",
+        "msg": "request",
+        "request_id": "req_1",
+        "status": 200,
+        "ttft_ms": None,
     }
     assert first["ts"].endswith("Z") and isinstance(first["pid"], int)
     assert second["level"] == "warning"
