@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from server.errors import GatewayError, RequestTimeout
 from server.routing.breaker import BreakerBoard
+from server.routing.events import DispatchEvents
 from server.routing.outcomes import final_error
 from server.routing.retry import backoff_delay, counts_against_deployment, is_retryable, may_fail_over
 from server.routing.stats import LatencyStats
@@ -44,6 +45,7 @@ class Attempts:
         "_counters",
         "_deadline",
         "_delay",
+        "_events",
         "_failures",
         "_index",
         "_model",
@@ -65,6 +67,7 @@ class Attempts:
         breakers: BreakerBoard,
         stats: LatencyStats,
         counters: DispatchCounters,
+        events: DispatchEvents,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
         rng: random.Random,
@@ -75,6 +78,7 @@ class Attempts:
         self._breakers = breakers
         self._stats = stats
         self._counters = counters
+        self._events = events
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
@@ -98,10 +102,13 @@ class Attempts:
             self._tries += 1
             self._counters.retries += 1
             self._counters.attempts += 1
-            return self._routes[self._index]
+            route = self._routes[self._index]
+            self._events.retry(route.deployment)
+            return route
         route = await self._advance()
         if route is not None and self._failures:
             self._counters.fallbacks += 1
+            self._events.fallback(self._failures[-1][0].deployment, route.deployment)
         return route
 
     async def next_hedge(self) -> Route | None:

@@ -31,6 +31,8 @@ class BreakerBoard(Protocol):
 
     # How many times any circuit opened (for metrics).
     opened: int
+    # Called with (deployment key, new state) on each change this process sees.
+    on_change: Callable[[str, str], None] | None
 
     async def allow(self, key: str, policy: BreakerConfig) -> bool:
         """Whether a request may go to the deployment now (closed, or this is a half-open probe)."""
@@ -69,6 +71,7 @@ class InProcessBreakers:
         self._clock = clock
         self._circuits: dict[str, _Circuit] = {}
         self.opened = 0
+        self.on_change: Callable[[str, str], None] | None = None
 
     async def allow(self, key: str, policy: BreakerConfig) -> bool:
         circuit = self._circuits.get(key)
@@ -78,6 +81,7 @@ class InProcessBreakers:
         if now < circuit.next_probe:
             return False
         circuit.next_probe = now + policy.cooldown
+        _notify(self.on_change, key, HALF_OPEN)
         return True
 
     async def record(self, key: str, ok: bool, policy: BreakerConfig) -> None:
@@ -95,15 +99,19 @@ class InProcessBreakers:
             if circuit.open:
                 circuit.open = False
                 circuit.window_start, circuit.window_total, circuit.window_failures = now, 0, 0
+                _notify(self.on_change, key, CLOSED)
             return
         circuit.window_failures += 1
         circuit.consecutive += 1
         if circuit.open:
+            # A failed probe (or a late failure): another full cooldown.
             circuit.next_probe = now + policy.cooldown
+            _notify(self.on_change, key, OPEN)
         elif _trips(circuit, policy):
             circuit.open = True
             circuit.next_probe = now + policy.cooldown
             self.opened += 1
+            _notify(self.on_change, key, OPEN)
 
     async def state(self, key: str, policy: BreakerConfig) -> str:
         circuit = self._circuits.get(key)
@@ -123,17 +131,18 @@ class InProcessBreakers:
         return None
 
 
-# KEYS[1] circuit hash; ARGV: now, cooldown. Returns 1 when the request may go.
+# KEYS[1] circuit hash; ARGV: now, cooldown. Returns 0 (skip), 1 (go) or 2 (go as the probe).
 _ALLOW = """
 if redis.call('HGET', KEYS[1], 'open') ~= '1' then return 1 end
 local now = tonumber(ARGV[1])
 if now < tonumber(redis.call('HGET', KEYS[1], 'next_probe') or '0') then return 0 end
 redis.call('HSET', KEYS[1], 'next_probe', now + tonumber(ARGV[2]))
-return 1
+return 2
 """
 
 # KEYS[1] circuit hash; ARGV: now, ok, consecutive_failures, failure_rate, window, min_requests,
-# cooldown, ttl. Returns 1 when this failure opened the circuit.
+# cooldown, ttl. Returns 1 when this outcome opened the circuit, 2 when it closed it, 3 when it
+# kept an open circuit open (a failed probe), else 0.
 _RECORD = """
 local now, ok = tonumber(ARGV[1]), ARGV[2] == '1'
 local h = redis.call('HMGET', KEYS[1], 'open', 'consecutive', 'wstart', 'wtotal', 'wfail')
@@ -144,10 +153,11 @@ wtotal = wtotal + 1
 local opened = 0
 if ok then
   consecutive = 0
-  if open then open, wstart, wtotal, wfail = false, now, 0, 0 end
+  if open then open, wstart, wtotal, wfail, opened = false, now, 0, 0, 2 end
 else
   wfail, consecutive = wfail + 1, consecutive + 1
   if open then
+    opened = 3
     redis.call('HSET', KEYS[1], 'next_probe', now + tonumber(ARGV[7]))
   elseif consecutive >= tonumber(ARGV[3])
       or (wtotal >= tonumber(ARGV[6]) and wfail >= tonumber(ARGV[4]) * wtotal) then
@@ -178,6 +188,7 @@ class RedisBreakers:
         self._allow = client.register_script(_ALLOW)
         self._record = client.register_script(_RECORD)
         self.opened = 0
+        self.on_change: Callable[[str, str], None] | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisBreakers:
@@ -189,10 +200,13 @@ class RedisBreakers:
         if not policy.enabled:
             return True
         try:
-            return bool(await self._allow(keys=[self._prefix + key], args=[self._clock(), policy.cooldown]))
+            verdict = int(await self._allow(keys=[self._prefix + key], args=[self._clock(), policy.cooldown]))
         except (OSError, RedisError) as error:
             logger.warning("breaker store unavailable (%s); request let through", type(error).__name__)
             return True
+        if verdict == 2:
+            _notify(self.on_change, key, HALF_OPEN)
+        return verdict > 0
 
     async def record(self, key: str, ok: bool, policy: BreakerConfig) -> None:
         if not policy.enabled:
@@ -209,9 +223,17 @@ class RedisBreakers:
             ttl,
         ]
         try:
-            self.opened += int(await self._record(keys=[self._prefix + key], args=args))
+            change = int(await self._record(keys=[self._prefix + key], args=args))
         except (OSError, RedisError) as error:
             logger.warning("breaker store unavailable (%s); outcome not recorded", type(error).__name__)
+            return
+        if change == 1:
+            self.opened += 1
+            _notify(self.on_change, key, OPEN)
+        elif change == 2:
+            _notify(self.on_change, key, CLOSED)
+        elif change == 3:
+            _notify(self.on_change, key, OPEN)
 
     async def state(self, key: str, policy: BreakerConfig) -> str:
         values = await self._client.hmget(self._prefix + key, "open", "next_probe")
@@ -221,3 +243,8 @@ class RedisBreakers:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _notify(on_change: Callable[[str, str], None] | None, key: str, state: str) -> None:
+    if on_change is not None:
+        on_change(key, state)

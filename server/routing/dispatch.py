@@ -25,6 +25,7 @@ from server.providers.base import Provider, RequestContext
 from server.routing.attempts import Attempts, DispatchCounters, timeout_error
 from server.routing.breaker import BreakerBoard, InProcessBreakers, RedisBreakers
 from server.routing.catalogue import Catalogue, CatalogueEntry, Deployment
+from server.routing.events import DispatchEvents, MetricsEvents, NoEvents
 from server.routing.router import candidates
 from server.routing.stats import LatencyStats
 from server.routing.timeouts import bound, earliest, next_within
@@ -54,6 +55,7 @@ class Dispatcher:
         *,
         breakers: BreakerBoard | None = None,
         stats: LatencyStats | None = None,
+        events: DispatchEvents | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
@@ -63,6 +65,8 @@ class Dispatcher:
         self.breakers: BreakerBoard = breakers if breakers is not None else InProcessBreakers()
         self.stats = stats or LatencyStats()
         self.counters = DispatchCounters()
+        self.events: DispatchEvents = events or NoEvents()
+        self.breakers.on_change = self.events.breaker
         self._provider_names = frozenset(providers)
         self._clock = clock
         self._sleep = sleep
@@ -134,6 +138,7 @@ class Dispatcher:
             breakers=self.breakers,
             stats=self.stats,
             counters=self.counters,
+            events=self.events,
             clock=self._clock,
             sleep=self._sleep,
             rng=self._rng,
@@ -285,6 +290,7 @@ class Dispatcher:
                     else:
                         hedges += 1
                         self.counters.hedges += 1
+                        self.events.hedge(target.deployment)
                         launch(target)
                     continue
                 for task in done:
@@ -327,4 +333,4 @@ def build_dispatcher(
     `accounts.redis_url`) is set, so that every replica shares them; in-process otherwise."""
     redis_url = config.routing.redis_url or config.accounts.redis_url
     breakers: BreakerBoard = RedisBreakers.from_url(redis_url) if redis_url else InProcessBreakers()
-    return Dispatcher(providers, catalogue, breakers=breakers)
+    return Dispatcher(providers, catalogue, breakers=breakers, events=MetricsEvents())

@@ -142,3 +142,16 @@ async def test_an_unreachable_redis_lets_requests_through(clock: Clock) -> None:
         assert await breakers.allow("p/m", POLICY)
     finally:
         await breakers.close()
+
+
+async def test_state_changes_are_reported(board: BreakerBoard, clock: Clock) -> None:
+    changes: list[tuple[str, str]] = []
+    board.on_change = lambda key, state: changes.append((key, state))
+    await fail(board, 3)
+    clock.now += 30
+    assert await board.allow("p/m", POLICY)
+    await fail(board, 1)
+    clock.now += 30
+    assert await board.allow("p/m", POLICY)
+    await board.record("p/m", True, POLICY)
+    assert changes == [("p/m", s) for s in (OPEN, HALF_OPEN, OPEN, HALF_OPEN, CLOSED)]

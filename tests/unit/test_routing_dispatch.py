@@ -348,3 +348,37 @@ async def test_a_cancelled_request_cancels_the_upstream_call_and_its_hedge() -> 
     with pytest.raises(asyncio.CancelledError):
         await task
     assert (a.cancelled, b.cancelled) == (1, 1)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, ...]] = []
+
+    def retry(self, deployment: Deployment) -> None:
+        self.seen.append(("retry", deployment.provider))
+
+    def fallback(self, failed: Deployment, next_: Deployment) -> None:
+        self.seen.append(("fallback", failed.provider, next_.provider))
+
+    def hedge(self, deployment: Deployment) -> None:
+        self.seen.append(("hedge", deployment.provider))
+
+    def breaker(self, key: str, state: str) -> None:
+        self.seen.append(("breaker", key, state))
+
+
+async def test_operations_events_report_retries_fallbacks_hedges_and_breakers() -> None:
+    events = Events()
+    now = [0.0]
+    policy = ResilienceConfig(retry=FAST_RETRY, breaker=BreakerConfig(consecutive_failures=2, cooldown=10))
+    a, b = Scripted("a", [status_error(UpstreamError, 500)] * 2), Scripted("b")
+    d, _ = dispatcher(a, b, events=events, breakers=InProcessBreakers(lambda: now[0]))
+    await unary(d, entry("m", "a", "b", resilience=policy), ordered("a", "b"))
+    assert events.seen == [("retry", "a"), ("breaker", "a/a-model", "open"), ("fallback", "a", "b")]
+    now[0], events.seen = 10.0, []
+    await unary(d, entry("m", "a", "b", resilience=policy), ordered("a", "b"))
+    assert events.seen == [("breaker", "a/a-model", "half_open"), ("breaker", "a/a-model", "closed")]
+    hedged = ResilienceConfig(hedging=HedgingConfig(enabled=True, delay=0.01))
+    a.script, events.seen = [("hang", 5)], []
+    await unary(d, entry("m", "a", "b", resilience=hedged), ordered("a", "b"))
+    assert events.seen == [("hedge", "b")]
