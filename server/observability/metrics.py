@@ -85,8 +85,8 @@ UPSTREAM_FALLBACKS = Counter(
 UPSTREAM_HEDGES = Counter("siraya_upstream_hedges", "Hedged attempts started.", ("provider",))
 BREAKER_STATE = Gauge(
     "siraya_circuit_breaker_state",
-    "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
-    ("provider",),
+    "Circuit breaker state of a deployment (provider/upstream_model): 0 closed, 1 half-open, 2 open.",
+    ("deployment",),
     multiprocess_mode="livemax",
 )
 CONFIG_RELOADS = Counter(
@@ -149,9 +149,9 @@ def record_hedge(provider: str) -> None:
     UPSTREAM_HEDGES.labels(provider).inc()
 
 
-def set_breaker_state(provider: str, state: str) -> None:
-    """`state` is closed, half_open or open."""
-    BREAKER_STATE.labels(provider).set(BREAKER_STATES[state])
+def set_breaker_state(deployment: str, state: str) -> None:
+    """`deployment` is the breaker's key ("provider/upstream_model"); `state` closed, half_open or open."""
+    BREAKER_STATE.labels(deployment).set(BREAKER_STATES[state])
 
 
 def record_reload(ok: bool) -> None:

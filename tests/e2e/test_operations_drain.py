@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,9 @@ providers:
     headers: {{x-fake-chunk-delay: "{delay}"}}
 models:
   - {{id: slow-model, provider: slow, upstream_model: gpt-4o-mini}}
+accounts:
+  # Far longer than the test: only the drain's final flush can write the ledger.
+  ledger_flush_interval: 3600
 """
 
 
@@ -82,8 +86,13 @@ def test_sigterm_lets_twenty_open_streams_finish_and_refuses_new_requests(
                 streams = [asyncio.create_task(_stream(client, key, 8, event)) for event in started]
                 await asyncio.wait_for(asyncio.gather(*(event.wait() for event in started)), 30)
                 gateway.send(signal.SIGTERM)
-                await asyncio.sleep(0.3)
                 async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as fresh:
+                    for _ in range(100):
+                        if (await fresh.get("/health/ready")).status_code == 503:
+                            break
+                        await asyncio.sleep(0.05)
+                    else:
+                        raise AssertionError("readiness never turned false")
                     refused = await fresh.post(
                         "/v1/chat/completions",
                         json={"model": "slow-model", "messages": [{"role": "user", "content": "late"}]},
@@ -106,6 +115,11 @@ def test_sigterm_lets_twenty_open_streams_finish_and_refuses_new_requests(
         served = [line for line in lines if line.get("msg") == "request" and line.get("status") == 200]
         assert len(served) == 20
         assert all(line["model"] == "slow-model" and line["provider"] == "slow" for line in served)
+        with sqlite3.connect(tmp_path / "data" / "siraya.db") as db:
+            (ledgered,) = db.execute(
+                "SELECT count(*) FROM usage_ledger WHERE model_requested = 'slow-model' AND http_status = 200"
+            ).fetchone()
+        assert ledgered == 20
     finally:
         gateway.kill()
 
