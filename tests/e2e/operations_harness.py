@@ -45,6 +45,10 @@ models:
   - id: gpt-limited
     provider: limited
     upstream_model: gpt-4o-mini
+  - id: gpt-fallback
+    deployments:
+      - {{provider: limited, upstream_model: gpt-4o-mini}}
+      - {{provider: fake, upstream_model: gpt-4o-mini}}
 """
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -57,6 +57,10 @@ def test_a_scripted_mix_moves_each_series_by_exactly_what_happened(ops: Operatio
     usages.append(chunks[-1]["usage"])
     refused = _chat(ops, "gpt-limited")
     assert refused.status_code == 429
+    # The first deployment answers 429, the second serves: one fallback.
+    fell_back = _chat(ops, "gpt-fallback", provider={"order": ["limited", "fake"]})
+    assert fell_back.status_code == 200
+    assert fell_back.json()["provider"] == "fake"
     assert _chat(ops, "no-such-model").status_code == 404
     bad_json = httpx.post(
         ops.url + CHAT,
@@ -108,20 +112,35 @@ def test_a_scripted_mix_moves_each_series_by_exactly_what_happened(ops: Operatio
         "grpc_service": CHAT_SERVICE,
         "grpc_method": "StreamChatCompletion",
     }
-    assert delta(before, after, "grpc_server_started_total", **unary) == 4
-    assert delta(before, after, "grpc_server_handled_total", **unary, grpc_code="OK") == 2
+    assert delta(before, after, "grpc_server_started_total", **unary) == 5
+    assert delta(before, after, "grpc_server_handled_total", **unary, grpc_code="OK") == 3
     assert delta(before, after, "grpc_server_handled_total", **unary, grpc_code="RESOURCE_EXHAUSTED") == 1
     assert delta(before, after, "grpc_server_handled_total", **unary, grpc_code="NOT_FOUND") == 1
     assert delta(before, after, "grpc_server_handled_total", **stream, grpc_code="OK") == 1
     assert delta(before, after, "grpc_server_msg_sent_total", **stream) == len(chunks)
-    assert delta(before, after, "grpc_server_handling_seconds_count", **unary) == 4
-    assert delta(before, after, "siraya_upstream_attempts_total", provider="fake", outcome="ok") == 3
+    assert delta(before, after, "grpc_server_handling_seconds_count", **unary) == 5
+    assert delta(before, after, "siraya_upstream_attempts_total", provider="fake", outcome="ok") == 4
+    # gpt-limited's attempt and gpt-fallback's first (retries of one deployment are off by default).
+    limited_attempts = delta(
+        before, after, "siraya_upstream_attempts_total", provider="limited", outcome="rate_limit_exceeded"
+    )
+    assert limited_attempts == len(ops.limited.requests) - limited_calls == 2
+    assert (
+        delta(before, after, "siraya_upstream_fallbacks_total", from_provider="limited", to_provider="fake")
+        == 1
+    )
+    assert delta(before, after, "siraya_upstream_retries_total", provider="limited") == 0
     assert (
         delta(
-            before, after, "siraya_upstream_attempts_total", provider="limited", outcome="rate_limit_exceeded"
+            before,
+            after,
+            "siraya_requests_total",
+            endpoint=CHAT,
+            model="gpt-fallback",
+            provider="fake",
+            status_class="2xx",
         )
-        == len(ops.limited.requests) - limited_calls
-        >= 1
+        == 1
     )
 
 
