@@ -37,5 +37,11 @@ lint: $(STAMP)
 	$(PY) -m ruff check server http_bridge siraya/router/codec tests
 	$(PY) -m mypy server http_bridge siraya/router/codec
 
+# The gateway against its floors on this machine (bench/run.py); BENCH_ARGS="--duration 10" etc.
+bench: $(STAMP)
+	@command -v wrk >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info
