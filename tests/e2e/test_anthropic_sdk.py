@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from tests.e2e.anthropic_harness import ANTHROPIC_KEY, UPSTREAM_MODEL, AnthropicGatewayHarness
+from tests.e2e.conformance import Surfaces
 from tests.e2e.test_schema_key_order import SCHEMA as ORDERED_SCHEMA
 from tests.e2e.test_schema_key_order import SCHEMA_BYTES as ORDERED_SCHEMA_BYTES
 from tests.fakes.anthropic_upstream import THINKING_TEXT, AnthropicFault
@@ -342,3 +343,21 @@ def test_schemas_reach_anthropic_in_the_client_order(
         response_format={"type": "json_schema", "json_schema": {"name": "out", "schema": ORDERED_SCHEMA}},
     )
     assert gateway.upstream.requests[-1].body.count(ORDERED_SCHEMA_BYTES) == 1
+
+
+def test_every_surface_matches_openai_schemas(gateway: AnthropicGatewayHarness) -> None:
+    claude = Surfaces(gateway.base_url, gateway.api_key, MODEL)
+    ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+    claude.chat(messages=ask)
+    called = claude.chat(messages=ask, tools=[WEATHER_TOOL], tool_choice="required")
+    assert called["choices"][0]["finish_reason"] == "tool_calls"
+    claude.chat(messages=ask, reasoning_effort="medium")
+    claude.chat_stream(messages=ask, stream_options={"include_usage": True}, reasoning_effort="medium")
+    claude.chat_stream(messages=ask, tools=[WEATHER_TOOL], tool_choice="required")
+    tool = {"type": "function", "name": "get_weather", "parameters": WEATHER_SCHEMA}
+    claude.response(input="hi", instructions="Be brief.", reasoning={"effort": "medium"})
+    function_call = claude.response(input="Paris?", tools=[tool], tool_choice="required")
+    assert [item["type"] for item in function_call["output"]] == ["function_call"]
+    events = claude.response_stream(input="hi", reasoning={"effort": "medium"})
+    assert events[-1]["type"] == "response.completed"
+    claude.response_stream(input="Paris?", tools=[tool], tool_choice="required")

@@ -11,6 +11,7 @@ from typing import Any
 import openai
 import pytest
 
+from tests.e2e.conformance import Surfaces
 from tests.e2e.gemini_harness import GEMINI_KEY, GeminiGatewayHarness
 from tests.e2e.test_schema_key_order import SCHEMA as ORDERED_SCHEMA
 from tests.e2e.test_schema_key_order import SCHEMA_BYTES as ORDERED_SCHEMA_BYTES
@@ -261,3 +262,40 @@ def test_schemas_reach_gemini_in_the_client_order(
     )
     sent = gemini.upstream.requests_to("gemini-2.5-flash:generateContent")[-1].body
     assert sent.count(ORDERED_SCHEMA_BYTES) == 2, sent
+
+
+def test_every_surface_matches_openai_schemas(gemini: GeminiGatewayHarness) -> None:
+    flash = Surfaces(gemini.base_url, gemini.api_key, "gemini-flash")
+    ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+    flash.chat(messages=ask)
+    gemini.upstream.script(GeminiReply(calls=[ScriptedCall("get_weather", {"city": "Paris"})]))
+    called = flash.chat(messages=ask, tools=[WEATHER_TOOL])
+    assert called["choices"][0]["finish_reason"] == "tool_calls"
+    Surfaces(gemini.base_url, gemini.api_key, "gemini-3-pro").chat(messages=ask, reasoning_effort="high")
+    flash.chat_stream(messages=ask, stream_options={"include_usage": True})
+    gemini.upstream.script(
+        GeminiReply(text="Let me check.", calls=[ScriptedCall("get_weather", {"city": "Oslo"})])
+    )
+    flash.chat_stream(messages=ask, tools=[WEATHER_TOOL])
+    tool = {"type": "function", "name": "get_weather", "parameters": WEATHER_TOOL["function"]["parameters"]}
+    flash.response(input="hi", instructions="Be brief.")
+    gemini.upstream.script(GeminiReply(calls=[ScriptedCall("get_weather", {"city": "Paris"})]))
+    function_call = flash.response(input="Paris?", tools=[tool])
+    assert [item["type"] for item in function_call["output"]] == ["function_call"]
+    Surfaces(gemini.base_url, gemini.api_key, "gemini-3-pro").response_stream(
+        input="think", reasoning={"effort": "high"}
+    )
+    gemini.upstream.script(
+        GeminiReply(text="Let me check.", calls=[ScriptedCall("get_weather", {"city": "Oslo"})])
+    )
+    flash.response_stream(input="Oslo?", tools=[tool])
+
+
+def test_embeddings_and_images_match_openai_schemas(gemini: GeminiGatewayHarness) -> None:
+    embed = Surfaces(gemini.base_url, gemini.api_key, "gemini-embed")
+    embed.embeddings(input=["one", "two"], dimensions=6, encoding_format="float")
+    embed.embeddings(input="one", dimensions=6, encoding_format="base64")
+    for model in ("imagen", "gemini-image"):
+        Surfaces(gemini.base_url, gemini.api_key, model).images(
+            prompt="a red square", response_format="b64_json"
+        )
