@@ -9,7 +9,6 @@ access line and one count.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -18,7 +17,7 @@ from aiohttp import web
 from http_bridge.errors import error_response
 from server.errors import NoAvailableProvider
 from server.observability import metrics
-from server.observability.logs import ACCESS_LOGGER
+from server.observability.logs import ACCESS_LOG
 
 __all__ = ["BRIDGE_STATE", "RPC_CALLED", "BridgeState", "install", "metrics_handler"]
 
@@ -79,19 +78,18 @@ def _record_bridge_only(request: web.Request, status: int, elapsed: float) -> No
     endpoint = resource.canonical if resource is not None else "unmatched"
     metrics.REQUESTS.labels(endpoint, "", "", metrics.status_class(status)).inc()
     metrics.REQUEST_SECONDS.labels(endpoint, "", "").observe(elapsed)
-    if ACCESS_LOGGER.isEnabledFor(logging.INFO):
+    if ACCESS_LOG.enabled:
         from http_bridge.app import request_id_of
 
-        ACCESS_LOGGER.info(
-            "request",
-            extra={
+        ACCESS_LOG.write(
+            {
                 "request_id": request_id_of(request),
                 "key_id": None,
                 "endpoint": endpoint,
                 "method": request.method,
                 "status": status,
                 "latency_ms": round(elapsed * 1000, 2),
-            },
+            }
         )
 
 

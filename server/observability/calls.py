@@ -7,15 +7,13 @@ cost, first item time), so one place turns every request into numbers and one lo
 
 from __future__ import annotations
 
-import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
 from server.observability import metrics, tracing
-from server.observability.logs import ACCESS_LOGGER
+from server.observability.logs import ACCESS_LOG
 from server.providers.base import RequestContext
 from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, models_pb2, responses_pb2, videos_pb2
 
@@ -46,37 +44,83 @@ _SERVICES = {
 CLIENT_CLOSED = 499
 
 
-@dataclass(frozen=True, slots=True)
+class _Served:
+    """The metric children of one (endpoint, model, provider), bound once and reused."""
+
+    __slots__ = ("requests", "seconds", "first_token", "tokens", "cost", "_labels")
+
+    def __init__(self, endpoint: str, model: str, provider: str) -> None:
+        self._labels = (endpoint, model, provider)
+        self.requests: dict[str, Any] = {}
+        self.seconds = metrics.REQUEST_SECONDS.labels(endpoint, model, provider)
+        self.first_token = metrics.FIRST_TOKEN_SECONDS.labels(endpoint, model, provider)
+        self.tokens = tuple(metrics.TOKENS.labels(model, provider, kind) for kind in _TOKEN_TYPES)
+        self.cost = metrics.COST.labels(model, provider)
+
+    def request(self, status: int) -> Any:
+        status_class = metrics.status_class(status)
+        child = self.requests.get(status_class)
+        if child is None:
+            child = self.requests[status_class] = metrics.REQUESTS.labels(*self._labels, status_class)
+        return child
+
+
+_TOKEN_TYPES = ("input", "output", "cached", "reasoning")
+
+
 class RpcInfo:
     """What is fixed about one RPC method, with its label-bound metric children made once."""
 
-    service: str
-    method: str
-    endpoint: str
-    operation: str
-    streaming: bool
-    full_name: str
-    started: Any
-    seconds: Any
-    sent: Any
+    __slots__ = (
+        "service",
+        "method",
+        "endpoint",
+        "operation",
+        "streaming",
+        "full_name",
+        "grpc_type",
+        "started",
+        "seconds",
+        "sent",
+        "open_streams",
+        "_handled",
+        "_served",
+    )
+
+    def __init__(self, method: str, streaming: bool) -> None:
+        self.endpoint, self.operation = _ENDPOINTS.get(method, ("/" + method, method))
+        self.service = _SERVICES.get(method, "unknown")
+        self.method = method
+        self.streaming = streaming
+        self.full_name = f"{self.service}/{method}"
+        self.grpc_type = "server_stream" if streaming else "unary"
+        labels = (self.grpc_type, self.service, method)
+        self.started = metrics.GRPC_STARTED.labels(*labels)
+        self.seconds = metrics.GRPC_SECONDS.labels(*labels)
+        self.sent = metrics.GRPC_MSG_SENT.labels(*labels)
+        self.open_streams = metrics.OPEN_STREAMS.labels(self.endpoint)
+        self._handled: dict[grpc.StatusCode, Any] = {}
+        # Bounded: models and providers come from the configuration.
+        self._served: dict[tuple[str, str], _Served] = {}
+
+    def handled(self, code: grpc.StatusCode) -> Any:
+        child = self._handled.get(code)
+        if child is None:
+            child = self._handled[code] = metrics.GRPC_HANDLED.labels(
+                self.grpc_type, self.service, self.method, code.name
+            )
+        return child
+
+    def served(self, model: str, provider: str) -> _Served:
+        key = (model, provider)
+        series = self._served.get(key)
+        if series is None:
+            series = self._served[key] = _Served(self.endpoint, model, provider)
+        return series
 
 
 def rpc_info(method: str, streaming: bool) -> RpcInfo:
-    endpoint, operation = _ENDPOINTS.get(method, ("/" + method, method))
-    service = _SERVICES.get(method, "unknown")
-    grpc_type = "server_stream" if streaming else "unary"
-    labels = (grpc_type, service, method)
-    return RpcInfo(
-        service=service,
-        method=method,
-        endpoint=endpoint,
-        operation=operation,
-        streaming=streaming,
-        full_name=f"{service}/{method}",
-        started=metrics.GRPC_STARTED.labels(*labels),
-        seconds=metrics.GRPC_SECONDS.labels(*labels),
-        sent=metrics.GRPC_MSG_SENT.labels(*labels),
-    )
+    return RpcInfo(method, streaming)
 
 
 class CallObservation:
@@ -106,41 +150,38 @@ class CallObservation:
                 },
             )
         if rpc.streaming:
-            metrics.OPEN_STREAMS.labels(rpc.endpoint).inc()
+            rpc.open_streams.inc()
 
     def finish(self, status: int, grpc_code: grpc.StatusCode, error_code: str | None) -> None:
-        now = time.monotonic()
         rpc, outcome = self.rpc, self.ctx.outcome
-        elapsed = now - self.started_at
-        model = outcome.model or ""
-        provider = outcome.provider or ""
-        metrics.REQUESTS.labels(rpc.endpoint, model, provider, metrics.status_class(status)).inc()
-        metrics.REQUEST_SECONDS.labels(rpc.endpoint, model, provider).observe(elapsed)
+        elapsed = time.monotonic() - self.started_at
+        served = rpc.served(outcome.model or "", outcome.provider or "")
+        served.request(status).inc()
+        served.seconds.observe(elapsed)
         ttft: float | None = None
         if rpc.streaming:
-            metrics.OPEN_STREAMS.labels(rpc.endpoint).dec()
+            rpc.open_streams.dec()
             if outcome.first_item_at is not None:
                 ttft = max(0.0, outcome.first_item_at - self.started_at)
-                metrics.FIRST_TOKEN_SECONDS.labels(rpc.endpoint, model, provider).observe(ttft)
+                served.first_token.observe(ttft)
+        tokens_in, tokens_out, cached, reasoning = served.tokens
         if outcome.prompt_tokens:
-            metrics.TOKENS.labels(model, provider, "input").inc(outcome.prompt_tokens)
+            tokens_in.inc(outcome.prompt_tokens)
         if outcome.completion_tokens:
-            metrics.TOKENS.labels(model, provider, "output").inc(outcome.completion_tokens)
+            tokens_out.inc(outcome.completion_tokens)
         if outcome.cached_tokens:
-            metrics.TOKENS.labels(model, provider, "cached").inc(outcome.cached_tokens)
+            cached.inc(outcome.cached_tokens)
         if outcome.reasoning_tokens:
-            metrics.TOKENS.labels(model, provider, "reasoning").inc(outcome.reasoning_tokens)
+            reasoning.inc(outcome.reasoning_tokens)
         if outcome.cost:
-            metrics.COST.labels(model, provider).inc(outcome.cost)
+            served.cost.inc(outcome.cost)
         if error_code is not None:
             metrics.record_refusal(rpc.endpoint, error_code)
-        grpc_type = "server_stream" if rpc.streaming else "unary"
-        metrics.GRPC_HANDLED.labels(grpc_type, rpc.service, rpc.method, grpc_code.name).inc()
+        rpc.handled(grpc_code).inc()
         rpc.seconds.observe(elapsed)
-        if ACCESS_LOGGER.isEnabledFor(logging.INFO):
-            ACCESS_LOGGER.info(
-                "request",
-                extra={
+        if ACCESS_LOG.enabled:
+            ACCESS_LOG.write(
+                {
                     "request_id": self.ctx.request_id,
                     "key_id": self.ctx.key_id,
                     "endpoint": rpc.endpoint,
@@ -157,7 +198,7 @@ class CallObservation:
                     "cost": outcome.cost,
                     "latency_ms": round(elapsed * 1000, 2),
                     "ttft_ms": None if ttft is None else round(ttft * 1000, 2),
-                },
+                }
             )
         if self.span is not None:
             tracing.finish_span(

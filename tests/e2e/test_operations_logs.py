@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from server.observability.logs import configure_logging
+from server.observability.logs import configure_logging, unconfigure_logging
 from tests.e2e.operations_harness import UPSTREAM_KEY, OperationsHarness
 
 
@@ -28,7 +28,7 @@ def captured() -> Iterator[io.StringIO]:
     level = root.level
     handler = configure_logging("info", "json", secrets=[UPSTREAM_KEY], stream=stream)
     yield stream
-    root.removeHandler(handler)
+    unconfigure_logging(handler)
     root.setLevel(level)
 
 
