@@ -58,9 +58,7 @@ def configure_tracing(config_enabled: bool, service_name: str, endpoint: str | N
     try:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
     except ImportError:
-        logger.warning(
-            "tracing is on but OpenTelemetry is missing: pip install 'siraya-model-router[otel]'"
-        )
+        logger.warning("tracing is on but OpenTelemetry is missing: pip install 'siraya-model-router[otel]'")
         return False
     exporter: Any
     if os.environ.get("OTEL_TRACES_EXPORTER", "").lower() == "console":
@@ -69,9 +67,7 @@ def configure_tracing(config_enabled: bool, service_name: str, endpoint: str | N
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError:
-            logger.warning(
-                "tracing needs the OTLP exporter: pip install 'siraya-model-router[otel]'"
-            )
+            logger.warning("tracing needs the OTLP exporter: pip install 'siraya-model-router[otel]'")
             return False
         exporter = OTLPSpanExporter(endpoint=endpoint) if endpoint else OTLPSpanExporter()
     enable(exporter, service_name=service_name, processor=BatchSpanProcessor)
