@@ -264,8 +264,10 @@ async def serve_until_signalled(
     if load is not None:
         loop.add_signal_handler(signal.SIGHUP, on_hup)
     await stop.wait()
+    # A second SIGTERM or SIGINT (a supervisor passing on a Ctrl-C the worker already got) must not
+    # kill the drain; it is bounded by the grace anyway.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.remove_signal_handler(sig)
+        loop.add_signal_handler(sig, lambda: None)
     if reloads:
         await asyncio.gather(*reloads, return_exceptions=True)
     await drain(running, grace)
