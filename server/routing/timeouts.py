@@ -29,3 +29,17 @@ async def next_within(items: AsyncIterator[T], timeout: float | None) -> T:
         return await items.__anext__()
     async with asyncio.timeout(timeout):
         return await items.__anext__()
+
+
+# A request's own total timeout in seconds, as an HTTP header (gRPC callers set a deadline instead);
+# the bridge passes it on as call metadata of the same name.
+TIMEOUT_HEADER = "x-siraya-timeout"
+
+
+def parse_timeout(value: str) -> float | None:
+    """The seconds in a timeout header, or None when it is not a positive finite number."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 < seconds < float("inf") else None

@@ -23,6 +23,7 @@ from server.errors import GatewayError, InternalError, NoAvailableProvider
 from server.lifecycle import ServingState
 from server.observability.calls import CLIENT_CLOSED, CallObservation, rpc_info
 from server.providers.base import RequestContext
+from server.routing.timeouts import TIMEOUT_HEADER, parse_timeout
 from server.rpc_status import to_grpc_status
 
 logger = logging.getLogger("siraya.server")
@@ -41,6 +42,7 @@ def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, Reques
     authorization: str | None = None
     request_id: str | None = None
     forward: dict[str, str] = {}
+    requested: float | None = None
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
             authorization = value if isinstance(value, str) else value.decode()
@@ -48,9 +50,13 @@ def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, Reques
             request_id = value if isinstance(value, str) else value.decode()
         elif key in FORWARDED_METADATA:
             forward[key] = value if isinstance(value, str) else value.decode()
+        elif key == TIMEOUT_HEADER:
+            requested = parse_timeout(value if isinstance(value, str) else value.decode())
     request_id = request_id or "req_" + secrets.token_hex(12)
     forward["X-Request-Id"] = request_id
     remaining = context.time_remaining()
+    if requested is not None:
+        remaining = requested if remaining is None else min(remaining, requested)
     deadline = time.monotonic() + remaining if remaining is not None else None
     return authorization, RequestContext(request_id=request_id, deadline=deadline, forward_headers=forward)
 
@@ -101,11 +107,6 @@ class _Call:
             self.state.leave(self.gateway)
 
 
-def _was_cut(stopped: BaseException, state: ServingState | None, task: asyncio.Task[Any]) -> bool:
-    """Whether a stream was cancelled by the drain (not by its client going away)."""
-    return isinstance(stopped, asyncio.CancelledError) and state is not None and state.was_cut(task)
-
-
 def unary_rpc(
     method: Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Reply]],
 ) -> Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Reply]]:
@@ -153,8 +154,8 @@ def streaming_rpc(
             async for reply in method(self, request, context):
                 sent.inc()
                 yield reply
-        except (asyncio.CancelledError, GeneratorExit) as stopped:
-            if task is None or not _was_cut(stopped, call.state, task):
+        except (asyncio.CancelledError, GeneratorExit):
+            if call.state is None or task is None or not call.state.was_cut(task):
                 call.observation.finish(CLIENT_CLOSED, grpc.StatusCode.CANCELLED, "client_closed")
                 raise
             # The drain's grace ran out: end this stream with a final error instead of a cut connection.

@@ -121,6 +121,11 @@ class RoutingHarness:
         _, self.api_key = await self.running.gateway.keys.create(NewKey(name="routing-tests"))
 
     @property
+    def grpc_target(self) -> str:
+        assert self.running is not None
+        return f"127.0.0.1:{self.running.grpc_port}"
+
+    @property
     def base_url(self) -> str:
         assert self.running is not None
         return f"http://127.0.0.1:{self.running.http_port}/v1"
