@@ -102,9 +102,9 @@ class Attempts:
             self._tries += 1
             self._counters.retries += 1
             self._counters.attempts += 1
-            route = self._routes[self._index]
-            self._events.retry(route.deployment)
-            return route
+            again = self._routes[self._index]
+            self._events.retry(again.deployment)
+            return again
         route = await self._advance()
         if route is not None and self._failures:
             self._counters.fallbacks += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from google.protobuf.message import Message
@@ -108,14 +108,13 @@ def _sorted(
         return sorted(deployments, key=lambda d: stats.latency(d.key) or 0.0)
     if sort == "throughput" and stats is not None:
         return sorted(deployments, key=lambda d: -_or_inf(stats.throughput(d.key)))
-    return _weighted_shuffle(deployments, rng or random)
+    return _weighted_shuffle(deployments, rng.random if rng is not None else random.random)
 
 
-def _weighted_shuffle(deployments: list[Deployment], rng: random.Random | object) -> list[Deployment]:
+def _weighted_shuffle(deployments: list[Deployment], draw: Callable[[], float]) -> list[Deployment]:
     """Efraimidis-Spirakis: each position is drawn with probability proportional to weight."""
     if len(deployments) < 2:
         return list(deployments)
-    draw = rng.random  # type: ignore[attr-defined]
     keyed = [(draw() ** (1.0 / d.weight) if d.weight > 0 else -1.0, i, d) for i, d in enumerate(deployments)]
     keyed.sort(key=lambda item: (-item[0], item[1]))
     return [d for _, _, d in keyed]
