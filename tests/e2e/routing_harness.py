@@ -58,6 +58,7 @@ models:
       - {{provider: beta, upstream_model: "{model}-guarded"}}
   - id: hedged
     hedging: {{enabled: true, delay: 0.2}}
+    pricing: {{input_per_million: 1000000, output_per_million: 1000000}}
     deployments:
       - {{provider: alpha, upstream_model: "{model}"}}
       - {{provider: beta, upstream_model: "{model}"}}

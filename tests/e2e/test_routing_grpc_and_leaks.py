@@ -182,3 +182,5 @@ def test_random_faults_and_disconnects_leave_no_connections_or_tasks(gw: Routing
 
     assert tasks <= before, f"{tasks - before} tasks left running: {gw.run(names())}"
     assert gateway.dispatcher.counters.requests >= 200
+    key = httpx.get(f"{gw.base_url}/key", headers={"Authorization": f"Bearer {gw.api_key}"}).json()["data"]
+    assert key["reserved"] == 0.0, "a credit reservation outlived its request"

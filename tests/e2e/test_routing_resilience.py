@@ -257,6 +257,25 @@ def test_hedging_takes_the_first_answer_and_cancels_the_slow_one(
     assert gw.running.gateway.dispatcher.counters.hedges == 2  # type: ignore[union-attr]
 
 
+def test_only_the_winning_hedge_is_billed(gw: RoutingHarness, client: openai.OpenAI) -> None:
+    gw.alpha.inject(Fault(path=CHAT, hang=5))
+    raw = chat(client, model="hedged")
+    completion = raw.parse()
+    cost = completion.usage.cost  # type: ignore[union-attr]
+    assert cost == 3.0, "1 prompt and 2 completion tokens at $1 each (the fake's deterministic usage)"
+    auth = {"Authorization": f"Bearer {gw.api_key}"}
+    key = httpx.get(f"{gw.base_url}/key", headers=auth).json()["data"]
+    assert (key["usage"], key["reserved"]) == (cost, 0.0)
+    generation = httpx.get(
+        f"{gw.base_url}/generation", params={"id": raw.headers["x-request-id"]}, headers=auth
+    ).json()["data"]
+    assert (generation["provider_name"], generation["total_cost"], generation["status"]) == (
+        "beta",
+        cost,
+        "success",
+    )
+
+
 def test_embeddings_fail_over_too(gw: RoutingHarness, client: openai.OpenAI) -> None:
     gw.alpha.inject(Fault(path="/v1/embeddings", status=500, times=ALWAYS))
     raw = client.embeddings.with_raw_response.create(model="embed-duo", input="hi", extra_body=ALPHA_FIRST)
