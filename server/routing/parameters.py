@@ -21,5 +21,9 @@ def adapter_parameters(provider_type: str, kind: str) -> frozenset[str]:
         from server.providers.gemini.request import CHAT_SUPPORT
 
         return CHAT_SUPPORT.supported
+    if provider_type == "local":
+        from server.providers.local.request import LOCAL_SUPPORT
+
+        return LOCAL_SUPPORT.supported
     # OpenAI-protocol upstreams receive the request as it is.
     return CHAT_FIELDS | CONTENT_PART_KINDS

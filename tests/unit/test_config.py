@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, load_config
+from server.config import ConfigError, bundled_local_default, load_config
 
 GOOD = """
 server: {http_port: 9000}
@@ -57,9 +57,11 @@ def test_bad_config_names_the_field(tmp_path: Path, text: str, env: dict[str, st
 
 
 def test_embedded_defaults_enable_providers_by_env() -> None:
-    assert load_config(None, {}).providers == {}
+    # The bundled local model joins the defaults wherever the local extra is installed.
+    local = {"local"} if bundled_local_default() is not None else set()
+    assert set(load_config(None, {}).providers) == local
     config = load_config(None, {"OPENAI_API_KEY": "sk-x", "GROQ_API_KEY": "gsk-y"})
-    assert set(config.providers) == {"openai", "groq"}
+    assert set(config.providers) == {"openai", "groq"} | local
     assert config.providers["openai"].native_responses
     assert any(m.id == "gpt-4o-mini" for m in config.models)
 

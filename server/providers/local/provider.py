@@ -1,0 +1,177 @@
+"""The local provider: a GGUF chat model run in-process by llama.cpp, one request at a time.
+
+Config: `type: local` with `model_path` (a GGUF file) or `bundled_model` (a name in
+`BUNDLED_MODELS`), plus `context_size`, `threads` and `queue_size`. One provider is one model:
+every model id routed to it is served by that file, whatever its `upstream_model` says.
+
+The model loads on the worker thread as soon as the provider is built, so start-up never waits on
+it. The Responses API is served through chat; embeddings, images and videos are refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import Future
+from pathlib import Path
+
+from server.config import ProviderConfig
+from server.errors import GatewayError, InvalidRequest, UpstreamError
+from server.providers.base import RequestContext, VideoContent
+from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
+from server.providers.local.bundled import bundled_model_path
+from server.providers.local.engine import GenerationResult, LlamaEngine, ModelLoadError
+from server.providers.local.request import Generation, to_generation
+from server.providers.local.response import ChunkWriter, completion
+from server.providers.local.worker import Emit, Finished, InferenceWorker
+from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
+
+__all__ = ["LocalProvider", "resolve_model_path"]
+
+logger = logging.getLogger("siraya.providers.local")
+
+
+def resolve_model_path(config: ProviderConfig) -> Path:
+    """The GGUF file a local provider serves; config parsing has already checked that it exists."""
+    if config.bundled_model:
+        path = bundled_model_path(config.bundled_model)
+        if path is None:
+            raise ModelLoadError(f"the bundled model '{config.bundled_model}' is not installed")
+        return path
+    if not config.model_path:
+        raise ModelLoadError("neither model_path nor bundled_model is set")
+    return Path(config.model_path).expanduser()
+
+
+class LocalProvider:
+    """One GGUF model served in-process."""
+
+    native_responses = False
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.name = config.name
+        self._worker = InferenceWorker(config.name, waiting=config.queue_size)
+        path = resolve_model_path(config)
+        self._engine: Future[LlamaEngine] = self._worker.submit(
+            lambda: LlamaEngine(path, context_size=config.context_size, threads=config.threads)
+        )
+        self._engine.add_done_callback(self._log_load)
+
+    def _log_load(self, loaded: Future[LlamaEngine]) -> None:
+        error = loaded.exception()
+        if error is not None:
+            logger.error("local provider %s: %s", self.name, error)
+
+    def engine(self) -> LlamaEngine:
+        """The loaded model (blocks until it is loaded); for tests and tools, not for the event loop."""
+        return self._engine.result()
+
+    @property
+    def busy(self) -> int:
+        """Requests running or queued."""
+        return self._worker.admitted
+
+    async def close(self) -> None:
+        def unload() -> None:
+            if self._engine.done() and self._engine.exception() is None:
+                self._engine.result().close()
+
+        await self._worker.close(unload)
+
+    # generation
+
+    async def _generate(
+        self, job: Generation, ctx: RequestContext
+    ) -> AsyncIterator[str | Finished[GenerationResult]]:
+        """Text pieces as the model writes them ("" first, once the prompt is accepted), then the result."""
+
+        def run(emit: Emit, cancelled: threading.Event) -> GenerationResult:
+            try:
+                engine = self._engine.result()
+            except ModelLoadError as error:
+                raise UpstreamError(f"Provider '{self.name}' could not load its model: {error}.") from None
+            return engine.generate(job, emit, cancelled)
+
+        try:
+            async for item in self._worker.stream(run, deadline=ctx.deadline):
+                yield item
+        except GatewayError:
+            raise
+        except Exception as error:
+            logger.exception("local provider %s: generation failed", self.name)
+            raise UpstreamError(
+                f"Provider '{self.name}' failed while generating ({type(error).__name__})."
+            ) from None
+
+    async def chat(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> chat_pb2.ChatCompletion:
+        job = to_generation(params, self.name)
+        pieces: list[str] = []
+        async for item in self._generate(job, ctx):
+            if isinstance(item, Finished):
+                return completion("".join(pieces), item.result, upstream_model)
+            pieces.append(item)
+        raise UpstreamError(f"Provider '{self.name}' ended without a result.")
+
+    async def stream_chat(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+        job = to_generation(params, self.name)
+        writer = ChunkWriter(upstream_model)
+        started = False
+        async for item in self._generate(job, ctx):
+            if not started:
+                started = True
+                yield writer.role()
+            if isinstance(item, Finished):
+                yield writer.finish(item.result.finish_reason)
+                if params.stream_options.include_usage:
+                    yield writer.usage(item.result)
+                return
+            if item:
+                yield writer.content(item)
+
+    # responses, through chat
+
+    async def respond(
+        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
+    ) -> responses_pb2.Response:
+        return await respond_via_chat(self, params, upstream_model, ctx)
+
+    async def stream_response(
+        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
+    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+        async for event in stream_response_via_chat(self, params, upstream_model, ctx):
+            yield event
+
+    # what a local chat model does not do
+
+    def _unsupported(self, capability: str) -> InvalidRequest:
+        return InvalidRequest(
+            f"Provider '{self.name}' (a local chat model) does not support {capability}.",
+            param="model",
+            code="unsupported_model_capability",
+        )
+
+    async def embed(
+        self, params: embeddings_pb2.EmbeddingParams, upstream_model: str, ctx: RequestContext
+    ) -> embeddings_pb2.EmbeddingList:
+        raise self._unsupported("embeddings")
+
+    async def generate_images(
+        self, params: images_pb2.ImageParams, upstream_model: str, ctx: RequestContext
+    ) -> images_pb2.ImagesResult:
+        raise self._unsupported("image generation")
+
+    async def create_video(
+        self, params: videos_pb2.VideoParams, upstream_model: str, ctx: RequestContext
+    ) -> videos_pb2.Video:
+        raise self._unsupported("video generation")
+
+    async def get_video(self, upstream_id: str, ctx: RequestContext) -> videos_pb2.Video:
+        raise self._unsupported("video generation")
+
+    async def download_video(self, upstream_id: str, variant: str, ctx: RequestContext) -> VideoContent:
+        raise self._unsupported("video generation")
