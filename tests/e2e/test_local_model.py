@@ -288,8 +288,8 @@ def test_the_event_loop_answers_while_the_model_generates(
             for _ in range(5):
                 began = time.monotonic()
                 assert http.get("/health/live").status_code == 200
-                # A blocked loop would hold this for the whole generation (minutes), not a second.
-                assert time.monotonic() - began < 2.0
+                # A blocked loop would hold this for the whole generation (minutes), not seconds.
+                assert time.monotonic() - began < 5.0
                 time.sleep(0.2)
         assert gateway.provider.busy == 1, "the generation should still be running"
     finally:
