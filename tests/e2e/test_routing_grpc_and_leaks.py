@@ -150,8 +150,8 @@ def test_random_faults_and_disconnects_leave_no_connections_or_tasks(gw: Routing
         async with httpx.AsyncClient(
             base_url=gw.base_url, headers={"Authorization": f"Bearer {gw.api_key}"}, timeout=20
         ) as client:
-            for start in range(0, 400, 20):
-                await asyncio.gather(*(one(client, i) for i in range(start, start + 20)))
+            for start in range(0, 1000, 25):
+                await asyncio.gather(*(one(client, i) for i in range(start, start + 25)))
 
     asyncio.run(drive())
     for fake in (gw.alpha, gw.beta):

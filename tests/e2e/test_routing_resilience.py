@@ -321,3 +321,18 @@ def test_two_gateways_share_breakers_through_redis(tmp_path: Path) -> None:
         first.stop()
         for provider in ("alpha", "beta"):
             asyncio.run(delete_prefix(f"siraya:breaker:{provider}/{model}"))
+
+
+def test_responses_fail_over_and_name_the_provider(gw: RoutingHarness, client: openai.OpenAI) -> None:
+    gw.alpha.inject(Fault(path=CHAT, status=500, times=ALWAYS))
+    raw = client.responses.with_raw_response.create(model="duo", input="hi", extra_body=ALPHA_FIRST)
+    response = raw.parse()
+    assert (response.model, raw.headers["x-siraya-provider"]) == ("duo", "beta")
+    assert response.provider == "beta"  # type: ignore[attr-defined]
+    raw_stream = client.responses.with_raw_response.create(
+        model="duo", input="hi", stream=True, extra_body=ALPHA_FIRST
+    )
+    assert raw_stream.headers["x-siraya-provider"] == "beta"
+    events = list(raw_stream.parse())
+    assert events[-1].type == "response.completed"
+    assert (gw.calls(gw.alpha), gw.calls(gw.beta)) == (4, 2)
