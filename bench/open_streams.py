@@ -31,6 +31,7 @@ class Tally:
         self.errors = 0
         self.chunks_min: int | None = None
         self.last_opened = 0.0
+        self.chunks_total = 0
         self.samples: list[str] = []
 
     def failed(self, error: BaseException | str) -> None:
@@ -88,6 +89,7 @@ async def one_stream(
         tally.failed("stream ended without [DONE]")
         return
     tally.completed += 1
+    tally.chunks_total += chunks
     tally.chunks_min = chunks if tally.chunks_min is None else min(tally.chunks_min, chunks)
 
 
@@ -123,6 +125,7 @@ async def run(args: argparse.Namespace, headers: dict[str, str]) -> dict[str, ob
         "errors": tally.errors,
         "peak_open": tally.peak_open,
         "chunks_min": tally.chunks_min,
+        "chunks_total": tally.chunks_total,
         "seconds": round(time.perf_counter() - started, 1),
         "held_all_open_s": round(held, 1),
         "all_opened_after_s": round(tally.last_opened - started, 1) if tally.last_opened else None,
@@ -139,7 +142,7 @@ def main() -> int:
     parser.add_argument("--connect-concurrency", type=int, default=64)
     parser.add_argument("--hold", type=float, default=5.0, help="seconds to hold all streams open at once")
     parser.add_argument(
-        "--ramp-timeout", type=float, default=300.0, help="give up waiting for all to open after"
+        "--ramp-timeout", type=float, default=240.0, help="give up waiting for all to open after"
     )
     parser.add_argument(
         "--release-file", help="created when the hold is over (the fake upstream then ends them)"

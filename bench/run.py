@@ -25,7 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -333,6 +333,9 @@ class Load:
 # the run
 
 
+Probe = Callable[[int, float], Sample]
+
+
 @dataclass
 class Row:
     """One thing measured: at `concurrency` for throughput and at 1 for latency."""
@@ -344,6 +347,28 @@ class Row:
     single: Sample | None = None
     ttfc: dict[str, Any] | None = None
     rss_mb: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Planned:
+    """One row to measure each round: how to load it, the process whose memory it reports."""
+
+    row: Row
+    probe: Probe
+    server: Started | None = None
+    ttfc: tuple[str, str | None] | None = None  # (url, key) for a time-to-first-chunk probe
+
+
+def _best(kept: Sample | None, new: Sample, *, higher: bool) -> Sample:
+    """The better of two rounds: more req/s under load, or a lower p50 at concurrency 1.
+
+    Other processes only ever slow a run down, so the best round is the closest to the truth.
+    """
+    if kept is None:
+        return new
+    if higher:
+        return new if new.rps > kept.rps else kept
+    return new if (new.p50_ms or 1e9) < (kept.p50_ms or 1e9) else kept
 
 
 def machine() -> dict[str, Any]:
@@ -536,31 +561,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             load = Load(placement, workdir, args.duration, args.latency_duration, args.concurrency)
             c, d, dl = args.concurrency, args.duration, args.latency_duration
 
-            def measure_http(
-                row: Row, url: str, body: dict[str, Any], key: str | None, server: Started | None
-            ) -> None:
-                row.load = load.wrk(url, body, key, c, d)
-                row.single = load.wrk(url, body, key, 1, dl)
-                if server is not None:
-                    row.rss_mb = server.rss_mb()
-                rows[row.name] = row
-                print(f"  {row.name}: {row.load.rps:,.0f} req/s at c={c}, p50 {row.single.p50_ms} ms at c=1")
-
-            # 1. the upstream alone
-            print("bench: direct upstream")
-            direct: dict[str, dict[str, Any]] = {
+            paths = {"chat": "/chat/completions", "stream": "/chat/completions", "embedding": "/embeddings"}
+            bodies: dict[str, dict[str, Any]] = {
                 "chat": CHAT_BODY,
                 "stream": STREAM_BODY,
                 "embedding": EMBEDDING_BODY,
             }
-            paths = {"chat": "/chat/completions", "stream": "/chat/completions", "embedding": "/embeddings"}
-            for kind, body in direct.items():
-                measure_http(Row(f"upstream {kind}", kind), upstream_url + paths[kind], body, None, None)
-            rows["upstream stream"].ttfc = load.ttfc(
-                upstream_url + "/chat/completions", STREAM_BODY, None, args.ttfc_duration
-            )
 
-            # 2. the gateway
+            # Every server is started first, so that each round measures a gateway figure and its
+            # floor back to back: on a shared machine the load drifts, and a ratio of two numbers
+            # taken minutes apart would measure the drift.
             config = workdir / "gateway.yaml"
             http_port, grpc_port = free_port(), free_port()
             gateway_config(config, workdir / "data", upstream.port, http_port, grpc_port)
@@ -594,65 +604,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             smoke_test(gateway_url + "/v1/chat/completions", key)
             grpc_smoke_test(f"127.0.0.1:{grpc_port}", key)
             info["gateway"] = {"pid": gateway.process.pid, "config": config.read_text()}
+            gateway_target = f"127.0.0.1:{grpc_port}"
+            bare_url = bare_target = ""
+            bare = bare_grpc = None
             if wanted("rest"):
-                print("bench: gateway REST")
-                measure_http(
-                    Row("REST chat", "chat", "bare pass-through"),
-                    gateway_url + "/v1/chat/completions",
-                    CHAT_BODY,
-                    key,
-                    gateway,
-                )
-                measure_http(
-                    Row("REST chat stream", "stream", "bare stream pass-through"),
-                    gateway_url + "/v1/chat/completions",
-                    STREAM_BODY,
-                    key,
-                    gateway,
-                )
-                measure_http(
-                    Row("REST embeddings", "embedding"),
-                    gateway_url + "/v1/embeddings",
-                    EMBEDDING_BODY,
-                    key,
-                    gateway,
-                )
-                rows["REST chat stream"].ttfc = load.ttfc(
-                    gateway_url + "/v1/chat/completions", STREAM_BODY, key, args.ttfc_duration
-                )
-            if wanted("grpc"):
-                print("bench: gateway gRPC")
-                target = f"127.0.0.1:{grpc_port}"
-                for name, kind, ref in (
-                    ("gRPC chat", "unary", "chat"),
-                    ("gRPC chat stream", "stream", "stream"),
-                ):
-                    row = Row(
-                        name, ref, "bare grpc.aio pass-through" + (" stream" if kind == "stream" else "")
-                    )
-                    row.load = load.grpc(target, kind, key, c, d)
-                    row.single = load.grpc(target, kind, key, 1, dl)
-                    row.rss_mb = gateway.rss_mb()
-                    rows[name] = row
-                    print(f"  {name}: {row.load.rps:,.0f} req/s at c={c}, p50 {row.single.p50_ms} ms at c=1")
-
-            # 3. the floors, pinned like the gateway
-            if wanted("rest"):
-                print("bench: bare aiohttp pass-through")
                 bare = procs.spawn(
                     "passthrough",
                     [*placement.server, PYTHON, str(BENCH / "passthrough.py"), "--upstream", upstream_url],
                     port_line=True,
                 )
                 bare_url = f"http://127.0.0.1:{bare.port}/v1/chat/completions"
-                measure_http(Row("bare pass-through", "chat"), bare_url, CHAT_BODY, None, bare)
-                measure_http(Row("bare stream pass-through", "stream"), bare_url, STREAM_BODY, None, bare)
-                rows["bare stream pass-through"].ttfc = load.ttfc(
-                    bare_url, STREAM_BODY, None, args.ttfc_duration
-                )
-                procs.stop(bare)
             if wanted("grpc"):
-                print("bench: bare grpc.aio pass-through")
                 bare_grpc = procs.spawn(
                     "grpc-passthrough",
                     [
@@ -664,18 +626,88 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     ],
                     port_line=True,
                 )
-                target = f"127.0.0.1:{bare_grpc.port}"
-                for name, kind, ref in (
-                    ("bare grpc.aio pass-through", "unary", "chat"),
-                    ("bare grpc.aio pass-through stream", "stream", "stream"),
-                ):
-                    row = Row(name, ref)
-                    row.load = load.grpc(target, kind, None, c, d)
-                    row.single = load.grpc(target, kind, None, 1, dl)
-                    row.rss_mb = bare_grpc.rss_mb()
-                    rows[name] = row
-                    print(f"  {name}: {row.load.rps:,.0f} req/s at c={c}, p50 {row.single.p50_ms} ms at c=1")
-                procs.stop(bare_grpc)
+                bare_target = f"127.0.0.1:{bare_grpc.port}"
+
+            def http(url: str, body: dict[str, Any], secret: str | None) -> Probe:
+                return lambda concurrency, seconds: load.wrk(url, body, secret, concurrency, seconds)
+
+            def grpc(target: str, kind: str, secret: str | None) -> Probe:
+                return lambda concurrency, seconds: load.grpc(target, kind, secret, concurrency, seconds)
+
+            gw_chat = gateway_url + "/v1/chat/completions"
+            plan: list[Planned] = [
+                Planned(Row(f"upstream {kind}", kind), http(upstream_url + paths[kind], bodies[kind], None))
+                for kind in ("chat", "stream", "embedding")
+            ]
+            plan[1].ttfc = (upstream_url + "/chat/completions", None)
+            if wanted("rest"):
+                plan += [
+                    Planned(
+                        Row("REST chat", "chat", "bare pass-through"), http(gw_chat, CHAT_BODY, key), gateway
+                    ),
+                    Planned(Row("bare pass-through", "chat"), http(bare_url, CHAT_BODY, None), bare),
+                    Planned(
+                        Row("REST chat stream", "stream", "bare stream pass-through"),
+                        http(gw_chat, STREAM_BODY, key),
+                        gateway,
+                        (gw_chat, key),
+                    ),
+                    Planned(
+                        Row("bare stream pass-through", "stream"),
+                        http(bare_url, STREAM_BODY, None),
+                        bare,
+                        (bare_url, None),
+                    ),
+                    Planned(
+                        Row("REST embeddings", "embedding"),
+                        http(gateway_url + "/v1/embeddings", EMBEDDING_BODY, key),
+                        gateway,
+                    ),
+                ]
+            if wanted("grpc"):
+                plan += [
+                    Planned(
+                        Row("gRPC chat", "chat", "bare grpc.aio pass-through"),
+                        grpc(gateway_target, "unary", key),
+                        gateway,
+                    ),
+                    Planned(
+                        Row("bare grpc.aio pass-through", "chat"), grpc(bare_target, "unary", None), bare_grpc
+                    ),
+                    Planned(
+                        Row("gRPC chat stream", "stream", "bare grpc.aio pass-through stream"),
+                        grpc(gateway_target, "stream", key),
+                        gateway,
+                    ),
+                    Planned(
+                        Row("bare grpc.aio pass-through stream", "stream"),
+                        grpc(bare_target, "stream", None),
+                        bare_grpc,
+                    ),
+                ]
+            c, d, dl = args.concurrency, args.duration, args.latency_duration
+            for round_number in range(1, args.rounds + 1):
+                print(f"bench: round {round_number} of {args.rounds}, load average {os.getloadavg()[0]:.2f}")
+                for planned in plan:
+                    row = planned.row
+                    row.load = _best(row.load, planned.probe(c, d), higher=True)
+                    row.single = _best(row.single, planned.probe(1, dl), higher=False)
+                    if planned.ttfc is not None:
+                        url, secret = planned.ttfc
+                        probe = load.ttfc(url, STREAM_BODY, secret, args.ttfc_duration)
+                        if row.ttfc is None or (probe["ttfc_p50_ms"] or 1e9) < (
+                            row.ttfc["ttfc_p50_ms"] or 1e9
+                        ):
+                            row.ttfc = probe
+                    if planned.server is not None:
+                        row.rss_mb = planned.server.rss_mb()
+                    rows[row.name] = row
+                    print(
+                        f"  {row.name}: {row.load.rps:,.0f} req/s at c={c}, p50 {row.single.p50_ms} ms at c=1"
+                    )
+            for server in (bare, bare_grpc):
+                if server is not None:
+                    procs.stop(server)
 
             # 4. many open streams against the slow upstream
             if wanted("streams") and not args.skip_streams:
@@ -698,6 +730,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     str(workdir / "release"),
                 ]
                 before = gateway.rss_mb()
+                cpu_before = _cpu_seconds(gateway.process.pid)
                 out = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
                 if out.returncode != 0:
                     raise SystemExit(f"bench: open_streams failed: {out.stderr[-1000:]}")
@@ -705,7 +738,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     **json.loads(out.stdout),
                     "rss_before_mb": before,
                     "rss_mb": gateway.rss_mb(),
+                    "gateway_cpu_seconds": round(_cpu_seconds(gateway.process.pid) - cpu_before, 1),
                 }
+                chunks = extra["open_streams"].get("chunks_total") or 0
+                if chunks:
+                    # Opening, relaying and closing included: what one chunk costs the gateway's core.
+                    extra["open_streams"]["gateway_cpu_us_per_chunk"] = round(
+                        extra["open_streams"]["gateway_cpu_seconds"] / chunks * 1e6, 1
+                    )
                 print(f"  {extra['open_streams']}")
             # 5. --workers N: how one port's load spreads over processes (reported, not a target)
             if wanted("workers") and args.workers > 1:
@@ -971,6 +1011,7 @@ def table(result: dict[str, Any]) -> str:
     over = result["overhead_c1"]
     lines = [
         f"Machine: {info['cpu_model']}, nproc {info['nproc']}, Python {info['python']}; {info['placement']}.",
+        f"Key: {info.get('key', '-')}.",
         f"Commit {info['commit']}{' (with uncommitted changes)' if info['dirty'] else ''}, {info['date']}, "
         f"load average at start {', '.join(f'{x:.2f}' for x in info['loadavg_at_start'])}.",
         "",
@@ -998,19 +1039,40 @@ def table(result: dict[str, Any]) -> str:
     lines += ["", "| target | result | measured |", "|---|---|---|"]
     for label, ok, detail in result["targets"]:
         lines.append(f"| {label} | {'n/a' if ok is None else 'PASS' if ok else 'FAIL'} | {detail} |")
+    streams = result.get("open_streams")
+    if streams:
+        lines += [
+            "",
+            f"Open streams: {streams['peak_open']:,} of {streams['streams']:,} open at once after "
+            f"{streams['all_opened_after_s']} s, held {streams['held_all_open_s']} s; gateway RSS "
+            f"{streams['rss_before_mb'].get('VmHWM')} -> {streams['rss_mb'].get('VmHWM')} MB peak; "
+            f"{streams.get('gateway_cpu_us_per_chunk', '-')} us of gateway CPU per relayed chunk.",
+        ]
+    workers = result.get("workers")
+    if workers and "rps" in workers:
+        lines += [
+            "",
+            f"`serve --workers {workers['workers']}` (not pinned, c={workers['concurrency']}): "
+            f"{workers['rps']:,.0f} req/s REST chat; requests per worker (access log) "
+            f"{list(workers['access_log_requests_per_worker'].values())}, CPU share per worker "
+            f"{workers['share_per_worker']}.",
+        ]
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per throughput measurement")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per throughput measurement")
     parser.add_argument(
-        "--latency-duration", type=float, default=4.0, help="seconds per concurrency-1 measurement"
+        "--latency-duration", type=float, default=3.0, help="seconds per concurrency-1 measurement"
     )
     parser.add_argument(
         "--ttfc-duration", type=float, default=3.0, help="seconds per time-to-first-chunk probe"
     )
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="measure everything N times, keep each row's best"
+    )
     parser.add_argument("--streams", type=int, default=5000, help="concurrent open streams to hold")
     parser.add_argument(
         "--hold", type=float, default=5.0, help="seconds to hold all the streams open at once"
