@@ -81,8 +81,10 @@ class RoutingHarness:
         redis_url: str | None = None,
         upstream_model: str = "gpt-4o-mini",
         upstreams: tuple[FakeOpenAIUpstream, FakeOpenAIUpstream] | None = None,
+        in_process: bool = True,
     ) -> None:
         self.tmp_dir = tmp_dir
+        self.in_process = in_process
         self.redis_url = redis_url
         self.upstream_model = upstream_model
         self._own_upstreams = upstreams is None
@@ -118,7 +120,7 @@ class RoutingHarness:
                 redis=f'  redis_url: "{self.redis_url}"\n' if self.redis_url else "",
             )
         )
-        self.running = await start_gateway(load_config(path, {}), in_process=True)
+        self.running = await start_gateway(load_config(path, {}), in_process=self.in_process)
         _, self.api_key = await self.running.gateway.keys.create(NewKey(name="routing-tests"))
 
     @property

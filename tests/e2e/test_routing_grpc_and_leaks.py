@@ -92,6 +92,29 @@ def test_the_timeout_header_bounds_a_request(gw: RoutingHarness) -> None:
         )
 
 
+def test_the_bridge_over_the_grpc_hop_keeps_failover_headers_and_timeouts(tmp_path: Path) -> None:
+    hop = RoutingHarness(tmp_path, in_process=False).start()
+    try:
+        client = openai.OpenAI(base_url=hop.base_url, api_key=hop.api_key, max_retries=0)
+        hop.alpha.inject(Fault(path=CHAT, status=500, times=1000))
+        raw = client.chat.completions.with_raw_response.create(
+            model="duo", messages=HI, stream=True, extra_body={"provider": {"order": ["alpha", "beta"]}}
+        )
+        assert raw.headers["x-siraya-provider"] == "beta"
+        assert {chunk.provider for chunk in raw.parse()} == {"beta"}  # type: ignore[attr-defined]
+        hop.alpha._faults.clear()
+        hop.alpha.inject(Fault(path=CHAT, hang=3))
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(
+                model="solo-alpha",
+                messages=HI,
+                extra_headers={"x-siraya-timeout": "0.5"},  # type: ignore[arg-type]
+            )
+        assert caught.value.status_code == 408
+    finally:
+        hop.stop()
+
+
 FAULTS = [
     None,
     Fault(path=CHAT, status=500),
