@@ -134,13 +134,18 @@ class Attempts:
             self._counters.attempts += 1
             return route
 
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and self._clock() >= self._deadline
+
     def _fits(self, delay: float) -> bool:
         return self._deadline is None or self._clock() + delay < self._deadline
 
     async def failed(self, route: Route, error: GatewayError, *, retry: bool = True) -> None:
         """Count a failed attempt; raise `error` itself when no other deployment could do better."""
         policy = route.entry.resilience
-        if counts_against_deployment(error):
+        # A timeout because the caller's own deadline ran out says nothing about the deployment.
+        impatient = isinstance(error, RequestTimeout) and self._past_deadline()
+        if counts_against_deployment(error) and not impatient:
             await self._breakers.record(route.deployment.key, False, policy.breaker)
         if not may_fail_over(error):
             raise error

@@ -382,3 +382,20 @@ async def test_operations_events_report_retries_fallbacks_hedges_and_breakers() 
     a.script, events.seen = [("hang", 5)], []
     await unary(d, entry("m", "a", "b", resilience=hedged), ordered("a", "b"))
     assert events.seen == [("hedge", "b")]
+
+
+async def test_a_timeout_from_the_callers_own_deadline_never_opens_the_breaker() -> None:
+    policy = ResilienceConfig(breaker=BreakerConfig(consecutive_failures=1, cooldown=60))
+    a = Scripted("a", [("hang", 5)] * 3)
+    d, _ = dispatcher(a)
+    call = lambda r: r.provider.chat(r.deployment.upstream_model)  # noqa: E731
+    for _ in range(2):
+        with pytest.raises(RequestTimeout):
+            await d.unary(
+                entry("m", "a", resilience=policy), common_pb2.Routing(), ctx(time.monotonic() + 0.02), call
+            )
+    assert a.calls == 2 and d.breakers.opened == 0
+    slow = ResilienceConfig(breaker=policy.breaker, timeouts=TimeoutConfig(total=0.02))
+    with pytest.raises(RequestTimeout):
+        await unary(d, entry("m", "a", resilience=slow), common_pb2.Routing())
+    assert d.breakers.opened == 1, "the model's own timeout does count"
