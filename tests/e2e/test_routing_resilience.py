@@ -336,3 +336,21 @@ def test_responses_fail_over_and_name_the_provider(gw: RoutingHarness, client: o
     events = list(raw_stream.parse())
     assert events[-1].type == "response.completed"
     assert (gw.calls(gw.alpha), gw.calls(gw.beta)) == (4, 2)
+
+
+def test_a_client_that_leaves_cancels_the_upstream_and_the_losing_hedge(gw: RoutingHarness) -> None:
+    gw.alpha.inject(Fault(path=CHAT, hang=5))
+    gw.beta.chunk_delay = 0.3
+    with httpx.stream(
+        "POST",
+        f"{gw.base_url}/chat/completions",
+        headers={"Authorization": f"Bearer {gw.api_key}"},
+        json={"model": "hedged", "messages": HI, "stream": True, **ALPHA_FIRST},
+        timeout=10,
+    ) as response:
+        assert response.headers["x-siraya-provider"] == "beta"
+        first = next(response.iter_lines())
+        assert first.startswith("data: ")
+    gw.run(gw.beta.wait_closed_early(1))
+    assert gw.alpha.abandoned_hangs == 1, "the losing hedge's upstream request was cancelled"
+    assert (gw.calls(gw.alpha), gw.calls(gw.beta)) == (1, 1)

@@ -86,6 +86,8 @@ class FakeOpenAIUpstream:
         self.base_url = ""
         self.requests: list[RecordedRequest] = []
         self.closed_early = 0
+        # Requests whose client went away while a fault's `hang` held them.
+        self.abandoned_hangs = 0
         self.active_streams = 0
         self.videos: dict[str, VideoJob] = {}
         self._faults: list[Fault] = []
@@ -176,7 +178,11 @@ class FakeOpenAIUpstream:
         if fault is not None:
             request[_FAULT] = fault
             if fault.hang:
-                await asyncio.sleep(fault.hang)
+                try:
+                    await asyncio.sleep(fault.hang)
+                except asyncio.CancelledError:
+                    self.abandoned_hangs += 1
+                    raise
             early = await self._fault_response(request, fault, _is_stream(record))
             if early is not None:
                 return early
