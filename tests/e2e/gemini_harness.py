@@ -28,7 +28,18 @@ providers:
     base_url: {base_url}
     api_key: ${{GEMINI_KEY}}
     read_timeout: 5
+  google-internal:
+    type: gemini
+    base_url: {base_url}
+    api_key: ${{GEMINI_KEY}}
+    read_timeout: 5
+    media_allow_private_addresses: true
+    media_allow_http: true
 models:
+  - id: gemini-flash-internal
+    provider: google-internal
+    upstream_model: gemini-2.5-flash
+    kind: chat
   - id: gemini-flash
     provider: google
     upstream_model: gemini-2.5-flash
@@ -53,6 +64,9 @@ models:
     provider: google
     upstream_model: veo-3.0-generate-001
     kind: video
+routing:
+  # These tests inject upstream faults on purpose; a breaker opening would hide the next mapping.
+  breaker: {{enabled: false}}
 """
 
 
@@ -85,6 +99,10 @@ class GeminiGatewayHarness:
         config = load_config(config_path, {"GEMINI_KEY": GEMINI_KEY})
         self.running = await start_gateway(config, in_process=self.in_process)
         _, self.api_key = await self.running.gateway.keys.create(NewKey(name="gemini-e2e"))
+
+    def media_url(self, name: str) -> str:
+        """An image on the fake's loopback address (plain http), as a client's image_url."""
+        return f"http://127.0.0.1:{self.upstream.port}/media/{name}"
 
     @property
     def base_url(self) -> str:

@@ -15,7 +15,7 @@ from tests.e2e.anthropic_harness import ANTHROPIC_KEY, UPSTREAM_MODEL, Anthropic
 from tests.e2e.conformance import Surfaces
 from tests.e2e.test_schema_key_order import SCHEMA as ORDERED_SCHEMA
 from tests.e2e.test_schema_key_order import SCHEMA_BYTES as ORDERED_SCHEMA_BYTES
-from tests.fakes.anthropic_upstream import THINKING_TEXT, AnthropicFault
+from tests.fakes.anthropic_upstream import SIGNATURE, THINKING_TEXT, AnthropicFault
 
 MODEL = "claude-sonnet"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
@@ -135,6 +135,36 @@ def test_tool_call_round_trip(claude: openai.OpenAI, gateway: AnthropicGatewayHa
     ]
 
 
+def test_tool_loop_with_thinking_keeps_thinking_on(
+    claude: openai.OpenAI, gateway: AnthropicGatewayHarness
+) -> None:
+    """Anthropic wants the signed thinking block back with the tool results: the SDK's echo carries it."""
+    messages: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = claude.chat.completions.create(
+        model=MODEL, messages=messages, tools=[WEATHER_TOOL], reasoning_effort="low"
+    )
+    message = first.choices[0].message
+    assert getattr(message, "reasoning", None) == THINKING_TEXT
+    assert message.tool_calls is not None
+    call = message.tool_calls[0]
+    messages.append(message.model_dump(exclude_none=True))
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "18C and sunny"})
+    second = claude.chat.completions.create(
+        model=MODEL, messages=messages, tools=[WEATHER_TOOL], reasoning_effort="low"
+    )
+    assert second.choices[0].message.content == "Tool results: 18C and sunny"
+    assert getattr(second.choices[0].message, "reasoning", None) == THINKING_TEXT
+    body = sent(gateway)
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert body["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": THINKING_TEXT,
+        "signature": SIGNATURE,
+    }
+    assert body["messages"][1]["content"][1]["id"] == "toolu_fake01"
+    assert body["messages"][2]["content"][0]["tool_use_id"] == "toolu_fake01"
+
+
 def test_streamed_tool_call_arguments_assemble(claude: openai.OpenAI) -> None:
     stream = claude.chat.completions.create(
         model=MODEL,
@@ -228,6 +258,34 @@ def test_responses_streaming_event_order(claude: openai.OpenAI) -> None:
     assert completed.output_text == text
 
 
+def test_responses_hitting_max_output_tokens_are_incomplete(claude: openai.OpenAI) -> None:
+    # The fake counts words as tokens and cuts at max_tokens, with stop_reason "max_tokens".
+    unary = claude.responses.create(model=MODEL, input="one two three four", max_output_tokens=3)
+    assert unary.status == "incomplete" and unary.incomplete_details is not None
+    assert unary.incomplete_details.reason == "max_output_tokens"
+    assert unary.output_text == "Hello from claude-sonnet-4-5-20250929!"
+    events = list(
+        claude.responses.create(model=MODEL, input="one two three four", max_output_tokens=3, stream=True)
+    )
+    final: Any = events[-1]
+    assert final.type == "response.incomplete"
+    assert final.response.incomplete_details.reason == "max_output_tokens"
+
+
+def test_responses_stream_with_an_error_event_ends_with_response_failed(
+    claude: openai.OpenAI, gateway: AnthropicGatewayHarness
+) -> None:
+    gateway.upstream.inject(
+        AnthropicFault(error_type="overloaded_error", message=f"busy {ANTHROPIC_KEY}", error_after_events=4)
+    )
+    events = list(claude.responses.create(model=MODEL, input="hi", stream=True))
+    assert events[0].type == "response.created"
+    assert [event.type for event in events[-2:]] == ["response.failed", "error"]
+    failed: Any = events[-2]
+    assert failed.response.status == "failed" and failed.response.error is not None
+    assert all(ANTHROPIC_KEY not in event.model_dump_json() for event in events)
+
+
 def test_responses_unary(claude: openai.OpenAI) -> None:
     response = claude.responses.create(model=MODEL, input="hi", instructions="Be brief.")
     assert response.output_text == f"Hello from {UPSTREAM_MODEL}! You said: hi"
@@ -253,6 +311,47 @@ def test_overloaded_is_a_502(claude: openai.OpenAI, gateway: AnthropicGatewayHar
         claude.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
     assert caught.value.status_code == 502
     assert caught.value.type == "upstream_error"
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "http_status", "kind", "code"),
+    [
+        (400, "invalid_request_error", 400, "invalid_request_error", "invalid_request"),
+        (401, "authentication_error", 502, "upstream_error", "provider_error"),
+        (402, "billing_error", 502, "upstream_error", "provider_error"),
+        (403, "permission_error", 502, "upstream_error", "provider_error"),
+        (404, "not_found_error", 502, "upstream_error", "provider_error"),
+        (413, "request_too_large", 400, "invalid_request_error", "request_too_large"),
+        (429, "rate_limit_error", 429, "rate_limit_error", "rate_limit_exceeded"),
+        (500, "api_error", 502, "upstream_error", "provider_error"),
+        (504, "timeout_error", 408, "timeout_error", "request_timeout"),
+        (529, "overloaded_error", 502, "upstream_error", "provider_error"),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_every_anthropic_error_type_maps_to_the_table(
+    claude: openai.OpenAI,
+    gateway: AnthropicGatewayHarness,
+    status: int,
+    error_type: str,
+    http_status: int,
+    kind: str,
+    code: str,
+    stream: bool,
+) -> None:
+    gateway.upstream.inject(
+        AnthropicFault(status=status, error_type=error_type, message=f"failed for key {ANTHROPIC_KEY}")
+    )
+    with pytest.raises(openai.APIStatusError) as caught:
+        reply = claude.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=stream
+        )
+        if stream:
+            list(reply)  # type: ignore[arg-type]
+    assert caught.value.status_code == http_status
+    error: Any = caught.value.body
+    assert (error["type"], error["code"]) == (kind, code)
+    assert ANTHROPIC_KEY not in caught.value.response.text
 
 
 def test_upstream_auth_failure_never_shows_the_key(

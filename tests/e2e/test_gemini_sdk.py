@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import openai
 import pytest
 
+from siraya.router.v1 import videos_pb2, videos_pb2_grpc
 from tests.e2e.conformance import Surfaces
 from tests.e2e.gemini_harness import GEMINI_KEY, GeminiGatewayHarness
 from tests.e2e.test_schema_key_order import SCHEMA as ORDERED_SCHEMA
@@ -153,6 +156,57 @@ def test_image_input(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> Non
     assert parts[1] == {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(TINY_PNG).decode()}}
 
 
+def image_message(url: str) -> list[Any]:
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": url}},
+            ],
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "loopback-http",
+        "https://127.0.0.1/cat.png",
+        "https://localhost/cat.png",
+        "https://10.1.2.3/cat.png",
+        "https://192.168.0.10/cat.png",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::1]/cat.png",
+        "ftp://example.com/cat.png",
+    ],
+)
+def test_an_image_url_on_a_private_address_is_a_400_naming_the_part(
+    client: openai.OpenAI, gemini: GeminiGatewayHarness, url: str
+) -> None:
+    if url == "loopback-http":
+        url = gemini.media_url("cat.png")  # a real image, served on 127.0.0.1 over plain http
+    calls = len(gemini.upstream.requests)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="gemini-flash", messages=image_message(url))
+    body: Any = caught.value.body
+    assert body["param"] == "messages[0].content[1].image_url" and body["code"] == "invalid_image_url"
+    assert "messages[0].content[1].image_url" in body["message"]
+    # Refused before any connection: neither the image host nor Gemini saw a request.
+    assert len(gemini.upstream.requests) == calls
+
+
+def test_config_can_allow_private_image_hosts(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None:
+    completion = client.chat.completions.create(
+        model="gemini-flash-internal", messages=image_message(gemini.media_url("dog.png"))
+    )
+    assert completion.choices[0].finish_reason == "stop"
+    fetch = gemini.upstream.requests_to("/media/dog.png")[-1]
+    assert "x-goog-api-key" not in fetch.headers and "authorization" not in fetch.headers
+    parts = gemini.upstream.requests_to("gemini-2.5-flash:generateContent")[-1].json["contents"][0]["parts"]
+    assert parts[1] == {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(TINY_PNG).decode()}}
+
+
 def test_structured_output(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None:
     schema = {
         "type": "object",
@@ -214,6 +268,42 @@ def test_responses_streaming(client: openai.OpenAI) -> None:
     assert final.response.output_text == text and final.response.model == "gemini-flash"
 
 
+@pytest.mark.parametrize(
+    ("finish", "reason"), [("MAX_TOKENS", "max_output_tokens"), ("SAFETY", "content_filter")]
+)
+def test_responses_stream_ends_incomplete_with_the_reason(
+    client: openai.OpenAI, gemini: GeminiGatewayHarness, finish: str, reason: str
+) -> None:
+    gemini.upstream.script(GeminiReply(text="A partial answer", finish_reason=finish))
+    events = list(client.responses.create(model="gemini-flash", input="go on", stream=True))
+    final: Any = events[-1]
+    assert final.type == "response.incomplete"
+    assert final.response.status == "incomplete" and final.response.incomplete_details.reason == reason
+    gemini.upstream.script(GeminiReply(text="A partial answer", finish_reason=finish))
+    unary = client.responses.create(model="gemini-flash", input="go on")
+    assert unary.status == "incomplete" and unary.incomplete_details is not None
+    assert unary.incomplete_details.reason == reason
+
+
+def test_responses_stream_cut_mid_way_ends_with_response_failed(
+    client: openai.OpenAI, gemini: GeminiGatewayHarness
+) -> None:
+    gemini.upstream.inject(
+        GeminiFault(
+            path="*:streamGenerateContent",
+            error_after_events=1,
+            grpc_status="UNAVAILABLE",
+            message=f"overloaded {GEMINI_KEY}",
+        )
+    )
+    events = list(client.responses.create(model="gemini-flash", input="a longer answer please", stream=True))
+    assert events[0].type == "response.created"
+    assert [event.type for event in events[-2:]] == ["response.failed", "error"]
+    failed: Any = events[-2]
+    assert failed.response.status == "failed" and failed.response.error is not None
+    assert all(GEMINI_KEY not in event.model_dump_json() for event in events)
+
+
 def test_embeddings(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None:
     floats = client.embeddings.create(
         model="gemini-embed", input=["one", "two"], dimensions=6, encoding_format="float"
@@ -223,6 +313,8 @@ def test_embeddings(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None
     assert [round(v, 5) for v in packed.data[0].embedding] == [round(v, 5) for v in floats.data[0].embedding]
     sent = gemini.upstream.requests_to("gemini-embedding-001:batchEmbedContents")[-1].json
     assert sent["requests"][0]["model"] == "models/gemini-embedding-001"
+    assert sent["requests"][0]["outputDimensionality"] == 6
+    assert sent["requests"][0]["content"] == {"parts": [{"text": "one"}]}
 
 
 @pytest.mark.parametrize("model", ["imagen", "gemini-image"])
@@ -249,6 +341,105 @@ def test_video_job_create_poll_download(client: openai.OpenAI, gemini: GeminiGat
     assert data.startswith(b"\x00\x00\x00\x18ftypmp42") and len(data) > 64 * 1024
     create = gemini.upstream.requests_to("veo-3.0-generate-001:predictLongRunning")[-1].json
     assert create["parameters"] == {"durationSeconds": 4, "aspectRatio": "9:16"}
+
+
+def test_video_job_create_get_watch_content(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None:
+    """A Veo job through the SDK (create, get, download) and the gRPC progress watch in between."""
+    video = client.videos.create(model="veo", prompt="a dog skiing", seconds="8", size="1920x1080")
+    assert video.status == "queued"
+    assert client.videos.retrieve(video.id).status in ("queued", "in_progress")
+    assert gemini.running is not None
+    target = f"127.0.0.1:{gemini.running.grpc_port}"
+
+    async def watch() -> list[videos_pb2.WatchVideoResponse]:
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = videos_pb2_grpc.VideosServiceStub(channel)
+            request = videos_pb2.WatchVideoRequest(id=video.id, poll_interval=0.01)
+            metadata = (("authorization", f"Bearer {gemini.api_key}"),)
+            return [update async for update in stub.WatchVideo(request, metadata=metadata)]
+
+    updates = asyncio.run(watch())
+    assert updates[-1].video.status == "completed" and updates[-1].video.progress == 100
+    assert updates[-1].video.id == video.id and updates[-1].video.size == "1920x1080"
+    polls = [r for r in gemini.upstream.requests if "/operations/" in r.path and r.method == "GET"]
+    assert polls and all(r.headers["x-goog-api-key"] == GEMINI_KEY for r in polls)
+    data = client.videos.download_content(video.id).read()
+    assert data[4:12] == b"ftypmp42"
+    create = gemini.upstream.requests_to("veo-3.0-generate-001:predictLongRunning")[-1].json
+    assert create == {
+        "instances": [{"prompt": "a dog skiing"}],
+        "parameters": {"durationSeconds": 8, "aspectRatio": "16:9", "resolution": "1080p"},
+    }
+
+
+_ERRORS = [
+    ("INVALID_ARGUMENT", 400, (), 400, "invalid_request_error", "invalid_request"),
+    ("FAILED_PRECONDITION", 400, (), 400, "invalid_request_error", "invalid_request"),
+    ("INVALID_ARGUMENT", 400, ("API_KEY_INVALID",), 502, "upstream_error", "provider_error"),
+    ("UNAUTHENTICATED", 401, (), 502, "upstream_error", "provider_error"),
+    ("PERMISSION_DENIED", 403, (), 502, "upstream_error", "provider_error"),
+    ("NOT_FOUND", 404, (), 502, "upstream_error", "provider_error"),
+    ("RESOURCE_EXHAUSTED", 429, (), 429, "rate_limit_error", "rate_limit_exceeded"),
+    ("INTERNAL", 500, (), 502, "upstream_error", "provider_error"),
+    ("UNAVAILABLE", 503, (), 502, "upstream_error", "provider_error"),
+    ("DEADLINE_EXCEEDED", 504, (), 408, "timeout_error", "request_timeout"),
+]
+
+
+@pytest.mark.parametrize(("grpc_status", "status", "reasons", "http_status", "kind", "code"), _ERRORS)
+@pytest.mark.parametrize("stream", [False, True])
+def test_every_google_error_status_maps_to_the_table(
+    client: openai.OpenAI,
+    gemini: GeminiGatewayHarness,
+    grpc_status: str,
+    status: int,
+    reasons: tuple[str, ...],
+    http_status: int,
+    kind: str,
+    code: str,
+    stream: bool,
+) -> None:
+    gemini.upstream.inject(
+        GeminiFault(
+            path="*GenerateContent" if stream else "*:generateContent",
+            status=status,
+            grpc_status=grpc_status,
+            message=f"Failed for key {GEMINI_KEY}.",
+            reasons=reasons,
+        )
+    )
+    try:
+        with pytest.raises(openai.APIStatusError) as caught:
+            reply = client.chat.completions.create(
+                model="gemini-flash", messages=[{"role": "user", "content": "x"}], stream=stream
+            )
+            if stream:
+                list(reply)  # type: ignore[arg-type]
+    finally:
+        gemini.upstream.clear_faults()
+    assert caught.value.status_code == http_status
+    body: Any = caught.value.body
+    assert (body["type"], body["code"]) == (kind, code)
+    assert GEMINI_KEY not in caught.value.response.text
+
+
+def test_embedding_and_video_errors_are_mapped_without_the_key(
+    client: openai.OpenAI, gemini: GeminiGatewayHarness
+) -> None:
+    gemini.upstream.inject(
+        GeminiFault(path="*:batchEmbedContents", status=503, grpc_status="UNAVAILABLE", message=GEMINI_KEY)
+    )
+    with pytest.raises(openai.APIStatusError) as embed:
+        client.embeddings.create(model="gemini-embed", input="one")
+    gemini.upstream.inject(
+        GeminiFault(
+            path="*:predictLongRunning", status=400, grpc_status="INVALID_ARGUMENT", message="Bad prompt."
+        )
+    )
+    with pytest.raises(openai.BadRequestError) as video:
+        client.videos.create(model="veo", prompt="x")
+    assert embed.value.status_code == 502 and GEMINI_KEY not in embed.value.response.text
+    assert "Bad prompt." in video.value.message
 
 
 def test_schemas_reach_gemini_in_the_client_order(

@@ -17,11 +17,11 @@ from server.providers.base import RequestContext
 from siraya.router.codec.chat_request import decode_chat_request
 from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, videos_pb2
 from tests.fakes.anthropic_upstream import (
-    SIGNATURE,
     THINKING_TEXT,
     AnthropicFault,
     FakeAnthropicUpstream,
     ScriptedMessage,
+    sign_thinking,
 )
 
 KEY = "sk-ant-api03-provider-test-key-0123456789"
@@ -129,7 +129,7 @@ async def test_stream_with_thinking_text_and_two_tools(
     upstream.script(
         ScriptedMessage(
             [
-                {"type": "thinking", "thinking": "Two lookups needed.", "signature": SIGNATURE},
+                {"type": "thinking", "thinking": "Two lookups needed.", "signature": TWO_LOOKUPS},
                 {"type": "text", "text": "Looking both up."},
                 {"type": "tool_use", "id": "toolu_A", "name": "get_weather", "input": {"city": "Paris"}},
                 {"type": "tool_use", "id": "toolu_B", "name": "get_time", "input": {"zone": "CET"}},
@@ -151,11 +151,83 @@ async def test_stream_with_thinking_text_and_two_tools(
             arguments[call.index] = arguments.get(call.index, "") + call.function.arguments
             if call.HasField("id"):
                 ids[call.index] = call.id
-    assert ids == {0: "toolu_A", 1: "toolu_B"}
+    # The thinking signature rides in the first call's id, so the loop can send it back.
+    assert ids == {0: f"toolu_A__ts_{TWO_LOOKUPS}", 1: "toolu_B"}
     assert arguments == {0: '{"city":"Paris"}', 1: '{"zone":"CET"}'}
     assert chunks[-2].choices[0].finish_reason == "tool_calls"
     assert not chunks[-1].choices
     assert chunks[-1].usage.prompt_tokens_details.cached_tokens == 40
+
+
+TWO_LOOKUPS = sign_thinking("Two lookups needed.")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_tool_loop_keeps_thinking_on(
+    upstream: FakeAnthropicUpstream, provider: AnthropicProvider, stream: bool
+) -> None:
+    """Call with thinking, then send the tool results back: the signed thinking block returns."""
+    upstream.script(
+        ScriptedMessage(
+            [
+                {"type": "thinking", "thinking": "Two lookups needed.", "signature": TWO_LOOKUPS},
+                {"type": "tool_use", "id": "toolu_A", "name": "get_weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "id": "toolu_B", "name": "get_time", "input": {"zone": "CET"}},
+            ],
+            stop_reason="tool_use",
+        )
+    )
+    ask = [{"role": "user", "content": "Weather and time in Paris?"}]
+    tools = [
+        {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
+        for name in ("get_weather", "get_time")
+    ]
+    first = params(messages=ask, tools=tools, reasoning_effort="low", stream=stream)
+    if stream:
+        chunks = await collect(provider, first)
+        deltas = [chunk.choices[0].delta for chunk in chunks if chunk.choices]
+        reasoning = "".join(d.reasoning for d in deltas)
+        calls: dict[int, dict[str, str]] = {}
+        for delta in deltas:
+            for call in delta.tool_calls:
+                entry = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+                entry["id"] += call.id
+                entry["name"] += call.function.name
+                entry["arguments"] += call.function.arguments
+        tool_calls = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in calls.values()
+        ]
+    else:
+        message = (await provider.chat(first, MODEL, ctx())).choices[0].message
+        reasoning = message.reasoning
+        tool_calls = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.function.name, "arguments": c.function.arguments},
+            }
+            for c in message.tool_calls
+        ]
+    assert reasoning == "Two lookups needed."
+    history = [
+        *ask,
+        {"role": "assistant", "content": None, "reasoning": reasoning, "tool_calls": tool_calls},
+        {"role": "tool", "tool_call_id": tool_calls[0]["id"], "content": "18C"},
+        {"role": "tool", "tool_call_id": tool_calls[1]["id"], "content": "14:00"},
+    ]
+    second = await provider.chat(params(messages=history, tools=tools, reasoning_effort="low"), MODEL, ctx())
+    # The fake checks the signature against the text and refuses a tool turn without its thinking.
+    assert second.choices[0].message.content == "Tool results: 18C; 14:00"
+    sent = upstream.last_json
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert sent["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "Two lookups needed.",
+        "signature": TWO_LOOKUPS,
+    }
+    assert [b["id"] for b in sent["messages"][1]["content"][1:]] == ["toolu_A", "toolu_B"]
+    assert [b["tool_use_id"] for b in sent["messages"][2]["content"]] == ["toolu_A", "toolu_B"]
 
 
 @pytest.mark.parametrize(

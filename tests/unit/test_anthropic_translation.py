@@ -28,7 +28,7 @@ from server.providers.anthropic.stream import StreamTranslator
 from server.providers.param_policy import enforce_chat_support
 from siraya.router.codec.chat_request import decode_chat_request
 from siraya.router.v1 import chat_pb2
-from tests.fakes.anthropic_upstream import validate_request
+from tests.fakes.anthropic_upstream import sign_thinking, validate_request
 
 MODEL = "claude-sonnet-4-5-20250929"
 KEY = "sk-ant-api03-SECRET-do-not-leak-0123456789"
@@ -385,6 +385,62 @@ def test_thinking_is_left_off_while_a_tool_loop_continues() -> None:
     assert body["max_tokens"] == DEFAULT_MAX_TOKENS
 
 
+THOUGHT = "Weather first, then the time."
+CARRIED_LOOP = [
+    {"role": "user", "content": "Weather in Paris and the time?"},
+    {
+        "role": "assistant",
+        "content": None,
+        "reasoning": THOUGHT,
+        "tool_calls": [
+            {
+                "id": f"toolu_01__ts_{sign_thinking(THOUGHT)}",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+            },
+            {"id": "toolu_02", "type": "function", "function": {"name": "get_time", "arguments": "{}"}},
+        ],
+    },
+    {"role": "tool", "tool_call_id": f"toolu_01__ts_{sign_thinking(THOUGHT)}", "content": "18C"},
+    {"role": "tool", "tool_call_id": "toolu_02", "content": "14:00"},
+]
+
+
+def test_a_carried_thinking_block_keeps_thinking_on_in_a_tool_loop() -> None:
+    # `translate` runs the fake's validator, which checks the signature against the text.
+    body = translate(messages=CARRIED_LOOP, tools=[WEATHER_TOOL, TIME_TOOL], reasoning_effort="high")
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": THINKING_BUDGETS["high"]}
+    assistant, results = body["messages"][1]["content"], body["messages"][2]["content"]
+    assert assistant[0] == {"type": "thinking", "thinking": THOUGHT, "signature": sign_thinking(THOUGHT)}
+    assert [(b["type"], b["id"]) for b in assistant[1:]] == [
+        ("tool_use", "toolu_01"),
+        ("tool_use", "toolu_02"),
+    ]
+    assert [b["tool_use_id"] for b in results] == ["toolu_01", "toolu_02"]
+
+
+def test_carried_thinking_blocks_are_sent_only_while_thinking_is_on() -> None:
+    body = translate(messages=CARRIED_LOOP, tools=[WEATHER_TOOL, TIME_TOOL])
+    assert "thinking" not in body
+    assert [b["type"] for b in body["messages"][1]["content"]] == ["tool_use", "tool_use"]
+    assert body["messages"][1]["content"][0]["id"] == "toolu_01"
+    literal = translate(
+        messages=CARRIED_LOOP,
+        tools=[WEATHER_TOOL, TIME_TOOL],
+        extra_body={"thinking": {"type": "enabled", "budget_tokens": 2048}},
+    )
+    assert literal["messages"][1]["content"][0]["type"] == "thinking"
+
+
+def test_a_tool_loop_without_its_reasoning_runs_with_thinking_off() -> None:
+    # The client dropped `reasoning`: the signature alone cannot rebuild the block.
+    messages = [dict(m) for m in CARRIED_LOOP]
+    del messages[1]["reasoning"]
+    body = translate(messages=messages, tools=[WEATHER_TOOL, TIME_TOOL], reasoning_effort="high")
+    assert "thinking" not in body
+    assert [b["type"] for b in body["messages"][1]["content"]] == ["tool_use", "tool_use"]
+
+
 def test_sampling_stop_and_extra_body() -> None:
     body = translate(
         temperature=1.7,
@@ -530,6 +586,25 @@ def test_thinking_reply_sets_reasoning() -> None:
     assert message.content == "4"
 
 
+def test_a_lone_thinking_signature_rides_in_the_first_tool_call_id() -> None:
+    thinking = {"type": "thinking", "thinking": "Two lookups.", "signature": "Eq+/sig=="}
+    calls = [
+        {"type": "tool_use", "id": "toolu_A", "name": "get_weather", "input": {"city": "Paris"}},
+        {"type": "tool_use", "id": "toolu_B", "name": "get_time", "input": {}},
+    ]
+    message = from_anthropic({**TEXT_REPLY, "content": [thinking, *calls], "stop_reason": "tool_use"})
+    ids = [call.id for call in message.choices[0].message.tool_calls]
+    assert ids == ["toolu_A__ts_Eq+/sig==", "toolu_B"]
+    redacted = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"}
+    for content in (
+        [thinking, redacted],
+        [thinking, thinking],
+        [{**thinking, "signature": ""}],
+    ):
+        reply = from_anthropic({**TEXT_REPLY, "content": [*content, *calls]})
+        assert all("__ts_" not in call.id for call in reply.choices[0].message.tool_calls)
+
+
 def test_usage_with_prompt_cache() -> None:
     usage = {
         "input_tokens": 10,
@@ -582,6 +657,9 @@ def test_malformed_replies_are_shape_errors(body: Any) -> None:
 
 # A stream as Anthropic sends it: thinking, text, then two tool_use blocks, with pings between.
 RECORDED_STREAM = (Path(__file__).parent / "data" / "anthropic_stream_thinking_tools.sse").read_text()
+
+
+RECORDED_SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
 
 
 def recorded_events(raw: str) -> list[dict[str, Any]]:
@@ -645,7 +723,7 @@ def test_recorded_stream_becomes_the_exact_chunk_sequence() -> None:
         {"reasoning": "I need the weather "},
         {"reasoning": "and the time."},
         {"content": "Let me check."},
-        {"tool_calls": [(0, "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "get_weather", "")]},
+        {"tool_calls": [(0, f"toolu_01T1x1fJ34qAmk2tNTrN7Up6__ts_{RECORDED_SIGNATURE}", "get_weather", "")]},
         {"tool_calls": [(0, None, None, '{"city": "Par')]},
         {"tool_calls": [(0, None, None, 'is"}')]},
         {"tool_calls": [(1, "toolu_01VNtmGAq5iR8mbVWg5CNAXa", "get_time", "")]},
@@ -777,6 +855,7 @@ def test_error_mapping_never_leaks_the_key(
     body = anthropic_error(error_type, f"Something about key {KEY} went wrong")
     error = error_from_response("anthropic", status, body, "7", (KEY,))
     assert type(error) is cls
+    assert error.upstream_status == status
     assert error.kind.http_status == http_status
     assert KEY not in str(error.envelope())
     assert KEY not in error.message

@@ -168,6 +168,34 @@ async def test_an_https_image_is_fetched_and_inlined(
     assert part == {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(TINY_PNG).decode()}}
 
 
+@pytest.mark.parametrize("allowed", [False, True])
+async def test_the_provider_config_decides_whether_private_image_hosts_are_fetched(
+    fake: FakeGeminiUpstream, allowed: bool
+) -> None:
+    config = ProviderConfig(
+        name="gemini",
+        type="gemini",
+        base_url=fake.base_url,
+        api_key=KEY,
+        media_allow_private_addresses=allowed,
+        media_allow_http=allowed,
+    )
+    gemini = GeminiProvider(config)  # the fetcher comes from the config, as in the gateway
+    content = [{"type": "image_url", "image_url": {"url": f"http://127.0.0.1:{fake.port}/media/a.png"}}]
+    request = _chat(messages=[{"role": "user", "content": content}])
+    try:
+        if allowed:
+            await gemini.chat(request, "gemini-2.5-flash", CTX)
+            assert fake.requests_to("/media/a.png") and fake.requests_to(":generateContent")
+        else:
+            with pytest.raises(InvalidRequest) as caught:
+                await gemini.chat(request, "gemini-2.5-flash", CTX)
+            assert caught.value.param == "messages[0].content[0].image_url"
+            assert not fake.requests
+    finally:
+        await gemini.close()
+
+
 async def test_unsupported_parameters_are_refused_before_any_upstream_call(
     fake: FakeGeminiUpstream, provider: GeminiProvider
 ) -> None:

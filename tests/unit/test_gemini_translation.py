@@ -1046,6 +1046,7 @@ def test_error_mapping(
 ) -> None:
     error = error_from_body("gemini", http, body, retry_after, (KEY,))
     assert type(error) is kind
+    assert error.upstream_status == http
     assert error.retry_after == delay
     assert KEY not in error.message and KEY not in orjson.dumps(error.envelope()).decode()
     if kind is InvalidRequest and b"Bad field" in body:

@@ -118,7 +118,10 @@ def error_from_response(
 ) -> GatewayError:
     """Classify an HTTP error answer from /v1/messages."""
     error_type, message = _parse_body(body)
-    return classify_error(provider, error_type, message, status, retry_after, secrets)
+    error = classify_error(provider, error_type, message, status, retry_after, secrets)
+    # Routing retries on the status (429, 529, 5xx), not on a 401 or a 400.
+    error.upstream_status = status
+    return error
 
 
 def error_from_event(provider: str, data: Any, secrets: tuple[str, ...]) -> GatewayError:

@@ -15,8 +15,10 @@ Decisions (each one is a place where the two protocols differ):
   ("none" and "minimal" mean no thinking). Anthropic counts thinking inside `max_tokens` and wants
   `max_tokens > budget_tokens`: without a caller limit we send budget + 4096; a caller limit that
   does not exceed the budget is sent as budget + limit, so the visible answer keeps that room.
-  Thinking is left off when the last assistant turn made tool calls: Anthropic then requires that
-  turn to begin with its signed thinking block, which the OpenAI protocol cannot carry back.
+  When the last assistant turn made tool calls, Anthropic requires that turn to begin with its
+  signed thinking block: it is rebuilt from the turn's `reasoning` and the signature its first
+  tool call id carries (`thinking.py`). Without them thinking is left off for that request, and
+  thinking blocks are only ever sent while thinking is on.
 - `response_format: json_schema` uses Anthropic's structured outputs, `output_config.format =
   {"type": "json_schema", "schema": ...}`: constrained decoding, so the reply text is JSON that
   matches the schema (the strictest mechanism Anthropic offers, and GA, so no beta header). The
@@ -39,6 +41,7 @@ from typing import Any
 import orjson
 
 from server.providers.anthropic.content import Block, content_blocks, invalid, resolve_media
+from server.providers.anthropic.thinking import split_signature
 from server.providers.param_policy import ParameterSupport
 from server.providers.remote_media import Media
 from siraya.router.codec.fields import struct_to_dict, value_to_python
@@ -136,14 +139,25 @@ def _tool_use_blocks(message: chat_pb2.ChatMessage, i: int) -> list[Block]:
                 f"The tool call arguments must be a JSON object ({path}.function.arguments).",
                 f"{path}.function.arguments",
             )
-        blocks.append({"type": "tool_use", "id": call.id, "name": call.function.name, "input": parsed})
+        tool_use_id, _ = split_signature(call.id)
+        blocks.append({"type": "tool_use", "id": tool_use_id, "name": call.function.name, "input": parsed})
     return blocks
+
+
+def _thinking_block(message: chat_pb2.ChatMessage) -> list[Block]:
+    """The signed thinking block an assistant turn with tool calls carried back, if it did."""
+    if not message.tool_calls or not message.HasField("reasoning") or not message.reasoning:
+        return []
+    _, signature = split_signature(message.tool_calls[0].id)
+    if signature is None:
+        return []
+    return [{"type": "thinking", "thinking": message.reasoning, "signature": signature}]
 
 
 def _tool_result_block(message: chat_pb2.ChatMessage, i: int, media: Mapping[str, Media]) -> Block:
     if not message.HasField("tool_call_id") or not message.tool_call_id:
         raise invalid(f"A tool message needs 'tool_call_id' (messages[{i}]).", f"messages[{i}].tool_call_id")
-    block: Block = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+    block: Block = {"type": "tool_result", "tool_use_id": split_signature(message.tool_call_id)[0]}
     content = content_blocks(message, i, media)
     if content:
         block["content"] = content
@@ -170,7 +184,8 @@ def _conversation(
                     f"messages[{i}].function_call",
                 )
             anthropic_role = "assistant"
-            blocks = content_blocks(message, i, media) + _tool_use_blocks(message, i)
+            blocks = _thinking_block(message) + content_blocks(message, i, media)
+            blocks += _tool_use_blocks(message, i)
         elif role == _R.CHAT_ROLE_TOOL:
             anthropic_role, blocks = "user", [_tool_result_block(message, i, media)]
         else:
@@ -267,9 +282,38 @@ def _thinking_budget(params: chat_pb2.ChatCompletionParams, turns: list[dict[str
             f"Invalid value for 'reasoning_effort': '{effort}' (expected {expected}).", "reasoning_effort"
         )
     last_assistant = next((t for t in reversed(turns) if t["role"] == "assistant"), None)
-    if last_assistant and any(b["type"] == "tool_use" for b in last_assistant["content"]):
+    if (
+        last_assistant
+        and any(b["type"] == "tool_use" for b in last_assistant["content"])
+        and last_assistant["content"][0]["type"] != "thinking"
+    ):
         return None
     return budget
+
+
+def _thinking_on(params: chat_pb2.ChatCompletionParams, budget: int | None) -> bool:
+    if budget is not None:
+        return True
+    literal = params.extra_body.fields.get("thinking")
+    if literal is None or literal.WhichOneof("kind") != "struct_value":
+        return False
+    kind = literal.struct_value.fields.get("type")
+    return kind is not None and kind.string_value == "enabled"
+
+
+def _keep_thinking_blocks(turns: list[dict[str, Any]], thinking_on: bool) -> None:
+    """Drop carried thinking blocks unless thinking is on and the block opens its turn."""
+    for turn in turns:
+        if turn["role"] != "assistant":
+            continue
+        content = turn["content"]
+        kept = [
+            block
+            for position, block in enumerate(content)
+            if block["type"] != "thinking" or (thinking_on and position == 0)
+        ]
+        if len(kept) != len(content):
+            turn["content"] = kept
 
 
 def _response_format(params: chat_pb2.ChatCompletionParams, system: list[str]) -> Block | None:
@@ -305,6 +349,7 @@ def to_anthropic(
     elif params.HasField("max_tokens"):
         limit = params.max_tokens
     budget = _thinking_budget(params, turns)
+    _keep_thinking_blocks(turns, _thinking_on(params, budget))
     max_tokens = limit or DEFAULT_MAX_TOKENS
     if budget is not None and (limit is None or max_tokens <= budget):
         max_tokens += budget

@@ -2,8 +2,9 @@
 
 Text blocks are concatenated into `content`, `thinking` blocks into `reasoning`, and `tool_use`
 blocks become `tool_calls` (arguments are the compact JSON of `input`). Redacted thinking and
-server-side tool blocks have no OpenAI counterpart and are left out. Usage follows OpenAI's
-meaning: `prompt_tokens` counts every input token, cached or not.
+server-side tool blocks have no OpenAI counterpart and are left out. A lone thinking block's
+signature rides in the first tool call's id (see `thinking.py`), so a tool loop keeps thinking on.
+Usage follows OpenAI's meaning: `prompt_tokens` counts every input token, cached or not.
 """
 
 from __future__ import annotations
@@ -13,9 +14,16 @@ from typing import Any
 
 import orjson
 
+from server.providers.anthropic.thinking import join_signature
 from siraya.router.v1 import chat_pb2, common_pb2
 
-__all__ = ["AnthropicShapeError", "finish_reason", "from_anthropic", "usage_from_anthropic"]
+__all__ = [
+    "AnthropicShapeError",
+    "carried_signature",
+    "finish_reason",
+    "from_anthropic",
+    "usage_from_anthropic",
+]
 
 _FINISH_REASONS = {
     "end_turn": "stop",
@@ -66,6 +74,16 @@ def usage_from_anthropic(usage: Any) -> common_pb2.Usage:
     )
 
 
+def carried_signature(blocks: list[Any]) -> str | None:
+    """The signature to carry back: that of the only thinking block, when there is no redacted one."""
+    kinds = ("thinking", "redacted_thinking")
+    thinking = [b for b in blocks if isinstance(b, dict) and b.get("type") in kinds]
+    if len(thinking) != 1 or thinking[0]["type"] != "thinking":
+        return None
+    signature = thinking[0].get("signature")
+    return signature if isinstance(signature, str) and signature else None
+
+
 def _arguments(value: Any) -> str:
     return orjson.dumps(value if value is not None else {}).decode()
 
@@ -77,6 +95,7 @@ def from_anthropic(body: Any, created: int | None = None) -> chat_pb2.ChatComple
     texts: list[str] = []
     thoughts: list[str] = []
     message = chat_pb2.ChatCompletionMessage(role="assistant")
+    signature = carried_signature(body["content"])
     try:
         for block in body["content"]:
             kind = block.get("type") if isinstance(block, dict) else None
@@ -85,7 +104,8 @@ def from_anthropic(body: Any, created: int | None = None) -> chat_pb2.ChatComple
             elif kind == "thinking":
                 thoughts.append(block["thinking"])
             elif kind == "tool_use":
-                call = message.tool_calls.add(id=block["id"], type="function")
+                call_id = join_signature(block["id"], None if message.tool_calls else signature)
+                call = message.tool_calls.add(id=call_id, type="function")
                 call.function.name = block["name"]
                 call.function.arguments = _arguments(block.get("input"))
         message.content = "".join(texts)

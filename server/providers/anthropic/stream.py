@@ -5,7 +5,8 @@
     content_block_delta  text_delta   -> content
                          thinking_delta -> reasoning
                          input_json_delta -> tool call arguments
-                         signature_delta, citations_delta -> nothing
+                         signature_delta -> kept for the first tool call's id (`thinking.py`)
+                         citations_delta -> nothing
     message_delta                     -> the chunk with finish_reason
     message_stop                      -> the usage chunk (only with stream_options.include_usage)
     ping, content_block_stop          -> nothing
@@ -22,6 +23,7 @@ from typing import Any
 
 from server.providers.anthropic.errors import error_from_event
 from server.providers.anthropic.response import AnthropicShapeError, finish_reason, usage_from_anthropic
+from server.providers.anthropic.thinking import join_signature
 from siraya.router.v1 import chat_pb2
 
 __all__ = ["StreamTranslator"]
@@ -49,6 +51,11 @@ class StreamTranslator:
         # Anthropic content block index -> OpenAI tool call index.
         self._tool_index: dict[int, int] = {}
         self._usage: dict[str, Any] = {}
+        # Thinking blocks seen so far, and the signature of the last one; a signature is carried
+        # only when exactly one (unredacted) thinking block precedes the first tool call.
+        self._thinking_blocks = 0
+        self._redacted = False
+        self._signature = ""
         self._finish_sent = False
         self.started = False
         self.finished = False
@@ -98,11 +105,18 @@ class StreamTranslator:
         if kind == "tool_use":
             position = len(self._tool_index)
             self._tool_index[index] = position
+            carried = position == 0 and self._thinking_blocks == 1 and not self._redacted
+            call_id = join_signature(block["id"], self._signature if carried else None)
             chunk = self._chunk()
-            call = chunk.choices[0].delta.tool_calls.add(index=position, id=block["id"], type="function")
+            call = chunk.choices[0].delta.tool_calls.add(index=position, id=call_id, type="function")
             call.function.name = block["name"]
             call.function.arguments = ""
             return [chunk]
+        if kind == "thinking":
+            self._thinking_blocks += 1
+            self._signature = block.get("signature") or ""
+        elif kind == "redacted_thinking":
+            self._redacted = True
         # Blocks start empty in practice; any initial text is still the model's.
         if kind == "text" and block.get("text"):
             return [self._content(block["text"])]
@@ -129,6 +143,8 @@ class StreamTranslator:
             call = chunk.choices[0].delta.tool_calls.add(index=position)
             call.function.arguments = fragment
             return [chunk]
+        if kind == "signature_delta":
+            self._signature += delta["signature"]
         return []
 
     def _finish(self, stop_reason: str | None) -> chat_pb2.ChatCompletionChunk:

@@ -155,6 +155,9 @@ def error_from_body(
     provider: str, http_status: int, body: bytes, retry_after: str | None, secrets: tuple[str, ...]
 ) -> GatewayError:
     """Classify an HTTP error response (any body: Google's JSON, a proxy's HTML, nothing)."""
-    return classify_error(
+    error = classify_error(
         provider, parse_google_error(_error_object(body)), http_status, retry_after, secrets
     )
+    # Routing retries on the status (429, 5xx), not on a 400 or a 403.
+    error.upstream_status = http_status
+    return error

@@ -3,7 +3,8 @@
 Configuration (`type: gemini`): `base_url` is the API root including its version, by default
 `https://generativelanguage.googleapis.com/v1beta` (DEFAULT_BASE_URL, used when base_url is empty);
 `api_key` is sent as the `x-goog-api-key` header, never in the URL. One pooled aiohttp session per
-provider; client media (https image URLs, data: URLs) is inlined through one MediaFetcher.
+provider; client media (https image URLs, data: URLs) is inlined through one MediaFetcher, which
+refuses private addresses and plain http unless `media_allow_private_addresses` / `media_allow_http`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from server.providers.gemini.request import CHAT_SUPPORT, generate_content_reque
 from server.providers.gemini.response import MalformedResponse, chat_completion
 from server.providers.gemini.stream import ChunkTranslator
 from server.providers.param_policy import enforce_chat_support, requires_parameters
-from server.providers.remote_media import Media, MediaFetcher, sniff_media_type
+from server.providers.remote_media import Media, MediaFetcher, MediaPolicy, sniff_media_type
 from server.providers.sse_reader import read_sse
 from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
 
@@ -60,7 +61,12 @@ class GeminiProvider:
         if config.api_key:
             self._headers["x-goog-api-key"] = config.api_key
         self._session: aiohttp.ClientSession | None = None
-        self._fetcher = media_fetcher or MediaFetcher()
+        self._fetcher = media_fetcher or MediaFetcher(
+            MediaPolicy(
+                allow_private_addresses=config.media_allow_private_addresses,
+                allow_http=config.media_allow_http,
+            )
+        )
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:

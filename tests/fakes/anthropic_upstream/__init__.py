@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .control import AnthropicFault, RecordedRequest, ScriptedMessage
-from .replies import SIGNATURE, THINKING_TEXT
+from .replies import SIGNATURE, THINKING_TEXT, sign_thinking
 from .server import FakeAnthropicUpstream
 from .validate import RequestInvalid, validate_request
 
@@ -15,5 +15,6 @@ __all__ = [
     "RecordedRequest",
     "RequestInvalid",
     "ScriptedMessage",
+    "sign_thinking",
     "validate_request",
 ]

@@ -12,6 +12,8 @@ With `thinking` enabled a signed thinking block comes first. Tokens are counted 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 import orjson
@@ -20,11 +22,20 @@ from tests.fakes.openai_upstream.schema_instance import schema_instance
 
 from .control import ScriptedMessage
 
-__all__ = ["Event", "message_body", "plan_reply", "stream_events"]
+__all__ = ["Event", "message_body", "plan_reply", "sign_thinking", "stream_events"]
 
 Event = tuple[str, dict[str, Any]]
 THINKING_TEXT = "The user wants an answer. Let me think it through."
-SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
+
+
+def sign_thinking(thinking: str) -> str:
+    """The fake's signature of a thinking text: base64, like Anthropic's, and checked when sent back."""
+    return base64.b64encode(
+        hashlib.sha256(b"fake-anthropic-thinking\x00" + thinking.encode()).digest()
+    ).decode()
+
+
+SIGNATURE = sign_thinking(THINKING_TEXT)
 
 
 def _texts(content: Any) -> list[str]:

@@ -13,6 +13,8 @@ import binascii
 import re
 from typing import Any
 
+from .replies import sign_thinking
+
 __all__ = ["RequestInvalid", "validate_request"]
 
 _TOP_LEVEL = frozenset(
@@ -219,8 +221,11 @@ def _check_assistant_blocks(blocks: list[Any], where: str) -> set[str]:
             if not isinstance(block.get("name"), str) or not isinstance(block.get("input"), dict):
                 raise _fail(f"{path}: tool_use needs a string 'name' and an object 'input'")
             ids.add(block["id"])
-        elif kind == "thinking" and not block.get("signature"):
-            raise _fail(f"{path}.signature: Field required")
+        elif kind == "thinking":
+            if not block.get("signature"):
+                raise _fail(f"{path}.signature: Field required")
+            if block["signature"] != sign_thinking(str(block.get("thinking"))):
+                raise _fail(f"{path}: Invalid `signature` in `thinking` block")
         else:
             _check_block(block, path)
     return ids

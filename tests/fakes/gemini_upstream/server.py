@@ -3,7 +3,8 @@
 Routes (under /v1beta): `models/<m>:generateContent`, `models/<m>:streamGenerateContent?alt=sse`,
 `models/<m>:batchEmbedContents`, `models/<m>:predict` (Imagen), `models/<m>:predictLongRunning`
 (Veo), `GET models/<m>/operations/<id>` (each poll advances the job; done on the `video_polls`-th)
-and `GET files/<id>:download?alt=media`, which redirects to the bytes like the real API.
+and `GET files/<id>:download?alt=media`, which redirects to the bytes like the real API. Outside
+the API, `GET /media/<name>` serves a PNG, an image host on a loopback address for image_url tests.
 
 Like the real API it checks `x-goog-api-key` (missing: 403 PERMISSION_DENIED; wrong: 400
 INVALID_ARGUMENT with ErrorInfo API_KEY_INVALID), answers errors as pretty-printed google.rpc JSON,
@@ -111,6 +112,8 @@ class FakeGeminiUpstream:
         app.router.add_get("/v1beta/models/{model}/operations/{op}", self._operation)
         app.router.add_get("/v1beta/files/{call}", self._file)
         app.router.add_get("/blobs/{file_id}", self._blob)
+        # Not the Gemini API: an image host a client's image_url can point at (a private address).
+        app.router.add_get("/media/{name}", self._media)
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.1, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -167,7 +170,7 @@ class FakeGeminiUpstream:
         )
         self.requests.append(record)
         request[_RECORD] = record
-        if not request.path.startswith("/blobs/"):
+        if not request.path.startswith(("/blobs/", "/media/")):
             key = request.headers.get("x-goog-api-key")
             if not key:
                 return google_error(
@@ -359,6 +362,9 @@ class FakeGeminiUpstream:
         if method != "download" or request.query.get("alt") != "media":
             raise web.HTTPNotFound()
         raise web.HTTPFound(f"/blobs/{file_id}")
+
+    async def _media(self, request: web.Request) -> web.Response:
+        return web.Response(body=TINY_PNG, content_type="image/png")
 
     async def _blob(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
