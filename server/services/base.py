@@ -107,6 +107,11 @@ class _Call:
             self.state.leave(self.gateway)
 
 
+def _was_cut(stopped: BaseException, state: ServingState | None, task: asyncio.Task[Any]) -> bool:
+    """Whether a stream was cancelled by the drain (not by its client going away)."""
+    return isinstance(stopped, asyncio.CancelledError) and state is not None and state.was_cut(task)
+
+
 def unary_rpc(
     method: Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Reply]],
 ) -> Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Reply]]:
@@ -154,8 +159,8 @@ def streaming_rpc(
             async for reply in method(self, request, context):
                 sent.inc()
                 yield reply
-        except (asyncio.CancelledError, GeneratorExit):
-            if call.state is None or task is None or not call.state.was_cut(task):
+        except (asyncio.CancelledError, GeneratorExit) as stopped:
+            if task is None or not _was_cut(stopped, call.state, task):
                 call.observation.finish(CLIENT_CLOSED, grpc.StatusCode.CANCELLED, "client_closed")
                 raise
             # The drain's grace ran out: end this stream with a final error instead of a cut connection.
