@@ -9,7 +9,10 @@ dropped: hosted (non-function) tools, item types other than messages, function c
 outputs, and server-side state (`previous_response_id`, `conversation`, `prompt`, `background`).
 Dropped because ignoring them cannot change a correct answer: reasoning items in the input (chat
 has no slot for them), `include` (extra output data), `truncation` and `max_tool_calls` (which only
-counts built-in tool calls, and there are none).
+counts built-in tool calls, and there are none). One exception: a reasoning item right before
+function calls whose ids carry a thinking signature (`__ts_`, minted by the Anthropic and Gemini
+adapters) becomes that assistant turn's `reasoning`, so Anthropic can rebuild its signed thinking
+block and keep thinking on through a tool loop.
 """
 
 from __future__ import annotations
@@ -130,12 +133,18 @@ def _refuse_server_state(params: responses_pb2.ResponseParams) -> None:
         raise _unsupported("Background responses are not supported by this model's provider.", "background")
 
 
+# Tool call ids that carry a thinking signature (see anthropic/thinking.py, gemini/tool_ids.py).
+_SIGNED_CALL_MARK = "__ts_"
+
+
 def _translate_items(
     items: Sequence[responses_pb2.ResponseItem],
     messages: RepeatedCompositeFieldContainer[chat_pb2.ChatMessage],
 ) -> None:
     # The assistant turn that collects a run of function calls, while the run lasts.
     calls_turn: chat_pb2.ChatMessage | None = None
+    # The summary of a reasoning item, until the turn it precedes is known.
+    reasoning: str | None = None
     for index, item in enumerate(items):
         kind = item.type
         if kind == "function_call":
@@ -146,13 +155,20 @@ def _translate_items(
                     calls_turn = last
                 else:
                     calls_turn = messages.add(role=chat_pb2.CHAT_ROLE_ASSISTANT)
+                if reasoning and _SIGNED_CALL_MARK in item.call_id:
+                    calls_turn.reasoning = reasoning
+            reasoning = None
             call = calls_turn.tool_calls.add(id=item.call_id, type="function")
             call.function.name = item.name
             call.function.arguments = item.arguments
             continue
         if kind == "reasoning":
-            continue  # chat has no slot for a previous turn's reasoning
+            # Chat has no slot for a previous turn's reasoning, except a signed tool turn's (above).
+            reasoning = "".join(part.text for part in item.summary)
+            continue
         calls_turn = None
+        if not (kind == "message" and item.role == "assistant"):
+            reasoning = None
         if kind == "message":
             role = _ROLES.get(item.role)
             if role is None:

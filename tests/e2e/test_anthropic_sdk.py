@@ -165,6 +165,27 @@ def test_tool_loop_with_thinking_keeps_thinking_on(
     assert body["messages"][2]["content"][0]["tool_use_id"] == "toolu_fake01"
 
 
+def test_responses_tool_loop_with_thinking_keeps_thinking_on(
+    claude: openai.OpenAI, gateway: AnthropicGatewayHarness
+) -> None:
+    tool: Any = {"type": "function", "name": "get_weather", "parameters": WEATHER_SCHEMA}
+    ask: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = claude.responses.create(model=MODEL, input=ask, tools=[tool], reasoning={"effort": "low"})
+    assert [item.type for item in first.output] == ["reasoning", "function_call"]
+    call: Any = first.output[1]
+    history = [*ask, *(item.model_dump(exclude_none=True) for item in first.output)]
+    history.append({"type": "function_call_output", "call_id": call.call_id, "output": "18C and sunny"})
+    second = claude.responses.create(model=MODEL, input=history, tools=[tool], reasoning={"effort": "low"})
+    assert second.output_text == "Tool results: 18C and sunny"
+    body = sent(gateway)
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert body["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": THINKING_TEXT,
+        "signature": SIGNATURE,
+    }
+
+
 def test_streamed_tool_call_arguments_assemble(claude: openai.OpenAI) -> None:
     stream = claude.chat.completions.create(
         model=MODEL,

@@ -111,7 +111,7 @@ def test_multi_turn_input_with_function_calls_becomes_chat_messages() -> None:
     assert messages[2].text == "Weather in Paris and Lyon?"
     # The reasoning item is dropped; the assistant text and both calls are one chat turn.
     turn = messages[3]
-    assert turn.text == "Checking both."
+    assert turn.text == "Checking both." and not turn.HasField("reasoning")
     assert [(c.id, c.type, c.function.name, c.function.arguments) for c in turn.tool_calls] == [
         ("call_1", "function", "get_weather", '{"city":"Paris"}'),
         ("call_2", "function", "get_weather", '{"city":"Lyon"}'),
@@ -127,6 +127,35 @@ def test_multi_turn_input_with_function_calls_becomes_chat_messages() -> None:
     function = chat.tools[0].function
     assert chat.tools[0].type == "function" and function.name == "get_weather" and function.strict is True
     assert function.parameters_json == orjson.dumps(WEATHER_TOOL["parameters"])
+
+
+def test_reasoning_before_signed_calls_becomes_the_turns_reasoning() -> None:
+    """The summary returns as `reasoning` only where a thinking signature needs it (Anthropic's tool loop)."""
+
+    def turns(call_id: str, *, between: list[dict[str, Any]]) -> list[chat_pb2.ChatMessage]:
+        params = _params(
+            input=[
+                {"role": "user", "content": "Weather?"},
+                {
+                    "type": "reasoning",
+                    "id": "rs_1",
+                    "summary": [{"type": "summary_text", "text": "Look it up."}],
+                },
+                *between,
+                {"type": "function_call", "call_id": call_id, "name": "get_weather", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": call_id, "output": "18C"},
+            ],
+            tools=[WEATHER_TOOL],
+        )
+        return [m for m in response_params_to_chat(params).messages if m.role == ROLE.CHAT_ROLE_ASSISTANT]
+
+    assert turns("toolu_1__ts_c2ln", between=[])[0].reasoning == "Look it up."
+    text = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]}
+    signed_after_text = turns("toolu_1__ts_c2ln", between=[text])
+    assert len(signed_after_text) == 1 and signed_after_text[0].reasoning == "Look it up."
+    assert not turns("call_1", between=[])[0].HasField("reasoning")
+    user = {"role": "user", "content": "And now?"}
+    assert not turns("toolu_1__ts_c2ln", between=[user])[0].HasField("reasoning")
 
 
 def test_settings_map_to_their_chat_equivalents() -> None:
