@@ -6,12 +6,13 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 
-from server.errors import GatewayError
+from server.errors import GatewayError, InvalidRequest
 from server.providers.base import Provider, RequestContext
 from server.providers.responses_via_chat import (
     ChatStreamToResponseEvents,
     chat_completion_to_response,
     response_params_to_chat,
+    responses_param,
 )
 from siraya.router.v1 import responses_pb2
 
@@ -20,10 +21,23 @@ def new_response_id() -> str:
     return "resp_" + secrets.token_hex(24)
 
 
+def _in_responses_terms(error: InvalidRequest, params: responses_pb2.ResponseParams) -> InvalidRequest:
+    """The provider named a chat part ("messages[1].content[0].image_url"); name the Responses one."""
+    param = responses_param(params, error.param)
+    if param == error.param or error.param is None or param is None:
+        return error
+    renamed = InvalidRequest(error.message.replace(error.param, param), param=param, code=error.code)
+    renamed.upstream_status = error.upstream_status
+    return renamed
+
+
 async def respond_via_chat(
     provider: Provider, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
 ) -> responses_pb2.Response:
-    completion = await provider.chat(response_params_to_chat(params), upstream_model, ctx)
+    try:
+        completion = await provider.chat(response_params_to_chat(params), upstream_model, ctx)
+    except InvalidRequest as error:
+        raise _in_responses_terms(error, params) from None
     return chat_completion_to_response(completion, params, new_response_id())
 
 
@@ -40,7 +54,10 @@ async def stream_response_via_chat(
     chat_params.stream_options.include_usage = True
     chunks = provider.stream_chat(chat_params, upstream_model, ctx)
     try:
-        first = await anext(chunks, None)
+        try:
+            first = await anext(chunks, None)
+        except InvalidRequest as error:
+            raise _in_responses_terms(error, params) from None
         translator = ChatStreamToResponseEvents(params, new_response_id(), int(time.time()))
         for event in translator.start():
             yield event

@@ -17,6 +17,7 @@ block and keep thinking on through a tool loop.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -37,7 +38,12 @@ from server.providers.responses_envelope import (
 from siraya.router.codec.fields import struct_to_dict
 from siraya.router.v1 import chat_pb2, responses_pb2
 
-__all__ = ["ChatStreamToResponseEvents", "chat_completion_to_response", "response_params_to_chat"]
+__all__ = [
+    "ChatStreamToResponseEvents",
+    "chat_completion_to_response",
+    "response_params_to_chat",
+    "responses_param",
+]
 
 _CODE = "unsupported_parameter"
 _ROLES = {
@@ -69,18 +75,28 @@ def _unsupported(message: str, param: str) -> InvalidRequest:
 # --- request ----------------------------------------------------------------------------------
 
 
-def response_params_to_chat(params: responses_pb2.ResponseParams) -> chat_pb2.ChatCompletionParams:
-    """Translate a Responses request into the chat request that answers it."""
+def response_params_to_chat(
+    params: responses_pb2.ResponseParams, origins: list[str] | None = None
+) -> chat_pb2.ChatCompletionParams:
+    """Translate a Responses request into the chat request that answers it.
+
+    With `origins`, the Responses path each chat message came from is appended to it, one entry
+    per message ("instructions", "input", "input[3]"), for naming a part in an error.
+    """
     _refuse_server_state(params)
     chat = chat_pb2.ChatCompletionParams(model=params.model)
     messages = chat.messages
     if params.HasField("instructions"):
         messages.add(role=chat_pb2.CHAT_ROLE_SYSTEM, text=params.instructions)
+        if origins is not None:
+            origins.append("instructions")
     source = params.WhichOneof("input")
     if source == "input_text":
         messages.add(role=chat_pb2.CHAT_ROLE_USER, text=params.input_text)
+        if origins is not None:
+            origins.append("input")
     elif source == "input_items":
-        _translate_items(params.input_items.items, messages)
+        _translate_items(params.input_items.items, messages, origins)
 
     for index, tool in enumerate(params.tools):
         if tool.type != "function":
@@ -124,6 +140,23 @@ def response_params_to_chat(params: responses_pb2.ResponseParams) -> chat_pb2.Ch
     return chat
 
 
+_MESSAGE_PATH = re.compile(r"messages\[(\d+)\]")
+
+
+def responses_param(params: responses_pb2.ResponseParams, param: str | None) -> str | None:
+    """The Responses path for a chat request path: "messages[2].content[1]" -> "input[1].content[1]".
+
+    Only for error reports (it translates the request again); other params come back unchanged.
+    """
+    match = _MESSAGE_PATH.match(param or "")
+    if param is None or match is None:
+        return param
+    origins: list[str] = []
+    response_params_to_chat(params, origins)
+    position = int(match.group(1))
+    return origins[position] + param[match.end() :] if position < len(origins) else param
+
+
 def _refuse_server_state(params: responses_pb2.ResponseParams) -> None:
     # Each of these needs state the gateway does not keep for a chat-only upstream.
     for name in ("previous_response_id", "conversation", "prompt"):
@@ -140,6 +173,7 @@ _SIGNED_CALL_MARK = "__ts_"
 def _translate_items(
     items: Sequence[responses_pb2.ResponseItem],
     messages: RepeatedCompositeFieldContainer[chat_pb2.ChatMessage],
+    origins: list[str] | None = None,
 ) -> None:
     # The assistant turn that collects a run of function calls, while the run lasts.
     calls_turn: chat_pb2.ChatMessage | None = None
@@ -147,6 +181,9 @@ def _translate_items(
     reasoning: str | None = None
     for index, item in enumerate(items):
         kind = item.type
+        if origins is not None:
+            # The messages the previous item added come from it.
+            origins.extend(f"input[{index - 1}]" for _ in range(len(messages) - len(origins)))
         if kind == "function_call":
             if calls_turn is None:
                 last = messages[-1] if messages else None
@@ -184,6 +221,8 @@ def _translate_items(
             raise _unsupported(
                 f"Input items of type '{kind}' are not supported by this model's provider.", f"input[{index}]"
             )
+    if origins is not None:
+        origins.extend(f"input[{len(items) - 1}]" for _ in range(len(messages) - len(origins)))
 
 
 def _translate_message(item: responses_pb2.ResponseItem, message: chat_pb2.ChatMessage, index: int) -> None:

@@ -196,6 +196,28 @@ def test_an_image_url_on_a_private_address_is_a_400_naming_the_part(
     assert len(gemini.upstream.requests) == calls
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_private_image_url_in_a_responses_request_names_the_input_part(
+    client: openai.OpenAI, gemini: GeminiGatewayHarness, stream: bool
+) -> None:
+    content: Any = [
+        {"type": "input_text", "text": "what is this?"},
+        {"type": "input_image", "image_url": gemini.media_url("cat.png"), "detail": "auto"},
+    ]
+    with pytest.raises(openai.BadRequestError) as caught:
+        reply = client.responses.create(
+            model="gemini-flash",
+            instructions="Be brief.",
+            input=[{"role": "user", "content": content}],
+            stream=stream,
+        )
+        if stream:
+            list(reply)  # type: ignore[arg-type]
+    body: Any = caught.value.body
+    assert body["param"] == "input[0].content[1].image_url" and body["code"] == "invalid_image_url"
+    assert "input[0].content[1].image_url" in body["message"] and "messages[" not in body["message"]
+
+
 def test_config_can_allow_private_image_hosts(client: openai.OpenAI, gemini: GeminiGatewayHarness) -> None:
     completion = client.chat.completions.create(
         model="gemini-flash-internal", messages=image_message(gemini.media_url("dog.png"))

@@ -12,6 +12,7 @@ from server.providers.responses_via_chat import (
     ChatStreamToResponseEvents,
     chat_completion_to_response,
     response_params_to_chat,
+    responses_param,
 )
 from siraya.router.codec import responses as codec
 from siraya.router.codec.fields import struct_to_dict
@@ -156,6 +157,38 @@ def test_reasoning_before_signed_calls_becomes_the_turns_reasoning() -> None:
     assert not turns("call_1", between=[])[0].HasField("reasoning")
     user = {"role": "user", "content": "And now?"}
     assert not turns("toolu_1__ts_c2ln", between=[user])[0].HasField("reasoning")
+
+
+def test_chat_paths_in_errors_map_back_to_the_responses_input() -> None:
+    params = _params(
+        instructions="Be brief.",
+        input=[
+            {"role": "user", "content": "Weather?"},
+            {"type": "reasoning", "id": "rs_1", "summary": []},
+            {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}"},
+            {"type": "function_call", "call_id": "c2", "name": "get_weather", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "18C"},
+            {"type": "function_call_output", "call_id": "c2", "output": "16C"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "And this?"},
+                    {"type": "input_image", "image_url": "https://10.0.0.1/x.png"},
+                ],
+            },
+        ],
+        tools=[WEATHER_TOOL],
+    )
+    origins: list[str] = []
+    chat = response_params_to_chat(params, origins)
+    assert origins == ["instructions", "input[0]", "input[2]", "input[4]", "input[5]", "input[6]"]
+    assert len(origins) == len(chat.messages)
+    assert responses_param(params, "messages[5].content[1].image_url") == "input[6].content[1].image_url"
+    assert responses_param(params, "messages[0]") == "instructions"
+    assert responses_param(params, "messages[9].content[0]") == "messages[9].content[0]"
+    assert responses_param(params, "temperature") == "temperature"
+    assert responses_param(params, None) is None
+    assert responses_param(_params(input="hi"), "messages[0].content") == "input.content"
 
 
 def test_settings_map_to_their_chat_equivalents() -> None:
