@@ -398,7 +398,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-def gateway_config(path: Path, data_dir: Path, upstream_port: int, http_port: int, grpc_port: int) -> None:
+def gateway_config(
+    path: Path, data_dir: Path, upstream_port: int, http_port: int, grpc_port: int, extra: str = ""
+) -> None:
     """Only the keys the bench needs, so other sections can change under it."""
     pricing = "{input_per_million: 0.15, output_per_million: 0.6}"
     path.write_text(
@@ -418,7 +420,7 @@ models:
   - {{id: bench-slow, provider: bench, upstream_model: slow, kind: chat, pricing: {pricing}}}
   - {{id: bench-embedding, provider: bench, upstream_model: bench-embedding, kind: embedding,
       pricing: {{input_per_million: 0.02}}}}
-"""
+{extra}"""
     )
 
 
@@ -573,7 +575,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # taken minutes apart would measure the drift.
             config = workdir / "gateway.yaml"
             http_port, grpc_port = free_port(), free_port()
-            gateway_config(config, workdir / "data", upstream.port, http_port, grpc_port)
+            extra_config = "observability: {access_log: false}\n" if args.no_access_log else ""
+            gateway_config(config, workdir / "data", upstream.port, http_port, grpc_port, extra_config)
             source = Source.of(args.ref, workdir)
             if args.ref:
                 info["commit"] = subprocess.run(
@@ -1011,7 +1014,8 @@ def table(result: dict[str, Any]) -> str:
     over = result["overhead_c1"]
     lines = [
         f"Machine: {info['cpu_model']}, nproc {info['nproc']}, Python {info['python']}; {info['placement']}.",
-        f"Key: {info.get('key', '-')}.",
+        f"Key: {info.get('key', '-')}; "
+        f"access log {'off' if result['settings'].get('no_access_log') else 'on'}.",
         f"Commit {info['commit']}{' (with uncommitted changes)' if info['dirty'] else ''}, {info['date']}, "
         f"load average at start {', '.join(f'{x:.2f}' for x in info['loadavg_at_start'])}.",
         "",
@@ -1084,6 +1088,9 @@ def main() -> int:
         "--no-credit-limit",
         action="store_true",
         help="create the bench key without a credit limit (no credit reservation per request)",
+    )
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="run the gateway with observability.access_log: false"
     )
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
     parser.add_argument("--keep", action="store_true", help="keep the temporary workdir (logs, config)")
