@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="HTTP port")
     serve.add_argument("--grpc-port", type=int)
     serve.add_argument("--workers", type=int, help="processes sharing the ports (default: server.workers)")
-    keys = commands.add_parser("keys", help="manage gateway keys").add_subparsers(dest="keys_command", required=True)
+    keys = commands.add_parser("keys", help="manage gateway keys").add_subparsers(
+        dest="keys_command", required=True
+    )
     create = keys.add_parser("create", help="create a key and print its secret once")
     create.add_argument("--name", default="default")
     create.add_argument("--expires-at", type=int, help="unix time")
@@ -43,9 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--rpm", type=int, help="requests per minute")
     create.add_argument("--tpm", type=int, help="tokens per minute")
     keys.add_parser("list", help="list keys (never their secrets)")
-    for name, text in (("get", "show one key"), ("revoke", "revoke a key"), ("rotate", "replace a key's secret")):
+    key_commands = (("get", "show one key"), ("revoke", "revoke a key"), ("rotate", "replace a key's secret"))
+    for name, text in key_commands:
         keys.add_parser(name, help=text).add_argument("key_id")
-    check = commands.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)
+    check = commands.add_parser("config", help="configuration tools").add_subparsers(
+        dest="config_command", required=True
+    )
     check.add_parser("check", help="validate a config file").add_argument("file")
     return parser
 

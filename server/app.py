@@ -45,7 +45,9 @@ def open_store(config: GatewayConfig) -> SqliteStore:
 async def build_gateway(config: GatewayConfig) -> Gateway:
     accounts = await open_accounts(config)
     accounts.metering.start()
-    providers: dict[str, Provider] = {name: build_provider(provider) for name, provider in config.providers.items()}
+    providers: dict[str, Provider] = {
+        name: build_provider(provider) for name, provider in config.providers.items()
+    }
     store = open_store(config)
     catalogue = Catalogue(config)
     dispatcher = build_dispatcher(config, providers, catalogue)
@@ -148,8 +150,14 @@ async def serve_forever(
     configure_process(config)
     running = await start_gateway(config)
     host = config.server.host
-    print(f"Siraya Model Router: REST on http://{host}:{running.http_port}/v1, gRPC on {host}:{running.grpc_port}")
+    print(
+        f"Siraya Model Router: REST on http://{host}:{running.http_port}/v1,"
+        f" gRPC on {host}:{running.grpc_port}"
+    )
     print(f"Config: {config.source}; providers: {', '.join(config.providers) or 'none'}; "
           f"models: {len(config.models)}; data: {config.server.data_dir}")
-    print("Create a key with: siraya-router keys create --name my-app  (or: .venv/bin/python -m server keys create)")
+    print(
+        "Create a key with: siraya-router keys create --name my-app"
+        "  (or: .venv/bin/python -m server keys create)"
+    )
     await serve_until_signalled(running, config.server.drain_seconds, reload_config)

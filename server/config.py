@@ -5,6 +5,7 @@ A bad file raises ConfigError naming the bad field; the CLI turns that into a cl
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -210,7 +211,10 @@ class ModerationConfig:
 
 @dataclass(frozen=True, slots=True)
 class AccountsConfig:
-    """Where keys, credits, the ledger and rate limits live. None: SQLite under data_dir, in-process limits."""
+    """Where keys, credits, the ledger and rate limits live.
+
+    None: SQLite under data_dir, in-process limits.
+    """
 
     database_url: str | None = None
     redis_url: str | None = None
@@ -324,7 +328,9 @@ def default_config(env: dict[str, str] | os._Environ[str]) -> GatewayConfig:
             passthrough_models=True,
         )
         for model_id, kind in default_models:
-            models.append(ModelConfig(id=model_id, provider=name, upstream_model=model_id, kind=kind, owned_by=name))
+            models.append(
+                ModelConfig(id=model_id, provider=name, upstream_model=model_id, kind=kind, owned_by=name)
+            )
     local = bundled_local_default()
     if local is not None:
         providers[local[0].name] = local[0]
@@ -388,7 +394,9 @@ class _Section:
             raise ConfigError(f"{self.path}.{key}: expected a string")
         return interpolate_env(value, f"{self.path}.{key}", self.env)
 
-    def number(self, key: str, default: float | None, *, integer: bool = False, minimum: float = 0) -> Any:
+    def number(
+        self, key: builtins.str, default: float | None, *, integer: builtins.bool = False, minimum: float = 0
+    ) -> Any:
         value = self.data.get(key)
         if value is None:
             return default
@@ -398,13 +406,14 @@ class _Section:
                 value = int(value) if integer else float(value)
             except ValueError:
                 raise ConfigError(f"{self.path}.{key}: expected a number") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        not_a_number = isinstance(value, bool) or not isinstance(value, (int, float))
+        if not_a_number or (integer and not isinstance(value, int)):
             raise ConfigError(f"{self.path}.{key}: expected {'an integer' if integer else 'a number'}")
         if value < minimum:
             raise ConfigError(f"{self.path}.{key}: must be >= {minimum}")
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    def bool(self, key: builtins.str, default: builtins.bool) -> builtins.bool:
         value = self.data.get(key)
         if value is None:
             return default
@@ -460,7 +469,9 @@ def _parse_local_provider(name: str, section: _Section) -> ProviderConfig:
         raise ConfigError(f"{path}: a local provider needs exactly one of model_path or bundled_model")
     if bundled is not None:
         if bundled not in BUNDLED_MODELS:
-            raise ConfigError(f"{path}.bundled_model: unknown model '{bundled}' (known: {', '.join(BUNDLED_MODELS)})")
+            raise ConfigError(
+                f"{path}.bundled_model: unknown model '{bundled}' (known: {', '.join(BUNDLED_MODELS)})"
+            )
         if bundled_model_path(bundled) is None:
             raise ConfigError(
                 f"{path}.bundled_model: '{bundled}' is not installed "
@@ -469,7 +480,9 @@ def _parse_local_provider(name: str, section: _Section) -> ProviderConfig:
     elif not Path(model_path or "").expanduser().is_file():
         raise ConfigError(f"{path}.model_path: no such file: {model_path}")
     if not llama_cpp_installed():
-        raise ConfigError(f"{path}.type: local models need the local extra (pip install 'siraya-model-router[local]')")
+        raise ConfigError(
+            f"{path}.type: local models need the local extra (pip install 'siraya-model-router[local]')"
+        )
     defaults = ProviderConfig(name=name, type="local", base_url="")
     return ProviderConfig(
         name=name,
@@ -499,7 +512,9 @@ def _parse_providers(data: Any, env: dict[str, str] | os._Environ[str]) -> dict[
         section = _Section(settings, path, env, frozenset(ProviderConfig.__dataclass_fields__) - {"name"})
         provider_type = section.str("type", "openai")
         if provider_type not in PROVIDER_TYPES:
-            raise ConfigError(f"{path}.type: unknown provider type '{provider_type}' (known: {', '.join(PROVIDER_TYPES)})")
+            raise ConfigError(
+                f"{path}.type: unknown provider type '{provider_type}' (known: {', '.join(PROVIDER_TYPES)})"
+            )
         if provider_type == "local":
             providers[name] = _parse_local_provider(name, section)
             continue
@@ -520,7 +535,9 @@ def _parse_providers(data: Any, env: dict[str, str] | os._Environ[str]) -> dict[
             native_responses=section.bool("native_responses", defaults.native_responses),
             connect_timeout=section.number("connect_timeout", defaults.connect_timeout),
             read_timeout=section.number("read_timeout", defaults.read_timeout),
-            max_connections=section.number("max_connections", defaults.max_connections, integer=True, minimum=1),
+            max_connections=section.number(
+                "max_connections", defaults.max_connections, integer=True, minimum=1
+            ),
             passthrough_models=section.bool("passthrough_models", defaults.passthrough_models),
             media_allow_private_addresses=section.bool("media_allow_private_addresses", False),
             media_allow_http=section.bool("media_allow_http", False),
@@ -704,10 +721,13 @@ def _parse_accounts(data: Any, env: dict[str, str] | os._Environ[str]) -> Accoun
     return AccountsConfig(
         database_url=database_url,
         redis_url=redis_url,
-        ledger_flush_interval=section.number("ledger_flush_interval", defaults.ledger_flush_interval, minimum=0.001),
+        ledger_flush_interval=section.number(
+            "ledger_flush_interval", defaults.ledger_flush_interval, minimum=0.001
+        ),
         key_cache_ttl=section.number("key_cache_ttl", defaults.key_cache_ttl),
         moderation=tuple(
-            _parse_moderation(policy, f"accounts.moderation[{index}]", env) for index, policy in enumerate(policies)
+            _parse_moderation(policy, f"accounts.moderation[{index}]", env)
+            for index, policy in enumerate(policies)
         ),
     )
 
@@ -724,7 +744,8 @@ def _parse_moderation(data: Any, path: str, env: dict[str, str] | os._Environ[st
             raise ConfigError(f"{path}.patterns.{category}: invalid regular expression: {error}") from None
     upstream: ModerationUpstreamConfig | None = None
     if data.get("upstream") is not None:
-        up = _Section(data["upstream"], f"{path}.upstream", env, frozenset(ModerationUpstreamConfig.__dataclass_fields__))
+        upstream_fields = frozenset(ModerationUpstreamConfig.__dataclass_fields__)
+        up = _Section(data["upstream"], f"{path}.upstream", env, upstream_fields)
         base_url = up.str("base_url", required=True) or ""
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"{path}.upstream.base_url: must be an http:// or https:// URL")

@@ -56,7 +56,9 @@ class GatewayError(Exception):
         self.headers = headers
 
     def envelope(self) -> dict[str, dict[str, str | None]]:
-        return {"error": {"message": self.message, "type": self.kind.type, "param": self.param, "code": self.code}}
+        return {
+            "error": {"message": self.message, "type": self.kind.type, "param": self.param, "code": self.code}
+        }
 
 
 class InvalidRequest(GatewayError):

@@ -43,14 +43,18 @@ def to_status_proto(error: GatewayError) -> status_pb2.Status:
         status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
     if error.param is not None and kind.http_status == 400:
         violation = error_details_pb2.BadRequest(
-            field_violations=[error_details_pb2.BadRequest.FieldViolation(field=error.param, description=error.message)]
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=error.param, description=error.message)
+            ]
         )
         status.details.add().Pack(violation)
     return status
 
 
 class _StatusWithHeaders(grpc.Status):
-    def __init__(self, code: grpc.StatusCode, details: str, trailing_metadata: tuple[tuple[str, str | bytes], ...]):
+    def __init__(
+        self, code: grpc.StatusCode, details: str, trailing_metadata: tuple[tuple[str, str | bytes], ...]
+    ) -> None:
         self.code, self.details, self.trailing_metadata = code, details, trailing_metadata
 
 

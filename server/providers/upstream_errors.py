@@ -73,11 +73,14 @@ def _classify(
         return RequestTimeout(f"Provider '{provider}' timed out.")
     if status == 429:
         return RateLimited(
-            f"Provider '{provider}' is rate limiting requests." + (f" {safe_message}" if safe_message else ""),
+            f"Provider '{provider}' is rate limiting requests."
+            + (f" {safe_message}" if safe_message else ""),
             retry_after=parse_retry_after(retry_after),
         )
     if status in (400, 413, 422):
-        return InvalidRequest(safe_message or f"Provider '{provider}' rejected the request (HTTP {status}).", param=param)
+        return InvalidRequest(
+            safe_message or f"Provider '{provider}' rejected the request (HTTP {status}).", param=param
+        )
     if status == 404:
         return UpstreamError(
             f"Provider '{provider}' does not serve this model or route (HTTP 404)."

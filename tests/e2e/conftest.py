@@ -11,7 +11,9 @@ from tests.e2e.harness import GatewayHarness
 
 
 @pytest.fixture(scope="session", params=["in_process", "grpc_hop"])
-def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHarness]:
+def harness(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayHarness]:
     running = GatewayHarness(tmp_path_factory.mktemp(request.param), in_process=request.param == "in_process")
     running.start()
     yield running

@@ -60,7 +60,9 @@ def test_chat_streaming_without_usage(client: openai.OpenAI) -> None:
         model="gpt-test", messages=[{"role": "user", "content": "stream this please"}], stream=True
     )
     chunks = list(stream)
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: stream this please"
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: stream this please"
+    )
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert all(c.usage is None for c in chunks)
@@ -148,7 +150,11 @@ def test_tool_call_round_trip_and_streamed_argument_deltas(client: openai.OpenAI
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    {"id": tool_deltas[0].id, "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+                    {
+                        "id": tool_deltas[0].id,
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": arguments},
+                    }
                 ],
             },
             {"role": "tool", "tool_call_id": tool_deltas[0].id, "content": "sunny, 21C"},
@@ -161,23 +167,37 @@ def test_tool_call_round_trip_and_streamed_argument_deltas(client: openai.OpenAI
 def test_json_schema_structured_output(client: openai.OpenAI, harness: GatewayHarness) -> None:
     schema = {
         "type": "object",
-        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}},
+        "properties": {
+            "name": {"type": "string"},
+            "age": {"type": "integer"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
         "required": ["name", "age", "tags"],
         "additionalProperties": False,
     }
     completion = client.chat.completions.create(
         model="gpt-test",
         messages=[{"role": "user", "content": "a person"}],
-        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema, "strict": True}},
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "person", "schema": schema, "strict": True},
+        },
     )
     person = json.loads(completion.choices[0].message.content or "")
-    assert isinstance(person["name"], str) and isinstance(person["age"], int) and isinstance(person["tags"], list)
+    assert (
+        isinstance(person["name"], str)
+        and isinstance(person["age"], int)
+        and isinstance(person["tags"], list)
+    )
     sent = harness.native.requests_to("/v1/chat/completions")[-1].json
     assert sent["response_format"]["json_schema"]["schema"] == schema
 
 
 def test_image_attachment(client: openai.OpenAI, harness: GatewayHarness) -> None:
-    image = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    image = (
+        "data:image/png;base64,"
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
     completion = client.chat.completions.create(
         model="gpt-test",
         messages=[
@@ -192,10 +212,15 @@ def test_image_attachment(client: openai.OpenAI, harness: GatewayHarness) -> Non
     )
     assert "1 image" in (completion.choices[0].message.content or "")
     sent = harness.native.requests_to("/v1/chat/completions")[-1].json
-    assert sent["messages"][0]["content"][1] == {"type": "image_url", "image_url": {"url": image, "detail": "low"}}
+    assert sent["messages"][0]["content"][1] == {
+        "type": "image_url",
+        "image_url": {"url": image, "detail": "low"},
+    }
 
 
-def test_unknown_fields_reach_upstream_through_extra_body(client: openai.OpenAI, harness: GatewayHarness) -> None:
+def test_unknown_fields_reach_upstream_through_extra_body(
+    client: openai.OpenAI, harness: GatewayHarness
+) -> None:
     client.chat.completions.create(
         model="gpt-test",
         messages=[{"role": "user", "content": "hi"}],

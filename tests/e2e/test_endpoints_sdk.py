@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from array import array
-
 import base64
 import struct
+from array import array
 
 import httpx
 import openai
@@ -27,7 +26,9 @@ def test_models_list_and_get(client: openai.OpenAI, harness: GatewayHarness) -> 
     assert {"gpt-test", "embed-test", "image-test", "video-test"} <= ids
     model = client.models.retrieve("gpt-test")
     assert model.id == "gpt-test" and model.object == "model"
-    raw = httpx.get(f"{harness.base_url}/models", headers={"Authorization": f"Bearer {harness.api_key}"}).json()
+    raw = httpx.get(
+        f"{harness.base_url}/models", headers={"Authorization": f"Bearer {harness.api_key}"}
+    ).json()
     assert_matches_schema(raw, "ListModelsResponse")
     kinds = {m["id"]: m["type"] for m in raw["data"]}
     assert kinds["embed-test"] == "embedding" and kinds["video-test"] == "video"
@@ -76,7 +77,12 @@ def test_responses_function_call_translated_via_chat(client: openai.OpenAI, harn
         model="gpt-translated",
         input=[
             {"role": "user", "content": "look up cats"},
-            {"type": "function_call", "call_id": calls[0].call_id, "name": "lookup", "arguments": calls[0].arguments},
+            {
+                "type": "function_call",
+                "call_id": calls[0].call_id,
+                "name": "lookup",
+                "arguments": calls[0].arguments,
+            },
             {"type": "function_call_output", "call_id": calls[0].call_id, "output": "cats are great"},
         ],
         tools=[RESPONSE_TOOL],
@@ -108,14 +114,18 @@ def test_embeddings_float_and_base64(client: openai.OpenAI, harness: GatewayHarn
         json={"model": "embed-test", "input": "one", "encoding_format": "base64", "dimensions": 4},
     ).json()
     # OpenAI's schema types `embedding` as floats only; base64 is the one documented exception.
-    assert_matches_schema({**raw, "data": [{**d, "embedding": [0.0]} for d in raw["data"]]}, "CreateEmbeddingResponse")
+    assert_matches_schema(
+        {**raw, "data": [{**d, "embedding": [0.0]} for d in raw["data"]]}, "CreateEmbeddingResponse"
+    )
     values = struct.unpack("<4f", base64.b64decode(raw["data"][0]["embedding"]))
     assert list(values) == pytest.approx(as_float.data[0].embedding[:4], abs=1) and len(values) == 4
     assert harness.native.requests_to("/v1/embeddings")[-1].json["dimensions"] == 4
 
 
 def test_image_generation(client: openai.OpenAI, harness: GatewayHarness) -> None:
-    result = client.images.generate(model="image-test", prompt="a red square", n=2, response_format="b64_json")
+    result = client.images.generate(
+        model="image-test", prompt="a red square", n=2, response_format="b64_json"
+    )
     assert len(result.data) == 2
     assert base64.b64decode(result.data[0].b64_json or "").startswith(b"\x89PNG")
     raw = httpx.post(
@@ -138,7 +148,9 @@ def test_video_job_create_poll_download(client: openai.OpenAI, harness: GatewayH
     data = content.read()
     assert data[4:8] == b"ftyp" and len(data) > 100_000
     assert content.response.headers["content-type"] == "video/mp4"
-    raw = httpx.get(f"{harness.base_url}/videos/{video.id}", headers={"Authorization": f"Bearer {harness.api_key}"})
+    raw = httpx.get(
+        f"{harness.base_url}/videos/{video.id}", headers={"Authorization": f"Bearer {harness.api_key}"}
+    )
     assert_matches_schema(raw.json(), "VideoResource")
 
 

@@ -20,7 +20,9 @@ def post(harness: GatewayHarness, path: str, *, key: str | None = None, **kwargs
     return httpx.post(f"{harness.base_url}{path}", headers=headers, timeout=20, **kwargs)
 
 
-def assert_error(response: httpx.Response, status: int, type_: str, code: str | None, param: str | None = None) -> None:
+def assert_error(
+    response: httpx.Response, status: int, type_: str, code: str | None, param: str | None = None
+) -> None:
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == {"error"}
@@ -46,7 +48,9 @@ def assert_still_serving(harness: GatewayHarness) -> None:
         ({**CHAT, "messages": "hello"}, "messages", "invalid_type"),
     ],
 )
-def test_invalid_parameters_are_400_with_param(harness: GatewayHarness, body: dict, param: str, code: str | None) -> None:
+def test_invalid_parameters_are_400_with_param(
+    harness: GatewayHarness, body: dict, param: str, code: str | None
+) -> None:
     response = post(harness, "/chat/completions", json=body)
     assert response.status_code == 400
     error = response.json()["error"]
@@ -64,13 +68,17 @@ def test_malformed_json_is_400(harness: GatewayHarness) -> None:
 
 def test_oversized_body_is_400(harness: GatewayHarness) -> None:
     huge = {**CHAT, "messages": [{"role": "user", "content": "x" * 100_000}]}
-    assert_error(post(harness, "/chat/completions", json=huge), 400, "invalid_request_error", "request_too_large")
+    assert_error(
+        post(harness, "/chat/completions", json=huge), 400, "invalid_request_error", "request_too_large"
+    )
     assert_still_serving(harness)
 
 
 def test_unknown_route_and_method_are_400(harness: GatewayHarness) -> None:
     assert_error(post(harness, "/no/such/route", json={}), 400, "invalid_request_error", "unknown_url")
-    response = httpx.delete(f"{harness.base_url}/chat/completions", headers={"Authorization": f"Bearer {harness.api_key}"})
+    response = httpx.delete(
+        f"{harness.base_url}/chat/completions", headers={"Authorization": f"Bearer {harness.api_key}"}
+    )
     assert_error(response, 400, "invalid_request_error", "method_not_allowed")
 
 
@@ -91,7 +99,12 @@ def test_revoked_key_is_401(harness: GatewayHarness) -> None:
     record, secret = harness.run(keys.create(NewKey(name="short-lived")))
     assert post(harness, "/chat/completions", key=secret, json=CHAT).status_code == 200
     harness.run(keys.revoke(record.id))
-    assert_error(post(harness, "/chat/completions", key=secret, json=CHAT), 401, "authentication_error", "invalid_api_key")
+    assert_error(
+        post(harness, "/chat/completions", key=secret, json=CHAT),
+        401,
+        "authentication_error",
+        "invalid_api_key",
+    )
 
 
 def test_model_not_allowed_for_key_is_403(harness: GatewayHarness) -> None:
@@ -108,8 +121,15 @@ def test_upstream_timeout_is_408(harness: GatewayHarness) -> None:
 
 
 def test_upstream_rate_limit_is_429_with_retry_after(harness: GatewayHarness) -> None:
-    harness.native.inject(Fault(path="/v1/chat/completions", status=429, error_type="rate_limit_error",
-                                error_code="rate_limit_exceeded", headers={"Retry-After": "7"}))
+    harness.native.inject(
+        Fault(
+            path="/v1/chat/completions",
+            status=429,
+            error_type="rate_limit_error",
+            error_code="rate_limit_exceeded",
+            headers={"Retry-After": "7"},
+        )
+    )
     response = post(harness, "/chat/completions", json=CHAT)
     assert_error(response, 429, "rate_limit_error", "rate_limit_exceeded")
     assert response.headers["Retry-After"] == "7"
@@ -119,7 +139,12 @@ def test_upstream_rate_limit_is_429_with_retry_after(harness: GatewayHarness) ->
     "fault",
     [
         Fault(path="/v1/chat/completions", status=500),
-        Fault(path="/v1/chat/completions", status=401, error_type="invalid_request_error", error_code="invalid_api_key"),
+        Fault(
+            path="/v1/chat/completions",
+            status=401,
+            error_type="invalid_request_error",
+            error_code="invalid_api_key",
+        ),
         Fault(path="/v1/chat/completions", garbage=True),
     ],
     ids=["upstream-500", "upstream-rejects-our-key", "garbage-body"],
@@ -133,7 +158,12 @@ def test_upstream_failures_are_502(harness: GatewayHarness, fault: Fault) -> Non
 
 
 def test_unreachable_upstream_is_502(harness: GatewayHarness) -> None:
-    assert_error(post(harness, "/chat/completions", json={**CHAT, "model": "gpt-dead"}), 502, "upstream_error", "provider_error")
+    assert_error(
+        post(harness, "/chat/completions", json={**CHAT, "model": "gpt-dead"}),
+        502,
+        "upstream_error",
+        "provider_error",
+    )
 
 
 def test_no_provider_matching_filters_is_503(harness: GatewayHarness) -> None:
@@ -152,7 +182,9 @@ def test_stream_failure_before_first_chunk_gets_a_real_status(harness: GatewayHa
     assert_error(response, 502, "upstream_error", "provider_error")
 
 
-def test_stream_failure_after_first_chunk_is_an_sse_error_event(client: openai.OpenAI, harness: GatewayHarness) -> None:
+def test_stream_failure_after_first_chunk_is_an_sse_error_event(
+    client: openai.OpenAI, harness: GatewayHarness
+) -> None:
     harness.native.inject(Fault(path="/v1/chat/completions", reset_after_chunks=2))
     stream = client.chat.completions.create(
         model="gpt-test", messages=[{"role": "user", "content": "one two three four five six"}], stream=True
@@ -169,7 +201,9 @@ def test_stream_failure_after_first_chunk_is_an_sse_error_event(client: openai.O
 def test_stream_cut_before_done_is_an_error_event(harness: GatewayHarness) -> None:
     harness.native.inject(Fault(path="/v1/chat/completions", cut_before_done=True))
     with httpx.stream(
-        "POST", f"{harness.base_url}/chat/completions", headers={"Authorization": f"Bearer {harness.api_key}"},
+        "POST",
+        f"{harness.base_url}/chat/completions",
+        headers={"Authorization": f"Bearer {harness.api_key}"},
         json={**CHAT, "stream": True},
     ) as response:
         raw = response.read().decode()
@@ -182,8 +216,14 @@ def test_client_disconnect_mid_stream_cancels_the_upstream_request(harness: Gate
     harness.native.chunk_delay = 0.05
     try:
         with httpx.stream(
-            "POST", f"{harness.base_url}/chat/completions", headers={"Authorization": f"Bearer {harness.api_key}"},
-            json={**CHAT, "messages": [{"role": "user", "content": " ".join(["word"] * 200)}], "stream": True},
+            "POST",
+            f"{harness.base_url}/chat/completions",
+            headers={"Authorization": f"Bearer {harness.api_key}"},
+            json={
+                **CHAT,
+                "messages": [{"role": "user", "content": " ".join(["word"] * 200)}],
+                "stream": True,
+            },
         ) as response:
             first = next(response.iter_lines())
             assert first.startswith("data: ")

@@ -76,10 +76,16 @@ def test_responses_embeddings_images(harness: GatewayHarness) -> None:
     async def body(channel: grpc.aio.Channel, auth) -> None:  # type: ignore[no-untyped-def]
         responses = responses_pb2_grpc.ResponsesServiceStub(channel)
         params = responses_pb2.ResponseParams(model="gpt-translated", input_text="grpc responses")
-        reply = await responses.CreateResponse(responses_pb2.CreateResponseRequest(params=params), metadata=auth)
+        reply = await responses.CreateResponse(
+            responses_pb2.CreateResponseRequest(params=params), metadata=auth
+        )
         assert reply.response.output[0].content[0].text == "echo: grpc responses"
-        types = [m.event.type async for m in responses.StreamResponse(
-            responses_pb2.StreamResponseRequest(params=params), metadata=auth)]
+        types = [
+            m.event.type
+            async for m in responses.StreamResponse(
+                responses_pb2.StreamResponseRequest(params=params), metadata=auth
+            )
+        ]
         assert types[0] == "response.created" and types[-1] == "response.completed"
 
         embeddings = embeddings_pb2_grpc.EmbeddingsServiceStub(channel)
@@ -93,7 +99,9 @@ def test_responses_embeddings_images(harness: GatewayHarness) -> None:
 
         images = images_pb2_grpc.ImagesServiceStub(channel)
         generated = await images.GenerateImages(
-            images_pb2.GenerateImagesRequest(params=images_pb2.ImageParams(model="image-test", prompt="dot", n=1)),
+            images_pb2.GenerateImagesRequest(
+                params=images_pb2.ImageParams(model="image-test", prompt="dot", n=1)
+            ),
             metadata=auth,
         )
         assert len(generated.result.data) == 1
@@ -108,13 +116,21 @@ def test_video_watch_and_download(harness: GatewayHarness) -> None:
             videos_pb2.CreateVideoRequest(params=videos_pb2.VideoParams(model="video-test", prompt="waves")),
             metadata=auth,
         )
-        states = [m.video.status async for m in videos.WatchVideo(
-            videos_pb2.WatchVideoRequest(id=created.video.id, poll_interval=0.01), metadata=auth)]
+        states = [
+            m.video.status
+            async for m in videos.WatchVideo(
+                videos_pb2.WatchVideoRequest(id=created.video.id, poll_interval=0.01), metadata=auth
+            )
+        ]
         assert states[-1] == "completed" and "in_progress" in states
         got = await videos.GetVideo(videos_pb2.GetVideoRequest(id=created.video.id), metadata=auth)
         assert got.video.progress == 100
-        chunks = [m async for m in videos.DownloadVideoContent(
-            videos_pb2.DownloadVideoContentRequest(id=created.video.id), metadata=auth)]
+        chunks = [
+            m
+            async for m in videos.DownloadVideoContent(
+                videos_pb2.DownloadVideoContentRequest(id=created.video.id), metadata=auth
+            )
+        ]
         assert chunks[0].content_type == "video/mp4"
         assert b"".join(c.data for c in chunks)[4:8] == b"ftyp"
 
@@ -126,7 +142,8 @@ def test_errors_carry_google_rpc_status(harness: GatewayHarness) -> None:
         chat = chat_pb2_grpc.ChatServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await chat.CreateChatCompletion(
-                chat_pb2.CreateChatCompletionRequest(params=chat_params("x", model="missing-model")), metadata=auth
+                chat_pb2.CreateChatCompletionRequest(params=chat_params("x", model="missing-model")),
+                metadata=auth,
             )
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
         details = dict(caught.value.trailing_metadata())["grpc-status-details-bin"]

@@ -43,9 +43,17 @@ def test_good_config_interpolates_env(tmp_path: Path) -> None:
     [
         (GOOD, {}, "providers.local-vllm.api_key: environment variable VLLM_KEY is not set"),
         (GOOD.replace("kind: chat", "kind: music"), {"VLLM_KEY": "x"}, "models[0].kind"),
-        (GOOD.replace("provider: local-vllm, upstream", "provider: nope, upstream"), {"VLLM_KEY": "x"}, "models[0].provider"),
+        (
+            GOOD.replace("provider: local-vllm, upstream", "provider: nope, upstream"),
+            {"VLLM_KEY": "x"},
+            "models[0].provider",
+        ),
         (GOOD.replace("http_port: 9000", "http_port: nine"), {"VLLM_KEY": "x"}, "server.http_port"),
-        (GOOD.replace("base_url: http://", "base_url: ftp://"), {"VLLM_KEY": "x"}, "providers.local-vllm.base_url"),
+        (
+            GOOD.replace("base_url: http://", "base_url: ftp://"),
+            {"VLLM_KEY": "x"},
+            "providers.local-vllm.base_url",
+        ),
         (GOOD + "extra: 1\n", {"VLLM_KEY": "x"}, "extra"),
         ("models: [1, 2", {}, "invalid YAML"),
     ],
@@ -70,12 +78,18 @@ def test_cli_refuses_bad_config_with_exit_2(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("kind: chat", "kind: music"))
     result = subprocess.run(
         [sys.executable, "-m", "server", "--config", str(path), "serve"],
-        capture_output=True, text=True, timeout=60, env={"VLLM_KEY": "x", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"VLLM_KEY": "x", "PATH": ""},
     )
     assert result.returncode == 2
     assert "models[0].kind" in result.stderr
     check = subprocess.run(
-        [sys.executable, "-m", "server", "config", "check", str(path)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "server", "config", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert check.returncode == 2
 
