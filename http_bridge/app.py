@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from http_bridge.observe import install as install_observability
 from http_bridge.sse import relay_stream
 from http_bridge.stubs import GatewayStubs
 from server.errors import GatewayError, InvalidRequest
+from server.observability.ids import new_request_id
 from server.routing.timeouts import TIMEOUT_HEADER, parse_timeout
 from siraya.router.codec import chat as chat_codec
 from siraya.router.codec import embeddings as embeddings_codec
@@ -55,7 +55,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 def request_id_of(request: web.Request) -> str:
     rid = request.get(REQUEST_ID)
     if rid is None:
-        rid = request.headers.get("X-Request-Id") or "req_" + secrets.token_hex(12)
+        rid = request.headers.get("X-Request-Id") or new_request_id()
         request[REQUEST_ID] = rid
     return rid
 

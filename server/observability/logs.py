@@ -7,6 +7,8 @@ of provider keys, gateway keys and anything shaped like a bearer token.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import os
 import re
@@ -127,37 +129,59 @@ class AccessLog:
     It skips the `logging` machinery on purpose: a LogRecord, its filter and its formatter cost about
     ten times the rest of a request's bookkeeping (measured: ~200 us against ~20 us). The line is
     still redacted as a whole, and it goes to the same stream as every other log line.
+
+    When `batched` (the serving process's own stderr), the lines of one event-loop iteration are
+    written together at the start of the next: one write system call for many requests instead of
+    one each, which also spares the loop thread a GIL hand-off to the accounting threads per line.
+    An explicit stream (tests, embedding) gets each line as it is made.
     """
 
-    __slots__ = ("enabled", "_stream", "_pid")
+    __slots__ = ("enabled", "_stream", "_head", "_batched", "_pending", "_scheduled")
 
     def __init__(self) -> None:
         self.enabled = False
         self._stream: TextIO | None = None
-        self._pid = os.getpid()
+        self._head = ""
+        self._batched = False
+        self._pending: list[str] = []
+        self._scheduled = False
 
-    def configure(self, stream: TextIO | None, enabled: bool) -> None:
+    def configure(self, stream: TextIO | None, enabled: bool, *, batched: bool = False) -> None:
+        self.flush()
         self._stream = stream
-        self._pid = os.getpid()
+        # Every field before the request's own, pre-encoded once (the timestamp goes in front of it).
+        self._head = f'","level":"info","logger":"{ACCESS_LOGGER.name}","msg":"request","pid":{os.getpid()}'
+        self._batched = batched
         self.enabled = enabled and stream is not None
 
     def write(self, fields: dict[str, Any]) -> None:
-        now = time.time()
-        line = orjson.dumps(
-            {
-                "ts": _iso_time(now),
-                "level": "info",
-                "logger": ACCESS_LOGGER.name,
-                "msg": "request",
-                "pid": self._pid,
-            }
-            | fields
-        )
-        assert self._stream is not None
-        self._stream.write(redact(line.decode()) + "\n")
+        body = orjson.dumps(fields).decode()
+        rest = "," + body[1:] if len(body) > 2 else "}"
+        line = redact('{"ts":"' + _iso_time(time.time()) + self._head + rest + "\n")
+        if not self._batched:
+            assert self._stream is not None
+            self._stream.write(line)
+            return
+        self._pending.append(line)
+        if not self._scheduled:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:
+                self.flush()
+                return
+            self._scheduled = True
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._pending and self._stream is not None:
+            text = "".join(self._pending)
+            self._pending.clear()
+            self._stream.write(text)
+        self._pending.clear()
 
 
 ACCESS_LOG = AccessLog()
+atexit.register(ACCESS_LOG.flush)
 
 
 def configure_logging(
@@ -185,7 +209,8 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level.upper())
     ACCESS_LOGGER.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
-    ACCESS_LOG.configure(handler.stream, access_log)
+    # The process's own stderr is batched; a stream handed in gets each line at once.
+    ACCESS_LOG.configure(handler.stream, access_log, batched=stream is None)
     # aiohttp's own access log would be a second line per request.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return handler

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -22,6 +21,7 @@ import grpc
 from server.errors import GatewayError, InternalError, NoAvailableProvider
 from server.lifecycle import ServingState
 from server.observability.calls import CLIENT_CLOSED, CallObservation, rpc_info
+from server.observability.ids import new_request_id
 from server.providers.base import RequestContext
 from server.routing.timeouts import TIMEOUT_HEADER, parse_timeout
 from server.rpc_status import to_grpc_status
@@ -52,7 +52,7 @@ def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, Reques
             forward[key] = value if isinstance(value, str) else value.decode()
         elif key == TIMEOUT_HEADER:
             requested = parse_timeout(value if isinstance(value, str) else value.decode())
-    request_id = request_id or "req_" + secrets.token_hex(12)
+    request_id = request_id or new_request_id()
     forward["X-Request-Id"] = request_id
     remaining = context.time_remaining()
     if requested is not None:
