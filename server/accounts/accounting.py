@@ -11,6 +11,8 @@ A key without a credit limit reserves nothing (a reservation is a store write on
 its charges are still settled, so its usage is tracked. Reservations use an id of their own, not
 the request id: a client may resend an X-Request-Id, and that must never look like a replay.
 Store writes on the way out are shielded, so a client that goes away cannot cancel its own charge.
+A store whose credits live in this process (store.SyncCredits, the single-worker SQLite default)
+reserves, settles and releases synchronously instead: nothing to shield, no task, no thread hop.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from server.accounts.ledger_writer import LedgerWriter
 from server.accounts.metering import Consumption, Demand, Meter, Metering
 from server.accounts.moderation import Moderator
 from server.accounts.money import Price, estimate_cost, micros_to_usd
-from server.accounts.store import AccountStore, LedgerRecord, LedgerStatus, LimitStore
+from server.accounts.store import AccountStore, LedgerRecord, LedgerStatus, LimitStore, SyncCredits
 from server.config import PricingConfig
 from server.errors import GatewayError, InsufficientCredits, RateLimited
 from server.providers.base import RequestContext
@@ -92,6 +94,8 @@ class AccountMetering(Metering):
         self.limits = limits
         self.ledger = ledger
         self.moderator = moderator
+        # Credits held in this process are moved without a task or a thread hop.
+        self.sync_credits = accounts if isinstance(accounts, SyncCredits) else None
         self._sweeper: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -122,13 +126,17 @@ class AccountMetering(Metering):
         meter = _AccountMeter(self, key, entry, ctx, started, estimated if key.tpm_limit is not None else 0)
         if key.credit_limit is not None:
             amount = _worst_case(entry, demand)
-            if not await self.accounts.reserve(key.id, meter.reservation_id, amount):
-                error = InsufficientCredits(
+            sync = self.sync_credits
+            held = None if sync is None else sync.reserve_nowait(key.id, meter.reservation_id, amount)
+            if held is None:
+                held = await self.accounts.reserve(key.id, meter.reservation_id, amount)
+            if not held:
+                refused = InsufficientCredits(
                     "This key does not have enough credits for this request: it may cost up to "
                     f"${micros_to_usd(amount):.6f}. Add credits or lower max_tokens."
                 )
-                await meter.fail(error)
-                raise error
+                await meter.fail(refused)
+                raise refused
             meter.reserved = True
         if self.moderator is not None and self.moderator.enabled:
             try:
@@ -239,7 +247,9 @@ class _AccountMeter(Meter):
         cost = _charge(deployment_price(self._entry, deployment), consumed)
         try:
             if self.reserved or cost:
-                await asyncio.shield(metering.accounts.settle(key.id, self.reservation_id, cost))
+                sync = metering.sync_credits
+                if sync is None or sync.settle_nowait(key.id, self.reservation_id, cost) is None:
+                    await asyncio.shield(metering.accounts.settle(key.id, self.reservation_id, cost))
             if self._estimated:
                 actual = consumed.prompt_tokens + consumed.completion_tokens
                 await asyncio.shield(
@@ -268,7 +278,10 @@ class _AccountMeter(Meter):
         self._done = True
         metering, key = self._metering, self._key
         if self.reserved:
-            await asyncio.shield(metering.accounts.release(key.id, self.reservation_id))
+            if metering.sync_credits is not None:
+                metering.sync_credits.release_nowait(key.id, self.reservation_id)
+            else:
+                await asyncio.shield(metering.accounts.release(key.id, self.reservation_id))
         if self._estimated:
             await asyncio.shield(metering.limits.adjust_tokens(key.id, -self._estimated, time.time()))
         cancelled = isinstance(error, (asyncio.CancelledError, GeneratorExit))

@@ -27,15 +27,22 @@ class Accounts:
     metering: AccountMetering
 
 
-async def open_account_store(config: GatewayConfig) -> AccountStore:
+async def open_account_store(config: GatewayConfig, *, own_credits: bool = False) -> AccountStore:
+    """`own_credits`: this is the only gateway process, so with SQLite it may keep the balances in
+    memory (owned_sqlite_accounts.py) if no other process uses the file's credits. Its settled
+    charges reach the file every `ledger_flush_interval` (a journal makes them durable before)."""
     database_url = config.accounts.database_url
     if database_url:
         from server.accounts.postgres_accounts import PostgresAccountStore
 
         return await PostgresAccountStore.open(database_url)
-    from server.accounts.sqlite_accounts import SqliteAccountStore
+    from server.accounts.owned_sqlite_accounts import open_owned_or_shared
 
-    return SqliteAccountStore(Path(config.server.data_dir) / DATABASE_FILE)
+    return open_owned_or_shared(
+        Path(config.server.data_dir) / DATABASE_FILE,
+        owned=own_credits,
+        flush_interval=config.accounts.ledger_flush_interval,
+    )
 
 
 def open_limit_store(config: GatewayConfig) -> LimitStore:
@@ -49,7 +56,7 @@ def open_limit_store(config: GatewayConfig) -> LimitStore:
 
 async def open_accounts(config: GatewayConfig) -> Accounts:
     """Every accounts backend, connected and migrated; `metering.close()` closes them all."""
-    store = await open_account_store(config)
+    store = await open_account_store(config, own_credits=config.server.workers == 1)
     limits = open_limit_store(config)
     ledger = LedgerWriter(store, flush_interval=config.accounts.ledger_flush_interval)
     moderator = Moderator(config.accounts.moderation) if config.accounts.moderation else None

@@ -1,7 +1,9 @@
 """The contracts every accounts backend meets: keys, credits and the ledger; and rate limits.
 
     AccountStore   keys, credit reservations and the usage ledger
-      SqliteAccountStore    (sqlite_accounts.py)    embedded default: one file, WAL, several processes
+      SqliteAccountStore    (sqlite_accounts.py)    embedded: one file, WAL, several processes
+      OwnedSqliteAccountStore (owned_sqlite_accounts.py) embedded default with one worker: credits
+                            in memory, settlements journaled then batched into the same file
       PostgresAccountStore  (postgres_accounts.py)  replicas: asyncpg pool, one statement per operation
     LimitStore     requests and tokens per minute, per key
       MemoryLimitStore      (memory_limits.py)      in-process default
@@ -29,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from server.accounts.keys import KeyRecord
 
@@ -41,6 +43,7 @@ __all__ = [
     "LedgerStatus",
     "LimitDecision",
     "LimitStore",
+    "SyncCredits",
     "format_reset",
 ]
 
@@ -144,6 +147,20 @@ class AccountStore(LedgerSink, Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class SyncCredits(Protocol):
+    """A store whose credits live in this process: the same operations without suspending.
+
+    `reserve_nowait`/`settle_nowait` answer None when they cannot decide without I/O (the key is
+    not loaded yet); the caller then awaits the AccountStore method. Request ids must be fresh
+    or come from this process's own reserve.
+    """
+
+    def reserve_nowait(self, key_id: str, request_id: str, amount_micros: int) -> bool | None: ...
+    def settle_nowait(self, key_id: str, request_id: str, actual_micros: int) -> bool | None: ...
+    def release_nowait(self, key_id: str, request_id: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from server.accounts.owned_sqlite_accounts import OwnedSqliteAccountStore
 from server.accounts.postgres_accounts import PostgresAccountStore
 from server.accounts.sqlite_accounts import SqliteAccountStore
 from server.accounts.store import AccountStore, Balance, LedgerRecord
@@ -32,8 +33,17 @@ def postgres_dsn() -> Iterator[str]:
         yield dsn
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-owned", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite-owned":
+        owned_path = tmp_path / "owned.db"
+
+        async def open_owned() -> AccountStore:
+            store = OwnedSqliteAccountStore.try_open(owned_path)
+            assert store is not None
+            return store
+
+        return Backend("sqlite-owned", open_owned)
     if request.param == "sqlite":
         path = tmp_path / "gateway.db"
 

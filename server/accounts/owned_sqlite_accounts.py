@@ -1,0 +1,426 @@
+"""Credits held in memory by the one process that owns a SQLite file's balances.
+
+Why: through SqliteAccountStore every request pays two thread hops and two BEGIN IMMEDIATE
+transactions (reserve, then settle); the bench measured that as the biggest single cost on the
+REST path. A single-worker gateway is the only writer of its file's balances, so it can keep them
+in memory, check and update them synchronously on the event loop, and write settled charges to
+SQLite in batches.
+
+Ownership. A process owns the balances while it holds an exclusive flock on `<db>.credits-lock`.
+Only a single-worker gateway asks for it (`serve` with workers = 1). Every SqliteAccountStore takes
+the same lock shared before its first credit write (`serve --workers N`, tests, tools), so an owner
+and a transactional writer never run together: an owner candidate that finds the lock shared falls
+back to SqliteAccountStore (see `open_owned_or_shared`), and a SqliteAccountStore that finds it
+owned refuses to move money. The kernel drops the lock when its process dies.
+
+Invariants.
+- No overspend: `limit - used - reserved` is checked and updated in one synchronous step on the
+  event loop, so concurrent requests are serialised without a lock and without a thread hop.
+- Reservations are transient: while owned they live only in memory, never in the file. A crash
+  drops them, which releases them (their requests died with the process), as the stale sweep does
+  today. A clean close writes the open ones back as `open` rows, and taking ownership reads them
+  back into memory, so a graceful restart keeps them (the contract's reopening test).
+- A settlement is acknowledged (settle returns, the response carries its cost) once it is in the
+  journal: one os.write of one line to `<db>.credits-journal.<n>`, before its batch commits. A
+  line that write() accepted is in the OS page cache and survives a killed process; like SQLite's
+  synchronous=NORMAL in WAL mode (which the file uses) it does not survive power loss.
+- Batches commit every `flush_interval` in one transaction. Each settlement inserts its
+  (key_id, request_id) row in credit_reservations and adds its charge to keys.credit_used_micros
+  only if that row was new, so replaying a journal line whose batch already committed changes
+  nothing: a crash never loses a settled cent and never charges one twice.
+- The journal rotates at each batch: new lines go to a fresh segment, and a segment is unlinked only
+  after every line in it has committed. Taking ownership replays every segment left behind, then
+  unlinks them.
+The usage ledger is separate (LedgerWriter): a crash may lose its last interval of records, as
+documented there, but never a charge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from server.accounts.keys import KeyRecord
+from server.accounts.money import micros_to_usd
+from server.accounts.sqlite_accounts import SqliteAccountStore, credit_lock_path
+from server.accounts.store import AccountStore, Balance, LedgerRecord
+
+__all__ = ["OwnedSqliteAccountStore", "open_owned_or_shared"]
+
+logger = logging.getLogger("siraya.accounts")
+
+# Settled or released ids remembered so a repeat is a no-op without asking the file; metering's
+# ids are fresh per request, so this only backs the contract's promise for callers that repeat.
+FINISHED_WINDOW = 65_536
+JOURNAL_GLOB = ".credits-journal."
+
+_Settlement = tuple[str, str, int, int, float]  # key_id, request_id, reserved, actual, at
+
+
+class _Account:
+    __slots__ = ("limit", "reserved", "used")
+
+    def __init__(self, limit: int | None, used: int, reserved: int = 0) -> None:
+        self.limit = limit
+        self.used = used
+        self.reserved = reserved
+
+
+class OwnedSqliteAccountStore:
+    """AccountStore over a SQLite file this process owns: credits in memory, charges journaled."""
+
+    def __init__(self, inner: SqliteAccountStore, lock_fd: int, flush_interval: float) -> None:
+        self._inner = inner
+        self._lock_fd = lock_fd
+        self._interval = flush_interval
+        self._accounts: dict[str, _Account] = {}
+        self._open: dict[tuple[str, str], tuple[int, float]] = {}  # amount, created_at
+        self._finished: dict[tuple[str, str], None] = {}
+        self._pending: list[_Settlement] = []
+        self._journal_seq = 0
+        self._journal_fd = -1
+        self._journal_dirty = False
+        self._full_segments: list[Path] = []  # rotated out, waiting for their batch to commit
+        self._flush_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    def try_open(cls, path: str | Path, *, flush_interval: float = 0.05) -> OwnedSqliteAccountStore | None:
+        """Take ownership of the file's balances, or None if another process holds the lock."""
+        inner = SqliteAccountStore(path, shared_credit_lock=False)
+        fd = os.open(credit_lock_path(inner.path), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            inner.close_now()
+            return None
+        store = cls(inner, fd, flush_interval)
+        store._take_over()
+        return store
+
+    # ownership
+
+    def _journal_path(self, seq: int) -> Path:
+        return self._inner.path.with_name(f"{self._inner.path.name}{JOURNAL_GLOB}{seq}")
+
+    def _take_over(self) -> None:
+        leftovers = sorted(
+            self._inner.path.parent.glob(f"{self._inner.path.name}{JOURNAL_GLOB}*"),
+            key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else -1,
+        )
+        settlements: list[_Settlement] = []
+        for segment in leftovers:
+            for line in segment.read_text(encoding="utf-8", errors="replace").splitlines():
+                with contextlib.suppress(ValueError, TypeError):
+                    key_id, request_id, reserved, actual, at = json.loads(line)
+                    settlements.append((str(key_id), str(request_id), int(reserved), int(actual), float(at)))
+        with self._inner._immediate() as db:
+            _apply(db, settlements)
+            rows = db.execute(
+                "SELECT r.key_id, r.request_id, r.amount_micros, r.created_at, k.credit_limit_micros,"
+                " k.credit_used_micros FROM credit_reservations r JOIN keys k ON k.id = r.key_id"
+                " WHERE r.state = 'open'"
+            ).fetchall()
+            db.execute("DELETE FROM credit_reservations WHERE state = 'open'")
+            db.execute("UPDATE keys SET credit_reserved_micros = 0 WHERE credit_reserved_micros != 0")
+        for key_id, request_id, amount, created_at, limit, used in rows:
+            account = self._accounts.setdefault(key_id, _Account(limit, used))
+            account.reserved += amount
+            self._open[(key_id, request_id)] = (amount, created_at)
+        for segment in leftovers:
+            segment.unlink(missing_ok=True)
+        if settlements:
+            logger.warning("replayed %d journaled credit settlements", len(settlements))
+        self._open_journal()
+
+    def _open_journal(self) -> None:
+        path = self._journal_path(self._journal_seq)
+        self._journal_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._journal_dirty = False
+
+    def _rotate_journal(self) -> None:
+        os.close(self._journal_fd)
+        self._full_segments.append(self._journal_path(self._journal_seq))
+        self._journal_seq += 1
+        self._open_journal()
+
+    # credits, synchronous: no await, no I/O except one journal write per settlement
+
+    def reserve_nowait(self, key_id: str, request_id: str, amount_micros: int) -> bool | None:
+        """`reserve` without suspending; None when the key is not loaded yet (use `reserve`).
+
+        The caller's request id must be fresh or come from this process (metering's ids are):
+        an id finished in an earlier run is not looked up in the file.
+        """
+        if amount_micros < 0:
+            raise ValueError("a reservation cannot be negative")
+        account = self._accounts.get(key_id)
+        if account is None:
+            return None
+        ident = (key_id, request_id)
+        if ident in self._open:
+            return True
+        if ident in self._finished:
+            return False
+        if account.limit is not None and account.used + account.reserved + amount_micros > account.limit:
+            return False
+        account.reserved += amount_micros
+        self._open[ident] = (amount_micros, time.time())
+        return True
+
+    def settle_nowait(self, key_id: str, request_id: str, actual_micros: int) -> bool | None:
+        """`settle` without suspending; None when the key is not loaded yet (use `settle`).
+
+        Returns once the charge is journaled (durable against a crash). Same fresh-id rule as
+        `reserve_nowait`.
+        """
+        if actual_micros < 0:
+            raise ValueError("a charge cannot be negative")
+        account = self._accounts.get(key_id)
+        if account is None:
+            return None
+        ident = (key_id, request_id)
+        if ident in self._finished:
+            return False
+        if self._closed:
+            raise RuntimeError("the account store is closed")
+        held = self._open.pop(ident, None)
+        reserved = 0 if held is None else held[0]
+        now = time.time()
+        os.write(
+            self._journal_fd, (json.dumps([key_id, request_id, reserved, actual_micros, now]) + "\n").encode()
+        )
+        self._journal_dirty = True
+        account.reserved -= reserved
+        account.used += actual_micros
+        self._pending.append((key_id, request_id, reserved, actual_micros, now))
+        self._finish(ident)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="credit-flush")
+        return True
+
+    def release_nowait(self, key_id: str, request_id: str) -> bool:
+        held = self._open.pop((key_id, request_id), None)
+        if held is None:
+            return False
+        account = self._accounts.get(key_id)
+        if account is not None:
+            account.reserved -= held[0]
+        self._finish((key_id, request_id))
+        return True
+
+    def _finish(self, ident: tuple[str, str]) -> None:
+        self._finished[ident] = None
+        if len(self._finished) > FINISHED_WINDOW:
+            del self._finished[next(iter(self._finished))]
+
+    # credits, the AccountStore contract
+
+    async def _account(self, key_id: str) -> _Account | None:
+        account = self._accounts.get(key_id)
+        if account is not None:
+            return account
+        balance = await self._inner.balance(key_id)
+        if balance is None:
+            return None
+        # Another coroutine may have loaded it meanwhile: the first load wins.
+        return self._accounts.setdefault(key_id, _Account(balance.limit, balance.used))
+
+    async def _finished_in_file(self, key_id: str, request_id: str) -> bool:
+        ident = (key_id, request_id)
+        if ident in self._open or ident in self._finished:
+            return False
+        return await self._inner.reservation_state(key_id, request_id) is not None
+
+    async def reserve(self, key_id: str, request_id: str, amount_micros: int) -> bool:
+        if amount_micros < 0:
+            raise ValueError("a reservation cannot be negative")
+        if await self._account(key_id) is None or await self._finished_in_file(key_id, request_id):
+            return False
+        return bool(self.reserve_nowait(key_id, request_id, amount_micros))
+
+    async def settle(self, key_id: str, request_id: str, actual_micros: int) -> bool:
+        if actual_micros < 0:
+            raise ValueError("a charge cannot be negative")
+        if await self._account(key_id) is None or await self._finished_in_file(key_id, request_id):
+            return False
+        return bool(self.settle_nowait(key_id, request_id, actual_micros))
+
+    async def release(self, key_id: str, request_id: str) -> bool:
+        return self.release_nowait(key_id, request_id)
+
+    async def release_stale(self, before: float) -> int:
+        stale = [ident for ident, (_, created) in self._open.items() if created < before]
+        for key_id, request_id in stale:
+            self.release_nowait(key_id, request_id)
+        return len(stale)
+
+    async def balance(self, key_id: str) -> Balance | None:
+        account = await self._account(key_id)
+        return None if account is None else Balance(account.limit, account.used, account.reserved)
+
+    async def set_credit_limit(self, key_id: str, limit_micros: int | None) -> Balance | None:
+        if await self._inner.set_credit_limit(key_id, limit_micros) is None:
+            return None
+        account = await self._account(key_id)
+        if account is None:
+            return None
+        account.limit = limit_micros
+        return Balance(account.limit, account.used, account.reserved)
+
+    # batches
+
+    async def _run(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception(
+                    "credit flush failed; %d settlements kept for the next try", len(self._pending)
+                )
+
+    async def flush(self) -> None:
+        """Commit every journaled settlement to the file, then drop the journal segments."""
+        async with self._flush_lock:
+            if not self._pending and not self._full_segments and not self._journal_dirty:
+                return
+            batch, self._pending = self._pending, []
+            if self._journal_dirty:
+                self._rotate_journal()
+            segments = list(self._full_segments)
+            try:
+                repeats = await self._inner.run(_apply_batch, self._inner, batch)
+            except BaseException:
+                self._pending[:0] = batch  # the segments stay on disk and in the list
+                raise
+            for key_id, actual in repeats:
+                # Already settled in the file (an id repeated after leaving the window): no charge.
+                account = self._accounts.get(key_id)
+                if account is not None:
+                    account.used -= actual
+            for segment in segments:
+                segment.unlink(missing_ok=True)
+            del self._full_segments[: len(segments)]
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+        os.close(self._journal_fd)
+        self._journal_path(self._journal_seq).unlink(missing_ok=True)
+        opened = [(k, r, amount, created) for (k, r), (amount, created) in self._open.items()]
+        await self._inner.run(_persist_open, self._inner, opened)
+        await self._inner.close()
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        os.close(self._lock_fd)
+
+    # keys and the ledger: the file, with balances overlaid from memory
+
+    def _overlay(self, record: KeyRecord) -> KeyRecord:
+        account = self._accounts.get(record.id)
+        if account is None:
+            return record
+        return dataclasses.replace(
+            record,
+            credit_limit=None if account.limit is None else micros_to_usd(account.limit),
+            credit_used=micros_to_usd(account.used),
+        )
+
+    async def insert_key(self, record: KeyRecord, secret_hash: str) -> None:
+        await self._inner.insert_key(record, secret_hash)
+
+    async def key_by_hash(self, secret_hash: str) -> tuple[KeyRecord, str] | None:
+        found = await self._inner.key_by_hash(secret_hash)
+        return None if found is None else (self._overlay(found[0]), found[1])
+
+    async def key_by_id(self, key_id: str) -> KeyRecord | None:
+        found = await self._inner.key_by_id(key_id)
+        return None if found is None else self._overlay(found)
+
+    async def list_keys(self) -> list[KeyRecord]:
+        return [self._overlay(record) for record in await self._inner.list_keys()]
+
+    async def revoke_key(self, key_id: str, at: int) -> KeyRecord | None:
+        found = await self._inner.revoke_key(key_id, at)
+        return None if found is None else self._overlay(found)
+
+    async def replace_secret(self, key_id: str, prefix: str, secret_hash: str) -> KeyRecord | None:
+        found = await self._inner.replace_secret(key_id, prefix, secret_hash)
+        return None if found is None else self._overlay(found)
+
+    async def append_ledger(self, records: Sequence[LedgerRecord]) -> None:
+        await self._inner.append_ledger(records)
+
+    async def ledger_record(self, request_id: str, key_id: str) -> LedgerRecord | None:
+        return await self._inner.ledger_record(request_id, key_id)
+
+    async def ledger_sum(self, key_id: str) -> int:
+        return await self._inner.ledger_sum(key_id)
+
+
+_SETTLED_ROW = (
+    "INSERT INTO credit_reservations (key_id, request_id, amount_micros, settled_micros, state, created_at)"
+    " VALUES (?, ?, ?, ?, 'settled', ?) ON CONFLICT (key_id, request_id) DO NOTHING"
+)
+_ADD_USED = (
+    "UPDATE keys SET credit_used_micros = credit_used_micros + ?,"
+    " credit_used = (credit_used_micros + ?) / 1000000.0 WHERE id = ?"
+)
+
+
+def _apply(db: sqlite3.Connection, settlements: Sequence[_Settlement]) -> list[tuple[str, int]]:
+    """Charge each settlement once (inside the caller's transaction); the ones already in the file."""
+    repeats: list[tuple[str, int]] = []
+    for key_id, request_id, reserved, actual, at in settlements:
+        if db.execute(_SETTLED_ROW, (key_id, request_id, reserved, actual, at)).rowcount:
+            db.execute(_ADD_USED, (actual, actual, key_id))
+        else:
+            repeats.append((key_id, actual))
+    return repeats
+
+
+def _apply_batch(inner: SqliteAccountStore, batch: Sequence[_Settlement]) -> list[tuple[str, int]]:
+    with inner._immediate() as db:
+        return _apply(db, batch)
+
+
+def _persist_open(inner: SqliteAccountStore, opened: Sequence[tuple[str, str, int, float]]) -> None:
+    with inner._immediate() as db:
+        for key_id, request_id, amount, created in opened:
+            db.execute(
+                "INSERT OR IGNORE INTO credit_reservations (key_id, request_id, amount_micros, state,"
+                " created_at) VALUES (?, ?, ?, 'open', ?)",
+                (key_id, request_id, amount, created),
+            )
+            db.execute(
+                "UPDATE keys SET credit_reserved_micros = credit_reserved_micros + ? WHERE id = ?",
+                (amount, key_id),
+            )
+
+
+def open_owned_or_shared(path: str | Path, *, owned: bool, flush_interval: float = 0.05) -> AccountStore:
+    """The owned store when `owned` and no other process uses the file's credits, else the shared one."""
+    if owned and str(path) != ":memory:":
+        store = OwnedSqliteAccountStore.try_open(path, flush_interval=flush_interval)
+        if store is not None:
+            return store
+        logger.info("another process writes this SQLite file's credits; using per-request transactions")
+    return SqliteAccountStore(path)
