@@ -7,7 +7,9 @@ a failure after it becomes one final SSE event. A client disconnect cancels the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import types
+from collections.abc import AsyncIterator, Callable, Generator
+from contextlib import suppress
 from typing import Any
 
 import grpc
@@ -55,8 +57,37 @@ async def relay_stream(
     try:
         if first is not None:
             await response.write(frame(first))
-            async for last in replies:
-                await response.write(frame(last))
+            # Replies that are already there (an upstream segment often holds many events) go out in
+            # one write; the batch is written the moment the next reply would have to be waited for.
+            pending: list[bytes] = []
+            while True:
+                step = replies.__anext__().__await__()
+                try:
+                    signal = step.send(None)
+                except StopIteration as ready:
+                    last = ready.value
+                    pending.append(frame(last))
+                    continue
+                except StopAsyncIteration:
+                    break
+                except BaseException:
+                    if pending:
+                        await response.write(b"".join(pending))
+                    raise
+                if pending:
+                    try:
+                        await response.write(b"".join(pending))
+                    except BaseException:
+                        await _abandon(step, signal)
+                        raise
+                    pending = []
+                try:
+                    last = await _resume(step, signal)
+                except StopAsyncIteration:
+                    break
+                pending.append(frame(last))
+            if pending:
+                await response.write(b"".join(pending))
         if done is not None:
             await response.write(done)
     except (grpc.aio.AioRpcError, GatewayError) as error:
@@ -66,3 +97,28 @@ async def relay_stream(
         raise
     await response.write_eof()
     return response
+
+
+@types.coroutine
+def _resume(step: Any, signal: Any) -> Generator[Any, Any, Any]:
+    """Go on awaiting `step`, a coroutine already started by hand that yielded `signal` to the loop."""
+    while True:
+        try:
+            yield signal
+        except BaseException as error:  # a cancellation reaches the reply producer, as an await would
+            try:
+                signal = step.throw(error)
+            except StopIteration as stopped:
+                return stopped.value
+            continue
+        return (yield from step)
+
+
+async def _abandon(step: Any, signal: Any) -> None:
+    """The client is gone while `step` waits for the next reply: cancel that wait and let it unwind."""
+    try:
+        signal = step.throw(asyncio.CancelledError())
+    except BaseException:  # noqa: BLE001 - the producer ended, as it should
+        return
+    with suppress(BaseException):
+        await _resume(step, signal)
