@@ -26,6 +26,7 @@ import sys
 from typing import Any
 
 import orjson
+from bench_common import install_uvloop, until_signalled
 
 STREAM_CHUNKS = 11
 EMBEDDING_DIMENSIONS = 256
@@ -285,12 +286,7 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 
 def _worker(args: argparse.Namespace, port: int, ready: int) -> None:
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    install_uvloop()
 
     async def main() -> None:
         sock = _listening_socket(args.host, port)
@@ -305,10 +301,7 @@ def _worker(args: argparse.Namespace, port: int, ready: int) -> None:
         watcher = asyncio.ensure_future(RELEASE.watch(args.release_file))
         os.write(ready, b"1")
         os.close(ready)
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await until_signalled()
         watcher.cancel()
         server.close()
 

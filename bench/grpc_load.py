@@ -21,6 +21,8 @@ import sys
 import time
 from typing import Any
 
+from bench_common import install_uvloop
+
 METHODS = {
     "unary": "/siraya.router.v1.ChatService/CreateChatCompletion",
     "stream": "/siraya.router.v1.ChatService/StreamChatCompletion",
@@ -178,12 +180,7 @@ def main() -> int:
     parser.add_argument("--callers", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        try:
-            import uvloop
-
-            uvloop.install()
-        except ImportError:
-            pass
+        install_uvloop()
         print(json.dumps(asyncio.run(_worker(args))))
     else:
         print(json.dumps(_run_workers(args)))

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
 import grpc
+from bench_common import install_uvloop, until_signalled
 
 SERVICE = "siraya.router.v1.ChatService"
 _HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-upstream-bench"}
@@ -58,11 +58,7 @@ async def serve(host: str, port: int, upstream: str, max_connections: int) -> No
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     print(f"PORT {bound}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signalled()
     await server.stop(0.5)
     await passthrough.session.close()
 
@@ -74,12 +70,7 @@ def main() -> int:
     parser.add_argument("--upstream", required=True, help="base URL, e.g. http://127.0.0.1:9000/v1")
     parser.add_argument("--max-connections", type=int, default=256)
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    install_uvloop()
     asyncio.run(serve(args.host, args.port, args.upstream, args.max_connections))
     return 0
 

@@ -21,6 +21,7 @@ import sys
 import time
 
 import aiohttp
+from bench_common import install_uvloop, json_headers
 
 
 class Tally:
@@ -151,16 +152,8 @@ def main() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < args.streams + 100:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    headers = {"Content-Type": "application/json"}
-    for item in args.header:
-        name, _, value = item.partition(":")
-        headers[name.strip()] = value.strip()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    headers = json_headers(args.header)
+    install_uvloop()
     print(json.dumps(asyncio.run(run(args, headers))))
     return 0
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
 import aiohttp
 from aiohttp import web
+from bench_common import install_uvloop, until_signalled
 
 UPSTREAM = web.AppKey("upstream", str)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
@@ -52,11 +52,7 @@ async def serve(host: str, port: int, upstream: str, max_connections: int) -> No
     site = web.TCPSite(runner, host, port, backlog=4096)
     await site.start()
     print(f"PORT {site._server.sockets[0].getsockname()[1]}", flush=True)  # type: ignore[union-attr]
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signalled()
     await runner.cleanup()
     await session.close()
 
@@ -68,12 +64,7 @@ def main() -> int:
     parser.add_argument("--upstream", required=True, help="base URL, e.g. http://127.0.0.1:9000/v1")
     parser.add_argument("--max-connections", type=int, default=256)
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    install_uvloop()
     asyncio.run(serve(args.host, args.port, args.upstream, args.max_connections))
     return 0
 

@@ -17,6 +17,7 @@ import sys
 import time
 
 import aiohttp
+from bench_common import install_uvloop, json_headers
 
 
 def percentile(samples: list[float], q: float) -> float | None:
@@ -72,16 +73,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=0.5)
     args = parser.parse_args()
-    headers = {"Content-Type": "application/json"}
-    for item in args.header:
-        name, _, value = item.partition(":")
-        headers[name.strip()] = value.strip()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    headers = json_headers(args.header)
+    install_uvloop()
     result = asyncio.run(probe(args.url, args.body.encode(), headers, args.duration, args.warmup))
     print(json.dumps(result))
     return 0

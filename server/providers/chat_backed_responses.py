@@ -5,16 +5,29 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from server.errors import GatewayError, InvalidRequest
-from server.providers.base import Provider, RequestContext
+from server.providers.base import RequestContext
 from server.providers.responses_via_chat import (
     ChatStreamToResponseEvents,
     chat_completion_to_response,
     response_params_to_chat,
     responses_param,
 )
-from siraya.router.v1 import responses_pb2
+from siraya.router.v1 import chat_pb2, responses_pb2
+
+
+class ChatSpeaker(Protocol):
+    """The part of a provider that serving Responses through chat needs."""
+
+    async def chat(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> chat_pb2.ChatCompletion: ...
+
+    def stream_chat(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]: ...
 
 
 def new_response_id() -> str:
@@ -32,7 +45,7 @@ def _in_responses_terms(error: InvalidRequest, params: responses_pb2.ResponsePar
 
 
 async def respond_via_chat(
-    provider: Provider, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
+    provider: ChatSpeaker, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
 ) -> responses_pb2.Response:
     try:
         completion = await provider.chat(response_params_to_chat(params), upstream_model, ctx)
@@ -42,7 +55,7 @@ async def respond_via_chat(
 
 
 async def stream_response_via_chat(
-    provider: Provider, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
+    provider: ChatSpeaker, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
 ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
     """Responses events translated from a chat stream.
 

@@ -6,16 +6,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self
 
 import httpx
 import openai
@@ -23,11 +22,11 @@ import pytest
 from aiohttp import web
 
 from server.accounts.keys import NewKey
-from server.app import RunningGateway, start_gateway
+from server.app import start_gateway
 from server.config import load_config
+from tests.e2e.loop_gateway import LoopGateway
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
-T = TypeVar("T")
 UPSTREAM_KEY = "sk-upstream-secret-0123456789"
 ADMIN_KEY = "sk-admin-test-secret-987654321"
 IMAGE_PRICE = 0.04  # USD per image
@@ -173,24 +172,17 @@ def _unused_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class AccountsHarness:
+class AccountsHarness(LoopGateway):
     """A fake upstream, a fake moderation upstream and one gateway, on a loop thread."""
 
     def __init__(self, tmp_dir: Path, *, in_process: bool, flush: float = 0.05) -> None:
-        self.tmp_dir = tmp_dir
-        self.in_process = in_process
         self.flush = flush
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.upstream = FakeOpenAIUpstream(api_key=UPSTREAM_KEY, native_responses=True)
         self.moderations = FakeModerations()
-        self.running: RunningGateway | None = None
+        super().__init__(tmp_dir, in_process=in_process, upstreams=(self.upstream, self.moderations))
         self.config_path = tmp_dir / "siraya.yaml"
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def start(self, *, gateway: bool = True) -> AccountsHarness:
+    def start(self, *, gateway: bool = True) -> Self:
         """Start the fake upstreams, and the gateway unless `gateway` is False (for replica tests)."""
         self._thread.start()
         self.run(self._start_upstreams())
@@ -209,10 +201,6 @@ class AccountsHarness:
             flush=self.flush,
         )
 
-    async def _start_upstreams(self) -> None:
-        await self.upstream.start()
-        await self.moderations.start()
-
     def start_gateway(self) -> None:
         config = load_config(self.config_path)
         self.running = self.run(start_gateway(config, in_process=self.in_process))
@@ -227,22 +215,6 @@ class AccountsHarness:
         assert self.running is not None
         record, secret = self.run(self.running.gateway.keys.create(NewKey(name=name, **spec)))
         return record.id, secret
-
-    @property
-    def base_url(self) -> str:
-        assert self.running is not None
-        return f"http://127.0.0.1:{self.running.http_port}/v1"
-
-    def stop(self) -> None:
-        self.stop_gateway()
-
-        async def _stop() -> None:
-            await self.upstream.stop()
-            await self.moderations.stop()
-
-        self.run(_stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
 
 
 _LISTENING = re.compile(r"REST on (http://\S+/v1)")

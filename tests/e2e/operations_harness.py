@@ -5,21 +5,14 @@ Three fake upstreams: `fake` answers, `limited` always answers 429, and `flaky` 
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.accounts.keys import NewKey
-from server.app import RunningGateway, start_gateway
-from server.config import load_config
+from tests.e2e.loop_gateway import LoopGateway
 from tests.fakes.openai_upstream import FakeOpenAIUpstream, Fault
 
-T = TypeVar("T")
 UPSTREAM_KEY = "sk-upstream-ops-secret-0123456789"
 
 CONFIG = """
@@ -54,29 +47,15 @@ models:
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-class OperationsHarness:
+class OperationsHarness(LoopGateway):
     def __init__(self, tmp_dir: Path, *, in_process: bool) -> None:
-        self.tmp_dir = tmp_dir
-        self.in_process = in_process
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.fake = FakeOpenAIUpstream(api_key=UPSTREAM_KEY)
         self.limited = FakeOpenAIUpstream(api_key=UPSTREAM_KEY)
-        self.running: RunningGateway | None = None
-        self.api_key = ""
+        super().__init__(tmp_dir, in_process=in_process, upstreams=(self.fake, self.limited))
         self.key_id = ""
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def start(self) -> OperationsHarness:
-        self._thread.start()
-        self.run(self._start())
-        return self
-
     async def _start(self) -> None:
-        await self.fake.start()
-        await self.limited.start()
+        await self._start_upstreams()
         self.limited.inject(
             Fault(
                 status=429,
@@ -86,45 +65,19 @@ class OperationsHarness:
                 times=1_000_000,
             )
         )
-        path = self.tmp_dir / "siraya.yaml"
-        path.write_text(
-            CONFIG.format(
-                data_dir=self.tmp_dir / "data", fake=self.fake.base_url, limited=self.limited.base_url
-            )
+        config = CONFIG.format(
+            data_dir=self.tmp_dir / "data", fake=self.fake.base_url, limited=self.limited.base_url
         )
-        self.running = await start_gateway(
-            load_config(path, {"FAKE_UPSTREAM_KEY": UPSTREAM_KEY}), in_process=self.in_process
-        )
-        record, self.api_key = await _maybe_await(self.running.gateway.keys.create(NewKey(name="ops")))
+        record = await self._start_gateway(config, {"FAKE_UPSTREAM_KEY": UPSTREAM_KEY}, "ops")
         self.key_id = record.id
 
-    @property
-    def url(self) -> str:
-        assert self.running is not None
-        return f"http://127.0.0.1:{self.running.http_port}"
-
     def scrape(self) -> Series:
-        text = httpx.get(self.url + "/metrics", timeout=10).text
+        text = httpx.get(self.root_url + "/metrics", timeout=10).text
         return {
             (sample.name, frozenset(sample.labels.items())): sample.value
             for family in text_string_to_metric_families(text)
             for sample in family.samples
         }
-
-    def stop(self) -> None:
-        async def _stop() -> None:
-            if self.running is not None:
-                await self.running.stop()
-            await self.fake.stop()
-            await self.limited.stop()
-
-        self.run(_stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-
-
-async def _maybe_await(value: Any) -> Any:
-    return await value if asyncio.iscoroutine(value) else value
 
 
 def delta(before: Series, after: Series, name: str, **labels: str) -> float:

@@ -3,18 +3,11 @@ for the routing and resilience suite. Each test gets fresh breakers and latency 
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
 
-from server.accounts.keys import NewKey
-from server.app import RunningGateway, start_gateway
-from server.config import load_config
+from tests.e2e.loop_gateway import LoopGateway
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
-T = TypeVar("T")
 UPSTREAM_KEY = "sk-upstream-routing-0123456789"
 
 CONFIG = """
@@ -70,7 +63,7 @@ models:
 """
 
 
-class RoutingHarness:
+class RoutingHarness(LoopGateway):
     """Two fakes and a gateway on a loop thread. `upstream_model` names the fakes' model, so that
     gateways that share Redis breakers can share (or not) deployment keys."""
 
@@ -83,67 +76,27 @@ class RoutingHarness:
         upstreams: tuple[FakeOpenAIUpstream, FakeOpenAIUpstream] | None = None,
         in_process: bool = True,
     ) -> None:
-        self.tmp_dir = tmp_dir
-        self.in_process = in_process
         self.redis_url = redis_url
         self.upstream_model = upstream_model
-        self._own_upstreams = upstreams is None
         self.alpha, self.beta = upstreams or (
             FakeOpenAIUpstream(api_key=UPSTREAM_KEY),
             FakeOpenAIUpstream(api_key=UPSTREAM_KEY),
         )
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.running: RunningGateway | None = None
-        self.api_key = ""
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def start(self) -> RoutingHarness:
-        self._thread.start()
-        self.run(self._start())
-        return self
+        # Upstreams passed in belong to the caller, which starts and stops them.
+        owned = (self.alpha, self.beta) if upstreams is None else ()
+        super().__init__(tmp_dir, in_process=in_process, upstreams=owned)
 
     async def _start(self) -> None:
-        if self._own_upstreams:
-            await self.alpha.start()
-            await self.beta.start()
-        path = self.tmp_dir / "routing.yaml"
-        path.write_text(
-            CONFIG.format(
-                data_dir=self.tmp_dir / "data",
-                alpha=self.alpha.base_url,
-                beta=self.beta.base_url,
-                key=UPSTREAM_KEY,
-                model=self.upstream_model,
-                redis=f'  redis_url: "{self.redis_url}"\n' if self.redis_url else "",
-            )
+        await self._start_upstreams()
+        config = CONFIG.format(
+            data_dir=self.tmp_dir / "data",
+            alpha=self.alpha.base_url,
+            beta=self.beta.base_url,
+            key=UPSTREAM_KEY,
+            model=self.upstream_model,
+            redis=f'  redis_url: "{self.redis_url}"\n' if self.redis_url else "",
         )
-        self.running = await start_gateway(load_config(path, {}), in_process=self.in_process)
-        _, self.api_key = await self.running.gateway.keys.create(NewKey(name="routing-tests"))
-
-    @property
-    def grpc_target(self) -> str:
-        assert self.running is not None
-        return f"127.0.0.1:{self.running.grpc_port}"
-
-    @property
-    def base_url(self) -> str:
-        assert self.running is not None
-        return f"http://127.0.0.1:{self.running.http_port}/v1"
+        await self._start_gateway(config, {}, "routing-tests", file_name="routing.yaml")
 
     def calls(self, upstream: FakeOpenAIUpstream, path: str = "/v1/chat/completions") -> int:
         return len(upstream.requests_to(path))
-
-    def stop(self) -> None:
-        async def _stop() -> None:
-            if self.running is not None:
-                await self.running.stop()
-            if self._own_upstreams:
-                await self.alpha.stop()
-                await self.beta.stop()
-
-        self.run(_stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)

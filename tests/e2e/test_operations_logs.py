@@ -41,7 +41,7 @@ def test_each_request_logs_one_line_with_what_served_it(
 ) -> None:
     headers = {"Authorization": f"Bearer {ops.api_key}"}
     unary = httpx.post(
-        ops.url + "/v1/chat/completions",
+        ops.root_url + "/v1/chat/completions",
         timeout=30,
         json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]},
         headers={**headers, "X-Request-Id": "req-logs-unary"},
@@ -49,7 +49,7 @@ def test_each_request_logs_one_line_with_what_served_it(
     assert unary.headers["X-Request-Id"] == "req-logs-unary"
     with httpx.stream(
         "POST",
-        ops.url + "/v1/chat/completions",
+        ops.root_url + "/v1/chat/completions",
         timeout=30,
         json={"model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
         headers={**headers, "X-Request-Id": "req-logs-stream"},
@@ -57,7 +57,7 @@ def test_each_request_logs_one_line_with_what_served_it(
         body = stream.read()
     assert b"[DONE]" in body
     refused = httpx.post(
-        ops.url + "/v1/chat/completions",
+        ops.root_url + "/v1/chat/completions",
         timeout=30,
         json={"model": "gpt-limited", "messages": [{"role": "user", "content": "hi"}]},
         headers={**headers, "X-Request-Id": "req-logs-429"},
@@ -102,7 +102,7 @@ def test_no_secret_reaches_the_log(ops: OperationsHarness, captured: io.StringIO
     stranger = "sk-sr-not-a-real-key-0123456789abcdef"
     assert (
         httpx.post(
-            ops.url + "/v1/chat/completions",
+            ops.root_url + "/v1/chat/completions",
             timeout=30,
             json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]},
             headers={"Authorization": f"Bearer {stranger}"},
@@ -111,7 +111,7 @@ def test_no_secret_reaches_the_log(ops: OperationsHarness, captured: io.StringIO
     )
     assert (
         httpx.post(
-            ops.url + "/v1/chat/completions",
+            ops.root_url + "/v1/chat/completions",
             timeout=30,
             json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]},
             headers={"Authorization": f"Bearer {ops.api_key}"},

@@ -23,7 +23,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperationsHarness]
 
 def _chat(ops: OperationsHarness, model: str, **extra: object) -> httpx.Response:
     return httpx.post(
-        ops.url + CHAT,
+        ops.root_url + CHAT,
         json={"model": model, "messages": [{"role": "user", "content": "hello there"}], **extra},
         headers={"Authorization": f"Bearer {ops.api_key}"},
         timeout=30,
@@ -41,7 +41,7 @@ def test_a_scripted_mix_moves_each_series_by_exactly_what_happened(ops: Operatio
     chunks = []
     with httpx.stream(
         "POST",
-        ops.url + CHAT,
+        ops.root_url + CHAT,
         json={
             "model": "gpt-test",
             "stream": True,
@@ -63,7 +63,7 @@ def test_a_scripted_mix_moves_each_series_by_exactly_what_happened(ops: Operatio
     assert fell_back.json()["provider"] == "fake"
     assert _chat(ops, "no-such-model").status_code == 404
     bad_json = httpx.post(
-        ops.url + CHAT,
+        ops.root_url + CHAT,
         content=b"{not json",
         timeout=10,
         headers={"Authorization": f"Bearer {ops.api_key}", "Content-Type": "application/json"},
@@ -171,7 +171,7 @@ def test_open_streams_counts_a_stream_while_it_is_open(ops: OperationsHarness) -
     def consume() -> None:
         with httpx.stream(
             "POST",
-            ops.url + CHAT,
+            ops.root_url + CHAT,
             json={"model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": "a b c d"}]},
             headers={"Authorization": f"Bearer {ops.api_key}"},
             timeout=30,

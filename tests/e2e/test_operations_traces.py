@@ -39,7 +39,7 @@ def test_one_request_makes_a_server_span_with_one_client_span_per_attempt(
     ops: OperationsHarness, spans: InMemorySpanExporter
 ) -> None:
     reply = httpx.post(
-        ops.url + "/v1/chat/completions",
+        ops.root_url + "/v1/chat/completions",
         timeout=30,
         json={"model": "gpt-test", "messages": [{"role": "user", "content": "trace me"}]},
         headers={
@@ -91,7 +91,7 @@ def test_one_request_makes_a_server_span_with_one_client_span_per_attempt(
 
 def test_a_failed_attempt_is_an_error_span(ops: OperationsHarness, spans: InMemorySpanExporter) -> None:
     reply = httpx.post(
-        ops.url + "/v1/chat/completions",
+        ops.root_url + "/v1/chat/completions",
         timeout=30,
         json={"model": "gpt-limited", "messages": [{"role": "user", "content": "trace me"}]},
         headers={"Authorization": f"Bearer {ops.api_key}"},
@@ -110,7 +110,7 @@ def test_a_failed_attempt_is_an_error_span(ops: OperationsHarness, spans: InMemo
 def test_tracing_off_passes_the_client_traceparent_through(ops: OperationsHarness) -> None:
     traceparent = f"00-{TRACE_ID}-{CLIENT_SPAN}-01"
     reply = httpx.post(
-        ops.url + "/v1/chat/completions",
+        ops.root_url + "/v1/chat/completions",
         timeout=30,
         json={"model": "gpt-test", "messages": [{"role": "user", "content": "untraced"}]},
         headers={"Authorization": f"Bearer {ops.api_key}", "traceparent": traceparent},

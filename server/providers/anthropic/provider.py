@@ -20,16 +20,16 @@ import aiohttp
 import orjson
 
 from server.config import ProviderConfig
-from server.errors import GatewayError, InvalidRequest, RequestTimeout, UpstreamError
+from server.errors import GatewayError, RequestTimeout, UpstreamError
 from server.providers.anthropic.errors import error_from_response
 from server.providers.anthropic.request import ANTHROPIC_SUPPORT, resolve_media, to_anthropic
 from server.providers.anthropic.response import AnthropicShapeError, from_anthropic
 from server.providers.anthropic.stream import StreamTranslator
-from server.providers.base import RequestContext, VideoContent
-from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
+from server.providers.base import RequestContext
+from server.providers.chat_only import ChatOnly
 from server.providers.param_policy import enforce_chat_support
 from server.providers.sse_reader import read_sse
-from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
+from siraya.router.v1 import chat_pb2
 
 __all__ = ["ANTHROPIC_SUPPORT", "ANTHROPIC_VERSION", "DEFAULT_BASE_URL", "AnthropicProvider"]
 
@@ -45,10 +45,11 @@ def messages_url(base_url: str) -> str:
     return root + _MESSAGES_PATH
 
 
-class AnthropicProvider:
+class AnthropicProvider(ChatOnly):
     """One Anthropic Messages upstream."""
 
     native_responses = False
+    described_as = "Anthropic"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.name = config.name
@@ -166,46 +167,3 @@ class AnthropicProvider:
                 raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None
         if not translator.finished:
             raise UpstreamError(f"Provider '{self.name}' ended the stream before message_stop.")
-
-    # responses, through chat
-
-    async def respond(
-        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
-    ) -> responses_pb2.Response:
-        return await respond_via_chat(self, params, upstream_model, ctx)
-
-    async def stream_response(
-        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
-    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
-        async for event in stream_response_via_chat(self, params, upstream_model, ctx):
-            yield event
-
-    # capabilities Anthropic does not have
-
-    def _unsupported(self, capability: str) -> InvalidRequest:
-        return InvalidRequest(
-            f"Provider '{self.name}' (Anthropic) does not support {capability}.",
-            param="model",
-            code="unsupported_model_capability",
-        )
-
-    async def embed(
-        self, params: embeddings_pb2.EmbeddingParams, upstream_model: str, ctx: RequestContext
-    ) -> embeddings_pb2.EmbeddingList:
-        raise self._unsupported("embeddings")
-
-    async def generate_images(
-        self, params: images_pb2.ImageParams, upstream_model: str, ctx: RequestContext
-    ) -> images_pb2.ImagesResult:
-        raise self._unsupported("image generation")
-
-    async def create_video(
-        self, params: videos_pb2.VideoParams, upstream_model: str, ctx: RequestContext
-    ) -> videos_pb2.Video:
-        raise self._unsupported("video generation")
-
-    async def get_video(self, upstream_id: str, ctx: RequestContext) -> videos_pb2.Video:
-        raise self._unsupported("video generation")
-
-    async def download_video(self, upstream_id: str, variant: str, ctx: RequestContext) -> VideoContent:
-        raise self._unsupported("video generation")

@@ -24,7 +24,7 @@ from yarl import URL
 from server.config import ProviderConfig
 from server.errors import GatewayError, InvalidRequest, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext, VideoContent
-from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
+from server.providers.chat_only import ResponsesThroughChat
 from server.providers.gemini import media as media_codec
 from server.providers.gemini import video as video_codec
 from server.providers.gemini.errors import classify_error, error_from_body, parse_google_error
@@ -34,7 +34,7 @@ from server.providers.gemini.stream import ChunkTranslator
 from server.providers.param_policy import enforce_chat_support, requires_parameters
 from server.providers.remote_media import Media, MediaFetcher, MediaPolicy, sniff_media_type
 from server.providers.sse_reader import read_sse
-from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
+from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, videos_pb2
 
 __all__ = ["DEFAULT_BASE_URL", "GeminiProvider"]
 
@@ -46,7 +46,7 @@ _MAX_REDIRECTS = 3
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
-class GeminiProvider:
+class GeminiProvider(ResponsesThroughChat):
     """One Gemini API upstream (Google AI Studio keys; Vertex AI is a different protocol)."""
 
     def __init__(self, config: ProviderConfig, *, media_fetcher: MediaFetcher | None = None) -> None:
@@ -214,17 +214,6 @@ class GeminiProvider:
                 yield chunk
         for chunk in self._decode(translator.finish):
             yield chunk
-
-    async def respond(
-        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
-    ) -> responses_pb2.Response:
-        return await respond_via_chat(self, params, upstream_model, ctx)
-
-    async def stream_response(
-        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
-    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
-        async for event in stream_response_via_chat(self, params, upstream_model, ctx):
-            yield event
 
     # -- embeddings and images -----------------------------------------------------------------
 

@@ -17,15 +17,15 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from server.config import ProviderConfig
-from server.errors import GatewayError, InvalidRequest, UpstreamError
-from server.providers.base import RequestContext, VideoContent
-from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
+from server.errors import GatewayError, UpstreamError
+from server.providers.base import RequestContext
+from server.providers.chat_only import ChatOnly
 from server.providers.local.bundled import bundled_model_path
 from server.providers.local.engine import GenerationResult, LlamaEngine, ModelLoadError
 from server.providers.local.request import Generation, to_generation
 from server.providers.local.response import ChunkWriter, completion
 from server.providers.local.worker import Emit, Finished, InferenceWorker
-from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
+from siraya.router.v1 import chat_pb2
 
 __all__ = ["LocalProvider", "resolve_model_path"]
 
@@ -44,10 +44,11 @@ def resolve_model_path(config: ProviderConfig) -> Path:
     return Path(config.model_path).expanduser()
 
 
-class LocalProvider:
+class LocalProvider(ChatOnly):
     """One GGUF model served in-process."""
 
     native_responses = False
+    described_as = "a local chat model"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.name = config.name
@@ -132,46 +133,3 @@ class LocalProvider:
                 return
             if item:
                 yield writer.content(item)
-
-    # responses, through chat
-
-    async def respond(
-        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
-    ) -> responses_pb2.Response:
-        return await respond_via_chat(self, params, upstream_model, ctx)
-
-    async def stream_response(
-        self, params: responses_pb2.ResponseParams, upstream_model: str, ctx: RequestContext
-    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
-        async for event in stream_response_via_chat(self, params, upstream_model, ctx):
-            yield event
-
-    # what a local chat model does not do
-
-    def _unsupported(self, capability: str) -> InvalidRequest:
-        return InvalidRequest(
-            f"Provider '{self.name}' (a local chat model) does not support {capability}.",
-            param="model",
-            code="unsupported_model_capability",
-        )
-
-    async def embed(
-        self, params: embeddings_pb2.EmbeddingParams, upstream_model: str, ctx: RequestContext
-    ) -> embeddings_pb2.EmbeddingList:
-        raise self._unsupported("embeddings")
-
-    async def generate_images(
-        self, params: images_pb2.ImageParams, upstream_model: str, ctx: RequestContext
-    ) -> images_pb2.ImagesResult:
-        raise self._unsupported("image generation")
-
-    async def create_video(
-        self, params: videos_pb2.VideoParams, upstream_model: str, ctx: RequestContext
-    ) -> videos_pb2.Video:
-        raise self._unsupported("video generation")
-
-    async def get_video(self, upstream_id: str, ctx: RequestContext) -> videos_pb2.Video:
-        raise self._unsupported("video generation")
-
-    async def download_video(self, upstream_id: str, variant: str, ctx: RequestContext) -> VideoContent:
-        raise self._unsupported("video generation")

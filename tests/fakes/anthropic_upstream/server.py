@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..loopback import LoopbackServer
 from .control import AnthropicFault, RecordedRequest, ScriptedMessage
 from .replies import message_body, plan_reply, stream_events
 from .validate import RequestInvalid, validate_request
@@ -33,39 +34,22 @@ def sse_frame(event: str, data: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-class FakeAnthropicUpstream:
+class FakeAnthropicUpstream(LoopbackServer):
     """An Anthropic Messages server for tests; `base_url` is the API root (no /v1), as the SDKs take it."""
 
     def __init__(self, api_key: str = "sk-ant-fake-secret", *, version: str = "2023-06-01") -> None:
+        super().__init__()
         self.api_key = api_key
         self.version = version
-        self.base_url = ""
         self.requests: list[RecordedRequest] = []
         self._faults: list[AnthropicFault] = []
         self._scripts: deque[ScriptedMessage] = deque()
         self._counter = 0
-        self._runner: web.AppRunner | None = None
 
-    async def start(self) -> None:
+    def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/messages", self._messages)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.1, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeAnthropicUpstream:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+        return app
 
     # test controls
 

@@ -27,6 +27,7 @@ from aiohttp.typedefs import Handler
 from tests.fakes.openai_upstream.media import TINY_PNG
 from tests.fakes.openai_upstream.videos import fake_mp4
 
+from ..loopback import LoopbackServer
 from . import validate
 from .control import GeminiFault, GeminiReply, RecordedRequest
 from .replies import default_plan, response_body, scripted_plan, stream_events
@@ -91,22 +92,22 @@ class _Operation:
     failed: bool = False
 
 
-class FakeGeminiUpstream:
+class FakeGeminiUpstream(LoopbackServer):
     """A Gemini API for tests; `script` queues replies, `inject` queues faults, `requests` records all."""
 
+    api_prefix = "/v1beta"
+
     def __init__(self, api_key: str = "AIza-fake-gemini-key", *, video_polls: int = 2) -> None:
+        super().__init__()
         self.api_key = api_key
         self.video_polls = video_polls
-        self.port = 0
-        self.base_url = ""
         self.requests: list[RecordedRequest] = []
         self.operations: dict[str, _Operation] = {}
         self._faults: list[GeminiFault] = []
         self._scripts: deque[GeminiReply] = deque()
         self._counter = 0
-        self._runner: web.AppRunner | None = None
 
-    async def start(self) -> None:
+    def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1beta/models/{call}", self._model_call)
         app.router.add_get("/v1beta/models/{model}/operations/{op}", self._operation)
@@ -114,24 +115,7 @@ class FakeGeminiUpstream:
         app.router.add_get("/blobs/{file_id}", self._blob)
         # Not the Gemini API: an image host a client's image_url can point at (a private address).
         app.router.add_get("/media/{name}", self._media)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.1, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{self.port}/v1beta"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeGeminiUpstream:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+        return app
 
     # -- test controls -------------------------------------------------------------------------
 

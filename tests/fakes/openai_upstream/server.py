@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from ..loopback import LoopbackServer
 from .chat import ChatMeta, chat_completion, chat_conversation, chat_stream_chunks
 from .control import Fault, RecordedFile, RecordedRequest, ScriptedReply
 from .media import DEFAULT_DIMENSIONS, TINY_PNG, embedding_inputs, embeddings_body, images_body
@@ -69,21 +70,22 @@ class _Rejected(Exception):
         self.response = response
 
 
-class FakeOpenAIUpstream:
+class FakeOpenAIUpstream(LoopbackServer):
     """An OpenAI-compatible server for end-to-end tests, byte-faithful to OpenAI's wire format.
 
     Replies are deterministic (see `replies.plan_reply`); `inject` queues faults and `script_chat`
     queues replies. Every request lands in `requests`.
     """
 
+    api_prefix = "/v1"
+
     def __init__(
         self, api_key: str = "sk-upstream-secret", *, native_responses: bool = True, chunk_delay: float = 0.0
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.native_responses = native_responses
         self.chunk_delay = chunk_delay
-        self.port = 0
-        self.base_url = ""
         self.requests: list[RecordedRequest] = []
         self.closed_early = 0
         # Requests whose client went away while a fault's `hang` held them.
@@ -95,35 +97,17 @@ class FakeOpenAIUpstream:
         self._ids: dict[str, int] = {}
         self._images: set[str] = set()
         self._closed_signal = asyncio.Event()
-        self._runner: web.AppRunner | None = None
         self._stopping = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._stopping = False
-        # handler_cancellation: a client that goes away cancels its handler, as behind a real LB.
-        self._runner = web.AppRunner(
-            self._build_app(), handler_cancellation=True, shutdown_timeout=0.1, access_log=None
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        await super().start()
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeOpenAIUpstream:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+        await super().stop()
 
     # -- test controls -------------------------------------------------------------------------
 

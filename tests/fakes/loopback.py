@@ -1,0 +1,44 @@
+"""The life cycle the fake upstreams share: an aiohttp app on 127.0.0.1 and a free port."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from aiohttp import web
+
+
+class LoopbackServer:
+    """Subclasses build the app; `base_url` is the server's root followed by `api_prefix`."""
+
+    api_prefix = ""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+
+    def _build_app(self) -> web.Application:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        # handler_cancellation: a client that goes away cancels its handler, as behind a real LB.
+        self._runner = web.AppRunner(
+            self._build_app(), handler_cancellation=True, shutdown_timeout=0.1, access_log=None
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{self.port}{self.api_prefix}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.stop()
