@@ -176,7 +176,10 @@ class AccessLog:
         if self._pending and self._stream is not None:
             text = "".join(self._pending)
             self._pending.clear()
-            self._stream.write(text)
+            try:
+                self._stream.write(text)
+            except (ValueError, OSError):  # the stream was closed under us (interpreter exit)
+                pass
         self._pending.clear()
 
 
