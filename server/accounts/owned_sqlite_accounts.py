@@ -60,7 +60,7 @@ logger = logging.getLogger("siraya.accounts")
 
 # Settled or released ids remembered so a repeat is a no-op without asking the file; metering's
 # ids are fresh per request, so this only backs the contract's promise for callers that repeat.
-FINISHED_WINDOW = 65_536
+FINISHED_WINDOW = 16_384
 JOURNAL_GLOB = ".credits-journal."
 
 _Settlement = tuple[str, str, int, int, float]  # key_id, request_id, reserved, actual, at
@@ -93,6 +93,8 @@ class OwnedSqliteAccountStore:
         self._flush_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._users = 1
+        self._registry_key: Path | None = None
 
     @classmethod
     def try_open(cls, path: str | Path, *, flush_interval: float = 0.05) -> OwnedSqliteAccountStore | None:
@@ -317,9 +319,15 @@ class OwnedSqliteAccountStore:
     async def close(self) -> None:
         if self._closed:
             return
+        self._users -= 1
+        if self._users > 0:
+            return  # another gateway of this process still uses it
         self._closed = True
+        if self._registry_key is not None and _OWNERS.get(self._registry_key) is self:
+            del _OWNERS[self._registry_key]
         if self._task is not None:
-            self._task.cancel()
+            async with self._flush_lock:  # never cancel a batch half-way
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
@@ -417,10 +425,24 @@ def _persist_open(inner: SqliteAccountStore, opened: Sequence[tuple[str, str, in
 
 
 def open_owned_or_shared(path: str | Path, *, owned: bool, flush_interval: float = 0.05) -> AccountStore:
-    """The owned store when `owned` and no other process uses the file's credits, else the shared one."""
+    """The owned store when `owned` and no other process uses the file's credits, else the shared one.
+
+    A gateway built in a process that already owns the file (a SIGHUP reload builds the new one
+    while the old one finishes its requests) shares the owner: each `close` drops one user.
+    """
     if owned and str(path) != ":memory:":
+        key = Path(path).resolve()
+        store = _OWNERS.get(key)
+        if store is not None and not store._closed:
+            store._users += 1
+            return store
         store = OwnedSqliteAccountStore.try_open(path, flush_interval=flush_interval)
         if store is not None:
+            _OWNERS[key] = store
+            store._registry_key = key
             return store
         logger.info("another process writes this SQLite file's credits; using per-request transactions")
     return SqliteAccountStore(path)
+
+
+_OWNERS: dict[Path, OwnedSqliteAccountStore] = {}

@@ -6,7 +6,9 @@ twice when it comes back."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,4 +134,32 @@ def test_a_gateway_killed_before_its_batch_is_written_loses_no_charge(
         assert response.json()["data"]["usage"] == pytest.approx(4 * IMAGE_PRICE)
     finally:
         assert third.stop() == 0
+    assert _file_credits(db, key_id) == (4 * usd_to_micros(IMAGE_PRICE), 0)
+
+
+def test_a_reload_keeps_one_owner_of_the_credits(upstreams: AccountsHarness, tmp_path: Path) -> None:
+    gateway = GatewayProcess(_config(upstreams, tmp_path, flush=600))  # batches only when stopped
+    db = tmp_path / "data" / "siraya.db"
+    try:
+        created = admin("POST", f"{gateway.base_url}/keys", json={"name": "reload", "credit_limit": 1})
+        key_id, secret = created.json()["id"], created.json()["secret"]
+        assert asyncio.run(_fire(gateway.base_url, secret, 1))[0].status_code == 200
+        gateway.process.send_signal(signal.SIGHUP)
+        root = gateway.base_url.removesuffix("/v1")
+        deadline = time.monotonic() + 30
+        while 'siraya_config_reloads_total{result="ok"} 1.0' not in httpx.get(f"{root}/metrics").text:
+            assert time.monotonic() < deadline, "the gateway did not reload"
+            time.sleep(0.05)
+        assert [r.status_code for r in asyncio.run(_fire(gateway.base_url, secret, 3))] == [200] * 3
+        # The reloaded gateway settles through the same in-memory owner: every charge is still only
+        # journaled (a second store would have written the file, or been refused while the old
+        # gateway still held the file's credits).
+        assert _file_credits(db, key_id) == (0, 0)
+        assert db.with_name("siraya.db.credits-journal.0").read_text().count("\n") == 4
+        response = httpx.get(
+            f"{gateway.base_url}/key", headers={"Authorization": f"Bearer {secret}"}, timeout=20
+        )
+        assert response.json()["data"]["usage"] == pytest.approx(4 * IMAGE_PRICE)
+    finally:
+        assert gateway.stop() == 0
     assert _file_credits(db, key_id) == (4 * usd_to_micros(IMAGE_PRICE), 0)

@@ -51,7 +51,7 @@ async def test_only_one_process_owns_a_files_credits(tmp_path: Path) -> None:
     owner = _owned(path)
     try:
         assert OwnedSqliteAccountStore.try_open(path) is None
-        fallback = open_owned_or_shared(path, owned=True)
+        fallback = open_owned_or_shared(path, owned=False)
         assert isinstance(fallback, SqliteAccountStore)
         key_id = await _add_key(owner, 1.0)  # keys are not credits: both may write them
         assert (await fallback.key_by_id(key_id)) is not None
@@ -68,6 +68,25 @@ async def test_only_one_process_owns_a_files_credits(tmp_path: Path) -> None:
     owner = _owned(path)
     assert await owner.balance(key_id) == Balance(1_000_000, 0, 10)
     await owner.close()
+
+
+async def test_a_reload_in_the_owning_process_shares_the_owner(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    first = open_owned_or_shared(path, owned=True)
+    assert isinstance(first, OwnedSqliteAccountStore)
+    key_id = await _add_key(first, 0.01)
+    assert await first.reserve(key_id, "old-gateway", 6_000)
+    second = open_owned_or_shared(path, owned=True)  # the reloaded gateway, built before the old closes
+    assert second is first
+    assert not await second.reserve(key_id, "new-gateway", 6_000)  # one balance, not two
+    await first.close()  # the old gateway retires: the new one keeps owning
+    assert await second.settle(key_id, "old-gateway", 5_000)
+    assert await second.balance(key_id) == Balance(10_000, 5_000, 0)
+    await second.close()
+    assert _file_used(path, key_id) == (5_000, 0)
+    third = open_owned_or_shared(path, owned=True)
+    assert isinstance(third, OwnedSqliteAccountStore) and third is not first
+    await third.close()
 
 
 async def test_concurrent_requests_never_overspend_and_the_file_agrees(tmp_path: Path) -> None:
@@ -103,7 +122,7 @@ async def test_concurrent_requests_never_overspend_and_the_file_agrees(tmp_path:
     assert balance is not None
     assert balance.reserved == 0
     assert balance.used == sum(charged) <= 50_000
-    assert 50 < admitted < 2_000  # settled requests freed what they did not spend for later ones
+    assert 50 <= admitted < 2_000  # at least the first 50 worst cases fit; never all of them
     await store.close()
     assert _file_used(path, key_id) == (sum(charged), 0)
 
