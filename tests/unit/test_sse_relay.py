@@ -62,12 +62,21 @@ async def _serve(make_call: Any) -> tuple[str, list[bytes], list[Call]]:
         writes.append(bytes(data))
         await original(self, data)
 
+    original_eof = web.StreamResponse.write_eof
+
+    async def counting_eof(self: web.StreamResponse, data: bytes = b"") -> None:
+        if data:  # aiohttp ends every response with a write_eof() of its own
+            writes.append(b"<eof>" + bytes(data))
+        await original_eof(self, data)
+
     web.StreamResponse.write = counting  # type: ignore[method-assign]
+    web.StreamResponse.write_eof = counting_eof  # type: ignore[method-assign]
     try:
         async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/") as response:
             body = (await response.read()).decode()
     finally:
         web.StreamResponse.write = original  # type: ignore[method-assign]
+        web.StreamResponse.write_eof = original_eof  # type: ignore[method-assign]
         await runner.cleanup()
     return body, writes, calls
 
@@ -81,9 +90,10 @@ async def test_ready_replies_share_a_write_and_a_wait_flushes_them_first() -> No
 
     body, writes, _ = await _serve(lambda: Call(replies()))
     assert body == "".join(f"data: r{n}\n\n" for n in range(5)) + "data: [DONE]\n\n"
-    # The first reply alone (time to first chunk), r1-r3 together before the wait, then r4, then [DONE].
+    # The first reply alone (time to first chunk), r1-r3 together before the wait, then r4 with
+    # [DONE] and the end of the body.
     together = b"data: r1\n\ndata: r2\n\ndata: r3\n\n"
-    assert writes == [b"data: r0\n\n", together, b"data: r4\n\n", b"data: [DONE]\n\n"]
+    assert writes == [b"data: r0\n\n", together, b"<eof>data: r4\n\ndata: [DONE]\n\n"]
 
 
 async def test_a_failure_after_ready_replies_writes_them_before_the_error_event() -> None:
@@ -106,7 +116,7 @@ async def test_a_failure_while_waiting_names_the_last_reply_written() -> None:
 
     body, writes, _ = await _serve(lambda: Call(replies()))
     assert body == "data: r0\n\ndata: r1\n\ndata: error after r1\n\n"
-    assert writes[1] == b"data: r1\n\n"
+    assert writes[1:] == [b"data: r1\n\n", b"<eof>data: error after r1\n\n"]
 
 
 async def test_a_client_that_leaves_unwinds_the_waiting_producer() -> None:
