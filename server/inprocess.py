@@ -112,7 +112,9 @@ class InProcessStub:
 
 
 def _unary(handler: Any) -> Any:
-    def call(request: Any, *, metadata: Metadata | None = None, timeout: float | None = None) -> InProcessUnaryCall:
+    def call(
+        request: Any, *, metadata: Metadata | None = None, timeout: float | None = None
+    ) -> InProcessUnaryCall:
         context = InProcessContext(metadata, timeout)
         return InProcessUnaryCall(handler(request, context), context)
 
@@ -120,7 +122,9 @@ def _unary(handler: Any) -> Any:
 
 
 def _streaming(handler: Any) -> Any:
-    def call(request: Any, *, metadata: Metadata | None = None, timeout: float | None = None) -> InProcessStreamCall:
+    def call(
+        request: Any, *, metadata: Metadata | None = None, timeout: float | None = None
+    ) -> InProcessStreamCall:
         context = InProcessContext(metadata, timeout)
         return InProcessStreamCall(handler(request, context), context)
 

@@ -41,7 +41,8 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 _KEY_COLUMNS = (
-    "id, name, prefix, created_at, expires_at, revoked_at, allowed_models, credit_limit, credit_used, rpm_limit, tpm_limit"
+    "id, name, prefix, created_at, expires_at, revoked_at, allowed_models,"
+    " credit_limit, credit_used, rpm_limit, tpm_limit"
 )
 
 
@@ -116,7 +117,9 @@ class SqliteStore:
 
     def revoke_key(self, key_id: str, at: int) -> KeyRecord | None:
         with self._lock:
-            self._db.execute("UPDATE keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (at, key_id))
+            self._db.execute(
+                "UPDATE keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (at, key_id)
+            )
         return self.key_by_id(key_id)
 
     def replace_secret(self, key_id: str, prefix: str, secret_hash: str) -> KeyRecord | None:
@@ -133,14 +136,16 @@ class SqliteStore:
     def insert_video_job(self, job: VideoJob) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO video_jobs (id, key_id, provider, upstream_id, model, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO video_jobs (id, key_id, provider, upstream_id, model, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (job.id, job.key_id, job.provider, job.upstream_id, job.model, job.created_at),
             )
 
     def video_job(self, job_id: str) -> VideoJob | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT id, key_id, provider, upstream_id, model, created_at FROM video_jobs WHERE id = ?", (job_id,)
+                "SELECT id, key_id, provider, upstream_id, model, created_at FROM video_jobs WHERE id = ?",
+                (job_id,),
             ).fetchone()
         return None if row is None else VideoJob(*row)
 

@@ -6,7 +6,6 @@ ClientSession per provider; request and reply bodies go through the shared OpenA
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -84,7 +83,12 @@ class OpenAICompatibleProvider:
 
     @asynccontextmanager
     async def _open(
-        self, method: str, path: str, ctx: RequestContext, body: Any = None, params: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        ctx: RequestContext,
+        body: Any = None,
+        params: dict[str, str] | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         kwargs: dict[str, Any] = {"headers": self._request_headers(ctx)}
         if body is not None:
@@ -99,15 +103,21 @@ class OpenAICompatibleProvider:
                 if response.status >= 400:
                     error_body = await response.read()
                     raise classify_http_error(
-                        self.name, response.status, error_body, response.headers.get("Retry-After"), self._secrets
+                        self.name,
+                        response.status,
+                        error_body,
+                        response.headers.get("Retry-After"),
+                        self._secrets,
                     )
                 yield response
         except GatewayError:
             raise
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise RequestTimeout(f"Provider '{self.name}' did not answer in time.") from None
         except (aiohttp.ClientError, OSError) as error:
-            raise UpstreamError(f"Provider '{self.name}' is unreachable or closed the connection ({type(error).__name__}).") from None
+            raise UpstreamError(
+                f"Provider '{self.name}' is unreachable or closed the connection ({type(error).__name__})."
+            ) from None
 
     async def _call_json(
         self, method: str, path: str, ctx: RequestContext, decode: Callable[[Any], T], body: Any = None
@@ -117,9 +127,13 @@ class OpenAICompatibleProvider:
         try:
             return decode(orjson.loads(raw))
         except (orjson.JSONDecodeError, CodecError) as error:
-            raise UpstreamError(f"Provider '{self.name}' returned an invalid response: {_describe(error)}") from None
+            raise UpstreamError(
+                f"Provider '{self.name}' returned an invalid response: {_describe(error)}"
+            ) from None
 
-    async def _stream_events(self, path: str, body: Any, ctx: RequestContext) -> AsyncIterator[tuple[str | None, Any]]:
+    async def _stream_events(
+        self, path: str, body: Any, ctx: RequestContext
+    ) -> AsyncIterator[tuple[str | None, Any]]:
         """Parsed JSON of each SSE event until [DONE] (or, for typed event streams, until the body ends)."""
         async with self._open("POST", path, ctx, body) as response:
             content_type = response.headers.get("Content-Type", "")
@@ -134,11 +148,13 @@ class OpenAICompatibleProvider:
                     try:
                         parsed = orjson.loads(data)
                     except orjson.JSONDecodeError:
-                        raise UpstreamError(f"Provider '{self.name}' sent a malformed stream event.") from None
+                        raise UpstreamError(
+                            f"Provider '{self.name}' sent a malformed stream event."
+                        ) from None
                     if isinstance(parsed, dict) and "error" in parsed and event in (None, "error"):
                         raise _stream_error(self.name, parsed["error"], self._secrets)
                     yield event, parsed
-            except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+            except (TimeoutError, aiohttp.ServerTimeoutError):
                 raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
             except aiohttp.ClientPayloadError:
                 raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None
@@ -151,7 +167,9 @@ class OpenAICompatibleProvider:
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
     ) -> chat_pb2.ChatCompletion:
         body = chat_codec.encode_chat_request(params, upstream_model, stream=False)
-        return await self._call_json("POST", "/chat/completions", ctx, chat_codec.decode_chat_completion, body)
+        return await self._call_json(
+            "POST", "/chat/completions", ctx, chat_codec.decode_chat_completion, body
+        )
 
     async def stream_chat(
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
@@ -161,7 +179,9 @@ class OpenAICompatibleProvider:
             try:
                 yield chat_codec.decode_chat_chunk(parsed)
             except CodecError as error:
-                raise UpstreamError(f"Provider '{self.name}' sent an invalid chunk: {_describe(error)}") from None
+                raise UpstreamError(
+                    f"Provider '{self.name}' sent an invalid chunk: {_describe(error)}"
+                ) from None
 
     # responses
 
@@ -182,7 +202,9 @@ class OpenAICompatibleProvider:
                 try:
                     yield responses_codec.decode_response_event(parsed)
                 except CodecError as error:
-                    raise UpstreamError(f"Provider '{self.name}' sent an invalid event: {_describe(error)}") from None
+                    raise UpstreamError(
+                        f"Provider '{self.name}' sent an invalid event: {_describe(error)}"
+                    ) from None
             return
         async for event in stream_response_via_chat(self, params, upstream_model, ctx):
             yield event
@@ -199,7 +221,9 @@ class OpenAICompatibleProvider:
         self, params: images_pb2.ImageParams, upstream_model: str, ctx: RequestContext
     ) -> images_pb2.ImagesResult:
         body = images_codec.encode_image_request(params, upstream_model)
-        return await self._call_json("POST", "/images/generations", ctx, images_codec.decode_images_result, body)
+        return await self._call_json(
+            "POST", "/images/generations", ctx, images_codec.decode_images_result, body
+        )
 
     async def create_video(
         self, params: videos_pb2.VideoParams, upstream_model: str, ctx: RequestContext

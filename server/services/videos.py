@@ -23,7 +23,9 @@ class VideosServicer(videos_pb2_grpc.VideosServiceServicer):
     ) -> videos_pb2.CreateVideoResponse:
         authorization, ctx = call_context(context)
         key = await self._gateway.authenticate(authorization)
-        return videos_pb2.CreateVideoResponse(video=await self._gateway.create_video(request.params, key, ctx))
+        return videos_pb2.CreateVideoResponse(
+            video=await self._gateway.create_video(request.params, key, ctx)
+        )
 
     @unary_rpc
     async def GetVideo(
