@@ -17,7 +17,9 @@ from server.accounts.sqlite_store import SqliteStore, VideoJob
 from server.errors import NoAvailableProvider, NotFound, PermissionDenied
 from server.gateway_usage import (
     chat_demand,
+    chunk_usage,
     embedding_demand,
+    event_usage,
     fold_chunk,
     fold_response_event,
     response_consumption,
@@ -44,6 +46,7 @@ MIN_VIDEO_POLL_SECONDS = 0.05
 
 
 Result = TypeVar("Result")
+UsageMessage = common_pb2.Usage | responses_pb2.ResponseUsage
 
 
 class Gateway:
@@ -120,16 +123,20 @@ class Gateway:
         ctx: RequestContext,
         call: Callable[[Route], AsyncIterator[Result]],
         consumed: Callable[[Result, Consumption], None],
+        final_usage: Callable[[Result], UsageMessage | None],
     ) -> AsyncIterator[tuple[Result, Route]]:
         """Admit, dispatch and settle one stream; `consumed` folds each item into the running total.
 
-        A client that goes away cancels the stream: what was produced until then is still settled.
+        The item carrying the upstream's usage settles the stream before it is sent, so its usage can
+        carry the cost; a stream without one settles at its end. A client that goes away cancels the
+        stream: what was produced until then is still settled, unless it already was.
         """
         entry = self._entry(model, kind, key)
         ctx.key_id, ctx.outcome.model = key.id, entry.id
         meter = await self.metering.admit(key, entry, demand, ctx)
         total = Consumption()
         route: Route | None = None
+        settled = False
         try:
             attempts = observed_stream(call, ctx, kind)
             routed = self.dispatcher.stream(
@@ -140,8 +147,16 @@ class Gateway:
                 if ctx.outcome.first_item_at is None:
                     ctx.outcome.first_item_at = time.monotonic()
                 consumed(item, total)
+                if not settled and (usage := final_usage(item)) is not None:
+                    settled = True
+                    cost = await meter.settle(route.deployment, total)
+                    _record(ctx, route, total, cost)
+                    if cost is not None:
+                        usage.cost = cost
                 yield item, route
         except BaseException as error:
+            if settled:
+                raise
             if route is None or not isinstance(error, (asyncio.CancelledError, GeneratorExit)):
                 await meter.fail(error)
                 raise
@@ -150,7 +165,8 @@ class Gateway:
         if route is None:
             await meter.fail(NoAvailableProvider("The stream ended before it started."))
             return
-        _record(ctx, route, total, await meter.settle(route.deployment, total))
+        if not settled:
+            _record(ctx, route, total, await meter.settle(route.deployment, total))
 
     # models
 
@@ -183,6 +199,7 @@ class Gateway:
             "chat", params.model, params.routing, chat_demand(params), key, ctx,
             lambda route: route.provider.stream_chat(params, route.deployment.upstream_model, ctx),
             fold_chunk,
+            chunk_usage,
         )
         async for chunk, route in stream:
             chunk.model = route.entry.id
@@ -212,6 +229,7 @@ class Gateway:
             "chat", params.model, params.routing, response_demand(params), key, ctx,
             lambda route: route.provider.stream_response(params, route.deployment.upstream_model, ctx),
             fold_response_event,
+            event_usage,
         )
         async for event, route in stream:
             if event.HasField("response"):

@@ -92,3 +92,15 @@ def fold_response_event(event: responses_pb2.ResponseStreamEvent, total: Consump
         total.reasoning_tokens = counted.reasoning_tokens
     elif event.HasField("delta"):
         total.completion_tokens += estimate_tokens(len(event.delta))
+
+
+def chunk_usage(chunk: chat_pb2.ChatCompletionChunk) -> common_pb2.Usage | None:
+    """The upstream's final usage, if this chunk is the usage chunk."""
+    return chunk.usage if chunk.HasField("usage") else None
+
+
+def event_usage(event: responses_pb2.ResponseStreamEvent) -> responses_pb2.ResponseUsage | None:
+    """The upstream's final usage, if this event carries the finished response (completed, incomplete)."""
+    if event.HasField("response") and event.response.HasField("usage"):
+        return event.response.usage
+    return None
