@@ -95,8 +95,11 @@ def fold_response_event(event: responses_pb2.ResponseStreamEvent, total: Consump
 
 
 def chunk_usage(chunk: chat_pb2.ChatCompletionChunk) -> common_pb2.Usage | None:
-    """The upstream's final usage, if this chunk is the usage chunk."""
-    return chunk.usage if chunk.HasField("usage") else None
+    """The upstream's final usage, if this is the usage chunk (OpenAI's has no choices).
+
+    Some upstreams repeat running usage on content chunks; those are folded, and charged at the end.
+    """
+    return chunk.usage if chunk.HasField("usage") and not chunk.choices else None
 
 
 def event_usage(event: responses_pb2.ResponseStreamEvent) -> responses_pb2.ResponseUsage | None:
