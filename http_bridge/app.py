@@ -18,7 +18,7 @@ from http_bridge.sse import relay_stream
 from http_bridge.stubs import GatewayStubs
 from server.errors import GatewayError, InvalidRequest
 from server.observability.ids import new_request_id
-from server.routing.timeouts import TIMEOUT_HEADER, parse_timeout
+from server.routing.timeouts import TIMEOUT_HEADERS, parse_timeout
 from siraya.router.codec import chat as chat_codec
 from siraya.router.codec import embeddings as embeddings_codec
 from siraya.router.codec import images as images_codec
@@ -70,11 +70,12 @@ def call_metadata(request: web.Request) -> list[tuple[str, str]]:
         value = request.headers.get(name)
         if value is not None:
             metadata.append((name, value))
-    timeout = request.headers.get(TIMEOUT_HEADER)
-    if timeout is not None:
-        if parse_timeout(timeout) is None:
-            raise InvalidRequest(f"The {TIMEOUT_HEADER} header must be a positive number of seconds.")
-        metadata.append((TIMEOUT_HEADER, timeout))
+    for header in TIMEOUT_HEADERS:
+        timeout = request.headers.get(header)
+        if timeout is not None:
+            if parse_timeout(timeout) is None:
+                raise InvalidRequest(f"The {header} header must be a positive number of seconds.")
+            metadata.append((header, timeout))
     return metadata
 
 

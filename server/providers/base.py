@@ -41,6 +41,9 @@ class RequestContext:
     outcome: Outcome = field(default_factory=Outcome)
     # Headers for the client's response (x-ratelimit-*), sent by the servicer as initial metadata.
     response_headers: dict[str, str] | None = None
+    # The caller's own first-token and idle-between-chunks limits in seconds; they replace the model's.
+    first_token_timeout: float | None = None
+    idle_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

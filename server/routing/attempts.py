@@ -41,6 +41,7 @@ class Attempts:
 
     __slots__ = (
         "_breakers",
+        "_caller_timeouts",
         "_clock",
         "_counters",
         "_deadline",
@@ -71,6 +72,7 @@ class Attempts:
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
         rng: random.Random,
+        caller_timeouts: bool = False,
     ) -> None:
         self._model = model
         self._routes = routes
@@ -82,6 +84,9 @@ class Attempts:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
+        # Whether the caller set its own first-token limit: a timeout then says little about the
+        # deployment, and one impatient client must not open a breaker that every caller shares.
+        self._caller_timeouts = caller_timeouts
         self._index = -1
         self._tries = 0
         self._delay: float | None = None
@@ -144,7 +149,7 @@ class Attempts:
         """Count a failed attempt; raise `error` itself when no other deployment could do better."""
         policy = route.entry.resilience
         # A timeout because the caller's own deadline ran out says nothing about the deployment.
-        impatient = isinstance(error, RequestTimeout) and self._past_deadline()
+        impatient = isinstance(error, RequestTimeout) and (self._caller_timeouts or self._past_deadline())
         if counts_against_deployment(error) and not impatient:
             await self._breakers.record(route.deployment.key, False, policy.breaker)
         if not may_fail_over(error):

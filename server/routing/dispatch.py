@@ -142,6 +142,7 @@ class Dispatcher:
             clock=self._clock,
             sleep=self._sleep,
             rng=self._rng,
+            caller_timeouts=ctx.first_token_timeout is not None,
         )
 
     # unary
@@ -192,7 +193,10 @@ class Dispatcher:
             now = self._clock()
             end = earliest(now + timeouts.total if timeouts.total is not None else None, ctx.deadline)
             ends[id(route)] = end
-            limit = bound(timeouts.first_token, end, now)
+            first_token = (
+                ctx.first_token_timeout if ctx.first_token_timeout is not None else timeouts.first_token
+            )
+            limit = bound(first_token, end, now)
             items = call(route)
             try:
                 first = await next_within(items, limit)
@@ -209,7 +213,7 @@ class Dispatcher:
         (items, first), route = await self._first_success(attempts, start, _discard_stream)
         if first is _EMPTY:
             return
-        idle = route.entry.resilience.timeouts.idle
+        idle = ctx.idle_timeout if ctx.idle_timeout is not None else route.entry.resilience.timeouts.idle
         end = ends.get(id(route))
         count, first_at = 1, self._clock()
         try:
@@ -226,8 +230,10 @@ class Dispatcher:
                     ) from None
                 count += 1
                 yield item, route
-        except GatewayError:
-            await self.breakers.record(route.deployment.key, False, route.entry.resilience.breaker)
+        except GatewayError as error:
+            # A stall past the caller's own idle limit is not held against the deployment.
+            if not (isinstance(error, RequestTimeout) and ctx.idle_timeout is not None):
+                await self.breakers.record(route.deployment.key, False, route.entry.resilience.breaker)
             raise
         finally:
             await _close(items)

@@ -34,6 +34,10 @@ async def next_within(items: AsyncIterator[T], timeout: float | None) -> T:
 # A request's own total timeout in seconds, as an HTTP header (gRPC callers set a deadline instead);
 # the bridge passes it on as call metadata of the same name.
 TIMEOUT_HEADER = "x-siraya-timeout"
+# The request's own time-to-first-token and idle-between-chunks limits; they replace the model's.
+FIRST_TOKEN_TIMEOUT_HEADER = "x-siraya-first-token-timeout"
+IDLE_TIMEOUT_HEADER = "x-siraya-idle-timeout"
+TIMEOUT_HEADERS = (TIMEOUT_HEADER, FIRST_TOKEN_TIMEOUT_HEADER, IDLE_TIMEOUT_HEADER)
 
 
 def parse_timeout(value: str) -> float | None:

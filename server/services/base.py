@@ -23,7 +23,12 @@ from server.lifecycle import ServingState
 from server.observability.calls import CLIENT_CLOSED, CallObservation, rpc_info
 from server.observability.ids import new_request_id
 from server.providers.base import RequestContext
-from server.routing.timeouts import TIMEOUT_HEADER, parse_timeout
+from server.routing.timeouts import (
+    FIRST_TOKEN_TIMEOUT_HEADER,
+    IDLE_TIMEOUT_HEADER,
+    TIMEOUT_HEADER,
+    parse_timeout,
+)
 from server.rpc_status import to_grpc_status
 
 logger = logging.getLogger("siraya.server")
@@ -43,6 +48,8 @@ def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, Reques
     request_id: str | None = None
     forward: dict[str, str] = {}
     requested: float | None = None
+    first_token: float | None = None
+    idle: float | None = None
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
             authorization = value if isinstance(value, str) else value.decode()
@@ -52,13 +59,23 @@ def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, Reques
             forward[key] = value if isinstance(value, str) else value.decode()
         elif key == TIMEOUT_HEADER:
             requested = parse_timeout(value if isinstance(value, str) else value.decode())
+        elif key == FIRST_TOKEN_TIMEOUT_HEADER:
+            first_token = parse_timeout(value if isinstance(value, str) else value.decode())
+        elif key == IDLE_TIMEOUT_HEADER:
+            idle = parse_timeout(value if isinstance(value, str) else value.decode())
     request_id = request_id or new_request_id()
     forward["X-Request-Id"] = request_id
     remaining = context.time_remaining()
     if requested is not None:
         remaining = requested if remaining is None else min(remaining, requested)
     deadline = time.monotonic() + remaining if remaining is not None else None
-    return authorization, RequestContext(request_id=request_id, deadline=deadline, forward_headers=forward)
+    return authorization, RequestContext(
+        request_id=request_id,
+        deadline=deadline,
+        forward_headers=forward,
+        first_token_timeout=first_token,
+        idle_timeout=idle,
+    )
 
 
 def call_context(context: grpc.aio.ServicerContext) -> tuple[str | None, RequestContext]:
