@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 import orjson
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from http_bridge.accounts_routes import add_account_routes
 from http_bridge.call_headers import unary
@@ -121,11 +121,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(as_gateway_error(error), request_id_of(request))
     except web.HTTPNotFound:
         return error_response(
-            InvalidRequest(f"Invalid URL ({request.method} {request.path})", code="unknown_url"), request_id_of(request)
+            InvalidRequest(f"Invalid URL ({request.method} {request.path})", code="unknown_url"),
+            request_id_of(request),
         )
     except web.HTTPMethodNotAllowed:
         return error_response(
-            InvalidRequest(f"Method {request.method} is not allowed on {request.path}", code="method_not_allowed"),
+            InvalidRequest(
+                f"Method {request.method} is not allowed on {request.path}", code="method_not_allowed"
+            ),
             request_id_of(request),
         )
 
@@ -140,7 +143,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     metadata = call_metadata(request)
     if body.get("stream") is True:
         include_usage = params.stream_options.include_usage
-        call = stubs.chat.StreamChatCompletion(chat_pb2.StreamChatCompletionRequest(params=params), metadata=metadata)
+        call = stubs.chat.StreamChatCompletion(
+            chat_pb2.StreamChatCompletionRequest(params=params), metadata=metadata
+        )
         return await relay_stream(
             request,
             call,
@@ -150,10 +155,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             first_headers=lambda reply: _with_provider(None, reply.chunk.provider) or {},
         )
     reply, headers = await unary(
-        stubs.chat.CreateChatCompletion(chat_pb2.CreateChatCompletionRequest(params=params), metadata=metadata)
+        stubs.chat.CreateChatCompletion(
+            chat_pb2.CreateChatCompletionRequest(params=params), metadata=metadata
+        )
     )
-    headers = _with_provider(headers, reply.completion.provider)
-    return json_response(request, chat_codec.encode_chat_completion(reply.completion), headers)
+    served_headers = _with_provider(headers, reply.completion.provider)
+    return json_response(request, chat_codec.encode_chat_completion(reply.completion), served_headers)
 
 
 # responses
@@ -161,7 +168,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 def _response_event_frame(reply: responses_pb2.StreamResponseResponse) -> bytes:
     event = reply.event
-    return b"event: " + event.type.encode() + b"\ndata: " + responses_codec.encode_response_event(event) + b"\n\n"
+    return (
+        b"event: "
+        + event.type.encode()
+        + b"\ndata: "
+        + responses_codec.encode_response_event(event)
+        + b"\n\n"
+    )
 
 
 def _response_error_frame(error: GatewayError, last: responses_pb2.StreamResponseResponse | None) -> bytes:
@@ -183,16 +196,23 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     stubs = request.app[STUBS]
     metadata = call_metadata(request)
     if body.get("stream") is True:
-        call = stubs.responses.StreamResponse(responses_pb2.StreamResponseRequest(params=params), metadata=metadata)
+        call = stubs.responses.StreamResponse(
+            responses_pb2.StreamResponseRequest(params=params), metadata=metadata
+        )
         return await relay_stream(
-            request, call, _response_event_frame, _response_error_frame, request_id_of(request), done=None,
+            request,
+            call,
+            _response_event_frame,
+            _response_error_frame,
+            request_id_of(request),
+            done=None,
             first_headers=lambda reply: _with_provider(None, reply.event.response.provider) or {},
         )
     reply, headers = await unary(
         stubs.responses.CreateResponse(responses_pb2.CreateResponseRequest(params=params), metadata=metadata)
     )
-    headers = _with_provider(headers, reply.response.provider)
-    return json_response(request, responses_codec.encode_response(reply.response), headers)
+    served_headers = _with_provider(headers, reply.response.provider)
+    return json_response(request, responses_codec.encode_response(reply.response), served_headers)
 
 
 # embeddings, images
@@ -206,8 +226,10 @@ async def create_embedding(request: web.Request) -> web.StreamResponse:
         )
     )
     encoding = params.encoding_format if params.HasField("encoding_format") else "float"
-    headers = _with_provider(headers, reply.result.provider)
-    return json_response(request, embeddings_codec.encode_embedding_list(reply.result, encoding), headers)
+    served_headers = _with_provider(headers, reply.result.provider)
+    return json_response(
+        request, embeddings_codec.encode_embedding_list(reply.result, encoding), served_headers
+    )
 
 
 async def generate_images(request: web.Request) -> web.StreamResponse:
@@ -217,15 +239,17 @@ async def generate_images(request: web.Request) -> web.StreamResponse:
             images_pb2.GenerateImagesRequest(params=params), metadata=call_metadata(request)
         )
     )
-    headers = _with_provider(headers, reply.result.provider)
-    return json_response(request, images_codec.encode_images_result(reply.result), headers)
+    served_headers = _with_provider(headers, reply.result.provider)
+    return json_response(request, images_codec.encode_images_result(reply.result), served_headers)
 
 
 # models
 
 
 async def list_models(request: web.Request) -> web.StreamResponse:
-    reply = await request.app[STUBS].models.ListModels(models_pb2.ListModelsRequest(), metadata=call_metadata(request))
+    reply = await request.app[STUBS].models.ListModels(
+        models_pb2.ListModelsRequest(), metadata=call_metadata(request)
+    )
     return json_response(request, models_codec.encode_model_list(reply.data))
 
 
@@ -244,7 +268,7 @@ async def _video_params(request: web.Request) -> videos_pb2.VideoParams:
         fields: dict[str, str] = {}
         reference: tuple[bytes, str] | None = None
         async for part in await request.multipart():
-            if part.name is None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
                 continue
             if part.filename is not None or part.name == "input_reference":
                 data = await part.read()

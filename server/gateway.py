@@ -81,7 +81,9 @@ class Gateway:
         entry = self.catalogue.resolve(model, kind)
         if key.allowed_models and entry.id not in key.allowed_models:
             raise PermissionDenied(
-                f"This key is not allowed to use the model '{entry.id}'.", param="model", code="model_not_allowed"
+                f"This key is not allowed to use the model '{entry.id}'.",
+                param="model",
+                code="model_not_allowed",
             )
         return entry
 
@@ -102,8 +104,12 @@ class Gateway:
         meter = await self.metering.admit(key, entry, demand, ctx)
         try:
             result, route = await self.dispatcher.unary(
-                entry, routing, ctx, observed_call(call, ctx, kind),
-                resolve=lambda fallback: self._entry(fallback, kind, key), params=demand.params,
+                entry,
+                routing,
+                ctx,
+                observed_call(call, ctx, kind),
+                resolve=lambda fallback: self._entry(fallback, kind, key),
+                params=demand.params,
             )
         except BaseException as error:
             await meter.fail(error)
@@ -140,8 +146,12 @@ class Gateway:
         try:
             attempts = observed_stream(call, ctx, kind)
             routed = self.dispatcher.stream(
-                entry, routing, ctx, attempts,
-                resolve=lambda fallback: self._entry(fallback, kind, key), params=demand.params,
+                entry,
+                routing,
+                ctx,
+                attempts,
+                resolve=lambda fallback: self._entry(fallback, kind, key),
+                params=demand.params,
             )
             async for item, route in routed:
                 if ctx.outcome.first_item_at is None:
@@ -182,7 +192,12 @@ class Gateway:
         self, params: chat_pb2.ChatCompletionParams, key: KeyRecord, ctx: RequestContext
     ) -> chat_pb2.ChatCompletion:
         completion, route, cost = await self._unary(
-            "chat", params.model, params.routing, chat_demand(params), key, ctx,
+            "chat",
+            params.model,
+            params.routing,
+            chat_demand(params),
+            key,
+            ctx,
             lambda route: route.provider.chat(params, route.deployment.upstream_model, ctx),
             lambda completion: usage_consumption(completion.usage),
         )
@@ -196,7 +211,12 @@ class Gateway:
         self, params: chat_pb2.ChatCompletionParams, key: KeyRecord, ctx: RequestContext
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         stream = self._stream(
-            "chat", params.model, params.routing, chat_demand(params), key, ctx,
+            "chat",
+            params.model,
+            params.routing,
+            chat_demand(params),
+            key,
+            ctx,
             lambda route: route.provider.stream_chat(params, route.deployment.upstream_model, ctx),
             fold_chunk,
             chunk_usage,
@@ -212,7 +232,12 @@ class Gateway:
         self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
     ) -> responses_pb2.Response:
         response, route, cost = await self._unary(
-            "chat", params.model, params.routing, response_demand(params), key, ctx,
+            "chat",
+            params.model,
+            params.routing,
+            response_demand(params),
+            key,
+            ctx,
             lambda route: route.provider.respond(params, route.deployment.upstream_model, ctx),
             lambda response: response_consumption(response.usage),
         )
@@ -226,7 +251,12 @@ class Gateway:
         self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
     ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
         stream = self._stream(
-            "chat", params.model, params.routing, response_demand(params), key, ctx,
+            "chat",
+            params.model,
+            params.routing,
+            response_demand(params),
+            key,
+            ctx,
             lambda route: route.provider.stream_response(params, route.deployment.upstream_model, ctx),
             fold_response_event,
             event_usage,
@@ -243,7 +273,12 @@ class Gateway:
         self, params: embeddings_pb2.EmbeddingParams, key: KeyRecord, ctx: RequestContext
     ) -> embeddings_pb2.EmbeddingList:
         result, route, cost = await self._unary(
-            "embedding", params.model, params.routing, embedding_demand(params), key, ctx,
+            "embedding",
+            params.model,
+            params.routing,
+            embedding_demand(params),
+            key,
+            ctx,
             lambda route: route.provider.embed(params, route.deployment.upstream_model, ctx),
             lambda result: usage_consumption(result.usage),
         )
@@ -257,8 +292,12 @@ class Gateway:
         self, params: images_pb2.ImageParams, key: KeyRecord, ctx: RequestContext
     ) -> images_pb2.ImagesResult:
         result, route, cost = await self._unary(
-            "image", params.model, params.routing,
-            Demand(images=params.n if params.HasField("n") else 1, params=params), key, ctx,
+            "image",
+            params.model,
+            params.routing,
+            Demand(images=params.n if params.HasField("n") else 1, params=params),
+            key,
+            ctx,
             lambda route: route.provider.generate_images(params, route.deployment.upstream_model, ctx),
             lambda result: Consumption(images=len(result.data)),
         )
@@ -274,7 +313,12 @@ class Gateway:
         self, params: videos_pb2.VideoParams, key: KeyRecord, ctx: RequestContext
     ) -> videos_pb2.Video:
         video, route, _ = await self._unary(
-            "video", params.model, params.routing, Demand(video_seconds=video_seconds(params), params=params), key, ctx,
+            "video",
+            params.model,
+            params.routing,
+            Demand(video_seconds=video_seconds(params), params=params),
+            key,
+            ctx,
             lambda route: route.provider.create_video(params, route.deployment.upstream_model, ctx),
             lambda video: Consumption(video_seconds=video_seconds(params)),
         )
@@ -314,7 +358,9 @@ class Gateway:
                 return
             await asyncio.sleep(max(poll_interval, MIN_VIDEO_POLL_SECONDS))
 
-    async def download_video(self, video_id: str, variant: str, key: KeyRecord, ctx: RequestContext) -> VideoContent:
+    async def download_video(
+        self, video_id: str, variant: str, key: KeyRecord, ctx: RequestContext
+    ) -> VideoContent:
         job, provider = self._owned_job(video_id, key)
         return await provider.download_video(job.upstream_id, variant, ctx)
 

@@ -27,13 +27,19 @@ def chat_demand(params: chat_pb2.ChatCompletionParams) -> Demand:
         max_output = DEFAULT_MAX_OUTPUT_TOKENS
     choices = params.n if params.HasField("n") and params.n > 0 else 1
     return Demand(
-        prompt_tokens=estimate_tokens(params.ByteSize()), max_output_tokens=max_output * choices, params=params
+        prompt_tokens=estimate_tokens(params.ByteSize()),
+        max_output_tokens=max_output * choices,
+        params=params,
     )
 
 
 def response_demand(params: responses_pb2.ResponseParams) -> Demand:
-    max_output = params.max_output_tokens if params.HasField("max_output_tokens") else DEFAULT_MAX_OUTPUT_TOKENS
-    return Demand(prompt_tokens=estimate_tokens(params.ByteSize()), max_output_tokens=max_output, params=params)
+    max_output = (
+        params.max_output_tokens if params.HasField("max_output_tokens") else DEFAULT_MAX_OUTPUT_TOKENS
+    )
+    return Demand(
+        prompt_tokens=estimate_tokens(params.ByteSize()), max_output_tokens=max_output, params=params
+    )
 
 
 def embedding_demand(params: embeddings_pb2.EmbeddingParams) -> Demand:

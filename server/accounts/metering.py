@@ -44,7 +44,9 @@ class Consumption:
 class Meter:
     """One admitted request. Settle it once; `cost` is what was charged, in USD."""
 
-    async def settle(self, deployment: Deployment, consumed: Consumption, *, cancelled: bool = False) -> float | None:
+    async def settle(
+        self, deployment: Deployment, consumed: Consumption, *, cancelled: bool = False
+    ) -> float | None:
         """Charge what was consumed; `cancelled` when the client went away mid-stream."""
         return None
 
@@ -53,7 +55,9 @@ class Meter:
 
 
 class Metering:
-    async def admit(self, key: KeyRecord, entry: CatalogueEntry, demand: Demand, ctx: RequestContext) -> Meter:
+    async def admit(
+        self, key: KeyRecord, entry: CatalogueEntry, demand: Demand, ctx: RequestContext
+    ) -> Meter:
         return Meter()
 
     async def close(self) -> None:
