@@ -6,9 +6,8 @@ ClientSession per provider; request and reply bodies go through the shared OpenA
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 import aiohttp
@@ -20,6 +19,7 @@ from server.providers.base import RequestContext, VideoContent
 from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
 from server.providers.sse_reader import read_sse
 from server.providers.upstream_errors import classify_http_error, redact
+from server.providers.upstream_http import UpstreamHttp
 from siraya.router.codec import chat as chat_codec
 from siraya.router.codec import embeddings as embeddings_codec
 from siraya.router.codec import images as images_codec
@@ -39,31 +39,15 @@ class OpenAICompatibleProvider:
     def __init__(self, config: ProviderConfig) -> None:
         self.name = config.name
         self.native_responses = config.native_responses
-        self._config = config
         self._base_url = config.base_url
-        self._secrets = tuple(s for s in (config.api_key,) if s)
+        self._http = UpstreamHttp(config, classify_http_error)
+        self._secrets = self._http.secrets
         self._headers = {"Content-Type": "application/json", **config.headers}
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._config.max_connections, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=self._config.connect_timeout, sock_read=self._config.read_timeout
-                ),
-                json_serialize=lambda value: orjson.dumps(value).decode(),
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     # transport
 
@@ -72,52 +56,18 @@ class OpenAICompatibleProvider:
             return self._headers
         return {**ctx.forward_headers, **self._headers}
 
-    @staticmethod
-    def _timeout(ctx: RequestContext) -> aiohttp.ClientTimeout | None:
-        if ctx.deadline is None:
-            return None
-        remaining = ctx.deadline - time.monotonic()
-        if remaining <= 0:
-            raise RequestTimeout("The request deadline passed before the upstream call.")
-        return aiohttp.ClientTimeout(total=remaining)
-
-    @asynccontextmanager
-    async def _open(
+    def _open(
         self,
         method: str,
         path: str,
         ctx: RequestContext,
         body: Any = None,
         params: dict[str, str] | None = None,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        kwargs: dict[str, Any] = {"headers": self._request_headers(ctx)}
-        if body is not None:
-            kwargs["data"] = orjson.dumps(body)
-        if params:
-            kwargs["params"] = params
-        timeout = self._timeout(ctx)
-        if timeout is not None:
-            kwargs["timeout"] = timeout
-        try:
-            async with self._client().request(method, self._base_url + path, **kwargs) as response:
-                if response.status >= 400:
-                    error_body = await response.read()
-                    raise classify_http_error(
-                        self.name,
-                        response.status,
-                        error_body,
-                        response.headers.get("Retry-After"),
-                        self._secrets,
-                    )
-                yield response
-        except GatewayError:
-            raise
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise RequestTimeout(f"Provider '{self.name}' did not answer in time.") from None
-        except (aiohttp.ClientError, OSError) as error:
-            raise UpstreamError(
-                f"Provider '{self.name}' is unreachable or closed the connection ({type(error).__name__})."
-            ) from None
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        data = orjson.dumps(body) if body is not None else None
+        options = {"params": params} if params else {}
+        url = self._base_url + path
+        return self._http.request(method, url, ctx, self._request_headers(ctx), data, **options)
 
     async def _call_json(
         self, method: str, path: str, ctx: RequestContext, decode: Callable[[Any], T], body: Any = None

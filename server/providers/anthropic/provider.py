@@ -11,16 +11,14 @@ or video generation, so those are refused as an unsupported model capability.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager
 
 import aiohttp
 import orjson
 
 from server.config import ProviderConfig
-from server.errors import GatewayError, RequestTimeout, UpstreamError
+from server.errors import RequestTimeout, UpstreamError
 from server.providers.anthropic.errors import error_from_response
 from server.providers.anthropic.request import ANTHROPIC_SUPPORT, resolve_media, to_anthropic
 from server.providers.anthropic.response import AnthropicShapeError, from_anthropic
@@ -29,6 +27,7 @@ from server.providers.base import RequestContext
 from server.providers.chat_only import ChatOnly
 from server.providers.param_policy import enforce_chat_support
 from server.providers.sse_reader import read_sse
+from server.providers.upstream_http import UpstreamHttp
 from siraya.router.v1 import chat_pb2
 
 __all__ = ["ANTHROPIC_SUPPORT", "ANTHROPIC_VERSION", "DEFAULT_BASE_URL", "AnthropicProvider"]
@@ -55,30 +54,16 @@ class AnthropicProvider(ChatOnly):
         self.name = config.name
         self._config = config
         self._url = messages_url(config.base_url or DEFAULT_BASE_URL)
-        self._secrets = tuple(s for s in (config.api_key,) if s)
+        self._http = UpstreamHttp(config, error_from_response)
+        self._secrets = self._http.secrets
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
         if config.api_key:
             headers["x-api-key"] = config.api_key
         headers.update((name.lower(), value) for name, value in config.headers.items())
         self._headers = headers
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._config.max_connections, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=self._config.connect_timeout, sock_read=self._config.read_timeout
-                ),
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     # transport
 
@@ -96,33 +81,8 @@ class AnthropicProvider(ChatOnly):
             return self._headers
         return {**ctx.forward_headers, **self._headers}
 
-    @asynccontextmanager
-    async def _post(self, body: bytes, ctx: RequestContext) -> AsyncIterator[aiohttp.ClientResponse]:
-        kwargs: dict[str, Any] = {"data": body, "headers": self._request_headers(ctx)}
-        if ctx.deadline is not None:
-            remaining = ctx.deadline - time.monotonic()
-            if remaining <= 0:
-                raise RequestTimeout("The request deadline passed before the upstream call.")
-            kwargs["timeout"] = aiohttp.ClientTimeout(total=remaining)
-        try:
-            async with self._client().post(self._url, **kwargs) as response:
-                if response.status >= 400:
-                    raise error_from_response(
-                        self.name,
-                        response.status,
-                        await response.read(),
-                        response.headers.get("retry-after"),
-                        self._secrets,
-                    )
-                yield response
-        except GatewayError:
-            raise
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise RequestTimeout(f"Provider '{self.name}' did not answer in time.") from None
-        except (aiohttp.ClientError, OSError) as error:
-            raise UpstreamError(
-                f"Provider '{self.name}' is unreachable or closed the connection ({type(error).__name__})."
-            ) from None
+    def _post(self, body: bytes, ctx: RequestContext) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        return self._http.request("POST", self._url, ctx, self._request_headers(ctx), body)
 
     # chat
 

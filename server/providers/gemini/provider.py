@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -22,7 +22,7 @@ import orjson
 from yarl import URL
 
 from server.config import ProviderConfig
-from server.errors import GatewayError, InvalidRequest, RequestTimeout, UpstreamError
+from server.errors import InvalidRequest, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext, VideoContent
 from server.providers.chat_only import ResponsesThroughChat
 from server.providers.gemini import media as media_codec
@@ -34,6 +34,7 @@ from server.providers.gemini.stream import ChunkTranslator
 from server.providers.param_policy import enforce_chat_support, requires_parameters
 from server.providers.remote_media import Media, MediaFetcher, MediaPolicy, sniff_media_type
 from server.providers.sse_reader import read_sse
+from server.providers.upstream_http import UpstreamHttp
 from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, videos_pb2
 
 __all__ = ["DEFAULT_BASE_URL", "GeminiProvider"]
@@ -56,11 +57,11 @@ class GeminiProvider(ResponsesThroughChat):
         self._config = config
         self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         self._origin = _origin(self._base_url)
-        self._secrets = tuple(s for s in (config.api_key,) if s)
+        self._http = UpstreamHttp(config, error_from_body)
+        self._secrets = self._http.secrets
         self._headers = {"Content-Type": "application/json", **config.headers}
         if config.api_key:
             self._headers["x-goog-api-key"] = config.api_key
-        self._session: aiohttp.ClientSession | None = None
         self._fetcher = media_fetcher or MediaFetcher(
             MediaPolicy(
                 allow_private_addresses=config.media_allow_private_addresses,
@@ -68,22 +69,8 @@ class GeminiProvider(ResponsesThroughChat):
             )
         )
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._config.max_connections, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=self._config.connect_timeout, sock_read=self._config.read_timeout
-                ),
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
         await self._fetcher.close()
 
     # -- transport -----------------------------------------------------------------------------
@@ -97,17 +84,7 @@ class GeminiProvider(ResponsesThroughChat):
             return dict(ctx.forward_headers)
         return {**ctx.forward_headers, **self._headers} if ctx.forward_headers else self._headers
 
-    @staticmethod
-    def _timeout(ctx: RequestContext) -> aiohttp.ClientTimeout | None:
-        if ctx.deadline is None:
-            return None
-        remaining = ctx.deadline - time.monotonic()
-        if remaining <= 0:
-            raise RequestTimeout("The request deadline passed before the upstream call.")
-        return aiohttp.ClientTimeout(total=remaining)
-
-    @asynccontextmanager
-    async def _open(
+    def _open(
         self,
         method: str,
         url: str,
@@ -116,36 +93,10 @@ class GeminiProvider(ResponsesThroughChat):
         *,
         with_key: bool = True,
         allow_redirects: bool = True,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        kwargs: dict[str, Any] = {
-            "headers": self._request_headers(ctx, with_key),
-            "allow_redirects": allow_redirects,
-        }
-        if body is not None:
-            kwargs["data"] = orjson.dumps(body)
-        timeout = self._timeout(ctx)
-        if timeout is not None:
-            kwargs["timeout"] = timeout
-        try:
-            async with self._client().request(method, url, **kwargs) as response:
-                if response.status >= 400:
-                    error_body = await response.read()
-                    raise error_from_body(
-                        self.name,
-                        response.status,
-                        error_body,
-                        response.headers.get("Retry-After"),
-                        self._secrets,
-                    )
-                yield response
-        except GatewayError:
-            raise
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise RequestTimeout(f"Provider '{self.name}' did not answer in time.") from None
-        except (aiohttp.ClientError, OSError) as error:
-            raise UpstreamError(
-                f"Provider '{self.name}' is unreachable or closed the connection ({type(error).__name__})."
-            ) from None
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        data = orjson.dumps(body) if body is not None else None
+        headers = self._request_headers(ctx, with_key)
+        return self._http.request(method, url, ctx, headers, data, allow_redirects=allow_redirects)
 
     async def _call_json(self, method: str, path: str, ctx: RequestContext, body: Any = None) -> Any:
         async with self._open(method, self._url(path), ctx, body) as response:
