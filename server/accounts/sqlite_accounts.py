@@ -6,7 +6,7 @@ It shares the file (and the `keys` table) with sqlite_store.SqliteStore. Schema:
   - This module's ACCOUNT_MIGRATIONS are named, and each applied name is a row of
     `schema_migrations(name)`, so they never compete with the numbered list for a version number.
     They add integer micro-dollar columns to `keys` (the legacy REAL credit columns are kept in
-    step for old readers, and a trigger fills the micros limit of keys SqliteStore inserts),
+    step for old readers, and a trigger fills the micros limit of keys they insert),
     `credit_reservations` and `usage_ledger`.
 Both lists run inside one BEGIN IMMEDIATE, so processes opening the file together migrate once.
 
@@ -58,7 +58,7 @@ ACCOUNT_MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "ALTER TABLE keys ADD COLUMN credit_reserved_micros INTEGER NOT NULL DEFAULT 0",
             "UPDATE keys SET credit_limit_micros = CAST(ROUND(credit_limit * 1000000) AS INTEGER),"
             " credit_used_micros = CAST(ROUND(credit_used * 1000000) AS INTEGER)",
-            # Keys that SqliteStore.insert_key writes later carry only the REAL limit.
+            # Rows written by older readers carry only the REAL limit.
             """CREATE TRIGGER keys_credit_limit_micros AFTER INSERT ON keys
                WHEN NEW.credit_limit IS NOT NULL AND NEW.credit_limit_micros IS NULL
                BEGIN

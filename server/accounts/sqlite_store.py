@@ -1,17 +1,16 @@
-"""The embedded store: keys and video jobs in one SQLite file (WAL), with numbered migrations.
+"""The embedded store's file (WAL) and its numbered migrations; here, the video jobs.
+
+Keys, credits and the ledger in the same file are served by sqlite_accounts.SqliteAccountStore.
 
 Queries are single indexed lookups of a few microseconds, so they run on the event loop thread.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-
-from server.accounts.keys import KeyRecord
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -38,11 +37,6 @@ MIGRATIONS: tuple[str, ...] = (
         created_at INTEGER NOT NULL
     );
     """,
-)
-
-_KEY_COLUMNS = (
-    "id, name, prefix, created_at, expires_at, revoked_at, allowed_models,"
-    " credit_limit, credit_used, rpm_limit, tpm_limit"
 )
 
 
@@ -77,62 +71,6 @@ class SqliteStore:
     def close(self) -> None:
         self._db.close()
 
-    # keys
-
-    def insert_key(self, record: KeyRecord, secret_hash: str) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO keys (id, name, prefix, secret_hash, created_at, expires_at, allowed_models,"
-                " credit_limit, rpm_limit, tpm_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    record.name,
-                    record.prefix,
-                    secret_hash,
-                    record.created_at,
-                    record.expires_at,
-                    json.dumps(list(record.allowed_models)),
-                    record.credit_limit,
-                    record.rpm_limit,
-                    record.tpm_limit,
-                ),
-            )
-
-    def key_by_hash(self, secret_hash: str) -> tuple[KeyRecord, str] | None:
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_KEY_COLUMNS}, secret_hash FROM keys WHERE secret_hash = ?", (secret_hash,)
-            ).fetchone()
-        return None if row is None else (_key_from_row(row[:-1]), row[-1])
-
-    def key_by_id(self, key_id: str) -> KeyRecord | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {_KEY_COLUMNS} FROM keys WHERE id = ?", (key_id,)).fetchone()
-        return None if row is None else _key_from_row(row)
-
-    def list_keys(self) -> list[KeyRecord]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY created_at, id").fetchall()
-        return [_key_from_row(row) for row in rows]
-
-    def revoke_key(self, key_id: str, at: int) -> KeyRecord | None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (at, key_id)
-            )
-        return self.key_by_id(key_id)
-
-    def replace_secret(self, key_id: str, prefix: str, secret_hash: str) -> KeyRecord | None:
-        with self._lock:
-            cursor = self._db.execute(
-                "UPDATE keys SET prefix = ?, secret_hash = ? WHERE id = ? AND revoked_at IS NULL",
-                (prefix, secret_hash, key_id),
-            )
-        # A revoked (or unknown) key has nothing to rotate.
-        return None if cursor.rowcount == 0 else self.key_by_id(key_id)
-
-    # video jobs
-
     def insert_video_job(self, job: VideoJob) -> None:
         with self._lock:
             self._db.execute(
@@ -148,19 +86,3 @@ class SqliteStore:
                 (job_id,),
             ).fetchone()
         return None if row is None else VideoJob(*row)
-
-
-def _key_from_row(row: tuple) -> KeyRecord:  # type: ignore[type-arg]
-    return KeyRecord(
-        id=row[0],
-        name=row[1],
-        prefix=row[2],
-        created_at=row[3],
-        expires_at=row[4],
-        revoked_at=row[5],
-        allowed_models=tuple(json.loads(row[6])),
-        credit_limit=row[7],
-        credit_used=row[8],
-        rpm_limit=row[9],
-        tpm_limit=row[10],
-    )

@@ -84,18 +84,3 @@ async def test_keys_survive_reopening_the_store(tmp_path: Path) -> None:
         assert key.name == "app" and key.credit_limit == 1.5
     finally:
         await second.close()
-
-
-def test_sqlite_store_does_not_rotate_a_revoked_key(tmp_path: Path) -> None:
-    from server.accounts.keys import KeyRecord
-    from server.accounts.sqlite_store import SqliteStore
-
-    store = SqliteStore(tmp_path / "rotate.db")
-    store.insert_key(KeyRecord(id="key_1", name="app", prefix="sk-sr-old0", created_at=1), "old-hash")
-    rotated = store.replace_secret("key_1", "sk-sr-new1", "new-hash")
-    assert rotated is not None and rotated.prefix == "sk-sr-new1"
-    store.revoke_key("key_1", at=2)
-    assert store.replace_secret("key_1", "sk-sr-new2", "newer-hash") is None
-    assert store.key_by_hash("newer-hash") is None and store.key_by_hash("new-hash") is not None
-    assert store.replace_secret("key_nope", "p", "h") is None
-    store.close()

@@ -5,38 +5,44 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from server.accounts.keys import KeyRecord, hash_secret
+from server.accounts.keys import hash_secret
 from server.accounts.sqlite_accounts import ACCOUNT_MIGRATIONS, SqliteAccountStore
 from server.accounts.sqlite_store import MIGRATIONS, SqliteStore
 from server.accounts.store import Balance
 
 
+def _insert_legacy_key(path: Path, key_id: str, secret_hash: str, credit_limit: float) -> None:
+    """A key row as the first release wrote it: only the REAL credit columns."""
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO keys (id, name, prefix, secret_hash, created_at, credit_limit)"
+            " VALUES (?, ?, ?, ?, 1, ?)",
+            (key_id, key_id, "sk-sr-" + key_id[-4:], secret_hash, credit_limit),
+        )
+
+
 async def test_opens_a_file_made_by_sqlite_store_and_backfills_credits(tmp_path: Path) -> None:
     path = tmp_path / "gateway.db"
-    legacy = SqliteStore(path)
-    record = KeyRecord(id="key_old", name="old", prefix="sk-sr-old1", created_at=1, credit_limit=2.5)
-    legacy.insert_key(record, hash_secret("sk-sr-old-secret"))
-    legacy.close()
+    SqliteStore(path).close()
+    _insert_legacy_key(path, "key_old", hash_secret("sk-sr-old-secret"), 2.5)
 
     store = SqliteAccountStore(path)
     try:
-        assert await store.balance(record.id) == Balance(2_500_000, 0, 0)
-        assert await store.reserve(record.id, "r1", 1_000_000)
-        assert await store.settle(record.id, "r1", 400_000)
+        assert await store.balance("key_old") == Balance(2_500_000, 0, 0)
+        assert await store.reserve("key_old", "r1", 1_000_000)
+        assert await store.settle("key_old", "r1", 400_000)
     finally:
         await store.close()
 
-    # SqliteStore still opens the file, sees the key, and reads the kept-in-step REAL column;
-    # a key it inserts now gets its limit in micros too.
-    reopened = SqliteStore(path)
-    found = reopened.key_by_hash(hash_secret("sk-sr-old-secret"))
-    assert found is not None and found[0].credit_used == 0.4
-    later = KeyRecord(id="key_later", name="later", prefix="sk-sr-lat1", created_at=2, credit_limit=0.25)
-    reopened.insert_key(later, hash_secret("sk-sr-later-secret"))
-    reopened.close()
+    # Old readers see the kept-in-step REAL column; a key an old writer inserts now gets its
+    # limit in micros too.
+    with sqlite3.connect(path) as db:
+        used = db.execute("SELECT credit_used FROM keys WHERE id = 'key_old'").fetchone()[0]
+    assert used == 0.4
+    _insert_legacy_key(path, "key_later", hash_secret("sk-sr-later-secret"), 0.25)
     store = SqliteAccountStore(path)
     try:
-        assert await store.balance(later.id) == Balance(250_000, 0, 0)
+        assert await store.balance("key_later") == Balance(250_000, 0, 0)
     finally:
         await store.close()
 
