@@ -107,9 +107,10 @@ def video_cost(seconds: float | int, per_second: int) -> int:
     """The charge in micros for a video of `seconds` (possibly fractional), rounded up."""
     if isinstance(seconds, bool) or seconds < 0:
         raise ValueError("seconds must be a non-negative number")
-    exact = Decimal(repr(seconds) if isinstance(seconds, float) else seconds) * _whole(
-        "per_second", per_second
-    )
+    per_second = _whole("per_second", per_second)
+    if not seconds or not per_second:
+        return 0  # every text request asks this; skip the Decimal arithmetic
+    exact = Decimal(repr(seconds) if isinstance(seconds, float) else seconds) * per_second
     return int(exact.quantize(Decimal(1), rounding=ROUND_CEILING))
 
 
