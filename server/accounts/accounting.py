@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import secrets
 import time
 
 from server.accounts.keys import KeyRecord
@@ -32,6 +31,7 @@ from server.accounts.money import Price, estimate_cost, micros_to_usd
 from server.accounts.store import AccountStore, LedgerRecord, LedgerStatus, LimitStore, SyncCredits
 from server.config import PricingConfig
 from server.errors import GatewayError, InsufficientCredits, RateLimited
+from server.observability.ids import new_reservation_id
 from server.providers.base import RequestContext
 from server.routing.catalogue import CatalogueEntry, Deployment
 
@@ -233,7 +233,7 @@ class _AccountMeter(Meter):
         self._ctx = ctx
         self._started = started
         self._estimated = estimated_tokens
-        self.reservation_id = "res_" + secrets.token_hex(12)
+        self.reservation_id = new_reservation_id()
         self.reserved = False
         self._done = False
 

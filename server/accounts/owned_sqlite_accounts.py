@@ -49,6 +49,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import orjson
+
 from server.accounts.keys import KeyRecord
 from server.accounts.money import micros_to_usd
 from server.accounts.sqlite_accounts import SqliteAccountStore, credit_lock_path
@@ -201,7 +203,8 @@ class OwnedSqliteAccountStore:
         reserved = 0 if held is None else held[0]
         now = time.time()
         os.write(
-            self._journal_fd, (json.dumps([key_id, request_id, reserved, actual_micros, now]) + "\n").encode()
+            self._journal_fd,
+            orjson.dumps([key_id, request_id, reserved, actual_micros, now], option=orjson.OPT_APPEND_NEWLINE),
         )
         self._journal_dirty = True
         account.reserved -= reserved
@@ -395,7 +398,23 @@ _ADD_USED = (
 
 
 def _apply(db: sqlite3.Connection, settlements: Sequence[_Settlement]) -> list[tuple[str, int]]:
-    """Charge each settlement once (inside the caller's transaction); the ones already in the file."""
+    """Charge each settlement once (inside the caller's transaction); the ones already in the file.
+
+    The common batch is all new rows: one executemany and one UPDATE per key. Only a batch holding
+    a repeat (a journal replayed after its batch committed) is redone row by row.
+    """
+    db.execute("SAVEPOINT settle_batch")
+    before = db.total_changes
+    db.executemany(_SETTLED_ROW, settlements)
+    if db.total_changes - before == len(settlements):
+        charged: dict[str, int] = {}
+        for key_id, _, _, actual, _ in settlements:
+            charged[key_id] = charged.get(key_id, 0) + actual
+        db.executemany(_ADD_USED, [(actual, actual, key_id) for key_id, actual in charged.items()])
+        db.execute("RELEASE settle_batch")
+        return []
+    db.execute("ROLLBACK TO settle_batch")
+    db.execute("RELEASE settle_batch")
     repeats: list[tuple[str, int]] = []
     for key_id, request_id, reserved, actual, at in settlements:
         if db.execute(_SETTLED_ROW, (key_id, request_id, reserved, actual, at)).rowcount:
