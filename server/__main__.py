@@ -75,10 +75,23 @@ def _supervise(config: GatewayConfig, args: argparse.Namespace) -> int:
     # Every worker must bind the same ports, so "any free port" is decided once, here.
     http_port = server.http_port or free_port(server.host)
     grpc_port = server.grpc_port or free_port(server.host)
-    worker_args = [*(("--config", args.config) if args.config else ()), "serve", "--host", server.host,
-                   "--port", str(http_port), "--grpc-port", str(grpc_port), "--workers", str(server.workers)]
-    print(f"Siraya Model Router: {server.workers} workers on REST http://{server.host}:{http_port}/v1, "
-          f"gRPC {server.host}:{grpc_port}", flush=True)
+    worker_args = [
+        *(("--config", args.config) if args.config else ()),
+        "serve",
+        "--host",
+        server.host,
+        "--port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+        "--workers",
+        str(server.workers),
+    ]
+    print(
+        f"Siraya Model Router: {server.workers} workers on REST http://{server.host}:{http_port}/v1, "
+        f"gRPC {server.host}:{grpc_port}",
+        flush=True,
+    )
     return supervise(worker_args, server.workers, server.drain_seconds)
 
 

@@ -154,8 +154,10 @@ async def serve_forever(
         f"Siraya Model Router: REST on http://{host}:{running.http_port}/v1,"
         f" gRPC on {host}:{running.grpc_port}"
     )
-    print(f"Config: {config.source}; providers: {', '.join(config.providers) or 'none'}; "
-          f"models: {len(config.models)}; data: {config.server.data_dir}")
+    print(
+        f"Config: {config.source}; providers: {', '.join(config.providers) or 'none'}; "
+        f"models: {len(config.models)}; data: {config.server.data_dir}"
+    )
     print(
         "Create a key with: siraya-router keys create --name my-app"
         "  (or: .venv/bin/python -m server keys create)"

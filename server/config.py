@@ -368,7 +368,12 @@ def parse_config(raw: dict[str, Any], env: dict[str, str] | os._Environ[str], so
     models = _parse_models(raw.get("models") or [], providers, routing.defaults)
     accounts = _parse_accounts(raw.get("accounts") or {}, env)
     return GatewayConfig(
-        server=server, providers=providers, models=models, source=source, accounts=accounts, routing=routing,
+        server=server,
+        providers=providers,
+        models=models,
+        source=source,
+        accounts=accounts,
+        routing=routing,
         observability=_parse_observability(raw.get("observability") or {}, env),
     )
 
@@ -625,7 +630,8 @@ def _parse_deployment(
         provider=provider,
         upstream_model=section.str("upstream_model") or model["upstream_model"],
         weight=section.number("weight", 1.0),
-        pricing=_parse_pricing(settings["pricing"], f"{path}.pricing") if "pricing" in settings
+        pricing=_parse_pricing(settings["pricing"], f"{path}.pricing")
+        if "pricing" in settings
         else model["pricing"],
         context_window=section.number("context_window", model["context_window"], integer=True, minimum=1),
         supported_parameters=supported if supported is not None else model["supported_parameters"],

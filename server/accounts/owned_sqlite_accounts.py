@@ -202,10 +202,8 @@ class OwnedSqliteAccountStore:
         held = self._open.pop(ident, None)
         reserved = 0 if held is None else held[0]
         now = time.time()
-        os.write(
-            self._journal_fd,
-            orjson.dumps([key_id, request_id, reserved, actual_micros, now], option=orjson.OPT_APPEND_NEWLINE),
-        )
+        line = [key_id, request_id, reserved, actual_micros, now]
+        os.write(self._journal_fd, orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
         self._journal_dirty = True
         account.reserved -= reserved
         account.used += actual_micros
