@@ -130,8 +130,10 @@ class Gateway:
         call: Callable[[Route], AsyncIterator[Result]],
         consumed: Callable[[Result, Consumption], None],
         final_usage: Callable[[Result], UsageMessage | None],
-    ) -> AsyncIterator[tuple[Result, Route]]:
-        """Admit, dispatch and settle one stream; `consumed` folds each item into the running total.
+        stamp: Callable[[Result, Route], None],
+    ) -> AsyncIterator[Result]:
+        """Admit, dispatch and settle one stream; `consumed` folds each item into the running total,
+        and `stamp` marks it with what served it.
 
         The item carrying the upstream's usage settles the stream before it is sent, so its usage can
         carry the cost; a stream without one settles at its end. A client that goes away cancels the
@@ -163,7 +165,8 @@ class Gateway:
                     _record(ctx, route, total, cost)
                     if cost is not None:
                         usage.cost = cost
-                yield item, route
+                stamp(item, route)
+                yield item
         except BaseException as error:
             if settled:
                 raise
@@ -207,10 +210,10 @@ class Gateway:
             completion.usage.cost = cost
         return completion
 
-    async def stream_chat(
+    def stream_chat(
         self, params: chat_pb2.ChatCompletionParams, key: KeyRecord, ctx: RequestContext
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
-        stream = self._stream(
+        return self._stream(
             "chat",
             params.model,
             params.routing,
@@ -220,11 +223,8 @@ class Gateway:
             lambda route: route.provider.stream_chat(params, route.deployment.upstream_model, ctx),
             fold_chunk,
             chunk_usage,
+            _stamp_chunk,
         )
-        async for chunk, route in stream:
-            chunk.model = route.entry.id
-            chunk.provider = route.deployment.provider
-            yield chunk
 
     # responses
 
@@ -247,10 +247,10 @@ class Gateway:
             response.usage.cost = cost
         return response
 
-    async def stream_response(
+    def stream_response(
         self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
     ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
-        stream = self._stream(
+        return self._stream(
             "chat",
             params.model,
             params.routing,
@@ -260,12 +260,8 @@ class Gateway:
             lambda route: route.provider.stream_response(params, route.deployment.upstream_model, ctx),
             fold_response_event,
             event_usage,
+            _stamp_event,
         )
-        async for event, route in stream:
-            if event.HasField("response"):
-                event.response.model = route.entry.id
-                event.response.provider = route.deployment.provider
-            yield event
 
     # embeddings and images
 
@@ -374,6 +370,17 @@ def _record(ctx: RequestContext, route: Route, consumption: Consumption, cost: f
     outcome.cached_tokens = consumption.cached_tokens
     outcome.reasoning_tokens = consumption.reasoning_tokens
     outcome.cost = cost
+
+
+def _stamp_chunk(chunk: chat_pb2.ChatCompletionChunk, route: Route) -> None:
+    chunk.model = route.entry.id
+    chunk.provider = route.deployment.provider
+
+
+def _stamp_event(event: responses_pb2.ResponseStreamEvent, route: Route) -> None:
+    if event.HasField("response"):
+        event.response.model = route.entry.id
+        event.response.provider = route.deployment.provider
 
 
 def _stamp_video(video: videos_pb2.Video, job: VideoJob) -> videos_pb2.Video:

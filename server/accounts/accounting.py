@@ -60,24 +60,25 @@ def deployment_price(entry: CatalogueEntry, deployment: Deployment) -> Price:
 
 
 def _charge(price: Price, consumed: Consumption) -> int:
-    return (
-        price.tokens(consumed.prompt_tokens, consumed.completion_tokens, consumed.cached_tokens)
-        + price.images(consumed.images)
-        + price.video(consumed.video_seconds)
-    )
+    cost = price.tokens(consumed.prompt_tokens, consumed.completion_tokens, consumed.cached_tokens)
+    if consumed.images:
+        cost += price.images(consumed.images)
+    if consumed.video_seconds:
+        cost += price.video(consumed.video_seconds)
+    return cost
 
 
 def _worst_case(entry: CatalogueEntry, demand: Demand) -> int:
     worst = 0
     for deployment in entry.deployments:
         price = deployment_price(entry, deployment)
-        cost = (
-            estimate_cost(
-                price, demand.prompt_tokens, demand.max_output_tokens, context_window=entry.context_window
-            )
-            + price.images(demand.images)
-            + price.video(demand.video_seconds)
+        cost = estimate_cost(
+            price, demand.prompt_tokens, demand.max_output_tokens, context_window=entry.context_window
         )
+        if demand.images:
+            cost += price.images(demand.images)
+        if demand.video_seconds:
+            cost += price.video(demand.video_seconds)
         worst = max(worst, cost)
     return worst
 

@@ -190,8 +190,34 @@ class Price:
             per_video_second=pricing.per_video_second,
         )
 
+    def __post_init__(self) -> None:
+        _whole("input_per_million", self.input_per_million)
+        _whole("output_per_million", self.output_per_million)
+        if self.cached_input_per_million is not None:
+            _whole("cached_input_per_million", self.cached_input_per_million)
+        _whole("per_image", self.per_image)
+        _whole("per_video_second", self.per_video_second)
+
     def tokens(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> int:
         """The charge for an actual token usage (also what a cancelled stream produced)."""
+        if (
+            type(prompt_tokens) is int
+            and type(completion_tokens) is int
+            and type(cached_tokens) is int
+            and prompt_tokens >= 0
+            and completion_tokens >= 0
+            and cached_tokens >= 0
+        ):
+            # Every request is charged here: the prices were checked when the Price was made, and
+            # plain non-negative counts need no call per check (cost_of below says what is wrong).
+            cached = min(cached_tokens, prompt_tokens)
+            cached_price = self.cached_input_per_million
+            total = (
+                (prompt_tokens - cached) * self.input_per_million
+                + cached * (self.input_per_million if cached_price is None else cached_price)
+                + completion_tokens * self.output_per_million
+            )
+            return -(-total // TOKENS_PER_MILLION)
         return cost_of(
             prompt_tokens,
             completion_tokens,
@@ -223,4 +249,4 @@ def estimate_cost(
     completion = worst_case_completion_tokens(
         max_tokens, prompt_tokens, context_window=context_window, default_max_tokens=default_max_tokens
     )
-    return cost_of(prompt_tokens, completion, price.input_per_million, price.output_per_million)
+    return price.tokens(prompt_tokens, completion)  # no cached tokens: the cached price plays no part

@@ -17,7 +17,7 @@ from server.config import ProviderConfig
 from server.errors import GatewayError, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext, VideoContent
 from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
-from server.providers.sse_reader import read_sse
+from server.providers.sse_reader import SseParser
 from server.providers.upstream_errors import classify_http_error, redact
 from server.providers.upstream_http import UpstreamHttp
 from siraya.router.codec import chat as chat_codec
@@ -82,34 +82,49 @@ class OpenAICompatibleProvider:
             ) from None
 
     async def _stream_events(
-        self, path: str, body: Any, ctx: RequestContext
-    ) -> AsyncIterator[tuple[str | None, Any]]:
-        """Parsed JSON of each SSE event until [DONE] (or, for typed event streams, until the body ends)."""
+        self, path: str, body: Any, ctx: RequestContext, decode: Callable[[Any], T], what: str
+    ) -> AsyncIterator[T]:
+        """`decode` of each SSE event's JSON until [DONE] (or, for typed event streams, the body's end).
+
+        It reads the network itself and decodes in a plain loop: one generator between the socket
+        and the caller, since every layer is paid again for each chunk.
+        """
         async with self._open("POST", path, ctx, body) as response:
             content_type = response.headers.get("Content-Type", "")
             if "text/event-stream" not in content_type:
                 raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")
-            saw_done = False
+            parser = SseParser()
+            content = response.content
             try:
-                async for event, data in read_sse(response.content):
+                while received := await content.readany():
+                    for event, data in parser.feed(received):
+                        if data == _DONE:
+                            return
+                        yield self._decode_event(event, data, decode, what)
+                for event, data in parser.end():
                     if data == _DONE:
-                        saw_done = True
-                        break
-                    try:
-                        parsed = orjson.loads(data)
-                    except orjson.JSONDecodeError:
-                        raise UpstreamError(
-                            f"Provider '{self.name}' sent a malformed stream event."
-                        ) from None
-                    if isinstance(parsed, dict) and "error" in parsed and event in (None, "error"):
-                        raise _stream_error(self.name, parsed["error"], self._secrets)
-                    yield event, parsed
+                        return
+                    yield self._decode_event(event, data, decode, what)
             except (TimeoutError, aiohttp.ServerTimeoutError):
                 raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
             except aiohttp.ClientPayloadError:
                 raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None
-            if not saw_done and path.endswith("/chat/completions"):
+            if path.endswith("/chat/completions"):
                 raise UpstreamError(f"Provider '{self.name}' ended the stream before [DONE].")
+
+    def _decode_event(self, event: str | None, data: bytes, decode: Callable[[Any], T], what: str) -> T:
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"Provider '{self.name}' sent a malformed stream event.") from None
+        if isinstance(parsed, dict) and "error" in parsed and event in (None, "error"):
+            raise _stream_error(self.name, parsed["error"], self._secrets)
+        try:
+            return decode(parsed)
+        except CodecError as error:
+            raise UpstreamError(
+                f"Provider '{self.name}' sent an invalid {what}: {_describe(error)}"
+            ) from None
 
     # chat
 
@@ -121,17 +136,11 @@ class OpenAICompatibleProvider:
             "POST", "/chat/completions", ctx, chat_codec.decode_chat_completion, body
         )
 
-    async def stream_chat(
+    def stream_chat(
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         body = chat_codec.encode_chat_request(params, upstream_model, stream=True)
-        async for _, parsed in self._stream_events("/chat/completions", body, ctx):
-            try:
-                yield chat_codec.decode_chat_chunk(parsed)
-            except CodecError as error:
-                raise UpstreamError(
-                    f"Provider '{self.name}' sent an invalid chunk: {_describe(error)}"
-                ) from None
+        return self._stream_events("/chat/completions", body, ctx, chat_codec.decode_chat_chunk, "chunk")
 
     # responses
 
@@ -148,13 +157,11 @@ class OpenAICompatibleProvider:
     ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
         if self.native_responses:
             body = responses_codec.encode_response_request(params, upstream_model, stream=True)
-            async for _, parsed in self._stream_events("/responses", body, ctx):
-                try:
-                    yield responses_codec.decode_response_event(parsed)
-                except CodecError as error:
-                    raise UpstreamError(
-                        f"Provider '{self.name}' sent an invalid event: {_describe(error)}"
-                    ) from None
+            events = self._stream_events(
+                "/responses", body, ctx, responses_codec.decode_response_event, "event"
+            )
+            async for event in events:
+                yield event
             return
         async for event in stream_response_via_chat(self, params, upstream_model, ctx):
             yield event

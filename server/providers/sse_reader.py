@@ -6,40 +6,64 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
+SseEvent = tuple[str | None, bytes]
 
-async def read_sse(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str | None, bytes]]:
-    """Yield one (event name or None, data) per SSE event; multi-line data is joined by newlines.
 
-    It reads whatever bytes have arrived and splits them itself: one await per network read rather
-    than one per line, which matters when an upstream sends many small events in one segment.
+class SseParser:
+    """Splits SSE bytes into events; `feed` returns the events the bytes completed.
+
+    Synchronous on purpose: an adapter that reads the network itself handles the events of one read
+    in a plain loop, with no generator of its own between the socket and its caller.
     """
-    event: str | None = None
-    data: list[bytes] = []
-    tail = b""
-    while True:
-        received = await content.readany()
-        if not received:
-            break
-        lines = (tail + received if tail else received).split(b"\n")
-        tail = lines.pop()
+
+    __slots__ = ("_event", "_data", "_tail")
+
+    def __init__(self) -> None:
+        self._event: str | None = None
+        self._data: list[bytes] = []
+        self._tail = b""
+
+    def feed(self, received: bytes) -> list[SseEvent]:
+        lines = (self._tail + received if self._tail else received).split(b"\n")
+        self._tail = lines.pop()
+        return self._lines(lines)
+
+    def end(self) -> list[SseEvent]:
+        """What is left when the body ends: its last event, even without a final blank line."""
+        tail, self._tail = self._tail, b""
+        return self._lines([tail, b""] if tail else [b""])
+
+    def _lines(self, lines: list[bytes]) -> list[SseEvent]:
+        # One loop over a read's lines, no call per line: this runs for every byte of every stream.
+        events: list[SseEvent] = []
+        event, data = self._event, self._data
         for line in lines:
             if line.endswith(b"\r"):
                 line = line[:-1]
             if not line:
                 if data:
-                    yield event, b"\n".join(data)
-                event, data = None, []
+                    events.append((event, b"\n".join(data)))
+                    data = []
+                event = None
             elif line.startswith(b"data:"):
                 value = line[5:]
                 data.append(value[1:] if value.startswith(b" ") else value)
             elif line.startswith(b"event:"):
                 event = line[6:].strip().decode()
             # Comments (":" keep-alives), "id:" and "retry:" lines carry nothing we use.
-    line = tail.rstrip(b"\r")
-    if line.startswith(b"data:"):
-        value = line[5:]
-        data.append(value[1:] if value.startswith(b" ") else value)
-    elif line.startswith(b"event:"):
-        event = line[6:].strip().decode()
-    if data:
-        yield event, b"\n".join(data)
+        self._event, self._data = event, data
+        return events
+
+
+async def read_sse(content: aiohttp.StreamReader) -> AsyncIterator[SseEvent]:
+    """Yield one (event name or None, data) per SSE event; multi-line data is joined by newlines.
+
+    It reads whatever bytes have arrived and splits them itself: one await per network read rather
+    than one per line, which matters when an upstream sends many small events in one segment.
+    """
+    parser = SseParser()
+    while received := await content.readany():
+        for event in parser.feed(received):
+            yield event
+    for event in parser.end():
+        yield event

@@ -218,18 +218,24 @@ class Dispatcher:
         count, first_at = 1, self._clock()
         try:
             yield first, route
-            while True:
-                limit = bound(idle, end, self._clock())
-                try:
-                    item = await next_within(items, limit)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise RequestTimeout(
-                        f"Provider '{route.deployment.provider}' stalled mid-stream for {limit:g}s."
-                    ) from None
-                count += 1
-                yield item, route
+            if idle is None and end is None:
+                # Nothing to time: relay each item with no wrapper of our own around the wait.
+                async for item in items:
+                    count += 1
+                    yield item, route
+            else:
+                while True:
+                    limit = bound(idle, end, self._clock())
+                    try:
+                        item = await next_within(items, limit)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        raise RequestTimeout(
+                            f"Provider '{route.deployment.provider}' stalled mid-stream for {limit:g}s."
+                        ) from None
+                    count += 1
+                    yield item, route
         except GatewayError as error:
             # A stall past the caller's own idle limit is not held against the deployment.
             if not (isinstance(error, RequestTimeout) and ctx.idle_timeout is not None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 
 import pytest
@@ -72,3 +73,40 @@ def test_the_reservation_covers_the_worst_case() -> None:
     assert estimate_cost(price, 100, None, context_window=1100) == 2100
     assert estimate_cost(price, 100, None, default_max_tokens=10) == 120
     assert worst_case_completion_tokens(None, 5000, context_window=4000) == 0
+
+
+def test_a_price_checks_its_prices_once_when_made() -> None:
+    with pytest.raises(TypeError):
+        Price(input_per_million=0.15)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Price(output_per_million=-1)
+    with pytest.raises(TypeError):
+        Price(cached_input_per_million=True)  # type: ignore[arg-type]
+
+
+def test_price_tokens_charges_what_cost_of_charges() -> None:
+    rng = random.Random(7)
+    for _ in range(2000):
+        cached_price = rng.choice([None, rng.randrange(0, 3_000_000)])
+        price = Price(rng.randrange(0, 5_000_000), rng.randrange(0, 20_000_000), cached_price)
+        prompt, completion = rng.randrange(0, 200_000), rng.randrange(0, 50_000)
+        cached = rng.randrange(0, prompt + 10)
+        expected = cost_of(
+            prompt,
+            completion,
+            price.input_per_million,
+            price.output_per_million,
+            cached_tokens=cached,
+            cached_input_per_million=cached_price,
+        )
+        assert price.tokens(prompt, completion, cached) == expected
+
+
+def test_price_tokens_refuses_what_cost_of_refuses() -> None:
+    price = Price(input_per_million=150_000)
+    with pytest.raises(TypeError):
+        price.tokens(1.5, 2)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        price.tokens(True, 2)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        price.tokens(10, -1)
