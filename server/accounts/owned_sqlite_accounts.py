@@ -46,6 +46,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,7 +87,9 @@ class OwnedSqliteAccountStore:
         self._interval = flush_interval
         self._accounts: dict[str, _Account] = {}
         self._open: dict[tuple[str, str], tuple[int, float]] = {}  # amount, created_at
-        self._finished: dict[tuple[str, str], None] = {}
+        # An OrderedDict, not a dict: dropping a dict's oldest key again and again makes next(iter())
+        # walk the deleted slots in front of it (py-spy: 2.4% of a request once the window filled).
+        self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._pending: list[_Settlement] = []
         self._journal_seq = 0
         self._journal_fd = -1
@@ -226,7 +229,7 @@ class OwnedSqliteAccountStore:
     def _finish(self, ident: tuple[str, str]) -> None:
         self._finished[ident] = None
         if len(self._finished) > FINISHED_WINDOW:
-            del self._finished[next(iter(self._finished))]
+            self._finished.popitem(last=False)
 
     # credits, the AccountStore contract
 
