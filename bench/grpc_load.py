@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -115,7 +116,12 @@ def _run_workers(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(processes)
     ]
     children = []
-    for callers in share:
+    outputs: list[str] = []
+    for index, callers in enumerate(share):
+        # Each worker writes its result to a file: a result over 64 KB read back from a pipe came
+        # back with a stray line break in it.
+        output = os.path.join(tempfile.gettempdir(), f"grpc-load-{os.getpid()}-{index}.json")
+        outputs.append(output)
         command = [
             sys.executable,
             os.path.abspath(__file__),
@@ -132,16 +138,19 @@ def _run_workers(args: argparse.Namespace) -> dict[str, Any]:
             repr(start_at),
             "--callers",
             str(callers),
+            "--result-file",
+            output,
         ]
         for item in args.metadata:
             command += ["--metadata", item]
-        children.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
+        children.append(subprocess.Popen(command))
     results = []
-    for child in children:
-        out, _ = child.communicate()
-        if child.returncode != 0:
+    for child, output in zip(children, outputs, strict=True):
+        if child.wait() != 0:
             raise SystemExit(f"grpc_load worker failed with exit code {child.returncode}")
-        results.append(json.loads(out))
+        with open(output) as file:
+            results.append(json.load(file))
+        os.unlink(output)
     latencies = [x for r in results for x in r["latencies"]]
     firsts = [x for r in results for x in r["firsts"]]
     requests = sum(r["requests"] for r in results)
@@ -178,10 +187,13 @@ def main() -> int:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--callers", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--result-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         install_uvloop()
-        print(json.dumps(asyncio.run(_worker(args))))
+        result = asyncio.run(_worker(args))
+        with open(args.result_file, "w") as file:
+            json.dump(result, file)
     else:
         print(json.dumps(_run_workers(args)))
     return 0

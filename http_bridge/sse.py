@@ -99,9 +99,13 @@ async def relay_stream(
             tail += done
     except (grpc.aio.AioRpcError, GatewayError) as error:
         tail += error_frame(as_gateway_error(error), last)
-    except (asyncio.CancelledError, ConnectionResetError):
+    except asyncio.CancelledError:
         call.cancel()
         raise
+    except ConnectionResetError:
+        # The client went away between two writes: stop the call; nothing is left to tell anyone.
+        call.cancel()
+        return response
     await response.write_eof(tail)
     return response
 

@@ -17,6 +17,7 @@ from server.config import ProviderConfig
 from server.errors import GatewayError, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext, VideoContent
 from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
+from server.providers.http1_client import Http1Response
 from server.providers.sse_reader import SseParser
 from server.providers.upstream_errors import classify_http_error, redact
 from server.providers.upstream_http import UpstreamHttp
@@ -63,11 +64,10 @@ class OpenAICompatibleProvider:
         ctx: RequestContext,
         body: Any = None,
         params: dict[str, str] | None = None,
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    ) -> AbstractAsyncContextManager[Http1Response]:
         data = orjson.dumps(body) if body is not None else None
-        options = {"params": params} if params else {}
         url = self._base_url + path
-        return self._http.request(method, url, ctx, self._request_headers(ctx), data, **options)
+        return self._http.request(method, url, ctx, self._request_headers(ctx), data, params=params)
 
     async def _call_json(
         self, method: str, path: str, ctx: RequestContext, decode: Callable[[Any], T], body: Any = None

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-
-import aiohttp
+from typing import Protocol
 
 SseEvent = tuple[str | None, bytes]
 
@@ -55,7 +54,11 @@ class SseParser:
         return events
 
 
-async def read_sse(content: aiohttp.StreamReader) -> AsyncIterator[SseEvent]:
+class Readable(Protocol):
+    async def readany(self) -> bytes: ...
+
+
+async def read_sse(content: Readable) -> AsyncIterator[SseEvent]:
     """Yield one (event name or None, data) per SSE event; multi-line data is joined by newlines.
 
     It reads whatever bytes have arrived and splits them itself: one await per network read rather

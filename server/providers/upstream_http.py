@@ -9,26 +9,16 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import aiohttp
 
 from server.config import ProviderConfig
 from server.errors import GatewayError, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext
+from server.providers.http1_client import Http1Client, Http1Response
 
 # (provider name, HTTP status, body, Retry-After, secrets) -> the error the client gets.
 ErrorClassifier = Callable[[str, int, bytes, str | None, tuple[str, ...]], GatewayError]
-
-
-def deadline_timeout(ctx: RequestContext) -> aiohttp.ClientTimeout | None:
-    """What is left of the request's deadline, as one call's total timeout."""
-    if ctx.deadline is None:
-        return None
-    remaining = ctx.deadline - time.monotonic()
-    if remaining <= 0:
-        raise RequestTimeout("The request deadline passed before the upstream call.")
-    return aiohttp.ClientTimeout(total=remaining)
 
 
 class UpstreamHttp:
@@ -37,18 +27,12 @@ class UpstreamHttp:
         self.secrets = tuple(s for s in (config.api_key,) if s)
         self._config = config
         self._classify = classify
-        self.session: aiohttp.ClientSession | None = None
+        self.session: Http1Client | None = None
 
-    def _client(self) -> aiohttp.ClientSession:
+    def _client(self) -> Http1Client:
         if self.session is None:
             config = self._config
-            self.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=config.max_connections, ttl_dns_cache=300),
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=config.connect_timeout, sock_read=config.read_timeout
-                ),
-                skip_auto_headers=("User-Agent",),
-            )
+            self.session = Http1Client(config.max_connections, config.connect_timeout, config.read_timeout)
         return self.session
 
     async def close(self) -> None:
@@ -64,14 +48,20 @@ class UpstreamHttp:
         ctx: RequestContext,
         headers: dict[str, str],
         data: bytes | None = None,
-        **options: Any,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """An open response with a status below 400; everything else raises a GatewayError."""
-        timeout = deadline_timeout(ctx)
-        if timeout is not None:
-            options["timeout"] = timeout
+        *,
+        params: dict[str, str] | None = None,
+        allow_redirects: bool = False,
+    ) -> AsyncIterator[Http1Response]:
+        """An open response with a status below 400; everything else raises a GatewayError.
+
+        Redirects are never followed (`allow_redirects` is accepted for the adapters that say so).
+        """
+        if ctx.deadline is not None and ctx.deadline <= time.monotonic():
+            raise RequestTimeout("The request deadline passed before the upstream call.")
         try:
-            async with self._client().request(method, url, headers=headers, data=data, **options) as response:
+            async with self._client().request(
+                method, url, headers, data, params=params, deadline=ctx.deadline
+            ) as response:
                 if response.status >= 400:
                     raise self._classify(
                         self.name,
@@ -83,7 +73,7 @@ class UpstreamHttp:
                 yield response
         except GatewayError:
             raise
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+        except TimeoutError:
             raise RequestTimeout(f"Provider '{self.name}' did not answer in time.") from None
         except (aiohttp.ClientError, OSError) as error:
             raise UpstreamError(

@@ -183,7 +183,7 @@ def test_random_faults_and_disconnects_leave_no_connections_or_tasks(gw: Routing
     async def settled() -> tuple[int, int, int]:
         for _ in range(100):
             acquired = sum(
-                len(provider._http.session.connector._acquired)  # type: ignore[attr-defined]
+                provider._http.session.in_use  # type: ignore[attr-defined]
                 for provider in gateway.providers.values()
                 if getattr(getattr(provider, "_http", None), "session", None) is not None
             )

@@ -25,6 +25,7 @@ from server.providers.anthropic.response import AnthropicShapeError, from_anthro
 from server.providers.anthropic.stream import StreamTranslator
 from server.providers.base import RequestContext
 from server.providers.chat_only import ChatOnly
+from server.providers.http1_client import Http1Response
 from server.providers.param_policy import enforce_chat_support
 from server.providers.sse_reader import read_sse
 from server.providers.upstream_http import UpstreamHttp
@@ -81,7 +82,7 @@ class AnthropicProvider(ChatOnly):
             return self._headers
         return {**ctx.forward_headers, **self._headers}
 
-    def _post(self, body: bytes, ctx: RequestContext) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    def _post(self, body: bytes, ctx: RequestContext) -> AbstractAsyncContextManager[Http1Response]:
         return self._http.request("POST", self._url, ctx, self._request_headers(ctx), body)
 
     # chat

@@ -31,6 +31,7 @@ from server.providers.gemini.errors import classify_error, error_from_body, pars
 from server.providers.gemini.request import CHAT_SUPPORT, generate_content_request, media_references
 from server.providers.gemini.response import MalformedResponse, chat_completion
 from server.providers.gemini.stream import ChunkTranslator
+from server.providers.http1_client import Http1Response
 from server.providers.param_policy import enforce_chat_support, requires_parameters
 from server.providers.remote_media import Media, MediaFetcher, MediaPolicy, sniff_media_type
 from server.providers.sse_reader import read_sse
@@ -93,7 +94,7 @@ class GeminiProvider(ResponsesThroughChat):
         *,
         with_key: bool = True,
         allow_redirects: bool = True,
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    ) -> AbstractAsyncContextManager[Http1Response]:
         data = orjson.dumps(body) if body is not None else None
         headers = self._request_headers(ctx, with_key)
         return self._http.request(method, url, ctx, headers, data, allow_redirects=allow_redirects)
@@ -233,7 +234,7 @@ class GeminiProvider(ResponsesThroughChat):
 
     async def _open_download(
         self, uri: str, ctx: RequestContext
-    ) -> tuple[AbstractAsyncContextManager[aiohttp.ClientResponse], aiohttp.ClientResponse]:
+    ) -> tuple[AbstractAsyncContextManager[Http1Response], Http1Response]:
         """Open the file URI, following redirects by hand so the key never leaves the API's origin."""
         for _ in range(_MAX_REDIRECTS + 1):
             opened = self._open("GET", uri, ctx, with_key=_origin(uri) == self._origin, allow_redirects=False)
