@@ -191,6 +191,28 @@ def _decode_token_logprobs(items: list[Any], target: Any) -> None:
                 )
 
 
+# (JSON key, proto field) of the usage details; the proto fields are optional, so absent stays absent.
+_PROMPT_DETAILS = (
+    ("cached_tokens", "cached_tokens"),
+    ("audio_tokens", "audio_tokens"),
+    ("cache_write_tokens", "cache_creation_tokens"),
+)
+_COMPLETION_DETAILS = (
+    ("reasoning_tokens", "reasoning_tokens"),
+    ("audio_tokens", "audio_tokens"),
+    ("accepted_prediction_tokens", "accepted_prediction_tokens"),
+    ("rejected_prediction_tokens", "rejected_prediction_tokens"),
+)
+
+
+def _copy_counts(raw: dict[str, Any], target: Any, fields: tuple[tuple[str, str], ...]) -> None:
+    target.SetInParent()
+    for key, field in fields:
+        value = raw.get(key)
+        if value is not None:
+            setattr(target, field, value)
+
+
 def _decode_usage(raw: Any, target: common_pb2.Usage, what: str) -> None:
     if not isinstance(raw, dict):
         raise CodecError(f"Invalid {what}: 'usage' must be an object.", "usage", "invalid_type")
@@ -200,27 +222,10 @@ def _decode_usage(raw: Any, target: common_pb2.Usage, what: str) -> None:
         target.total_tokens = raw.get("total_tokens") or 0
         prompt = raw.get("prompt_tokens_details")
         if prompt is not None:
-            prompt = _object(prompt)
-            target.prompt_tokens_details.MergeFrom(
-                common_pb2.PromptTokensDetails(
-                    cached_tokens=prompt.get("cached_tokens"),
-                    audio_tokens=prompt.get("audio_tokens"),
-                    cache_creation_tokens=prompt.get("cache_write_tokens"),
-                )
-            )
-            target.prompt_tokens_details.SetInParent()
+            _copy_counts(_object(prompt), target.prompt_tokens_details, _PROMPT_DETAILS)
         completion = raw.get("completion_tokens_details")
         if completion is not None:
-            completion = _object(completion)
-            target.completion_tokens_details.MergeFrom(
-                common_pb2.CompletionTokensDetails(
-                    reasoning_tokens=completion.get("reasoning_tokens"),
-                    audio_tokens=completion.get("audio_tokens"),
-                    accepted_prediction_tokens=completion.get("accepted_prediction_tokens"),
-                    rejected_prediction_tokens=completion.get("rejected_prediction_tokens"),
-                )
-            )
-            target.completion_tokens_details.SetInParent()
+            _copy_counts(_object(completion), target.completion_tokens_details, _COMPLETION_DETAILS)
     except _BAD_SHAPE:
         raise _wrong_type(what, "usage") from None
 
