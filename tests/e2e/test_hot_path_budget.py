@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,6 +25,7 @@ from aiohttp import web
 from server.accounts.keys import NewKey
 from server.app import start_gateway
 from server.config import load_config
+from tests.fakes.loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[2]
 OWN_CODE = tuple(str(ROOT / package) for package in ("server", "http_bridge", "siraya"))
@@ -33,8 +33,8 @@ REQUESTS = 300
 WARM_UP = 30
 
 # Calls into the gateway's own code per request, measured on this code base, plus ~20%.
-CHAT_CEILING = 260
-STREAM_CEILING = 560
+CHAT_CEILING = 220
+STREAM_CEILING = 530
 
 Send = Callable[[dict[str, Any]], Awaitable[bytes]]
 USAGE = {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}
@@ -106,36 +106,32 @@ class CallCounter:
             self.calls += 1
 
 
-@asynccontextmanager
-async def _upstream() -> AsyncIterator[int]:
-    async def chat(request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        if not body.get("stream"):
-            return web.Response(body=COMPLETION, content_type="application/json")
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(STREAM)
-        await response.write_eof()
-        return response
+async def _chat(request: web.Request) -> web.StreamResponse:
+    body = await request.json()
+    if not body.get("stream"):
+        return web.Response(body=COMPLETION, content_type="application/json")
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    await response.write(STREAM)
+    await response.write_eof()
+    return response
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    finally:
-        await runner.cleanup()
+
+class BudgetUpstream(LoopbackServer):
+    """An OpenAI-shaped upstream with one fixed completion and one fixed stream."""
+
+    def _build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", _chat)
+        return app
 
 
 @pytest.fixture
 async def send(tmp_path: Path) -> AsyncIterator[Send]:
     """Send one body to the running bridge (in-process mode, a key with a credit limit)."""
-    async with _upstream() as port:
+    async with BudgetUpstream() as upstream:
         config_path = tmp_path / "siraya.yaml"
-        config_path.write_text(CONFIG.format(data_dir=tmp_path / "data", port=port))
+        config_path.write_text(CONFIG.format(data_dir=tmp_path / "data", port=upstream.port))
         gateway = await start_gateway(load_config(config_path), in_process=True)
         try:
             _, key = await gateway.gateway.keys.create(NewKey(name="budget", credit_limit=1000.0))
