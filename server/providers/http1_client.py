@@ -328,10 +328,17 @@ class Http1Client:
             waiter = asyncio.get_running_loop().create_future()
             self._waiting.append(waiter)
             try:
-                await asyncio.wait_for(waiter, self.wait_limit(deadline))
+                async with asyncio.timeout(self.wait_limit(deadline)):
+                    await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken but leaving: the next caller gets the turn
+                raise
             finally:
                 if waiter in self._waiting:
                     self._waiting.remove(waiter)
+            if self._closed:
+                raise aiohttp.ClientConnectionError("the upstream client is closed")
             idle = self._idle.get(origin)
             while idle:
                 connection = idle.pop()
@@ -365,6 +372,8 @@ class Http1Client:
         )
         try:
             _, connection = await asyncio.wait_for(connecting, limit)
+        except TimeoutError:
+            raise  # an OSError too, but a slow connect is a timeout (408), not an unreachable host
         except OSError as error:
             raise aiohttp.ClientConnectionError(f"cannot connect: {type(error).__name__}") from None
         return connection
@@ -395,12 +404,15 @@ class Http1Client:
                 return
 
     async def close(self) -> None:
+        """Close the idle connections and refuse new calls; calls in progress finish on theirs."""
         self._closed = True
         for connections in self._idle.values():
             for connection in connections:
                 connection.close()
+                self._open -= 1
         self._idle.clear()
-        self._open = 0
+        while self._waiting:
+            self._wake_one()
 
 
 def _request_block(
