@@ -9,7 +9,7 @@ import os
 import re
 
 from server.observability.ids import new_request_id
-from server.observability.logs import AccessLog
+from server.observability.logs import BATCH_LINES, BATCH_SECONDS, AccessLog
 
 
 class CountingStream(io.StringIO):
@@ -43,7 +43,7 @@ def test_a_forked_worker_gets_its_own_request_ids() -> None:
     assert child[:16] != parent[:16] and len(child) == len(parent)
 
 
-def test_batched_lines_of_one_loop_iteration_go_out_in_one_write() -> None:
+def test_batched_lines_of_one_batch_window_go_out_in_one_write() -> None:
     stream = CountingStream()
     log = AccessLog()
     log.configure(stream, True, batched=True)
@@ -51,9 +51,9 @@ def test_batched_lines_of_one_loop_iteration_go_out_in_one_write() -> None:
     async def serve() -> tuple[str, int]:
         for n in range(5):
             log.write({"request_id": f"req_{n}", "status": 200})
+            await asyncio.sleep(0)  # other loop iterations in between: still one batch
         before = (stream.getvalue(), stream.writes)
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await asyncio.sleep(BATCH_SECONDS * 2)
         return before
 
     before, writes_before = asyncio.run(serve())
@@ -62,6 +62,20 @@ def test_batched_lines_of_one_loop_iteration_go_out_in_one_write() -> None:
     assert [line["request_id"] for line in lines] == [f"req_{n}" for n in range(5)]
     assert stream.writes == 1
     assert lines[0]["msg"] == "request" and lines[0]["pid"] == os.getpid()
+
+
+def test_a_full_batch_goes_out_at_once() -> None:
+    stream = CountingStream()
+    log = AccessLog()
+    log.configure(stream, True, batched=True)
+
+    async def serve() -> int:
+        for n in range(BATCH_LINES):
+            log.write({"request_id": f"req_{n}"})
+        return stream.writes
+
+    assert asyncio.run(serve()) == 1
+    assert len(stream.getvalue().splitlines()) == BATCH_LINES
 
 
 def test_batched_lines_outside_a_loop_and_on_reconfigure_are_not_lost() -> None:
