@@ -7,7 +7,9 @@ with httptools (llhttp, the parser Node.js uses): 10.5 us for the same call. It 
 upstream call needs:
 
 - keep-alive connections pooled per origin, at most `limit` open at once (callers wait for one);
-  a connection goes back to the pool only after a complete reply the server let it keep;
+  a connection goes back to the pool only after a complete reply the server let it keep; a call
+  that leaves early on purpose (a stream's [DONE] before the body's end) has the rest drained in the
+  background (at most DRAIN_BYTES within DRAIN_SECONDS), a failed or cancelled one closes it;
 - TLS for https, with certificate and host name verification (the system's default context);
 - `Content-Length` request bodies; replies with a length, chunked, or ending at close, streamed as
   they arrive, reading paused while more than HIGH_WATER bytes wait for the caller;
@@ -39,6 +41,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 __all__ = ["Http1Client", "Http1Response"]
 
 HIGH_WATER = 1 << 20
+# What a call that left its reply unread early may leave behind to be drained for reuse.
+DRAIN_SECONDS = 1.0
+DRAIN_BYTES = 64 * 1024
 KEEPALIVE_SECONDS = 15.0
 _URL_CACHE_SIZE = 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -161,6 +166,9 @@ class _Connection(asyncio.Protocol):
         timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
         try:
             await waiter
+        except TimeoutError:
+            self.error = TimeoutError()  # a reply that stalled is never read on, drained or reused
+            raise
         finally:
             self._waiter = None
             if timer is not None:
@@ -179,6 +187,20 @@ class _Connection(asyncio.Protocol):
         self._reset()
         assert self.transport is not None
         self.transport.write(block)
+
+    def drainable(self) -> bool:
+        """Worth reading to its end for reuse: a reply still arriving, little of it waiting unread."""
+        return (
+            self.headers_done
+            and not self.complete
+            and self.keep_alive_possible()
+            and self.error is None
+            and not self.closed
+            and self.buffered <= DRAIN_BYTES
+        )
+
+    def keep_alive_possible(self) -> bool:
+        return self._parser.should_keep_alive()
 
     def reusable(self) -> bool:
         return self.complete and self.keep_alive and not self.closed and self.error is None
@@ -259,11 +281,14 @@ class Http1Client:
         self._targets: dict[str, _Target] = {}
         self._tls: ssl.SSLContext | None = None
         self._closed = False
+        self._draining: set[asyncio.Task[None]] = set()
+        self._draining_count = 0
 
     @property
     def in_use(self) -> int:
-        """Connections checked out by calls in progress (open ones minus the pooled idle ones)."""
-        return self._open - sum(len(connections) for connections in self._idle.values())
+        """Connections held by calls in progress (not the pooled idle ones, nor those being drained)."""
+        idle = sum(len(connections) for connections in self._idle.values())
+        return self._open - idle - self._draining_count
 
     def wait_limit(self, deadline: float | None) -> float | None:
         """The longest one wait on the server may take: the read timeout, cut to the deadline."""
@@ -306,9 +331,21 @@ class Http1Client:
             while not connection.headers_done:
                 await connection.wait(self.wait_limit(deadline))
             yield Http1Response(connection, _Body(connection, self, deadline))
-        finally:
-            # Unless its reply was read to the end, a connection is closed here, never pooled.
+        except BaseException:
+            # A failed or abandoned call closes its connection at once: that also tells the
+            # upstream to stop generating what nobody will read.
+            connection.close()
             self._release(connection)
+            raise
+        if connection.reusable() or not connection.drainable():
+            self._release(connection)
+        else:
+            # Left early on purpose (a stream's [DONE] comes before its chunked body's end): read
+            # what is left in the background, so the next call finds the connection in the pool.
+            self._draining_count += 1
+            task = asyncio.get_running_loop().create_task(self._drain(connection))
+            self._draining.add(task)
+            task.add_done_callback(self._draining.discard)
 
     async def _acquire(self, origin: Origin, deadline: float | None) -> _Connection:
         if self._closed:
@@ -387,6 +424,25 @@ class Http1Client:
                 return True
         return False
 
+    async def _drain(self, connection: _Connection) -> None:
+        drained = 0
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                while not connection.complete:
+                    if connection.body:
+                        drained += len(connection.take())
+                        if drained > DRAIN_BYTES:
+                            break
+                        continue
+                    await connection.wait(None)
+        except BaseException:  # noqa: BLE001 - whatever stopped the drain, the connection is closed
+            connection.close()
+        finally:
+            if connection.body:
+                connection.take()
+            self._draining_count -= 1
+            self._release(connection)
+
     def _release(self, connection: _Connection) -> None:
         if connection.reusable() and not self._closed:
             connection.idle_since = time.monotonic()
@@ -411,6 +467,8 @@ class Http1Client:
                 connection.close()
                 self._open -= 1
         self._idle.clear()
+        for task in list(self._draining):
+            task.cancel()
         while self._waiting:
             self._wake_one()
 

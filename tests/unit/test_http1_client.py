@@ -5,9 +5,11 @@ Covered:
   caller's headers, exact body bytes with Content-Length (and none for a bodiless GET), no
   Accept-Encoding; the reply's status, case-insensitive repeated headers and body; bad URLs;
 - keep-alive pooling: sequential calls share one connection, concurrent calls stay within `limit`,
-  a reply left unread or marked `Connection: close` is not pooled, an idle connection the server
-  closed is replaced, the limit is shared across origins, callers queue for a free connection (and a
-  queued caller cancelled just as it is woken hands its turn on);
+  a reply left early has its end drained in the background and its connection pooled (not when too
+  much is left, when its end never comes, or when the call failed), a reply marked
+  `Connection: close` is not pooled, an idle connection the server closed is replaced, the limit is
+  shared across origins, callers queue for a free connection (and a queued caller cancelled just as
+  it is woken hands its turn on);
 - bodies: Content-Length, chunked (streamed piece by piece, re-chunked by iter_chunked), ending at
   close, empty (204 and Content-Length: 0), a large body read slowly (reading paused past HIGH_WATER);
 - errors: refused connection, server hanging up before or during a reply, a cut chunked body, an
@@ -37,7 +39,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from server.providers.http1_client import HIGH_WATER, Http1Client
+from server.providers.http1_client import DRAIN_BYTES, DRAIN_SECONDS, HIGH_WATER, Http1Client
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -430,6 +432,75 @@ async def test_reply_left_unread_is_not_pooled(make_client: ClientFactory) -> No
         assert await get_body(client, url + "/small") == (200, b"ok")
         finish.set()
     assert len(ports) == 2 and len(set(ports)) == 2
+
+
+def stream_then(tail: bytes, pause: float) -> RawHandler:
+    """Each request: a chunked "first" at once, then `tail` (raw bytes) after `pause` seconds."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(b"first"))
+            await writer.drain()
+            try:  # the pause, watching for the client hanging up (it sends nothing meanwhile)
+                if await asyncio.wait_for(reader.read(1), pause) == b"":
+                    return
+            except TimeoutError:
+                pass
+            writer.write(tail)
+            await writer.drain()
+
+    return handle
+
+
+async def test_reply_left_early_has_its_end_drained_and_its_connection_pooled(
+    make_client: ClientFactory,
+) -> None:
+    # An SSE stream's [DONE] comes before the chunked body's terminator: the caller leaves there.
+    client = make_client()
+    async with RawServer(stream_then(b"0\r\n\r\n", 0.05)) as server:
+        async with client.request("GET", server.url, {}) as response:
+            assert await response.content.readany() == b"first"
+        assert client.in_use == 0  # the drain is the client's own business
+        await asyncio.sleep(0.2)  # the terminator came 50 ms after "first"
+        for _ in range(3):
+            async with client.request("GET", server.url, {}) as response:
+                assert await response.content.readany() == b"first"
+            await asyncio.sleep(0.1)
+        assert server.accepted == 1
+
+
+async def test_reply_left_early_with_too_much_left_is_closed(make_client: ClientFactory) -> None:
+    client = make_client()
+    rest = chunk(b"x" * (DRAIN_BYTES + 1024))  # and no end yet: more than the drain may read
+    async with RawServer(stream_then(rest, 0.02)) as server:
+        async with client.request("GET", server.url, {}) as response:
+            assert await response.content.readany() == b"first"
+        assert await eventually(lambda: server.ended == 1, timeout=0.5)  # at once, not at the drain time
+        assert client.in_use == 0
+
+
+async def test_reply_whose_end_never_comes_is_closed_after_the_drain_time(make_client: ClientFactory) -> None:
+    client = make_client()
+    async with RawServer(stream_then(b"", 30.0)) as server:
+        async with client.request("GET", server.url, {}) as response:
+            assert await response.content.readany() == b"first"
+        started = time.monotonic()
+        assert await eventually(lambda: server.ended == 1, timeout=DRAIN_SECONDS + 1.0)
+        assert DRAIN_SECONDS - 0.1 <= time.monotonic() - started < DRAIN_SECONDS + 1.0
+        assert client.in_use == 0
+
+
+async def test_a_call_that_fails_closes_its_connection_at_once(make_client: ClientFactory) -> None:
+    # A client gone mid-stream must stop the upstream's generation: no drain, the connection closes.
+    client = make_client()
+    async with RawServer(stream_then(b"0\r\n\r\n", 5.0)) as server:
+        with pytest.raises(RuntimeError):
+            async with client.request("GET", server.url, {}) as response:
+                assert await response.content.readany() == b"first"
+                raise RuntimeError("the caller gave up")
+        assert await eventually(lambda: server.ended == 1, timeout=0.5)
+        assert client.in_use == 0
 
 
 async def test_reply_with_connection_close_is_not_pooled(make_client: ClientFactory) -> None:
