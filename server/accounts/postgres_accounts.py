@@ -20,14 +20,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import fields
 from typing import Any
 
 import asyncpg
 
 from server.accounts.keys import KeyRecord
 from server.accounts.money import micros_to_usd, usd_to_micros
-from server.accounts.store import Balance, LedgerRecord
+from server.accounts.store import LEDGER_COLUMNS, Balance, LedgerRecord, ledger_row
 
 __all__ = ["MIGRATIONS", "PostgresAccountStore"]
 
@@ -91,10 +90,9 @@ _KEY_COLUMNS = (
     "id, name, prefix, created_at, expires_at, revoked_at, allowed_models,"
     " credit_limit_micros, credit_used_micros, rpm_limit, tpm_limit"
 )
-_LEDGER_COLUMNS = tuple(f.name for f in fields(LedgerRecord))
 _LEDGER_INSERT = (
-    f"INSERT INTO usage_ledger ({', '.join(_LEDGER_COLUMNS)})"
-    f" VALUES ({', '.join(f'${i}' for i in range(1, len(_LEDGER_COLUMNS) + 1))})"
+    f"INSERT INTO usage_ledger ({', '.join(LEDGER_COLUMNS)})"
+    f" VALUES ({', '.join(f'${i}' for i in range(1, len(LEDGER_COLUMNS) + 1))})"
     " ON CONFLICT (key_id, request_id) DO NOTHING"
 )
 
@@ -303,12 +301,12 @@ class PostgresAccountStore:
 
     async def append_ledger(self, records: Sequence[LedgerRecord]) -> None:
         if records:
-            rows = [tuple(getattr(record, name) for name in _LEDGER_COLUMNS) for record in records]
+            rows = [ledger_row(record) for record in records]
             await self._pool.executemany(_LEDGER_INSERT, rows)
 
     async def ledger_record(self, request_id: str, key_id: str) -> LedgerRecord | None:
         row = await self._pool.fetchrow(
-            f"SELECT {', '.join(_LEDGER_COLUMNS)} FROM usage_ledger WHERE key_id = $1 AND request_id = $2",
+            f"SELECT {', '.join(LEDGER_COLUMNS)} FROM usage_ledger WHERE key_id = $1 AND request_id = $2",
             key_id,
             request_id,
         )

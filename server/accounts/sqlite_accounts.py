@@ -36,14 +36,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 from server.accounts.keys import KeyRecord
 from server.accounts.money import micros_to_usd, usd_to_micros
 from server.accounts.sqlite_store import MIGRATIONS as BASE_MIGRATIONS
-from server.accounts.store import Balance, LedgerRecord
+from server.accounts.store import LEDGER_COLUMNS, Balance, LedgerRecord, ledger_row
 
 __all__ = ["ACCOUNT_MIGRATIONS", "CreditsOwnedElsewhere", "SqliteAccountStore", "credit_lock_path"]
 
@@ -103,11 +102,10 @@ _KEY_COLUMNS = (
     "id, name, prefix, created_at, expires_at, revoked_at, allowed_models,"
     " credit_limit_micros, credit_used_micros, rpm_limit, tpm_limit"
 )
-_LEDGER_COLUMNS = tuple(f.name for f in fields(LedgerRecord))
-_LEDGER_SELECT = f"SELECT {', '.join(_LEDGER_COLUMNS)} FROM usage_ledger"
+_LEDGER_SELECT = f"SELECT {', '.join(LEDGER_COLUMNS)} FROM usage_ledger"
 _LEDGER_INSERT = (
-    f"INSERT OR IGNORE INTO usage_ledger ({', '.join(_LEDGER_COLUMNS)})"
-    f" VALUES ({', '.join('?' for _ in _LEDGER_COLUMNS)})"
+    f"INSERT OR IGNORE INTO usage_ledger ({', '.join(LEDGER_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in LEDGER_COLUMNS)})"
 )
 _CHARGE = (
     "UPDATE keys SET credit_reserved_micros = credit_reserved_micros - ?,"
@@ -383,7 +381,7 @@ class SqliteAccountStore:
 
     async def append_ledger(self, records: Sequence[LedgerRecord]) -> None:
         if records:
-            rows = [tuple(getattr(record, name) for name in _LEDGER_COLUMNS) for record in records]
+            rows = [ledger_row(record) for record in records]
             await self._run(self._append_ledger, rows)
 
     def _append_ledger(self, rows: list[tuple[Any, ...]]) -> None:
@@ -451,6 +449,6 @@ def _key_from_row(row: Sequence[Any]) -> KeyRecord:
 
 
 def _ledger_from_row(row: Sequence[Any]) -> LedgerRecord:
-    values = dict(zip(_LEDGER_COLUMNS, row, strict=True))
+    values = dict(zip(LEDGER_COLUMNS, row, strict=True))
     values["streamed"] = bool(values["streamed"])
     return LedgerRecord(**values)
