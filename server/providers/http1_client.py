@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -211,6 +212,13 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+@functools.cache
+def _default_tls() -> ssl.SSLContext:
+    # Loading the system's CA certificates takes tens of milliseconds on the event loop: once per
+    # process, not once per provider.
+    return ssl.create_default_context()
+
+
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
@@ -279,7 +287,6 @@ class Http1Client:
         self._open = 0
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self._targets: dict[str, _Target] = {}
-        self._tls: ssl.SSLContext | None = None
         self._closed = False
         self._draining: set[asyncio.Task[None]] = set()
         self._draining_count = 0
@@ -394,9 +401,7 @@ class Http1Client:
         scheme, host, port = origin
         tls = None
         if scheme == "https":
-            if self._tls is None:
-                self._tls = ssl.create_default_context()
-            tls = self._tls
+            tls = _default_tls()
         limit = self._connect_timeout
         if deadline is not None:
             left = deadline - time.monotonic()

@@ -23,6 +23,7 @@ Covered:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import shutil
@@ -39,6 +40,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from server.providers import http1_client
 from server.providers.http1_client import DRAIN_BYTES, DRAIN_SECONDS, HIGH_WATER, Http1Client
 
 pytestmark = pytest.mark.timeout(10)
@@ -943,7 +945,9 @@ async def test_trusted_certificate_carries_requests_over_tls(
     make_client: ClientFactory, self_signed: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The system's default context reads SSL_CERT_FILE: trust the test certificate the ordinary way.
+    # The client loads that context once per process, so this test gets a fresh one of its own.
     monkeypatch.setenv("SSL_CERT_FILE", str(self_signed[0]))
+    monkeypatch.setattr(http1_client, "_default_tls", functools.cache(ssl.create_default_context))
     seen: list[bytes] = []
     client = make_client()
     async with RawServer(answer_each_request(OK_REPLY, seen), tls=server_tls(*self_signed)) as server:
