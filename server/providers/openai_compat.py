@@ -1,7 +1,7 @@
 """The adapter for every upstream that speaks OpenAI's protocol: OpenAI, Groq, Together, vLLM, Ollama, ...
 
-Adding such an upstream is configuration only (base URL, key, headers). One pooled aiohttp
-ClientSession per provider; request and reply bodies go through the shared OpenAI codecs.
+Adding such an upstream is configuration only (base URL, key, headers). One pooled upstream
+client (UpstreamHttp) per provider; request and reply bodies go through the shared OpenAI codecs.
 """
 
 from __future__ import annotations

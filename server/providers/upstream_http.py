@@ -1,4 +1,4 @@
-"""One provider's pooled HTTP session, and the one way every adapter sends a request upstream.
+"""One provider's pooled HTTP client (Http1Client), and the one way every adapter calls upstream.
 
 Every failure leaves as a GatewayError: the upstream's error answer through the adapter's own
 classifier, a timeout as a 408, anything else on the wire as a 502 that names no secret.

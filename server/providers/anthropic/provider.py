@@ -1,4 +1,4 @@
-"""The Anthropic Messages adapter's I/O: one pooled aiohttp session, POST {base_url}/v1/messages.
+"""The Anthropic Messages adapter's I/O: one pooled upstream client, POST {base_url}/v1/messages.
 
 `base_url` is the API root without the version, as Anthropic's SDKs take it:
 "https://api.anthropic.com" (the well-known default). A trailing "/v1" is tolerated and not doubled.

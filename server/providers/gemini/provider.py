@@ -2,9 +2,10 @@
 
 Configuration (`type: gemini`): `base_url` is the API root including its version, by default
 `https://generativelanguage.googleapis.com/v1beta` (DEFAULT_BASE_URL, used when base_url is empty);
-`api_key` is sent as the `x-goog-api-key` header, never in the URL. One pooled aiohttp session per
-provider; client media (https image URLs, data: URLs) is inlined through one MediaFetcher, which
-refuses private addresses and plain http unless `media_allow_private_addresses` / `media_allow_http`.
+`api_key` is sent as the `x-goog-api-key` header, never in the URL. One pooled upstream client
+(UpstreamHttp) per provider; client media (https image URLs, data: URLs) is inlined through one
+MediaFetcher, which refuses private addresses and plain http unless `media_allow_private_addresses` /
+`media_allow_http`.
 """
 
 from __future__ import annotations
