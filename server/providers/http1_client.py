@@ -357,14 +357,8 @@ class Http1Client:
     async def _acquire(self, origin: Origin, deadline: float | None) -> _Connection:
         if self._closed:
             raise aiohttp.ClientConnectionError("the upstream client is closed")
-        idle = self._idle.get(origin)
-        now = time.monotonic()
-        while idle:
-            connection = idle.pop()
-            if connection.closed or now - connection.idle_since > KEEPALIVE_SECONDS:
-                connection.close()
-                self._open -= 1
-                continue
+        connection = self._take_idle(origin)
+        if connection is not None:
             return connection
         while self._open >= self._limit:
             if self._close_idle_elsewhere(origin):
@@ -383,12 +377,9 @@ class Http1Client:
                     self._waiting.remove(waiter)
             if self._closed:
                 raise aiohttp.ClientConnectionError("the upstream client is closed")
-            idle = self._idle.get(origin)
-            while idle:
-                connection = idle.pop()
-                if not connection.closed:
-                    return connection
-                self._open -= 1
+            connection = self._take_idle(origin)
+            if connection is not None:
+                return connection
         self._open += 1
         try:
             return await self._connect(origin, deadline)
@@ -396,6 +387,18 @@ class Http1Client:
             self._open -= 1
             self._wake_one()
             raise
+
+    def _take_idle(self, origin: Origin) -> _Connection | None:
+        """A pooled connection to `origin` still fit for a call; the closed and stale ones are dropped."""
+        idle = self._idle.get(origin)
+        now = time.monotonic()
+        while idle:
+            connection = idle.pop()
+            if not connection.closed and now - connection.idle_since <= KEEPALIVE_SECONDS:
+                return connection
+            connection.close()
+            self._open -= 1
+        return None
 
     async def _connect(self, origin: Origin, deadline: float | None) -> _Connection:
         scheme, host, port = origin

@@ -105,7 +105,7 @@ class OpenAICompatibleProvider:
                     if data == _DONE:
                         return
                     yield self._decode_event(event, data, decode, what)
-            except (TimeoutError, aiohttp.ServerTimeoutError):
+            except TimeoutError:
                 raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
             except aiohttp.ClientPayloadError:
                 raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None

@@ -50,11 +50,10 @@ class UpstreamHttp:
         data: bytes | None = None,
         *,
         params: dict[str, str] | None = None,
-        allow_redirects: bool = False,
     ) -> AsyncIterator[Http1Response]:
         """An open response with a status below 400; everything else raises a GatewayError.
 
-        Redirects are never followed (`allow_redirects` is accepted for the adapters that say so).
+        Redirects are never followed: an adapter that wants one follows it itself.
         """
         if ctx.deadline is not None and ctx.deadline <= time.monotonic():
             raise RequestTimeout("The request deadline passed before the upstream call.")

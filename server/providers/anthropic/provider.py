@@ -122,7 +122,7 @@ class AnthropicProvider(ChatOnly):
                 raise UpstreamError(
                     f"Provider '{self.name}' sent an invalid stream event: {error}."
                 ) from None
-            except (TimeoutError, aiohttp.ServerTimeoutError):
+            except TimeoutError:
                 raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
             except aiohttp.ClientPayloadError:
                 raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None

@@ -94,11 +94,10 @@ class GeminiProvider(ResponsesThroughChat):
         body: Any = None,
         *,
         with_key: bool = True,
-        allow_redirects: bool = True,
     ) -> AbstractAsyncContextManager[Http1Response]:
         data = orjson.dumps(body) if body is not None else None
         headers = self._request_headers(ctx, with_key)
-        return self._http.request(method, url, ctx, headers, data, allow_redirects=allow_redirects)
+        return self._http.request(method, url, ctx, headers, data)
 
     async def _call_json(self, method: str, path: str, ctx: RequestContext, body: Any = None) -> Any:
         async with self._open(method, self._url(path), ctx, body) as response:
@@ -132,7 +131,7 @@ class GeminiProvider(ResponsesThroughChat):
                         error = parse_google_error(parsed["error"])
                         raise classify_error(self.name, error, None, None, self._secrets)
                     yield parsed
-            except (TimeoutError, aiohttp.ServerTimeoutError):
+            except TimeoutError:
                 raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
             except aiohttp.ClientPayloadError:
                 raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None
@@ -238,7 +237,7 @@ class GeminiProvider(ResponsesThroughChat):
     ) -> tuple[AbstractAsyncContextManager[Http1Response], Http1Response]:
         """Open the file URI, following redirects by hand so the key never leaves the API's origin."""
         for _ in range(_MAX_REDIRECTS + 1):
-            opened = self._open("GET", uri, ctx, with_key=_origin(uri) == self._origin, allow_redirects=False)
+            opened = self._open("GET", uri, ctx, with_key=_origin(uri) == self._origin)
             response = await opened.__aenter__()
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or not location:
