@@ -59,13 +59,17 @@ def deployment_price(entry: CatalogueEntry, deployment: Deployment) -> Price:
     return _price(entry.pricing)
 
 
-def _charge(price: Price, consumed: Consumption) -> int:
-    cost = price.tokens(consumed.prompt_tokens, consumed.completion_tokens, consumed.cached_tokens)
-    if consumed.images:
-        cost += price.images(consumed.images)
-    if consumed.video_seconds:
-        cost += price.video(consumed.video_seconds)
+def _media_cost(price: Price, images: int, video_seconds: float) -> int:
+    # Most requests have neither: skip the two calls rather than price zero of each.
+    cost = price.images(images) if images else 0
+    if video_seconds:
+        cost += price.video(video_seconds)
     return cost
+
+
+def _charge(price: Price, consumed: Consumption) -> int:
+    tokens = price.tokens(consumed.prompt_tokens, consumed.completion_tokens, consumed.cached_tokens)
+    return tokens + _media_cost(price, consumed.images, consumed.video_seconds)
 
 
 def _worst_case(entry: CatalogueEntry, demand: Demand) -> int:
@@ -75,11 +79,7 @@ def _worst_case(entry: CatalogueEntry, demand: Demand) -> int:
         cost = estimate_cost(
             price, demand.prompt_tokens, demand.max_output_tokens, context_window=entry.context_window
         )
-        if demand.images:
-            cost += price.images(demand.images)
-        if demand.video_seconds:
-            cost += price.video(demand.video_seconds)
-        worst = max(worst, cost)
+        worst = max(worst, cost + _media_cost(price, demand.images, demand.video_seconds))
     return worst
 
 

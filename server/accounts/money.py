@@ -87,14 +87,25 @@ def cost_of(
     """
     prompt = _whole("prompt_tokens", prompt_tokens)
     completion = _whole("completion_tokens", completion_tokens)
-    cached = min(_whole("cached_tokens", cached_tokens), prompt)
+    cached = _whole("cached_tokens", cached_tokens)
     input_price = _whole("input_per_million", input_per_million)
     cached_price = input_price if cached_input_per_million is None else cached_input_per_million
-    total = (
-        (prompt - cached) * input_price
-        + cached * _whole("cached_input_per_million", cached_price)
-        + completion * _whole("output_per_million", output_per_million)
+    return _token_charge(
+        prompt,
+        completion,
+        cached,
+        input_price,
+        _whole("output_per_million", output_per_million),
+        _whole("cached_input_per_million", cached_price),
     )
+
+
+def _token_charge(
+    prompt: int, completion: int, cached: int, input_price: int, output_price: int, cached_price: int
+) -> int:
+    """The charge in micros, rounded up, for counts and prices already checked."""
+    cached = min(cached, prompt)
+    total = (prompt - cached) * input_price + cached * cached_price + completion * output_price
     return _ceil_div(total, TOKENS_PER_MILLION)
 
 
@@ -210,14 +221,15 @@ class Price:
         ):
             # Every request is charged here: the prices were checked when the Price was made, and
             # plain non-negative counts need no call per check (cost_of below says what is wrong).
-            cached = min(cached_tokens, prompt_tokens)
             cached_price = self.cached_input_per_million
-            total = (
-                (prompt_tokens - cached) * self.input_per_million
-                + cached * (self.input_per_million if cached_price is None else cached_price)
-                + completion_tokens * self.output_per_million
+            return _token_charge(
+                prompt_tokens,
+                completion_tokens,
+                cached_tokens,
+                self.input_per_million,
+                self.output_per_million,
+                self.input_per_million if cached_price is None else cached_price,
             )
-            return -(-total // TOKENS_PER_MILLION)
         return cost_of(
             prompt_tokens,
             completion_tokens,
