@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 
 
 def install_uvloop() -> None:
@@ -32,3 +34,16 @@ def json_headers(items: list[str]) -> dict[str, str]:
         name, _, value = item.partition(":")
         headers[name.strip()] = value.strip()
     return headers
+
+
+def run_passthrough(description: str, serve: Callable[[str, int, str, int], Awaitable[None]]) -> int:
+    """The command line both bare pass-throughs take: `serve(host, port, upstream, max_connections)`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--upstream", required=True, help="base URL, e.g. http://127.0.0.1:9000/v1")
+    parser.add_argument("--max-connections", type=int, default=256)
+    args = parser.parse_args()
+    install_uvloop()
+    asyncio.run(serve(args.host, args.port, args.upstream, args.max_connections))
+    return 0

@@ -11,14 +11,12 @@ Usage: python bench/grpc_passthrough.py --upstream http://127.0.0.1:PORT/v1 [--p
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
 import grpc
-from bench_common import install_uvloop, until_signalled
+from bench_common import run_passthrough, until_signalled
 
 SERVICE = "siraya.router.v1.ChatService"
 _HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-upstream-bench"}
@@ -64,15 +62,7 @@ async def serve(host: str, port: int, upstream: str, max_connections: int) -> No
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--upstream", required=True, help="base URL, e.g. http://127.0.0.1:9000/v1")
-    parser.add_argument("--max-connections", type=int, default=256)
-    args = parser.parse_args()
-    install_uvloop()
-    asyncio.run(serve(args.host, args.port, args.upstream, args.max_connections))
-    return 0
+    return run_passthrough(__doc__.splitlines()[0], serve)
 
 
 if __name__ == "__main__":
