@@ -142,17 +142,16 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     stubs = request.app[STUBS]
     metadata = call_metadata(request)
     if body.get("stream") is True:
-        include_usage = params.stream_options.include_usage
         call = stubs.chat.StreamChatCompletion(
-            chat_pb2.StreamChatCompletionRequest(params=params), metadata=metadata
+            chat_pb2.StreamChatCompletionRequest(params=params, openai_json=True), metadata=metadata
         )
         return await relay_stream(
             request,
             call,
-            lambda reply: b"data: " + chat_codec.encode_chat_chunk(reply.chunk, include_usage) + b"\n\n",
+            _chunk_frame,
             error_event,
             request_id_of(request),
-            first_headers=lambda reply: _with_provider(None, reply.chunk.provider) or {},
+            first_headers=lambda reply: _with_provider(None, reply.provider) or {},
         )
     reply, headers = await unary(
         stubs.chat.CreateChatCompletion(
@@ -161,6 +160,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     )
     served_headers = _with_provider(headers, reply.completion.provider)
     return json_response(request, chat_codec.encode_chat_completion(reply.completion), served_headers)
+
+
+def _chunk_frame(reply: chat_pb2.StreamChatCompletionResponse) -> bytes:
+    return b"data: " + reply.chunk_json + b"\n\n"
 
 
 # responses

@@ -9,7 +9,8 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from server.accounts.keys import KeyManager, KeyRecord
 from server.accounts.metering import Consumption, Demand, Metering
@@ -18,9 +19,11 @@ from server.errors import NoAvailableProvider, NotFound, PermissionDenied
 from server.gateway_usage import (
     chat_demand,
     chunk_usage,
+    chunk_usage_json,
     embedding_demand,
     event_usage,
     fold_chunk,
+    fold_chunk_json,
     fold_response_event,
     response_consumption,
     response_demand,
@@ -28,9 +31,10 @@ from server.gateway_usage import (
     video_seconds,
 )
 from server.observability.attempts import observed_call, observed_stream
-from server.providers.base import Provider, RequestContext, VideoContent
+from server.providers.base import Provider, RequestContext, VideoContent, stream_chat_json
 from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
 from server.routing.dispatch import Dispatcher, Route
+from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import (
     chat_pb2,
     common_pb2,
@@ -128,12 +132,9 @@ class Gateway:
         key: KeyRecord,
         ctx: RequestContext,
         call: Callable[[Route], AsyncIterator[Result]],
-        consumed: Callable[[Result, Consumption], None],
-        final_usage: Callable[[Result], UsageMessage | None],
-        stamp: Callable[[Result, Route], None],
+        items: StreamItems[Result],
     ) -> AsyncIterator[Result]:
-        """Admit, dispatch and settle one stream; `consumed` folds each item into the running total,
-        and `stamp` marks it with what served it.
+        """Admit, dispatch and settle one stream; `items` says how to read and mark its items.
 
         The item carrying the upstream's usage settles the stream before it is sent, so its usage can
         carry the cost; a stream without one settles at its end. A client that goes away cancels the
@@ -158,14 +159,14 @@ class Gateway:
             async for item, route in routed:
                 if ctx.outcome.first_item_at is None:
                     ctx.outcome.first_item_at = time.monotonic()
-                consumed(item, total)
-                if not settled and (usage := final_usage(item)) is not None:
+                items.consumed(item, total)
+                if not settled and (usage := items.final_usage(item)) is not None:
                     settled = True
                     cost = await meter.settle(route.deployment, total)
                     _record(ctx, route, total, cost)
                     if cost is not None:
-                        usage.cost = cost
-                stamp(item, route)
+                        items.charge(usage, cost)
+                items.stamp(item, route)
                 yield item
         except BaseException as error:
             if settled:
@@ -221,9 +222,23 @@ class Gateway:
             key,
             ctx,
             lambda route: route.provider.stream_chat(params, route.deployment.upstream_model, ctx),
-            fold_chunk,
-            chunk_usage,
-            _stamp_chunk,
+            _CHUNKS,
+        )
+
+    def stream_chat_json(
+        self, params: chat_pb2.ChatCompletionParams, key: KeyRecord, ctx: RequestContext
+    ) -> AsyncIterator[JsonObject]:
+        """`stream_chat` with each chunk as the JSON object OpenAI's stream carries: for callers that
+        write JSON anyway, an OpenAI-protocol upstream's chunks then never become protos."""
+        return self._stream(
+            "chat",
+            params.model,
+            params.routing,
+            chat_demand(params),
+            key,
+            ctx,
+            lambda route: stream_chat_json(route.provider, params, route.deployment.upstream_model, ctx),
+            _JSON_CHUNKS,
         )
 
     # responses
@@ -258,9 +273,7 @@ class Gateway:
             key,
             ctx,
             lambda route: route.provider.stream_response(params, route.deployment.upstream_model, ctx),
-            fold_response_event,
-            event_usage,
-            _stamp_event,
+            _EVENTS,
         )
 
     # embeddings and images
@@ -381,6 +394,38 @@ def _stamp_event(event: responses_pb2.ResponseStreamEvent, route: Route) -> None
     if event.HasField("response"):
         event.response.model = route.entry.id
         event.response.provider = route.deployment.provider
+
+
+def _stamp_chunk_json(chunk: JsonObject, route: Route) -> None:
+    chunk["model"] = route.entry.id
+    chunk["provider"] = route.deployment.provider
+
+
+def _charge_usage(usage: UsageMessage, cost: float) -> None:
+    usage.cost = cost
+
+
+def _charge_usage_json(usage: JsonObject, cost: float) -> None:
+    usage["cost"] = cost
+
+
+@dataclass(frozen=True, slots=True)
+class StreamItems(Generic[Result]):
+    """How `Gateway._stream` reads and marks the items of one kind of stream."""
+
+    # Fold an item into the running consumption.
+    consumed: Callable[[Result, Consumption], None]
+    # The upstream's final usage, when the item carries it.
+    final_usage: Callable[[Result], Any]
+    # Put the stream's cost into that usage.
+    charge: Callable[[Any, float], None]
+    # Mark the item with what served it.
+    stamp: Callable[[Result, Route], None]
+
+
+_CHUNKS = StreamItems(fold_chunk, chunk_usage, _charge_usage, _stamp_chunk)
+_JSON_CHUNKS = StreamItems(fold_chunk_json, chunk_usage_json, _charge_usage_json, _stamp_chunk_json)
+_EVENTS = StreamItems(fold_response_event, event_usage, _charge_usage, _stamp_event)
 
 
 def _stamp_video(video: videos_pb2.Video, job: VideoJob) -> videos_pb2.Video:

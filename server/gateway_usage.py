@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server.accounts.metering import Consumption, Demand
+from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2, common_pb2, embeddings_pb2, responses_pb2, videos_pb2
 
 # A token is taken as four bytes of the encoded request: OpenAI's own rule of thumb. No tokenizer is
@@ -89,6 +90,28 @@ def fold_chunk(chunk: chat_pb2.ChatCompletionChunk, total: Consumption) -> None:
             total.completion_tokens += estimate_tokens(size)
 
 
+def fold_chunk_json(chunk: JsonObject, total: Consumption) -> None:
+    """`fold_chunk` for a chunk kept as OpenAI's JSON object (normalize_chat_chunk's form)."""
+    usage = chunk.get("usage")
+    if usage is not None:
+        prompt = usage.get("prompt_tokens_details") or {}
+        completion = usage.get("completion_tokens_details") or {}
+        total.prompt_tokens = usage["prompt_tokens"]
+        total.completion_tokens = usage["completion_tokens"]
+        total.cached_tokens = prompt.get("cached_tokens", 0)
+        total.reasoning_tokens = completion.get("reasoning_tokens", 0)
+        return
+    for choice in chunk["choices"]:
+        delta = choice["delta"]
+        size = len(delta.get("content") or "") + len(delta.get("reasoning") or "")
+        for call in delta.get("tool_calls", ()):
+            function = call.get("function") or call.get("custom") or {}
+            size += len(function.get("arguments") or function.get("input") or "")
+            size += len(function.get("name") or "")
+        if size:
+            total.completion_tokens += estimate_tokens(size)
+
+
 def fold_response_event(event: responses_pb2.ResponseStreamEvent, total: Consumption) -> None:
     if event.HasField("response") and event.response.HasField("usage"):
         counted = response_consumption(event.response.usage)
@@ -106,6 +129,12 @@ def chunk_usage(chunk: chat_pb2.ChatCompletionChunk) -> common_pb2.Usage | None:
     Some upstreams repeat running usage on content chunks; those are folded, and charged at the end.
     """
     return chunk.usage if chunk.HasField("usage") and not chunk.choices else None
+
+
+def chunk_usage_json(chunk: JsonObject) -> JsonObject | None:
+    """`chunk_usage` for a chunk kept as OpenAI's JSON object."""
+    usage = chunk.get("usage")
+    return usage if usage is not None and not chunk["choices"] else None
 
 
 def event_usage(event: responses_pb2.ResponseStreamEvent) -> responses_pb2.ResponseUsage | None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
+from siraya.router.codec.chat import chat_chunk_object
+from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
 
 
@@ -92,3 +94,41 @@ class Provider(Protocol):
     async def download_video(self, upstream_id: str, variant: str, ctx: RequestContext) -> VideoContent: ...
 
     async def close(self) -> None: ...
+
+
+class JsonChatStreamer(Protocol):
+    """A provider whose upstream speaks OpenAI's chunk JSON, so it can hand chunks on without a proto."""
+
+    def stream_chat_json(
+        self,
+        params: chat_pb2.ChatCompletionParams,
+        upstream_model: str,
+        ctx: RequestContext,
+        include_usage_field: bool,
+    ) -> AsyncIterator[JsonObject]: ...
+
+
+def stream_chat_json(
+    provider: Provider, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+) -> AsyncIterator[JsonObject]:
+    """The provider's chunks as the JSON objects OpenAI's stream carries (`encode_chat_chunk`'s)."""
+    include_usage_field = params.stream_options.include_usage
+    native = getattr(provider, "stream_chat_json", None)
+    if native is not None:
+        return cast(JsonChatStreamer, provider).stream_chat_json(
+            params, upstream_model, ctx, include_usage_field
+        )
+    return _encoded(provider.stream_chat(params, upstream_model, ctx), include_usage_field)
+
+
+async def _encoded(
+    chunks: AsyncIterator[chat_pb2.ChatCompletionChunk], include_usage_field: bool
+) -> AsyncIterator[JsonObject]:
+    try:
+        async for chunk in chunks:
+            yield chat_chunk_object(chunk, include_usage_field)
+    finally:
+        # Closing this stream must close the provider's at once (it holds an upstream connection).
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import Any, TypeVar
 
 import aiohttp
@@ -27,6 +28,7 @@ from siraya.router.codec import images as images_codec
 from siraya.router.codec import responses as responses_codec
 from siraya.router.codec import videos as videos_codec
 from siraya.router.codec.errors import CodecError
+from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
 
 T = TypeVar("T")
@@ -141,6 +143,23 @@ class OpenAICompatibleProvider:
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         body = chat_codec.encode_chat_request(params, upstream_model, stream=True)
         return self._stream_events("/chat/completions", body, ctx, chat_codec.decode_chat_chunk, "chunk")
+
+    def stream_chat_json(
+        self,
+        params: chat_pb2.ChatCompletionParams,
+        upstream_model: str,
+        ctx: RequestContext,
+        include_usage_field: bool,
+    ) -> AsyncIterator[JsonObject]:
+        """`stream_chat` with each chunk as the JSON object the bridge writes (no proto)."""
+        body = chat_codec.encode_chat_request(params, upstream_model, stream=True)
+        return self._stream_events(
+            "/chat/completions",
+            body,
+            ctx,
+            partial(chat_codec.normalize_chat_chunk, include_usage_field=include_usage_field),
+            "chunk",
+        )
 
     # responses
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
+import orjson
 
 from server.gateway import Gateway
 from server.services.base import call_context, streaming_rpc, unary_rpc
 from server.services.response_headers import send_response_headers
+from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2, chat_pb2_grpc
 
 
@@ -32,9 +35,24 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
         authorization, ctx = call_context(context)
         key = await self._gateway.authenticate(authorization)
+        # One loop for both forms: each layer here is paid again for every chunk.
+        if request.openai_json:
+            chunks: AsyncIterator[Any] = self._gateway.stream_chat_json(request.params, key, ctx)
+            reply: Callable[[Any], chat_pb2.StreamChatCompletionResponse] = _json_reply
+        else:
+            chunks = self._gateway.stream_chat(request.params, key, ctx)
+            reply = _proto_reply
         first = True
-        async for chunk in self._gateway.stream_chat(request.params, key, ctx):
+        async for chunk in chunks:
             if first:
                 first = False
                 await send_response_headers(context, ctx)
-            yield chat_pb2.StreamChatCompletionResponse(chunk=chunk)
+            yield reply(chunk)
+
+
+def _proto_reply(chunk: chat_pb2.ChatCompletionChunk) -> chat_pb2.StreamChatCompletionResponse:
+    return chat_pb2.StreamChatCompletionResponse(chunk=chunk)
+
+
+def _json_reply(chunk: JsonObject) -> chat_pb2.StreamChatCompletionResponse:
+    return chat_pb2.StreamChatCompletionResponse(chunk_json=orjson.dumps(chunk), provider=chunk["provider"])

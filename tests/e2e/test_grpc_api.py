@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from siraya.router.codec.chat import encode_chat_chunk
 from siraya.router.v1 import (
     chat_pb2,
     chat_pb2_grpc,
@@ -68,6 +70,37 @@ def test_chat_unary_and_stream(harness: GatewayHarness) -> None:
             for choice in message.chunk.choices:
                 text += choice.delta.content
         assert text == "echo: streamed over grpc"
+
+    run(harness, body)
+
+
+def test_chat_stream_as_openai_json_matches_the_proto_stream(harness: GatewayHarness) -> None:
+    """`openai_json` (what the HTTP bridge asks for) carries the same chunks, encoded as OpenAI's JSON."""
+
+    async def body(channel: grpc.aio.Channel, auth) -> None:  # type: ignore[no-untyped-def]
+        chat = chat_pb2_grpc.ChatServiceStub(channel)
+        params = chat_params("the same either way")
+        params.stream_options.include_usage = True
+        as_protos = [
+            json.loads(encode_chat_chunk(message.chunk, True))
+            async for message in chat.StreamChatCompletion(
+                chat_pb2.StreamChatCompletionRequest(params=params), metadata=auth
+            )
+        ]
+        replies = [
+            message
+            async for message in chat.StreamChatCompletion(
+                chat_pb2.StreamChatCompletionRequest(params=params, openai_json=True), metadata=auth
+            )
+        ]
+        assert all(reply.WhichOneof("reply") == "chunk_json" for reply in replies)
+        assert {reply.provider for reply in replies} == {"fake"}
+        as_json = [json.loads(reply.chunk_json) for reply in replies]
+        for chunk in as_protos + as_json:
+            chunk.pop("id")
+            chunk.pop("created")
+        assert as_json == as_protos
+        assert "cost" in as_json[-1]["usage"] and as_json[0]["model"] == "gpt-test"
 
     run(harness, body)
 

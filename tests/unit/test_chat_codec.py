@@ -945,4 +945,6 @@ def test_public_names() -> None:
         "encode_chat_completion",
         "decode_chat_chunk",
         "encode_chat_chunk",
+        "chat_chunk_object",
+        "normalize_chat_chunk",
     }

@@ -24,12 +24,14 @@ from siraya.router.codec.fields import JsonObject, fill_struct, struct_to_dict
 from siraya.router.v1 import chat_pb2, common_pb2
 
 __all__ = [
+    "chat_chunk_object",
     "decode_chat_chunk",
     "decode_chat_completion",
     "decode_chat_request",
     "encode_chat_chunk",
     "encode_chat_completion",
     "encode_chat_request",
+    "normalize_chat_chunk",
 ]
 
 _BAD_SHAPE = (TypeError, ValueError)
@@ -332,6 +334,111 @@ def encode_chat_chunk(chunk: chat_pb2.ChatCompletionChunk, include_usage_field: 
     when the chunk has it.
     """
     return orjson.dumps(_chunk_dict(chunk, include_usage_field))
+
+
+def chat_chunk_object(chunk: chat_pb2.ChatCompletionChunk, include_usage_field: bool = False) -> JsonObject:
+    """The JSON object `encode_chat_chunk` serializes."""
+    return _chunk_dict(chunk, include_usage_field)
+
+
+def normalize_chat_chunk(body: Any, include_usage_field: bool = False) -> JsonObject:
+    """The JSON object `encode_chat_chunk` writes for `decode_chat_chunk(body)`, without the proto.
+
+    Most chunks are one text delta: those are rebuilt straight from the upstream's object. Any
+    other shape (tool calls, logprobs, usage, an unexpected type) takes the proto round trip, so
+    both ways agree on every input by construction.
+    """
+    fast = _plain_chunk(body, include_usage_field)
+    if fast is None:
+        return _chunk_dict(decode_chat_chunk(body), include_usage_field)
+    return fast
+
+
+_INT32 = 2**31
+_INT64 = 2**63
+# The delta keys a plain chunk may hold, in the proto's field order (which the encoder writes).
+_PLAIN_DELTA_ORDER = ("role", "content", "refusal", "reasoning")
+_NOT_PLAIN = frozenset(("tool_calls", "function_call"))
+
+
+def _plain_chunk(body: Any, include_usage_field: bool) -> JsonObject | None:
+    """`normalize_chat_chunk` for a chunk of plain text deltas; None for any other shape."""
+    if type(body) is not dict or body.get("usage") is not None:
+        return None
+    chunk_id, model, created = body.get("id"), body.get("model"), body.get("created")
+    if not (
+        (chunk_id is None or type(chunk_id) is str)
+        and (model is None or type(model) is str)
+        and type(created) is int
+        and -_INT64 <= created < _INT64
+    ):
+        return None
+    out: JsonObject = {
+        "id": chunk_id or "",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model or "",
+    }
+    optional: JsonObject = {}
+    for key in _CHUNK_OPTIONAL:
+        value = body.get(key)
+        if value is not None:
+            if type(value) is not str:
+                return None
+            optional[key] = value
+    if "service_tier" in optional:
+        out["service_tier"] = optional["service_tier"]
+    if "system_fingerprint" in optional:
+        out["system_fingerprint"] = optional["system_fingerprint"]
+    choices = body.get("choices")
+    if type(choices) is not list:
+        return None
+    plain: list[JsonObject] = []
+    for position, raw in enumerate(choices):
+        choice = _plain_choice(raw, position)
+        if choice is None:
+            return None
+        plain.append(choice)
+    out["choices"] = plain
+    if include_usage_field:
+        out["usage"] = None
+    if "obfuscation" in optional:
+        out["obfuscation"] = optional["obfuscation"]
+    return out
+
+
+def _plain_choice(raw: Any, position: int) -> JsonObject | None:
+    if type(raw) is not dict or raw.get("logprobs") is not None:
+        return None
+    index, finish_reason = raw.get("index"), raw.get("finish_reason")
+    if index is None:
+        index = position
+    elif type(index) is not int or not -_INT32 <= index < _INT32:
+        return None
+    if finish_reason is not None and type(finish_reason) is not str:
+        return None
+    raw_delta = raw.get("delta")
+    delta: JsonObject = {}
+    if raw_delta:
+        if type(raw_delta) is not dict:
+            return None
+        found: dict[str, str] = {}
+        for key, value in raw_delta.items():
+            if value is None:
+                continue
+            field = _DELTA_STRINGS.get(key)
+            if field is None:
+                if key in _NOT_PLAIN:
+                    return None
+                continue  # a key the decoder ignores
+            if type(value) is not str or field in found:
+                return None  # a wrong type, or both `reasoning` and `reasoning_content`
+            found[field] = value
+        if len(found) == 1:
+            delta = found
+        else:
+            delta = {field: found[field] for field in _PLAIN_DELTA_ORDER if field in found}
+    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
 
 def _completion_dict(completion: chat_pb2.ChatCompletion) -> JsonObject:

@@ -469,13 +469,19 @@ class CreateChatCompletionResponse(_message.Message):
     def __init__(self, completion: _Optional[_Union[ChatCompletion, _Mapping]] = ...) -> None: ...
 
 class StreamChatCompletionRequest(_message.Message):
-    __slots__ = ("params",)
+    __slots__ = ("params", "openai_json")
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    OPENAI_JSON_FIELD_NUMBER: _ClassVar[int]
     params: ChatCompletionParams
-    def __init__(self, params: _Optional[_Union[ChatCompletionParams, _Mapping]] = ...) -> None: ...
+    openai_json: bool
+    def __init__(self, params: _Optional[_Union[ChatCompletionParams, _Mapping]] = ..., openai_json: _Optional[bool] = ...) -> None: ...
 
 class StreamChatCompletionResponse(_message.Message):
-    __slots__ = ("chunk",)
+    __slots__ = ("chunk", "chunk_json", "provider")
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_JSON_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
     chunk: ChatCompletionChunk
-    def __init__(self, chunk: _Optional[_Union[ChatCompletionChunk, _Mapping]] = ...) -> None: ...
+    chunk_json: bytes
+    provider: str
+    def __init__(self, chunk: _Optional[_Union[ChatCompletionChunk, _Mapping]] = ..., chunk_json: _Optional[bytes] = ..., provider: _Optional[str] = ...) -> None: ...

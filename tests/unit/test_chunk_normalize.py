@@ -1,0 +1,152 @@
+"""normalize_chat_chunk must write exactly what the proto round trip writes, for every input.
+
+The bridge relays chunks through normalize_chat_chunk (no proto); gRPC clients get the proto. A
+client must not be able to tell the two apart, so each case compares the two JSON encodings byte
+for byte, or checks that both refuse the chunk.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any
+
+import orjson
+import pytest
+
+from siraya.router.codec.chat import decode_chat_chunk, encode_chat_chunk, normalize_chat_chunk
+from siraya.router.codec.errors import CodecError
+
+BASE: dict[str, Any] = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion.chunk",
+    "created": 1_700_000_000,
+    "model": "gpt-4o-mini",
+    "system_fingerprint": "fp_1",
+    "choices": [{"index": 0, "delta": {"content": "Hel"}, "logprobs": None, "finish_reason": None}],
+}
+
+
+def _with(**changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(BASE)
+    body.update(changes)
+    return body
+
+
+def _choice(**changes: Any) -> dict[str, Any]:
+    choice = copy.deepcopy(BASE["choices"][0])
+    choice.update(changes)
+    return _with(choices=[choice])
+
+
+CASES: list[Any] = [
+    BASE,
+    _with(system_fingerprint=None),
+    _with(service_tier="default", obfuscation="xyz"),
+    _with(id=None, model=None),
+    _with(created=1.5),
+    _with(created=None),
+    _with(created=True),
+    _with(created=2**63),
+    _with(choices=[]),
+    _with(usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}),
+    _with(choices=[], usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7,
+                             "prompt_tokens_details": {"cached_tokens": 1},
+                             "completion_tokens_details": {"reasoning_tokens": 2}}),
+    _with(usage=None),
+    _with(provider="elsewhere", extra_field={"a": 1}),
+    _choice(delta={"role": "assistant", "content": ""}),
+    _choice(delta={"content": "x", "role": "assistant", "refusal": None}),
+    _choice(delta={"reasoning_content": "think"}),
+    _choice(delta={"reasoning": "a", "reasoning_content": "b"}),
+    _choice(delta={"reasoning": "a", "content": "b", "refusal": "c", "role": "assistant"}),
+    _choice(delta={"audio": {"id": "x"}, "content": "y"}),
+    _choice(delta={}),
+    _choice(delta=None),
+    _choice(delta="text"),
+    _choice(delta={"content": 5}),
+    _choice(delta={"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                   "function": {"name": "f", "arguments": "{\""}}]}),
+    _choice(delta={"tool_calls": [{"index": 0, "custom": {"name": "g", "input": "raw"}}]}),
+    _choice(delta={"function_call": {"name": "f", "arguments": "{}"}}),
+    _choice(delta={"tool_calls": None, "content": "z"}),
+    _choice(finish_reason="stop", delta={}),
+    _choice(finish_reason=""),
+    _choice(finish_reason=3),
+    _choice(index=None),
+    _choice(index=2),
+    _choice(index=-1),
+    _choice(index=2**31),
+    _choice(index="0"),
+    _choice(logprobs={"content": [{"token": "H", "logprob": -0.1, "bytes": [72], "top_logprobs": []}]}),
+    _with(choices=[{"index": 0, "delta": {"content": "a"}}, {"index": 1, "delta": {"content": "b"}}]),
+    _with(choices=["not an object"]),
+    _with(choices="nope"),
+    _with(id=7),
+    _with(model=["m"]),
+    _with(system_fingerprint=5),
+    "not an object",
+    None,
+]
+
+
+def _both(body: Any, include_usage: bool) -> tuple[bytes | type[CodecError], bytes | type[CodecError]]:
+    try:
+        through_proto: bytes | type[CodecError] = encode_chat_chunk(decode_chat_chunk(body), include_usage)
+    except CodecError:
+        through_proto = CodecError
+    try:
+        normalized: bytes | type[CodecError] = orjson.dumps(normalize_chat_chunk(body, include_usage))
+    except CodecError:
+        normalized = CodecError
+    return through_proto, normalized
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("body", CASES)
+def test_normalized_chunk_is_the_proto_round_trip(body: Any, include_usage: bool) -> None:
+    through_proto, normalized = _both(body, include_usage)
+    assert normalized == through_proto
+
+
+def test_a_plain_text_chunk_keeps_its_text_and_drops_unknown_keys() -> None:
+    body = _with(provider="elsewhere", extra_field=1)
+    normalized = normalize_chat_chunk(body, True)
+    assert normalized["choices"][0]["delta"] == {"content": "Hel"}
+    assert normalized["usage"] is None
+    assert "extra_field" not in normalized and "provider" not in normalized
+
+
+_VALUES: list[Any] = [None, "", "s", 0, 1, -1, 2**31, 1.5, True, [], {}, ["x"], {"k": "v"}]
+_DELTA_KEYS = ["role", "content", "refusal", "reasoning", "reasoning_content", "tool_calls", "audio"]
+_CHOICE_KEYS = ["index", "finish_reason", "logprobs", "delta"]
+_ROOT_KEYS = ["id", "created", "model", "system_fingerprint", "service_tier", "obfuscation", "usage"]
+
+
+def _random_chunk(rng: random.Random) -> dict[str, Any]:
+    body = copy.deepcopy(BASE)
+    for key in rng.sample(_ROOT_KEYS, rng.randint(0, 2)):
+        body[key] = rng.choice(_VALUES)
+    choices = []
+    for _ in range(rng.randint(0, 2)):
+        choice: dict[str, Any] = {"index": 0, "delta": {"content": "t"}, "finish_reason": None}
+        for key in rng.sample(_CHOICE_KEYS, rng.randint(0, 2)):
+            choice[key] = rng.choice(_VALUES)
+        if isinstance(choice.get("delta"), dict):
+            for key in rng.sample(_DELTA_KEYS, rng.randint(0, 3)):
+                choice["delta"][key] = rng.choice(_VALUES)
+        choices.append(choice)
+    body["choices"] = choices
+    return body
+
+
+def test_random_shapes_agree_with_the_proto_round_trip() -> None:
+    rng = random.Random(20261126)
+    disagreements = []
+    for _ in range(3000):
+        body = _random_chunk(rng)
+        for include_usage in (False, True):
+            through_proto, normalized = _both(body, include_usage)
+            if normalized != through_proto:
+                disagreements.append((body, include_usage, through_proto, normalized))
+    assert disagreements == []
