@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
+from server.accounts.metering import Consumption
+from server.gateway_usage import chunk_usage, chunk_usage_json, fold_chunk, fold_chunk_json
 from siraya.router.codec.chat import decode_chat_chunk, encode_chat_chunk, normalize_chat_chunk
 from siraya.router.codec.errors import CodecError
 
@@ -150,3 +152,40 @@ def test_random_shapes_agree_with_the_proto_round_trip() -> None:
             if normalized != through_proto:
                 disagreements.append((body, include_usage, through_proto, normalized))
     assert disagreements == []
+
+
+def _decodable(body: Any) -> bool:
+    try:
+        decode_chat_chunk(body)
+    except CodecError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("body", [case for case in CASES if _decodable(case)])
+def test_usage_is_read_the_same_from_the_json_object_and_the_proto(body: Any) -> None:
+    chunk = decode_chat_chunk(body)
+    normalized = normalize_chat_chunk(body, True)
+    from_proto, from_json = Consumption(), Consumption()
+    fold_chunk(chunk, from_proto)
+    fold_chunk_json(normalized, from_json)
+    assert from_json == from_proto
+    usage = chunk_usage(chunk)
+    usage_json = chunk_usage_json(normalized)
+    assert (usage_json is None) == (usage is None)
+    if usage is not None:
+        assert usage_json == orjson.loads(encode_chat_chunk(chunk))["usage"]
+
+
+def test_text_deltas_count_as_tokens_until_usage_arrives() -> None:
+    total = Consumption()
+    fold_chunk_json(normalize_chat_chunk(_choice(delta={"content": "x" * 40})), total)
+    fold_chunk_json(normalize_chat_chunk(_choice(delta={"reasoning_content": "y" * 8})), total)
+    assert total.completion_tokens == 12
+    usage = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12,
+             "prompt_tokens_details": {"cached_tokens": 2},
+             "completion_tokens_details": {"reasoning_tokens": 3}}
+    fold_chunk_json(normalize_chat_chunk(_with(choices=[], usage=usage)), total)
+    assert (total.prompt_tokens, total.completion_tokens, total.cached_tokens, total.reasoning_tokens) == (
+        5, 7, 2, 3,
+    )
