@@ -26,7 +26,7 @@ import asyncpg
 
 from server.accounts.keys import KeyRecord
 from server.accounts.money import micros_to_usd, usd_to_micros
-from server.accounts.store import LEDGER_COLUMNS, Balance, LedgerRecord, ledger_row
+from server.accounts.store import LEDGER_COLUMNS, Balance, LedgerRecord
 
 __all__ = ["MIGRATIONS", "PostgresAccountStore"]
 
@@ -301,8 +301,7 @@ class PostgresAccountStore:
 
     async def append_ledger(self, records: Sequence[LedgerRecord]) -> None:
         if records:
-            rows = [ledger_row(record) for record in records]
-            await self._pool.executemany(_LEDGER_INSERT, rows)
+            await self._pool.executemany(_LEDGER_INSERT, records)
 
     async def ledger_record(self, request_id: str, key_id: str) -> LedgerRecord | None:
         row = await self._pool.fetchrow(

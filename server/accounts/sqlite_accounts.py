@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 from server.accounts.keys import KeyRecord
 from server.accounts.money import micros_to_usd, usd_to_micros
 from server.accounts.sqlite_store import MIGRATIONS as BASE_MIGRATIONS
-from server.accounts.store import LEDGER_COLUMNS, Balance, LedgerRecord, ledger_row
+from server.accounts.store import LEDGER_COLUMNS, Balance, LedgerRecord
 
 __all__ = ["ACCOUNT_MIGRATIONS", "CreditsOwnedElsewhere", "SqliteAccountStore", "credit_lock_path"]
 
@@ -381,10 +381,9 @@ class SqliteAccountStore:
 
     async def append_ledger(self, records: Sequence[LedgerRecord]) -> None:
         if records:
-            rows = [ledger_row(record) for record in records]
-            await self._run(self._append_ledger, rows)
+            await self._run(self._append_ledger, records)
 
-    def _append_ledger(self, rows: list[tuple[Any, ...]]) -> None:
+    def _append_ledger(self, rows: Sequence[LedgerRecord]) -> None:
         with self._immediate() as db:
             db.executemany(_LEDGER_INSERT, rows)
 

@@ -253,7 +253,7 @@ async def test_ledger_records_belong_to_their_key(store: AccountStore) -> None:
     )
     failed = ledger_record(owner, "req-2", ok=False)
     await store.append_ledger([full, failed])
-    await store.append_ledger([replace(full, cost_micros=1)])  # a retried batch changes nothing
+    await store.append_ledger([full._replace(cost_micros=1)])  # a retried batch changes nothing
     await store.append_ledger([])
 
     assert await store.ledger_record("req-1", owner) == full
