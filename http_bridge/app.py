@@ -155,11 +155,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         )
     reply, headers = await unary(
         stubs.chat.CreateChatCompletion(
-            chat_pb2.CreateChatCompletionRequest(params=params), metadata=metadata
+            chat_pb2.CreateChatCompletionRequest(params=params, openai_json=True), metadata=metadata
         )
     )
-    served_headers = _with_provider(headers, reply.completion.provider)
-    return json_response(request, chat_codec.encode_chat_completion(reply.completion), served_headers)
+    return json_response(request, reply.completion_json, _with_provider(headers, reply.provider))
 
 
 def _chunk_frame(reply: chat_pb2.StreamChatCompletionResponse) -> bytes:

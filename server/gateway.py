@@ -28,10 +28,11 @@ from server.gateway_usage import (
     response_consumption,
     response_demand,
     usage_consumption,
+    usage_consumption_json,
     video_seconds,
 )
 from server.observability.attempts import observed_call, observed_stream
-from server.providers.base import Provider, RequestContext, VideoContent, stream_chat_json
+from server.providers.base import Provider, RequestContext, VideoContent, chat_json, stream_chat_json
 from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
 from server.routing.dispatch import Dispatcher, Route
 from siraya.router.codec.fields import JsonObject
@@ -209,6 +210,28 @@ class Gateway:
         completion.provider = route.deployment.provider
         if cost is not None and completion.HasField("usage"):
             completion.usage.cost = cost
+        return completion
+
+    async def chat_json(
+        self, params: chat_pb2.ChatCompletionParams, key: KeyRecord, ctx: RequestContext
+    ) -> JsonObject:
+        """`chat` with the completion as the JSON object OpenAI sends: for callers that write JSON
+        anyway, an OpenAI-protocol upstream's answer then never becomes a proto."""
+        completion, route, cost = await self._unary(
+            "chat",
+            params.model,
+            params.routing,
+            chat_demand(params),
+            key,
+            ctx,
+            lambda route: chat_json(route.provider, params, route.deployment.upstream_model, ctx),
+            lambda completion: usage_consumption_json(completion.get("usage")),
+        )
+        completion["model"] = route.entry.id
+        usage = completion.get("usage")
+        if cost is not None and usage is not None:
+            usage["cost"] = cost
+        completion["provider"] = route.deployment.provider
         return completion
 
     def stream_chat(

@@ -90,16 +90,29 @@ def fold_chunk(chunk: chat_pb2.ChatCompletionChunk, total: Consumption) -> None:
             total.completion_tokens += estimate_tokens(size)
 
 
+def usage_consumption_json(usage: JsonObject | None) -> Consumption:
+    """`usage_consumption` of a usage kept as OpenAI's JSON object (the normalizers' form)."""
+    if usage is None:
+        return Consumption()
+    prompt = usage.get("prompt_tokens_details") or {}
+    completion = usage.get("completion_tokens_details") or {}
+    return Consumption(
+        prompt_tokens=usage["prompt_tokens"],
+        completion_tokens=usage["completion_tokens"],
+        cached_tokens=prompt.get("cached_tokens", 0),
+        reasoning_tokens=completion.get("reasoning_tokens", 0),
+    )
+
+
 def fold_chunk_json(chunk: JsonObject, total: Consumption) -> None:
     """`fold_chunk` for a chunk kept as OpenAI's JSON object (normalize_chat_chunk's form)."""
     usage = chunk.get("usage")
     if usage is not None:
-        prompt = usage.get("prompt_tokens_details") or {}
-        completion = usage.get("completion_tokens_details") or {}
-        total.prompt_tokens = usage["prompt_tokens"]
-        total.completion_tokens = usage["completion_tokens"]
-        total.cached_tokens = prompt.get("cached_tokens", 0)
-        total.reasoning_tokens = completion.get("reasoning_tokens", 0)
+        counted = usage_consumption_json(usage)
+        total.prompt_tokens = counted.prompt_tokens
+        total.completion_tokens = counted.completion_tokens
+        total.cached_tokens = counted.cached_tokens
+        total.reasoning_tokens = counted.reasoning_tokens
         return
     for choice in chunk["choices"]:
         delta = choice["delta"]

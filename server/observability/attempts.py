@@ -116,8 +116,19 @@ def observed_stream(
 
 
 def _usage_attributes(result: Any) -> dict[str, Any] | None:
+    if not tracing.enabled():
+        return None
+    if isinstance(result, dict):  # an answer kept as OpenAI's JSON object
+        usage = result.get("usage")
+        if not isinstance(usage, dict):
+            return None
+        return {
+            "gen_ai.usage.input_tokens": usage.get("prompt_tokens", 0),
+            "gen_ai.usage.output_tokens": usage.get("completion_tokens", 0),
+            "gen_ai.response.id": result.get("id") or None,
+        }
     try:
-        if not tracing.enabled() or not result.HasField("usage"):
+        if not result.HasField("usage"):
             return None
     except (AttributeError, ValueError):
         return None

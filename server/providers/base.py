@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
-from siraya.router.codec.chat import chat_chunk_object
+from siraya.router.codec.chat import chat_chunk_object, chat_completion_object
 from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
 
@@ -96,8 +96,12 @@ class Provider(Protocol):
     async def close(self) -> None: ...
 
 
-class JsonChatStreamer(Protocol):
-    """A provider whose upstream speaks OpenAI's chunk JSON, so it can hand chunks on without a proto."""
+class JsonChatProvider(Protocol):
+    """A provider whose upstream speaks OpenAI's chat JSON, so it can hand answers on without a proto."""
+
+    async def chat_json(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> JsonObject: ...
 
     def stream_chat_json(
         self,
@@ -108,6 +112,15 @@ class JsonChatStreamer(Protocol):
     ) -> AsyncIterator[JsonObject]: ...
 
 
+async def chat_json(
+    provider: Provider, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+) -> JsonObject:
+    """The provider's completion as the JSON object OpenAI sends (`encode_chat_completion`'s)."""
+    if getattr(provider, "chat_json", None) is not None:
+        return await cast(JsonChatProvider, provider).chat_json(params, upstream_model, ctx)
+    return chat_completion_object(await provider.chat(params, upstream_model, ctx))
+
+
 def stream_chat_json(
     provider: Provider, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
 ) -> AsyncIterator[JsonObject]:
@@ -115,7 +128,7 @@ def stream_chat_json(
     include_usage_field = params.stream_options.include_usage
     native = getattr(provider, "stream_chat_json", None)
     if native is not None:
-        return cast(JsonChatStreamer, provider).stream_chat_json(
+        return cast(JsonChatProvider, provider).stream_chat_json(
             params, upstream_model, ctx, include_usage_field
         )
     return _encoded(provider.stream_chat(params, upstream_model, ctx), include_usage_field)

@@ -138,6 +138,15 @@ class OpenAICompatibleProvider:
             "POST", "/chat/completions", ctx, chat_codec.decode_chat_completion, body
         )
 
+    async def chat_json(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> JsonObject:
+        """`chat` with the completion as the JSON object the bridge writes (no proto)."""
+        body = chat_codec.encode_chat_request(params, upstream_model, stream=False)
+        return await self._call_json(
+            "POST", "/chat/completions", ctx, chat_codec.normalize_chat_completion, body
+        )
+
     def stream_chat(
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:

@@ -25,6 +25,12 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     ) -> chat_pb2.CreateChatCompletionResponse:
         authorization, ctx = call_context(context)
         key = await self._gateway.authenticate(authorization)
+        if request.openai_json:
+            answer = await self._gateway.chat_json(request.params, key, ctx)
+            await send_response_headers(context, ctx)
+            return chat_pb2.CreateChatCompletionResponse(
+                completion_json=orjson.dumps(answer), provider=answer["provider"]
+            )
         completion = await self._gateway.chat(request.params, key, ctx)
         await send_response_headers(context, ctx)
         return chat_pb2.CreateChatCompletionResponse(completion=completion)

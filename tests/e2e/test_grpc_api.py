@@ -10,7 +10,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from siraya.router.codec.chat import encode_chat_chunk
+from siraya.router.codec.chat import encode_chat_chunk, encode_chat_completion
 from siraya.router.v1 import (
     chat_pb2,
     chat_pb2_grpc,
@@ -101,6 +101,28 @@ def test_chat_stream_as_openai_json_matches_the_proto_stream(harness: GatewayHar
             chunk.pop("created")
         assert as_json == as_protos
         assert "cost" in as_json[-1]["usage"] and as_json[0]["model"] == "gpt-test"
+
+    run(harness, body)
+
+
+def test_chat_as_openai_json_matches_the_proto_completion(harness: GatewayHarness) -> None:
+    async def body(channel: grpc.aio.Channel, auth) -> None:  # type: ignore[no-untyped-def]
+        chat = chat_pb2_grpc.ChatServiceStub(channel)
+        params = chat_params("one answer, two encodings")
+        as_proto = await chat.CreateChatCompletion(
+            chat_pb2.CreateChatCompletionRequest(params=params), metadata=auth
+        )
+        as_json = await chat.CreateChatCompletion(
+            chat_pb2.CreateChatCompletionRequest(params=params, openai_json=True), metadata=auth
+        )
+        assert as_json.WhichOneof("reply") == "completion_json" and as_json.provider == "fake"
+        expected = json.loads(encode_chat_completion(as_proto.completion))
+        got = json.loads(as_json.completion_json)
+        for answer in (expected, got):
+            answer.pop("id")
+            answer.pop("created")
+        assert got == expected
+        assert got["model"] == "gpt-test" and "cost" in got["usage"]
 
     run(harness, body)
 

@@ -946,5 +946,7 @@ def test_public_names() -> None:
         "decode_chat_chunk",
         "encode_chat_chunk",
         "chat_chunk_object",
+        "chat_completion_object",
         "normalize_chat_chunk",
+        "normalize_chat_completion",
     }

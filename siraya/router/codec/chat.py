@@ -25,6 +25,7 @@ from siraya.router.v1 import chat_pb2, common_pb2
 
 __all__ = [
     "chat_chunk_object",
+    "chat_completion_object",
     "decode_chat_chunk",
     "decode_chat_completion",
     "decode_chat_request",
@@ -32,6 +33,7 @@ __all__ = [
     "encode_chat_completion",
     "encode_chat_request",
     "normalize_chat_chunk",
+    "normalize_chat_completion",
 ]
 
 _BAD_SHAPE = (TypeError, ValueError)
@@ -336,9 +338,175 @@ def encode_chat_chunk(chunk: chat_pb2.ChatCompletionChunk, include_usage_field: 
     return orjson.dumps(_chunk_dict(chunk, include_usage_field))
 
 
+def chat_completion_object(completion: chat_pb2.ChatCompletion) -> JsonObject:
+    """The JSON object `encode_chat_completion` serializes."""
+    return _completion_dict(completion)
+
+
 def chat_chunk_object(chunk: chat_pb2.ChatCompletionChunk, include_usage_field: bool = False) -> JsonObject:
     """The JSON object `encode_chat_chunk` serializes."""
     return _chunk_dict(chunk, include_usage_field)
+
+
+_INT32 = 2**31
+_INT64 = 2**63
+# The optional strings of a completion or chunk, in the order the encoder writes them.
+_PLAIN_OPTIONAL = ("service_tier", "system_fingerprint", "obfuscation")
+# Message keys whose presence (any truthy value) means the answer is not plain text.
+_NOT_PLAIN_MESSAGE = ("tool_calls", "annotations")
+_COMPLETION_DETAIL_KEYS = (
+    "reasoning_tokens",
+    "audio_tokens",
+    "accepted_prediction_tokens",
+    "rejected_prediction_tokens",
+)
+# The delta keys a plain chunk may hold, in the proto's field order (which the encoder writes).
+_PLAIN_DELTA_ORDER = ("role", "content", "refusal", "reasoning")
+_NOT_PLAIN = frozenset(("tool_calls", "function_call"))
+
+
+def normalize_chat_completion(body: Any) -> JsonObject:
+    """The JSON object `encode_chat_completion` writes for `decode_chat_completion(body)`.
+
+    Like `normalize_chat_chunk`: a plain text answer is rebuilt straight from the upstream's
+    object; any other shape (tool calls, logprobs, audio, annotations) takes the proto round trip.
+    """
+    fast = _plain_completion(body)
+    if fast is None:
+        return _completion_dict(decode_chat_completion(body))
+    return fast
+
+
+def _plain_completion(body: Any) -> JsonObject | None:
+    head = _plain_head(body)
+    if head is None:
+        return None
+    out, optional = head
+    out["object"] = "chat.completion"
+    choices = body.get("choices")
+    if type(choices) is not list:
+        return None
+    plain: list[JsonObject] = []
+    for position, raw in enumerate(choices):
+        choice = _plain_answer(raw, position)
+        if choice is None:
+            return None
+        plain.append(choice)
+    out["choices"] = plain
+    usage = body.get("usage")
+    if usage is not None:
+        plain_usage = _plain_usage(usage)
+        if plain_usage is None:
+            return None
+        out["usage"] = plain_usage
+    optional.pop("obfuscation", None)  # a chunk's field only: the decoder drops it from a completion
+    out.update(optional)  # service_tier, then system_fingerprint: the encoder's order
+    return out
+
+
+def _plain_head(body: Any) -> tuple[JsonObject, JsonObject] | None:
+    """id, object, created and model of a chunk or completion, plus its optional strings in the
+    order the encoder writes them; None when one of them is not the plain type."""
+    if type(body) is not dict:
+        return None
+    chunk_id, model, created = body.get("id"), body.get("model"), body.get("created")
+    if not (
+        (chunk_id is None or type(chunk_id) is str)
+        and (model is None or type(model) is str)
+        and type(created) is int
+        and -_INT64 <= created < _INT64
+    ):
+        return None
+    out: JsonObject = {"id": chunk_id or "", "object": "", "created": created, "model": model or ""}
+    optional: JsonObject = {}
+    for key in _PLAIN_OPTIONAL:
+        value = body.get(key)
+        if value is not None:
+            if type(value) is not str:
+                return None
+            optional[key] = value
+    return out, optional
+
+
+def _plain_answer(raw: Any, position: int) -> JsonObject | None:
+    if type(raw) is not dict or raw.get("logprobs") is not None:
+        return None
+    index = _plain_index(raw.get("index"), position)
+    finish_reason, message = raw.get("finish_reason"), raw.get("message")
+    if index is None or type(message) is not dict:
+        return None
+    if finish_reason is not None and type(finish_reason) is not str:
+        return None
+    role, content, refusal = message.get("role"), message.get("content"), message.get("refusal")
+    reasoning = message.get("reasoning")
+    if reasoning is None:
+        reasoning = message.get("reasoning_content")
+    for text in (role, content, refusal, reasoning):
+        if text is not None and type(text) is not str:
+            return None
+    if any(message.get(key) for key in _NOT_PLAIN_MESSAGE):
+        return None
+    if message.get("audio") is not None or message.get("function_call") is not None:
+        return None
+    answer: JsonObject = {"role": role or "assistant", "content": content, "refusal": refusal}
+    if reasoning is not None:
+        answer["reasoning"] = reasoning
+    return {"index": index, "message": answer, "logprobs": None, "finish_reason": finish_reason or None}
+
+
+def _plain_index(index: Any, position: int) -> int | None:
+    if index is None:
+        return position
+    if type(index) is not int or not -_INT32 <= index < _INT32:
+        return None
+    return index
+
+
+def _plain_count(value: Any) -> bool:
+    return type(value) is int and 0 <= value < _INT32
+
+
+def _plain_usage(raw: Any) -> JsonObject | None:
+    if type(raw) is not dict:
+        return None
+    out: JsonObject = {}
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        value = raw.get(key) or 0
+        if not _plain_count(value):
+            return None
+        out[key] = value
+    prompt = raw.get("prompt_tokens_details")
+    if prompt is not None:
+        details = _plain_details(prompt, ("cached_tokens", "audio_tokens"))
+        if details is None:
+            return None
+        write = prompt.get("cache_write_tokens")
+        if write is not None:
+            if not _plain_count(write):
+                return None
+            details["cache_write_tokens"] = write
+        out["prompt_tokens_details"] = details
+    completion = raw.get("completion_tokens_details")
+    if completion is not None:
+        details = _plain_details(completion, _COMPLETION_DETAIL_KEYS)
+        if details is None:
+            return None
+        out["completion_tokens_details"] = details
+    return out
+
+
+def _plain_details(raw: Any, keys: tuple[str, ...]) -> JsonObject | None:
+    if type(raw) is not dict:
+        return None
+    details: JsonObject = {}
+    for key in keys:
+        value = raw.get(key)
+        if value is None:
+            value = 0
+        elif not _plain_count(value):
+            return None
+        details[key] = value
+    return details
 
 
 def normalize_chat_chunk(body: Any, include_usage_field: bool = False) -> JsonObject:
@@ -354,42 +522,17 @@ def normalize_chat_chunk(body: Any, include_usage_field: bool = False) -> JsonOb
     return fast
 
 
-_INT32 = 2**31
-_INT64 = 2**63
-# The delta keys a plain chunk may hold, in the proto's field order (which the encoder writes).
-_PLAIN_DELTA_ORDER = ("role", "content", "refusal", "reasoning")
-_NOT_PLAIN = frozenset(("tool_calls", "function_call"))
 
 
 def _plain_chunk(body: Any, include_usage_field: bool) -> JsonObject | None:
     """`normalize_chat_chunk` for a chunk of plain text deltas; None for any other shape."""
-    if type(body) is not dict or body.get("usage") is not None:
+    head = _plain_head(body)
+    if head is None or body.get("usage") is not None:
         return None
-    chunk_id, model, created = body.get("id"), body.get("model"), body.get("created")
-    if not (
-        (chunk_id is None or type(chunk_id) is str)
-        and (model is None or type(model) is str)
-        and type(created) is int
-        and -_INT64 <= created < _INT64
-    ):
-        return None
-    out: JsonObject = {
-        "id": chunk_id or "",
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model or "",
-    }
-    optional: JsonObject = {}
-    for key in _CHUNK_OPTIONAL:
-        value = body.get(key)
-        if value is not None:
-            if type(value) is not str:
-                return None
-            optional[key] = value
-    if "service_tier" in optional:
-        out["service_tier"] = optional["service_tier"]
-    if "system_fingerprint" in optional:
-        out["system_fingerprint"] = optional["system_fingerprint"]
+    out, optional = head
+    out["object"] = "chat.completion.chunk"
+    obfuscation = optional.pop("obfuscation", None)
+    out.update(optional)
     choices = body.get("choices")
     if type(choices) is not list:
         return None
@@ -402,20 +545,16 @@ def _plain_chunk(body: Any, include_usage_field: bool) -> JsonObject | None:
     out["choices"] = plain
     if include_usage_field:
         out["usage"] = None
-    if "obfuscation" in optional:
-        out["obfuscation"] = optional["obfuscation"]
+    if obfuscation is not None:
+        out["obfuscation"] = obfuscation
     return out
 
 
 def _plain_choice(raw: Any, position: int) -> JsonObject | None:
     if type(raw) is not dict or raw.get("logprobs") is not None:
         return None
-    index, finish_reason = raw.get("index"), raw.get("finish_reason")
-    if index is None:
-        index = position
-    elif type(index) is not int or not -_INT32 <= index < _INT32:
-        return None
-    if finish_reason is not None and type(finish_reason) is not str:
+    index, finish_reason = _plain_index(raw.get("index"), position), raw.get("finish_reason")
+    if index is None or not (finish_reason is None or type(finish_reason) is str):
         return None
     raw_delta = raw.get("delta")
     delta: JsonObject = {}

@@ -457,16 +457,22 @@ class ChatCompletionChunk(_message.Message):
     def __init__(self, id: _Optional[str] = ..., object: _Optional[str] = ..., created: _Optional[int] = ..., model: _Optional[str] = ..., choices: _Optional[_Iterable[_Union[ChatCompletionChunkChoice, _Mapping]]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., system_fingerprint: _Optional[str] = ..., service_tier: _Optional[str] = ..., provider: _Optional[str] = ..., obfuscation: _Optional[str] = ...) -> None: ...
 
 class CreateChatCompletionRequest(_message.Message):
-    __slots__ = ("params",)
+    __slots__ = ("params", "openai_json")
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    OPENAI_JSON_FIELD_NUMBER: _ClassVar[int]
     params: ChatCompletionParams
-    def __init__(self, params: _Optional[_Union[ChatCompletionParams, _Mapping]] = ...) -> None: ...
+    openai_json: bool
+    def __init__(self, params: _Optional[_Union[ChatCompletionParams, _Mapping]] = ..., openai_json: _Optional[bool] = ...) -> None: ...
 
 class CreateChatCompletionResponse(_message.Message):
-    __slots__ = ("completion",)
+    __slots__ = ("completion", "completion_json", "provider")
     COMPLETION_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_JSON_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
     completion: ChatCompletion
-    def __init__(self, completion: _Optional[_Union[ChatCompletion, _Mapping]] = ...) -> None: ...
+    completion_json: bytes
+    provider: str
+    def __init__(self, completion: _Optional[_Union[ChatCompletion, _Mapping]] = ..., completion_json: _Optional[bytes] = ..., provider: _Optional[str] = ...) -> None: ...
 
 class StreamChatCompletionRequest(_message.Message):
     __slots__ = ("params", "openai_json")

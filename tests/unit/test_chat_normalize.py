@@ -1,8 +1,9 @@
-"""normalize_chat_chunk must write exactly what the proto round trip writes, for every input.
+"""normalize_chat_chunk and normalize_chat_completion must write exactly what the proto round trip
+writes, for every input.
 
-The bridge relays chunks through normalize_chat_chunk (no proto); gRPC clients get the proto. A
+The bridge relays OpenAI-protocol answers through them (no proto); gRPC clients get the proto. A
 client must not be able to tell the two apart, so each case compares the two JSON encodings byte
-for byte, or checks that both refuse the chunk.
+for byte, or checks that both refuse the body.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ import pytest
 
 from server.accounts.metering import Consumption
 from server.gateway_usage import chunk_usage, chunk_usage_json, fold_chunk, fold_chunk_json
-from siraya.router.codec.chat import decode_chat_chunk, encode_chat_chunk, normalize_chat_chunk
+from siraya.router.codec.chat import (
+    decode_chat_chunk,
+    decode_chat_completion,
+    encode_chat_chunk,
+    encode_chat_completion,
+    normalize_chat_chunk,
+    normalize_chat_completion,
+)
 from siraya.router.codec.errors import CodecError
 
 BASE: dict[str, Any] = {
@@ -125,18 +133,22 @@ _CHOICE_KEYS = ["index", "finish_reason", "logprobs", "delta"]
 _ROOT_KEYS = ["id", "created", "model", "system_fingerprint", "service_tier", "obfuscation", "usage"]
 
 
+def _value(rng: random.Random) -> Any:
+    return copy.deepcopy(rng.choice(_VALUES))  # a fresh copy: the shapes below are mutated
+
+
 def _random_chunk(rng: random.Random) -> dict[str, Any]:
     body = copy.deepcopy(BASE)
     for key in rng.sample(_ROOT_KEYS, rng.randint(0, 2)):
-        body[key] = rng.choice(_VALUES)
+        body[key] = _value(rng)
     choices = []
     for _ in range(rng.randint(0, 2)):
         choice: dict[str, Any] = {"index": 0, "delta": {"content": "t"}, "finish_reason": None}
         for key in rng.sample(_CHOICE_KEYS, rng.randint(0, 2)):
-            choice[key] = rng.choice(_VALUES)
+            choice[key] = _value(rng)
         if isinstance(choice.get("delta"), dict):
             for key in rng.sample(_DELTA_KEYS, rng.randint(0, 3)):
-                choice["delta"][key] = rng.choice(_VALUES)
+                choice["delta"][key] = _value(rng)
         choices.append(choice)
     body["choices"] = choices
     return body
@@ -189,3 +201,151 @@ def test_text_deltas_count_as_tokens_until_usage_arrives() -> None:
     assert (total.prompt_tokens, total.completion_tokens, total.cached_tokens, total.reasoning_tokens) == (
         5, 7, 2, 3,
     )
+
+
+COMPLETION: dict[str, Any] = {
+    "id": "chatcmpl-2",
+    "object": "chat.completion",
+    "created": 1_700_000_000,
+    "model": "gpt-4o-mini",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hi", "refusal": None, "annotations": []},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 9,
+        "completion_tokens": 2,
+        "total_tokens": 11,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    },
+    "service_tier": "default",
+    "system_fingerprint": "fp_2",
+}
+
+
+def _completion(**changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(COMPLETION)
+    body.update(changes)
+    return body
+
+
+def _answer(**changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(COMPLETION)
+    body["choices"][0]["message"].update(changes)
+    return body
+
+
+def _usage(**changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(COMPLETION)
+    body["usage"].update(changes)
+    return body
+
+
+COMPLETIONS: list[Any] = [
+    COMPLETION,
+    _completion(usage=None, service_tier=None, system_fingerprint=None),
+    _completion(obfuscation="x", provider="elsewhere", object="other"),
+    _completion(created=2.0),
+    _completion(id=None, model=None),
+    _completion(choices=[]),
+    _completion(choices=[{"index": 0, "message": {"content": "a"}, "finish_reason": ""}]),
+    _completion(
+        choices=[{"message": {"content": "a"}}, {"message": {"content": "b"}, "finish_reason": None}]
+    ),
+    _completion(choices=[{"index": 0, "finish_reason": "stop"}]),
+    _completion(choices=[{"index": 0, "message": "text"}]),
+    _completion(choices=[{"index": 0, "message": {"content": "a"}, "logprobs": {"content": []}}]),
+    _completion(choices=[{"index": "1", "message": {"content": "a"}}]),
+    _completion(choices=[{"index": 0, "message": {"content": "a"}, "finish_reason": 1}]),
+    _answer(role=None),
+    _answer(role=1),
+    _answer(content=None, refusal="no"),
+    _answer(content=""),
+    _answer(content=[{"type": "text", "text": "part"}, {"type": "image"}]),
+    _answer(content=3),
+    _answer(reasoning="why"),
+    _answer(reasoning_content="why"),
+    _answer(reasoning=None, reasoning_content="why"),
+    _answer(reasoning=5),
+    _answer(tool_calls=[{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]),
+    _answer(tool_calls=[]),
+    _answer(annotations=[{"type": "url_citation", "url_citation": {"url": "https://a"}}]),
+    _answer(audio={"id": "audio_1", "data": "UklG"}),
+    _answer(function_call={"name": "f", "arguments": "{}"}),
+    _answer(extra="ignored"),
+    _usage(prompt_tokens=None, total_tokens=False),
+    _usage(prompt_tokens=1.0),
+    _usage(prompt_tokens="9"),
+    _usage(prompt_tokens=2**40),
+    _usage(prompt_tokens_details=None, completion_tokens_details=None),
+    _usage(prompt_tokens_details={"cached_tokens": 4, "cache_write_tokens": 2}),
+    _usage(prompt_tokens_details={"cached_tokens": None}),
+    _usage(prompt_tokens_details={"cached_tokens": "4"}),
+    _usage(prompt_tokens_details=[]),
+    _usage(completion_tokens_details={"reasoning_tokens": 7}),
+    _usage(completion_tokens_details={"reasoning_tokens": True}),
+    _completion(usage="none"),
+    _completion(choices=None),
+    [],
+]
+
+
+def _both_completion(body: Any) -> tuple[bytes | type[CodecError], bytes | type[CodecError]]:
+    try:
+        through_proto: bytes | type[CodecError] = encode_chat_completion(decode_chat_completion(body))
+    except CodecError:
+        through_proto = CodecError
+    try:
+        normalized: bytes | type[CodecError] = orjson.dumps(normalize_chat_completion(body))
+    except CodecError:
+        normalized = CodecError
+    return through_proto, normalized
+
+
+@pytest.mark.parametrize("body", COMPLETIONS)
+def test_normalized_completion_is_the_proto_round_trip(body: Any) -> None:
+    through_proto, normalized = _both_completion(body)
+    assert normalized == through_proto
+
+
+def test_a_plain_answer_keeps_its_text() -> None:
+    normalized = normalize_chat_completion(COMPLETION)
+    assert normalized["choices"][0]["message"] == {"role": "assistant", "content": "Hi", "refusal": None}
+    assert list(normalized)[-3:] == ["usage", "service_tier", "system_fingerprint"]
+
+
+def _random_completion(rng: random.Random) -> dict[str, Any]:
+    body = copy.deepcopy(COMPLETION)
+    for key in rng.sample(_ROOT_KEYS, rng.randint(0, 2)):
+        body[key] = _value(rng)
+    message = body["choices"][0]["message"]
+    for key in rng.sample(["role", "content", "refusal", "reasoning", "reasoning_content", "tool_calls",
+                           "annotations", "audio", "function_call"], rng.randint(0, 3)):
+        message[key] = _value(rng)
+    usage = body.get("usage")
+    if isinstance(usage, dict):
+        for key in rng.sample(["prompt_tokens", "completion_tokens", "prompt_tokens_details",
+                               "completion_tokens_details"], rng.randint(0, 2)):
+            usage[key] = _value(rng)
+    return body
+
+
+def test_random_completions_agree_with_the_proto_round_trip() -> None:
+    rng = random.Random(11262026)
+    disagreements = []
+    for _ in range(3000):
+        body = _random_completion(rng)
+        through_proto, normalized = _both_completion(body)
+        if normalized != through_proto:
+            disagreements.append((body, through_proto, normalized))
+    assert disagreements == []
