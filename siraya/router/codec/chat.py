@@ -9,6 +9,7 @@ OpenAI's key order, so a completion from OpenAI goes back to the client byte for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -383,16 +384,10 @@ def _plain_completion(body: Any) -> JsonObject | None:
         return None
     out, optional = head
     out["object"] = "chat.completion"
-    choices = body.get("choices")
-    if type(choices) is not list:
+    choices = _plain_choices(body, _plain_answer)
+    if choices is None:
         return None
-    plain: list[JsonObject] = []
-    for position, raw in enumerate(choices):
-        choice = _plain_answer(raw, position)
-        if choice is None:
-            return None
-        plain.append(choice)
-    out["choices"] = plain
+    out["choices"] = choices
     usage = body.get("usage")
     if usage is not None:
         plain_usage = _plain_usage(usage)
@@ -426,6 +421,22 @@ def _plain_head(body: Any) -> tuple[JsonObject, JsonObject] | None:
                 return None
             optional[key] = value
     return out, optional
+
+
+def _plain_choices(
+    body: JsonObject, plain: Callable[[Any, int], JsonObject | None]
+) -> list[JsonObject] | None:
+    """Each of the body's choices through `plain`; None if `choices` is not a list or one is not plain."""
+    choices = body.get("choices")
+    if type(choices) is not list:
+        return None
+    out: list[JsonObject] = []
+    for position, raw in enumerate(choices):
+        choice = plain(raw, position)
+        if choice is None:
+            return None
+        out.append(choice)
+    return out
 
 
 def _plain_answer(raw: Any, position: int) -> JsonObject | None:
@@ -533,16 +544,10 @@ def _plain_chunk(body: Any, include_usage_field: bool) -> JsonObject | None:
     out["object"] = "chat.completion.chunk"
     obfuscation = optional.pop("obfuscation", None)
     out.update(optional)
-    choices = body.get("choices")
-    if type(choices) is not list:
+    choices = _plain_choices(body, _plain_choice)
+    if choices is None:
         return None
-    plain: list[JsonObject] = []
-    for position, raw in enumerate(choices):
-        choice = _plain_choice(raw, position)
-        if choice is None:
-            return None
-        plain.append(choice)
-    out["choices"] = plain
+    out["choices"] = choices
     if include_usage_field:
         out["usage"] = None
     if obfuscation is not None:
