@@ -354,6 +354,13 @@ def test_float_output_is_the_shortest_decimal_of_each_float32() -> None:
     assert written == [_exact_shortest_float32(v) for v in _float32(values)]
 
 
+def test_float_output_keeps_the_sign_of_zero_and_the_shortest_subnormal() -> None:
+    values = [-0.0, 0.0, 1e-45, -1e-45, 2.0269908e-6]
+    result = embeddings_pb2.EmbeddingList(data=[embeddings_pb2.Embedding(index=0, embedding=values)])
+    encoded = encode_embedding_list(result, "float")
+    assert b'"embedding":[-0.0,0.0,1e-45,-1e-45,2.0269908e-6]' in encoded
+
+
 def test_base64_output_is_byte_identical_to_openai() -> None:
     vectors = [_DOC_VECTOR, _random_vector(random.Random(3), 256)]
     body = _openai_base64_body(vectors)

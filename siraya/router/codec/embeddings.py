@@ -7,14 +7,13 @@ quarter the size of float JSON; clients get floats or base64, as they asked, in 
 from __future__ import annotations
 
 import binascii
-import functools
 import math
-import operator
 import sys
 from array import array
 from collections.abc import Sequence
 from typing import Any
 
+import numpy
 import orjson
 
 from siraya.router.codec.errors import CodecError
@@ -245,46 +244,12 @@ def _pack_base64(values: Sequence[float]) -> str:
 # --- float32 -> shortest decimal --------------------------------------------------------------
 # OpenAI writes each float32 as the shortest decimal that reads back as the same float32
 # ("0.0023064255", not the double "0.0023064254..."), so clients parse exactly those doubles.
-# Python only prints shortest *doubles*, so we look for the fewest significant digits N whose
-# "%.Ng" (the nearest N-digit decimal, as shortest-output algorithms such as Ryu choose) survives a
-# float32 round trip. Six-digit decimals are spaced wider than a float32 ulp, so "%.6g", which drops
-# trailing zeros, also finds every value that needs fewer digits. About a third of embedding values
-# take 6-7 digits, most of the rest 8, a few 9. Each pass formats a whole vector in one `%` call and
-# parses it with orjson, so the loops run in C: ~1.4 us a value here, against ~0.05 us for base64.
-
-
-@functools.lru_cache(maxsize=64)
-def _template(digits: int, count: int) -> str:
-    return "[" + ",".join([f"%.{digits}g"] * count) + "]"
-
-
-def _round_to(values: Sequence[float], digits: int) -> list[float]:
-    # "%g" writes whole numbers without a point, which JSON reads back as ints: make them floats.
-    return list(map(float, orjson.loads(_template(digits, len(values)) % tuple(values))))
+# orjson writes a numpy float32 array that way (Ryu's float32 algorithm, in C); reading it back
+# gives the doubles those decimals denote, which the response's own orjson.dumps then writes in its
+# usual form. 256 values: ~13 us, against ~200 us for the digit search in Python this replaced.
 
 
 def _shortest_float32(vector: Sequence[float]) -> list[float]:
-    values = list(vector)
-    if not values:
-        return values
-    out = _round_to(values, 7)
-    fits = _same_float32(out, values)
-    short = [i for i, ok in enumerate(fits) if ok]
-    long = [i for i, ok in enumerate(fits) if not ok]
-    if short:
-        subset = [values[i] for i in short]
-        candidates = _round_to(subset, 6)
-        for i, candidate, ok in zip(short, candidates, _same_float32(candidates, subset), strict=True):
-            if ok:
-                out[i] = candidate
-    if long:
-        subset = [values[i] for i in long]
-        candidates = _round_to(subset, 8)
-        for i, candidate, ok in zip(long, candidates, _same_float32(candidates, subset), strict=True):
-            # Nine significant digits always identify a float32.
-            out[i] = candidate if ok else float(f"{values[i]:.9g}")
-    return out
-
-
-def _same_float32(candidates: list[float], values: list[float]) -> list[bool]:
-    return list(map(operator.eq, array("f", candidates), array("f", values)))
+    packed = numpy.asarray(vector, dtype=numpy.float32)
+    shortest: list[float] = orjson.loads(orjson.dumps(packed, option=orjson.OPT_SERIALIZE_NUMPY))
+    return shortest
