@@ -536,9 +536,14 @@ def normalize_chat_chunk(body: Any, include_usage_field: bool = False) -> JsonOb
 
 
 def _plain_chunk(body: Any, include_usage_field: bool) -> JsonObject | None:
-    """`normalize_chat_chunk` for a chunk of plain text deltas; None for any other shape."""
+    """`normalize_chat_chunk` for a chunk of plain text deltas (or the usage chunk); None for any
+    other shape."""
     head = _plain_head(body)
-    if head is None or body.get("usage") is not None:
+    if head is None:
+        return None
+    usage = body.get("usage")
+    plain_usage = None
+    if usage is not None and (plain_usage := _plain_usage(usage)) is None:
         return None
     out, optional = head
     out["object"] = "chat.completion.chunk"
@@ -548,8 +553,8 @@ def _plain_chunk(body: Any, include_usage_field: bool) -> JsonObject | None:
     if choices is None:
         return None
     out["choices"] = choices
-    if include_usage_field:
-        out["usage"] = None
+    if plain_usage is not None or include_usage_field:
+        out["usage"] = plain_usage
     if obfuscation is not None:
         out["obfuscation"] = obfuscation
     return out
