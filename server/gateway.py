@@ -193,14 +193,33 @@ class Gateway:
 
     # chat
 
+    def _chat_unary(
+        self,
+        params: chat_pb2.ChatCompletionParams,
+        key: KeyRecord,
+        ctx: RequestContext,
+        call: Callable[[Route], Awaitable[Result]],
+        consumed: Callable[[Result], Consumption],
+    ) -> Awaitable[tuple[Result, Route, float | None]]:
+        # A plain function handing back `_unary`'s coroutine: no extra frame on the hot path.
+        demand = chat_demand(params)
+        return self._unary("chat", params.model, params.routing, demand, key, ctx, call, consumed)
+
+    def _chat_stream(
+        self,
+        params: chat_pb2.ChatCompletionParams,
+        key: KeyRecord,
+        ctx: RequestContext,
+        call: Callable[[Route], AsyncIterator[Result]],
+        items: StreamItems[Result],
+    ) -> AsyncIterator[Result]:
+        return self._stream("chat", params.model, params.routing, chat_demand(params), key, ctx, call, items)
+
     async def chat(
         self, params: chat_pb2.ChatCompletionParams, key: KeyRecord, ctx: RequestContext
     ) -> chat_pb2.ChatCompletion:
-        completion, route, cost = await self._unary(
-            "chat",
-            params.model,
-            params.routing,
-            chat_demand(params),
+        completion, route, cost = await self._chat_unary(
+            params,
             key,
             ctx,
             lambda route: route.provider.chat(params, route.deployment.upstream_model, ctx),
@@ -217,11 +236,8 @@ class Gateway:
     ) -> JsonObject:
         """`chat` with the completion as the JSON object OpenAI sends: for callers that write JSON
         anyway, an OpenAI-protocol upstream's answer then never becomes a proto."""
-        completion, route, cost = await self._unary(
-            "chat",
-            params.model,
-            params.routing,
-            chat_demand(params),
+        completion, route, cost = await self._chat_unary(
+            params,
             key,
             ctx,
             lambda route: chat_json(route.provider, params, route.deployment.upstream_model, ctx),
@@ -237,11 +253,8 @@ class Gateway:
     def stream_chat(
         self, params: chat_pb2.ChatCompletionParams, key: KeyRecord, ctx: RequestContext
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
-        return self._stream(
-            "chat",
-            params.model,
-            params.routing,
-            chat_demand(params),
+        return self._chat_stream(
+            params,
             key,
             ctx,
             lambda route: route.provider.stream_chat(params, route.deployment.upstream_model, ctx),
@@ -253,11 +266,8 @@ class Gateway:
     ) -> AsyncIterator[JsonObject]:
         """`stream_chat` with each chunk as the JSON object OpenAI's stream carries: for callers that
         write JSON anyway, an OpenAI-protocol upstream's chunks then never become protos."""
-        return self._stream(
-            "chat",
-            params.model,
-            params.routing,
-            chat_demand(params),
+        return self._chat_stream(
+            params,
             key,
             ctx,
             lambda route: stream_chat_json(route.provider, params, route.deployment.upstream_model, ctx),
