@@ -243,11 +243,10 @@ class Gateway:
             lambda route: chat_json(route.provider, params, route.deployment.upstream_model, ctx),
             lambda completion: usage_consumption_json(completion.get("usage")),
         )
-        completion["model"] = route.entry.id
         usage = completion.get("usage")
         if cost is not None and usage is not None:
-            usage["cost"] = cost
-        completion["provider"] = route.deployment.provider
+            _charge_usage_json(usage, cost)
+        _stamp_json(completion, route)
         return completion
 
     def stream_chat(
@@ -429,9 +428,10 @@ def _stamp_event(event: responses_pb2.ResponseStreamEvent, route: Route) -> None
         event.response.provider = route.deployment.provider
 
 
-def _stamp_chunk_json(chunk: JsonObject, route: Route) -> None:
-    chunk["model"] = route.entry.id
-    chunk["provider"] = route.deployment.provider
+def _stamp_json(answer: JsonObject, route: Route) -> None:
+    """A completion or chunk kept as OpenAI's JSON object: `provider` goes last, as in the encoder."""
+    answer["model"] = route.entry.id
+    answer["provider"] = route.deployment.provider
 
 
 def _charge_usage(usage: UsageMessage, cost: float) -> None:
@@ -457,7 +457,7 @@ class StreamItems(Generic[Result]):
 
 
 _CHUNKS = StreamItems(fold_chunk, chunk_usage, _charge_usage, _stamp_chunk)
-_JSON_CHUNKS = StreamItems(fold_chunk_json, chunk_usage_json, _charge_usage_json, _stamp_chunk_json)
+_JSON_CHUNKS = StreamItems(fold_chunk_json, chunk_usage_json, _charge_usage_json, _stamp_json)
 _EVENTS = StreamItems(fold_response_event, event_usage, _charge_usage, _stamp_event)
 
 

@@ -72,14 +72,18 @@ def response_consumption(usage: responses_pb2.ResponseUsage) -> Consumption:
     )
 
 
+def _replace_counts(total: Consumption, counted: Consumption) -> None:
+    """The upstream's reported usage replaces what was counted so far."""
+    total.prompt_tokens = counted.prompt_tokens
+    total.completion_tokens = counted.completion_tokens
+    total.cached_tokens = counted.cached_tokens
+    total.reasoning_tokens = counted.reasoning_tokens
+
+
 def fold_chunk(chunk: chat_pb2.ChatCompletionChunk, total: Consumption) -> None:
     """Upstream usage replaces the running count; until it arrives, each content delta counts."""
     if chunk.HasField("usage"):
-        counted = usage_consumption(chunk.usage)
-        total.prompt_tokens = counted.prompt_tokens
-        total.completion_tokens = counted.completion_tokens
-        total.cached_tokens = counted.cached_tokens
-        total.reasoning_tokens = counted.reasoning_tokens
+        _replace_counts(total, usage_consumption(chunk.usage))
         return
     for choice in chunk.choices:
         delta = choice.delta
@@ -108,11 +112,7 @@ def fold_chunk_json(chunk: JsonObject, total: Consumption) -> None:
     """`fold_chunk` for a chunk kept as OpenAI's JSON object (normalize_chat_chunk's form)."""
     usage = chunk.get("usage")
     if usage is not None:
-        counted = usage_consumption_json(usage)
-        total.prompt_tokens = counted.prompt_tokens
-        total.completion_tokens = counted.completion_tokens
-        total.cached_tokens = counted.cached_tokens
-        total.reasoning_tokens = counted.reasoning_tokens
+        _replace_counts(total, usage_consumption_json(usage))
         return
     for choice in chunk["choices"]:
         delta = choice["delta"]
@@ -127,11 +127,7 @@ def fold_chunk_json(chunk: JsonObject, total: Consumption) -> None:
 
 def fold_response_event(event: responses_pb2.ResponseStreamEvent, total: Consumption) -> None:
     if event.HasField("response") and event.response.HasField("usage"):
-        counted = response_consumption(event.response.usage)
-        total.prompt_tokens = counted.prompt_tokens
-        total.completion_tokens = counted.completion_tokens
-        total.cached_tokens = counted.cached_tokens
-        total.reasoning_tokens = counted.reasoning_tokens
+        _replace_counts(total, response_consumption(event.response.usage))
     elif event.HasField("delta"):
         total.completion_tokens += estimate_tokens(len(event.delta))
 

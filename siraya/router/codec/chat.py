@@ -355,12 +355,9 @@ _INT64 = 2**63
 _PLAIN_OPTIONAL = ("service_tier", "system_fingerprint", "obfuscation")
 # Message keys whose presence (any truthy value) means the answer is not plain text.
 _NOT_PLAIN_MESSAGE = ("tool_calls", "annotations")
-_COMPLETION_DETAIL_KEYS = (
-    "reasoning_tokens",
-    "audio_tokens",
-    "accepted_prediction_tokens",
-    "rejected_prediction_tokens",
-)
+# The usage detail keys the encoder always writes, in its order (the decoder's tables, JSON side).
+_PROMPT_DETAIL_KEYS = ("cached_tokens", "audio_tokens")
+_COMPLETION_DETAIL_KEYS = tuple(key for key, _ in _COMPLETION_DETAILS)
 # The delta keys a plain chunk may hold, in the proto's field order (which the encoder writes).
 _PLAIN_DELTA_ORDER = ("role", "content", "refusal", "reasoning")
 _NOT_PLAIN = frozenset(("tool_calls", "function_call"))
@@ -488,7 +485,7 @@ def _plain_usage(raw: Any) -> JsonObject | None:
         out[key] = value
     prompt = raw.get("prompt_tokens_details")
     if prompt is not None:
-        details = _plain_details(prompt, ("cached_tokens", "audio_tokens"))
+        details = _plain_details(prompt, _PROMPT_DETAIL_KEYS)
         if details is None:
             return None
         write = prompt.get("cache_write_tokens")
@@ -531,8 +528,6 @@ def normalize_chat_chunk(body: Any, include_usage_field: bool = False) -> JsonOb
     if fast is None:
         return _chunk_dict(decode_chat_chunk(body), include_usage_field)
     return fast
-
-
 
 
 def _plain_chunk(body: Any, include_usage_field: bool) -> JsonObject | None:
