@@ -10,6 +10,10 @@ upstream call needs:
   a connection goes back to the pool only after a complete reply the server let it keep; a call
   that leaves early on purpose (a stream's [DONE] before the body's end) has the rest drained in the
   background (at most DRAIN_BYTES within DRAIN_SECONDS), a failed or cancelled one closes it;
+- a pooled connection the server drops without one byte of reply (its keep-alive timeout firing as
+  we reuse the connection: the request was never read) has the request sent again, once, on a new
+  connection; a new connection dropped that way, or a reply cut after its first byte, is an error,
+  since the server may have acted on the request;
 - TLS for https, with certificate and host name verification (the system's default context);
 - `Content-Length` request bodies; replies with a length, chunked, or ending at close, streamed as
   they arrive, reading paused while more than HIGH_WATER bytes wait for the caller;
@@ -75,6 +79,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        self.requests = 0
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
         self._reset()
@@ -82,6 +87,7 @@ class _Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self.status = 0
         self.header_list: list[tuple[str, str]] = []
+        self.received = False
         self.headers_done = False
         self.complete = False
         self.keep_alive = False
@@ -96,6 +102,7 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        self.received = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as error:
@@ -186,8 +193,14 @@ class _Connection(asyncio.Protocol):
 
     def send(self, block: bytes) -> None:
         self._reset()
+        self.requests += 1
         assert self.transport is not None
         self.transport.write(block)
+
+    def dropped_unanswered(self, error: BaseException) -> bool:
+        """A pooled connection the server closed without one byte of reply to the request sent on it:
+        the server's idle timeout met our reuse, so the request was never read."""
+        return isinstance(error, aiohttp.ServerDisconnectedError) and self.requests > 1 and not self.received
 
     def drainable(self) -> bool:
         """Worth reading to its end for reuse: a reply still arriving, little of it waiting unread."""
@@ -334,15 +347,21 @@ class Http1Client:
         block = _request_block(method, path, target.host_header, headers, data)
         connection = await self._acquire(target.origin, deadline)
         try:
-            connection.send(block)
-            while not connection.headers_done:
-                await connection.wait(self.wait_limit(deadline))
+            await self._send(connection, block, deadline)
+        except aiohttp.ServerDisconnectedError as error:
+            if not connection.dropped_unanswered(error):
+                self._discard(connection)
+                raise
+            connection = await self._resend(connection, block, target.origin, deadline)
+        except BaseException:
+            self._discard(connection)
+            raise
+        try:
             yield Http1Response(connection, _Body(connection, self, deadline))
         except BaseException:
             # A failed or abandoned call closes its connection at once: that also tells the
             # upstream to stop generating what nobody will read.
-            connection.close()
-            self._release(connection)
+            self._discard(connection)
             raise
         if connection.reusable() or not connection.drainable():
             self._release(connection)
@@ -353,6 +372,30 @@ class Http1Client:
             task = asyncio.get_running_loop().create_task(self._drain(connection))
             self._draining.add(task)
             task.add_done_callback(self._draining.discard)
+
+    async def _send(self, connection: _Connection, block: bytes, deadline: float | None) -> None:
+        """Send one request and wait for the head of its reply."""
+        connection.send(block)
+        while not connection.headers_done:
+            await connection.wait(self.wait_limit(deadline))
+
+    async def _resend(
+        self, stale: _Connection, block: bytes, origin: Origin, deadline: float | None
+    ) -> _Connection:
+        """Send again, once, on a new connection that takes the stale one's slot (a second pooled
+        connection could be just as stale)."""
+        stale.close()
+        connection = await self._connect_counted(origin, deadline)
+        try:
+            await self._send(connection, block, deadline)
+        except BaseException:
+            self._discard(connection)
+            raise
+        return connection
+
+    def _discard(self, connection: _Connection) -> None:
+        connection.close()
+        self._release(connection)
 
     async def _acquire(self, origin: Origin, deadline: float | None) -> _Connection:
         if self._closed:
@@ -381,6 +424,10 @@ class Http1Client:
             if connection is not None:
                 return connection
         self._open += 1
+        return await self._connect_counted(origin, deadline)
+
+    async def _connect_counted(self, origin: Origin, deadline: float | None) -> _Connection:
+        """Connect for a slot already counted in `_open`; the slot is given back if that fails."""
         try:
             return await self._connect(origin, deadline)
         except BaseException:
@@ -481,9 +528,7 @@ class Http1Client:
             self._wake_one()
 
 
-def _request_block(
-    method: str, path: str, host: str, headers: dict[str, str], data: bytes | None
-) -> bytes:
+def _request_block(method: str, path: str, host: str, headers: dict[str, str], data: bytes | None) -> bytes:
     lines = [f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"]
     for name, value in headers.items():
         if "\n" in value or "\r" in value or "\n" in name or "\r" in name:

@@ -7,7 +7,8 @@ Covered:
 - keep-alive pooling: sequential calls share one connection, concurrent calls stay within `limit`,
   a reply left early has its end drained in the background and its connection pooled (not when too
   much is left, when its end never comes, or when the call failed), a reply marked
-  `Connection: close` is not pooled, an idle connection the server closed is replaced, the limit is
+  `Connection: close` is not pooled, an idle connection the server closed is replaced (and one it
+  drops unanswered as it is reused has its request sent again, once, on a new one), the limit is
   shared across origins, callers queue for a free connection (and a queued caller cancelled just as
   it is woken hands its turn on);
 - bodies: Content-Length, chunked (streamed piece by piece, re-chunked by iter_chunked), ending at
@@ -536,6 +537,66 @@ async def test_idle_connection_closed_by_the_server_is_replaced(make_client: Cli
         await asyncio.sleep(0.05)  # the client sees the close
         assert await get_body(client, server.url) == (200, b"ok")
     assert server.accepted == 2
+    assert client.in_use == 0
+
+
+def answer_first_then(after: bytes, answered_connections: int = 1) -> RawHandler:
+    """Answers the first request of each of the first `answered_connections` connections; then, on
+    the next request, sends `after` (maybe nothing) and hangs up: how a server whose keep-alive
+    timeout fires as the client reuses the connection looks from the client."""
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        if connections <= answered_connections:
+            await read_request(reader)
+            writer.write(OK_REPLY)
+            await writer.drain()
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(after)
+        await writer.drain()
+
+    return handle
+
+
+async def test_pooled_connection_dropped_unanswered_is_replaced_and_the_request_sent_again(
+    make_client: ClientFactory,
+) -> None:
+    client = make_client(limit=1)
+    async with RawServer(answer_first_then(b"", answered_connections=2)) as server:
+        assert await get_body(client, server.url) == (200, b"ok")
+        assert await get_body(client, server.url) == (200, b"ok")  # the pooled one is dropped
+    assert server.accepted == 2
+    assert client.in_use == 0
+
+
+@pytest.mark.parametrize(
+    ("after", "answered_connections"),
+    [
+        (b"HTTP/1.1 200 OK\r\n", 2),  # a reply had begun: the request was read
+        (b"", 1),  # the new connection is dropped too: sent again only once
+    ],
+    ids=["reply-begun", "second-drop"],
+)
+async def test_a_dropped_request_is_sent_again_at_most_once_and_only_if_nothing_came_back(
+    make_client: ClientFactory, after: bytes, answered_connections: int
+) -> None:
+    client = make_client(limit=1)
+    async with RawServer(answer_first_then(after, answered_connections)) as server:
+        assert await get_body(client, server.url) == (200, b"ok")
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await get_body(client, server.url)
+        assert server.accepted == (1 if after else 2)
+        assert client.in_use == 0
+        # Every slot was given back: with a limit of one the next call still gets a connection
+        # (a leaked slot would leave it queued until its read timeout).
+        if after:
+            assert await get_body(client, server.url) == (200, b"ok")
+        else:
+            with pytest.raises(aiohttp.ServerDisconnectedError):
+                await get_body(client, server.url)  # a new connection, dropped: not sent again
+            assert server.accepted == 3
     assert client.in_use == 0
 
 
