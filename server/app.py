@@ -36,6 +36,8 @@ from siraya.router.v1 import (
 )
 
 logger = logging.getLogger("siraya.server")
+# How long `stop` lets HTTP handlers still running finish (aiohttp would wait 60 s).
+STOP_SECONDS = 5.0
 
 
 def open_store(config: GatewayConfig) -> SqliteStore:
@@ -89,7 +91,9 @@ class RunningGateway:
     monitor: Any = None
     admin_port: int | None = None
 
-    async def stop(self, grace: float = 5.0) -> None:
+    async def stop(self) -> None:
+        """Stop serving now: handlers still running after STOP_SECONDS are cancelled (a graceful
+        stop drains first, see `drain`)."""
         self._app[READY][0] = False
         await self._stack.aclose()
 
@@ -124,7 +128,7 @@ async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None
         stack.push_async_callback(channel.close)
         stubs = stubs_for_channel(channel)
     app = build_app(stubs, config.server.max_body_bytes)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=STOP_SECONDS)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
     site = web.TCPSite(
