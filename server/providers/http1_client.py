@@ -197,10 +197,10 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(block)
 
-    def dropped_unanswered(self, error: BaseException) -> bool:
-        """A pooled connection the server closed without one byte of reply to the request sent on it:
-        the server's idle timeout met our reuse, so the request was never read."""
-        return isinstance(error, aiohttp.ServerDisconnectedError) and self.requests > 1 and not self.received
+    def dropped_unanswered(self) -> bool:
+        """After a ServerDisconnectedError: a pooled connection closed without one byte of reply to
+        the request sent on it, so the server's idle timeout met our reuse and it never read it."""
+        return self.requests > 1 and not self.received
 
     def drainable(self) -> bool:
         """Worth reading to its end for reuse: a reply still arriving, little of it waiting unread."""
@@ -348,8 +348,8 @@ class Http1Client:
         connection = await self._acquire(target.origin, deadline)
         try:
             await self._send(connection, block, deadline)
-        except aiohttp.ServerDisconnectedError as error:
-            if not connection.dropped_unanswered(error):
+        except aiohttp.ServerDisconnectedError:
+            if not connection.dropped_unanswered():
                 self._discard(connection)
                 raise
             connection = await self._resend(connection, block, target.origin, deadline)
