@@ -17,7 +17,7 @@ from http_bridge.observe import install as install_observability
 from http_bridge.sse import relay_stream
 from http_bridge.stubs import GatewayStubs
 from server.errors import GatewayError, InvalidRequest
-from server.observability.ids import new_request_id
+from server.observability.ids import BRIDGE_TOKEN, client_request_id, new_request_id
 from server.routing.timeouts import TIMEOUT_HEADERS, parse_timeout
 from siraya.router.codec import chat as chat_codec
 from siraya.router.codec import embeddings as embeddings_codec
@@ -50,19 +50,36 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 REQUEST_ID = web.RequestKey("request_id", str)
+CLIENT_REQUEST_ID_HEADER = "X-Client-Request-Id"
 
 
 def request_id_of(request: web.Request) -> str:
+    """The gateway's own id of this request: what X-Request-Id answers and the ledger is keyed by."""
     rid = request.get(REQUEST_ID)
     if rid is None:
-        rid = request.headers.get("X-Request-Id") or new_request_id()
-        request[REQUEST_ID] = rid
+        rid = request[REQUEST_ID] = new_request_id()
     return rid
+
+
+def client_request_id_of(request: web.Request) -> str | None:
+    """The client's own id (X-Client-Request-Id, else X-Request-Id) if short printable ASCII."""
+    headers = request.headers
+    return client_request_id(headers.get(CLIENT_REQUEST_ID_HEADER) or headers.get("X-Request-Id"))
+
+
+async def echo_client_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response hands a valid client id back beside ours, so the client can correlate both."""
+    client_id = client_request_id_of(request)
+    if client_id is not None:
+        response.headers[CLIENT_REQUEST_ID_HEADER] = client_id
 
 
 def call_metadata(request: web.Request) -> list[tuple[str, str]]:
     request[RPC_CALLED] = True
-    metadata = [("x-request-id", request_id_of(request))]
+    metadata = [("x-request-id", request_id_of(request)), ("x-siraya-bridge", BRIDGE_TOKEN)]
+    client_id = client_request_id_of(request)
+    if client_id is not None:
+        metadata.append(("x-client-request-id", client_id))
     authorization = request.headers.get("Authorization")
     if authorization is not None:
         metadata.append(("authorization", authorization))
@@ -346,6 +363,7 @@ def build_app(stubs: GatewayStubs, max_body_bytes: int) -> web.Application:
     app[READY] = [True]
     app[MAX_BODY_BYTES] = max_body_bytes
     install_observability(app)
+    app.on_response_prepare.append(echo_client_request_id)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model:.+}", get_model)
     app.router.add_post("/v1/chat/completions", chat_completions)

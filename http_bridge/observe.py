@@ -79,11 +79,12 @@ def _record_bridge_only(request: web.Request, status: int, elapsed: float) -> No
     metrics.REQUESTS.labels(endpoint, "", "", metrics.status_class(status)).inc()
     metrics.REQUEST_SECONDS.labels(endpoint, "", "").observe(elapsed)
     if ACCESS_LOG.enabled:
-        from http_bridge.app import request_id_of
+        from http_bridge.app import client_request_id_of, request_id_of
 
         ACCESS_LOG.write(
             {
                 "request_id": request_id_of(request),
+                "client_request_id": client_request_id_of(request),
                 "key_id": None,
                 "endpoint": endpoint,
                 "method": request.method,

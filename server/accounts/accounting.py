@@ -116,6 +116,8 @@ class AccountMetering(Metering):
             headers = decision.headers()
             headers.pop("retry-after", None)
             if not decision.allowed:
+                if ctx.response_headers:
+                    headers.update(ctx.response_headers)
                 error = RateLimited(
                     _limit_message(decision.remaining_requests == 0, key),
                     retry_after=decision.retry_after_s,
@@ -123,6 +125,8 @@ class AccountMetering(Metering):
                 )
                 self._record(key, entry.id, ctx, started, "error", error=error)
                 raise error
+            if ctx.response_headers:
+                headers.update(ctx.response_headers)
             ctx.response_headers = headers
         meter = _AccountMeter(self, key, entry, ctx, started, estimated if key.tpm_limit is not None else 0)
         if key.credit_limit is not None:

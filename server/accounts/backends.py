@@ -9,6 +9,7 @@ from pathlib import Path
 
 from server.accounts.accounting import AccountMetering
 from server.accounts.keys import KeyManager
+from server.accounts.ledger_dead_letter import DEAD_LETTER_FILE, LedgerDeadLetter
 from server.accounts.ledger_writer import LedgerWriter
 from server.accounts.memory_limits import MemoryLimitStore
 from server.accounts.moderation import Moderator
@@ -58,7 +59,11 @@ async def open_accounts(config: GatewayConfig) -> Accounts:
     """Every accounts backend, connected and migrated; `metering.close()` closes them all."""
     store = await open_account_store(config, own_credits=config.server.workers == 1)
     limits = open_limit_store(config)
-    ledger = LedgerWriter(store, flush_interval=config.accounts.ledger_flush_interval)
+    ledger = LedgerWriter(
+        store,
+        flush_interval=config.accounts.ledger_flush_interval,
+        dead_letter=LedgerDeadLetter(Path(config.server.data_dir) / DEAD_LETTER_FILE),
+    )
     moderator = Moderator(config.accounts.moderation) if config.accounts.moderation else None
     metering = AccountMetering(store, limits, ledger, moderator)
     return Accounts(store, KeyManager(store, cache_ttl=config.accounts.key_cache_ttl), metering)

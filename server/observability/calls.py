@@ -183,6 +183,7 @@ class CallObservation:
             ACCESS_LOG.write(
                 {
                     "request_id": self.ctx.request_id,
+                    "client_request_id": self.ctx.client_request_id,
                     "key_id": self.ctx.key_id,
                     "endpoint": rpc.endpoint,
                     "rpc": rpc.full_name,

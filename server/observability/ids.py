@@ -11,7 +11,20 @@ from __future__ import annotations
 import itertools
 import os
 
-__all__ = ["new_request_id", "new_reservation_id"]
+__all__ = [
+    "BRIDGE_TOKEN",
+    "MAX_CLIENT_REQUEST_ID",
+    "client_request_id",
+    "new_request_id",
+    "new_reservation_id",
+]
+
+# The longest client-supplied request id the gateway echoes, logs and forwards.
+MAX_CLIENT_REQUEST_ID = 128
+# Proves to the servicers that a call's `x-request-id` was minted by this gateway's own bridge, not
+# chosen by a gRPC caller (whose id would then name ledger rows). Made once at import, so forked
+# workers share it; it never leaves the process's own bridge-to-server calls.
+BRIDGE_TOKEN = os.urandom(16).hex()
 
 _prefix = ""
 _counter: itertools.count[int] = itertools.count()
@@ -33,3 +46,14 @@ def new_request_id() -> str:
 
 def new_reservation_id() -> str:
     return f"res_{_prefix}{next(_counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+def client_request_id(value: str | None) -> str | None:
+    """A client's own request id if it is short printable ASCII (kept for correlation), else None.
+
+    Anything else (non-ASCII, control bytes, too long) is dropped: it could not travel in a header,
+    in gRPC metadata or in a database row unchanged, and it never names a ledger record anyway.
+    """
+    if value and len(value) <= MAX_CLIENT_REQUEST_ID and value.isascii() and value.isprintable():
+        return value
+    return None

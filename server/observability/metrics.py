@@ -90,6 +90,11 @@ BREAKER_STATE = Gauge(
     ("deployment",),
     multiprocess_mode="livemax",
 )
+LEDGER_QUARANTINED = Counter(
+    "siraya_ledger_quarantined",
+    "Ledger records written to the dead-letter file instead of the store, by reason.",
+    ("reason",),
+)
 CONFIG_RELOADS = Counter(
     "siraya_config_reloads", "Configuration reloads, by result (ok, error).", ("result",)
 )

@@ -34,8 +34,11 @@ class Outcome:
 class RequestContext:
     """What a request carries besides its params: who asked, and how long it may take."""
 
+    # The gateway's own id: the ledger's and the reservation's identity, never the client's.
     request_id: str
     key_id: str | None = None
+    # The client's own X-Request-Id (printable ASCII, short), kept for correlation only.
+    client_request_id: str | None = None
     # Absolute `time.monotonic()` deadline, if the caller set one.
     deadline: float | None = None
     # Headers to forward to the upstream (request id, traceparent).

@@ -21,7 +21,7 @@ import grpc
 from server.errors import GatewayError, InternalError, NoAvailableProvider
 from server.lifecycle import ServingState
 from server.observability.calls import CLIENT_CLOSED, CallObservation, rpc_info
-from server.observability.ids import new_request_id
+from server.observability.ids import BRIDGE_TOKEN, client_request_id, new_request_id
 from server.providers.base import RequestContext
 from server.routing.timeouts import (
     FIRST_TOKEN_TIMEOUT_HEADER,
@@ -36,6 +36,8 @@ logger = logging.getLogger("siraya.server")
 Request = TypeVar("Request")
 Reply = TypeVar("Reply")
 FORWARDED_METADATA = ("traceparent", "tracestate")
+BRIDGE_TOKEN_METADATA = "x-siraya-bridge"
+CLIENT_REQUEST_ID_METADATA = "x-client-request-id"
 SHUTTING_DOWN_CODE = "server_shutting_down"
 
 # The (authorization, RequestContext) of each call in progress, by id of its ServicerContext: the
@@ -46,6 +48,8 @@ _CALLS: dict[int, tuple[str | None, RequestContext]] = {}
 def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, RequestContext]:
     authorization: str | None = None
     request_id: str | None = None
+    client_id: str | None = None
+    from_bridge = False
     forward: dict[str, str] = {}
     requested: float | None = None
     first_token: float | None = None
@@ -54,7 +58,11 @@ def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, Reques
         if key == "authorization":
             authorization = value if isinstance(value, str) else value.decode()
         elif key == "x-request-id":
-            request_id = value if isinstance(value, str) else value.decode()
+            request_id = value if isinstance(value, str) else None
+        elif key == CLIENT_REQUEST_ID_METADATA:
+            client_id = value if isinstance(value, str) else None
+        elif key == BRIDGE_TOKEN_METADATA:
+            from_bridge = value == BRIDGE_TOKEN
         elif key in FORWARDED_METADATA:
             forward[key] = value if isinstance(value, str) else value.decode()
         elif key == TIMEOUT_HEADER:
@@ -63,15 +71,25 @@ def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, Reques
             first_token = parse_timeout(value if isinstance(value, str) else value.decode())
         elif key == IDLE_TIMEOUT_HEADER:
             idle = parse_timeout(value if isinstance(value, str) else value.decode())
-    request_id = request_id or new_request_id()
+    response_headers: dict[str, str] | None = None
+    if not (from_bridge and request_id):
+        # A gRPC caller's own id is only a label: the ledger's identity is always ours, so that no
+        # caller can merge or hide records by reusing one. The caller learns ours from the metadata.
+        client_id = client_request_id(client_id or request_id)
+        request_id = new_request_id()
+        response_headers = {"x-request-id": request_id}
     forward["X-Request-Id"] = request_id
+    if client_id is not None:
+        forward["X-Client-Request-Id"] = client_id
     remaining = context.time_remaining()
     if requested is not None:
         remaining = requested if remaining is None else min(remaining, requested)
     deadline = time.monotonic() + remaining if remaining is not None else None
     return authorization, RequestContext(
         request_id=request_id,
+        client_request_id=client_id,
         deadline=deadline,
+        response_headers=response_headers,
         forward_headers=forward,
         first_token_timeout=first_token,
         idle_timeout=idle,
@@ -93,6 +111,16 @@ def _as_gateway_error(error: Exception, method: str) -> GatewayError:
         return error
     logger.exception("unhandled error in %s", method)
     return InternalError("The gateway failed to process the request.")
+
+
+def _with_request_id(error: GatewayError, ctx: RequestContext) -> GatewayError:
+    """Tell a gRPC caller the gateway's id of a failed call too (trailing metadata)."""
+    minted = ctx.response_headers.get("x-request-id") if ctx.response_headers else None
+    if minted is not None:
+        error.headers = (
+            {**error.headers, "x-request-id": minted} if error.headers else {"x-request-id": minted}
+        )
+    return error
 
 
 def _requested_model(request: Any) -> str | None:
@@ -152,7 +180,7 @@ def unary_rpc(
         finally:
             call.end()
         call.observation.finish(failure.kind.http_status, failure.kind.grpc_code, failure.code)
-        await context.abort_with_status(to_grpc_status(failure))
+        await context.abort_with_status(to_grpc_status(_with_request_id(failure, call.observation.ctx)))
         raise AssertionError("abort_with_status returned")  # pragma: no cover
 
     return wrapper
@@ -197,6 +225,6 @@ def streaming_rpc(
             if call.state is not None:
                 call.state.close_stream(task)
         call.observation.finish(failure.kind.http_status, failure.kind.grpc_code, failure.code)
-        await context.abort_with_status(to_grpc_status(failure))
+        await context.abort_with_status(to_grpc_status(_with_request_id(failure, call.observation.ctx)))
 
     return wrapper

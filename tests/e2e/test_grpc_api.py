@@ -234,3 +234,39 @@ def test_cancelled_stream_closes_the_upstream_request(harness: GatewayHarness) -
     finally:
         harness.native.chunk_delay = 0.0
     assert harness.native.closed_early == before + 1
+
+
+def test_a_callers_request_id_is_a_label_not_the_ledger_identity(harness: GatewayHarness) -> None:
+    """A gRPC caller's `x-request-id` can't name records (issue #20 defect 4): each call gets the
+    gateway's own id in its metadata, success or failure, and the caller's is kept beside it."""
+
+    async def body(channel: grpc.aio.Channel, auth) -> None:  # type: ignore[no-untyped-def]
+        chat = chat_pb2_grpc.ChatServiceStub(channel)
+        metadata = (*auth, ("x-request-id", "same-id"))
+        ids = []
+        for _ in range(2):
+            call = chat.CreateChatCompletion(
+                chat_pb2.CreateChatCompletionRequest(params=chat_params("ids")), metadata=metadata
+            )
+            await call
+            ids.append(dict(await call.initial_metadata())["x-request-id"])
+        assert ids[0] != ids[1] and all(rid.startswith("req_") for rid in ids)
+        assert harness.native.requests[-1].headers["x-client-request-id"] == "same-id"
+        assert harness.native.requests[-1].headers["x-request-id"] == ids[1]
+        # A forged bridge token does not make the caller's id ours either.
+        forged = chat.CreateChatCompletion(
+            chat_pb2.CreateChatCompletionRequest(params=chat_params("ids")),
+            metadata=(*metadata, ("x-siraya-bridge", "0" * 32)),
+        )
+        await forged
+        assert dict(await forged.initial_metadata())["x-request-id"] != "same-id"
+        refused = chat.CreateChatCompletion(
+            chat_pb2.CreateChatCompletionRequest(params=chat_params("ids", model="no-such-model")),
+            metadata=metadata,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await refused
+        trailing = dict(caught.value.trailing_metadata() or ())
+        assert str(trailing["x-request-id"]).startswith("req_")
+
+    run(harness, body)

@@ -46,7 +46,9 @@ def test_each_request_logs_one_line_with_what_served_it(
         json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]},
         headers={**headers, "X-Request-Id": "req-logs-unary"},
     )
-    assert unary.headers["X-Request-Id"] == "req-logs-unary"
+    # The client's id is echoed beside the gateway's own, which names the request everywhere else.
+    assert unary.headers["X-Client-Request-Id"] == "req-logs-unary"
+    assert unary.headers["X-Request-Id"].startswith("req_")
     with httpx.stream(
         "POST",
         ops.root_url + "/v1/chat/completions",
@@ -66,7 +68,7 @@ def test_each_request_logs_one_line_with_what_served_it(
 
     lines = _lines(captured)
     by_id = {
-        rid: [line for line in lines if line.get("request_id") == rid]
+        rid: [line for line in lines if line.get("client_request_id") == rid]
         for rid in ("req-logs-unary", "req-logs-stream", "req-logs-429")
     }
     assert {rid: len(found) for rid, found in by_id.items()} == dict.fromkeys(by_id, 1)
@@ -80,6 +82,7 @@ def test_each_request_logs_one_line_with_what_served_it(
         200,
     )
     assert first["key_id"] == ops.key_id
+    assert first["request_id"] == unary.headers["X-Request-Id"]
     assert (first["prompt_tokens"], first["completion_tokens"]) == (
         usage["prompt_tokens"],
         usage["completion_tokens"],
@@ -94,8 +97,9 @@ def test_each_request_logs_one_line_with_what_served_it(
         "rate_limit_exceeded",
         "gpt-limited",
     )
-    # The request id reached the upstream with the call.
-    assert ops.fake.requests[-1].headers["x-request-id"] == "req-logs-stream"
+    # Both ids reached the upstream with the call.
+    assert ops.fake.requests[-1].headers["x-client-request-id"] == "req-logs-stream"
+    assert ops.fake.requests[-1].headers["x-request-id"] == streamed["request_id"]
 
 
 def test_no_secret_reaches_the_log(ops: OperationsHarness, captured: io.StringIO) -> None:

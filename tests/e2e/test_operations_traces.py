@@ -78,7 +78,7 @@ def test_one_request_makes_a_server_span_with_one_client_span_per_attempt(
         "gen_ai.provider.name": "fake",
         "gen_ai.usage.input_tokens": usage["prompt_tokens"],
         "gen_ai.usage.output_tokens": usage["completion_tokens"],
-        "siraya.request_id": "req-traced",
+        "siraya.request_id": reply.headers["x-request-id"],
     }
     assert client.name == "chat gpt-4o-mini"
     assert client.attributes["gen_ai.provider.name"] == "fake"
@@ -86,7 +86,8 @@ def test_one_request_makes_a_server_span_with_one_client_span_per_attempt(
     assert client.attributes["gen_ai.usage.input_tokens"] == usage["prompt_tokens"]
     upstream = ops.fake.requests[-1].headers
     assert upstream["traceparent"] == f"00-{TRACE_ID}-{format(client.context.span_id, '016x')}-01"
-    assert upstream["x-request-id"] == "req-traced"
+    assert upstream["x-request-id"] == reply.headers["x-request-id"]
+    assert upstream["x-client-request-id"] == "req-traced"
 
 
 def test_a_failed_attempt_is_an_error_span(ops: OperationsHarness, spans: InMemorySpanExporter) -> None:
