@@ -34,7 +34,8 @@ from server.gateway_usage import (
 from server.observability.attempts import observed_call, observed_stream
 from server.providers.base import Provider, RequestContext, VideoContent, chat_json, stream_chat_json
 from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
-from server.routing.dispatch import Dispatcher, Route
+from server.routing.dispatch import Dispatcher
+from server.routing.route import Route
 from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import (
     chat_pb2,

@@ -12,7 +12,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from server.errors import AuthenticationFailed
 
@@ -45,8 +45,20 @@ class NewKey:
     tpm_limit: int | None = None
 
 
-if TYPE_CHECKING:
-    from server.accounts.store import AccountStore
+class KeyStore(Protocol):
+    """The key methods of an account store (store.AccountStore extends it): all KeyManager needs."""
+
+    async def insert_key(self, record: KeyRecord, secret_hash: str) -> None: ...
+    async def key_by_hash(self, secret_hash: str) -> tuple[KeyRecord, str] | None: ...
+    async def key_by_id(self, key_id: str) -> KeyRecord | None: ...
+    async def list_keys(self) -> list[KeyRecord]: ...
+    async def revoke_key(self, key_id: str, at: int) -> KeyRecord | None:
+        """Mark revoked (the first revocation time stays); None for an unknown key."""
+        ...
+
+    async def replace_secret(self, key_id: str, prefix: str, secret_hash: str) -> KeyRecord | None:
+        """Rotate: the new record, or None when the key is unknown or revoked (nothing replaced)."""
+        ...
 
 
 def generate_secret() -> str:
@@ -69,7 +81,7 @@ class _CachedKey:
 class KeyManager:
     """Creates keys and authenticates bearer tokens, with a short positive cache off the store."""
 
-    store: AccountStore
+    store: KeyStore
     cache_ttl: float = 5.0
     _cache: dict[str, _CachedKey] = field(default_factory=dict)
 

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
-from server.accounts.keys import KeyRecord
+from server.accounts.keys import KeyStore
 
 __all__ = [
     "LEDGER_COLUMNS",
@@ -99,25 +99,13 @@ class LedgerSink(Protocol):
     async def append_ledger(self, records: Sequence[LedgerRecord]) -> None: ...
 
 
-class AccountStore(LedgerSink, Protocol):
+class AccountStore(KeyStore, LedgerSink, Protocol):
     """Keys, credits and the usage ledger behind one async interface.
 
     Key methods back keys.KeyManager. KeyRecord.credit_limit/credit_used are USD floats for display
     only; `balance` is the authoritative position in micros. `insert_key` converts the record's
     `credit_limit` with money.usd_to_micros (exact for any amount written with <= 6 decimals).
     """
-
-    async def insert_key(self, record: KeyRecord, secret_hash: str) -> None: ...
-    async def key_by_hash(self, secret_hash: str) -> tuple[KeyRecord, str] | None: ...
-    async def key_by_id(self, key_id: str) -> KeyRecord | None: ...
-    async def list_keys(self) -> list[KeyRecord]: ...
-    async def revoke_key(self, key_id: str, at: int) -> KeyRecord | None:
-        """Mark revoked (the first revocation time stays); None for an unknown key."""
-        ...
-
-    async def replace_secret(self, key_id: str, prefix: str, secret_hash: str) -> KeyRecord | None:
-        """Rotate: the new record, or None when the key is unknown or revoked (nothing replaced)."""
-        ...
 
     async def set_credit_limit(self, key_id: str, limit_micros: int | None) -> Balance | None:
         """Change a key's limit (top-up or cap); None for an unknown key."""

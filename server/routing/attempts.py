@@ -16,7 +16,7 @@ from server.routing.retry import backoff_delay, counts_against_deployment, is_re
 from server.routing.stats import LatencyStats
 
 if TYPE_CHECKING:
-    from server.routing.dispatch import Route
+    from server.routing.route import Route
 
 
 @dataclass(slots=True)

@@ -14,7 +14,6 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
@@ -24,25 +23,19 @@ from server.errors import GatewayError, NoAvailableProvider, RequestTimeout
 from server.providers.base import Provider, RequestContext
 from server.routing.attempts import Attempts, DispatchCounters, timeout_error
 from server.routing.breaker import BreakerBoard, InProcessBreakers, RedisBreakers
-from server.routing.catalogue import Catalogue, CatalogueEntry, Deployment
+from server.routing.catalogue import Catalogue, CatalogueEntry
 from server.routing.events import DispatchEvents, MetricsEvents, NoEvents
+from server.routing.route import Route
 from server.routing.router import candidates
 from server.routing.stats import LatencyStats
 from server.routing.timeouts import bound, earliest, next_within
 from siraya.router.v1 import common_pb2
 
-__all__ = ["DispatchCounters", "Dispatcher", "Route", "build_dispatcher"]
+__all__ = ["DispatchCounters", "Dispatcher", "build_dispatcher"]
 
 Result = TypeVar("Result")
 X = TypeVar("X")
 _EMPTY: Any = object()
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    entry: CatalogueEntry
-    deployment: Deployment
-    provider: Provider
 
 
 class Dispatcher:

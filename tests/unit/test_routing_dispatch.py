@@ -27,7 +27,8 @@ from server.errors import (
 from server.providers.base import RequestContext
 from server.routing.breaker import InProcessBreakers
 from server.routing.catalogue import CatalogueEntry, Deployment
-from server.routing.dispatch import Dispatcher, Route
+from server.routing.dispatch import Dispatcher
+from server.routing.route import Route
 from siraya.router.v1 import common_pb2
 
 FAST_RETRY = RetryConfig(max_attempts=2, base_delay=0.01, max_delay=0.02, max_retry_after=5)
