@@ -43,8 +43,8 @@ proto-check: $(STAMP)
 	{ echo "generated code is stale: run 'make proto' and commit"; rm -rf $$tmp; exit 1; }; rm -rf $$tmp
 
 lint: $(STAMP)
-	$(PY) -m ruff check server http_bridge siraya/router/codec tests
-	$(PY) -m mypy server http_bridge siraya/router/codec
+	$(PY) -m ruff check server http_bridge siraya/router tests
+	$(PY) -m mypy server http_bridge siraya/router
 
 # The gateway against its floors on this machine (bench/run.py); BENCH_ARGS="--duration 10" etc.
 bench: $(STAMP)

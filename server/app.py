@@ -18,22 +18,14 @@ from server.accounts.backends import DATABASE_FILE, open_accounts
 from server.accounts.sqlite_store import SqliteStore
 from server.config import GatewayConfig
 from server.gateway import Gateway
-from server.grpc_server import SERVICE_NAMES, Servicers, build_grpc_server, mark_serving
+from server.grpc_server import Servicers, build_grpc_server, mark_serving
 from server.inprocess import InProcessStub
 from server.lifecycle import ServingState, attach
 from server.providers.base import Provider
 from server.providers.registry import build_provider
 from server.routing.catalogue import Catalogue
 from server.routing.dispatch import build_dispatcher
-from siraya.router.v1 import (
-    admin_pb2,
-    chat_pb2,
-    embeddings_pb2,
-    images_pb2,
-    models_pb2,
-    responses_pb2,
-    videos_pb2,
-)
+from siraya.router.services import SERVICE_NAMES, SERVICES
 
 logger = logging.getLogger("siraya.server")
 # How long `stop` lets HTTP handlers still running finish (aiohttp would wait 60 s).
@@ -59,18 +51,11 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
 
 
 def in_process_stubs(servicers: Servicers) -> GatewayStubs:
-    def stub(servicer: object, module: object, service: str) -> InProcessStub:
-        return InProcessStub(servicer, module.DESCRIPTOR.services_by_name[service])  # type: ignore[attr-defined]
-
     return GatewayStubs(
-        chat=stub(servicers.chat, chat_pb2, "ChatService"),
-        responses=stub(servicers.responses, responses_pb2, "ResponsesService"),
-        embeddings=stub(servicers.embeddings, embeddings_pb2, "EmbeddingsService"),
-        images=stub(servicers.images, images_pb2, "ImagesService"),
-        models=stub(servicers.models, models_pb2, "ModelsService"),
-        videos=stub(servicers.videos, videos_pb2, "VideosService"),
-        keys=stub(servicers.keys, admin_pb2, "KeysService"),
-        account=stub(servicers.account, admin_pb2, "AccountService"),
+        **{
+            contract.attribute: InProcessStub(servicer, contract.descriptor)
+            for contract, servicer in zip(SERVICES, servicers.each(), strict=True)
+        }
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -14,22 +16,7 @@ from server.services.images import ImagesServicer
 from server.services.models import ModelsServicer
 from server.services.responses import ResponsesServicer
 from server.services.videos import VideosServicer
-from siraya.router.v1 import (
-    admin_pb2,
-    admin_pb2_grpc,
-    chat_pb2,
-    chat_pb2_grpc,
-    embeddings_pb2,
-    embeddings_pb2_grpc,
-    images_pb2,
-    images_pb2_grpc,
-    models_pb2,
-    models_pb2_grpc,
-    responses_pb2,
-    responses_pb2_grpc,
-    videos_pb2,
-    videos_pb2_grpc,
-)
+from siraya.router.services import SERVICE_NAMES, SERVICES
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -47,20 +34,9 @@ class Servicers:
         self.models = ModelsServicer(gateway)
         self.videos = VideosServicer(gateway)
 
-
-SERVICE_NAMES = tuple(
-    module.DESCRIPTOR.services_by_name[name].full_name
-    for module, name in (
-        (chat_pb2, "ChatService"),
-        (responses_pb2, "ResponsesService"),
-        (embeddings_pb2, "EmbeddingsService"),
-        (images_pb2, "ImagesService"),
-        (models_pb2, "ModelsService"),
-        (videos_pb2, "VideosService"),
-        (admin_pb2, "KeysService"),
-        (admin_pb2, "AccountService"),
-    )
-)
+    def each(self) -> list[Any]:
+        """Every servicer, in the order of siraya.router.services.SERVICES."""
+        return [getattr(self, contract.attribute) for contract in SERVICES]
 
 
 def build_grpc_server(
@@ -77,14 +53,8 @@ def build_grpc_server(
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ]
     )
-    chat_pb2_grpc.add_ChatServiceServicer_to_server(servicers.chat, server)
-    responses_pb2_grpc.add_ResponsesServiceServicer_to_server(servicers.responses, server)
-    embeddings_pb2_grpc.add_EmbeddingsServiceServicer_to_server(servicers.embeddings, server)
-    images_pb2_grpc.add_ImagesServiceServicer_to_server(servicers.images, server)
-    models_pb2_grpc.add_ModelsServiceServicer_to_server(servicers.models, server)
-    videos_pb2_grpc.add_VideosServiceServicer_to_server(servicers.videos, server)
-    admin_pb2_grpc.add_KeysServiceServicer_to_server(servicers.keys, server)
-    admin_pb2_grpc.add_AccountServiceServicer_to_server(servicers.account, server)
+    for contract, servicer in zip(SERVICES, servicers.each(), strict=True):
+        contract.add_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -96,7 +96,7 @@ class ServingState:
 
 def _servicers(servicers: Any) -> list[Any]:
     """Every servicer that serves through a gateway (they keep it in `_gateway`)."""
-    return [servicer for servicer in vars(servicers).values() if hasattr(servicer, "_gateway")]
+    return [servicer for servicer in servicers.each() if hasattr(servicer, "_gateway")]
 
 
 def attach(servicers: Any, state: ServingState) -> None:

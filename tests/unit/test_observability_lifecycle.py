@@ -31,7 +31,8 @@ async def test_wait_idle_waits_for_the_last_request() -> None:
 
 async def test_a_swapped_out_gateway_closes_after_its_requests_end() -> None:
     old, new = _Gateway(), _Gateway()
-    servicers = SimpleNamespace(chat=SimpleNamespace(_gateway=old), models=SimpleNamespace(_gateway=old))
+    chat, models = SimpleNamespace(_gateway=old), SimpleNamespace(_gateway=old)
+    servicers = SimpleNamespace(chat=chat, models=models, each=lambda: [chat, models])
     state = ServingState(old)
     attach(servicers, state)
     assert servicers.chat._serving is state
