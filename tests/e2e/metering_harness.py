@@ -45,6 +45,10 @@ models:
   - {{id: gpt-via-chat, provider: openai-chat, upstream_model: gpt-4o-mini, pricing: {price}}}
   - {{id: claude-priced, provider: anthropic, upstream_model: claude-sonnet-4-5, pricing: {price}}}
   - {{id: gemini-priced, provider: google, upstream_model: gemini-2.5-flash, pricing: {price}}}
+  - {{id: gpt-embed, provider: openai, upstream_model: text-embedding-3-small, kind: embedding,
+      pricing: {price}}}
+  - {{id: gemini-embed, provider: google, upstream_model: gemini-embedding-001, kind: embedding,
+      pricing: {price}}}
 routing:
   breaker: {{enabled: false}}
 """

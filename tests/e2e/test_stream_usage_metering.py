@@ -262,38 +262,38 @@ def test_a_cancelled_response_stream_is_charged_the_prompt_and_what_was_relayed(
     assert_charged(harness, secret, request_id, data["tokens_prompt"], data["tokens_completion"], "cancelled")
 
 
-@pytest.mark.parametrize("model", CHAT_MODELS)
-def test_a_grpc_proto_stream_without_include_usage_is_charged_and_has_no_usage(
-    harness: MeteringHarness, model: str
-) -> None:
-    """The gRPC API's own (proto) stream: no usage unless asked, the same charge either way."""
-    for include_usage in (False, True):
-        secret = harness.new_key()
-        script(harness, model)
-        params = chat_pb2.ChatCompletionParams(
-            model=model,
-            max_tokens=600,
-            messages=[chat_pb2.ChatMessage(role=chat_pb2.CHAT_ROLE_USER, text="hi")],
+async def proto_stream(
+    harness: MeteringHarness, secret: str, params: chat_pb2.ChatCompletionParams, request_id: str
+) -> list[chat_pb2.ChatCompletionChunk]:
+    """Every chunk of the gRPC API's own (proto) chat stream."""
+    async with grpc.aio.insecure_channel(harness.grpc_target) as channel:
+        stub = chat_pb2_grpc.ChatServiceStub(channel)
+        metadata = (("authorization", f"Bearer {secret}"), ("x-request-id", request_id))
+        call = stub.StreamChatCompletion(
+            chat_pb2.StreamChatCompletionRequest(params=params), metadata=metadata
         )
-        if include_usage:
-            params.stream_options.include_usage = True
-        request_id = f"req-proto-{model}-{include_usage}"
+        return [reply.chunk async for reply in call]
 
-        async def chunks() -> list[chat_pb2.ChatCompletionChunk]:
-            async with grpc.aio.insecure_channel(harness.grpc_target) as channel:
-                stub = chat_pb2_grpc.ChatServiceStub(channel)
-                metadata = (("authorization", f"Bearer {secret}"), ("x-request-id", request_id))  # noqa: B023
-                call = stub.StreamChatCompletion(
-                    chat_pb2.StreamChatCompletionRequest(params=params), metadata=metadata
-                )  # noqa: B023
-                return [reply.chunk async for reply in call]
 
-        received = asyncio.run(chunks())
-        with_usage = [chunk for chunk in received if chunk.HasField("usage")]
-        if include_usage:
-            assert len(with_usage) == 1 and with_usage[0] is received[-1] and not received[-1].choices
-            assert received[-1].usage.cost == pytest.approx(EXPECTED_COST, abs=1e-12)
-        else:
-            assert with_usage == []
-        assert "".join(c.choices[0].delta.content for c in received if c.choices) == TEXT
-        assert_charged(harness, secret, request_id, PROMPT_TOKENS, COMPLETION_TOKENS)
+@pytest.mark.parametrize("model", CHAT_MODELS)
+@pytest.mark.parametrize("include_usage", [False, True], ids=["plain", "include_usage"])
+def test_a_grpc_proto_stream_shows_usage_only_when_asked_and_is_charged_either_way(
+    harness: MeteringHarness, model: str, include_usage: bool
+) -> None:
+    secret = harness.new_key()
+    script(harness, model)
+    params = chat_pb2.ChatCompletionParams(
+        model=model, max_tokens=600, messages=[chat_pb2.ChatMessage(role=chat_pb2.CHAT_ROLE_USER, text="hi")]
+    )
+    if include_usage:
+        params.stream_options.include_usage = True
+    request_id = f"req-proto-{model}-{include_usage}"
+    received = asyncio.run(proto_stream(harness, secret, params, request_id))
+    with_usage = [chunk for chunk in received if chunk.HasField("usage")]
+    if include_usage:
+        assert len(with_usage) == 1 and with_usage[0] is received[-1] and not received[-1].choices
+        assert received[-1].usage.cost == pytest.approx(EXPECTED_COST, abs=1e-12)
+    else:
+        assert with_usage == []
+    assert "".join(c.choices[0].delta.content for c in received if c.choices) == TEXT
+    assert_charged(harness, secret, request_id, PROMPT_TOKENS, COMPLETION_TOKENS)

@@ -292,9 +292,13 @@ class FakeOpenAIUpstream(LoopbackServer):
         reply = plan_reply(chat_conversation(body), scripted, lambda: self._new_id("call_"))
         meta = ChatMeta(id=self._new_id("chatcmpl-fake"), created=int(time.time()), model=body["model"])
         n = int(body.get("n") or 1)
+        silent = scripted is not None and scripted.no_usage
         if not _is_stream(request[_RECORD]):
-            return json_response(chat_completion(meta, reply, n))
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            completion = chat_completion(meta, reply, n)
+            if silent:
+                del completion["usage"]
+            return json_response(completion)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and not silent
         chunks = chat_stream_chunks(meta, reply, n, include_usage)
         return await self._stream(request, [sse_data(chunk) for chunk in chunks], DONE)
 
