@@ -6,11 +6,13 @@ compute what a request must cost from the tokens the fake upstream reported.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
+from prometheus_client.parser import text_string_to_metric_families
 
 from server.accounts.keys import NewKey
 from tests.e2e.loop_gateway import LoopGateway
@@ -52,6 +54,11 @@ models:
 routing:
   breaker: {{enabled: false}}
 """
+
+
+# The provider each chat model is served by, as the metrics label it.
+PROVIDERS = {"gpt-priced": "openai", "claude-priced": "anthropic", "gemini-priced": "google"}
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def cost_of(prompt_tokens: int, completion_tokens: int) -> float:
@@ -99,6 +106,26 @@ class MeteringHarness(LoopGateway):
         self.openai.chunk_delay = seconds
         self.anthropic.event_delay = seconds
         self.gemini.event_delay = seconds
+
+    def scrape(self) -> Series:
+        """Every sample of GET /metrics."""
+        text = httpx.get(self.root_url + "/metrics", timeout=10).text
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    def metric_delta(self, before: Series, name: str, **labels: str) -> float:
+        """How much a counter grew since `before`, waiting a little for a request's metrics to land
+        (they are recorded as its handler returns, just after the client read the last byte)."""
+        key = (name, frozenset(labels.items()))
+        deadline = time.monotonic() + 5
+        while True:
+            grown = self.scrape().get(key, 0.0) - before.get(key, 0.0)
+            if grown or time.monotonic() > deadline:
+                return grown
+            time.sleep(0.05)
 
     def key_data(self, secret: str) -> dict[str, Any]:
         response = httpx.get(f"{self.base_url}/key", headers={"Authorization": f"Bearer {secret}"})

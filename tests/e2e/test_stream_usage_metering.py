@@ -21,7 +21,7 @@ import pytest
 
 from siraya.router.v1 import chat_pb2, chat_pb2_grpc
 from tests.e2e.conformance import sse_frames
-from tests.e2e.metering_harness import MeteringHarness, cost_of
+from tests.e2e.metering_harness import PROVIDERS, MeteringHarness, cost_of
 from tests.fakes.anthropic_upstream import ScriptedMessage
 from tests.fakes.gemini_upstream import GeminiReply
 from tests.fakes.openai_upstream import ScriptedReply
@@ -123,12 +123,18 @@ def test_a_stream_without_include_usage_is_charged_what_the_upstream_reported(
 ) -> None:
     secret = harness.new_key()
     script(harness, model)
+    before = harness.scrape()
     request_id, chunks = stream_chat(harness, secret, model=model)
     assert text_of(chunks) == TEXT
     # What OpenAI sends without include_usage: no usage chunk, and no `usage` key on any chunk.
     assert all("usage" not in chunk for chunk in chunks), [c for c in chunks if "usage" in c]
     assert all(chunk["choices"] for chunk in chunks)
     assert_charged(harness, secret, request_id, PROMPT_TOKENS, COMPLETION_TOKENS)
+    labels = {"model": model, "provider": PROVIDERS[model]}
+    counted = harness.metric_delta(before, "siraya_tokens_total", type="input", **labels)
+    assert counted == PROMPT_TOKENS
+    assert harness.metric_delta(before, "siraya_tokens_total", type="output", **labels) == COMPLETION_TOKENS
+    assert harness.metric_delta(before, "siraya_cost_usd_total", **labels) == pytest.approx(EXPECTED_COST)
     if model.startswith("gpt"):
         sent = harness.openai.requests_to("/v1/chat/completions")[-1].json
         assert sent["stream_options"] == {"include_usage": True}
@@ -149,6 +155,31 @@ def test_a_stream_with_include_usage_gets_exactly_one_usage_chunk(
     usage = last["usage"]
     assert (usage["prompt_tokens"], usage["completion_tokens"]) == (PROMPT_TOKENS, COMPLETION_TOKENS)
     assert usage["cost"] == pytest.approx(EXPECTED_COST, abs=1e-12)
+    assert_charged(harness, secret, request_id, PROMPT_TOKENS, COMPLETION_TOKENS)
+
+
+@pytest.mark.parametrize("include_usage", [False, True], ids=["plain", "include_usage"])
+def test_usage_sent_on_the_finish_chunk_is_charged_and_shown_as_openai_does(
+    harness: MeteringHarness, include_usage: bool
+) -> None:
+    """An upstream that puts its usage on the finish chunk (no usage chunk of its own): charged
+    exactly; the client sees no usage unless it asked, and then one usage chunk at the end."""
+    secret = harness.new_key()
+    usage = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS}
+    harness.openai.script_chat(ScriptedReply(content=TEXT, usage=usage, usage_on_finish=True))
+    options = {"stream_options": {"include_usage": True}} if include_usage else {}
+    request_id, chunks = stream_chat(harness, secret, model="gpt-priced", **options)
+    assert text_of(chunks) == TEXT
+    if include_usage:
+        *content, last = chunks
+        assert all(chunk["usage"] is None for chunk in content) and last["choices"] == []
+        assert (last["usage"]["prompt_tokens"], last["usage"]["completion_tokens"]) == (
+            PROMPT_TOKENS,
+            COMPLETION_TOKENS,
+        )
+        assert last["usage"]["cost"] == pytest.approx(EXPECTED_COST, abs=1e-12)
+    else:
+        assert all("usage" not in chunk for chunk in chunks)
     assert_charged(harness, secret, request_id, PROMPT_TOKENS, COMPLETION_TOKENS)
 
 

@@ -54,7 +54,8 @@ class ScriptedReply:
     to "tool_calls" when tool calls are given, else "stop". `usage` keys (prompt_tokens,
     completion_tokens) override the counted usage; total_tokens is always their sum. `no_usage`
     plays an OpenAI-compatible server that reports no usage at all: none in a chat completion, and
-    no usage chunk even when `stream_options.include_usage` asks for one.
+    no usage chunk even when `stream_options.include_usage` asks for one. `usage_on_finish` plays
+    an upstream that streams its usage on the finish chunk, asked or not, and no usage chunk.
     """
 
     content: str | None = None
@@ -62,6 +63,7 @@ class ScriptedReply:
     finish_reason: str | None = None
     usage: dict[str, int] | None = None
     no_usage: bool = False
+    usage_on_finish: bool = False
 
 
 @dataclass(frozen=True)
