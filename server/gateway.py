@@ -510,15 +510,17 @@ class StreamItems(Generic[Result]):
     usage_item: Callable[[Result, Any], Result]
 
 
-def _no_strip(item: Any, shown: bool) -> Any:
-    raise AssertionError("a Responses stream has no running usage")
+def _no_running_usage(item: Any, _: Any) -> Any:
+    raise AssertionError("every usage a Responses stream carries is final")
 
 
 _CHUNKS = StreamItems(fold_chunk, chunk_is_final, _charge_usage, _stamp_chunk, strip_usage, usage_chunk)
 _JSON_CHUNKS = StreamItems(
     fold_chunk_json, chunk_is_final_json, _charge_usage_json, _stamp_json, strip_usage_json, usage_chunk_json
 )
-_EVENTS = StreamItems(fold_response_event, event_is_final, _charge_usage, _stamp_event, _no_strip, _no_strip)
+_EVENTS = StreamItems(
+    fold_response_event, event_is_final, _charge_usage, _stamp_event, _no_running_usage, _no_running_usage
+)
 
 
 def _stamp_video(video: videos_pb2.Video, job: VideoJob) -> videos_pb2.Video:

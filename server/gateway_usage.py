@@ -120,7 +120,7 @@ def usage_consumption_json(usage: JsonObject | None) -> Consumption:
 
 def fold_chunk_json(chunk: JsonObject, total: Consumption) -> JsonObject | None:
     """`fold_chunk` for a chunk kept as OpenAI's JSON object (normalize_chat_chunk's form)."""
-    usage = chunk.get("usage")
+    usage: JsonObject | None = chunk.get("usage")
     if usage is not None:
         _replace_counts(total, usage_consumption_json(usage))
     for choice in chunk["choices"]:
@@ -132,7 +132,7 @@ def fold_chunk_json(chunk: JsonObject, total: Consumption) -> JsonObject | None:
             size += len(function.get("name") or "")
         if size:
             total.completion_tokens += estimate_tokens(size)
-    return usage  # type: ignore[no-any-return]
+    return usage
 
 
 # The events whose response carries the stream's final usage. `response.failed` may carry usage

@@ -100,7 +100,7 @@ class StreamTranslator:
         chunk = self._chunk()
         chunk.choices[0].delta.role = "assistant"
         chunk.choices[0].delta.content = ""
-        if self._usage:
+        if "input_tokens" in self._usage:
             # The prompt as Anthropic counted it; the output so far is counted from the text relayed.
             usage = usage_from_anthropic(self._usage)
             usage.completion_tokens = 0

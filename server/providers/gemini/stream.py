@@ -76,7 +76,12 @@ class ChunkTranslator:
             chunk = self._candidate_chunk(candidate, position)
             if chunk is not None:
                 chunks.append(chunk)
-        if not self._prompt_counted and chunks and self._usage is not None:
+        if (
+            not self._prompt_counted
+            and chunks
+            and isinstance(self._usage, dict)
+            and "promptTokenCount" in self._usage
+        ):
             self._prompt_counted = True
             self._count_prompt(chunks[0])
         return chunks
