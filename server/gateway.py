@@ -18,17 +18,22 @@ from server.accounts.sqlite_store import SqliteStore, VideoJob
 from server.errors import NoAvailableProvider, NotFound, PermissionDenied
 from server.gateway_usage import (
     chat_demand,
-    chunk_usage,
-    chunk_usage_json,
+    chunk_is_final,
+    chunk_is_final_json,
+    completion_consumption,
+    completion_consumption_json,
+    embedding_consumption,
     embedding_demand,
-    event_usage,
+    event_is_final,
     fold_chunk,
     fold_chunk_json,
     fold_response_event,
-    response_consumption,
+    response_answer_consumption,
     response_demand,
-    usage_consumption,
-    usage_consumption_json,
+    strip_usage,
+    strip_usage_json,
+    usage_chunk,
+    usage_chunk_json,
     video_seconds,
 )
 from server.observability.attempts import observed_call, observed_stream
@@ -102,9 +107,13 @@ class Gateway:
         key: KeyRecord,
         ctx: RequestContext,
         call: Callable[[Route], Awaitable[Result]],
-        consumed: Callable[[Result], Consumption],
+        consumed: Callable[[Result, Demand], Consumption],
     ) -> tuple[Result, Route, float | None]:
-        """Admit, dispatch and settle one unary request: (result, the route that served it, cost)."""
+        """Admit, dispatch and settle one unary request: (result, the route that served it, cost).
+
+        `consumed` reads the upstream's usage off the result; given the demand, it falls back to
+        the request's estimate when the upstream reported none.
+        """
         entry = self._entry(model, kind, key)
         ctx.key_id, ctx.outcome.model = key.id, entry.id
         meter = await self.metering.admit(key, entry, demand, ctx)
@@ -120,7 +129,7 @@ class Gateway:
         except BaseException as error:
             await meter.fail(error)
             raise
-        consumption = consumed(result)
+        consumption = consumed(result, demand)
         cost = await meter.settle(route.deployment, consumption)
         _record(ctx, route, consumption, cost)
         return result, route, cost
@@ -135,19 +144,30 @@ class Gateway:
         ctx: RequestContext,
         call: Callable[[Route], AsyncIterator[Result]],
         items: StreamItems[Result],
+        show_usage: bool = True,
     ) -> AsyncIterator[Result]:
         """Admit, dispatch and settle one stream; `items` says how to read and mark its items.
 
-        The item carrying the upstream's usage settles the stream before it is sent, so its usage can
-        carry the cost; a stream without one settles at its end. A client that goes away cancels the
-        stream: what was produced until then is still settled, unless it already was.
+        Every upstream is made to report usage (an OpenAI-protocol one is asked for it; Anthropic and
+        Gemini always send it), so the stream is settled on the upstream's own count. The item
+        carrying the final usage settles the stream before it is sent, so its usage can carry the
+        cost; the client sees it only with `show_usage` (chat's `stream_options.include_usage`).
+        Usage on any other item is running usage: it is counted, never shown, and becomes the usage
+        chunk at the end when no final one came. A stream whose upstream sent no usage at all is
+        settled at its end on the request's estimated prompt and the counted text.
+
+        A client that goes away cancels the stream: the usage known until then is settled (the
+        upstream's running count of the prompt, else the estimate, plus the text relayed), unless
+        the stream already was.
         """
         entry = self._entry(model, kind, key)
         ctx.key_id, ctx.outcome.model = key.id, entry.id
         meter = await self.metering.admit(key, entry, demand, ctx)
         total = Consumption()
         route: Route | None = None
-        settled = False
+        settled = reported = False
+        # The last item that carried running usage, and that usage, taken off it.
+        running: tuple[Result, Any] | None = None
         try:
             attempts = observed_stream(call, ctx, kind)
             routed = self.dispatcher.stream(
@@ -161,13 +181,20 @@ class Gateway:
             async for item, route in routed:
                 if ctx.outcome.first_item_at is None:
                     ctx.outcome.first_item_at = time.monotonic()
-                items.consumed(item, total)
-                if not settled and (usage := items.final_usage(item)) is not None:
-                    settled = True
-                    cost = await meter.settle(route.deployment, total)
-                    _record(ctx, route, total, cost)
-                    if cost is not None:
-                        items.charge(usage, cost)
+                if (usage := items.consumed(item, total)) is not None:
+                    reported = True
+                    if items.final(item):
+                        running = None
+                        if not settled:
+                            settled = True
+                            cost = await meter.settle(route.deployment, total)
+                            _record(ctx, route, total, cost)
+                            if cost is not None and show_usage:
+                                items.charge(usage, cost)
+                        if not show_usage:
+                            continue
+                    else:
+                        running = (item, items.strip(item, show_usage))
                 items.stamp(item, route)
                 yield item
         except BaseException as error:
@@ -176,13 +203,26 @@ class Gateway:
             if route is None or not isinstance(error, (asyncio.CancelledError, GeneratorExit)):
                 await meter.fail(error)
                 raise
+            if not reported:
+                total.prompt_tokens = demand.prompt_tokens
             _record(ctx, route, total, await meter.settle(route.deployment, total, cancelled=True))
             raise
         if route is None:
             await meter.fail(NoAvailableProvider("The stream ended before it started."))
             return
-        if not settled:
-            _record(ctx, route, total, await meter.settle(route.deployment, total))
+        if settled:
+            return
+        if not reported:
+            total.prompt_tokens = demand.prompt_tokens
+        cost = await meter.settle(route.deployment, total)
+        _record(ctx, route, total, cost)
+        if show_usage and running is not None:
+            like, usage = running
+            if cost is not None:
+                items.charge(usage, cost)
+            last = items.usage_item(like, usage)
+            items.stamp(last, route)
+            yield last
 
     # models
 
@@ -200,7 +240,7 @@ class Gateway:
         key: KeyRecord,
         ctx: RequestContext,
         call: Callable[[Route], Awaitable[Result]],
-        consumed: Callable[[Result], Consumption],
+        consumed: Callable[[Result, Demand], Consumption],
     ) -> Awaitable[tuple[Result, Route, float | None]]:
         # A plain function handing back `_unary`'s coroutine: no extra frame on the hot path.
         demand = chat_demand(params)
@@ -214,7 +254,17 @@ class Gateway:
         call: Callable[[Route], AsyncIterator[Result]],
         items: StreamItems[Result],
     ) -> AsyncIterator[Result]:
-        return self._stream("chat", params.model, params.routing, chat_demand(params), key, ctx, call, items)
+        return self._stream(
+            "chat",
+            params.model,
+            params.routing,
+            chat_demand(params),
+            key,
+            ctx,
+            call,
+            items,
+            params.stream_options.include_usage,
+        )
 
     async def chat(
         self, params: chat_pb2.ChatCompletionParams, key: KeyRecord, ctx: RequestContext
@@ -224,7 +274,7 @@ class Gateway:
             key,
             ctx,
             lambda route: route.provider.chat(params, route.deployment.upstream_model, ctx),
-            lambda completion: usage_consumption(completion.usage),
+            completion_consumption,
         )
         completion.model = route.entry.id
         completion.provider = route.deployment.provider
@@ -242,7 +292,7 @@ class Gateway:
             key,
             ctx,
             lambda route: chat_json(route.provider, params, route.deployment.upstream_model, ctx),
-            lambda completion: usage_consumption_json(completion.get("usage")),
+            completion_consumption_json,
         )
         usage = completion.get("usage")
         if cost is not None and usage is not None:
@@ -287,7 +337,7 @@ class Gateway:
             key,
             ctx,
             lambda route: route.provider.respond(params, route.deployment.upstream_model, ctx),
-            lambda response: response_consumption(response.usage),
+            response_answer_consumption,
         )
         response.model = route.entry.id
         response.provider = route.deployment.provider
@@ -322,7 +372,7 @@ class Gateway:
             key,
             ctx,
             lambda route: route.provider.embed(params, route.deployment.upstream_model, ctx),
-            lambda result: usage_consumption(result.usage),
+            embedding_consumption,
         )
         result.model = route.entry.id
         result.provider = route.deployment.provider
@@ -341,7 +391,7 @@ class Gateway:
             key,
             ctx,
             lambda route: route.provider.generate_images(params, route.deployment.upstream_model, ctx),
-            lambda result: Consumption(images=len(result.data)),
+            lambda result, demand: Consumption(images=len(result.data)),
         )
         result.model = route.entry.id
         result.provider = route.deployment.provider
@@ -362,7 +412,7 @@ class Gateway:
             key,
             ctx,
             lambda route: route.provider.create_video(params, route.deployment.upstream_model, ctx),
-            lambda video: Consumption(video_seconds=video_seconds(params)),
+            lambda video, demand: Consumption(video_seconds=video_seconds(params)),
         )
         job = VideoJob(
             id="video_" + secrets.token_hex(16),
@@ -447,19 +497,31 @@ def _charge_usage_json(usage: JsonObject, cost: float) -> None:
 class StreamItems(Generic[Result]):
     """How `Gateway._stream` reads and marks the items of one kind of stream."""
 
-    # Fold an item into the running consumption.
-    consumed: Callable[[Result, Consumption], None]
-    # The upstream's final usage, when the item carries it.
-    final_usage: Callable[[Result], Any]
+    # Fold an item into the running consumption; the usage it carries, else None.
+    consumed: Callable[[Result, Consumption], Any]
+    # Whether the item whose usage was just folded carries the upstream's final usage.
+    final: Callable[[Result], bool]
     # Put the stream's cost into that usage.
     charge: Callable[[Any, float], None]
     # Mark the item with what served it.
     stamp: Callable[[Result, Route], None]
+    # Take running usage off an item (True: the client asked for usage); that usage.
+    strip: Callable[[Result, bool], Any]
+    # The usage item to end a stream with, like the given item, for usage that came on another.
+    usage_item: Callable[[Result, Any], Result]
 
 
-_CHUNKS = StreamItems(fold_chunk, chunk_usage, _charge_usage, _stamp_chunk)
-_JSON_CHUNKS = StreamItems(fold_chunk_json, chunk_usage_json, _charge_usage_json, _stamp_json)
-_EVENTS = StreamItems(fold_response_event, event_usage, _charge_usage, _stamp_event)
+def _no_running_usage(item: Any, _: Any) -> Any:
+    raise AssertionError("every usage a Responses stream carries is final")
+
+
+_CHUNKS = StreamItems(fold_chunk, chunk_is_final, _charge_usage, _stamp_chunk, strip_usage, usage_chunk)
+_JSON_CHUNKS = StreamItems(
+    fold_chunk_json, chunk_is_final_json, _charge_usage_json, _stamp_json, strip_usage_json, usage_chunk_json
+)
+_EVENTS = StreamItems(
+    fold_response_event, event_is_final, _charge_usage, _stamp_event, _no_running_usage, _no_running_usage
+)
 
 
 def _stamp_video(video: videos_pb2.Video, job: VideoJob) -> videos_pb2.Video:

@@ -80,11 +80,20 @@ def _replace_counts(total: Consumption, counted: Consumption) -> None:
     total.reasoning_tokens = counted.reasoning_tokens
 
 
-def fold_chunk(chunk: chat_pb2.ChatCompletionChunk, total: Consumption) -> None:
-    """Upstream usage replaces the running count; until it arrives, each content delta counts."""
+# --- streams ------------------------------------------------------------------------------------
+#
+# Each `fold_*` folds one stream item into the running consumption and returns the usage the item
+# carries, or None (most items). A usage replaces the running count: the final one (OpenAI's usage
+# chunk, with no choices, or the Responses stream's finished response) settles the stream; one on
+# a chunk with choices is running usage (Anthropic's and Gemini's prompt count on their first chunk,
+# or an upstream that puts its usage on the finish chunk), and the chunk's own text still counts.
+
+
+def fold_chunk(chunk: chat_pb2.ChatCompletionChunk, total: Consumption) -> common_pb2.Usage | None:
+    usage = None
     if chunk.HasField("usage"):
-        _replace_counts(total, usage_consumption(chunk.usage))
-        return
+        usage = chunk.usage
+        _replace_counts(total, usage_consumption(usage))
     for choice in chunk.choices:
         delta = choice.delta
         size = len(delta.content) + len(delta.reasoning)
@@ -92,6 +101,7 @@ def fold_chunk(chunk: chat_pb2.ChatCompletionChunk, total: Consumption) -> None:
             size += len(call.function.arguments) + len(call.function.name)
         if size:
             total.completion_tokens += estimate_tokens(size)
+    return usage
 
 
 def usage_consumption_json(usage: JsonObject | None) -> Consumption:
@@ -108,12 +118,11 @@ def usage_consumption_json(usage: JsonObject | None) -> Consumption:
     )
 
 
-def fold_chunk_json(chunk: JsonObject, total: Consumption) -> None:
+def fold_chunk_json(chunk: JsonObject, total: Consumption) -> JsonObject | None:
     """`fold_chunk` for a chunk kept as OpenAI's JSON object (normalize_chat_chunk's form)."""
-    usage = chunk.get("usage")
+    usage: JsonObject | None = chunk.get("usage")
     if usage is not None:
         _replace_counts(total, usage_consumption_json(usage))
-        return
     for choice in chunk["choices"]:
         delta = choice["delta"]
         size = len(delta.get("content") or "") + len(delta.get("reasoning") or "")
@@ -123,31 +132,135 @@ def fold_chunk_json(chunk: JsonObject, total: Consumption) -> None:
             size += len(function.get("name") or "")
         if size:
             total.completion_tokens += estimate_tokens(size)
+    return usage
 
 
-def fold_response_event(event: responses_pb2.ResponseStreamEvent, total: Consumption) -> None:
-    if event.HasField("response") and event.response.HasField("usage"):
-        _replace_counts(total, response_consumption(event.response.usage))
-    elif event.HasField("delta"):
+# The events whose response carries the stream's final usage. `response.failed` may carry usage
+# too, but the error that follows it decides the request's outcome.
+_FINISHED_EVENTS = frozenset(("response.completed", "response.incomplete"))
+
+
+def fold_response_event(
+    event: responses_pb2.ResponseStreamEvent, total: Consumption
+) -> responses_pb2.ResponseUsage | None:
+    if event.HasField("delta"):
         total.completion_tokens += estimate_tokens(len(event.delta))
-
-
-def chunk_usage(chunk: chat_pb2.ChatCompletionChunk) -> common_pb2.Usage | None:
-    """The upstream's final usage, if this is the usage chunk (OpenAI's has no choices).
-
-    Some upstreams repeat running usage on content chunks; those are folded, and charged at the end.
-    """
-    return chunk.usage if chunk.HasField("usage") and not chunk.choices else None
-
-
-def chunk_usage_json(chunk: JsonObject) -> JsonObject | None:
-    """`chunk_usage` for a chunk kept as OpenAI's JSON object."""
-    usage = chunk.get("usage")
-    return usage if usage is not None and not chunk["choices"] else None
-
-
-def event_usage(event: responses_pb2.ResponseStreamEvent) -> responses_pb2.ResponseUsage | None:
-    """The upstream's final usage, if this event carries the finished response (completed, incomplete)."""
-    if event.HasField("response") and event.response.HasField("usage"):
-        return event.response.usage
+    elif event.HasField("response") and event.response.HasField("usage") and event.type in _FINISHED_EVENTS:
+        usage = event.response.usage
+        _replace_counts(total, response_consumption(usage))
+        return usage
     return None
+
+
+def chunk_is_final(chunk: chat_pb2.ChatCompletionChunk) -> bool:
+    """Whether a chunk carrying usage is the upstream's usage chunk (OpenAI's has no choices)."""
+    return not chunk.choices
+
+
+def chunk_is_final_json(chunk: JsonObject) -> bool:
+    return not chunk["choices"]
+
+
+def strip_usage(chunk: chat_pb2.ChatCompletionChunk, shown: bool) -> common_pb2.Usage:
+    """Take running usage off a chunk (the client sees usage on the usage chunk only); a copy of it."""
+    usage = common_pb2.Usage()
+    usage.CopyFrom(chunk.usage)
+    chunk.ClearField("usage")
+    return usage
+
+
+def strip_usage_json(chunk: JsonObject, shown: bool) -> JsonObject:
+    """`strip_usage` for a JSON chunk: `usage: null` stays where OpenAI writes it when `shown`."""
+    usage: JsonObject = chunk["usage"]
+    if shown:
+        chunk["usage"] = None
+    else:
+        del chunk["usage"]
+    return usage
+
+
+def usage_chunk(like: chat_pb2.ChatCompletionChunk, usage: common_pb2.Usage) -> chat_pb2.ChatCompletionChunk:
+    """OpenAI's usage chunk, for an upstream that sent its usage on another chunk."""
+    chunk = chat_pb2.ChatCompletionChunk(
+        id=like.id, object=like.object, created=like.created, model=like.model
+    )
+    if like.HasField("system_fingerprint"):
+        chunk.system_fingerprint = like.system_fingerprint
+    if like.HasField("service_tier"):
+        chunk.service_tier = like.service_tier
+    chunk.usage.CopyFrom(usage)
+    return chunk
+
+
+def usage_chunk_json(like: JsonObject, usage: JsonObject) -> JsonObject:
+    """`usage_chunk` in OpenAI's JSON, keys in the encoder's order."""
+    out: JsonObject = {
+        "id": like["id"],
+        "object": like["object"],
+        "created": like["created"],
+        "model": like["model"],
+    }
+    for key in ("service_tier", "system_fingerprint"):
+        if key in like:
+            out[key] = like[key]
+    out["choices"] = []
+    out["usage"] = usage
+    return out
+
+
+def event_is_final(event: responses_pb2.ResponseStreamEvent) -> bool:
+    """Every usage `fold_response_event` returns is the finished response's."""
+    return True
+
+
+# --- unary answers --------------------------------------------------------------------------
+#
+# When an upstream reports no usage at all, the prompt is the request's estimate and the completion
+# is counted from the answer's text: the fallback, never used when usage was sent.
+
+
+def completion_consumption(completion: chat_pb2.ChatCompletion, demand: Demand) -> Consumption:
+    if completion.HasField("usage"):
+        return usage_consumption(completion.usage)
+    size = 0
+    for choice in completion.choices:
+        message = choice.message
+        size += len(message.content) + len(message.reasoning)
+        for call in message.tool_calls:
+            size += len(call.function.arguments) + len(call.function.name)
+    return Consumption(prompt_tokens=demand.prompt_tokens, completion_tokens=estimate_tokens(size))
+
+
+def completion_consumption_json(completion: JsonObject, demand: Demand) -> Consumption:
+    usage = completion.get("usage")
+    if usage is not None:
+        return usage_consumption_json(usage)
+    size = 0
+    for choice in completion["choices"]:
+        message = choice["message"]
+        size += len(message.get("content") or "") + len(message.get("reasoning") or "")
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or call.get("custom") or {}
+            size += len(function.get("arguments") or function.get("input") or "")
+            size += len(function.get("name") or "")
+    return Consumption(prompt_tokens=demand.prompt_tokens, completion_tokens=estimate_tokens(size))
+
+
+def response_answer_consumption(response: responses_pb2.Response, demand: Demand) -> Consumption:
+    if response.HasField("usage"):
+        return response_consumption(response.usage)
+    size = 0
+    for item in response.output:
+        size += len(item.arguments) + len(item.content_text)
+        for part in item.content:
+            size += len(part.text)
+        for summary in item.summary:
+            size += len(summary.text)
+    return Consumption(prompt_tokens=demand.prompt_tokens, completion_tokens=estimate_tokens(size))
+
+
+def embedding_consumption(result: embeddings_pb2.EmbeddingList, demand: Demand) -> Consumption:
+    """Gemini's batchEmbedContents reports no token count: the request's estimate stands in."""
+    if result.HasField("usage"):
+        return usage_consumption(result.usage)
+    return Consumption(prompt_tokens=demand.prompt_tokens)

@@ -150,7 +150,7 @@ class OpenAICompatibleProvider:
     def stream_chat(
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
-        body = chat_codec.encode_chat_request(params, upstream_model, stream=True)
+        body = _asking_for_usage(chat_codec.encode_chat_request(params, upstream_model, stream=True))
         return self._stream_events("/chat/completions", body, ctx, chat_codec.decode_chat_chunk, "chunk")
 
     def stream_chat_json(
@@ -161,7 +161,7 @@ class OpenAICompatibleProvider:
         include_usage_field: bool,
     ) -> AsyncIterator[JsonObject]:
         """`stream_chat` with each chunk as the JSON object the bridge writes (no proto)."""
-        body = chat_codec.encode_chat_request(params, upstream_model, stream=True)
+        body = _asking_for_usage(chat_codec.encode_chat_request(params, upstream_model, stream=True))
         return self._stream_events(
             "/chat/completions",
             body,
@@ -233,6 +233,17 @@ class OpenAICompatibleProvider:
                 await opened.__aexit__(None, None, None)
 
         return VideoContent(response.headers.get("Content-Type", "application/octet-stream"), chunks())
+
+
+def _asking_for_usage(body: JsonObject) -> JsonObject:
+    """A chat stream's body with `stream_options.include_usage` on, whatever the client asked.
+
+    Without it an OpenAI-protocol upstream reports no usage and the stream could only be estimated;
+    the gateway meters the usage chunk, and takes it out again when the client did not ask for it.
+    """
+    options = body.get("stream_options")
+    body["stream_options"] = {**options, "include_usage": True} if options else {"include_usage": True}
+    return body
 
 
 def _describe(error: Exception) -> str:

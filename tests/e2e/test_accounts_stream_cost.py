@@ -1,6 +1,7 @@
 """A stream's usage carries its cost: the usage chunk (stream_options.include_usage) and the
 Responses stream's response.completed are settled when they arrive, exactly once, and carry what
-the ledger and the key were charged. A stream without usage is still settled at its end."""
+the ledger and the key were charged. An upstream that reports no usage at all is settled at the
+stream's end on the fallback: the request's estimated prompt plus the text counted."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.accounts_harness import AccountsHarness, current_key, generation, running_accounts, sdk
+from tests.e2e.accounts_harness import (
+    INPUT_PER_MILLION,
+    OUTPUT_PER_MILLION,
+    AccountsHarness,
+    current_key,
+    generation,
+    running_accounts,
+    sdk,
+)
 from tests.fakes.openai_upstream import ScriptedReply
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -59,22 +68,53 @@ def test_a_streamed_chat_usage_chunk_carries_the_charged_cost(accounts: Accounts
     assert (data["tokens_prompt"], data["tokens_completion"]) == (1000, 500)
 
 
-def test_a_streamed_chat_without_usage_is_still_settled(accounts: AccountsHarness) -> None:
+def test_a_streamed_chat_whose_upstream_reports_no_usage_is_settled_on_the_estimate(
+    accounts: AccountsHarness,
+) -> None:
+    """The fallback, for an upstream that sends no usage even when asked: the request's estimated
+    prompt plus the streamed text counted, never zero and never the scripted 500."""
     _, secret = accounts.create_key(credit_limit=1.0)
-    accounts.upstream.script_chat(ScriptedReply(content="hello there", usage=SCRIPTED_USAGE))
+    accounts.upstream.script_chat(ScriptedReply(content="hello there", usage=SCRIPTED_USAGE, no_usage=True))
     raw = sdk(accounts, secret).chat.completions.with_raw_response.create(
         model="gpt-priced", messages=MESSAGES, max_tokens=600, stream=True
     )
     chunks = list(raw.parse())
     assert chunks and all(chunk.usage is None for chunk in chunks)
-    # No upstream usage: the streamed deltas are counted, far fewer than the 500 scripted.
+    sent = accounts.upstream.requests_to("/v1/chat/completions")[-1].json
+    assert sent["stream_options"] == {"include_usage": True}
     record = generation(accounts, secret, raw.headers["x-request-id"])
     assert record.status_code == 200, record.text
     data = record.json()["data"]
     assert data["status"] == "success" and data["streamed"] is True
-    assert 0 < data["tokens_completion"] < 500 and data["total_cost"] > 0
+    assert 0 < data["tokens_prompt"] < 1000 and 0 < data["tokens_completion"] < 500
+    assert data["total_cost"] == pytest.approx(
+        _price(data["tokens_prompt"], data["tokens_completion"]), abs=1e-12
+    )
     key = current_key(accounts, secret)
     assert key["usage"] == pytest.approx(data["total_cost"], abs=1e-9) and key["reserved"] == 0
+
+
+def test_a_chat_completion_whose_upstream_reports_no_usage_is_settled_on_the_estimate(
+    accounts: AccountsHarness,
+) -> None:
+    _, secret = accounts.create_key(credit_limit=1.0)
+    accounts.upstream.script_chat(ScriptedReply(content="hello there", usage=SCRIPTED_USAGE, no_usage=True))
+    raw = sdk(accounts, secret).chat.completions.with_raw_response.create(
+        model="gpt-priced", messages=MESSAGES, max_tokens=600
+    )
+    assert raw.parse().usage is None
+    record = generation(accounts, secret, raw.headers["x-request-id"])
+    data = record.json()["data"]
+    assert data["status"] == "success" and data["streamed"] is False
+    assert 0 < data["tokens_prompt"] < 1000 and 0 < data["tokens_completion"] < 500
+    assert data["total_cost"] == pytest.approx(
+        _price(data["tokens_prompt"], data["tokens_completion"]), abs=1e-12
+    )
+    assert current_key(accounts, secret)["usage"] == pytest.approx(data["total_cost"], abs=1e-9)
+
+
+def _price(prompt_tokens: int, completion_tokens: int) -> float:
+    return (prompt_tokens * INPUT_PER_MILLION + completion_tokens * OUTPUT_PER_MILLION) / 1_000_000
 
 
 def test_a_streamed_response_completed_carries_the_charged_cost(accounts: AccountsHarness) -> None:

@@ -705,12 +705,8 @@ def view(chunk: chat_pb2.ChatCompletionChunk) -> dict[str, Any]:
     return out
 
 
-def run_stream(
-    events: list[dict[str, Any]], include_usage: bool = True
-) -> list[chat_pb2.ChatCompletionChunk]:
-    translator = StreamTranslator(
-        "anthropic", include_usage=include_usage, secrets=(KEY,), created=1700000000
-    )
+def run_stream(events: list[dict[str, Any]]) -> list[chat_pb2.ChatCompletionChunk]:
+    translator = StreamTranslator("anthropic", secrets=(KEY,), created=1700000000)
     chunks = [chunk for event in events for chunk in translator.feed(event)]
     assert translator.finished
     return chunks
@@ -747,9 +743,17 @@ def test_recorded_stream_becomes_the_exact_chunk_sequence() -> None:
     )
 
 
-def test_no_usage_chunk_unless_asked() -> None:
-    chunks = run_stream(recorded_events(RECORDED_STREAM), include_usage=False)
-    assert view(chunks[-1]) == {"finish_reason": "tool_calls"}
+def test_usage_is_always_sent_and_the_first_chunk_carries_the_prompt_count() -> None:
+    """The gateway meters every stream: the usage chunk comes whatever the client asked (the gateway
+    takes it out for a client that did not), and message_start's prompt count rides on the first
+    chunk, so a stream the client leaves early is still charged its prompt."""
+    chunks = run_stream(recorded_events(RECORDED_STREAM))
+    first = chunks[0].usage
+    assert chunks[0].HasField("usage") and chunks[0].choices
+    assert (first.prompt_tokens, first.completion_tokens, first.total_tokens) == (572, 0, 572)
+    assert first.prompt_tokens_details.cached_tokens == 100
+    assert [chunk.HasField("usage") for chunk in chunks[1:-1]] == [False] * (len(chunks) - 2)
+    assert view(chunks[-1]) == {"usage": (572, 89, 661, 100)}
 
 
 def test_cumulative_usage_in_message_delta_replaces_the_start_counts() -> None:
@@ -770,7 +774,7 @@ def test_cumulative_usage_in_message_delta_replaces_the_start_counts() -> None:
 def test_stream_finish_reasons(stop_reason: str, expected: str) -> None:
     events = recorded_events(RECORDED_STREAM)
     events[-2]["delta"]["stop_reason"] = stop_reason
-    assert view(run_stream(events, include_usage=False)[-1]) == {"finish_reason": expected}
+    assert view(run_stream(events)[-2]) == {"finish_reason": expected}
 
 
 def test_events_before_message_start_are_a_shape_error() -> None:

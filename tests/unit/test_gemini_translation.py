@@ -679,16 +679,14 @@ RECORDED_STREAM: list[dict[str, Any]] = [
 ]
 
 
-def _translate(
-    events: list[dict[str, Any]], include_usage: bool = False
-) -> list[chat_pb2.ChatCompletionChunk]:
-    translator = ChunkTranslator("gemini-2.5-flash", include_usage=include_usage)
+def _translate(events: list[dict[str, Any]]) -> list[chat_pb2.ChatCompletionChunk]:
+    translator = ChunkTranslator("gemini-2.5-flash")
     chunks = [chunk for event in events for chunk in translator.feed(event)]
     return chunks + translator.finish()
 
 
 def test_stream_role_first_then_deltas_then_whole_tool_calls() -> None:
-    chunks = _translate(RECORDED_STREAM, include_usage=True)
+    chunks = _translate(RECORDED_STREAM)
     assert len({c.id for c in chunks}) == 1 and chunks[0].id == "chatcmpl-resp-calls"
     assert all(c.object == "chat.completion.chunk" for c in chunks)
     first, text, calls, usage = chunks
@@ -707,8 +705,21 @@ def test_stream_role_first_then_deltas_then_whole_tool_calls() -> None:
     assert [d.id for d in deltas] == [c.id for c in chat_completion(unary, "m").choices[0].message.tool_calls]
 
 
-def test_stream_without_include_usage_sends_no_usage_chunk() -> None:
-    chunks = _translate(RECORDED_STREAM)
+def test_usage_is_always_sent_and_the_first_chunk_carries_the_prompt_count() -> None:
+    """The gateway meters every stream: the usage chunk comes whatever the client asked (the gateway
+    takes it out for a client that did not), and the first usageMetadata's prompt count rides on the
+    first chunk, so a stream the client leaves early is still charged its prompt."""
+    first, text, calls, usage = _translate(RECORDED_STREAM)
+    assert first.choices and (first.usage.prompt_tokens, first.usage.completion_tokens) == (7, 0)
+    assert first.usage.total_tokens == 7
+    assert not text.HasField("usage") and not calls.HasField("usage")
+    assert not usage.choices and usage.usage.prompt_tokens == 7
+
+
+def test_a_stream_without_any_usage_metadata_has_no_usage_chunk() -> None:
+    """No count at all is no usage, not a zero one: the gateway then falls back to its estimate."""
+    events = [{k: v for k, v in event.items() if k != "usageMetadata"} for event in RECORDED_STREAM]
+    chunks = _translate(events)
     assert (
         all(not c.HasField("usage") for c in chunks) and chunks[-1].choices[0].finish_reason == "tool_calls"
     )

@@ -110,11 +110,12 @@ async def test_a_stream_opens_with_the_role_then_text_then_finish_then_usage(mak
     await provider.close()
 
 
-async def test_without_include_usage_there_is_no_usage_chunk(make_provider: Any) -> None:
+async def test_the_usage_chunk_comes_without_include_usage_too(make_provider: Any) -> None:
+    """The gateway meters every stream, and takes the usage chunk out for a client that did not ask."""
     provider = make_provider(say("a"))
     chunks = [c async for c in provider.stream_chat(params(), "m", CTX)]
-    assert len(chunks) == 3
-    assert not any(c.HasField("usage") for c in chunks)
+    assert len(chunks) == 4
+    assert [c.HasField("usage") for c in chunks] == [False, False, False, True]
     await provider.close()
 
 

@@ -106,9 +106,7 @@ class AnthropicProvider(ChatOnly):
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         body = self._body(params, upstream_model, stream=True)
-        translator = StreamTranslator(
-            self.name, include_usage=params.stream_options.include_usage, secrets=self._secrets
-        )
+        translator = StreamTranslator(self.name, secrets=self._secrets)
         async with self._post(body, ctx) as response:
             if "text/event-stream" not in response.headers.get("Content-Type", ""):
                 raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")

@@ -1,6 +1,7 @@
 """Translate Anthropic's stream events into chat completion chunks, one event at a time. No I/O.
 
-    message_start                     -> a chunk with role "assistant" and content ""
+    message_start                     -> a chunk with role "assistant" and content "", carrying the
+                                         prompt's token count as running usage (for metering)
     content_block_start  tool_use     -> a tool call delta with its id and name, arguments ""
     content_block_delta  text_delta   -> content
                          thinking_delta -> reasoning
@@ -8,9 +9,12 @@
                          signature_delta -> kept for the first tool call's id (`thinking.py`)
                          citations_delta -> nothing
     message_delta                     -> the chunk with finish_reason
-    message_stop                      -> the usage chunk (only with stream_options.include_usage)
+    message_stop                      -> the usage chunk
     ping, content_block_stop          -> nothing
     error                             -> the mapped GatewayError is raised
+
+Usage is always produced, whatever the client asked: the gateway meters it and shows the client
+the usage chunk only when `stream_options.include_usage` asked for it.
 
 OpenAI numbers tool calls 0, 1, ... among tool calls only, while Anthropic's `index` counts every
 content block (thinking and text included), so the translator keeps its own map.
@@ -38,12 +42,10 @@ class StreamTranslator:
         self,
         provider: str,
         *,
-        include_usage: bool = False,
         secrets: tuple[str, ...] = (),
         created: int | None = None,
     ) -> None:
         self._provider = provider
-        self._include_usage = include_usage
         self._secrets = secrets
         self._created = created if created is not None else int(time.time())
         self._id = ""
@@ -98,6 +100,12 @@ class StreamTranslator:
         chunk = self._chunk()
         chunk.choices[0].delta.role = "assistant"
         chunk.choices[0].delta.content = ""
+        if "input_tokens" in self._usage:
+            # The prompt as Anthropic counted it; the output so far is counted from the text relayed.
+            usage = usage_from_anthropic(self._usage)
+            usage.completion_tokens = 0
+            usage.total_tokens = usage.prompt_tokens
+            chunk.usage.CopyFrom(usage)
         return chunk
 
     def _block_start(self, index: int, block: dict[str, Any]) -> list[chat_pb2.ChatCompletionChunk]:
@@ -156,12 +164,11 @@ class StreamTranslator:
     def _stop(self) -> list[chat_pb2.ChatCompletionChunk]:
         self.finished = True
         chunks = [] if self._finish_sent else [self._finish(None)]
-        if self._include_usage:
-            chunk = chat_pb2.ChatCompletionChunk(
-                id=self._id, object=_CHUNK_OBJECT, created=self._created, model=self._model
-            )
-            chunk.usage.CopyFrom(usage_from_anthropic(self._usage))
-            chunks.append(chunk)
+        chunk = chat_pb2.ChatCompletionChunk(
+            id=self._id, object=_CHUNK_OBJECT, created=self._created, model=self._model
+        )
+        chunk.usage.CopyFrom(usage_from_anthropic(self._usage))
+        chunks.append(chunk)
         return chunks
 
     # helpers

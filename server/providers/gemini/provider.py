@@ -160,7 +160,7 @@ class GeminiProvider(ResponsesThroughChat):
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         body = await self._chat_body(params, upstream_model)
         path = f"{media_codec.model_path(upstream_model)}:streamGenerateContent?alt=sse"
-        translator = ChunkTranslator(upstream_model, include_usage=params.stream_options.include_usage)
+        translator = ChunkTranslator(upstream_model)
         async for event in self._stream_events(path, body, ctx):
             for chunk in self._decode(partial(translator.feed, event)):
                 yield chunk

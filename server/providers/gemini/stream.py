@@ -4,7 +4,9 @@ Each SSE `data:` is a whole GenerateContentResponse holding the next slice of ev
 Text and thoughts arrive as deltas; a function call arrives whole, so it becomes one tool-call
 delta carrying its id, name and full arguments at the next index of that choice. The first chunk
 of a choice carries `role: assistant`. usageMetadata is cumulative: the last one seen is the
-usage chunk sent at the end when `stream_options.include_usage` asked for it.
+usage chunk sent at the end, whatever the client asked (the gateway meters it, and shows it only
+when `stream_options.include_usage` asked for it). The first chunk carries the prompt's count from
+the first usageMetadata as running usage, so a stream the client leaves early is still metered.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ class _Choice:
 class ChunkTranslator:
     """Feed parsed SSE events in order; `finish` once the body ends."""
 
-    def __init__(self, upstream_model: str, *, include_usage: bool) -> None:
+    def __init__(self, upstream_model: str) -> None:
         self._model = upstream_model
-        self._include_usage = include_usage
+        self._prompt_counted = False
         self._created = int(time.time())
         self._response_id: str | None = None
         self._choices: dict[int, _Choice] = {}
@@ -74,7 +76,23 @@ class ChunkTranslator:
             chunk = self._candidate_chunk(candidate, position)
             if chunk is not None:
                 chunks.append(chunk)
+        if (
+            not self._prompt_counted
+            and chunks
+            and isinstance(self._usage, dict)
+            and "promptTokenCount" in self._usage
+        ):
+            self._prompt_counted = True
+            self._count_prompt(chunks[0])
         return chunks
+
+    def _count_prompt(self, chunk: chat_pb2.ChatCompletionChunk) -> None:
+        # The prompt as Gemini counted it; the output so far is counted from the text relayed.
+        usage = usage_from(self._usage)
+        chunk.usage.prompt_tokens = usage.prompt_tokens
+        chunk.usage.total_tokens = usage.prompt_tokens
+        if usage.prompt_tokens_details.HasField("cached_tokens"):
+            chunk.usage.prompt_tokens_details.cached_tokens = usage.prompt_tokens_details.cached_tokens
 
     def _blocked(self) -> list[chat_pb2.ChatCompletionChunk]:
         state = self._choices.setdefault(0, _Choice())
@@ -130,7 +148,8 @@ class ChunkTranslator:
             raise MalformedResponse("the stream ended without any candidate")
         if not all(state.finished for state in self._choices.values()):
             raise MalformedResponse("the stream ended before a finishReason")
-        if not self._include_usage:
+        if self._usage is None:
+            # No count at all: the gateway falls back to its estimate rather than a zero usage.
             return []
         chunk = self._chunk()
         chunk.usage.CopyFrom(usage_from(self._usage))

@@ -128,8 +128,8 @@ class LocalProvider(ChatOnly):
                 yield writer.role()
             if isinstance(item, Finished):
                 yield writer.finish(item.result.finish_reason)
-                if params.stream_options.include_usage:
-                    yield writer.usage(item.result)
+                # Always: the gateway meters it, and shows it only to a client that asked.
+                yield writer.usage(item.result)
                 return
             if item:
                 yield writer.content(item)

@@ -42,6 +42,8 @@ class FakeAnthropicUpstream(LoopbackServer):
         self.api_key = api_key
         self.version = version
         self.requests: list[RecordedRequest] = []
+        # Seconds between stream events: a slow stream a client can leave midway.
+        self.event_delay = 0.0
         self._faults: list[AnthropicFault] = []
         self._scripts: deque[ScriptedMessage] = deque()
         self._counter = 0
@@ -144,6 +146,8 @@ class FakeAnthropicUpstream(LoopbackServer):
                 break
             if fault is not None and fault.garbage and sent == 1:
                 await response.write(b"event: ping\ndata: {not json\n\n")
+            if sent and self.event_delay:
+                await asyncio.sleep(self.event_delay)
             await response.write(sse_frame(event, data))
         await response.write_eof()
         return response

@@ -102,6 +102,8 @@ class FakeGeminiUpstream(LoopbackServer):
         self.api_key = api_key
         self.video_polls = video_polls
         self.requests: list[RecordedRequest] = []
+        # Seconds between stream events: a slow stream a client can leave midway.
+        self.event_delay = 0.0
         self.operations: dict[str, _Operation] = {}
         self._faults: list[GeminiFault] = []
         self._scripts: deque[GeminiReply] = deque()
@@ -251,6 +253,8 @@ class FakeGeminiUpstream(LoopbackServer):
                 break
             if fault is not None and fault.cut_after_events == sent:
                 break
+            if sent and self.event_delay:
+                await asyncio.sleep(self.event_delay)
             # Google separates keys with ": " but items with "," in its SSE events.
             await response.write(b"data: " + json.dumps(event, separators=(",", ": ")).encode() + b"\r\n\r\n")
         await response.write_eof()

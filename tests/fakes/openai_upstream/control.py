@@ -52,13 +52,18 @@ class ScriptedReply:
 
     It is consumed by the next POST /v1/chat/completions or /v1/responses. `finish_reason` defaults
     to "tool_calls" when tool calls are given, else "stop". `usage` keys (prompt_tokens,
-    completion_tokens) override the counted usage; total_tokens is always their sum.
+    completion_tokens) override the counted usage; total_tokens is always their sum. `no_usage`
+    plays an OpenAI-compatible server that reports no usage at all: none in a chat completion, and
+    no usage chunk even when `stream_options.include_usage` asks for one. `usage_on_finish` plays
+    an upstream that streams its usage on the finish chunk, asked or not, and no usage chunk.
     """
 
     content: str | None = None
     tool_calls: list[ScriptedToolCall] = field(default_factory=list)
     finish_reason: str | None = None
     usage: dict[str, int] | None = None
+    no_usage: bool = False
+    usage_on_finish: bool = False
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ..loopback import LoopbackServer
-from .chat import ChatMeta, chat_completion, chat_conversation, chat_stream_chunks
+from .chat import ChatMeta, chat_completion, chat_conversation, chat_stream_chunks, chat_usage
 from .control import Fault, RecordedFile, RecordedRequest, ScriptedReply
 from .media import DEFAULT_DIMENSIONS, TINY_PNG, embedding_inputs, embeddings_body, images_body
 from .replies import plan_reply
@@ -292,10 +292,17 @@ class FakeOpenAIUpstream(LoopbackServer):
         reply = plan_reply(chat_conversation(body), scripted, lambda: self._new_id("call_"))
         meta = ChatMeta(id=self._new_id("chatcmpl-fake"), created=int(time.time()), model=body["model"])
         n = int(body.get("n") or 1)
+        silent = scripted is not None and scripted.no_usage
         if not _is_stream(request[_RECORD]):
-            return json_response(chat_completion(meta, reply, n))
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        chunks = chat_stream_chunks(meta, reply, n, include_usage)
+            completion = chat_completion(meta, reply, n)
+            if silent:
+                del completion["usage"]
+            return json_response(completion)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and not silent
+        on_finish = scripted is not None and scripted.usage_on_finish
+        chunks = chat_stream_chunks(meta, reply, n, include_usage and not on_finish)
+        if on_finish:
+            chunks[-1]["usage"] = chat_usage(reply.prompt_tokens, reply.completion_tokens * n)
         return await self._stream(request, [sse_data(chunk) for chunk in chunks], DONE)
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
