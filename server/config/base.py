@@ -19,8 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from pydantic import model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from server.config.env import Environment, EnvReferenceError, interpolate_env
@@ -64,7 +71,9 @@ def load_context(info: ValidationInfo) -> LoadContext | None:
 
 def problems(found: Sequence[tuple[str, str]]) -> PydanticCustomError:
     """One validation error carrying several problems, each as (path suffix such as `.name`, message)."""
-    return PydanticCustomError(PROBLEM_TYPE, "{summary}", {"summary": "; ".join(m for _, m in found), "problems": tuple(found)})
+    return PydanticCustomError(
+        PROBLEM_TYPE, "{summary}", {"summary": "; ".join(m for _, m in found), "problems": tuple(found)}
+    )
 
 
 def problem(message: str, *, at: str = "") -> PydanticCustomError:

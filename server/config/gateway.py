@@ -36,7 +36,9 @@ class GatewayConfig(Settings):
         if not isinstance(data, dict) or not isinstance(data.get("providers"), dict):
             return data
         named = {
-            key: {**entry, "name": FromLoader(key)} if isinstance(entry, dict) and "name" not in entry else entry
+            key: {**entry, "name": FromLoader(key)}
+            if isinstance(entry, dict) and "name" not in entry
+            else entry
             for key, entry in data["providers"].items()
         }
         return {**data, "providers": named}
@@ -45,5 +47,7 @@ class GatewayConfig(Settings):
     def _models_inherit_routing(self) -> GatewayConfig:
         """Each model's retry/breaker/timeouts/hedging: the fields it sets, over `routing:`'s."""
         defaults = self.routing.defaults
-        self.__dict__["models"] = tuple(model.model_copy(update=model.over(defaults)) for model in self.models)
+        self.__dict__["models"] = tuple(
+            model.model_copy(update=model.over(defaults)) for model in self.models
+        )
         return self

@@ -42,7 +42,9 @@ def load_config(path: str | Path | None, environ: Environment | None = None) -> 
 def parse_config(raw: dict[str, Any], env: Environment, source: str) -> GatewayConfig:
     """Validate a parsed file; a ConfigError lists every problem in it, one line each."""
     providers = raw.get("providers")
-    context = LoadContext(env=env, provider_names=frozenset(providers) if isinstance(providers, dict) else frozenset())
+    context = LoadContext(
+        env=env, provider_names=frozenset(providers) if isinstance(providers, dict) else frozenset()
+    )
     try:
         config = GatewayConfig.model_validate(raw, context=context)
     except ValidationError as error:
@@ -66,7 +68,9 @@ def default_config(env: Environment) -> GatewayConfig:
             passthrough_models=True,
         )
         for model_id, kind in default_models:
-            models.append(ModelConfig(id=model_id, provider=name, upstream_model=model_id, kind=kind, owned_by=name))
+            models.append(
+                ModelConfig(id=model_id, provider=name, upstream_model=model_id, kind=kind, owned_by=name)
+            )
     local = bundled_local_default()
     if local is not None:
         providers[local[0].name] = local[0]

