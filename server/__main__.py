@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(args.file)
             print(f"{args.file}: OK ({len(config.providers)} providers, {len(config.models)} models)")
             return 0
-        config = load_config(args.config)
+        # Key management reads only where the accounts live, so it needs no provider's variables.
+        config = load_config(args.config, sections=("server", "accounts") if command == "keys" else None)
     except ConfigError as error:
         print(_config_error_text(error), file=sys.stderr)
         return 2

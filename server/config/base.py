@@ -43,6 +43,7 @@ __all__ = [
     "PostgresUrl",
     "RedisUrl",
     "Settings",
+    "bare_type",
     "load_context",
     "problem",
     "problems",
@@ -158,7 +159,7 @@ class _Shape:
 def _shape(model: type[Settings], name: str) -> _Shape:
     """How the field hook treats field `name`: which scalar it is, whether its strings resolve `${VAR}`."""
     info = model.model_fields[name]
-    annotation = _optional_of(info.annotation)
+    annotation = bare_type(info.annotation)
     origin = get_origin(annotation)
     if origin is dict:
         items: Any = get_args(annotation)[1]
@@ -166,22 +167,22 @@ def _shape(model: type[Settings], name: str) -> _Shape:
         items = get_args(annotation)[0]
     else:
         items = annotation
-    items = _optional_of(items)
+    items = bare_type(items)
     words = get_origin(items) is Literal and all(isinstance(arg, str) for arg in get_args(items))
     return _Shape(
-        scalar=annotation if annotation in (bool, int, float, str) else None,
+        scalar=annotation if annotation in (bool, int, float) else None,
         interpolate=items in (str, int, float) or words,
     )
 
 
-def _optional_of(annotation: Any) -> Any:
-    """`X` for `X | None`, and `X` for `Annotated[X, ...]`; anything else unchanged."""
+def bare_type(annotation: Any) -> Any:
+    """`X` for `Annotated[X, ...]` and for `X | None`; anything else unchanged."""
     if get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
+        return bare_type(get_args(annotation)[0])
     if get_origin(annotation) in (Union, types.UnionType):
         members = [arg for arg in get_args(annotation) if arg is not type(None)]
         if len(members) == 1:
-            return _optional_of(members[0])
+            return bare_type(members[0])
     return annotation
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import difflib
 import types
 from collections.abc import Iterator, Sequence
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, Tag, ValidationError
 from pydantic_core import ErrorDetails
 
-from server.config.base import PROBLEM_TYPE
+from server.config.base import PROBLEM_TYPE, bare_type
 
 __all__ = ["ConfigError", "describe"]
 
@@ -113,12 +113,12 @@ def _locate(root: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str, typ
     pydantic's location also names the member it chose in a tagged union (`providers.x.openai.key`);
     that step is not part of the path in the file.
     """
-    path, node, section = "", _bare(root), None
+    path, node, section = "", bare_type(root), None
     for step in loc:
         if isinstance(node, type) and issubclass(node, BaseModel):
             section = node
             field = node.model_fields.get(str(step))
-            node = _bare(field.annotation) if field is not None else None
+            node = bare_type(field.annotation) if field is not None else None
             path = f"{path}.{step}" if path else str(step)
             continue
         tagged = _tagged_members(node)
@@ -128,24 +128,13 @@ def _locate(root: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str, typ
         section = None
         origin = get_origin(node)
         if origin is dict:
-            node = _bare(get_args(node)[1])
+            node = bare_type(get_args(node)[1])
         elif origin in (tuple, list):
-            node = _bare(get_args(node)[0])
+            node = bare_type(get_args(node)[0])
         else:
             node = None
         path += f"[{step}]" if isinstance(step, int) else f".{step}"
     return path, section
-
-
-def _bare(annotation: Any) -> Any:
-    """Without `Annotated[...]` and without the `| None` of an optional."""
-    if get_origin(annotation) is Annotated:
-        return _bare(get_args(annotation)[0])
-    if get_origin(annotation) in (Union, types.UnionType):
-        members = [arg for arg in get_args(annotation) if arg is not type(None)]
-        if len(members) == 1:
-            return _bare(members[0])
-    return annotation
 
 
 def _tagged_members(node: Any) -> dict[int | str, Any] | None:
@@ -156,5 +145,5 @@ def _tagged_members(node: Any) -> dict[int | str, Any] | None:
     for member in get_args(node):
         tags = [m for m in getattr(member, "__metadata__", ()) if isinstance(m, Tag)]
         if tags:
-            members[tags[0].tag] = _bare(member)
+            members[tags[0].tag] = bare_type(member)
     return members or None

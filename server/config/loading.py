@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,14 @@ from server.config.providers.openai import WELL_KNOWN_HOSTS
 __all__ = ["bundled_local_default", "default_config", "load_config", "parse_config"]
 
 
-def load_config(path: str | Path | None, environ: Environment | None = None) -> GatewayConfig:
-    """Load a YAML file, or build the embedded defaults when `path` is None."""
+def load_config(
+    path: str | Path | None, environ: Environment | None = None, *, sections: Collection[str] | None = None
+) -> GatewayConfig:
+    """Load a YAML file, or build the embedded defaults when `path` is None.
+
+    With `sections`, only those top-level sections are read and the others keep their defaults: a
+    command that needs only `server` and `accounts` does not need the variables the providers use.
+    """
     env = os.environ if environ is None else environ
     if path is None:
         return default_config(env)
@@ -36,6 +43,8 @@ def load_config(path: str | Path | None, environ: Environment | None = None) -> 
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the top level must be a mapping")
+    if sections is not None:
+        raw = {key: value for key, value in raw.items() if key in sections}
     return parse_config(raw, env, source=str(file))
 
 

@@ -137,3 +137,22 @@ def test_the_cli_prints_one_line_per_problem(tmp_path: Path) -> None:
     assert heading == "siraya-router: invalid configuration, 10 problems:"
     assert "  models[0].upstream_modle: unknown field; did you mean `upstream_model`?" in lines
     assert len(lines) == 10 and all(line.startswith("  ") and ": " in line for line in lines)
+
+
+def test_key_commands_need_only_the_variables_of_the_sections_they_read(tmp_path: Path) -> None:
+    path = tmp_path / "siraya.yaml"
+    path.write_text(
+        f"server: {{data_dir: {tmp_path / 'data'}}}\n"
+        "providers:\n  openai: {base_url: 'https://api.openai.com/v1', api_key: '${OPENAI_API_KEY}'}\n"
+        "models:\n  - {id: gpt-4o-mini, provider: openai}\n"
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "server", "--config", str(path), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, env={"PATH": ""})
+
+    listed = run("keys", "list")
+    assert (listed.returncode, listed.stdout, listed.stderr) == (0, "", "")
+    serve = run("serve")
+    assert serve.returncode == 2
+    assert "providers.openai.api_key: environment variable OPENAI_API_KEY is not set" in serve.stderr
