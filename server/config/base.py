@@ -118,6 +118,11 @@ class Settings(BaseModel):
     # Fields the loader fills in; the file setting one is an unknown key.
     not_in_file: ClassVar[frozenset[str]] = frozenset()
 
+    def __eq__(self, other: object) -> bool:
+        # A request compares prices (`pricing != no price`); pydantic's general __eq__ costs five
+        # times this, and these models hold only fields (no private or extra attributes).
+        return type(other) is type(self) and self.__dict__ == other.__dict__
+
     @model_validator(mode="before")
     @classmethod
     def _nulls_are_unset(cls, data: Any) -> Any:
