@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
 import sys
@@ -57,16 +56,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _with_overrides(config: GatewayConfig, args: argparse.Namespace) -> GatewayConfig:
-    server = config.server
+    overrides: dict[str, object] = {}
     if args.host:
-        server = dataclasses.replace(server, host=args.host)
+        overrides["host"] = args.host
     if args.port is not None:
-        server = dataclasses.replace(server, http_port=args.port)
+        overrides["http_port"] = args.port
     if args.grpc_port is not None:
-        server = dataclasses.replace(server, grpc_port=args.grpc_port)
+        overrides["grpc_port"] = args.grpc_port
     if args.workers is not None:
-        server = dataclasses.replace(server, workers=max(1, args.workers))
-    return dataclasses.replace(config, server=server)
+        overrides["workers"] = max(1, args.workers)
+    return config.model_copy(update={"server": config.server.model_copy(update=overrides)})
 
 
 def _supervise(config: GatewayConfig, args: argparse.Namespace) -> int:
@@ -96,6 +95,14 @@ def _supervise(config: GatewayConfig, args: argparse.Namespace) -> int:
     return supervise(worker_args, server.workers, server.drain_seconds)
 
 
+def _config_error_text(error: ConfigError) -> str:
+    """One line per problem, under a heading that counts them."""
+    if len(error.problems) == 1:
+        return f"siraya-router: invalid configuration: {error.problems[0]}"
+    lines = "".join(f"\n  {problem}" for problem in error.problems)
+    return f"siraya-router: invalid configuration, {len(error.problems)} problems:{lines}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "serve"
@@ -104,9 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(args.file)
             print(f"{args.file}: OK ({len(config.providers)} providers, {len(config.models)} models)")
             return 0
-        config = load_config(args.config)
+        # Key management reads only where the accounts live, so it needs no provider's variables.
+        config = load_config(args.config, sections=("server", "accounts") if command == "keys" else None)
     except ConfigError as error:
-        print(f"siraya-router: invalid configuration: {error}", file=sys.stderr)
+        print(_config_error_text(error), file=sys.stderr)
         return 2
     if command == "keys":
         return _keys(config, args)

@@ -54,8 +54,7 @@ def config_secrets(config: GatewayConfig) -> list[str | None]:
     """Every secret the configuration holds, for the log redactor to know by value."""
     values: list[str | None] = [config.server.admin_key]
     for provider in config.providers.values():
-        values.append(provider.api_key)
-        values.extend(v for k, v in provider.headers.items() if k.lower() in ("authorization", "x-api-key"))
+        values.extend(provider.secrets())
     return values
 
 
@@ -219,7 +218,8 @@ async def reload(running: RunningGateway, load: Callable[[], GatewayConfig]) -> 
         config = load()
         gateway = await build_gateway(config)
     except ConfigError as error:
-        logger.error("configuration reload refused, the old configuration stays in force: %s", error)
+        problems = "; ".join(error.problems)
+        logger.error("configuration reload refused, the old configuration stays in force: %s", problems)
         metrics.record_reload(False)
         return False
     except Exception as error:  # noqa: BLE001 - a reload must never take the serving gateway down

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import aiohttp
 import orjson
 
-from server.config import ProviderConfig
+from server.config import OpenAIProviderConfig
 from server.errors import GatewayError, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext, VideoContent
 from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
@@ -39,7 +39,7 @@ _DOWNLOAD_CHUNK_BYTES = 64 * 1024
 class OpenAICompatibleProvider:
     """One OpenAI-protocol upstream."""
 
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(self, config: OpenAIProviderConfig) -> None:
         self.name = config.name
         self.native_responses = config.native_responses
         self._base_url = config.base_url

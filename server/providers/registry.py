@@ -1,44 +1,18 @@
-"""Provider types by config name. A new wire protocol is one module plus one line here."""
+"""Provider adapters by config type: each provider type's settings model names its adapter.
+
+A new wire protocol is an adapter module plus its settings model in server/config/providers/.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from typing import cast
 
 from server.config import ProviderConfig
 from server.providers.base import Provider
 
 
-def _openai(config: ProviderConfig) -> Provider:
-    from server.providers.openai_compat import OpenAICompatibleProvider
-
-    return OpenAICompatibleProvider(config)
-
-
-def _anthropic(config: ProviderConfig) -> Provider:
-    from server.providers.anthropic import AnthropicProvider
-
-    return AnthropicProvider(config)
-
-
-def _gemini(config: ProviderConfig) -> Provider:
-    from server.providers.gemini import GeminiProvider
-
-    return GeminiProvider(config)
-
-
-def _local(config: ProviderConfig) -> Provider:
-    from server.providers.local import LocalProvider
-
-    return LocalProvider(config)
-
-
-PROVIDER_FACTORIES: dict[str, Callable[[ProviderConfig], Provider]] = {
-    "openai": _openai,
-    "anthropic": _anthropic,
-    "gemini": _gemini,
-    "local": _local,
-}
-
-
 def build_provider(config: ProviderConfig) -> Provider:
-    return PROVIDER_FACTORIES[config.type](config)
+    """The adapter named by the config's type, imported on first use (adapters pull in their codecs)."""
+    module, _, name = type(config).adapter.partition(":")
+    return cast(Provider, getattr(importlib.import_module(module), name)(config))

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 
-from server.config import ProviderConfig
+from server.config import HttpProviderConfig
 from server.errors import GatewayError, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext
 from server.providers.http1_client import Http1Client, Http1Response
@@ -22,7 +22,7 @@ ErrorClassifier = Callable[[str, int, bytes, str | None, tuple[str, ...]], Gatew
 
 
 class UpstreamHttp:
-    def __init__(self, config: ProviderConfig, classify: ErrorClassifier) -> None:
+    def __init__(self, config: HttpProviderConfig, classify: ErrorClassifier) -> None:
         self.name = config.name
         self.secrets = tuple(s for s in (config.api_key,) if s)
         self._config = config

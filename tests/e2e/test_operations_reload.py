@@ -112,7 +112,7 @@ def test_sighup_moves_new_requests_while_open_streams_finish_on_the_old_config(
         gateway.config_path.write_text(config("two") + "bogus: true\n")
         gateway.send(signal.SIGHUP)
         _wait_for(lambda: "reload refused" in gateway.stderr())
-        assert "unknown top-level field 'bogus'" in gateway.stderr()
+        assert "bogus: unknown field" in gateway.stderr()
         assert _provider_now(gateway, key) == "two"
         gateway.send(signal.SIGTERM)
         assert gateway.wait(30) == 0

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from server.config import ProviderConfig
+from server.config import AnthropicProviderConfig
 from server.errors import InvalidRequest, RateLimited, RequestTimeout, UpstreamError
 from server.providers.anthropic import AnthropicProvider
 from server.providers.base import RequestContext
@@ -43,7 +43,7 @@ def make_provider(base_url: str, **overrides: Any) -> AnthropicProvider:
         "api_key": KEY,
     }
     settings.update(overrides)
-    return AnthropicProvider(ProviderConfig(**settings))
+    return AnthropicProvider(AnthropicProviderConfig(**settings))
 
 
 @pytest.fixture

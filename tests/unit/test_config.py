@@ -110,3 +110,16 @@ models:
     # An OpenAI-compatible provider has no one endpoint: its base_url stays required.
     with pytest.raises(ConfigError, match="base_url"):
         load_config(write(tmp_path, "providers: {x: {type: openai}}\nmodels: []\n"), {})
+
+
+def test_config_values_compare_and_hash_by_their_fields() -> None:
+    # Prices are compared and used as cache keys per request (server/accounts/accounting.py).
+    from server.config import PricingConfig, RetryConfig
+
+    price = PricingConfig(input_per_million=1.0)
+    assert price == PricingConfig(input_per_million=1.0)
+    assert hash(price) == hash(PricingConfig(input_per_million=1))
+    assert price != PricingConfig() and PricingConfig() == PricingConfig()
+    assert RetryConfig() != PricingConfig() and price != (1.0, None, None, None)
+    with pytest.raises(ValueError, match="frozen"):
+        price.input_per_million = 2.0  # type: ignore[misc]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from server.config import ProviderConfig
+from server.config import GeminiProviderConfig
 from server.errors import GatewayError, InvalidRequest, RateLimited, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext
 from server.providers.gemini import GeminiProvider
@@ -37,7 +37,7 @@ async def fake() -> AsyncIterator[FakeGeminiUpstream]:
 
 
 def _provider(base_url: str, key: str = KEY, **settings: Any) -> GeminiProvider:
-    config = ProviderConfig(name="gemini", type="gemini", base_url=base_url, api_key=key, **settings)
+    config = GeminiProviderConfig(name="gemini", base_url=base_url, api_key=key, **settings)
     fetcher = MediaFetcher(MediaPolicy(allow_private_addresses=True, allow_http=True))
     return GeminiProvider(config, media_fetcher=fetcher)
 
@@ -172,9 +172,8 @@ async def test_an_https_image_is_fetched_and_inlined(
 async def test_the_provider_config_decides_whether_private_image_hosts_are_fetched(
     fake: FakeGeminiUpstream, allowed: bool
 ) -> None:
-    config = ProviderConfig(
+    config = GeminiProviderConfig(
         name="gemini",
-        type="gemini",
         base_url=fake.base_url,
         api_key=KEY,
         media_allow_private_addresses=allowed,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from server.config import ProviderConfig
+from server.config import LocalProviderConfig
 from server.errors import InvalidRequest, UpstreamError
 from server.providers.base import RequestContext
 from server.providers.local import provider as provider_module
@@ -63,7 +63,7 @@ def make_provider(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[
 
     def make(script: Script) -> LocalProvider:
         monkeypatch.setattr(ScriptedEngine, "script", staticmethod(script))
-        return LocalProvider(ProviderConfig(name="tiny", type="local", base_url="", model_path=str(model)))
+        return LocalProvider(LocalProviderConfig(name="tiny", model_path=str(model)))
 
     return make
 

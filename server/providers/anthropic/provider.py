@@ -17,7 +17,8 @@ from contextlib import AbstractAsyncContextManager
 import aiohttp
 import orjson
 
-from server.config import ProviderConfig
+from server.config import AnthropicProviderConfig
+from server.config.providers.anthropic import DEFAULT_BASE_URL
 from server.errors import RequestTimeout, UpstreamError
 from server.providers.anthropic.errors import error_from_response
 from server.providers.anthropic.request import ANTHROPIC_SUPPORT, resolve_media, to_anthropic
@@ -33,7 +34,6 @@ from siraya.router.v1 import chat_pb2
 
 __all__ = ["ANTHROPIC_SUPPORT", "ANTHROPIC_VERSION", "DEFAULT_BASE_URL", "AnthropicProvider"]
 
-DEFAULT_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 _MESSAGES_PATH = "/v1/messages"
 
@@ -51,10 +51,10 @@ class AnthropicProvider(ChatOnly):
     native_responses = False
     described_as = "Anthropic"
 
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(self, config: AnthropicProviderConfig) -> None:
         self.name = config.name
         self._config = config
-        self._url = messages_url(config.base_url or DEFAULT_BASE_URL)
+        self._url = messages_url(config.base_url)
         self._http = UpstreamHttp(config, error_from_response)
         self._secrets = self._http.secrets
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}

@@ -1,7 +1,7 @@
 """The Google Gemini API adapter: HTTP I/O around the pure translation modules of this package.
 
 Configuration (`type: gemini`): `base_url` is the API root including its version, by default
-`https://generativelanguage.googleapis.com/v1beta` (DEFAULT_BASE_URL, used when base_url is empty);
+`https://generativelanguage.googleapis.com/v1beta` (DEFAULT_BASE_URL, from its settings model);
 `api_key` is sent as the `x-goog-api-key` header, never in the URL. One pooled upstream client
 (UpstreamHttp) per provider; client media (https image URLs, data: URLs) is inlined through one
 MediaFetcher, which refuses private addresses and plain http unless `media_allow_private_addresses` /
@@ -22,7 +22,8 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from server.config import ProviderConfig
+from server.config import GeminiProviderConfig
+from server.config.providers.gemini import DEFAULT_BASE_URL
 from server.errors import InvalidRequest, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext, VideoContent
 from server.providers.chat_only import ResponsesThroughChat
@@ -41,7 +42,6 @@ from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, videos_pb2
 
 __all__ = ["DEFAULT_BASE_URL", "GeminiProvider"]
 
-DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 T = TypeVar("T")
 _DOWNLOAD_CHUNK_BYTES = 64 * 1024
 _MAX_IMAGE_REQUESTS = 10
@@ -52,12 +52,12 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 class GeminiProvider(ResponsesThroughChat):
     """One Gemini API upstream (Google AI Studio keys; Vertex AI is a different protocol)."""
 
-    def __init__(self, config: ProviderConfig, *, media_fetcher: MediaFetcher | None = None) -> None:
+    def __init__(self, config: GeminiProviderConfig, *, media_fetcher: MediaFetcher | None = None) -> None:
         self.name = config.name
         # Gemini has no Responses API; the gateway's chat-backed translation serves it.
         self.native_responses = False
         self._config = config
-        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._base_url = config.base_url.rstrip("/")
         self._origin = _origin(self._base_url)
         self._http = UpstreamHttp(config, error_from_body)
         self._secrets = self._http.secrets

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from pathlib import Path
 
-from server.config import ProviderConfig
+from server.config import LocalProviderConfig
 from server.errors import GatewayError, UpstreamError
 from server.providers.base import RequestContext
 from server.providers.chat_only import ChatOnly
@@ -32,7 +32,7 @@ __all__ = ["LocalProvider", "resolve_model_path"]
 logger = logging.getLogger("siraya.providers.local")
 
 
-def resolve_model_path(config: ProviderConfig) -> Path:
+def resolve_model_path(config: LocalProviderConfig) -> Path:
     """The GGUF file a local provider serves; config parsing has already checked that it exists."""
     if config.bundled_model:
         path = bundled_model_path(config.bundled_model)
@@ -50,7 +50,7 @@ class LocalProvider(ChatOnly):
     native_responses = False
     described_as = "a local chat model"
 
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(self, config: LocalProviderConfig) -> None:
         self.name = config.name
         self._worker = InferenceWorker(config.name, waiting=config.queue_size)
         path = resolve_model_path(config)

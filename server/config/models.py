@@ -1,0 +1,133 @@
+"""The `models:` list: each public model id, its aliases, and the deployments that serve it.
+
+A model is either the single-provider shorthand (`provider`, `upstream_model`) or a `deployments` list.
+A deployment inherits `upstream_model`, `pricing`, `context_window` and `supported_parameters` from its
+model unless it sets them; `upstream_model` defaults to the model's id.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, get_args
+
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+
+from server.config.base import NonEmptyStr, NonNegative, PositiveInt, Settings, load_context, problem
+from server.config.routing import ResilienceConfig
+
+__all__ = ["MODEL_KINDS", "DeploymentConfig", "ModelConfig", "PricingConfig"]
+
+ModelKind = Literal["chat", "embedding", "image", "video"]
+MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
+
+
+class PricingConfig(Settings):
+    input_per_million: NonNegative | None = None
+    output_per_million: NonNegative | None = None
+    per_image: NonNegative | None = None
+    per_video_second: NonNegative | None = None
+
+
+def _known_provider(name: str, info: ValidationInfo) -> str:
+    context = load_context(info)
+    if context is not None and name and name not in context.provider_names:
+        raise problem(f"unknown provider '{name}'")
+    return name
+
+
+# A name under `providers:`.
+ProviderName = Annotated[str, AfterValidator(_known_provider)]
+
+
+class DeploymentConfig(Settings):
+    """One way to serve a model: a provider, its model name, a weight and what it costs."""
+
+    provider: ProviderName
+    upstream_model: str = ""
+    weight: NonNegative = 1.0
+    pricing: PricingConfig = PricingConfig()
+    context_window: PositiveInt | None = None
+    # None: whatever the provider's adapter translates.
+    supported_parameters: tuple[NonEmptyStr, ...] | None = None
+
+
+# What a deployment takes from its model when it does not say.
+_INHERITED = ("pricing", "context_window", "supported_parameters")
+
+
+class ModelConfig(ResilienceConfig):
+    id: NonEmptyStr
+    # The first deployment's provider and model (the single-provider shorthand).
+    provider: ProviderName = ""
+    upstream_model: str = ""
+    kind: ModelKind = "chat"
+    owned_by: str | None = None
+    context_window: PositiveInt | None = None
+    pricing: PricingConfig = PricingConfig()
+    created: Annotated[int, Field(ge=0)] = 0
+    # Empty means one deployment: `provider` / `upstream_model`.
+    deployments: tuple[DeploymentConfig, ...] = ()
+    aliases: tuple[NonEmptyStr, ...] = ()
+    supported_parameters: tuple[NonEmptyStr, ...] | None = None
+
+    @field_validator("id", "aliases")
+    @classmethod
+    def _unique(cls, value: str | tuple[str, ...], info: ValidationInfo) -> str | tuple[str, ...]:
+        context = load_context(info)
+        if context is None:
+            return value
+        for public_id in (value,) if isinstance(value, str) else value:
+            if public_id in context.model_ids:
+                raise problem(f"duplicate model id '{public_id}'")
+            context.model_ids.add(public_id)
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> ModelConfig:
+        """Derive what the file left out: the upstream model, and each deployment's inherited fields."""
+        upstream_model = self.upstream_model or self.id
+        if "deployments" in self.model_fields_set and not self.deployments:
+            raise problem("expected a non-empty list", at="deployments")
+        if not self.deployments:
+            if not self.provider:
+                raise problem("required", at="provider")
+            self.__dict__["upstream_model"] = upstream_model
+            return self
+        if "provider" in self.model_fields_set:
+            raise problem("give either provider or deployments, not both", at="provider")
+        deployments = tuple(
+            deployment.model_copy(
+                update={
+                    "upstream_model": deployment.upstream_model or upstream_model,
+                    **{
+                        name: getattr(self, name)
+                        for name in _INHERITED
+                        if name not in deployment.model_fields_set
+                    },
+                }
+            )
+            for deployment in self.deployments
+        )
+        # Derived values, set once while the object is being built and before anything can read it.
+        self.__dict__.update(
+            deployments=deployments,
+            provider=deployments[0].provider,
+            upstream_model=deployments[0].upstream_model,
+        )
+        return self
+
+    @property
+    def resilience(self) -> ResilienceConfig:
+        return self.policy()
+
+    def all_deployments(self) -> tuple[DeploymentConfig, ...]:
+        if self.deployments:
+            return self.deployments
+        return (
+            DeploymentConfig(
+                provider=self.provider,
+                upstream_model=self.upstream_model,
+                pricing=self.pricing,
+                context_window=self.context_window,
+                supported_parameters=self.supported_parameters,
+            ),
+        )

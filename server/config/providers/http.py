@@ -1,0 +1,49 @@
+"""What every provider type that calls an upstream over HTTP shares: URL, key, headers, pool and timeouts."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import ValidationInfo, model_validator
+
+from server.config.base import FromLoader, HttpUrl, NonNegative, PositiveInt, Settings, load_context
+
+__all__ = ["HttpProviderConfig"]
+
+
+class HttpProviderConfig(Settings):
+    """The base of the HTTP provider types; each subclass adds `type` and its own fields and defaults."""
+
+    # `module:Class` of the adapter serving this type (server/providers/registry.py imports it).
+    adapter: ClassVar[str]
+    # When the file gives no `api_key`, it is read from this variable (None: never implicitly).
+    api_key_env: ClassVar[str | None] = None
+    # Headers whose values are credentials, redacted from logs like the key (lower case).
+    secret_headers: ClassVar[frozenset[str]] = frozenset({"authorization", "x-api-key"})
+    not_in_file: ClassVar[frozenset[str]] = frozenset({"name"})
+
+    # The key under `providers:`.
+    name: str
+    base_url: HttpUrl
+    api_key: str | None = None
+    headers: dict[str, str] = {}
+    connect_timeout: NonNegative = 10.0
+    # Longest silence between bytes of a reply.
+    read_timeout: NonNegative = 600.0
+    max_connections: PositiveInt = 256
+    # Serve "<provider>/<model>" for any upstream model, beyond the ones listed under models.
+    passthrough_models: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_key_from_env(cls, data: Any, info: ValidationInfo) -> Any:
+        context = load_context(info)
+        if context is None or cls.api_key_env is None or not isinstance(data, dict) or "api_key" in data:
+            return data
+        key = context.env.get(cls.api_key_env)
+        return {**data, "api_key": FromLoader(key)} if key else data
+
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials this provider holds, for the log redactor to know by value."""
+        found = [self.api_key, *(v for k, v in self.headers.items() if k.lower() in self.secret_headers)]
+        return tuple(secret for secret in found if secret)
