@@ -103,9 +103,11 @@ def test_every_deployment_down_is_a_502_listing_what_was_tried(
     assert caught.value.status_code == 502
     body = error_of(caught)
     assert (body["type"], body["code"]) == ("upstream_error", "provider_error")
+    # Each deployment's own failure, with the upstream's words and the call tried, retries counted.
+    failed = "failed (HTTP 500): injected failure [POST /v1/chat/completions]"
     assert body["message"] == (
-        "Every provider of model 'duo' failed. Tried: alpha/gpt-4o-mini (HTTP 500); "
-        "alpha/gpt-4o-mini (HTTP 500); beta/gpt-4o-mini (HTTP 500); beta/gpt-4o-mini (HTTP 500)."
+        f"Every provider of model 'duo' failed. Tried: alpha/gpt-4o-mini (Provider 'alpha' {failed}) x2; "
+        f"beta/gpt-4o-mini (Provider 'beta' {failed}) x2."
     )
     assert (gw.calls(gw.alpha), gw.calls(gw.beta)) == (2, 2)
 
@@ -188,7 +190,10 @@ def test_every_deployment_too_slow_is_a_408(gw: RoutingHarness, client: openai.O
     assert caught.value.status_code == 408
     body = error_of(caught)
     assert (body["type"], body["code"]) == ("timeout_error", "request_timeout")
-    assert "alpha/gpt-4o-mini (timed out); beta/gpt-4o-mini (timed out)" in body["message"]
+    assert (
+        "alpha/gpt-4o-mini (Provider 'alpha' sent no first token within 0.4s); "
+        "beta/gpt-4o-mini (Provider 'beta' sent no first token within 0.4s)"
+    ) in body["message"]
     assert (gw.calls(gw.alpha), gw.calls(gw.beta)) == (1, 1)
 
 

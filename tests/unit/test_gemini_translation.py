@@ -1052,7 +1052,8 @@ def test_error_mapping(
     if kind is InvalidRequest and b"Bad field" in body:
         assert "***" in error.message
     if http in (401, 403) or b"API_KEY_INVALID" in body:
-        assert "credentials" in error.message and "Key" not in error.message
+        # Google's words pass on (they say what to fix), scrubbed of the key.
+        assert "credentials" in error.message and KEY not in error.message
 
 
 @pytest.mark.parametrize(
