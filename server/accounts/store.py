@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
-from server.accounts.keys import KeyRecord
+from server.accounts.keys import KeyChanges, KeyRecord
 
 __all__ = [
     "LEDGER_COLUMNS",
@@ -121,6 +121,11 @@ class AccountStore(LedgerSink, Protocol):
 
     async def set_credit_limit(self, key_id: str, limit_micros: int | None) -> Balance | None:
         """Change a key's limit (top-up or cap); None for an unknown key."""
+        ...
+
+    async def update_key(self, key_id: str, changes: KeyChanges) -> KeyRecord | None:
+        """Change the settings `changes.fields` names (never credits); the new record, or None for an
+        unknown key. A revoked key may still be changed (its revocation stays)."""
         ...
 
     async def reserve(self, key_id: str, request_id: str, amount_micros: int) -> bool:
