@@ -204,8 +204,8 @@ class AccountServicer(admin_pb2_grpc.AccountServiceServicer):
         self._gateway = gateway
 
     async def _key(self, context: grpc.aio.ServicerContext) -> KeyRecord:
-        authorization, _ = call_context(context)
-        return await self._gateway.authenticate(authorization)
+        authorization, ctx = call_context(context)
+        return await self._gateway.authenticate(authorization, ctx)
 
     @unary_rpc
     async def GetCurrentKey(

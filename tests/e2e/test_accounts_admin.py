@@ -247,3 +247,17 @@ def test_grpc_update_key_refuses_a_mask_path_it_cannot_change(accounts: Accounts
             return grpc.StatusCode.OK
 
     assert accounts.run(call()) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_restricted_key_lists_only_the_models_it_may_use(accounts: AccountsHarness) -> None:
+    _, restricted = accounts.create_key(allowed_models=("gpt-free",))
+    _, unrestricted = accounts.create_key()
+    listed = sdk(accounts, restricted).models.list()
+    assert [model.id for model in listed.data] == ["gpt-free"]
+    everything = [model.id for model in sdk(accounts, unrestricted).models.list().data]
+    assert "gpt-free" in everything and "gpt-priced" in everything
+    assert sdk(accounts, restricted).models.retrieve("gpt-free").id == "gpt-free"
+    hidden = httpx.get(
+        f"{accounts.base_url}/models/gpt-priced", headers={"Authorization": f"Bearer {restricted}"}
+    )
+    assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "model_not_found"
