@@ -1,9 +1,10 @@
 """REST for accounts: key administration under /v1/keys (admin key), and a key's own view.
 
-POST   /v1/keys                 create; the secret is in this response only
+POST   /v1/keys                 create {name, expires_at?, allowed_models?, credit_limit?, rpm_limit?,
+                                tpm_limit?}; the secret is in this response only
 GET    /v1/keys                 list
 GET    /v1/keys/{id}            get
-PATCH  /v1/keys/{id}            {"credit_limit": USD | null}
+PATCH  /v1/keys/{id}            any of the create fields; null clears one (no expiry, no limit)
 DELETE /v1/keys/{id}            revoke
 POST   /v1/keys/{id}/rotate     new secret, shown once
 GET    /v1/key                  the calling key: limit, usage, remaining credit
@@ -16,11 +17,17 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from google.protobuf import field_mask_pb2
 
+from http_bridge.body_fields import reject_unknown_fields
 from server.errors import InvalidRequest
 from siraya.router.v1 import admin_pb2
 
 _JSON = "application/json"
+# A key's settings, as POST and PATCH take them (and as the admin API's KeySpec holds them).
+KEY_FIELDS = ("name", "expires_at", "allowed_models", "credit_limit", "rpm_limit", "tpm_limit")
+# (field, whether it must be an integer) of the numeric settings.
+_NUMBERS = (("expires_at", True), ("credit_limit", False), ("rpm_limit", True), ("tpm_limit", True))
 
 
 def _key_json(key: admin_pb2.KeyInfo) -> dict[str, Any]:
@@ -78,26 +85,51 @@ def _optional_number(body: dict[str, Any], name: str, *, integer: bool) -> Any:
     return value
 
 
-def key_spec(body: dict[str, Any]) -> admin_pb2.KeySpec:
+def _spec_fields(body: dict[str, Any]) -> admin_pb2.KeySpec:
+    """The KeySpec of the fields `body` holds (type-checked; a null leaves its field unset)."""
+    spec = admin_pb2.KeySpec()
     name = body.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidRequest("A key needs a 'name'.", param="name", code="missing_required_parameter")
+    if name is not None:
+        if not isinstance(name, str):
+            raise InvalidRequest("'name' must be a string.", param="name", code="invalid_type")
+        spec.name = name
     models = body.get("allowed_models") or []
     if not isinstance(models, list) or not all(isinstance(model, str) for model in models):
         raise InvalidRequest(
             "'allowed_models' must be a list of model ids.", param="allowed_models", code="invalid_type"
         )
-    spec = admin_pb2.KeySpec(name=name, allowed_models=models)
-    for field, integer in (
-        ("expires_at", True),
-        ("credit_limit", False),
-        ("rpm_limit", True),
-        ("tpm_limit", True),
-    ):
+    spec.allowed_models.extend(models)
+    for field, integer in _NUMBERS:
         value = _optional_number(body, field, integer=integer)
         if value is not None:
             setattr(spec, field, value)
     return spec
+
+
+def key_spec(body: dict[str, Any]) -> admin_pb2.KeySpec:
+    """The body of POST /v1/keys: unknown fields are refused by name, a name is required."""
+    reject_unknown_fields(body, KEY_FIELDS, "a key's settings")
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest("A key needs a 'name'.", param="name", code="missing_required_parameter")
+    return _spec_fields(body)
+
+
+def key_update(key_id: str, body: dict[str, Any]) -> admin_pb2.UpdateKeyRequest:
+    """The body of PATCH /v1/keys/{id}: the fields it holds change, a null clears one."""
+    reject_unknown_fields(body, KEY_FIELDS, "a key's settings")
+    if not body:
+        raise InvalidRequest(
+            f"Name at least one setting to change: {', '.join(KEY_FIELDS)}.",
+            code="missing_required_parameter",
+        )
+    if "name" in body and not body["name"]:
+        raise InvalidRequest("A key's 'name' cannot be removed.", param="name", code="invalid_value")
+    return admin_pb2.UpdateKeyRequest(
+        id=key_id,
+        key=_spec_fields(body),
+        update_mask=field_mask_pb2.FieldMask(paths=[field for field in KEY_FIELDS if field in body]),
+    )
 
 
 def add_account_routes(
@@ -132,18 +164,8 @@ def add_account_routes(
         return _respond(request, _key_json(reply.key), request_id_of(request))
 
     async def update_key(request: web.Request) -> web.StreamResponse:
-        body = await read_json(request)
-        if set(body) - {"credit_limit"}:
-            raise InvalidRequest(
-                "Only 'credit_limit' can be changed.",
-                param=sorted(set(body) - {"credit_limit"})[0],
-                code="unknown_parameter",
-            )
-        update = admin_pb2.SetCreditLimitRequest(id=request.match_info["key_id"])
-        limit = _optional_number(body, "credit_limit", integer=False)
-        if limit is not None:
-            update.credit_limit = limit
-        reply = await stubs(request).keys.SetCreditLimit(update, metadata=call_metadata(request))
+        update = key_update(request.match_info["key_id"], await read_json(request))
+        reply = await stubs(request).keys.UpdateKey(update, metadata=call_metadata(request))
         return _respond(request, _key_json(reply.key), request_id_of(request))
 
     async def revoke_key(request: web.Request) -> web.StreamResponse:

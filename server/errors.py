@@ -37,6 +37,9 @@ class GatewayError(Exception):
     kind: ClassVar[ErrorKind]
     # The HTTP status the upstream answered with, when this error classifies one (routing retries on it).
     upstream_status: int | None = None
+    # The upstream call it came from, "POST http://host:port/v1/chat/completions" (never a query
+    # string): for the operator's log line, not for the client, since it names the upstream's host.
+    upstream_url: str | None = None
 
     def __init__(
         self,

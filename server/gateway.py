@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from server.accounts.keys import KeyManager, KeyRecord
 from server.accounts.metering import Consumption, Demand, Metering
 from server.accounts.sqlite_store import SqliteStore, VideoJob
-from server.errors import NoAvailableProvider, NotFound, PermissionDenied
+from server.errors import ModelNotFound, NoAvailableProvider, NotFound, PermissionDenied
 from server.gateway_usage import (
     chat_demand,
     chunk_is_final,
@@ -85,12 +85,16 @@ class Gateway:
         await self.dispatcher.close()
         self.store.close()
 
-    async def authenticate(self, authorization: str | None) -> KeyRecord:
-        return await self.keys.authenticate(authorization)
+    async def authenticate(self, authorization: str | None, ctx: RequestContext | None = None) -> KeyRecord:
+        """The caller's key; it names the request in `ctx` from here on (logs, spans), whatever fails next."""
+        key = await self.keys.authenticate(authorization)
+        if ctx is not None:
+            ctx.key_id = key.id
+        return key
 
     def _entry(self, model: str, kind: str, key: KeyRecord) -> CatalogueEntry:
         entry = self.catalogue.resolve(model, kind)
-        if key.allowed_models and entry.id not in key.allowed_models:
+        if not may_use(key, entry):
             raise PermissionDenied(
                 f"This key is not allowed to use the model '{entry.id}'.",
                 param="model",
@@ -226,11 +230,17 @@ class Gateway:
 
     # models
 
-    def list_models(self) -> list[models_pb2.Model]:
-        return [entry_to_proto(entry) for entry in self.catalogue.entries()]
+    def list_models(self, key: KeyRecord | None = None) -> list[models_pb2.Model]:
+        """The catalogue, or for a key limited to some models, only those: what it lists, it may use."""
+        return [
+            entry_to_proto(entry) for entry in self.catalogue.entries() if key is None or may_use(key, entry)
+        ]
 
-    def get_model(self, model_id: str) -> models_pb2.Model:
-        return entry_to_proto(self.catalogue.get(model_id))
+    def get_model(self, model_id: str, key: KeyRecord | None = None) -> models_pb2.Model:
+        entry = self.catalogue.get(model_id)
+        if key is not None and not may_use(key, entry):
+            raise ModelNotFound(model_id)
+        return entry_to_proto(entry)
 
     # chat
 
@@ -455,6 +465,11 @@ class Gateway:
     ) -> VideoContent:
         job, provider = self._owned_job(video_id, key)
         return await provider.download_video(job.upstream_id, variant, ctx)
+
+
+def may_use(key: KeyRecord, entry: CatalogueEntry) -> bool:
+    """Whether `key` may call `entry`'s model: every model, unless the key lists the ones it may."""
+    return not key.allowed_models or entry.id in key.allowed_models
 
 
 def _record(ctx: RequestContext, route: Route, consumption: Consumption, cost: float | None) -> None:

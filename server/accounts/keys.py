@@ -45,6 +45,32 @@ class NewKey:
     tpm_limit: int | None = None
 
 
+# What `KeyChanges` may change; a credit limit changes through AccountStore.set_credit_limit, which
+# also moves the balance a process may hold in memory.
+CHANGEABLE_KEY_FIELDS: tuple[str, ...] = ("name", "expires_at", "allowed_models", "rpm_limit", "tpm_limit")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChanges:
+    """New settings for a key: each field named in `fields` takes its value here (None clears it)."""
+
+    fields: frozenset[str]
+    name: str = ""
+    expires_at: int | None = None
+    allowed_models: tuple[str, ...] = ()
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        unknown = self.fields - set(CHANGEABLE_KEY_FIELDS)
+        if unknown:
+            raise ValueError(f"not changeable through KeyChanges: {', '.join(sorted(unknown))}")
+
+    def assignments(self) -> list[tuple[str, str | int | tuple[str, ...] | None]]:
+        """(column, value) of each changed field, in CHANGEABLE_KEY_FIELDS order."""
+        return [(name, getattr(self, name)) for name in CHANGEABLE_KEY_FIELDS if name in self.fields]
+
+
 class KeyStore(Protocol):
     """The key methods of an account store (store.AccountStore extends it): all KeyManager needs."""
 
@@ -58,6 +84,11 @@ class KeyStore(Protocol):
 
     async def replace_secret(self, key_id: str, prefix: str, secret_hash: str) -> KeyRecord | None:
         """Rotate: the new record, or None when the key is unknown or revoked (nothing replaced)."""
+        ...
+
+    async def update_key(self, key_id: str, changes: KeyChanges) -> KeyRecord | None:
+        """Change the settings `changes.fields` names (never credits); the new record, or None for an
+        unknown key. A revoked key may still be changed (its revocation stays)."""
         ...
 
 
@@ -117,6 +148,12 @@ class KeyManager:
         record = await self.store.replace_secret(key_id, secret[:VISIBLE_PREFIX_LENGTH], hash_secret(secret))
         self._cache.clear()
         return None if record is None else (record, secret)
+
+    async def update(self, key_id: str, changes: KeyChanges) -> KeyRecord | None:
+        """Apply `changes`; the updated record, or None for an unknown key. Applies at once here."""
+        record = await self.store.update_key(key_id, changes) if changes.fields else await self.get(key_id)
+        self._cache.clear()
+        return record
 
     def forget(self) -> None:
         """Drop cached keys, so that a changed limit applies at once on this replica."""

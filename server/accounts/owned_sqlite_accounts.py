@@ -52,7 +52,7 @@ from pathlib import Path
 
 import orjson
 
-from server.accounts.keys import KeyRecord
+from server.accounts.keys import KeyChanges, KeyRecord
 from server.accounts.money import micros_to_usd
 from server.accounts.sqlite_accounts import SqliteAccountStore, credit_lock_path
 from server.accounts.store import AccountStore, Balance, LedgerRecord
@@ -376,6 +376,10 @@ class OwnedSqliteAccountStore:
 
     async def replace_secret(self, key_id: str, prefix: str, secret_hash: str) -> KeyRecord | None:
         found = await self._inner.replace_secret(key_id, prefix, secret_hash)
+        return None if found is None else self._overlay(found)
+
+    async def update_key(self, key_id: str, changes: KeyChanges) -> KeyRecord | None:
+        found = await self._inner.update_key(key_id, changes)
         return None if found is None else self._overlay(found)
 
     async def append_ledger(self, records: Sequence[LedgerRecord]) -> None:

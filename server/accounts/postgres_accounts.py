@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from server.accounts.keys import KeyRecord
+from server.accounts.keys import KeyChanges, KeyRecord
 from server.accounts.money import micros_to_usd, usd_to_micros
 from server.accounts.store import LEDGER_COLUMNS, Balance, LedgerRecord
 
@@ -255,6 +255,18 @@ class PostgresAccountStore:
             limit_micros,
         )
         return None if row is None else Balance(row[0], row[1], row[2])
+
+    async def update_key(self, key_id: str, changes: KeyChanges) -> KeyRecord | None:
+        assignments = changes.assignments()
+        if not assignments:
+            return await self.key_by_id(key_id)
+        # Column names come from CHANGEABLE_KEY_FIELDS only, never from the caller.
+        columns = ", ".join(f"{column} = ${i}" for i, (column, _) in enumerate(assignments, start=2))
+        values = [list(value) if isinstance(value, tuple) else value for _, value in assignments]
+        row = await self._pool.fetchrow(
+            f"UPDATE keys SET {columns} WHERE id = $1 RETURNING {_KEY_COLUMNS}", key_id, *values
+        )
+        return None if row is None else _key_from_row(row)
 
     # credits
 

@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from server.accounts.keys import KeyRecord
+from server.accounts.keys import KeyChanges, KeyRecord
 from server.accounts.money import micros_to_usd, usd_to_micros
 from server.accounts.sqlite_store import MIGRATIONS as BASE_MIGRATIONS
 from server.accounts.store import LEDGER_COLUMNS, Balance, LedgerRecord
@@ -258,6 +258,18 @@ class SqliteAccountStore:
             (limit_micros, usd, key_id),
         )
         return await self.balance(key_id)
+
+    async def update_key(self, key_id: str, changes: KeyChanges) -> KeyRecord | None:
+        assignments = changes.assignments()
+        if not assignments:
+            return await self.key_by_id(key_id)
+        # Column names come from CHANGEABLE_KEY_FIELDS only, never from the caller.
+        columns = ", ".join(f"{column} = ?" for column, _ in assignments)
+        values = [json.dumps(list(value)) if isinstance(value, tuple) else value for _, value in assignments]
+        cursor = await self._run(
+            self._db.execute, f"UPDATE keys SET {columns} WHERE id = ?", (*values, key_id)
+        )
+        return None if cursor.rowcount == 0 else await self.key_by_id(key_id)
 
     # credits
 

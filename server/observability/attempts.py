@@ -1,14 +1,17 @@
 """Observe each upstream attempt: the gateway wraps the per-route call it hands the Dispatcher.
 
 The Dispatcher calls `call(route)` once per attempt (a retry, a fallback or a hedge is one more call),
-so wrapping that function counts every attempt with its outcome and gives each its own client span,
-without the Dispatcher knowing. Retries, fallbacks, hedges and breaker state are the Dispatcher's
-to report, through `metrics.record_retry` and friends.
+so wrapping that function counts every attempt with its outcome, gives each its own client span,
+and logs each failed one at WARNING (provider, model, attempt number, what failed and the call
+tried), without the Dispatcher knowing. The access line says how the request ended; these lines
+say why each try on the way failed. Retries, fallbacks, hedges and breaker state are the
+Dispatcher's to report, through `metrics.record_retry` and friends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -18,6 +21,8 @@ from server.observability import metrics, tracing
 from server.providers.base import RequestContext
 
 __all__ = ["observed_call", "observed_stream"]
+
+logger = logging.getLogger("siraya.upstream")
 
 Result = TypeVar("Result")
 # The catalogue's model kind -> the GenAI semantic conventions' operation name.
@@ -34,9 +39,16 @@ class _Deployment(Protocol):
     upstream_model: str
 
 
+class _Entry(Protocol):
+    id: str
+
+
 class _Route(Protocol):
     @property
     def deployment(self) -> _Deployment: ...
+
+    @property
+    def entry(self) -> _Entry: ...
 
 
 def _outcome(error: BaseException) -> str:
@@ -48,12 +60,15 @@ def _outcome(error: BaseException) -> str:
 
 
 class _Attempt:
-    __slots__ = ("provider", "started_at", "span")
+    __slots__ = ("route", "number", "ctx", "provider", "started_at", "span")
 
     def __init__(
-        self, route: _Route, operation: str, parent: dict[str, str] | None, ctx: RequestContext
+        self, route: _Route, operation: str, parent: dict[str, str] | None, ctx: RequestContext, number: int
     ) -> None:
         deployment = route.deployment
+        self.route = route
+        self.number = number
+        self.ctx = ctx
         self.provider = deployment.provider
         self.started_at = time.monotonic()
         self.span = None
@@ -71,9 +86,33 @@ class _Attempt:
 
     def end(self, error: BaseException | None, attributes: dict[str, Any] | None = None) -> None:
         outcome = "ok" if error is None else _outcome(error)
-        metrics.record_attempt(self.provider, outcome, time.monotonic() - self.started_at)
+        elapsed = time.monotonic() - self.started_at
+        metrics.record_attempt(self.provider, outcome, elapsed)
         if self.span is not None:
             tracing.finish_span(self.span, attributes or {}, None if error is None else outcome)
+        if isinstance(error, GatewayError) and logger.isEnabledFor(logging.WARNING):
+            self._log_failure(error, outcome, elapsed)
+
+    def _log_failure(self, error: GatewayError, outcome: str, elapsed: float) -> None:
+        deployment = self.route.deployment
+        logger.warning(
+            "upstream attempt %d to provider '%s' failed: %s",
+            self.number,
+            deployment.provider,
+            error.message,
+            extra={
+                "request_id": self.ctx.request_id,
+                "provider": deployment.provider,
+                "model": self.route.entry.id,
+                "upstream_model": deployment.upstream_model,
+                "attempt": self.number,
+                "code": outcome,
+                "status": error.kind.http_status,
+                "upstream_status": error.upstream_status,
+                "upstream_url": error.upstream_url,
+                "latency_ms": round(elapsed * 1000, 2),
+            },
+        )
 
 
 def observed_call(
@@ -82,9 +121,12 @@ def observed_call(
     """`call`, counting and tracing each attempt; `kind` is the catalogue's model kind."""
     parent = tracing.parent_of(ctx.forward_headers)
     operation = _OPERATIONS.get(kind, kind)
+    count = 0
 
     async def attempt(route: Any) -> Result:
-        observation = _Attempt(route, operation, parent, ctx)
+        nonlocal count
+        count += 1
+        observation = _Attempt(route, operation, parent, ctx, count)
         try:
             result = await call(route)
         except BaseException as error:
@@ -101,9 +143,12 @@ def observed_stream(
 ) -> Callable[[Any], AsyncIterator[Result]]:
     parent = tracing.parent_of(ctx.forward_headers)
     operation = _OPERATIONS.get(kind, kind)
+    count = 0
 
     async def attempt(route: Any) -> AsyncIterator[Result]:
-        observation = _Attempt(route, operation, parent, ctx)
+        nonlocal count
+        count += 1
+        observation = _Attempt(route, operation, parent, ctx, count)
         try:
             async for item in call(route):
                 yield item

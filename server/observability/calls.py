@@ -15,7 +15,15 @@ import grpc
 from server.observability import metrics, tracing
 from server.observability.logs import ACCESS_LOG
 from server.providers.base import RequestContext
-from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, models_pb2, responses_pb2, videos_pb2
+from siraya.router.v1 import (
+    admin_pb2,
+    chat_pb2,
+    embeddings_pb2,
+    images_pb2,
+    models_pb2,
+    responses_pb2,
+    videos_pb2,
+)
 
 __all__ = ["CallObservation", "RpcInfo", "rpc_info"]
 
@@ -33,10 +41,19 @@ _ENDPOINTS = {
     "GetVideo": ("/v1/videos/{video_id}", "get_video"),
     "WatchVideo": ("/v1/videos/{video_id}", "watch_video"),
     "DownloadVideoContent": ("/v1/videos/{video_id}/content", "download_video"),
+    "CreateKey": ("/v1/keys", "create_key"),
+    "ListKeys": ("/v1/keys", "list_keys"),
+    "GetKey": ("/v1/keys/{id}", "get_key"),
+    "UpdateKey": ("/v1/keys/{id}", "update_key"),
+    "SetCreditLimit": ("/v1/keys/{id}", "set_credit_limit"),
+    "RevokeKey": ("/v1/keys/{id}", "revoke_key"),
+    "RotateKey": ("/v1/keys/{id}/rotate", "rotate_key"),
+    "GetCurrentKey": ("/v1/key", "get_current_key"),
+    "GetGeneration": ("/v1/generation", "get_generation"),
 }
 _SERVICES = {
     method.name: service.full_name
-    for module in (chat_pb2, responses_pb2, embeddings_pb2, images_pb2, models_pb2, videos_pb2)
+    for module in (chat_pb2, responses_pb2, embeddings_pb2, images_pb2, models_pb2, videos_pb2, admin_pb2)
     for service in module.DESCRIPTOR.services_by_name.values()
     for method in service.methods
 }

@@ -33,8 +33,10 @@ __all__ = [
 ACCESS_LOGGER = logging.getLogger("siraya.access")
 REDACTED = "[REDACTED]"
 # Key shapes of OpenAI-style (sk-..., sk-proj-..., sk-ant-..., our sk-sr-...), Google (AIza...),
-# and any bearer token, so a key that is not in the config is still caught.
+# and any bearer token, so a key that is not in the config is still caught; and a key an upstream
+# echoes masked ("sk-pr****abcd" in a 401), whose visible ends are still the key's.
 _SECRET_SHAPES = (
+    r"\bsk-[A-Za-z0-9_\-]*\*{3,}[A-Za-z0-9_\-]*",
     r"\bsk-[A-Za-z0-9_\-]{6,}",
     r"\bAIza[0-9A-Za-z_\-]{20,}",
     r"(?<=bearer )[A-Za-z0-9._~+/=\-]{6,}",

@@ -23,8 +23,10 @@ upstream call needs:
   their callers directly.
 
 Failures are raised as aiohttp's exception types (a refused or dropped connection as a
-ClientConnectionError, a body cut short as a ClientPayloadError), so the adapters' error handling
-is the same whichever client made the call.
+ClientConnectionError whose `__cause__` is the OSError behind it: refused, DNS, TLS; a body cut
+short as a ClientPayloadError), so the adapters' error handling is the same whichever client made
+the call. A connect that takes too long raises ConnectTimeout, a TimeoutError that tells it apart
+from a server slow to reply. upstream_errors.transport_error maps them all.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import aiohttp
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-__all__ = ["Http1Client", "Http1Response"]
+__all__ = ["ConnectTimeout", "Http1Client", "Http1Response"]
 
 HIGH_WATER = 1 << 20
 # What a call that left its reply unread early may leave behind to be drained for reuse.
@@ -54,6 +56,10 @@ _URL_CACHE_SIZE = 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Origin = tuple[str, str, int]  # scheme, host, port
+
+
+class ConnectTimeout(TimeoutError):
+    """The TCP (and TLS) connect did not finish within `connect_timeout` or the deadline."""
 
 
 class _Target:
@@ -465,9 +471,11 @@ class Http1Client:
         try:
             _, connection = await asyncio.wait_for(connecting, limit)
         except TimeoutError:
-            raise  # an OSError too, but a slow connect is a timeout (408), not an unreachable host
+            # An OSError too, but a slow connect is a timeout (408), not an unreachable host.
+            raise ConnectTimeout() from None
         except OSError as error:
-            raise aiohttp.ClientConnectionError(f"cannot connect: {type(error).__name__}") from None
+            # The cause tells refused, DNS and TLS apart for the error the client gets.
+            raise aiohttp.ClientConnectionError(f"cannot connect: {type(error).__name__}") from error
         return connection
 
     def _close_idle_elsewhere(self, origin: Origin) -> bool:

@@ -9,7 +9,14 @@ A field may be dropped when
 - it is bookkeeping or advisory (`DROPPABLE_CHAT_FIELDS`): it affects storage, billing tier,
   caching, abuse tracking or speed, never which output is a correct answer; or
 - it is set to its documented no-op value (`n: 1`, `presence_penalty: 0`, `logprobs: false`,
-  `parallel_tool_calls: true`, `modalities: ["text"]`, ...): every provider already behaves so.
+  `parallel_tool_calls: true`, `modalities: ["text"]`, ...): every provider already behaves so; or
+- the gateway honours it itself, faithfully, whatever the upstream (`HONOURED_BY_GATEWAY`):
+
+      field                   value   how the gateway honours it
+      parallel_tool_calls     false   keeps the first tool call of each choice, unary and streamed
+                                      (tool_call_limit.py); with a named `tool_choice` it holds anyway
+
+A 400 is for what the gateway truly cannot honour.
 
 With `require_parameters` (the request's `provider.require_parameters`) the first kind must be
 supported too, or the deployment does not suit the request; no-op values never disqualify one.
@@ -35,6 +42,7 @@ __all__ = [
     "CONTENT_PART_KINDS",
     "DROPPABLE_CHAT_FIELDS",
     "FULL_CHAT_SUPPORT",
+    "HONOURED_BY_GATEWAY",
     "ParameterSupport",
     "enforce_chat_support",
     "present_chat_fields",
@@ -78,12 +86,19 @@ DROPPABLE_CHAT_FIELDS: frozenset[str] = frozenset(
 
 Deliberately not here, because ignoring them can change the output: sampling and length controls
 (`temperature`, `top_p`, `stop`, `max_tokens`, `max_completion_tokens`, penalties, `logit_bias`),
-`n`, `logprobs` / `top_logprobs` (the response would lack them), `parallel_tool_calls` (`false`
-forbids several calls in one turn), `reasoning_effort` and `verbosity` (they change the answer),
+`n`, `logprobs` / `top_logprobs` (the response would lack them), `reasoning_effort` and `verbosity`
+(they change the answer),
 `tools` / `tool_choice` / `functions` / `function_call` / `response_format`, `modalities` /
 `audio`, `web_search_options`, and `stream_options` when it asks for the usage chunk. Each of these
 is dropped only at its no-op value (see `_NO_OP`).
 """
+
+
+HONOURED_BY_GATEWAY: dict[str, str] = {
+    "parallel_tool_calls": "false: the adapter keeps the first tool call of each choice",
+}
+"""Fields the gateway honours itself for any upstream: never a gap, and omitted upstream unless the
+adapter translates them (Anthropic's `disable_parallel_tool_use`)."""
 
 
 def _is_zero(value: float) -> bool:
@@ -158,6 +173,9 @@ def _assess(
     for descriptor, value in params.ListFields():
         name = descriptor.name
         if name in supported or name in _NOT_PARAMETERS:
+            continue
+        if name in HONOURED_BY_GATEWAY:
+            dropped.append(name)
             continue
         no_op = _NO_OP.get(name)
         if no_op is not None and no_op(value):

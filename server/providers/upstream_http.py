@@ -1,7 +1,8 @@
 """One provider's pooled HTTP client (Http1Client), and the one way every adapter calls upstream.
 
 Every failure leaves as a GatewayError: the upstream's error answer through the adapter's own
-classifier, a timeout as a 408, anything else on the wire as a 502 that names no secret.
+classifier, a failure on the wire through upstream_errors.transport_error (a timeout as a 408,
+refused, DNS, TLS or a cut reply each as its own 502), each naming the call tried and no secret.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from contextlib import asynccontextmanager
 import aiohttp
 
 from server.config import HttpProviderConfig
-from server.errors import GatewayError, RequestTimeout, UpstreamError
+from server.errors import GatewayError, RequestTimeout
 from server.providers.base import RequestContext
 from server.providers.http1_client import Http1Client, Http1Response
+from server.providers.upstream_errors import call_target, located, transport_error
 
 # (provider name, HTTP status, body, Retry-After, secrets) -> the error the client gets.
 ErrorClassifier = Callable[[str, int, bytes, str | None, tuple[str, ...]], GatewayError]
@@ -70,11 +72,19 @@ class UpstreamHttp:
                         self.secrets,
                     )
                 yield response
-        except GatewayError:
+        except GatewayError as error:
+            located(error, *call_target(method, url))
             raise
-        except TimeoutError:
-            raise RequestTimeout(f"Provider '{self.name}' did not answer in time.") from None
-        except (aiohttp.ClientError, OSError) as error:
-            raise UpstreamError(
-                f"Provider '{self.name}' is unreachable or closed the connection ({type(error).__name__})."
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            target, logged = call_target(method, url)
+            deadline_passed = ctx.deadline is not None and ctx.deadline <= time.monotonic()
+            if isinstance(error, TimeoutError) and deadline_passed:
+                failure: GatewayError = RequestTimeout(
+                    f"The request deadline passed while provider '{self.name}' was called [{target}]."
+                )
+                failure.upstream_url = logged
+                raise failure from None
+            config = self._config
+            raise transport_error(
+                self.name, error, target, logged, config.connect_timeout, config.read_timeout
             ) from None

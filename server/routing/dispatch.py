@@ -27,6 +27,7 @@ from server.routing.catalogue import Catalogue, CatalogueEntry
 from server.routing.events import DispatchEvents, MetricsEvents, NoEvents
 from server.routing.route import Route
 from server.routing.router import candidates
+from server.routing.selection import why_none
 from server.routing.stats import LatencyStats
 from server.routing.timeouts import bound, earliest, next_within
 from siraya.router.v1 import common_pb2
@@ -92,16 +93,23 @@ class Dispatcher:
         there); without it the dispatcher's catalogue resolves it.
         """
         plan = self.routes(entry, routing, params)
-        seen = {entry.id}
+        seen = {entry.id: entry}
         for model_id in routing.models:
             fallback = self._resolve(model_id, entry, resolve)
             if fallback.id in seen:
                 continue
-            seen.add(fallback.id)
+            seen[fallback.id] = fallback
             plan.extend(self.routes(fallback, routing, params))
         if not plan:
+            why = {
+                model.id: why_none(model.deployments, routing.provider, self._provider_names, params)
+                for model in seen.values()
+            }
+            reasons = why[entry.id] if len(why) == 1 else "; ".join(f"{m}: {r}" for m, r in why.items())
             names = ", ".join(seen)
-            raise NoAvailableProvider(f"No provider for model '{names}' meets the routing requirements.")
+            raise NoAvailableProvider(
+                f"No provider for model '{names}' meets the routing requirements: {reasons}."
+            )
         return plan
 
     def _resolve(

@@ -19,10 +19,21 @@ _MAX_LISTED = 8
 
 
 def tried_summary(failures: Sequence[tuple[Deployment, GatewayError]], skipped: Sequence[Deployment]) -> str:
-    """What was tried, as "provider/model (reason)" items: provider and model names, never keys."""
-    parts = [f"{d.key} ({_reason(error)})" for d, error in failures[:_MAX_LISTED]]
-    if len(failures) > _MAX_LISTED:
-        parts.append(f"{len(failures) - _MAX_LISTED} more")
+    """What was tried, as "provider/model (reason)" items: provider and model names, never keys.
+
+    The reason is the attempt's own message (what failed and the call tried), so that a request
+    with one deployment still tells the client why; retries that failed alike are counted once.
+    """
+    groups: list[tuple[str, int]] = []
+    for d, error in failures:
+        item = f"{d.key} ({_reason(error)})"
+        if groups and groups[-1][0] == item:
+            groups[-1] = (item, groups[-1][1] + 1)
+        else:
+            groups.append((item, 1))
+    parts = [item if count == 1 else f"{item} x{count}" for item, count in groups[:_MAX_LISTED]]
+    if len(groups) > _MAX_LISTED:
+        parts.append(f"{sum(count for _, count in groups[_MAX_LISTED:])} more")
     parts.extend(f"{d.key} (circuit open, skipped)" for d in skipped[:_MAX_LISTED])
     return "; ".join(parts)
 
@@ -38,10 +49,16 @@ def final_error(
     tried = tried_summary(failures, skipped)
     suffix = f" Tried: {tried}." if tried else ""
     errors = [error for _, error in failures]
+    # "Every provider" only when there was more than one to try.
+    every = (
+        "Every provider of model"
+        if len({d.key for d, _ in failures} | {d.key for d in skipped}) > 1
+        else "The provider of model"
+    )
     if errors and all(isinstance(e, RateLimited) for e in errors):
         waits = [e.retry_after for e in errors if e.retry_after is not None]
         return RateLimited(
-            f"Every provider of model '{model}' is rate limiting requests.{suffix}",
+            f"{every} '{model}' is rate limiting requests.{suffix}",
             retry_after=min(waits) if waits else None,
         )
     if deadline_passed or (errors and all(isinstance(e, RequestTimeout) for e in errors)):
@@ -51,16 +68,10 @@ def final_error(
         return InvalidRequest(first.message, param=first.param, code=first.code)
     if not errors:
         return UpstreamError(f"Model '{model}' is unavailable: every provider's circuit is open.{suffix}")
-    return UpstreamError(f"Every provider of model '{model}' failed.{suffix}")
+    return UpstreamError(f"{every} '{model}' failed.{suffix}")
 
 
 def _reason(error: GatewayError) -> str:
-    if error.upstream_status is not None:
-        return f"HTTP {error.upstream_status}"
-    if isinstance(error, RequestTimeout):
-        return "timed out"
-    if isinstance(error, RateLimited):
-        return "rate limited"
     if isinstance(error, InvalidRequest):
         return f"unsupported: {error.param}" if error.param else "unsupported"
     return error.message.rstrip(".")

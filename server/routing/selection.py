@@ -24,7 +24,7 @@ from server.routing.catalogue import Deployment
 from server.routing.stats import LatencyStats
 from siraya.router.v1 import chat_pb2, common_pb2
 
-__all__ = ["eligible", "price_of", "rank"]
+__all__ = ["eligible", "price_of", "rank", "why_none"]
 
 _KNOWN_PARAMETERS = CHAT_FIELDS | CONTENT_PART_KINDS
 
@@ -56,6 +56,76 @@ def eligible(
             if not unsupported_chat_fields(params, _support(d.supported_parameters), require_parameters=True)
         ]
     return chosen
+
+
+def why_none(
+    deployments: Sequence[Deployment],
+    preferences: common_pb2.ProviderPreferences,
+    known_providers: set[str] | frozenset[str],
+    params: Message | None = None,
+) -> str:
+    """Why `eligible` and `rank` left no deployment: the filter that removed the last one, named as
+    the request wrote it, and any provider the request names that this gateway does not have.
+
+    Only on the error path: it replays the filters one at a time, where `eligible` runs them at once.
+    """
+    serving = ", ".join(d.key for d in deployments) or "nothing"
+    reasons: list[str] = []
+    chosen = [d for d in deployments if d.provider in known_providers]
+    steps: list[tuple[str, Callable[[Deployment], bool]]] = []
+    if preferences.only:
+        steps.append((f"provider.only {list(preferences.only)}", lambda d: _named(d, preferences.only)))
+    if preferences.ignore:
+        steps.append(
+            (f"provider.ignore {list(preferences.ignore)}", lambda d: not _named(d, preferences.ignore))
+        )
+    if preferences.HasField("max_price"):
+        steps.append(("provider.max_price", lambda d: _within(d.pricing, preferences.max_price)))
+    if preferences.require_parameters and isinstance(params, chat_pb2.ChatCompletionParams):
+        gaps: set[str] = set()
+
+        def suits(d: Deployment) -> bool:
+            missing = unsupported_chat_fields(
+                params, _support(d.supported_parameters), require_parameters=True
+            )
+            gaps.update(missing)
+            return not missing
+
+        steps.append(("provider.require_parameters", suits))
+    if not chosen:
+        reasons.append(f"none of its providers is configured on this gateway (it is served by: {serving})")
+    for label, keep in steps:
+        if not chosen:
+            break
+        chosen = [d for d in chosen if keep(d)]
+        if not chosen:
+            detail = (
+                f": no deployment supports {', '.join(sorted(gaps))}" if label.endswith("parameters") else ""
+            )
+            reasons.append(f"{label} removed every deployment{detail} (it is served by: {serving})")
+    no_fallbacks = preferences.HasField("allow_fallbacks") and not preferences.allow_fallbacks
+    if (
+        chosen
+        and preferences.order
+        and no_fallbacks
+        and not any(_named(d, preferences.order) for d in chosen)
+    ):
+        reasons.append(
+            f"provider.order {list(preferences.order)} names none of its deployments and"
+            f" provider.allow_fallbacks is false (it is served by: {serving})"
+        )
+    unknown = [
+        name
+        for name in (*preferences.only, *preferences.ignore, *preferences.order)
+        if name.partition("/")[0] not in known_providers
+    ]
+    if unknown:
+        names = ", ".join(f"'{name}'" for name in dict.fromkeys(unknown))
+        reasons.append(
+            f"{names} {'is not a provider' if len(unknown) == 1 else 'are not providers'} of this gateway"
+            f" (its providers: {', '.join(sorted(known_providers))})"
+        )
+    return "; ".join(reasons) or f"no deployment is left (it is served by: {serving})"
 
 
 def rank(

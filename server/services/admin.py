@@ -8,12 +8,16 @@ import grpc
 
 from server.accounts.accounting import AccountMetering
 from server.accounts.key_views import generation, key_info
-from server.accounts.keys import KeyRecord, NewKey
+from server.accounts.keys import CHANGEABLE_KEY_FIELDS, KeyChanges, KeyRecord, NewKey
 from server.accounts.money import micros_to_usd, usd_to_micros
-from server.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
+from server.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, PermissionDenied
 from server.gateway import Gateway
 from server.services.base import call_context, unary_rpc
 from siraya.router.v1 import admin_pb2, admin_pb2_grpc
+
+# Every KeySpec field an UpdateKey mask may name.
+_UPDATABLE = (*CHANGEABLE_KEY_FIELDS, "credit_limit")
+_LIMITS = ("credit_limit", "rpm_limit", "tpm_limit")
 
 
 def _metering(gateway: Gateway) -> AccountMetering:
@@ -24,6 +28,47 @@ def _metering(gateway: Gateway) -> AccountMetering:
 
 def _key_not_found(key_id: str) -> NotFound:
     return NotFound(f"No key found with id '{key_id}'.", param="id", code="key_not_found")
+
+
+def _check_spec(spec: admin_pb2.KeySpec, fields: tuple[str, ...] | set[str]) -> None:
+    """The checks every key setting passes, on create and on update, for the fields given."""
+    if "name" in fields and not spec.name:
+        raise InvalidRequest("A key needs a name.", param="name", code="missing_required_parameter")
+    for field in _LIMITS:
+        if field in fields and spec.HasField(field) and getattr(spec, field) < 0:
+            raise InvalidRequest(f"'{field}' must not be negative.", param=field, code="invalid_value")
+    if "expires_at" in fields and spec.HasField("expires_at") and spec.expires_at <= 0:
+        raise InvalidRequest(
+            "'expires_at' must be a unix time in seconds.", param="expires_at", code="invalid_value"
+        )
+
+
+def _catalogue_models(gateway: Gateway, models: list[str]) -> tuple[str, ...]:
+    """`models` as catalogue ids (an alias becomes its model's id), or a 400 naming the unknown ones.
+
+    A key allowed a model that does not exist would fail every request for it with a 403 that
+    names no typo, so the typo is refused here instead.
+    """
+    ids: list[str] = []
+    unknown: list[str] = []
+    for model in models:
+        try:
+            entry = gateway.catalogue.get(model)
+        except GatewayError:
+            unknown.append(model)
+            continue
+        if entry.id not in ids:
+            ids.append(entry.id)
+    if unknown:
+        known = ", ".join(entry.id for entry in gateway.catalogue.entries())
+        names = ", ".join(f"'{model}'" for model in unknown)
+        raise InvalidRequest(
+            f"'allowed_models' names {'a model' if len(unknown) == 1 else 'models'} this gateway does not"
+            f" serve: {names}. Models served: {known}.",
+            param="allowed_models",
+            code="model_not_found",
+        )
+    return tuple(ids)
 
 
 class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
@@ -44,20 +89,12 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
     ) -> admin_pb2.CreateKeyResponse:
         self._check_admin(context)
         spec = request.spec
-        if not spec.name:
-            raise InvalidRequest("A key needs a name.", param="name", code="missing_required_parameter")
-        for field, value in (
-            ("credit_limit", spec.credit_limit),
-            ("rpm_limit", spec.rpm_limit),
-            ("tpm_limit", spec.tpm_limit),
-        ):
-            if spec.HasField(field) and value < 0:
-                raise InvalidRequest(f"'{field}' must not be negative.", param=field, code="invalid_value")
+        _check_spec(spec, _UPDATABLE)
         record, secret = await self._gateway.keys.create(
             NewKey(
                 name=spec.name,
                 expires_at=spec.expires_at if spec.HasField("expires_at") else None,
-                allowed_models=tuple(spec.allowed_models),
+                allowed_models=_catalogue_models(self._gateway, list(spec.allowed_models)),
                 credit_limit=spec.credit_limit if spec.HasField("credit_limit") else None,
                 rpm_limit=spec.rpm_limit if spec.HasField("rpm_limit") else None,
                 tpm_limit=spec.tpm_limit if spec.HasField("tpm_limit") else None,
@@ -121,14 +158,54 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
         self._gateway.keys.forget()
         return admin_pb2.SetCreditLimitResponse(key=key_info(record))
 
+    @unary_rpc
+    async def UpdateKey(
+        self, request: admin_pb2.UpdateKeyRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.UpdateKeyResponse:
+        self._check_admin(context)
+        fields = set(request.update_mask.paths)
+        unknown = sorted(fields - set(_UPDATABLE))
+        if unknown:
+            raise InvalidRequest(
+                f"'update_mask' names {', '.join(repr(path) for path in unknown)}, which cannot be"
+                f" changed; it may name: {', '.join(_UPDATABLE)}.",
+                param="update_mask",
+                code="unknown_parameter",
+            )
+        spec = request.key
+        _check_spec(spec, fields)
+        changes = KeyChanges(
+            frozenset(fields & set(CHANGEABLE_KEY_FIELDS)),
+            name=spec.name,
+            expires_at=spec.expires_at if spec.HasField("expires_at") else None,
+            allowed_models=(
+                _catalogue_models(self._gateway, list(spec.allowed_models))
+                if "allowed_models" in fields
+                else ()
+            ),
+            rpm_limit=spec.rpm_limit if spec.HasField("rpm_limit") else None,
+            tpm_limit=spec.tpm_limit if spec.HasField("tpm_limit") else None,
+        )
+        keys = self._gateway.keys
+        if await keys.get(request.id) is None:
+            raise _key_not_found(request.id)
+        if "credit_limit" in fields:
+            limit = usd_to_micros(spec.credit_limit) if spec.HasField("credit_limit") else None
+            if await _metering(self._gateway).accounts.set_credit_limit(request.id, limit) is None:
+                raise _key_not_found(request.id)
+        record = await keys.update(request.id, changes)
+        if record is None:
+            raise _key_not_found(request.id)
+        return admin_pb2.UpdateKeyResponse(key=key_info(record))
+
 
 class AccountServicer(admin_pb2_grpc.AccountServiceServicer):
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
 
     async def _key(self, context: grpc.aio.ServicerContext) -> KeyRecord:
-        authorization, _ = call_context(context)
-        return await self._gateway.authenticate(authorization)
+        authorization, ctx = call_context(context)
+        return await self._gateway.authenticate(authorization, ctx)
 
     @unary_rpc
     async def GetCurrentKey(

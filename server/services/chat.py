@@ -24,7 +24,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> chat_pb2.CreateChatCompletionResponse:
         authorization, ctx = call_context(context)
-        key = await self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization, ctx)
         if request.openai_json:
             answer = await self._gateway.chat_json(request.params, key, ctx)
             await send_response_headers(context, ctx)
@@ -40,7 +40,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self, request: chat_pb2.StreamChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
         authorization, ctx = call_context(context)
-        key = await self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization, ctx)
         # One loop for both forms: each layer here is paid again for every chunk.
         if request.openai_json:
             chunks: AsyncIterator[Any] = self._gateway.stream_chat_json(request.params, key, ctx)

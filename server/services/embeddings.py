@@ -19,7 +19,7 @@ class EmbeddingsServicer(embeddings_pb2_grpc.EmbeddingsServiceServicer):
         self, request: embeddings_pb2.CreateEmbeddingRequest, context: grpc.aio.ServicerContext
     ) -> embeddings_pb2.CreateEmbeddingResponse:
         authorization, ctx = call_context(context)
-        key = await self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization, ctx)
         result = await self._gateway.embed(request.params, key, ctx)
         await send_response_headers(context, ctx)
         return embeddings_pb2.CreateEmbeddingResponse(result=result)

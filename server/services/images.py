@@ -19,7 +19,7 @@ class ImagesServicer(images_pb2_grpc.ImagesServiceServicer):
         self, request: images_pb2.GenerateImagesRequest, context: grpc.aio.ServicerContext
     ) -> images_pb2.GenerateImagesResponse:
         authorization, ctx = call_context(context)
-        key = await self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization, ctx)
         result = await self._gateway.generate_images(request.params, key, ctx)
         await send_response_headers(context, ctx)
         return images_pb2.GenerateImagesResponse(result=result)

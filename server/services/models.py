@@ -1,4 +1,5 @@
-"""ModelsService: the public catalogue. Listing needs a valid key, as OpenAI's does."""
+"""ModelsService: the public catalogue. Listing needs a valid key, as OpenAI's does, and a key limited
+to some models sees only those."""
 
 from __future__ import annotations
 
@@ -17,14 +18,14 @@ class ModelsServicer(models_pb2_grpc.ModelsServiceServicer):
     async def ListModels(
         self, request: models_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> models_pb2.ListModelsResponse:
-        authorization, _ = call_context(context)
-        await self._gateway.authenticate(authorization)
-        return models_pb2.ListModelsResponse(data=self._gateway.list_models())
+        authorization, ctx = call_context(context)
+        key = await self._gateway.authenticate(authorization, ctx)
+        return models_pb2.ListModelsResponse(data=self._gateway.list_models(key))
 
     @unary_rpc
     async def GetModel(
         self, request: models_pb2.GetModelRequest, context: grpc.aio.ServicerContext
     ) -> models_pb2.GetModelResponse:
-        authorization, _ = call_context(context)
-        await self._gateway.authenticate(authorization)
-        return models_pb2.GetModelResponse(model=self._gateway.get_model(request.id))
+        authorization, ctx = call_context(context)
+        key = await self._gateway.authenticate(authorization, ctx)
+        return models_pb2.GetModelResponse(model=self._gateway.get_model(request.id, key))

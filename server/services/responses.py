@@ -21,7 +21,7 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer):
         self, request: responses_pb2.CreateResponseRequest, context: grpc.aio.ServicerContext
     ) -> responses_pb2.CreateResponseResponse:
         authorization, ctx = call_context(context)
-        key = await self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization, ctx)
         response = await self._gateway.respond(request.params, key, ctx)
         await send_response_headers(context, ctx)
         return responses_pb2.CreateResponseResponse(response=response)
@@ -31,7 +31,7 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer):
         self, request: responses_pb2.StreamResponseRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[responses_pb2.StreamResponseResponse]:
         authorization, ctx = call_context(context)
-        key = await self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization, ctx)
         first = True
         async for event in self._gateway.stream_response(request.params, key, ctx):
             if first:

@@ -22,7 +22,7 @@ class VideosServicer(videos_pb2_grpc.VideosServiceServicer):
         self, request: videos_pb2.CreateVideoRequest, context: grpc.aio.ServicerContext
     ) -> videos_pb2.CreateVideoResponse:
         authorization, ctx = call_context(context)
-        key = await self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization, ctx)
         return videos_pb2.CreateVideoResponse(
             video=await self._gateway.create_video(request.params, key, ctx)
         )
@@ -32,7 +32,7 @@ class VideosServicer(videos_pb2_grpc.VideosServiceServicer):
         self, request: videos_pb2.GetVideoRequest, context: grpc.aio.ServicerContext
     ) -> videos_pb2.GetVideoResponse:
         authorization, ctx = call_context(context)
-        key = await self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization, ctx)
         return videos_pb2.GetVideoResponse(video=await self._gateway.get_video(request.id, key, ctx))
 
     @streaming_rpc
@@ -40,7 +40,7 @@ class VideosServicer(videos_pb2_grpc.VideosServiceServicer):
         self, request: videos_pb2.WatchVideoRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[videos_pb2.WatchVideoResponse]:
         authorization, ctx = call_context(context)
-        key = await self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization, ctx)
         interval = request.poll_interval if request.HasField("poll_interval") else DEFAULT_POLL_SECONDS
         async for video in self._gateway.watch_video(request.id, interval, key, ctx):
             yield videos_pb2.WatchVideoResponse(video=video)
@@ -50,7 +50,7 @@ class VideosServicer(videos_pb2_grpc.VideosServiceServicer):
         self, request: videos_pb2.DownloadVideoContentRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[videos_pb2.DownloadVideoContentResponse]:
         authorization, ctx = call_context(context)
-        key = await self._gateway.authenticate(authorization)
+        key = await self._gateway.authenticate(authorization, ctx)
         variant = request.variant if request.HasField("variant") else "video"
         content = await self._gateway.download_video(request.id, variant, key, ctx)
         first = True

@@ -8,12 +8,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from google.protobuf import field_mask_pb2
 
 from server.accounts.backends import DATABASE_FILE
 from server.accounts.keys import hash_secret
 from server.accounts.sqlite_accounts import SqliteAccountStore
+from siraya.router.v1 import admin_pb2, admin_pb2_grpc
 from tests.e2e.accounts_harness import (
     ADMIN_KEY,
     AccountsHarness,
@@ -141,3 +144,120 @@ def test_restart_keeps_keys_and_balances_and_a_graceful_stop_flushes_the_ledger(
         assert generation(harness, secret, request_id).json()["data"]["total_cost"] == pytest.approx(0.002)
     finally:
         harness.stop()
+
+
+def test_unknown_fields_are_refused_by_name_with_the_field_meant(accounts: AccountsHarness) -> None:
+    base = accounts.base_url
+    created = admin("POST", f"{base}/keys", json={"name": "typo", "rpm": 10, "tpm": 100})
+    assert created.status_code == 400, created.text
+    error = created.json()["error"]
+    assert (error["code"], error["param"]) == ("unknown_parameter", "rpm")
+    assert "'rpm' (did you mean 'rpm_limit'?)" in error["message"]
+    assert "'tpm' (did you mean 'tpm_limit'?)" in error["message"]
+    assert "typo" not in [key["name"] for key in admin("GET", f"{base}/keys").json()["data"]]
+
+    key_id, _ = accounts.create_key()
+    patched = admin("PATCH", f"{base}/keys/{key_id}", json={"credits": 3})
+    assert patched.status_code == 400
+    assert "'credits' (did you mean 'credit_limit'?)" in patched.json()["error"]["message"]
+    assert admin("PATCH", f"{base}/keys/{key_id}", json={}).status_code == 400
+
+
+def test_every_setting_can_be_changed_and_cleared_with_patch(accounts: AccountsHarness) -> None:
+    base = accounts.base_url
+    key = admin("POST", f"{base}/keys", json={"name": "before", "allowed_models": ["gpt-free"]}).json()
+    url = f"{base}/keys/{key['id']}"
+    expiry = int(time.time()) + 3600
+    changed = admin(
+        "PATCH",
+        url,
+        json={
+            "name": "after",
+            "credit_limit": 4.5,
+            "rpm_limit": 30,
+            "tpm_limit": 9000,
+            "allowed_models": ["gpt-priced"],
+            "expires_at": expiry,
+        },
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["name"], body["credit_limit"], body["rpm_limit"], body["tpm_limit"]) == (
+        "after",
+        4.5,
+        30,
+        9000,
+    )
+    assert (body["allowed_models"], body["expires_at"]) == (["gpt-priced"], expiry)
+    assert admin("GET", url).json() == body
+    # The new allow-list applies at once.
+    assert chat_status(accounts, key["secret"]) == 403
+    seen = current_key(accounts, key["secret"])
+    assert seen["rate_limit"] == {"requests_per_minute": 30, "tokens_per_minute": 9000}
+
+    cleared = admin(
+        "PATCH",
+        url,
+        json={
+            "credit_limit": None,
+            "rpm_limit": None,
+            "tpm_limit": None,
+            "allowed_models": [],
+            "expires_at": None,
+        },
+    ).json()
+    assert (cleared["credit_limit"], cleared["rpm_limit"], cleared["tpm_limit"]) == (None, None, None)
+    assert (cleared["allowed_models"], cleared["expires_at"], cleared["name"]) == ([], None, "after")
+    assert chat_status(accounts, key["secret"]) == 200
+    assert admin("PATCH", url, json={"name": None}).status_code == 400
+    assert admin("PATCH", f"{base}/keys/key_missing", json={"rpm_limit": 1}).status_code == 404
+
+
+def test_allowed_models_are_checked_against_the_catalogue(accounts: AccountsHarness) -> None:
+    base = accounts.base_url
+    created = admin(
+        "POST", f"{base}/keys", json={"name": "x", "allowed_models": ["gpt-free", "no-such-model"]}
+    )
+    assert created.status_code == 400
+    error = created.json()["error"]
+    assert (error["code"], error["param"]) == ("model_not_found", "allowed_models")
+    assert "'no-such-model'" in error["message"] and "gpt-free" in error["message"]
+    key_id, _ = accounts.create_key()
+    patched = admin("PATCH", f"{base}/keys/{key_id}", json={"allowed_models": ["no-such-model"]})
+    assert patched.status_code == 400 and "'no-such-model'" in patched.json()["error"]["message"]
+    assert admin("GET", f"{base}/keys/{key_id}").json()["allowed_models"] == []
+
+
+def test_grpc_update_key_refuses_a_mask_path_it_cannot_change(accounts: AccountsHarness) -> None:
+    key_id, _ = accounts.create_key()
+
+    async def call() -> grpc.StatusCode:
+        async with grpc.aio.insecure_channel(accounts.grpc_target) as channel:
+            stub = admin_pb2_grpc.KeysServiceStub(channel)
+            request = admin_pb2.UpdateKeyRequest(
+                id=key_id,
+                key=admin_pb2.KeySpec(rpm_limit=5),
+                update_mask=field_mask_pb2.FieldMask(paths=["rpm"]),
+            )
+            try:
+                await stub.UpdateKey(request, metadata=[("authorization", f"Bearer {ADMIN_KEY}")])
+            except grpc.aio.AioRpcError as error:
+                assert "'rpm'" in (error.details() or "")
+                return error.code()
+            return grpc.StatusCode.OK
+
+    assert accounts.run(call()) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_restricted_key_lists_only_the_models_it_may_use(accounts: AccountsHarness) -> None:
+    _, restricted = accounts.create_key(allowed_models=("gpt-free",))
+    _, unrestricted = accounts.create_key()
+    listed = sdk(accounts, restricted).models.list()
+    assert [model.id for model in listed.data] == ["gpt-free"]
+    everything = [model.id for model in sdk(accounts, unrestricted).models.list().data]
+    assert "gpt-free" in everything and "gpt-priced" in everything
+    assert sdk(accounts, restricted).models.retrieve("gpt-free").id == "gpt-free"
+    hidden = httpx.get(
+        f"{accounts.base_url}/models/gpt-priced", headers={"Authorization": f"Bearer {restricted}"}
+    )
+    assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "model_not_found"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from server.observability.logs import configure_logging, unconfigure_logging
-from tests.e2e.operations_harness import UPSTREAM_KEY, OperationsHarness
+from tests.e2e.operations_harness import UPSTREAM_KEY, OperationsHarness, delta
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +132,59 @@ def test_no_secret_reaches_the_log(ops: OperationsHarness, captured: io.StringIO
     for secret in (stranger, ops.api_key, UPSTREAM_KEY):
         assert secret not in text
     assert "[REDACTED]" in text
+
+
+def test_a_refusal_after_authentication_logs_the_key(ops: OperationsHarness, captured: io.StringIO) -> None:
+    missing = httpx.post(
+        ops.root_url + "/v1/chat/completions",
+        timeout=30,
+        json={"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {ops.api_key}", "X-Request-Id": "req-logs-404"},
+    )
+    assert missing.status_code == 404
+    (line,) = [line for line in _lines(captured) if line.get("client_request_id") == "req-logs-404"]
+    assert (line["status"], line["code"], line["key_id"]) == (404, "model_not_found", ops.key_id)
+
+
+def test_account_rpcs_carry_their_own_labels(ops: OperationsHarness, captured: io.StringIO) -> None:
+    before = ops.scrape()
+    seen = httpx.get(
+        ops.root_url + "/v1/key",
+        timeout=30,
+        headers={"Authorization": f"Bearer {ops.api_key}", "X-Request-Id": "req-logs-key"},
+    )
+    assert seen.status_code == 200, seen.text
+    (line,) = [line for line in _lines(captured) if line.get("client_request_id") == "req-logs-key"]
+    assert (line["endpoint"], line["rpc"], line["key_id"]) == (
+        "/v1/key",
+        "siraya.router.v1.AccountService/GetCurrentKey",
+        ops.key_id,
+    )
+    after = ops.scrape()
+    assert (
+        delta(
+            before,
+            after,
+            "siraya_requests_total",
+            endpoint="/v1/key",
+            model="",
+            provider="",
+            status_class="2xx",
+        )
+        == 1
+    )
+    assert (
+        delta(
+            before,
+            after,
+            "grpc_server_handled_total",
+            grpc_type="unary",
+            grpc_service="siraya.router.v1.AccountService",
+            grpc_method="GetCurrentKey",
+            grpc_code="OK",
+        )
+        == 1
+    )
+    assert not [
+        key for key in after if key[0] == "siraya_requests_total" and ("endpoint", "/GetCurrentKey") in key[1]
+    ]

@@ -58,7 +58,7 @@ def test_a_first_token_timeout_header_with_a_hanging_upstream_is_a_408(
     assert caught.value.status_code == 408
     body = caught.value.response.json()["error"]
     assert (body["type"], body["code"]) == ("timeout_error", "request_timeout")
-    assert "alpha/gpt-4o-mini (timed out)" in body["message"]
+    assert "alpha/gpt-4o-mini (Provider 'alpha' sent no first token within 0.3s) x2" in body["message"]
     assert UPSTREAM_KEY not in caught.value.response.text
     assert gw.calls(gw.alpha) == 2, "a timeout is retried once on the same deployment, then given up"
 

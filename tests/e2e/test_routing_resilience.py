@@ -103,9 +103,11 @@ def test_every_deployment_down_is_a_502_listing_what_was_tried(
     assert caught.value.status_code == 502
     body = error_of(caught)
     assert (body["type"], body["code"]) == ("upstream_error", "provider_error")
+    # Each deployment's own failure, with the upstream's words and the call tried, retries counted.
+    failed = "failed (HTTP 500): injected failure [POST /v1/chat/completions]"
     assert body["message"] == (
-        "Every provider of model 'duo' failed. Tried: alpha/gpt-4o-mini (HTTP 500); "
-        "alpha/gpt-4o-mini (HTTP 500); beta/gpt-4o-mini (HTTP 500); beta/gpt-4o-mini (HTTP 500)."
+        f"Every provider of model 'duo' failed. Tried: alpha/gpt-4o-mini (Provider 'alpha' {failed}) x2; "
+        f"beta/gpt-4o-mini (Provider 'beta' {failed}) x2."
     )
     assert (gw.calls(gw.alpha), gw.calls(gw.beta)) == (2, 2)
 
@@ -124,14 +126,50 @@ def test_every_candidate_rate_limited_is_a_429_with_retry_after(
     assert (gw.calls(gw.alpha), gw.calls(gw.beta)) == (1, 1), "a wait past max_retry_after is not waited"
 
 
-def test_filters_that_match_nothing_are_a_503(gw: RoutingHarness, client: openai.OpenAI) -> None:
-    for prefs in ({"only": ["nobody"]}, {"ignore": ["alpha", "beta"]}, {"max_price": {"prompt": 0.1}}):
+def test_filters_that_match_nothing_are_a_503_naming_the_filter(
+    gw: RoutingHarness, client: openai.OpenAI
+) -> None:
+    served_by = "(it is served by: alpha/gpt-4o-mini, beta/gpt-4o-mini)"
+    cases: list[tuple[dict[str, Any], list[str]]] = [
+        (
+            {"only": ["nobody"]},
+            [
+                f"provider.only ['nobody'] removed every deployment {served_by}",
+                "'nobody' is not a provider of this gateway (its providers: alpha, beta)",
+            ],
+        ),
+        (
+            {"ignore": ["alpha", "beta"]},
+            [f"provider.ignore ['alpha', 'beta'] removed every deployment {served_by}"],
+        ),
+        ({"max_price": {"prompt": 0.1}}, [f"provider.max_price removed every deployment {served_by}"]),
+        (
+            {"order": ["gamma"], "allow_fallbacks": False},
+            ["provider.order ['gamma'] names none of its deployments", "'gamma' is not a provider"],
+        ),
+    ]
+    for prefs, phrases in cases:
         with pytest.raises(openai.APIStatusError) as caught:
             chat(client, extra={"provider": prefs})
         assert caught.value.status_code == 503
         body = error_of(caught)
         assert (body["type"], body["code"]) == ("service_unavailable_error", "no_available_provider")
+        assert body["message"].startswith("No provider for model 'duo' meets the routing requirements: ")
+        for phrase in phrases:
+            assert phrase in body["message"], body["message"]
     assert (gw.calls(gw.alpha), gw.calls(gw.beta)) == (0, 0)
+
+
+def test_required_parameters_no_deployment_supports_are_named(
+    gw: RoutingHarness, client: openai.OpenAI
+) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        chat(client, extra={"provider": {"require_parameters": True, "only": ["beta"]}}, seed=3)
+    assert caught.value.status_code == 503
+    assert (
+        "provider.require_parameters removed every deployment: no deployment supports seed"
+        in error_of(caught)["message"]
+    )
 
 
 def test_preferences_pick_the_deployment(gw: RoutingHarness, client: openai.OpenAI) -> None:
@@ -188,7 +226,10 @@ def test_every_deployment_too_slow_is_a_408(gw: RoutingHarness, client: openai.O
     assert caught.value.status_code == 408
     body = error_of(caught)
     assert (body["type"], body["code"]) == ("timeout_error", "request_timeout")
-    assert "alpha/gpt-4o-mini (timed out); beta/gpt-4o-mini (timed out)" in body["message"]
+    assert (
+        "alpha/gpt-4o-mini (Provider 'alpha' sent no first token within 0.4s); "
+        "beta/gpt-4o-mini (Provider 'beta' sent no first token within 0.4s)"
+    ) in body["message"]
     assert (gw.calls(gw.alpha), gw.calls(gw.beta)) == (1, 1)
 
 

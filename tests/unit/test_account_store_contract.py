@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from server.accounts.keys import KeyChanges
 from server.accounts.owned_sqlite_accounts import OwnedSqliteAccountStore
 from server.accounts.postgres_accounts import PostgresAccountStore
 from server.accounts.sqlite_accounts import SqliteAccountStore
@@ -204,6 +205,36 @@ async def test_set_credit_limit_tops_up_and_removes_the_limit(store: AccountStor
     assert await store.set_credit_limit(key_id, None) == Balance(None, 0, 1000)
     record = await store.key_by_id(key_id)
     assert record is not None and record.credit_limit is None
+
+
+async def test_update_key_changes_only_the_named_settings(store: AccountStore) -> None:
+    key_id = await add_key(store, credit_limit=2.5, rpm_limit=10, tpm_limit=1000, allowed_models=("a",))
+    changed = await store.update_key(
+        key_id,
+        KeyChanges(
+            frozenset({"name", "rpm_limit", "allowed_models", "expires_at"}),
+            name="renamed",
+            rpm_limit=None,
+            allowed_models=("b", "c"),
+            expires_at=4_000_000_000,
+        ),
+    )
+    assert changed is not None and changed == await store.key_by_id(key_id)
+    assert (changed.name, changed.rpm_limit, changed.allowed_models, changed.expires_at) == (
+        "renamed",
+        None,
+        ("b", "c"),
+        4_000_000_000,
+    )
+    # What was not named stays, credits included.
+    assert (changed.tpm_limit, changed.credit_limit) == (1000, 2.5)
+    again = await store.update_key(key_id, KeyChanges(frozenset({"tpm_limit"}), tpm_limit=5))
+    assert again is not None and (again.tpm_limit, again.name, again.allowed_models) == (
+        5,
+        "renamed",
+        ("b", "c"),
+    )
+    assert await store.update_key("key_nope", KeyChanges(frozenset({"name"}), name="x")) is None
 
 
 async def test_release_stale_frees_reservations_of_dead_requests(store: AccountStore) -> None:

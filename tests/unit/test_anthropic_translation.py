@@ -874,12 +874,13 @@ def test_invalid_request_passes_anthropics_words_on() -> None:
     assert error.envelope()["error"]["type"] == "invalid_request_error"
 
 
-def test_credentials_errors_do_not_pass_anthropics_words_on() -> None:
+def test_credentials_errors_pass_anthropics_words_on_without_the_key() -> None:
+    key = "sk-ant-api03-secret-0123456789"
     error = error_from_response(
-        "anthropic", 401, anthropic_error("authentication_error", "invalid x-api-key"), None, ()
+        "anthropic", 401, anthropic_error("authentication_error", f"invalid x-api-key {key}"), None, (key,)
     )
-    assert "x-api-key" not in error.message
-    assert "credentials" in error.message
+    assert "invalid x-api-key" in error.message and key not in error.message
+    assert "credentials (HTTP 401, authentication_error)" in error.message
 
 
 @pytest.mark.parametrize(("status", "error_type"), [(429, "rate_limit_error"), (529, "overloaded_error")])

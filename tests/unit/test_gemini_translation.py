@@ -406,7 +406,6 @@ def test_extra_body_merges_where_each_key_belongs() -> None:
     ("field", "value"),
     [
         ("logit_bias", {"50256": -100}),
-        ("parallel_tool_calls", False),
         ("verbosity", "low"),
         ("audio", {"voice": "x", "format": "mp3"}),
     ],
@@ -422,6 +421,8 @@ def test_bookkeeping_and_no_op_parameters_are_dropped() -> None:
         _params(user="u1", store=False, parallel_tool_calls=True, metadata={"a": "b"}), CHAT_SUPPORT
     )
     assert set(dropped) == {"user", "store", "parallel_tool_calls", "metadata"}
+    # `false` is the gateway's to honour (it keeps one tool call): omitted upstream, never refused.
+    assert enforce_chat_support(_params(parallel_tool_calls=False), CHAT_SUPPORT) == ["parallel_tool_calls"]
 
 
 # -- response ------------------------------------------------------------------------------------
@@ -785,11 +786,33 @@ def test_embeddings_request_and_answer() -> None:
         embedding_list({"embeddings": [{"values": [1.0]}]}, "m", 2)
 
 
-def test_token_id_embedding_input_is_refused() -> None:
-    params = embeddings_pb2.EmbeddingParams(model="e", tokens=embeddings_pb2.TokenIds(values=[1, 2, 3]))
+def test_token_id_embedding_input_is_decoded_to_its_text() -> None:
+    # cl100k_base: "hello world" and "café" as a client's tokenizer sends them.
+    single = embeddings_pb2.EmbeddingParams(model="e", tokens=embeddings_pb2.TokenIds(values=[15339, 1917]))
+    assert embed_request(single, "text-embedding-004")["requests"][0]["content"] == {
+        "parts": [{"text": "hello world"}]
+    }
+    lists = embeddings_pb2.EmbeddingParams(
+        model="e",
+        token_lists=embeddings_pb2.TokenIdsList(
+            values=[embeddings_pb2.TokenIds(values=[15339]), embeddings_pb2.TokenIds(values=[53050])]
+        ),
+    )
+    texts = [r["content"]["parts"][0]["text"] for r in embed_request(lists, "text-embedding-004")["requests"]]
+    assert texts == ["hello", " café"]
+
+
+def test_a_token_id_outside_the_vocabulary_is_a_400_naming_it() -> None:
+    params = embeddings_pb2.EmbeddingParams(
+        model="e",
+        token_lists=embeddings_pb2.TokenIdsList(
+            values=[embeddings_pb2.TokenIds(values=[15339]), embeddings_pb2.TokenIds(values=[1, 100256])]
+        ),
+    )
     with pytest.raises(InvalidRequest) as caught:
         embed_request(params, "text-embedding-004")
-    assert caught.value.code == "unsupported_parameter"
+    assert caught.value.param == "input"
+    assert "input[1][1] is 100256" in caught.value.message
 
 
 # -- images ---------------------------------------------------------------------------------------
@@ -1063,7 +1086,8 @@ def test_error_mapping(
     if kind is InvalidRequest and b"Bad field" in body:
         assert "***" in error.message
     if http in (401, 403) or b"API_KEY_INVALID" in body:
-        assert "credentials" in error.message and "Key" not in error.message
+        # Google's words pass on (they say what to fix), scrubbed of the key.
+        assert "credentials" in error.message and KEY not in error.message
 
 
 @pytest.mark.parametrize(

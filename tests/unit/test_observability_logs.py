@@ -39,6 +39,12 @@ def test_key_shapes_are_redacted(secret: str) -> None:
     assert redact(f"failed with {secret}, retrying") == "failed with [REDACTED], retrying"
 
 
+def test_a_key_an_upstream_echoes_masked_is_redacted_with_its_visible_ends() -> None:
+    # OpenAI's 401 shows the first characters and the last four of the key it was given.
+    text = "Incorrect API key provided: sk-pr***************abcd. You can find your API key at ..."
+    assert redact(text) == "Incorrect API key provided: [REDACTED]. You can find your API key at ..."
+
+
 def test_bearer_tokens_and_api_key_headers_are_redacted() -> None:
     text = redact("Authorization: Bearer abc.def-123456 x-api-key: topsecretvalue")
     assert "abc.def-123456" not in text and "topsecretvalue" not in text

@@ -172,7 +172,6 @@ def test_stream_options_without_usage_is_a_no_op() -> None:
         ({"frequency_penalty": -0.1}, "frequency_penalty"),
         ({"logprobs": True}, "logprobs"),
         ({"top_logprobs": 3}, "top_logprobs"),
-        ({"parallel_tool_calls": False}, "parallel_tool_calls"),
         ({"modalities": ["text", "audio"]}, "modalities"),
         ({"reasoning_effort": "high"}, "reasoning_effort"),
         ({"verbosity": "low"}, "verbosity"),
@@ -189,6 +188,13 @@ def test_refuses_meaningful_unsupported_fields(fields: dict[str, Any], name: str
         enforce_chat_support(params, NARROW, provider="anthropic")
     assert _refusal(error, name) == f"The parameter '{name}' is not supported by provider 'anthropic'."
     assert unsupported_chat_fields(params, NARROW) == [name]
+
+
+def test_parallel_tool_calls_false_is_honoured_by_the_gateway_not_refused() -> None:
+    # The adapter keeps the first tool call (tool_call_limit.py): never a gap, even when required.
+    params = _params(parallel_tool_calls=False)
+    assert enforce_chat_support(params, NARROW, provider="gemini") == ["parallel_tool_calls"]
+    assert unsupported_chat_fields(params, NARROW, require_parameters=True) == []
 
 
 def test_refuses_struct_fields() -> None:

@@ -6,7 +6,7 @@ is only the fallback, for bodies that are not Anthropic's (a proxy's HTML 413, a
 
     error.type              HTTP  gateway error
     invalid_request_error   400   InvalidRequest (Anthropic's message, our key redacted)
-    authentication_error    401   UpstreamError  (the gateway's credentials: never the upstream's words)
+    authentication_error    401   UpstreamError  (the gateway's credentials; Anthropic's words, scrubbed)
     billing_error           402   UpstreamError  (likewise the gateway's account)
     permission_error        403   UpstreamError  (likewise)
     not_found_error         404   UpstreamError  (the model is down or unknown upstream)
@@ -93,11 +93,11 @@ def classify_error(
         return InvalidRequest(
             f"The request is too large for provider '{provider}' ({what}).", code="request_too_large"
         )
+    detail = f": {safe}" if safe else "."
     if kind == "credentials":
-        return UpstreamError(f"Provider '{provider}' rejected the gateway's credentials ({what}).")
+        return UpstreamError(f"Provider '{provider}' rejected the gateway's credentials ({what}){detail}")
     if kind == "not_found":
-        detail = f" {safe}" if safe else ""
-        return UpstreamError(f"Provider '{provider}' does not serve this model ({what}).{detail}")
+        return UpstreamError(f"Provider '{provider}' does not serve this model ({what}){detail}")
     if kind == "rate_limited":
         # Anthropic's own wording names the gateway's organisation and limits: not passed on.
         return RateLimited(
@@ -110,7 +110,7 @@ def classify_error(
             f"Provider '{provider}' is overloaded ({what}); retry shortly.",
             retry_after=parse_retry_after(retry_after),
         )
-    return UpstreamError(f"Provider '{provider}' failed ({what}).")
+    return UpstreamError(f"Provider '{provider}' failed ({what}){detail}")
 
 
 def error_from_response(

@@ -29,6 +29,7 @@ from server.providers.chat_only import ChatOnly
 from server.providers.http1_client import Http1Response
 from server.providers.param_policy import enforce_chat_support
 from server.providers.sse_reader import read_sse
+from server.providers.tool_call_limit import first_tool_call_only, first_tool_calls_streamed, single_tool_call
 from server.providers.upstream_http import UpstreamHttp
 from siraya.router.v1 import chat_pb2
 
@@ -94,15 +95,23 @@ class AnthropicProvider(ChatOnly):
         async with self._post(body, ctx) as response:
             raw = await response.read()
         try:
-            return from_anthropic(orjson.loads(raw))
+            completion = from_anthropic(orjson.loads(raw))
         except orjson.JSONDecodeError:
             raise UpstreamError(
                 f"Provider '{self.name}' returned an invalid response: the body is not JSON."
             ) from None
         except AnthropicShapeError as error:
             raise UpstreamError(f"Provider '{self.name}' returned an invalid response: {error}.") from None
+        # Anthropic was told (disable_parallel_tool_use); the cap makes `false` hold whatever came back.
+        return first_tool_call_only(completion) if single_tool_call(params) else completion
 
-    async def stream_chat(
+    def stream_chat(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+        chunks = self._stream_chat(params, upstream_model, ctx)
+        return first_tool_calls_streamed(chunks) if single_tool_call(params) else chunks
+
+    async def _stream_chat(
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         body = self._body(params, upstream_model, stream=True)

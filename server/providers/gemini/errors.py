@@ -9,7 +9,7 @@ The typed `status` decides first, the HTTP status is the fallback (a proxy's bar
     INVALID_ARGUMENT     400   InvalidRequest (Google's message, our key redacted)
     FAILED_PRECONDITION  400   InvalidRequest
     OUT_OF_RANGE         400   InvalidRequest
-    UNAUTHENTICATED      401   UpstreamError  (the gateway's credentials: never the upstream's words)
+    UNAUTHENTICATED      401   UpstreamError  (the gateway's credentials; Google's words, scrubbed)
     PERMISSION_DENIED    403   UpstreamError  (likewise)
     NOT_FOUND            404   UpstreamError  (the model is unknown or retired upstream)
     RESOURCE_EXHAUSTED   429   RateLimited    (delay from RetryInfo, else the Retry-After header)
@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from server.errors import GatewayError, InvalidRequest, RateLimited, RequestTimeout, UpstreamError
-from server.providers.upstream_errors import MAX_RETRY_AFTER_SECONDS, parse_retry_after, redact
+from server.providers.upstream_errors import MAX_RETRY_AFTER_SECONDS, parse_retry_after, redact, sentence
 
 __all__ = ["GoogleError", "classify_error", "error_from_body", "parse_google_error", "parse_retry_delay"]
 
@@ -135,8 +135,11 @@ def classify_error(
         kind = "credentials"
     message = redact(error.message, secrets) if error.message else None
     label = " ".join(str(piece) for piece in (status, error.status) if piece)
+    detail = f": {message}" if message else "."
     if kind == "credentials":
-        return UpstreamError(f"Provider '{provider}' rejected the gateway's credentials ({label or 'auth'}).")
+        return UpstreamError(
+            f"Provider '{provider}' rejected the gateway's credentials ({label or 'auth'}){detail}"
+        )
     if kind == "invalid":
         return InvalidRequest(message or f"Provider '{provider}' rejected the request ({label}).")
     if kind == "rate_limited":
@@ -146,9 +149,13 @@ def classify_error(
     if kind == "timeout":
         return RequestTimeout(f"Provider '{provider}' timed out ({label or 'deadline exceeded'}).")
     if kind == "not_found":
-        suffix = f" {message}" if message else ""
-        return UpstreamError(f"Provider '{provider}' does not serve this model or route ({label}).{suffix}")
-    return UpstreamError(f"Provider '{provider}' failed ({label or 'unknown error'}).")
+        return UpstreamError(
+            f"Provider '{provider}' does not serve this model or route ({label})"
+            + (f": {sentence(message)}" if message else ".")
+            + " Check the provider's base_url (it includes the API version, e.g. /v1beta)"
+            " and the upstream model name."
+        )
+    return UpstreamError(f"Provider '{provider}' failed ({label or 'unknown error'}){detail}")
 
 
 def error_from_body(

@@ -1,9 +1,10 @@
 """Embeddings, images and Veo video jobs <-> the Gemini API's JSON (pure translation).
 
 - embeddings: `models/<m>:batchEmbedContents` with one request per input, each naming the model
-  as "models/<m>" with `content.parts[0].text` and `outputDimensionality` <- dimensions. Token-id
-  inputs cannot be expressed (Gemini embeds text only) and are refused. Gemini reports no token
-  usage for embeddings, so usage is zero unless a `usageMetadata` comes back.
+  as "models/<m>" with `content.parts[0].text` and `outputDimensionality` <- dimensions. Gemini
+  embeds text only, so token-id inputs are decoded to their text (cl100k_base, see
+  embedding_input.py). Gemini reports no token usage for embeddings, so usage is zero unless a
+  `usageMetadata` comes back.
 - images: Imagen models (`imagen-*`) through `models/<m>:predict` with `instances[{prompt}]` and
   `parameters{sampleCount, aspectRatio, outputOptions}`; other models through generateContent with
   `responseModalities: ["TEXT", "IMAGE"]`, each inlineData image part a `b64_json`. Sizes map to
@@ -18,6 +19,7 @@ import time
 from typing import Any
 
 from server.errors import InvalidRequest
+from server.providers.embedding_input import embedding_texts
 from server.providers.gemini.response import MalformedResponse
 from siraya.router.codec.fields import struct_to_dict
 from siraya.router.v1 import embeddings_pb2, images_pb2
@@ -58,23 +60,7 @@ def model_path(upstream_model: str) -> str:
 
 
 def embed_request(params: embeddings_pb2.EmbeddingParams, upstream_model: str) -> JsonObject:
-    kind = params.WhichOneof("input")
-    if kind == "text":
-        texts = [params.text]
-    elif kind == "texts":
-        texts = list(params.texts.values)
-    elif kind in ("tokens", "token_lists"):
-        raise InvalidRequest(
-            "Token-id input is not supported by Gemini embeddings; send text.",
-            param="input",
-            code="unsupported_parameter",
-        )
-    else:
-        raise InvalidRequest(
-            "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
-        )
-    if not texts:
-        raise InvalidRequest("'input' must not be empty.", param="input")
+    texts = embedding_texts(params)
     extra = {_EMBED_KEYS.get(k, k): v for k, v in struct_to_dict(params.extra_body).items()}
     model = model_path(upstream_model)
     requests: list[JsonObject] = []

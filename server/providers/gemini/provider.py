@@ -27,6 +27,7 @@ from server.config.providers.gemini import DEFAULT_BASE_URL
 from server.errors import InvalidRequest, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext, VideoContent
 from server.providers.chat_only import ResponsesThroughChat
+from server.providers.embedding_input import load_tokenizer_for
 from server.providers.gemini import media as media_codec
 from server.providers.gemini import video as video_codec
 from server.providers.gemini.errors import classify_error, error_from_body, parse_google_error
@@ -37,6 +38,7 @@ from server.providers.http1_client import Http1Response
 from server.providers.param_policy import enforce_chat_support, requires_parameters
 from server.providers.remote_media import Media, MediaFetcher, MediaPolicy, sniff_media_type
 from server.providers.sse_reader import read_sse
+from server.providers.tool_call_limit import first_tool_call_only, first_tool_calls_streamed, single_tool_call
 from server.providers.upstream_http import UpstreamHttp
 from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, videos_pb2
 
@@ -153,9 +155,16 @@ class GeminiProvider(ResponsesThroughChat):
         body = await self._chat_body(params, upstream_model)
         path = f"{media_codec.model_path(upstream_model)}:generateContent"
         data = await self._call_json("POST", path, ctx, body)
-        return self._decode(lambda: chat_completion(data, upstream_model))
+        completion = self._decode(lambda: chat_completion(data, upstream_model))
+        return first_tool_call_only(completion) if single_tool_call(params) else completion
 
-    async def stream_chat(
+    def stream_chat(
+        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
+    ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+        chunks = self._stream_chat(params, upstream_model, ctx)
+        return first_tool_calls_streamed(chunks) if single_tool_call(params) else chunks
+
+    async def _stream_chat(
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         body = await self._chat_body(params, upstream_model)
@@ -172,6 +181,7 @@ class GeminiProvider(ResponsesThroughChat):
     async def embed(
         self, params: embeddings_pb2.EmbeddingParams, upstream_model: str, ctx: RequestContext
     ) -> embeddings_pb2.EmbeddingList:
+        await load_tokenizer_for(params)
         body = media_codec.embed_request(params, upstream_model)
         path = f"{media_codec.model_path(upstream_model)}:batchEmbedContents"
         data = await self._call_json("POST", path, ctx, body)

@@ -22,55 +22,60 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csiraya/router/v1/admin.proto\x12\x10siraya.router.v1\"\xbc\x02\n\x07KeyInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x12\n\ncreated_at\x18\x04 \x01(\x03\x12\x17\n\nexpires_at\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\nrevoked_at\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x16\n\x0e\x61llowed_models\x18\x07 \x03(\t\x12\x19\n\x0c\x63redit_limit\x18\x08 \x01(\x01H\x02\x88\x01\x01\x12\x13\n\x0b\x63redit_used\x18\t \x01(\x01\x12\x16\n\trpm_limit\x18\n \x01(\x05H\x03\x88\x01\x01\x12\x16\n\ttpm_limit\x18\x0b \x01(\x03H\x04\x88\x01\x01\x42\r\n\x0b_expires_atB\r\n\x0b_revoked_atB\x0f\n\r_credit_limitB\x0c\n\n_rpm_limitB\x0c\n\n_tpm_limit\"\xcf\x01\n\x07KeySpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\nexpires_at\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x16\n\x0e\x61llowed_models\x18\x03 \x03(\t\x12\x19\n\x0c\x63redit_limit\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\trpm_limit\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x16\n\ttpm_limit\x18\x06 \x01(\x03H\x03\x88\x01\x01\x42\r\n\x0b_expires_atB\x0f\n\r_credit_limitB\x0c\n\n_rpm_limitB\x0c\n\n_tpm_limit\";\n\x10\x43reateKeyRequest\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeySpec\"K\n\x11\x43reateKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeyInfo\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x11\n\x0fListKeysRequest\";\n\x10ListKeysResponse\x12\'\n\x04keys\x18\x01 \x03(\x0b\x32\x19.siraya.router.v1.KeyInfo\"\x1b\n\rGetKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"8\n\x0eGetKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeyInfo\"\x1e\n\x10RevokeKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\";\n\x11RevokeKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeyInfo\"\x1e\n\x10RotateKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"K\n\x11RotateKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeyInfo\x12\x0e\n\x06secret\x18\x02 \x01(\t\"O\n\x15SetCreditLimitRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x19\n\x0c\x63redit_limit\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\x0f\n\r_credit_limit\"@\n\x16SetCreditLimitResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeyInfo\"\x16\n\x14GetCurrentKeyRequest\"\x92\x01\n\x15GetCurrentKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeyInfo\x12\r\n\x05usage\x18\x02 \x01(\x01\x12\x10\n\x08reserved\x18\x03 \x01(\x01\x12\x1c\n\x0flimit_remaining\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x12\n\x10_limit_remaining\"\"\n\x14GetGenerationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xa7\x03\n\nGeneration\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x01\x12\r\n\x05model\x18\x04 \x01(\t\x12\x19\n\x0cmodel_served\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08provider\x18\x06 \x01(\tH\x01\x88\x01\x01\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x13\n\x0bhttp_status\x18\x08 \x01(\x05\x12\x17\n\nerror_code\x18\t \x01(\tH\x02\x88\x01\x01\x12\x15\n\rtokens_prompt\x18\n \x01(\x03\x12\x19\n\x11tokens_completion\x18\x0b \x01(\x03\x12\x15\n\rtokens_cached\x18\x0c \x01(\x03\x12\x18\n\x10tokens_reasoning\x18\r \x01(\x03\x12\x12\n\ntotal_cost\x18\x0e \x01(\x01\x12\x12\n\nlatency_ms\x18\x0f \x01(\x01\x12\x14\n\x07ttft_ms\x18\x10 \x01(\x01H\x03\x88\x01\x01\x12\x10\n\x08streamed\x18\x11 \x01(\x08\x42\x0f\n\r_model_servedB\x0b\n\t_providerB\r\n\x0b_error_codeB\n\n\x08_ttft_ms\"I\n\x15GetGenerationResponse\x12\x30\n\ngeneration\x18\x01 \x01(\x0b\x32\x1c.siraya.router.v1.Generation2\x94\x04\n\x0bKeysService\x12T\n\tCreateKey\x12\".siraya.router.v1.CreateKeyRequest\x1a#.siraya.router.v1.CreateKeyResponse\x12Q\n\x08ListKeys\x12!.siraya.router.v1.ListKeysRequest\x1a\".siraya.router.v1.ListKeysResponse\x12K\n\x06GetKey\x12\x1f.siraya.router.v1.GetKeyRequest\x1a .siraya.router.v1.GetKeyResponse\x12T\n\tRevokeKey\x12\".siraya.router.v1.RevokeKeyRequest\x1a#.siraya.router.v1.RevokeKeyResponse\x12T\n\tRotateKey\x12\".siraya.router.v1.RotateKeyRequest\x1a#.siraya.router.v1.RotateKeyResponse\x12\x63\n\x0eSetCreditLimit\x12\'.siraya.router.v1.SetCreditLimitRequest\x1a(.siraya.router.v1.SetCreditLimitResponse2\xd4\x01\n\x0e\x41\x63\x63ountService\x12`\n\rGetCurrentKey\x12&.siraya.router.v1.GetCurrentKeyRequest\x1a\'.siraya.router.v1.GetCurrentKeyResponse\x12`\n\rGetGeneration\x12&.siraya.router.v1.GetGenerationRequest\x1a\'.siraya.router.v1.GetGenerationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csiraya/router/v1/admin.proto\x12\x10siraya.router.v1\x1a google/protobuf/field_mask.proto\"\xbc\x02\n\x07KeyInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x12\n\ncreated_at\x18\x04 \x01(\x03\x12\x17\n\nexpires_at\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\nrevoked_at\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x16\n\x0e\x61llowed_models\x18\x07 \x03(\t\x12\x19\n\x0c\x63redit_limit\x18\x08 \x01(\x01H\x02\x88\x01\x01\x12\x13\n\x0b\x63redit_used\x18\t \x01(\x01\x12\x16\n\trpm_limit\x18\n \x01(\x05H\x03\x88\x01\x01\x12\x16\n\ttpm_limit\x18\x0b \x01(\x03H\x04\x88\x01\x01\x42\r\n\x0b_expires_atB\r\n\x0b_revoked_atB\x0f\n\r_credit_limitB\x0c\n\n_rpm_limitB\x0c\n\n_tpm_limit\"\xcf\x01\n\x07KeySpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\nexpires_at\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x16\n\x0e\x61llowed_models\x18\x03 \x03(\t\x12\x19\n\x0c\x63redit_limit\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\trpm_limit\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x16\n\ttpm_limit\x18\x06 \x01(\x03H\x03\x88\x01\x01\x42\r\n\x0b_expires_atB\x0f\n\r_credit_limitB\x0c\n\n_rpm_limitB\x0c\n\n_tpm_limit\";\n\x10\x43reateKeyRequest\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeySpec\"K\n\x11\x43reateKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeyInfo\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x11\n\x0fListKeysRequest\";\n\x10ListKeysResponse\x12\'\n\x04keys\x18\x01 \x03(\x0b\x32\x19.siraya.router.v1.KeyInfo\"\x1b\n\rGetKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"8\n\x0eGetKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeyInfo\"\x1e\n\x10RevokeKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\";\n\x11RevokeKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeyInfo\"\x1e\n\x10RotateKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"K\n\x11RotateKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeyInfo\x12\x0e\n\x06secret\x18\x02 \x01(\t\"O\n\x15SetCreditLimitRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x19\n\x0c\x63redit_limit\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\x0f\n\r_credit_limit\"@\n\x16SetCreditLimitResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeyInfo\"w\n\x10UpdateKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12&\n\x03key\x18\x02 \x01(\x0b\x32\x19.siraya.router.v1.KeySpec\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\";\n\x11UpdateKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeyInfo\"\x16\n\x14GetCurrentKeyRequest\"\x92\x01\n\x15GetCurrentKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.siraya.router.v1.KeyInfo\x12\r\n\x05usage\x18\x02 \x01(\x01\x12\x10\n\x08reserved\x18\x03 \x01(\x01\x12\x1c\n\x0flimit_remaining\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x12\n\x10_limit_remaining\"\"\n\x14GetGenerationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xa7\x03\n\nGeneration\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x01\x12\r\n\x05model\x18\x04 \x01(\t\x12\x19\n\x0cmodel_served\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08provider\x18\x06 \x01(\tH\x01\x88\x01\x01\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x13\n\x0bhttp_status\x18\x08 \x01(\x05\x12\x17\n\nerror_code\x18\t \x01(\tH\x02\x88\x01\x01\x12\x15\n\rtokens_prompt\x18\n \x01(\x03\x12\x19\n\x11tokens_completion\x18\x0b \x01(\x03\x12\x15\n\rtokens_cached\x18\x0c \x01(\x03\x12\x18\n\x10tokens_reasoning\x18\r \x01(\x03\x12\x12\n\ntotal_cost\x18\x0e \x01(\x01\x12\x12\n\nlatency_ms\x18\x0f \x01(\x01\x12\x14\n\x07ttft_ms\x18\x10 \x01(\x01H\x03\x88\x01\x01\x12\x10\n\x08streamed\x18\x11 \x01(\x08\x42\x0f\n\r_model_servedB\x0b\n\t_providerB\r\n\x0b_error_codeB\n\n\x08_ttft_ms\"I\n\x15GetGenerationResponse\x12\x30\n\ngeneration\x18\x01 \x01(\x0b\x32\x1c.siraya.router.v1.Generation2\xea\x04\n\x0bKeysService\x12T\n\tCreateKey\x12\".siraya.router.v1.CreateKeyRequest\x1a#.siraya.router.v1.CreateKeyResponse\x12Q\n\x08ListKeys\x12!.siraya.router.v1.ListKeysRequest\x1a\".siraya.router.v1.ListKeysResponse\x12K\n\x06GetKey\x12\x1f.siraya.router.v1.GetKeyRequest\x1a .siraya.router.v1.GetKeyResponse\x12T\n\tRevokeKey\x12\".siraya.router.v1.RevokeKeyRequest\x1a#.siraya.router.v1.RevokeKeyResponse\x12T\n\tRotateKey\x12\".siraya.router.v1.RotateKeyRequest\x1a#.siraya.router.v1.RotateKeyResponse\x12\x63\n\x0eSetCreditLimit\x12\'.siraya.router.v1.SetCreditLimitRequest\x1a(.siraya.router.v1.SetCreditLimitResponse\x12T\n\tUpdateKey\x12\".siraya.router.v1.UpdateKeyRequest\x1a#.siraya.router.v1.UpdateKeyResponse2\xd4\x01\n\x0e\x41\x63\x63ountService\x12`\n\rGetCurrentKey\x12&.siraya.router.v1.GetCurrentKeyRequest\x1a\'.siraya.router.v1.GetCurrentKeyResponse\x12`\n\rGetGeneration\x12&.siraya.router.v1.GetGenerationRequest\x1a\'.siraya.router.v1.GetGenerationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'siraya.router.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KEYINFO']._serialized_start=51
-  _globals['_KEYINFO']._serialized_end=367
-  _globals['_KEYSPEC']._serialized_start=370
-  _globals['_KEYSPEC']._serialized_end=577
-  _globals['_CREATEKEYREQUEST']._serialized_start=579
-  _globals['_CREATEKEYREQUEST']._serialized_end=638
-  _globals['_CREATEKEYRESPONSE']._serialized_start=640
-  _globals['_CREATEKEYRESPONSE']._serialized_end=715
-  _globals['_LISTKEYSREQUEST']._serialized_start=717
-  _globals['_LISTKEYSREQUEST']._serialized_end=734
-  _globals['_LISTKEYSRESPONSE']._serialized_start=736
-  _globals['_LISTKEYSRESPONSE']._serialized_end=795
-  _globals['_GETKEYREQUEST']._serialized_start=797
-  _globals['_GETKEYREQUEST']._serialized_end=824
-  _globals['_GETKEYRESPONSE']._serialized_start=826
-  _globals['_GETKEYRESPONSE']._serialized_end=882
-  _globals['_REVOKEKEYREQUEST']._serialized_start=884
-  _globals['_REVOKEKEYREQUEST']._serialized_end=914
-  _globals['_REVOKEKEYRESPONSE']._serialized_start=916
-  _globals['_REVOKEKEYRESPONSE']._serialized_end=975
-  _globals['_ROTATEKEYREQUEST']._serialized_start=977
-  _globals['_ROTATEKEYREQUEST']._serialized_end=1007
-  _globals['_ROTATEKEYRESPONSE']._serialized_start=1009
-  _globals['_ROTATEKEYRESPONSE']._serialized_end=1084
-  _globals['_SETCREDITLIMITREQUEST']._serialized_start=1086
-  _globals['_SETCREDITLIMITREQUEST']._serialized_end=1165
-  _globals['_SETCREDITLIMITRESPONSE']._serialized_start=1167
-  _globals['_SETCREDITLIMITRESPONSE']._serialized_end=1231
-  _globals['_GETCURRENTKEYREQUEST']._serialized_start=1233
-  _globals['_GETCURRENTKEYREQUEST']._serialized_end=1255
-  _globals['_GETCURRENTKEYRESPONSE']._serialized_start=1258
-  _globals['_GETCURRENTKEYRESPONSE']._serialized_end=1404
-  _globals['_GETGENERATIONREQUEST']._serialized_start=1406
-  _globals['_GETGENERATIONREQUEST']._serialized_end=1440
-  _globals['_GENERATION']._serialized_start=1443
-  _globals['_GENERATION']._serialized_end=1866
-  _globals['_GETGENERATIONRESPONSE']._serialized_start=1868
-  _globals['_GETGENERATIONRESPONSE']._serialized_end=1941
-  _globals['_KEYSSERVICE']._serialized_start=1944
-  _globals['_KEYSSERVICE']._serialized_end=2476
-  _globals['_ACCOUNTSERVICE']._serialized_start=2479
-  _globals['_ACCOUNTSERVICE']._serialized_end=2691
+  _globals['_KEYINFO']._serialized_start=85
+  _globals['_KEYINFO']._serialized_end=401
+  _globals['_KEYSPEC']._serialized_start=404
+  _globals['_KEYSPEC']._serialized_end=611
+  _globals['_CREATEKEYREQUEST']._serialized_start=613
+  _globals['_CREATEKEYREQUEST']._serialized_end=672
+  _globals['_CREATEKEYRESPONSE']._serialized_start=674
+  _globals['_CREATEKEYRESPONSE']._serialized_end=749
+  _globals['_LISTKEYSREQUEST']._serialized_start=751
+  _globals['_LISTKEYSREQUEST']._serialized_end=768
+  _globals['_LISTKEYSRESPONSE']._serialized_start=770
+  _globals['_LISTKEYSRESPONSE']._serialized_end=829
+  _globals['_GETKEYREQUEST']._serialized_start=831
+  _globals['_GETKEYREQUEST']._serialized_end=858
+  _globals['_GETKEYRESPONSE']._serialized_start=860
+  _globals['_GETKEYRESPONSE']._serialized_end=916
+  _globals['_REVOKEKEYREQUEST']._serialized_start=918
+  _globals['_REVOKEKEYREQUEST']._serialized_end=948
+  _globals['_REVOKEKEYRESPONSE']._serialized_start=950
+  _globals['_REVOKEKEYRESPONSE']._serialized_end=1009
+  _globals['_ROTATEKEYREQUEST']._serialized_start=1011
+  _globals['_ROTATEKEYREQUEST']._serialized_end=1041
+  _globals['_ROTATEKEYRESPONSE']._serialized_start=1043
+  _globals['_ROTATEKEYRESPONSE']._serialized_end=1118
+  _globals['_SETCREDITLIMITREQUEST']._serialized_start=1120
+  _globals['_SETCREDITLIMITREQUEST']._serialized_end=1199
+  _globals['_SETCREDITLIMITRESPONSE']._serialized_start=1201
+  _globals['_SETCREDITLIMITRESPONSE']._serialized_end=1265
+  _globals['_UPDATEKEYREQUEST']._serialized_start=1267
+  _globals['_UPDATEKEYREQUEST']._serialized_end=1386
+  _globals['_UPDATEKEYRESPONSE']._serialized_start=1388
+  _globals['_UPDATEKEYRESPONSE']._serialized_end=1447
+  _globals['_GETCURRENTKEYREQUEST']._serialized_start=1449
+  _globals['_GETCURRENTKEYREQUEST']._serialized_end=1471
+  _globals['_GETCURRENTKEYRESPONSE']._serialized_start=1474
+  _globals['_GETCURRENTKEYRESPONSE']._serialized_end=1620
+  _globals['_GETGENERATIONREQUEST']._serialized_start=1622
+  _globals['_GETGENERATIONREQUEST']._serialized_end=1656
+  _globals['_GENERATION']._serialized_start=1659
+  _globals['_GENERATION']._serialized_end=2082
+  _globals['_GETGENERATIONRESPONSE']._serialized_start=2084
+  _globals['_GETGENERATIONRESPONSE']._serialized_end=2157
+  _globals['_KEYSSERVICE']._serialized_start=2160
+  _globals['_KEYSSERVICE']._serialized_end=2778
+  _globals['_ACCOUNTSERVICE']._serialized_start=2781
+  _globals['_ACCOUNTSERVICE']._serialized_end=2993
 # @@protoc_insertion_point(module_scope)

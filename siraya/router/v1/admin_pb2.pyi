@@ -1,3 +1,4 @@
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -119,6 +120,22 @@ class SetCreditLimitRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., credit_limit: _Optional[float] = ...) -> None: ...
 
 class SetCreditLimitResponse(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: KeyInfo
+    def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ...) -> None: ...
+
+class UpdateKeyRequest(_message.Message):
+    __slots__ = ("id", "key", "update_mask")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    key: KeySpec
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, id: _Optional[str] = ..., key: _Optional[_Union[KeySpec, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateKeyResponse(_message.Message):
     __slots__ = ("key",)
     KEY_FIELD_NUMBER: _ClassVar[int]
     key: KeyInfo

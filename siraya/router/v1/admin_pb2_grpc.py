@@ -65,6 +65,11 @@ class KeysServiceStub:
                 request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.SetCreditLimitRequest.SerializeToString,
                 response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.SetCreditLimitResponse.FromString,
                 _registered_method=True)
+        self.UpdateKey = channel.unary_unary(
+                '/siraya.router.v1.KeysService/UpdateKey',
+                request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.UpdateKeyRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.UpdateKeyResponse.FromString,
+                _registered_method=True)
 
 
 class KeysServiceServicer:
@@ -108,6 +113,13 @@ class KeysServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateKey(self, request, context):
+        """Change any of a key's settings: those `update_mask` names, each to its value in `key`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeysServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -140,6 +152,11 @@ def add_KeysServiceServicer_to_server(servicer, server):
                     servicer.SetCreditLimit,
                     request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.SetCreditLimitRequest.FromString,
                     response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.SetCreditLimitResponse.SerializeToString,
+            ),
+            'UpdateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateKey,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.UpdateKeyRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.UpdateKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -305,6 +322,33 @@ class KeysService:
             '/siraya.router.v1.KeysService/SetCreditLimit',
             siraya_dot_router_dot_v1_dot_admin__pb2.SetCreditLimitRequest.SerializeToString,
             siraya_dot_router_dot_v1_dot_admin__pb2.SetCreditLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.KeysService/UpdateKey',
+            siraya_dot_router_dot_v1_dot_admin__pb2.UpdateKeyRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_admin__pb2.UpdateKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
