@@ -1,4 +1,4 @@
-"""The six service stubs the bridge calls: real grpc.aio stubs, or in-process ones of the same shape."""
+"""The service stubs the bridge calls: real grpc.aio stubs, or in-process ones of the same shape."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from siraya.router.v1 import (
     chat_pb2_grpc,
     embeddings_pb2_grpc,
     images_pb2_grpc,
+    messages_pb2_grpc,
     models_pb2_grpc,
     responses_pb2_grpc,
     videos_pb2_grpc,
@@ -28,6 +29,7 @@ class GatewayStubs:
     videos: Any
     keys: Any = None
     account: Any = None
+    messages: Any = None
 
 
 def stubs_for_channel(channel: grpc.aio.Channel) -> GatewayStubs:
@@ -40,4 +42,5 @@ def stubs_for_channel(channel: grpc.aio.Channel) -> GatewayStubs:
         videos=videos_pb2_grpc.VideosServiceStub(channel),
         keys=admin_pb2_grpc.KeysServiceStub(channel),
         account=admin_pb2_grpc.AccountServiceStub(channel),
+        messages=messages_pb2_grpc.MessagesServiceStub(channel),
     )

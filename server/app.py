@@ -30,6 +30,7 @@ from siraya.router.v1 import (
     chat_pb2,
     embeddings_pb2,
     images_pb2,
+    messages_pb2,
     models_pb2,
     responses_pb2,
     videos_pb2,
@@ -71,6 +72,7 @@ def in_process_stubs(servicers: Servicers) -> GatewayStubs:
         videos=stub(servicers.videos, videos_pb2, "VideosService"),
         keys=stub(servicers.keys, admin_pb2, "KeysService"),
         account=stub(servicers.account, admin_pb2, "AccountService"),
+        messages=stub(servicers.messages, messages_pb2, "MessagesService"),
     )
 
 

@@ -83,6 +83,10 @@ class Gateway:
     async def authenticate(self, authorization: str | None) -> KeyRecord:
         return await self.keys.authenticate(authorization)
 
+    def model_for(self, model: str, kind: str, key: KeyRecord) -> CatalogueEntry:
+        """The entry `key` may call `model` as: 404 when unknown, 403 when the key may not use it."""
+        return self._entry(model, kind, key)
+
     def _entry(self, model: str, kind: str, key: KeyRecord) -> CatalogueEntry:
         entry = self.catalogue.resolve(model, kind)
         if key.allowed_models and entry.id not in key.allowed_models:

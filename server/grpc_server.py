@@ -11,6 +11,7 @@ from server.services.admin import AccountServicer, KeysServicer
 from server.services.chat import ChatServicer
 from server.services.embeddings import EmbeddingsServicer
 from server.services.images import ImagesServicer
+from server.services.messages import MessagesServicer
 from server.services.models import ModelsServicer
 from server.services.responses import ResponsesServicer
 from server.services.videos import VideosServicer
@@ -23,6 +24,8 @@ from siraya.router.v1 import (
     embeddings_pb2_grpc,
     images_pb2,
     images_pb2_grpc,
+    messages_pb2,
+    messages_pb2_grpc,
     models_pb2,
     models_pb2_grpc,
     responses_pb2,
@@ -46,6 +49,7 @@ class Servicers:
         self.images = ImagesServicer(gateway)
         self.models = ModelsServicer(gateway)
         self.videos = VideosServicer(gateway)
+        self.messages = MessagesServicer(gateway)
 
 
 SERVICE_NAMES = tuple(
@@ -57,6 +61,7 @@ SERVICE_NAMES = tuple(
         (images_pb2, "ImagesService"),
         (models_pb2, "ModelsService"),
         (videos_pb2, "VideosService"),
+        (messages_pb2, "MessagesService"),
         (admin_pb2, "KeysService"),
         (admin_pb2, "AccountService"),
     )
@@ -83,6 +88,7 @@ def build_grpc_server(
     images_pb2_grpc.add_ImagesServiceServicer_to_server(servicers.images, server)
     models_pb2_grpc.add_ModelsServiceServicer_to_server(servicers.models, server)
     videos_pb2_grpc.add_VideosServiceServicer_to_server(servicers.videos, server)
+    messages_pb2_grpc.add_MessagesServiceServicer_to_server(servicers.messages, server)
     admin_pb2_grpc.add_KeysServiceServicer_to_server(servicers.keys, server)
     admin_pb2_grpc.add_AccountServiceServicer_to_server(servicers.account, server)
     health_servicer = health.aio.HealthServicer()

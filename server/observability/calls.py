@@ -15,7 +15,15 @@ import grpc
 from server.observability import metrics, tracing
 from server.observability.logs import ACCESS_LOG
 from server.providers.base import RequestContext
-from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, models_pb2, responses_pb2, videos_pb2
+from siraya.router.v1 import (
+    chat_pb2,
+    embeddings_pb2,
+    images_pb2,
+    messages_pb2,
+    models_pb2,
+    responses_pb2,
+    videos_pb2,
+)
 
 __all__ = ["CallObservation", "RpcInfo", "rpc_info"]
 
@@ -33,10 +41,13 @@ _ENDPOINTS = {
     "GetVideo": ("/v1/videos/{video_id}", "get_video"),
     "WatchVideo": ("/v1/videos/{video_id}", "watch_video"),
     "DownloadVideoContent": ("/v1/videos/{video_id}/content", "download_video"),
+    "CreateMessage": ("/v1/messages", "chat"),
+    "StreamMessage": ("/v1/messages", "chat"),
+    "CountTokens": ("/v1/messages/count_tokens", "count_tokens"),
 }
 _SERVICES = {
     method.name: service.full_name
-    for module in (chat_pb2, responses_pb2, embeddings_pb2, images_pb2, models_pb2, videos_pb2)
+    for module in (chat_pb2, responses_pb2, embeddings_pb2, images_pb2, models_pb2, videos_pb2, messages_pb2)
     for service in module.DESCRIPTOR.services_by_name.values()
     for method in service.methods
 }
