@@ -15,9 +15,9 @@ import httpx
 import orjson
 import pytest
 
+from siraya.router.v1 import messages_pb2, messages_pb2_grpc
 from tests.e2e.messages_harness import CLAUDE_UPSTREAM_MODEL, MAX_BODY_BYTES, MessagesGatewayHarness
 from tests.fakes.anthropic_upstream import SIGNATURE, THINKING_TEXT, AnthropicFault
-from siraya.router.v1 import messages_pb2, messages_pb2_grpc
 
 MODELS = ("claude-sonnet", "gpt-test", "gemini-flash")
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
@@ -74,7 +74,7 @@ def text_of(message: Any) -> str:
 
 
 def assert_anthropic_event_order(types: list[str], indexes: list[int | None]) -> None:
-    """message_start, pings anywhere, blocks 0..n each start -> deltas -> stop, message_delta, message_stop."""
+    """message_start; blocks 0..n, each start, deltas, stop; message_delta; message_stop (pings anywhere)."""
     assert types[0] == "message_start" and types[-2:] == ["message_delta", "message_stop"]
     expected_index = 0
     open_index: int | None = None
