@@ -3,6 +3,9 @@
 POST /v1/messages                 unary, or an SSE stream of Anthropic's events with `"stream": true`
 POST /v1/messages/count_tokens    {"input_tokens": n}, an estimate (siraya/router/codec/messages_tokens.py)
 
+The bridge asks for Anthropic's JSON and sends the body as the client wrote it, so a Claude model on
+an Anthropic upstream is relayed (server/providers/messages_relay.py) and any other is translated.
+
 Auth is the gateway key, sent the way Anthropic's clients send theirs: `x-api-key`, or
 `Authorization: Bearer` (the Anthropic SDK's `auth_token`, Claude Code's ANTHROPIC_AUTH_TOKEN).
 `anthropic-version` is accepted (the gateway speaks 2023-06-01 to its upstreams whatever the
@@ -38,19 +41,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _event_frame(reply: messages_pb2.StreamMessageResponse) -> bytes:
-    event = reply.event
-    return (
-        b"event: "
-        + messages_codec.stream_event_type(event).encode()
-        + b"\ndata: "
-        + messages_codec.encode_stream_event(event)
-        + b"\n\n"
-    )
+    return b"event: " + reply.event_type.encode() + b"\ndata: " + reply.event_json + b"\n\n"
 
 
 def _first_headers(reply: messages_pb2.StreamMessageResponse) -> dict[str, str]:
-    provider = reply.event.message_start.message.provider
-    return {PROVIDER_HEADER: provider} if provider else {}
+    return {PROVIDER_HEADER: reply.provider} if reply.provider else {}
 
 
 def add_messages_routes(
@@ -92,14 +87,14 @@ def add_messages_routes(
     async def create_message(request: web.Request) -> web.StreamResponse:
         body = await read_json(request)
         params = decode_message_request(body)
+        # The bytes read_json parsed (aiohttp keeps them): what an Anthropic upstream is relayed.
+        raw = await request.read()
         stub = request.app[stubs_key].messages
         if body.get("stream") is True:
-            call = stub.StreamMessage(
-                messages_pb2.StreamMessageRequest(params=params), metadata=metadata(request)
-            )
+            streamed = messages_pb2.StreamMessageRequest(params=params, anthropic_json=True, body_json=raw)
             return await relay_stream(
                 request,
-                call,
+                stub.StreamMessage(streamed, metadata=metadata(request)),
                 _event_frame,
                 anthropic_error_event,
                 request_id_of(request),
@@ -107,11 +102,9 @@ def add_messages_routes(
                 first_headers=_first_headers,
                 refuse=anthropic_error_response,
             )
-        reply, headers = await unary(
-            stub.CreateMessage(messages_pb2.CreateMessageRequest(params=params), metadata=metadata(request))
-        )
-        message = reply.message
-        return respond(request, messages_codec.encode_message(message), headers, message.provider)
+        unary_request = messages_pb2.CreateMessageRequest(params=params, anthropic_json=True, body_json=raw)
+        reply, headers = await unary(stub.CreateMessage(unary_request, metadata=metadata(request)))
+        return respond(request, reply.message_json, headers, reply.provider)
 
     async def count_tokens(request: web.Request) -> web.StreamResponse:
         params = decode_count_tokens_request(await read_json(request))

@@ -31,7 +31,15 @@ from server.gateway_usage import (
     usage_consumption_json,
     video_seconds,
 )
+from server.messages_usage import (
+    fold_message_event,
+    message_consumption,
+    message_event_usage,
+    stamp_message,
+    stamp_message_event,
+)
 from server.observability.attempts import observed_call, observed_stream
+from server.providers import messages_relay
 from server.providers.base import Provider, RequestContext, VideoContent, chat_json, stream_chat_json
 from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
 from server.routing.dispatch import Dispatcher
@@ -278,6 +286,47 @@ class Gateway:
             _JSON_CHUNKS,
         )
 
+    # Anthropic messages: relayed to Anthropic upstreams, translated through chat to the others
+
+    async def message_json(
+        self, params: chat_pb2.ChatCompletionParams, body: JsonObject, key: KeyRecord, ctx: RequestContext
+    ) -> JsonObject:
+        """A Messages request answered as Anthropic's JSON. `params` is its translation into chat: what
+        admission and routing read, and what every attempt on a non-Anthropic upstream sends."""
+        answer, route, cost = await self._chat_unary(
+            params,
+            key,
+            ctx,
+            lambda route: messages_relay.message_json(
+                route.provider, body, params, route.deployment.upstream_model, ctx
+            ),
+            message_consumption,
+        )
+        usage = answer.get("usage")
+        if cost is not None and isinstance(usage, dict):
+            _charge_usage_json(usage, cost)
+        stamp_message(answer, route)
+        return answer
+
+    def stream_message_json(
+        self,
+        params: chat_pb2.ChatCompletionParams,
+        body: JsonObject,
+        key: KeyRecord,
+        ctx: RequestContext,
+        input_estimate: int,
+    ) -> AsyncIterator[JsonObject]:
+        """`message_json` as Anthropic's stream events (JSON objects)."""
+        return self._chat_stream(
+            params,
+            key,
+            ctx,
+            lambda route: messages_relay.message_events_json(
+                route.provider, body, params, route.deployment.upstream_model, ctx, input_estimate
+            ),
+            _MESSAGE_EVENTS,
+        )
+
     # responses
 
     async def respond(
@@ -464,6 +513,9 @@ class StreamItems(Generic[Result]):
 _CHUNKS = StreamItems(fold_chunk, chunk_usage, _charge_usage, _stamp_chunk)
 _JSON_CHUNKS = StreamItems(fold_chunk_json, chunk_usage_json, _charge_usage_json, _stamp_json)
 _EVENTS = StreamItems(fold_response_event, event_usage, _charge_usage, _stamp_event)
+_MESSAGE_EVENTS = StreamItems(
+    fold_message_event, message_event_usage, _charge_usage_json, stamp_message_event
+)
 
 
 def _stamp_video(video: videos_pb2.Video, job: VideoJob) -> videos_pb2.Video:

@@ -17,7 +17,7 @@ import pytest
 
 from siraya.router.v1 import messages_pb2, messages_pb2_grpc
 from tests.e2e.messages_harness import CLAUDE_UPSTREAM_MODEL, MAX_BODY_BYTES, MessagesGatewayHarness
-from tests.fakes.anthropic_upstream import SIGNATURE, THINKING_TEXT, AnthropicFault
+from tests.fakes.anthropic_upstream import SIGNATURE, THINKING_TEXT, AnthropicFault, ScriptedMessage
 
 MODELS = ("claude-sonnet", "gpt-test", "gemini-flash")
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
@@ -530,6 +530,144 @@ def test_anthropic_beta_reaches_an_anthropic_upstream(gateway: MessagesGatewayHa
     assert headers["x-api-key"] != gateway.api_key
 
 
+# --- the same-protocol relay lane -------------------------------------------------------------
+
+# What the translation through chat would lose: cache_control everywhere, a document's citations and
+# title, redacted thinking, top_k, service_tier, metadata, and key order.
+RELAYED_BODY: dict[str, Any] = {
+    "max_tokens": 128,
+    "model": "claude-sonnet",
+    "system": [
+        {"type": "text", "text": "Long stable preamble.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    ],
+    "tools": [
+        {
+            "name": "get_weather",
+            "input_schema": {
+                "type": "object",
+                "required": ["city"],
+                "properties": {"city": {"type": "string"}},
+            },
+            "cache_control": {"type": "ephemeral"},
+        }
+    ],
+    "messages": [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Earlier question", "cache_control": {"type": "ephemeral"}}],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "redacted_thinking",
+                    "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP",
+                },
+                {"type": "text", "text": "Earlier answer"},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "document",
+                    "source": {"type": "text", "media_type": "text/plain", "data": "notes"},
+                    "title": "Notes",
+                    "citations": {"enabled": True},
+                },
+                {"type": "text", "text": "relay me"},
+            ],
+        },
+    ],
+    "tool_choice": {"type": "none"},
+    "top_k": 7,
+    "service_tier": "auto",
+    "metadata": {"user_id": "user-7"},
+    "temperature": 0.5,
+}
+
+
+def test_the_relay_lane_sends_an_anthropic_upstream_the_clients_body(gateway: MessagesGatewayHarness) -> None:
+    headers = {"x-api-key": gateway.api_key, "anthropic-version": "2023-06-01"}
+    # The gateway's routing keys are the gateway's: they never reach the upstream.
+    body = {**RELAYED_BODY, "models": ["gpt-test"]}
+    response = httpx.post(gateway.root_url + "/v1/messages", json=body, headers=headers, timeout=20)
+    assert response.status_code == 200, response.text
+    received = gateway.anthropic.requests[-1]
+    assert received.json == {**RELAYED_BODY, "model": CLAUDE_UPSTREAM_MODEL}
+    assert list(received.json) == list(RELAYED_BODY)
+    reply = response.json()
+    assert reply["id"].startswith("msg_fake") and reply["model"] == "claude-sonnet"
+    assert reply["provider"] == "anthropic" == response.headers["x-siraya-provider"]
+    assert reply["content"] == [
+        {
+            "type": "text",
+            "text": f"Hello from {CLAUDE_UPSTREAM_MODEL}! You said: relay me [1 document(s)]",
+        }
+    ]
+
+
+def test_relayed_usage_with_cache_tokens_is_metered_and_costed(gateway: MessagesGatewayHarness) -> None:
+    usage = {
+        "input_tokens": 100,
+        "cache_read_input_tokens": 40,
+        "cache_creation_input_tokens": 10,
+        "output_tokens": 20,
+    }
+    # Priced at $1/M input (cache reads and writes included, at the input price) and $2/M output.
+    cost = (150 * 1.0 + 20 * 2.0) / 1_000_000
+    headers = {"x-api-key": gateway.api_key}
+    body = {"model": "claude-sonnet", "max_tokens": 64, "messages": [{"role": "user", "content": "cached"}]}
+    gateway.anthropic.script(ScriptedMessage([{"type": "text", "text": "from cache"}], usage=usage))
+    reply = httpx.post(gateway.root_url + "/v1/messages", json=body, headers=headers, timeout=20).json()
+    assert reply["usage"] == {**usage, "cost": pytest.approx(cost)}
+    gateway.anthropic.script(ScriptedMessage([{"type": "text", "text": "from cache"}], usage=usage))
+    streamed = httpx.post(
+        gateway.root_url + "/v1/messages", json={**body, "stream": True}, headers=headers, timeout=20
+    )
+    events = [
+        orjson.loads(frame.split("\n")[1].removeprefix("data: "))
+        for frame in streamed.text.strip().split("\n\n")
+    ]
+    assert events[0]["message"]["usage"]["cache_read_input_tokens"] == 40
+    assert events[-2]["type"] == "message_delta" and events[-2]["usage"] == {
+        "output_tokens": 20,
+        "cost": pytest.approx(cost),
+    }
+
+
+def test_a_relayed_stream_is_the_upstreams_own_events(gateway: MessagesGatewayHarness) -> None:
+    body = {
+        **RELAYED_BODY,
+        "stream": True,
+        "max_tokens": 2048,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+    }
+    body["messages"] = body["messages"][2:]
+    response = httpx.post(
+        gateway.root_url + "/v1/messages", json=body, headers={"x-api-key": gateway.api_key}, timeout=20
+    )
+    assert response.status_code == 200
+    assert gateway.anthropic.requests[-1].json == {**body, "model": CLAUDE_UPSTREAM_MODEL}
+    frames = [frame.split("\n") for frame in response.text.strip().split("\n\n")]
+    names = [name.removeprefix("event: ") for name, _ in frames]
+    assert names[:2] == ["message_start", "ping"]  # the upstream's own ping, passed on
+    data = [orjson.loads(line.removeprefix("data: ")) for _, line in frames]
+    assert data[0]["message"]["model"] == "claude-sonnet" and data[0]["message"]["provider"] == "anthropic"
+    deltas = [d["delta"] for d in data if d["type"] == "content_block_delta"]
+    assert {"type": "signature_delta", "signature": SIGNATURE} in deltas
+
+
+def test_a_fallback_from_claude_to_another_provider_is_translated(client: anthropic.Anthropic) -> None:
+    message = client.messages.create(
+        model="claude-dead",
+        max_tokens=32,
+        messages=[{"role": "user", "content": "fall back"}],
+        extra_body={"models": ["gpt-test"]},
+    )
+    assert (message.model, text_of(message)) == ("gpt-test", "echo: fall back")
+
+
 # --- gRPC -------------------------------------------------------------------------------------
 
 
@@ -560,3 +698,39 @@ def test_the_grpc_service_serves_internal_callers(gateway: MessagesGatewayHarnes
                 timeout=20,
             )
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+
+
+def test_a_grpc_caller_of_a_claude_model_gets_the_translation_with_signatures(
+    gateway: MessagesGatewayHarness,
+) -> None:
+    """Without `anthropic_json` the reply is the proto, made by translating through chat even for Claude."""
+    params = messages_pb2.MessageParams(model="claude-sonnet", max_tokens=4096)
+    params.messages.add(role=messages_pb2.MESSAGE_ROLE_USER, text="think and call")
+    params.thinking.type, params.thinking.budget_tokens = "enabled", 2048
+    tool = params.tools.add(name="get_weather")
+    tool.input_schema_json = orjson.dumps(WEATHER_SCHEMA)
+    auth = (("authorization", f"Bearer {gateway.api_key}"),)
+    with grpc.insecure_channel(gateway.grpc_target) as channel:
+        stub = messages_pb2_grpc.MessagesServiceStub(channel)
+        first = stub.CreateMessage(
+            messages_pb2.CreateMessageRequest(params=params), metadata=auth, timeout=20
+        ).message
+        assert [block.WhichOneof("block") for block in first.content] == ["thinking", "tool_use"]
+        assert (first.content[0].thinking.signature, first.content[1].tool_use.id) == (
+            SIGNATURE,
+            "toolu_fake01",
+        )
+        params.messages.add(role=messages_pb2.MESSAGE_ROLE_ASSISTANT).blocks.blocks.extend(first.content)
+        result = params.messages.add(role=messages_pb2.MESSAGE_ROLE_USER).blocks.blocks.add().tool_result
+        result.tool_use_id, result.text = "toolu_fake01", "18C"
+        events = list(
+            stub.StreamMessage(messages_pb2.StreamMessageRequest(params=params), metadata=auth, timeout=20)
+        )
+    # The fake accepted the thinking block back (it checks the signature) and answered the result.
+    texts = [
+        e.event.content_block_delta.delta.text_delta.text
+        for e in events
+        if e.event.HasField("content_block_delta")
+    ]
+    assert "Tool results: 18C" in "".join(texts)
+    assert gateway.anthropic.last_json["messages"][1]["content"][0]["signature"] == SIGNATURE

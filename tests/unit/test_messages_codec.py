@@ -20,6 +20,7 @@ from siraya.router.codec.messages import (
     encode_count_tokens,
     encode_message,
     encode_stream_event,
+    message_request_dict,
     stream_event_type,
 )
 from siraya.router.codec.messages_request import decode_count_tokens_request, decode_message_request
@@ -166,6 +167,12 @@ def test_decoded_blocks_encode_back_to_what_was_sent() -> None:
     for sent, message in zip(FULL_REQUEST["messages"], params.messages, strict=True):
         encoded = orjson.dumps([block_dict(block) for block in message.blocks.blocks])
         assert orjson.loads(encoded) == sent["content"]
+
+
+def test_params_encode_back_to_the_request_without_the_routing_keys() -> None:
+    """A gRPC caller's proto becomes the body the relay lane sends an Anthropic upstream."""
+    body = orjson.loads(orjson.dumps(message_request_dict(decode_message_request(FULL_REQUEST))))
+    assert body == {key: value for key, value in FULL_REQUEST.items() if key != "models"}
 
 
 def test_string_content_and_string_system() -> None:

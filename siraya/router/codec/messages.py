@@ -24,6 +24,8 @@ __all__ = [
     "encode_message",
     "encode_stream_event",
     "message_dict",
+    "message_request_dict",
+    "stream_event_dict",
     "stream_event_type",
     "usage_dict",
 ]
@@ -50,7 +52,7 @@ def stream_event_type(event: messages_pb2.MessageStreamEvent) -> str:
 
 def encode_stream_event(event: messages_pb2.MessageStreamEvent) -> bytes:
     """The `data:` JSON of one stream event."""
-    return orjson.dumps(_event_dict(event))
+    return orjson.dumps(stream_event_dict(event))
 
 
 # --- messages and blocks ----------------------------------------------------------------------
@@ -196,7 +198,8 @@ def _delta_dict(delta: messages_pb2.MessageContentDelta) -> JsonObject:
     return {}
 
 
-def _event_dict(event: messages_pb2.MessageStreamEvent) -> JsonObject:
+def stream_event_dict(event: messages_pb2.MessageStreamEvent) -> JsonObject:
+    """One stream event as the JSON object its `data:` line carries."""
     kind = event.WhichOneof("event")
     if kind == "content_block_delta":
         body = event.content_block_delta
@@ -230,3 +233,77 @@ def _start_block_dict(block: messages_pb2.MessageContentBlock) -> JsonObject:
     if kind == "tool_use":
         return {"type": "tool_use", "id": block.tool_use.id, "name": block.tool_use.name, "input": {}}
     return block_dict(block)
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+def message_request_dict(params: messages_pb2.MessageParams) -> JsonObject:
+    """The Anthropic request body `params` holds (for a caller that sent the proto, not the JSON).
+
+    The gateway's routing stays out; `extra_body` keys are merged at the top level, as sent.
+    """
+    out: JsonObject = {"model": params.model}
+    if params.HasField("max_tokens"):
+        out["max_tokens"] = params.max_tokens
+    which = params.WhichOneof("system")
+    if which == "system_text":
+        out["system"] = params.system_text
+    elif which == "system_blocks":
+        out["system"] = [
+            block_dict(messages_pb2.MessageContentBlock(text=text)) for text in params.system_blocks.blocks
+        ]
+    out["messages"] = [_input_message_dict(message) for message in params.messages]
+    if params.tools:
+        out["tools"] = [_tool_dict(tool) for tool in params.tools]
+    if params.HasField("tool_choice"):
+        choice = params.tool_choice
+        tool_choice: JsonObject = {"type": choice.type}
+        if choice.HasField("name"):
+            tool_choice["name"] = choice.name
+        if choice.HasField("disable_parallel_tool_use"):
+            tool_choice["disable_parallel_tool_use"] = choice.disable_parallel_tool_use
+        out["tool_choice"] = tool_choice
+    if params.HasField("thinking"):
+        thinking: JsonObject = {"type": params.thinking.type}
+        if params.thinking.HasField("budget_tokens"):
+            thinking["budget_tokens"] = params.thinking.budget_tokens
+        if params.thinking.HasField("display"):
+            thinking["display"] = params.thinking.display
+        out["thinking"] = thinking
+    if params.HasField("metadata"):
+        out["metadata"] = {"user_id": params.metadata.user_id} if params.metadata.HasField("user_id") else {}
+    if params.stop_sequences:
+        out["stop_sequences"] = list(params.stop_sequences)
+    for key in ("temperature", "top_p", "top_k", "service_tier", "stream"):
+        if params.HasField(key):
+            out[key] = getattr(params, key)
+    _cache_control(params, out)
+    out.update(struct_to_dict(params.extra_body))
+    return out
+
+
+_ROLE_NAMES = {messages_pb2.MESSAGE_ROLE_USER: "user", messages_pb2.MESSAGE_ROLE_ASSISTANT: "assistant"}
+
+
+def _input_message_dict(message: messages_pb2.InputMessage) -> JsonObject:
+    role = _ROLE_NAMES.get(message.role, "user")
+    if message.WhichOneof("content") == "text":
+        return {"role": role, "content": message.text}
+    return {"role": role, "content": [block_dict(block) for block in message.blocks.blocks]}
+
+
+def _tool_dict(tool: messages_pb2.MessageTool) -> JsonObject:
+    out: JsonObject = {}
+    if tool.HasField("type"):
+        out["type"] = tool.type
+    out["name"] = tool.name
+    if tool.HasField("description"):
+        out["description"] = tool.description
+    if tool.HasField("input_schema_json"):
+        out["input_schema"] = orjson.Fragment(tool.input_schema_json)
+    if tool.HasField("strict"):
+        out["strict"] = tool.strict
+    _cache_control(tool, out)
+    out.update(struct_to_dict(tool.extra))
+    return out

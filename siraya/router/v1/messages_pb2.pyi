@@ -425,28 +425,46 @@ class MessageStreamEvent(_message.Message):
     def __init__(self, message_start: _Optional[_Union[MessageStartEvent, _Mapping]] = ..., content_block_start: _Optional[_Union[ContentBlockStartEvent, _Mapping]] = ..., content_block_delta: _Optional[_Union[ContentBlockDeltaEvent, _Mapping]] = ..., content_block_stop: _Optional[_Union[ContentBlockStopEvent, _Mapping]] = ..., message_delta: _Optional[_Union[MessageDeltaEvent, _Mapping]] = ..., message_stop: _Optional[_Union[MessageStopEvent, _Mapping]] = ..., ping: _Optional[_Union[PingEvent, _Mapping]] = ..., other: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class CreateMessageRequest(_message.Message):
-    __slots__ = ("params",)
+    __slots__ = ("params", "anthropic_json", "body_json")
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    ANTHROPIC_JSON_FIELD_NUMBER: _ClassVar[int]
+    BODY_JSON_FIELD_NUMBER: _ClassVar[int]
     params: MessageParams
-    def __init__(self, params: _Optional[_Union[MessageParams, _Mapping]] = ...) -> None: ...
+    anthropic_json: bool
+    body_json: bytes
+    def __init__(self, params: _Optional[_Union[MessageParams, _Mapping]] = ..., anthropic_json: _Optional[bool] = ..., body_json: _Optional[bytes] = ...) -> None: ...
 
 class CreateMessageResponse(_message.Message):
-    __slots__ = ("message",)
+    __slots__ = ("message", "message_json", "provider")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_JSON_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
     message: Message
-    def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ...) -> None: ...
+    message_json: bytes
+    provider: str
+    def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ..., message_json: _Optional[bytes] = ..., provider: _Optional[str] = ...) -> None: ...
 
 class StreamMessageRequest(_message.Message):
-    __slots__ = ("params",)
+    __slots__ = ("params", "anthropic_json", "body_json")
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    ANTHROPIC_JSON_FIELD_NUMBER: _ClassVar[int]
+    BODY_JSON_FIELD_NUMBER: _ClassVar[int]
     params: MessageParams
-    def __init__(self, params: _Optional[_Union[MessageParams, _Mapping]] = ...) -> None: ...
+    anthropic_json: bool
+    body_json: bytes
+    def __init__(self, params: _Optional[_Union[MessageParams, _Mapping]] = ..., anthropic_json: _Optional[bool] = ..., body_json: _Optional[bytes] = ...) -> None: ...
 
 class StreamMessageResponse(_message.Message):
-    __slots__ = ("event",)
+    __slots__ = ("event", "event_json", "event_type", "provider")
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
     event: MessageStreamEvent
-    def __init__(self, event: _Optional[_Union[MessageStreamEvent, _Mapping]] = ...) -> None: ...
+    event_json: bytes
+    event_type: str
+    provider: str
+    def __init__(self, event: _Optional[_Union[MessageStreamEvent, _Mapping]] = ..., event_json: _Optional[bytes] = ..., event_type: _Optional[str] = ..., provider: _Optional[str] = ...) -> None: ...
 
 class CountTokensRequest(_message.Message):
     __slots__ = ("params",)
