@@ -41,11 +41,14 @@ async def relay_stream(
     request_id: str,
     done: bytes | None = DONE_EVENT,
     first_headers: Callable[[Any], dict[str, str]] | None = None,
+    refuse: Callable[[GatewayError, str], web.Response] = error_response,
 ) -> web.StreamResponse:
     """Write `frame(message)` for each reply of `call`; `done` closes a stream that ended well.
 
-    A failure after the first reply is written as `error_frame(error, last reply written)`: the
-    last reply lets a protocol number its error event (the Responses `sequence_number`).
+    A failure before the first reply is answered with `refuse(error, request_id)`, the protocol's
+    error response (OpenAI's by default). A failure after it is written as `error_frame(error, last
+    reply written)`: the last reply lets a protocol number its error event (the Responses
+    `sequence_number`).
     """
     replies: AsyncIterator[Any] = call.__aiter__()
     try:
@@ -53,7 +56,7 @@ async def relay_stream(
     except StopAsyncIteration:
         first = None
     except (grpc.aio.AioRpcError, GatewayError) as error:
-        return error_response(as_gateway_error(error), request_id)
+        return refuse(as_gateway_error(error), request_id)
     headers = await call_headers(call) if first is not None else {}
     if first is not None and first_headers is not None:
         headers.update(first_headers(first))

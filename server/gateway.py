@@ -36,7 +36,15 @@ from server.gateway_usage import (
     usage_chunk_json,
     video_seconds,
 )
+from server.messages_usage import (
+    fold_message_event,
+    message_consumption,
+    message_event_usage,
+    stamp_message,
+    stamp_message_event,
+)
 from server.observability.attempts import observed_call, observed_stream
+from server.providers import messages_relay
 from server.providers.base import Provider, RequestContext, VideoContent, chat_json, stream_chat_json
 from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
 from server.routing.dispatch import Dispatcher
@@ -91,6 +99,10 @@ class Gateway:
         if ctx is not None:
             ctx.key_id = key.id
         return key
+
+    def model_for(self, model: str, kind: str, key: KeyRecord) -> CatalogueEntry:
+        """The entry `key` may call `model` as: 404 when unknown, 403 when the key may not use it."""
+        return self._entry(model, kind, key)
 
     def _entry(self, model: str, kind: str, key: KeyRecord) -> CatalogueEntry:
         entry = self.catalogue.resolve(model, kind)
@@ -334,6 +346,47 @@ class Gateway:
             _JSON_CHUNKS,
         )
 
+    # Anthropic messages: relayed to Anthropic upstreams, translated through chat to the others
+
+    async def message_json(
+        self, params: chat_pb2.ChatCompletionParams, body: JsonObject, key: KeyRecord, ctx: RequestContext
+    ) -> JsonObject:
+        """A Messages request answered as Anthropic's JSON. `params` is its translation into chat: what
+        admission and routing read, and what every attempt on a non-Anthropic upstream sends."""
+        answer, route, cost = await self._chat_unary(
+            params,
+            key,
+            ctx,
+            lambda route: messages_relay.message_json(
+                route.provider, body, params, route.deployment.upstream_model, ctx
+            ),
+            lambda answer, _demand: message_consumption(answer),
+        )
+        usage = answer.get("usage")
+        if cost is not None and isinstance(usage, dict):
+            _charge_usage_json(usage, cost)
+        stamp_message(answer, route)
+        return answer
+
+    def stream_message_json(
+        self,
+        params: chat_pb2.ChatCompletionParams,
+        body: JsonObject,
+        key: KeyRecord,
+        ctx: RequestContext,
+        input_estimate: int,
+    ) -> AsyncIterator[JsonObject]:
+        """`message_json` as Anthropic's stream events (JSON objects)."""
+        return self._chat_stream(
+            params,
+            key,
+            ctx,
+            lambda route: messages_relay.message_events_json(
+                route.provider, body, params, route.deployment.upstream_model, ctx, input_estimate
+            ),
+            _MESSAGE_EVENTS,
+        )
+
     # responses
 
     async def respond(
@@ -526,6 +579,16 @@ class StreamItems(Generic[Result]):
     usage_item: Callable[[Result, Any], Result]
 
 
+def _fold_message_event(event: JsonObject, total: Consumption) -> Any:
+    # message_start's usage is folded as it goes; only message_delta's usage is final and returned.
+    fold_message_event(event, total)
+    return message_event_usage(event)
+
+
+def _always_final(_: Any) -> bool:
+    return True
+
+
 def _no_running_usage(item: Any, _: Any) -> Any:
     raise AssertionError("every usage a Responses stream carries is final")
 
@@ -536,6 +599,14 @@ _JSON_CHUNKS = StreamItems(
 )
 _EVENTS = StreamItems(
     fold_response_event, event_is_final, _charge_usage, _stamp_event, _no_running_usage, _no_running_usage
+)
+_MESSAGE_EVENTS = StreamItems(
+    _fold_message_event,
+    _always_final,
+    _charge_usage_json,
+    stamp_message_event,
+    _no_running_usage,
+    _no_running_usage,
 )
 
 

@@ -13,6 +13,7 @@ from server.services.admin import AccountServicer, KeysServicer
 from server.services.chat import ChatServicer
 from server.services.embeddings import EmbeddingsServicer
 from server.services.images import ImagesServicer
+from server.services.messages import MessagesServicer
 from server.services.models import ModelsServicer
 from server.services.responses import ResponsesServicer
 from server.services.videos import VideosServicer
@@ -33,6 +34,7 @@ class Servicers:
         self.images = ImagesServicer(gateway)
         self.models = ModelsServicer(gateway)
         self.videos = VideosServicer(gateway)
+        self.messages = MessagesServicer(gateway)
 
     def each(self) -> list[Any]:
         """Every servicer, in the order of siraya.router.services.SERVICES."""

@@ -15,15 +15,7 @@ import grpc
 from server.observability import metrics, tracing
 from server.observability.logs import ACCESS_LOG
 from server.providers.base import RequestContext
-from siraya.router.v1 import (
-    admin_pb2,
-    chat_pb2,
-    embeddings_pb2,
-    images_pb2,
-    models_pb2,
-    responses_pb2,
-    videos_pb2,
-)
+from siraya.router.services import SERVICES
 
 __all__ = ["CallObservation", "RpcInfo", "rpc_info"]
 
@@ -50,12 +42,12 @@ _ENDPOINTS = {
     "RotateKey": ("/v1/keys/{id}/rotate", "rotate_key"),
     "GetCurrentKey": ("/v1/key", "get_current_key"),
     "GetGeneration": ("/v1/generation", "get_generation"),
+    "CreateMessage": ("/v1/messages", "chat"),
+    "StreamMessage": ("/v1/messages", "chat"),
+    "CountTokens": ("/v1/messages/count_tokens", "count_tokens"),
 }
 _SERVICES = {
-    method.name: service.full_name
-    for module in (chat_pb2, responses_pb2, embeddings_pb2, images_pb2, models_pb2, videos_pb2, admin_pb2)
-    for service in module.DESCRIPTOR.services_by_name.values()
-    for method in service.methods
+    method.name: contract.full_name for contract in SERVICES for method in contract.descriptor.methods
 }
 # A client that went away: nginx's 499, so it is told apart from the server's own failures.
 CLIENT_CLOSED = 499

@@ -35,7 +35,8 @@ logger = logging.getLogger("siraya.server")
 
 Request = TypeVar("Request")
 Reply = TypeVar("Reply")
-FORWARDED_METADATA = ("traceparent", "tracestate")
+# anthropic-beta: an Anthropic client's beta features, for an Anthropic upstream (messages_routes.py).
+FORWARDED_METADATA = ("traceparent", "tracestate", "anthropic-beta")
 BRIDGE_TOKEN_METADATA = "x-siraya-bridge"
 CLIENT_REQUEST_ID_METADATA = "x-client-request-id"
 SHUTTING_DOWN_CODE = "server_shutting_down"

@@ -23,6 +23,8 @@ from siraya.router.v1 import (
     embeddings_pb2_grpc,
     images_pb2,
     images_pb2_grpc,
+    messages_pb2,
+    messages_pb2_grpc,
     models_pb2,
     models_pb2_grpc,
     responses_pb2,
@@ -66,5 +68,6 @@ SERVICES: tuple[ServiceContract, ...] = (
     _contract("videos", videos_pb2, videos_pb2_grpc, "VideosService"),
     _contract("keys", admin_pb2, admin_pb2_grpc, "KeysService"),
     _contract("account", admin_pb2, admin_pb2_grpc, "AccountService"),
+    _contract("messages", messages_pb2, messages_pb2_grpc, "MessagesService"),
 )
 SERVICE_NAMES: tuple[str, ...] = tuple(contract.full_name for contract in SERVICES)

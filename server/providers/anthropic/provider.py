@@ -6,7 +6,9 @@ Every request carries `x-api-key`, `anthropic-version: 2023-06-01` and a JSON co
 `headers` override or add to these (an `anthropic-version` or `anthropic-beta` header, say).
 
 The Responses API is served through chat (`respond_via_chat`); Anthropic has no embeddings, image
-or video generation, so those are refused as an unsupported model capability.
+or video generation, so those are refused as an unsupported model capability. A Messages request
+from an Anthropic client is relayed as it was written (`relay_message`, `relay_message_stream`:
+the same-protocol lane of server/providers/messages_relay.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import orjson
 from server.config import AnthropicProviderConfig
 from server.config.providers.anthropic import DEFAULT_BASE_URL
 from server.errors import RequestTimeout, UpstreamError
-from server.providers.anthropic.errors import error_from_response
+from server.providers.anthropic.errors import error_from_event, error_from_response
 from server.providers.anthropic.request import ANTHROPIC_SUPPORT, resolve_media, to_anthropic
 from server.providers.anthropic.response import AnthropicShapeError, from_anthropic
 from server.providers.anthropic.stream import StreamTranslator
@@ -31,6 +33,7 @@ from server.providers.param_policy import enforce_chat_support
 from server.providers.sse_reader import read_sse
 from server.providers.tool_call_limit import first_tool_call_only, first_tool_calls_streamed, single_tool_call
 from server.providers.upstream_http import UpstreamHttp
+from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2
 
 __all__ = ["ANTHROPIC_SUPPORT", "ANTHROPIC_VERSION", "DEFAULT_BASE_URL", "AnthropicProvider"]
@@ -134,4 +137,48 @@ class AnthropicProvider(ChatOnly):
             except aiohttp.ClientPayloadError:
                 raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None
         if not translator.finished:
+            raise UpstreamError(f"Provider '{self.name}' ended the stream before message_stop.")
+
+    # Anthropic Messages, relayed: the body and the events pass through, parsed only to be metered
+
+    async def relay_message(self, body: JsonObject, ctx: RequestContext) -> JsonObject:
+        async with self._post(orjson.dumps(body), ctx) as response:
+            raw = await response.read()
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(
+                f"Provider '{self.name}' returned an invalid response: the body is not JSON."
+            ) from None
+        if not isinstance(answer, dict) or not isinstance(answer.get("content"), list):
+            raise UpstreamError(
+                f"Provider '{self.name}' returned an invalid response: the reply has no 'content' array."
+            )
+        return answer
+
+    async def relay_message_stream(self, body: JsonObject, ctx: RequestContext) -> AsyncIterator[JsonObject]:
+        finished = False
+        async with self._post(orjson.dumps(body), ctx) as response:
+            if "text/event-stream" not in response.headers.get("Content-Type", ""):
+                raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")
+            try:
+                async for _, data in read_sse(response.content):
+                    event = orjson.loads(data)
+                    if not isinstance(event, dict):
+                        raise UpstreamError(
+                            f"Provider '{self.name}' sent a stream event that is not an object."
+                        )
+                    kind = event.get("type")
+                    if kind == "error":
+                        raise error_from_event(self.name, event, self._secrets)
+                    if kind == "message_stop":
+                        finished = True
+                    yield event
+            except orjson.JSONDecodeError:
+                raise UpstreamError(f"Provider '{self.name}' sent a malformed stream event.") from None
+            except TimeoutError:
+                raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
+            except aiohttp.ClientPayloadError:
+                raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None
+        if not finished:
             raise UpstreamError(f"Provider '{self.name}' ended the stream before message_stop.")

@@ -1,0 +1,84 @@
+"""The gateway's errors in Anthropic's shape, for the Messages front door.
+
+Anthropic answers `{"type": "error", "error": {"type", "message"}, "request_id"}` with its own
+statuses. The gateway's one error table (server/errors.py) decides which error happened; this maps
+each row onto the Anthropic status and type that means the same to an Anthropic client:
+
+    gateway                           HTTP  Anthropic HTTP  error.type
+    invalid_request_error             400   400             invalid_request_error
+      code request_too_large          400   413             request_too_large
+    authentication_error              401   401             authentication_error
+    insufficient_credits              402   402             billing_error
+    permission_error                  403   403             permission_error
+    not found (unknown model, ...)    404   404             not_found_error
+    timeout_error                     408   504             timeout_error
+    rate_limit_error                  429   429             rate_limit_error (Retry-After kept)
+    upstream_error                    502   500             api_error
+    service_unavailable_error         503   529             overloaded_error
+    server_error                      500   500             api_error
+
+A failure after a stream's first event is one `event: error` frame with the same body.
+"""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+from aiohttp import web
+
+from server.errors import GatewayError
+
+__all__ = ["anthropic_error", "anthropic_error_event", "anthropic_error_response"]
+
+_BY_STATUS: dict[int, tuple[int, str]] = {
+    400: (400, "invalid_request_error"),
+    401: (401, "authentication_error"),
+    402: (402, "billing_error"),
+    403: (403, "permission_error"),
+    404: (404, "not_found_error"),
+    408: (504, "timeout_error"),
+    429: (429, "rate_limit_error"),
+    500: (500, "api_error"),
+    502: (500, "api_error"),
+    503: (529, "overloaded_error"),
+}
+_TOO_LARGE = (413, "request_too_large")
+_FALLBACK = (500, "api_error")
+
+
+def anthropic_error(error: GatewayError) -> tuple[int, str]:
+    """(the HTTP status, Anthropic's error.type) for a gateway error."""
+    if error.code == "request_too_large":
+        return _TOO_LARGE
+    return _BY_STATUS.get(error.kind.http_status, _FALLBACK)
+
+
+def _body(error: GatewayError, error_type: str, request_id: str | None) -> bytes:
+    return orjson.dumps(
+        {"type": "error", "error": {"type": error_type, "message": error.message}, "request_id": request_id}
+    )
+
+
+def anthropic_error_response(error: GatewayError, request_id: str | None = None) -> web.Response:
+    status, error_type = anthropic_error(error)
+    headers: dict[str, str] = dict(error.headers) if error.headers else {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    if request_id:
+        headers["X-Request-Id"] = request_id
+        # Where Anthropic's SDKs read a reply's request id from.
+        headers["request-id"] = request_id
+    return web.Response(
+        status=status,
+        body=_body(error, error_type, request_id),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def anthropic_error_event(error: GatewayError, _last_reply: object = None) -> bytes:
+    """The final SSE frame of a stream that failed after its first event."""
+    _, error_type = anthropic_error(error)
+    payload = orjson.dumps({"type": "error", "error": {"type": error_type, "message": error.message}})
+    return b"event: error\ndata: " + payload + b"\n\n"
