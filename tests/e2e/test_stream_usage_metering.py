@@ -294,16 +294,17 @@ def test_a_cancelled_response_stream_is_charged_the_prompt_and_what_was_relayed(
 
 
 async def proto_stream(
-    harness: MeteringHarness, secret: str, params: chat_pb2.ChatCompletionParams, request_id: str
-) -> list[chat_pb2.ChatCompletionChunk]:
-    """Every chunk of the gRPC API's own (proto) chat stream."""
+    harness: MeteringHarness, secret: str, params: chat_pb2.ChatCompletionParams
+) -> tuple[str, list[chat_pb2.ChatCompletionChunk]]:
+    """The gateway's request id and every chunk of the gRPC API's own (proto) chat stream."""
     async with grpc.aio.insecure_channel(harness.grpc_target) as channel:
         stub = chat_pb2_grpc.ChatServiceStub(channel)
-        metadata = (("authorization", f"Bearer {secret}"), ("x-request-id", request_id))
+        metadata = (("authorization", f"Bearer {secret}"),)
         call = stub.StreamChatCompletion(
             chat_pb2.StreamChatCompletionRequest(params=params), metadata=metadata
         )
-        return [reply.chunk async for reply in call]
+        chunks = [reply.chunk async for reply in call]
+        return str(dict(await call.initial_metadata())["x-request-id"]), chunks
 
 
 @pytest.mark.parametrize("model", CHAT_MODELS)
@@ -318,8 +319,7 @@ def test_a_grpc_proto_stream_shows_usage_only_when_asked_and_is_charged_either_w
     )
     if include_usage:
         params.stream_options.include_usage = True
-    request_id = f"req-proto-{model}-{include_usage}"
-    received = asyncio.run(proto_stream(harness, secret, params, request_id))
+    request_id, received = asyncio.run(proto_stream(harness, secret, params))
     with_usage = [chunk for chunk in received if chunk.HasField("usage")]
     if include_usage:
         assert len(with_usage) == 1 and with_usage[0] is received[-1] and not received[-1].choices

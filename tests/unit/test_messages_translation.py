@@ -465,7 +465,7 @@ def shape(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 def test_the_recorded_anthropic_stream_comes_back_in_anthropic_order() -> None:
-    upstream = StreamTranslator("anthropic", include_usage=True, created=1)
+    upstream = StreamTranslator("anthropic", created=1)
     chunks = [chunk for event in recorded_events(RECORDED_STREAM) for chunk in upstream.feed(event)]
     events = front_door(chunks, estimate=50)
     assert shape(events) == [
@@ -511,7 +511,7 @@ def test_thinking_straight_before_a_call_gets_its_signature_delta() -> None:
     for event in kept:
         if isinstance(event.get("index"), int) and event["index"] > 1:
             event["index"] -= 1
-    upstream = StreamTranslator("anthropic", include_usage=True, created=1)
+    upstream = StreamTranslator("anthropic", created=1)
     chunks = [chunk for event in kept for chunk in upstream.feed(event)]
     out = front_door(chunks)
     assert shape(out)[2:8] == [
