@@ -39,6 +39,20 @@ class ServerConfig:
     drain_seconds: float = 30.0
     # Processes sharing the HTTP and gRPC ports (SO_REUSEPORT); `serve --workers N` overrides.
     workers: int = 1
+    # The HTTP edge (http_bridge/edge.py). Seconds to receive a request's headers, counted from the
+    # connection's start or from a later request's first byte; then a 408 and the connection closes.
+    header_timeout: float = 10.0
+    # Seconds to receive a request's body once its headers are in; then a 408.
+    body_timeout: float = 60.0
+    # Seconds an idle keep-alive connection stays open.
+    keepalive_timeout: float = 75.0
+    # Open HTTP connections per process; one more gets a 503. 0: half the open-file limit.
+    max_connections: int = 0
+    # Requests one key may have in flight in this process; one more gets a 429. 0: no limit.
+    max_in_flight_per_key: int = 256
+    # The longest request line or header field, in bytes, and the most header fields; more is a 431.
+    max_header_bytes: int = 8190
+    max_headers: int = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +455,17 @@ def _parse_server(data: Any, env: dict[str, str] | os._Environ[str]) -> ServerCo
         admin_key=section.str("admin_key"),
         drain_seconds=section.number("drain_seconds", defaults.drain_seconds),
         workers=section.number("workers", defaults.workers, integer=True, minimum=1),
+        header_timeout=section.number("header_timeout", defaults.header_timeout, minimum=0.001),
+        body_timeout=section.number("body_timeout", defaults.body_timeout, minimum=0.001),
+        keepalive_timeout=section.number("keepalive_timeout", defaults.keepalive_timeout, minimum=0.001),
+        max_connections=section.number("max_connections", defaults.max_connections, integer=True),
+        max_in_flight_per_key=section.number(
+            "max_in_flight_per_key", defaults.max_in_flight_per_key, integer=True
+        ),
+        max_header_bytes=section.number(
+            "max_header_bytes", defaults.max_header_bytes, integer=True, minimum=256
+        ),
+        max_headers=section.number("max_headers", defaults.max_headers, integer=True, minimum=8),
     )
 
 
