@@ -28,6 +28,9 @@ class GatewayStubs:
     videos: Any
     keys: Any = None
     account: Any = None
+    # `async (authorization header or None) -> key`, raising AuthenticationFailed: lets the bridge
+    # answer 401 before a body error without a gRPC call (the composition root provides it).
+    authenticate: Any = None
 
 
 def stubs_for_channel(channel: grpc.aio.Channel) -> GatewayStubs:

@@ -13,6 +13,7 @@ from typing import Any
 @dataclass
 class RawResponse:
     status: int
+    # Names lower-cased.
     headers: dict[str, str]
     body: bytes
 
@@ -36,11 +37,15 @@ def exchange(port: int, *parts: bytes, pause: float = 0.3, timeout: float = 10.0
                 break
         response = http.client.HTTPResponse(sock)
         response.begin()
-        return RawResponse(response.status, dict(response.getheaders()), response.read())
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return RawResponse(response.status, headers, response.read())
 
 
 def request_bytes(
-    method: str, path: str, headers: dict[str, str] | list[tuple[str, str]] = (), body: bytes = b""  # type: ignore[assignment]
+    method: str,
+    path: str,
+    headers: dict[str, str] | list[tuple[str, str]] = (),
+    body: bytes = b"",  # type: ignore[assignment]
 ) -> bytes:
     """A request with `Host` and, when there is a body, `Content-Length` added."""
     pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
@@ -50,10 +55,12 @@ def request_bytes(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def assert_openai_error(response: RawResponse, status: int, type_: str, code: str | None = None) -> dict[str, Any]:
+def assert_openai_error(
+    response: RawResponse, status: int, type_: str, code: str | None = None
+) -> dict[str, Any]:
     """The response is `status` with exactly OpenAI's error envelope; returns the `error` object."""
     assert response.status == status, (response.status, response.body[:300])
-    assert response.headers.get("Content-Type", "").startswith("application/json"), response.headers
+    assert response.headers.get("content-type", "").startswith("application/json"), response.headers
     body = response.json()
     assert set(body) == {"error"}, body
     error = body["error"]

@@ -81,9 +81,11 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeHarness]:
 
 
 def _metric(text: str, name: str, labels: str = "") -> float:
-    pattern = re.escape(name) + (r"\{" + re.escape(labels) + r"\}" if labels else r"(\{\})?") + r" (\S+)"
+    pattern = (
+        re.escape(name) + (r"\{" + re.escape(labels) + r"\}" if labels else r"(?:\{\})?") + r" (?P<value>\S+)"
+    )
     found = re.search(r"^" + pattern + "$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
+    return float(found.group("value")) if found else 0.0
 
 
 def _metrics(harness: GatewayHarness) -> str:
@@ -151,7 +153,9 @@ async def _slowloris_meanwhile(harness: EdgeHarness) -> tuple[list[SlowClient], 
             for _ in range(10):
                 # A fresh connection each time: a new client arriving during the attack.
                 response = await http.post(
-                    f"{harness.base_url}/chat/completions", json=CHAT, headers={**headers, "Connection": "close"}
+                    f"{harness.base_url}/chat/completions",
+                    json=CHAT,
+                    headers={**headers, "Connection": "close"},
                 )
                 served += response.status_code == 200
         last_deadline = max(client.connected_at for client in clients) + HEADER_TIMEOUT + GRACE
@@ -189,13 +193,17 @@ def test_a_body_that_stops_arriving_gets_a_408(edge: EdgeHarness) -> None:
     head = request_bytes(
         "POST",
         "/v1/chat/completions",
-        {"Authorization": f"Bearer {edge.api_key}", "Content-Type": "application/json", "Content-Length": "1000"},
+        {
+            "Authorization": f"Bearer {edge.api_key}",
+            "Content-Type": "application/json",
+            "Content-Length": "1000",
+        },
     )
     started = time.monotonic()
     response = exchange(edge.running.http_port, head + b'{"model": ', timeout=BODY_TIMEOUT + GRACE + 5)
     assert time.monotonic() - started <= BODY_TIMEOUT + GRACE
     assert_openai_error(response, 408, "timeout_error", "request_timeout")
-    assert response.headers.get("Connection", "").lower() == "close"
+    assert response.headers.get("connection", "").lower() == "close"
 
 
 def test_a_request_past_its_keys_in_flight_limit_gets_a_429(edge: EdgeHarness) -> None:
@@ -207,7 +215,10 @@ def test_a_request_past_its_keys_in_flight_limit_gets_a_429(edge: EdgeHarness) -
     async def scenario() -> tuple[list[int], httpx.Response, int]:
         async with httpx.AsyncClient(timeout=20) as http:
             url = f"{edge.base_url}/chat/completions"
-            held = [asyncio.create_task(http.post(url, json=CHAT, headers=headers)) for _ in range(IN_FLIGHT_LIMIT)]
+            held = [
+                asyncio.create_task(http.post(url, json=CHAT, headers=headers))
+                for _ in range(IN_FLIGHT_LIMIT)
+            ]
             deadline = time.monotonic() + 10
             while len(edge.native.requests_to("/v1/chat/completions")) - before < IN_FLIGHT_LIMIT:
                 assert time.monotonic() < deadline, "the held requests never reached the upstream"
