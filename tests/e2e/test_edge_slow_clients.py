@@ -95,9 +95,12 @@ def _metrics(harness: GatewayHarness) -> str:
 class SlowClient:
     """One connection that sends its request head one byte at a time and never finishes it."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, connecting_at: float
+    ) -> None:
         self.reader, self.writer = reader, writer
-        self.connected_at = time.monotonic()
+        # Before the connection was asked for: the gateway's clock for it cannot start earlier.
+        self.connecting_at = connecting_at
         self.closed_at: float | None = None
         self.answer = b""
 
@@ -120,9 +123,10 @@ async def _open_slow_clients(port: int, count: int) -> list[SlowClient]:
     for start in range(0, count, 100):  # in batches, within the listen backlog
 
         async def one() -> SlowClient:
+            connecting_at = time.monotonic()
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-            return SlowClient(reader, writer)
+            return SlowClient(reader, writer, connecting_at)
 
         clients += await asyncio.gather(*(one() for _ in range(min(100, count - start))))
     return clients
@@ -158,7 +162,7 @@ async def _slowloris_meanwhile(harness: EdgeHarness) -> tuple[list[SlowClient], 
                     headers={**headers, "Connection": "close"},
                 )
                 served += response.status_code == 200
-        last_deadline = max(client.connected_at for client in clients) + HEADER_TIMEOUT + GRACE
+        last_deadline = max(client.connecting_at for client in clients) + HEADER_TIMEOUT + GRACE
         await asyncio.wait(watchers, timeout=max(0.0, last_deadline - time.monotonic()))
     finally:
         trickler.cancel()
@@ -176,8 +180,8 @@ def test_a_thousand_slowloris_connections_are_closed_at_the_header_deadline(edge
 
     assert served == 10, "normal requests kept being served during the attack"
     closed = [client for client in clients if client.closed_at is not None]
-    in_time = [c for c in closed if c.closed_at - c.connected_at <= HEADER_TIMEOUT + GRACE]  # type: ignore[operator]
-    not_early = [c for c in closed if c.closed_at - c.connected_at >= HEADER_TIMEOUT - 0.5]  # type: ignore[operator]
+    in_time = [c for c in closed if c.closed_at - c.connecting_at <= HEADER_TIMEOUT + GRACE]  # type: ignore[operator]
+    not_early = [c for c in closed if c.closed_at - c.connecting_at >= HEADER_TIMEOUT - 0.05]  # type: ignore[operator]
     assert len(in_time) == SLOW_CLIENTS, f"{len(closed)} closed, {len(in_time)} within the deadline"
     assert len(not_early) == SLOW_CLIENTS, "no slow connection was cut before its deadline"
     assert open_connections >= SLOW_CLIENTS, "the slow connections were all open at once"
@@ -186,6 +190,32 @@ def test_a_thousand_slowloris_connections_are_closed_at_the_header_deadline(edge
     assert b'"type":"timeout_error"' in told[0].answer
     after = _metric(_metrics(edge), "siraya_http_timeouts_total", 'phase="headers"')
     assert after - before == SLOW_CLIENTS
+
+
+def test_an_idle_kept_alive_connection_outlives_the_header_deadline(edge: EdgeHarness) -> None:
+    """Idle time between requests is keep-alive's business; the header clock starts at a request's
+    first byte."""
+    assert edge.running is not None
+    request = request_bytes("GET", "/v1/models", {"Authorization": f"Bearer {edge.api_key}"})
+    with socket.create_connection(
+        ("127.0.0.1", edge.running.http_port), timeout=HEADER_TIMEOUT + GRACE + 5
+    ) as sock:
+        reader = sock.makefile("rb")
+        for _ in range(2):
+            sock.sendall(request)
+            assert reader.readline().startswith(b"HTTP/1.1 200 ")
+            length = 0
+            while (line := reader.readline()) != b"\r\n":
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            reader.read(length)
+            time.sleep(HEADER_TIMEOUT * 1.5)
+        sock.sendall(request[:10])
+        started = time.monotonic()
+        answer = reader.read()
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert HEADER_TIMEOUT - 0.5 <= waited <= HEADER_TIMEOUT + GRACE
 
 
 def test_a_body_that_stops_arriving_gets_a_408(edge: EdgeHarness) -> None:
