@@ -247,7 +247,9 @@ class EdgeRequestHandler(RequestHandler):
             message, payload = messages[-1]
             if isinstance(message, _ErrInfo):
                 body = self._body
-                if body is not None and not body.is_eof():
+                # Popped only while a request is left for the connection's loop to take (or it is
+                # busy with one): it must never wake to an empty queue.
+                if body is not None and not body.is_eof() and (len(messages) > 1 or self._waiter is None):
                     # The parser refused the body a handler is reading: that handler answers, a 400.
                     messages.pop()
                     self._fail_body(body, _malformed_body(message.exc))
