@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,13 +12,13 @@ from aiohttp import BodyPartReader, web
 
 from http_bridge.accounts_routes import add_account_routes
 from http_bridge.call_headers import unary
-from http_bridge.errors import as_gateway_error, error_event, error_response
+from http_bridge.errors import as_gateway_error, error_event, error_response, payload_error
 from http_bridge.messages_routes import add_messages_routes
 from http_bridge.observe import RPC_CALLED
 from http_bridge.observe import install as install_observability
 from http_bridge.sse import relay_stream
 from http_bridge.stubs import GatewayStubs
-from server.errors import GatewayError, InvalidRequest
+from server.errors import AuthenticationFailed, GatewayError, InvalidRequest, MethodNotAllowed
 from server.observability.ids import BRIDGE_TOKEN, client_request_id, new_request_id
 from server.routing.timeouts import TIMEOUT_HEADERS, parse_timeout
 from siraya.router.codec import chat as chat_codec
@@ -39,7 +40,9 @@ from siraya.router.v1 import (
 STUBS = web.AppKey("stubs", GatewayStubs)
 READY = web.AppKey("ready", list)
 MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
-FORWARDED_HEADERS = ("traceparent", "tracestate")
+# W3C trace context: version, trace-id, parent-id, flags (ids not all zeros, version not ff). An
+# invalid traceparent is dropped with its tracestate, so the trace restarts, as the spec says.
+_TRACEPARENT = re.compile(r"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 PROVIDER_HEADER = "x-siraya-provider"
 _JSON = "application/json"
 _INVALID_JSON = (
@@ -76,24 +79,31 @@ async def echo_client_request_id(request: web.Request, response: web.StreamRespo
 
 
 def call_metadata(request: web.Request) -> list[tuple[str, str]]:
-    request[RPC_CALLED] = True
+    """The gRPC metadata of a request's call. Every value is printable ASCII, as gRPC requires: a
+    header value with other bytes (aiohttp hands them over surrogate-escaped) is refused or dropped."""
+    headers = request.headers
     metadata = [("x-request-id", request_id_of(request)), ("x-siraya-bridge", BRIDGE_TOKEN)]
     client_id = client_request_id_of(request)
     if client_id is not None:
         metadata.append(("x-client-request-id", client_id))
-    authorization = request.headers.get("Authorization")
+    authorization = headers.get("Authorization")
     if authorization is not None:
+        if not authorization.isascii():
+            raise AuthenticationFailed("Incorrect API key provided: it is not ASCII.")
         metadata.append(("authorization", authorization))
-    for name in FORWARDED_HEADERS:
-        value = request.headers.get(name)
-        if value is not None:
-            metadata.append((name, value))
+    traceparent = headers.get("traceparent")
+    if traceparent is not None and _TRACEPARENT.fullmatch(traceparent):
+        metadata.append(("traceparent", traceparent))
+        tracestate = headers.get("tracestate")
+        if tracestate is not None and tracestate.isascii() and tracestate.isprintable():
+            metadata.append(("tracestate", tracestate))
     for header in TIMEOUT_HEADERS:
-        timeout = request.headers.get(header)
+        timeout = headers.get(header)
         if timeout is not None:
             if parse_timeout(timeout) is None:
                 raise InvalidRequest(f"The {header} header must be a positive number of seconds.")
             metadata.append((header, timeout))
+    request[RPC_CALLED] = True
     return metadata
 
 
@@ -136,19 +146,38 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except (GatewayError, CodecError, grpc.aio.AioRpcError) as error:
-        return error_response(as_gateway_error(error), request_id_of(request))
+        failure = as_gateway_error(error)
+    except web.RequestPayloadError as error:
+        failure = payload_error(error)
     except web.HTTPNotFound:
         return error_response(
             InvalidRequest(f"Invalid URL ({request.method} {request.path})", code="unknown_url"),
             request_id_of(request),
         )
-    except web.HTTPMethodNotAllowed:
-        return error_response(
-            InvalidRequest(
-                f"Method {request.method} is not allowed on {request.path}", code="method_not_allowed"
-            ),
-            request_id_of(request),
+    except web.HTTPMethodNotAllowed as refused:
+        failure = MethodNotAllowed(
+            f"Method {request.method} is not allowed on {request.path}",
+            headers={"allow": ", ".join(sorted(refused.allowed_methods))},
         )
+        return error_response(failure, request_id_of(request))
+    if not request.get(RPC_CALLED) and not isinstance(failure, AuthenticationFailed):
+        failure = await _key_first(request, failure)
+    return error_response(failure, request_id_of(request))
+
+
+async def _key_first(request: web.Request, failure: GatewayError) -> GatewayError:
+    """A request refused before its call (its body or headers were bad) hears 401 first if its key
+    is missing or unknown: nobody without a key learns how the API validates. Only refusals pay for
+    this check; a good request's key is checked once, by its call."""
+    authenticate = request.app[STUBS].authenticate
+    resource = request.match_info.route.resource
+    if authenticate is None or resource is None or resource.canonical not in KEYED_PATHS:
+        return failure
+    try:
+        await authenticate(request.headers.get("Authorization"))
+    except AuthenticationFailed as refused:
+        return refused
+    return failure
 
 
 # chat
@@ -356,6 +385,26 @@ async def live(request: web.Request) -> web.StreamResponse:
 async def ready(request: web.Request) -> web.StreamResponse:
     ok = bool(request.app[READY] and request.app[READY][0])
     return web.json_response({"status": "ready" if ok else "not ready"}, status=200 if ok else 503)
+
+
+# The paths whose calls need a gateway key (the key administration under /v1/keys takes the admin
+# key instead, and health and metrics none).
+KEYED_PATHS = frozenset(
+    {
+        "/v1/models",
+        "/v1/models/{model}",
+        "/v1/chat/completions",
+        "/v1/responses",
+        "/v1/embeddings",
+        "/v1/images/generations",
+        "/v1/videos",
+        "/v1/videos/generations",
+        "/v1/videos/{video_id}",
+        "/v1/videos/{video_id}/content",
+        "/v1/key",
+        "/v1/generation",
+    }
+)
 
 
 def build_app(stubs: GatewayStubs, max_body_bytes: int) -> web.Application:

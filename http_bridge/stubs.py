@@ -23,6 +23,9 @@ class GatewayStubs:
     keys: Any
     account: Any
     messages: Any
+    # `async (authorization header or None) -> key`, raising AuthenticationFailed: lets the bridge
+    # answer 401 before a body error without a gRPC call (the composition root provides it).
+    authenticate: Any = None
 
 
 def stubs_for_channel(channel: grpc.aio.Channel) -> GatewayStubs:

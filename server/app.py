@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,12 @@ import grpc
 from aiohttp import web
 
 from http_bridge.app import READY, build_app
+from http_bridge.edge import EdgeAppRunner, EdgeSettings
 from http_bridge.stubs import GatewayStubs, stubs_for_channel
 from server.accounts.backends import DATABASE_FILE, open_accounts
+from server.accounts.in_flight import InFlightLimit
 from server.accounts.sqlite_store import SqliteStore
-from server.config import GatewayConfig
+from server.config import GatewayConfig, ServerConfig
 from server.gateway import Gateway
 from server.grpc_server import Servicers, build_grpc_server, mark_serving
 from server.inprocess import InProcessStub
@@ -46,7 +48,13 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
     catalogue = Catalogue(config)
     dispatcher = build_dispatcher(config, providers, catalogue)
     return Gateway(
-        catalogue, providers, accounts.keys, store, metering=accounts.metering, dispatcher=dispatcher
+        catalogue,
+        providers,
+        accounts.keys,
+        store,
+        metering=accounts.metering,
+        dispatcher=dispatcher,
+        in_flight=InFlightLimit(config.server.max_in_flight_per_key),
     )
 
 
@@ -56,6 +64,17 @@ def in_process_stubs(servicers: Servicers) -> GatewayStubs:
             contract.attribute: InProcessStub(servicer, contract.descriptor)
             for contract, servicer in zip(SERVICES, servicers.each(), strict=True)
         }
+    )
+
+
+def edge_settings(server: ServerConfig) -> EdgeSettings:
+    return EdgeSettings(
+        header_timeout=server.header_timeout,
+        body_timeout=server.body_timeout,
+        keepalive_timeout=server.keepalive_timeout,
+        max_connections=server.max_connections,
+        max_header_bytes=server.max_header_bytes,
+        max_headers=server.max_headers,
     )
 
 
@@ -112,8 +131,20 @@ async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None
         channel = grpc.aio.insecure_channel(f"{host}:{grpc_port}")
         stack.push_async_callback(channel.close)
         stubs = stubs_for_channel(channel)
-    app = build_app(stubs, config.server.max_body_bytes)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=STOP_SECONDS)
+
+    async def authenticate(authorization: str | None) -> object:
+        # The gateway serving now (a reload swaps it); used by the bridge only to answer a request it
+        # refuses anyway, so the gRPC hop mode takes this in-process shortcut too.
+        return await serving.gateway.authenticate(authorization)
+
+    app = build_app(replace(stubs, authenticate=authenticate), config.server.max_body_bytes)
+    runner = EdgeAppRunner(
+        app,
+        edge_settings(config.server),
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=STOP_SECONDS,
+    )
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
     site = web.TCPSite(

@@ -2,6 +2,8 @@
 
     GatewayError
     ├── InvalidRequest          400  INVALID_ARGUMENT     invalid_request_error
+    │   ├── MethodNotAllowed    405  (HTTP only)          invalid_request_error, method_not_allowed
+    │   └── HeadersTooLarge     431  (HTTP only)          invalid_request_error, request_header_...
     ├── AuthenticationFailed    401  UNAUTHENTICATED      authentication_error
     ├── InsufficientCredits     402  FAILED_PRECONDITION  insufficient_credits
     ├── PermissionDenied        403  PERMISSION_DENIED    permission_error
@@ -66,6 +68,21 @@ class GatewayError(Exception):
 
 class InvalidRequest(GatewayError):
     kind = ErrorKind(400, grpc.StatusCode.INVALID_ARGUMENT, "invalid_request_error", "invalid_request")
+
+
+class MethodNotAllowed(InvalidRequest):
+    """A known path asked with a method it does not serve. HTTP only: the bridge adds `Allow`, and no
+    RPC ever raises it, so it is not in ERROR_CLASSES (the table a gRPC status maps back through)."""
+
+    kind = ErrorKind(405, grpc.StatusCode.UNIMPLEMENTED, "invalid_request_error", "method_not_allowed")
+
+
+class HeadersTooLarge(InvalidRequest):
+    """A request head past the HTTP edge's limits (a line too long, too many fields). HTTP only."""
+
+    kind = ErrorKind(
+        431, grpc.StatusCode.INVALID_ARGUMENT, "invalid_request_error", "request_header_fields_too_large"
+    )
 
 
 class AuthenticationFailed(GatewayError):

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from server.accounts.in_flight import InFlightLimit
 from server.accounts.keys import KeyManager, KeyRecord
 from server.accounts.metering import Consumption, Demand, Metering
 from server.accounts.sqlite_store import SqliteStore, VideoJob
@@ -78,6 +79,7 @@ class Gateway:
         *,
         dispatcher: Dispatcher | None = None,
         metering: Metering | None = None,
+        in_flight: InFlightLimit | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.providers = providers
@@ -85,6 +87,8 @@ class Gateway:
         self.store = store
         self.dispatcher = dispatcher or Dispatcher(providers)
         self.metering = metering or Metering()
+        # Requests per key in flight (server.max_in_flight_per_key), held from admission to the end.
+        self.in_flight = in_flight or InFlightLimit()
 
     async def close(self) -> None:
         for provider in self.providers.values():
@@ -132,21 +136,29 @@ class Gateway:
         """
         entry = self._entry(model, kind, key)
         ctx.key_id, ctx.outcome.model = key.id, entry.id
-        meter = await self.metering.admit(key, entry, demand, ctx)
+        in_flight, key_id = self.in_flight.counts, key.id
+        count = in_flight.get(key_id, 0)
+        if count >= self.in_flight.limit:
+            raise self.in_flight.refused(count)
+        in_flight[key_id] = count + 1
         try:
-            result, route = await self.dispatcher.unary(
-                entry,
-                routing,
-                ctx,
-                observed_call(call, ctx, kind),
-                resolve=lambda fallback: self._entry(fallback, kind, key),
-                params=demand.params,
-            )
-        except BaseException as error:
-            await meter.fail(error)
-            raise
-        consumption = consumed(result, demand)
-        cost = await meter.settle(route.deployment, consumption)
+            meter = await self.metering.admit(key, entry, demand, ctx)
+            try:
+                result, route = await self.dispatcher.unary(
+                    entry,
+                    routing,
+                    ctx,
+                    observed_call(call, ctx, kind),
+                    resolve=lambda fallback: self._entry(fallback, kind, key),
+                    params=demand.params,
+                )
+            except BaseException as error:
+                await meter.fail(error)
+                raise
+            consumption = consumed(result, demand)
+            cost = await meter.settle(route.deployment, consumption)
+        finally:
+            in_flight[key_id] -= 1
         _record(ctx, route, consumption, cost)
         return result, route, cost
 
@@ -178,67 +190,75 @@ class Gateway:
         """
         entry = self._entry(model, kind, key)
         ctx.key_id, ctx.outcome.model = key.id, entry.id
-        meter = await self.metering.admit(key, entry, demand, ctx)
-        total = Consumption()
-        route: Route | None = None
-        settled = reported = False
-        # The last item that carried running usage, and that usage, taken off it.
-        running: tuple[Result, Any] | None = None
+        in_flight, key_id = self.in_flight.counts, key.id
+        count = in_flight.get(key_id, 0)
+        if count >= self.in_flight.limit:
+            raise self.in_flight.refused(count)
+        in_flight[key_id] = count + 1
         try:
-            attempts = observed_stream(call, ctx, kind)
-            routed = self.dispatcher.stream(
-                entry,
-                routing,
-                ctx,
-                attempts,
-                resolve=lambda fallback: self._entry(fallback, kind, key),
-                params=demand.params,
-            )
-            async for item, route in routed:
-                if ctx.outcome.first_item_at is None:
-                    ctx.outcome.first_item_at = time.monotonic()
-                if (usage := items.consumed(item, total)) is not None:
-                    reported = True
-                    if items.final(item):
-                        running = None
-                        if not settled:
-                            settled = True
-                            cost = await meter.settle(route.deployment, total)
-                            _record(ctx, route, total, cost)
-                            if cost is not None and show_usage:
-                                items.charge(usage, cost)
-                        if not show_usage:
-                            continue
-                    else:
-                        running = (item, items.strip(item, show_usage))
-                items.stamp(item, route)
-                yield item
-        except BaseException as error:
+            meter = await self.metering.admit(key, entry, demand, ctx)
+            total = Consumption()
+            route: Route | None = None
+            settled = reported = False
+            # The last item that carried running usage, and that usage, taken off it.
+            running: tuple[Result, Any] | None = None
+            try:
+                attempts = observed_stream(call, ctx, kind)
+                routed = self.dispatcher.stream(
+                    entry,
+                    routing,
+                    ctx,
+                    attempts,
+                    resolve=lambda fallback: self._entry(fallback, kind, key),
+                    params=demand.params,
+                )
+                async for item, route in routed:
+                    if ctx.outcome.first_item_at is None:
+                        ctx.outcome.first_item_at = time.monotonic()
+                    if (usage := items.consumed(item, total)) is not None:
+                        reported = True
+                        if items.final(item):
+                            running = None
+                            if not settled:
+                                settled = True
+                                cost = await meter.settle(route.deployment, total)
+                                _record(ctx, route, total, cost)
+                                if cost is not None and show_usage:
+                                    items.charge(usage, cost)
+                            if not show_usage:
+                                continue
+                        else:
+                            running = (item, items.strip(item, show_usage))
+                    items.stamp(item, route)
+                    yield item
+            except BaseException as error:
+                if settled:
+                    raise
+                if route is None or not isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+                    await meter.fail(error)
+                    raise
+                if not reported:
+                    total.prompt_tokens = demand.prompt_tokens
+                _record(ctx, route, total, await meter.settle(route.deployment, total, cancelled=True))
+                raise
+            if route is None:
+                await meter.fail(NoAvailableProvider("The stream ended before it started."))
+                return
             if settled:
-                raise
-            if route is None or not isinstance(error, (asyncio.CancelledError, GeneratorExit)):
-                await meter.fail(error)
-                raise
+                return
             if not reported:
                 total.prompt_tokens = demand.prompt_tokens
-            _record(ctx, route, total, await meter.settle(route.deployment, total, cancelled=True))
-            raise
-        if route is None:
-            await meter.fail(NoAvailableProvider("The stream ended before it started."))
-            return
-        if settled:
-            return
-        if not reported:
-            total.prompt_tokens = demand.prompt_tokens
-        cost = await meter.settle(route.deployment, total)
-        _record(ctx, route, total, cost)
-        if show_usage and running is not None:
-            like, usage = running
-            if cost is not None:
-                items.charge(usage, cost)
-            last = items.usage_item(like, usage)
-            items.stamp(last, route)
-            yield last
+            cost = await meter.settle(route.deployment, total)
+            _record(ctx, route, total, cost)
+            if show_usage and running is not None:
+                like, usage = running
+                if cost is not None:
+                    items.charge(usage, cost)
+                last = items.usage_item(like, usage)
+                items.stamp(last, route)
+                yield last
+        finally:
+            in_flight[key_id] -= 1
 
     # models
 

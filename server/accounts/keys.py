@@ -170,6 +170,9 @@ class KeyManager:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise AuthenticationFailed("The Authorization header must use Bearer auth.")
+        if not token.isascii():
+            # No key has such bytes; hashing the surrogates a header can carry would raise.
+            raise AuthenticationFailed("Incorrect API key provided: it is not ASCII.")
         presented = hash_secret(token)
         now = time.monotonic()
         cached = self._cache.get(presented)

@@ -26,6 +26,20 @@ class ServerConfig(Settings):
     drain_seconds: NonNegative = 30.0
     # Processes sharing the HTTP and gRPC ports (SO_REUSEPORT); `serve --workers N` overrides.
     workers: PositiveInt = 1
+    # The HTTP edge (http_bridge/edge.py). Seconds to receive a request's headers, counted from the
+    # connection's start or from a later request's first byte; then a 408 and the connection closes.
+    header_timeout: Annotated[float, Field(ge=0.001)] = 10.0
+    # Seconds to receive a request's body once its headers are in; then a 408.
+    body_timeout: Annotated[float, Field(ge=0.001)] = 60.0
+    # Seconds an idle keep-alive connection stays open.
+    keepalive_timeout: Annotated[float, Field(ge=0.001)] = 75.0
+    # Open HTTP connections per process; one more gets a 503. 0: half the open-file limit.
+    max_connections: NonNegativeInt = 0
+    # Requests one key may have in flight in this process; one more gets a 429. 0: no limit.
+    max_in_flight_per_key: NonNegativeInt = 256
+    # The longest request line or header field, in bytes, and the most header fields; more is a 431.
+    max_header_bytes: Annotated[int, Field(ge=256)] = 8190
+    max_headers: Annotated[int, Field(ge=8)] = 128
 
 
 def _lower(value: Any) -> Any:

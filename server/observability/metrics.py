@@ -95,6 +95,28 @@ LEDGER_QUARANTINED = Counter(
     "Ledger records written to the dead-letter file instead of the store, by reason.",
     ("reason",),
 )
+# The HTTP edge (http_bridge/edge.py) and the per-key in-flight limit (server/accounts/in_flight.py).
+HTTP_CONNECTIONS = Gauge(
+    "siraya_http_connections", "HTTP connections open right now.", multiprocess_mode="livesum"
+)
+HTTP_CONNECTIONS_REFUSED = Counter(
+    "siraya_http_connections_refused",
+    "HTTP connections refused with a 503 because server.max_connections were open.",
+)
+HTTP_TIMEOUTS = Counter(
+    "siraya_http_timeouts",
+    "Requests cut off with a 408 for arriving too slowly; phase is headers or body.",
+    ("phase",),
+)
+HTTP_PROTOCOL_ERRORS = Counter(
+    "siraya_http_protocol_errors",
+    "Requests the HTTP parser refused (malformed, or headers too large), by status.",
+    ("status",),
+)
+KEY_IN_FLIGHT_REFUSALS = Counter(
+    "siraya_key_in_flight_refusals",
+    "Requests refused with a 429 because their key had server.max_in_flight_per_key in flight.",
+)
 CONFIG_RELOADS = Counter(
     "siraya_config_reloads", "Configuration reloads, by result (ok, error).", ("result",)
 )

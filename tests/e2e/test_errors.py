@@ -74,12 +74,13 @@ def test_oversized_body_is_400(harness: GatewayHarness) -> None:
     assert_still_serving(harness)
 
 
-def test_unknown_route_and_method_are_400(harness: GatewayHarness) -> None:
+def test_unknown_route_is_400_and_wrong_method_405(harness: GatewayHarness) -> None:
     assert_error(post(harness, "/no/such/route", json={}), 400, "invalid_request_error", "unknown_url")
     response = httpx.delete(
         f"{harness.base_url}/chat/completions", headers={"Authorization": f"Bearer {harness.api_key}"}
     )
-    assert_error(response, 400, "invalid_request_error", "method_not_allowed")
+    assert_error(response, 405, "invalid_request_error", "method_not_allowed")
+    assert response.headers["Allow"] == "POST"
 
 
 def test_unknown_model_is_404(harness: GatewayHarness) -> None:

@@ -123,3 +123,19 @@ def test_config_values_compare_and_hash_by_their_fields() -> None:
     assert RetryConfig() != PricingConfig() and price != (1.0, None, None, None)
     with pytest.raises(ValueError, match="frozen"):
         price.input_per_million = 2.0  # type: ignore[misc]
+
+
+def test_the_http_edge_settings_parse_and_default(tmp_path: Path) -> None:
+    edge = (
+        "server: {header_timeout: 2.5, body_timeout: 30, keepalive_timeout: 20, max_connections: 500,"
+        " max_in_flight_per_key: 0, max_header_bytes: 16384, max_headers: 64}\n"
+    )
+    server = load_config(write(tmp_path, edge)).server
+    assert (server.header_timeout, server.body_timeout, server.keepalive_timeout) == (2.5, 30, 20)
+    assert (server.max_connections, server.max_in_flight_per_key) == (500, 0)
+    assert (server.max_header_bytes, server.max_headers) == (16384, 64)
+    defaults = load_config(write(tmp_path, "server: {http_port: 9000}\n")).server
+    assert (defaults.header_timeout, defaults.body_timeout, defaults.keepalive_timeout) == (10.0, 60.0, 75.0)
+    assert (defaults.max_connections, defaults.max_in_flight_per_key) == (0, 256)
+    with pytest.raises(ConfigError, match="server.header_timeout"):
+        load_config(write(tmp_path, "server: {header_timeout: 0}\n"))

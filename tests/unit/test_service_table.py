@@ -24,6 +24,7 @@ def test_every_service_the_protos_declare_is_in_the_table() -> None:
 
 def test_stub_and_servicer_sets_have_one_member_per_row() -> None:
     attributes = [contract.attribute for contract in SERVICES]
-    assert [field.name for field in dataclasses.fields(GatewayStubs)] == attributes
+    services = [field.name for field in dataclasses.fields(GatewayStubs) if field.name != "authenticate"]
+    assert services == attributes
     servicer_names = [name for name in vars(Servicers(gateway=None)) if not name.startswith("_")]  # type: ignore[arg-type]
     assert sorted(servicer_names) == sorted(attributes)
