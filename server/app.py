@@ -48,7 +48,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
     accounts = await open_accounts(config)
     accounts.metering.start()
     providers: dict[str, Provider] = {
-        name: build_provider(provider) for name, provider in config.providers.items()
+        name: build_provider(provider, config.limits) for name, provider in config.providers.items()
     }
     store = open_store(config)
     catalogue = Catalogue(config)

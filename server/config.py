@@ -242,6 +242,34 @@ class ObservabilityConfig:
     service_name: str = "siraya-router"
 
 
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Budgets that keep one request, or one upstream's reply, from costing the process its memory.
+
+    Sizes are bytes. Media is what the gateway fetches or decodes for upstreams that need the bytes
+    inline (Gemini): counted raw, it is held about 2.4 times over (raw and base64) until sent.
+    """
+
+    # Nesting of arrays and objects in a request body (protobuf parses a Struct ~32 levels deep).
+    max_json_depth: int = 32
+    media_urls_per_request: int = 32
+    media_bytes_per_url: int = 20 * _MIB
+    media_bytes_per_request: int = 32 * _MIB
+    # Per process: media held by all requests at once (a request waits for its share), and fetches.
+    media_bytes_in_flight: int = 64 * _MIB
+    media_fetches_in_flight: int = 16
+    # An upstream reply read whole, per endpoint kind; streams are bounded per event instead.
+    reply_bytes_chat: int = 64 * _MIB
+    reply_bytes_responses: int = 64 * _MIB
+    reply_bytes_embeddings: int = 64 * _MIB
+    reply_bytes_images: int = 128 * _MIB
+    reply_bytes_videos: int = 64 * _MIB
+    sse_event_bytes: int = 16 * _MIB
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -251,6 +279,7 @@ class GatewayConfig:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
 
 # Well-known OpenAI-compatible providers enabled by their API key env var when no config file exists.
@@ -356,11 +385,11 @@ def bundled_local_default() -> tuple[ProviderConfig, ModelConfig] | None:
 
 
 def parse_config(raw: dict[str, Any], env: dict[str, str] | os._Environ[str], source: str) -> GatewayConfig:
-    unknown = set(raw) - {"server", "providers", "models", "accounts", "routing", "observability"}
+    unknown = set(raw) - {"server", "providers", "models", "accounts", "routing", "observability", "limits"}
     if unknown:
         raise ConfigError(
             f"unknown top-level field '{sorted(unknown)[0]}' "
-            "(expected server, providers, models, accounts, routing, observability)"
+            "(expected server, providers, models, accounts, routing, observability, limits)"
         )
     server = _parse_server(raw.get("server") or {}, env)
     providers = _parse_providers(raw.get("providers") or {}, env)
@@ -375,6 +404,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str] | os._Environ[str], so
         accounts=accounts,
         routing=routing,
         observability=_parse_observability(raw.get("observability") or {}, env),
+        limits=_parse_limits(raw.get("limits") or {}, env),
     )
 
 
@@ -442,6 +472,18 @@ def _parse_server(data: Any, env: dict[str, str] | os._Environ[str]) -> ServerCo
         drain_seconds=section.number("drain_seconds", defaults.drain_seconds),
         workers=section.number("workers", defaults.workers, integer=True, minimum=1),
     )
+
+
+def _parse_limits(data: Any, env: dict[str, str] | os._Environ[str]) -> LimitsConfig:
+    names = tuple(LimitsConfig.__dataclass_fields__)
+    section = _Section(data, "limits", env, frozenset(names))
+    defaults = LimitsConfig()
+    limits = LimitsConfig(
+        **{name: section.number(name, getattr(defaults, name), integer=True, minimum=1) for name in names}
+    )
+    if limits.media_bytes_per_request > limits.media_bytes_in_flight:
+        raise ConfigError("limits.media_bytes_per_request: must be <= limits.media_bytes_in_flight")
+    return limits
 
 
 def _parse_observability(data: Any, env: dict[str, str] | os._Environ[str]) -> ObservabilityConfig:

@@ -4,35 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from server.config import ProviderConfig
+from server.config import LimitsConfig, ProviderConfig
 from server.providers.base import Provider
 
 
-def _openai(config: ProviderConfig) -> Provider:
+def _openai(config: ProviderConfig, limits: LimitsConfig) -> Provider:
     from server.providers.openai_compat import OpenAICompatibleProvider
 
-    return OpenAICompatibleProvider(config)
+    return OpenAICompatibleProvider(config, limits)
 
 
-def _anthropic(config: ProviderConfig) -> Provider:
+def _anthropic(config: ProviderConfig, limits: LimitsConfig) -> Provider:
     from server.providers.anthropic import AnthropicProvider
 
-    return AnthropicProvider(config)
+    return AnthropicProvider(config, limits)
 
 
-def _gemini(config: ProviderConfig) -> Provider:
+def _gemini(config: ProviderConfig, limits: LimitsConfig) -> Provider:
     from server.providers.gemini import GeminiProvider
 
-    return GeminiProvider(config)
+    return GeminiProvider(config, limits)
 
 
-def _local(config: ProviderConfig) -> Provider:
+def _local(config: ProviderConfig, limits: LimitsConfig) -> Provider:
     from server.providers.local import LocalProvider
 
     return LocalProvider(config)
 
 
-PROVIDER_FACTORIES: dict[str, Callable[[ProviderConfig], Provider]] = {
+PROVIDER_FACTORIES: dict[str, Callable[[ProviderConfig, LimitsConfig], Provider]] = {
     "openai": _openai,
     "anthropic": _anthropic,
     "gemini": _gemini,
@@ -40,5 +40,6 @@ PROVIDER_FACTORIES: dict[str, Callable[[ProviderConfig], Provider]] = {
 }
 
 
-def build_provider(config: ProviderConfig) -> Provider:
-    return PROVIDER_FACTORIES[config.type](config)
+def build_provider(config: ProviderConfig, limits: LimitsConfig | None = None) -> Provider:
+    """The adapter for `config`; `limits` are the gateway's budgets (media, reply sizes)."""
+    return PROVIDER_FACTORIES[config.type](config, limits or LimitsConfig())

@@ -1,7 +1,9 @@
 """One provider's pooled HTTP client (Http1Client), and the one way every adapter calls upstream.
 
 Every failure leaves as a GatewayError: the upstream's error answer through the adapter's own
-classifier, a timeout as a 408, anything else on the wire as a 502 that names no secret.
+classifier, a timeout as a 408, anything else on the wire as a 502 that names no secret. A reply
+read whole is capped by the endpoint kind's budget (`limits.reply_bytes_*`): more is a 502, the
+upstream's failure; streams are capped per event instead (`limits.sse_event_bytes`).
 """
 
 from __future__ import annotations
@@ -12,22 +14,28 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 
-from server.config import ProviderConfig
+from server.config import LimitsConfig, ProviderConfig
 from server.errors import GatewayError, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext
-from server.providers.http1_client import Http1Client, Http1Response
+from server.providers.http1_client import Http1Client, Http1Response, ReplyTooLarge
 
 # (provider name, HTTP status, body, Retry-After, secrets) -> the error the client gets.
 ErrorClassifier = Callable[[str, int, bytes, str | None, tuple[str, ...]], GatewayError]
 
 
 class UpstreamHttp:
-    def __init__(self, config: ProviderConfig, classify: ErrorClassifier) -> None:
+    def __init__(
+        self,
+        config: ProviderConfig,
+        classify: ErrorClassifier,
+        limits: LimitsConfig = LimitsConfig(),  # noqa: B008 - frozen, so sharing the default is safe
+    ) -> None:
         self.name = config.name
         self.secrets = tuple(s for s in (config.api_key,) if s)
         self._config = config
         self._classify = classify
         self.session: Http1Client | None = None
+        self.limits = limits
 
     def _client(self) -> Http1Client:
         if self.session is None:
@@ -47,19 +55,21 @@ class UpstreamHttp:
         url: str,
         ctx: RequestContext,
         headers: dict[str, str],
-        data: bytes | None = None,
+        data: bytes | list[bytes] | None = None,
         *,
         params: dict[str, str] | None = None,
+        limit: int | None = None,
     ) -> AsyncIterator[Http1Response]:
         """An open response with a status below 400; everything else raises a GatewayError.
 
-        Redirects are never followed: an adapter that wants one follows it itself.
+        Redirects are never followed: an adapter that wants one follows it itself. `limit` caps the
+        bytes `read()` accepts (error bodies included).
         """
         if ctx.deadline is not None and ctx.deadline <= time.monotonic():
             raise RequestTimeout("The request deadline passed before the upstream call.")
         try:
             async with self._client().request(
-                method, url, headers, data, params=params, deadline=ctx.deadline
+                method, url, headers, data, params=params, deadline=ctx.deadline, limit=limit
             ) as response:
                 if response.status >= 400:
                     raise self._classify(
@@ -74,6 +84,8 @@ class UpstreamHttp:
             raise
         except TimeoutError:
             raise RequestTimeout(f"Provider '{self.name}' did not answer in time.") from None
+        except ReplyTooLarge as error:
+            raise UpstreamError(f"Provider '{self.name}' sent {error.args[0]}.") from None
         except (aiohttp.ClientError, OSError) as error:
             raise UpstreamError(
                 f"Provider '{self.name}' is unreachable or closed the connection ({type(error).__name__})."

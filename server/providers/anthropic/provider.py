@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager
 import aiohttp
 import orjson
 
-from server.config import ProviderConfig
+from server.config import LimitsConfig, ProviderConfig
 from server.errors import RequestTimeout, UpstreamError
 from server.providers.anthropic.errors import error_from_response
 from server.providers.anthropic.request import ANTHROPIC_SUPPORT, resolve_media, to_anthropic
@@ -51,11 +51,16 @@ class AnthropicProvider(ChatOnly):
     native_responses = False
     described_as = "Anthropic"
 
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(
+        self,
+        config: ProviderConfig,
+        limits: LimitsConfig = LimitsConfig(),  # noqa: B008 - frozen, so sharing the default is safe
+    ) -> None:
         self.name = config.name
         self._config = config
         self._url = messages_url(config.base_url or DEFAULT_BASE_URL)
-        self._http = UpstreamHttp(config, error_from_response)
+        self._limits = limits
+        self._http = UpstreamHttp(config, error_from_response, limits)
         self._secrets = self._http.secrets
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
         if config.api_key:
@@ -82,8 +87,10 @@ class AnthropicProvider(ChatOnly):
             return self._headers
         return {**ctx.forward_headers, **self._headers}
 
-    def _post(self, body: bytes, ctx: RequestContext) -> AbstractAsyncContextManager[Http1Response]:
-        return self._http.request("POST", self._url, ctx, self._request_headers(ctx), body)
+    def _post(
+        self, body: bytes, ctx: RequestContext, limit: int | None = None
+    ) -> AbstractAsyncContextManager[Http1Response]:
+        return self._http.request("POST", self._url, ctx, self._request_headers(ctx), body, limit=limit)
 
     # chat
 
@@ -91,7 +98,7 @@ class AnthropicProvider(ChatOnly):
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
     ) -> chat_pb2.ChatCompletion:
         body = self._body(params, upstream_model, stream=False)
-        async with self._post(body, ctx) as response:
+        async with self._post(body, ctx, self._limits.reply_bytes_chat) as response:
             raw = await response.read()
         try:
             return from_anthropic(orjson.loads(raw))
@@ -113,7 +120,7 @@ class AnthropicProvider(ChatOnly):
             if "text/event-stream" not in response.headers.get("Content-Type", ""):
                 raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")
             try:
-                async for _, data in read_sse(response.content):
+                async for _, data in read_sse(response.content, self._limits.sse_event_bytes):
                     for chunk in translator.feed(orjson.loads(data)):
                         yield chunk
             except orjson.JSONDecodeError:
