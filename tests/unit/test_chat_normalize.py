@@ -65,16 +65,9 @@ CASES: list[Any] = [
     _with(created=2**63),
     _with(choices=[]),
     _with(usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}),
-    _with(
-        choices=[],
-        usage={
-            "prompt_tokens": 3,
-            "completion_tokens": 4,
-            "total_tokens": 7,
-            "prompt_tokens_details": {"cached_tokens": 1},
-            "completion_tokens_details": {"reasoning_tokens": 2},
-        },
-    ),
+    _with(choices=[], usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7,
+                             "prompt_tokens_details": {"cached_tokens": 1},
+                             "completion_tokens_details": {"reasoning_tokens": 2}}),
     _with(usage=None),
     _with(provider="elsewhere", extra_field={"a": 1}),
     _choice(delta={"role": "assistant", "content": ""}),
@@ -87,13 +80,8 @@ CASES: list[Any] = [
     _choice(delta=None),
     _choice(delta="text"),
     _choice(delta={"content": 5}),
-    _choice(
-        delta={
-            "tool_calls": [
-                {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"'}}
-            ]
-        }
-    ),
+    _choice(delta={"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                   "function": {"name": "f", "arguments": "{\""}}]}),
     _choice(delta={"tool_calls": [{"index": 0, "custom": {"name": "g", "input": "raw"}}]}),
     _choice(delta={"function_call": {"name": "f", "arguments": "{}"}}),
     _choice(delta={"tool_calls": None, "content": "z"}),
@@ -214,19 +202,12 @@ def test_text_deltas_count_as_tokens_until_usage_arrives() -> None:
     fold_chunk_json(normalize_chat_chunk(_choice(delta={"content": "x" * 40})), total)
     fold_chunk_json(normalize_chat_chunk(_choice(delta={"reasoning_content": "y" * 8})), total)
     assert total.completion_tokens == 12
-    usage = {
-        "prompt_tokens": 5,
-        "completion_tokens": 7,
-        "total_tokens": 12,
-        "prompt_tokens_details": {"cached_tokens": 2},
-        "completion_tokens_details": {"reasoning_tokens": 3},
-    }
+    usage = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12,
+             "prompt_tokens_details": {"cached_tokens": 2},
+             "completion_tokens_details": {"reasoning_tokens": 3}}
     fold_chunk_json(normalize_chat_chunk(_with(choices=[], usage=usage)), total)
     assert (total.prompt_tokens, total.completion_tokens, total.cached_tokens, total.reasoning_tokens) == (
-        5,
-        7,
-        2,
-        3,
+        5, 7, 2, 3,
     )
 
 
@@ -356,27 +337,13 @@ def _random_completion(rng: random.Random) -> dict[str, Any]:
     for key in rng.sample(_ROOT_KEYS, rng.randint(0, 2)):
         body[key] = _value(rng)
     message = body["choices"][0]["message"]
-    for key in rng.sample(
-        [
-            "role",
-            "content",
-            "refusal",
-            "reasoning",
-            "reasoning_content",
-            "tool_calls",
-            "annotations",
-            "audio",
-            "function_call",
-        ],
-        rng.randint(0, 3),
-    ):
+    for key in rng.sample(["role", "content", "refusal", "reasoning", "reasoning_content", "tool_calls",
+                           "annotations", "audio", "function_call"], rng.randint(0, 3)):
         message[key] = _value(rng)
     usage = body.get("usage")
     if isinstance(usage, dict):
-        for key in rng.sample(
-            ["prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"],
-            rng.randint(0, 2),
-        ):
+        for key in rng.sample(["prompt_tokens", "completion_tokens", "prompt_tokens_details",
+                               "completion_tokens_details"], rng.randint(0, 2)):
             usage[key] = _value(rng)
     return body
 
