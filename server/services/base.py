@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from server.errors import GatewayError, InternalError, NoAvailableProvider
+from server.errors import GatewayError, InternalError, InvalidRequest, NoAvailableProvider
 from server.lifecycle import ServingState
 from server.observability.calls import CLIENT_CLOSED, CallObservation, rpc_info
 from server.observability.ids import new_request_id
@@ -30,6 +30,7 @@ from server.routing.timeouts import (
     parse_timeout,
 )
 from server.rpc_status import to_grpc_status
+from siraya.router.codec.errors import CodecError
 
 logger = logging.getLogger("siraya.server")
 
@@ -91,6 +92,8 @@ def shutting_down() -> GatewayError:
 def _as_gateway_error(error: Exception, method: str) -> GatewayError:
     if isinstance(error, GatewayError):
         return error
+    if isinstance(error, CodecError):  # a bound or shape the params broke (siraya/router/codec)
+        return InvalidRequest(error.message, param=error.param, code=error.code)
     logger.exception("unhandled error in %s", method)
     return InternalError("The gateway failed to process the request.")
 
