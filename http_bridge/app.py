@@ -12,6 +12,7 @@ from aiohttp import BodyPartReader, web
 from http_bridge.accounts_routes import add_account_routes
 from http_bridge.call_headers import unary
 from http_bridge.errors import as_gateway_error, error_event, error_response
+from http_bridge.json_depth import too_deep
 from http_bridge.observe import RPC_CALLED
 from http_bridge.observe import install as install_observability
 from http_bridge.sse import relay_stream
@@ -38,6 +39,8 @@ from siraya.router.v1 import (
 STUBS = web.AppKey("stubs", GatewayStubs)
 READY = web.AppKey("ready", list)
 MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
+MAX_JSON_DEPTH = web.AppKey("max_json_depth", int)
+DEFAULT_MAX_JSON_DEPTH = 32
 FORWARDED_HEADERS = ("traceparent", "tracestate")
 PROVIDER_HEADER = "x-siraya-provider"
 _JSON = "application/json"
@@ -89,11 +92,27 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         ) from None
     try:
         body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as error:
+        if str(error).startswith(("depth limit", "recursion limit")):  # orjson's own, past 1,024 levels
+            raise _nested_too_deep(request.app[MAX_JSON_DEPTH], None) from None
         raise InvalidRequest(_INVALID_JSON, code="invalid_json") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    # Nesting needs an opening bracket per level: only a body with more of them than the limit
+    # is walked (two C scans of the bytes cost about as much as a tenth of the parse).
+    limit = request.app[MAX_JSON_DEPTH]
+    if raw.count(b"{") + raw.count(b"[") > limit and (key := too_deep(body, limit)) is not None:
+        raise _nested_too_deep(limit, key)
     return body
+
+
+def _nested_too_deep(limit: int, key: str | None) -> InvalidRequest:
+    return InvalidRequest(
+        f"The request body nests arrays and objects more than {limit} levels deep"
+        + (f" (in '{key}')." if key is not None else "."),
+        param=key,
+        code="nesting_too_deep",
+    )
 
 
 def json_response(request: web.Request, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
@@ -340,11 +359,14 @@ async def ready(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ready" if ok else "not ready"}, status=200 if ok else 503)
 
 
-def build_app(stubs: GatewayStubs, max_body_bytes: int) -> web.Application:
+def build_app(
+    stubs: GatewayStubs, max_body_bytes: int, max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
+) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes, middlewares=[error_middleware])
     app[STUBS] = stubs
     app[READY] = [True]
     app[MAX_BODY_BYTES] = max_body_bytes
+    app[MAX_JSON_DEPTH] = max_json_depth
     install_observability(app)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model:.+}", get_model)

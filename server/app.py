@@ -127,7 +127,7 @@ async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None
         channel = grpc.aio.insecure_channel(f"{host}:{grpc_port}")
         stack.push_async_callback(channel.close)
         stubs = stubs_for_channel(channel)
-    app = build_app(stubs, config.server.max_body_bytes)
+    app = build_app(stubs, config.server.max_body_bytes, config.limits.max_json_depth)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=STOP_SECONDS)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)

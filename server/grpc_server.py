@@ -7,6 +7,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from server.gateway import Gateway
+from server.rpc_decoding import SafeDecoding
 from server.services.admin import AccountServicer, KeysServicer
 from server.services.chat import ChatServicer
 from server.services.embeddings import EmbeddingsServicer
@@ -77,14 +78,16 @@ def build_grpc_server(
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ]
     )
-    chat_pb2_grpc.add_ChatServiceServicer_to_server(servicers.chat, server)
-    responses_pb2_grpc.add_ResponsesServiceServicer_to_server(servicers.responses, server)
-    embeddings_pb2_grpc.add_EmbeddingsServiceServicer_to_server(servicers.embeddings, server)
-    images_pb2_grpc.add_ImagesServiceServicer_to_server(servicers.images, server)
-    models_pb2_grpc.add_ModelsServiceServicer_to_server(servicers.models, server)
-    videos_pb2_grpc.add_VideosServiceServicer_to_server(servicers.videos, server)
-    admin_pb2_grpc.add_KeysServiceServicer_to_server(servicers.keys, server)
-    admin_pb2_grpc.add_AccountServiceServicer_to_server(servicers.account, server)
+    # A request that does not decode is INVALID_ARGUMENT, not UNKNOWN with the decoder's text.
+    guarded = SafeDecoding(server)
+    chat_pb2_grpc.add_ChatServiceServicer_to_server(servicers.chat, guarded)
+    responses_pb2_grpc.add_ResponsesServiceServicer_to_server(servicers.responses, guarded)
+    embeddings_pb2_grpc.add_EmbeddingsServiceServicer_to_server(servicers.embeddings, guarded)
+    images_pb2_grpc.add_ImagesServiceServicer_to_server(servicers.images, guarded)
+    models_pb2_grpc.add_ModelsServiceServicer_to_server(servicers.models, guarded)
+    videos_pb2_grpc.add_VideosServiceServicer_to_server(servicers.videos, guarded)
+    admin_pb2_grpc.add_KeysServiceServicer_to_server(servicers.keys, guarded)
+    admin_pb2_grpc.add_AccountServiceServicer_to_server(servicers.account, guarded)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

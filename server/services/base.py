@@ -29,6 +29,7 @@ from server.routing.timeouts import (
     TIMEOUT_HEADER,
     parse_timeout,
 )
+from server.rpc_decoding import UNDECODABLE, undecodable
 from server.rpc_status import to_grpc_status
 from siraya.router.codec.errors import CodecError
 
@@ -143,6 +144,8 @@ def unary_rpc(
         try:
             if call.draining:
                 raise shutting_down()
+            if request is UNDECODABLE:
+                raise undecodable()
             reply = await method(self, request, context)
         except asyncio.CancelledError:
             call.observation.finish(CLIENT_CLOSED, grpc.StatusCode.CANCELLED, "client_closed")
@@ -177,6 +180,8 @@ def streaming_rpc(
         try:
             if call.draining:
                 raise shutting_down()
+            if request is UNDECODABLE:
+                raise undecodable()
             async for reply in method(self, request, context):
                 count += 1
                 yield reply
