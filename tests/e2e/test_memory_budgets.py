@@ -49,6 +49,7 @@ providers:
 models:
   - {{id: gemini-flash, provider: google, upstream_model: gemini-2.5-flash}}
   - {{id: bulk-embed, provider: bulk, upstream_model: text-embedding-3-small, kind: embedding}}
+  - {{id: bulk-chat, provider: bulk, upstream_model: gpt-4o-mini}}
 routing:
   breaker: {{enabled: false}}
 """
@@ -75,9 +76,10 @@ def _huge_embedding_reply() -> bytes:
 
 
 class BulkUpstream(LoopbackServer):
-    """An OpenAI-protocol upstream whose embeddings reply is ~103 MB, whatever was asked.
+    """An OpenAI-protocol upstream whose embeddings reply is ~103 MB, whatever was asked, and whose
+    chat stream is one endless event.
 
-    `?chunked` replies without a Content-Length, so only counting the bytes as they arrive can stop it.
+    `chunked` replies without a Content-Length, so only counting the bytes as they arrive can stop it.
     """
 
     api_prefix = "/v1"
@@ -90,7 +92,20 @@ class BulkUpstream(LoopbackServer):
     def _build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/chat/completions", self._endless_event)
         return app
+
+    async def _endless_event(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            await response.write(b'data: {"id":"x","choices":[{"delta":{"content":"')
+            for _ in range(64):  # 64 MiB of one event's data, and never the blank line that ends it
+                await response.write(b"y" * MIB)
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         await request.read()
@@ -209,10 +224,15 @@ def test_an_oversized_upstream_reply_is_a_502_while_health_stays_live_and_rss_bo
         done = asyncio.Event()
         watcher = asyncio.create_task(watch_health(done))
         try:
-            # With a Content-Length, then chunked (only the count of arrived bytes can stop that one).
+            # With a Content-Length, then chunked (only the count of arrived bytes can stop that one),
+            # then streams whose one event never ends.
             replies = await _post_all(process.base_url, key, "/v1/embeddings", [body] * 3)
             servers["bulk"].chunked = True
             replies += await _post_all(process.base_url, key, "/v1/embeddings", [body] * 3)
+            streams = [
+                {"model": "bulk-chat", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+            ]
+            replies += await _post_all(process.base_url, key, "/v1/chat/completions", streams * 3)
         finally:
             done.set()
             await watcher
