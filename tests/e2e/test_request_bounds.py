@@ -87,7 +87,10 @@ def test_an_out_of_bounds_field_is_a_400_naming_it_before_any_upstream_call(
 ) -> None:
     before = len(harness.native.requests)
     reply = httpx.post(
-        harness.base_url + path.removeprefix("/v1"), json=body, headers={"Authorization": f"Bearer {harness.api_key}"}, timeout=20
+        harness.base_url + path.removeprefix("/v1"),
+        json=body,
+        headers={"Authorization": f"Bearer {harness.api_key}"},
+        timeout=20,
     )
     assert reply.status_code == 400, reply.text
     error = reply.json()["error"]
@@ -111,7 +114,9 @@ def test_the_edges_of_each_range_are_accepted(harness: GatewayHarness) -> None:
         ("/v1/embeddings", {**EMBEDDING, "dimensions": 3072}),
     ]
     for path, body in edges:
-        reply = httpx.post(harness.base_url + path.removeprefix("/v1"), json=body, headers=headers, timeout=20)
+        reply = httpx.post(
+            harness.base_url + path.removeprefix("/v1"), json=body, headers=headers, timeout=20
+        )
         assert reply.status_code == 200, (body, reply.text)
 
 
