@@ -13,6 +13,7 @@ from aiohttp import BodyPartReader, web
 from http_bridge.accounts_routes import add_account_routes
 from http_bridge.call_headers import unary
 from http_bridge.errors import as_gateway_error, error_event, error_response, payload_error
+from http_bridge.json_depth import too_deep
 from http_bridge.messages_routes import add_messages_routes
 from http_bridge.observe import RPC_CALLED
 from http_bridge.observe import install as install_observability
@@ -43,6 +44,8 @@ MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
 # W3C trace context: version, trace-id, parent-id, flags (ids not all zeros, version not ff). An
 # invalid traceparent is dropped with its tracestate, so the trace restarts, as the spec says.
 _TRACEPARENT = re.compile(r"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+MAX_JSON_DEPTH = web.AppKey("max_json_depth", int)
+DEFAULT_MAX_JSON_DEPTH = 32
 PROVIDER_HEADER = "x-siraya-provider"
 _JSON = "application/json"
 _INVALID_JSON = (
@@ -117,11 +120,27 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         ) from None
     try:
         body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as error:
+        if str(error).startswith(("depth limit", "recursion limit")):  # orjson's own, past 1,024 levels
+            raise _nested_too_deep(request.app[MAX_JSON_DEPTH], None) from None
         raise InvalidRequest(_INVALID_JSON, code="invalid_json") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    # Nesting needs an opening bracket per level: only a body with more of them than the limit
+    # is walked (two C scans of the bytes cost about as much as a tenth of the parse).
+    limit = request.app[MAX_JSON_DEPTH]
+    if raw.count(b"{") + raw.count(b"[") > limit and (key := too_deep(body, limit)) is not None:
+        raise _nested_too_deep(limit, key)
     return body
+
+
+def _nested_too_deep(limit: int, key: str | None) -> InvalidRequest:
+    return InvalidRequest(
+        f"The request body nests arrays and objects more than {limit} levels deep"
+        + (f" (in '{key}')." if key is not None else "."),
+        param=key,
+        code="nesting_too_deep",
+    )
 
 
 def json_response(request: web.Request, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
@@ -407,11 +426,14 @@ KEYED_PATHS = frozenset(
 )
 
 
-def build_app(stubs: GatewayStubs, max_body_bytes: int) -> web.Application:
+def build_app(
+    stubs: GatewayStubs, max_body_bytes: int, max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
+) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes, middlewares=[error_middleware])
     app[STUBS] = stubs
     app[READY] = [True]
     app[MAX_BODY_BYTES] = max_body_bytes
+    app[MAX_JSON_DEPTH] = max_json_depth
     install_observability(app)
     app.on_response_prepare.append(echo_client_request_id)
     app.router.add_get("/v1/models", list_models)

@@ -15,6 +15,7 @@ from server.accounts.keys import KeyManager, NewKey
 from server.app import serve_forever
 from server.config import ConfigError, GatewayConfig, load_config
 from server.gc_tuning import tune_for_serving
+from server.malloc_tuning import return_large_buffers
 
 
 def _version() -> str:
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             pass
         tune_for_serving()
+        return_large_buffers()
         try:
             reload_config = (lambda: _with_overrides(load_config(args.config), args)) if args.config else None
             asyncio.run(serve_forever(config, reload_config))

@@ -42,7 +42,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
     accounts = await open_accounts(config)
     accounts.metering.start()
     providers: dict[str, Provider] = {
-        name: build_provider(provider) for name, provider in config.providers.items()
+        name: build_provider(provider, config.limits) for name, provider in config.providers.items()
     }
     store = open_store(config)
     catalogue = Catalogue(config)
@@ -137,7 +137,9 @@ async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None
         # refuses anyway, so the gRPC hop mode takes this in-process shortcut too.
         return await serving.gateway.authenticate(authorization)
 
-    app = build_app(replace(stubs, authenticate=authenticate), config.server.max_body_bytes)
+    app = build_app(
+        replace(stubs, authenticate=authenticate), config.server.max_body_bytes, config.limits.max_json_depth
+    )
     runner = EdgeAppRunner(
         app,
         edge_settings(config.server),

@@ -50,6 +50,7 @@ from server.providers.base import Provider, RequestContext, VideoContent, chat_j
 from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
 from server.routing.dispatch import Dispatcher
 from server.routing.route import Route
+from siraya.router.codec.bounds import check_chat, check_embedding, check_response
 from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import (
     chat_pb2,
@@ -285,6 +286,7 @@ class Gateway:
         consumed: Callable[[Result, Demand], Consumption],
     ) -> Awaitable[tuple[Result, Route, float | None]]:
         # A plain function handing back `_unary`'s coroutine: no extra frame on the hot path.
+        check_chat(params)
         demand = chat_demand(params)
         return self._unary("chat", params.model, params.routing, demand, key, ctx, call, consumed)
 
@@ -296,6 +298,7 @@ class Gateway:
         call: Callable[[Route], AsyncIterator[Result]],
         items: StreamItems[Result],
     ) -> AsyncIterator[Result]:
+        check_chat(params)
         return self._stream(
             "chat",
             params.model,
@@ -412,6 +415,7 @@ class Gateway:
     async def respond(
         self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
     ) -> responses_pb2.Response:
+        check_response(params)
         response, route, cost = await self._unary(
             "chat",
             params.model,
@@ -431,6 +435,7 @@ class Gateway:
     def stream_response(
         self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
     ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+        check_response(params)
         return self._stream(
             "chat",
             params.model,
@@ -447,6 +452,7 @@ class Gateway:
     async def embed(
         self, params: embeddings_pb2.EmbeddingParams, key: KeyRecord, ctx: RequestContext
     ) -> embeddings_pb2.EmbeddingList:
+        check_embedding(params)
         result, route, cost = await self._unary(
             "embedding",
             params.model,

@@ -9,6 +9,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from server.gateway import Gateway
+from server.rpc_decoding import SafeDecoding
 from server.services.admin import AccountServicer, KeysServicer
 from server.services.chat import ChatServicer
 from server.services.embeddings import EmbeddingsServicer
@@ -55,8 +56,10 @@ def build_grpc_server(
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ]
     )
+    # A request that does not decode is INVALID_ARGUMENT, not UNKNOWN with the decoder's text.
+    guarded = SafeDecoding(server)
     for contract, servicer in zip(SERVICES, servicers.each(), strict=True):
-        contract.add_to_server(servicer, server)
+        contract.add_to_server(servicer, guarded)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -24,6 +24,8 @@ from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2
 __all__ = ["Flag", "ModerationUnavailable", "Moderator", "input_texts"]
 
 logger = logging.getLogger("siraya.accounts.moderation")
+# Verdicts for a request's texts: a few KB. More than this is a broken or hostile upstream.
+MAX_REPLY_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,7 @@ class _Policy:
             ) as response:
                 if response.status != 200:
                     raise ModerationUnavailable(f"the moderation upstream answered {response.status}")
-                payload = orjson.loads(await response.read())
+                payload = orjson.loads(await _read_capped(response))
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as error:
             raise ModerationUnavailable(type(error).__name__) from None
         results = payload.get("results") if isinstance(payload, dict) else None
@@ -135,6 +137,18 @@ class _Policy:
                 )
                 return Flag(reasons, text)
         return None
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """The verdicts, refused past MAX_REPLY_BYTES: an upstream must not make us hold an unbounded body."""
+    if (response.content_length or 0) > MAX_REPLY_BYTES:
+        raise ModerationUnavailable("the moderation upstream's reply is too large")
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > MAX_REPLY_BYTES:
+            raise ModerationUnavailable("the moderation upstream's reply is too large")
+    return bytes(body)
 
 
 class Moderator:

@@ -27,6 +27,7 @@ from server.config.accounts import AccountsConfig, ModerationConfig, ModerationU
 from server.config.env import interpolate_env
 from server.config.errors import ConfigError
 from server.config.gateway import GatewayConfig
+from server.config.limits import LimitsConfig
 from server.config.loading import bundled_local_default, default_config, load_config, parse_config
 from server.config.models import MODEL_KINDS, DeploymentConfig, ModelConfig, PricingConfig
 from server.config.providers import (
@@ -71,6 +72,7 @@ __all__ = [
     "ResilienceConfig",
     "RetryConfig",
     "RoutingConfig",
+    "LimitsConfig",
     "ServerConfig",
     "TimeoutConfig",
     "bundled_local_default",

@@ -8,6 +8,7 @@ from pydantic import model_validator
 
 from server.config.accounts import AccountsConfig
 from server.config.base import FromLoader, Settings
+from server.config.limits import LimitsConfig
 from server.config.models import ModelConfig
 from server.config.providers import ProviderConfig
 from server.config.routing import RoutingConfig
@@ -26,6 +27,7 @@ class GatewayConfig(Settings):
     models: tuple[ModelConfig, ...] = ()
     accounts: AccountsConfig = AccountsConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    limits: LimitsConfig = LimitsConfig()
     # Where this came from, for the start-up line: a file's path, or the embedded defaults.
     source: str = "embedded defaults"
 

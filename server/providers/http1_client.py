@@ -15,8 +15,12 @@ upstream call needs:
   connection; a new connection dropped that way, or a reply cut after its first byte, is an error,
   since the server may have acted on the request;
 - TLS for https, with certificate and host name verification (the system's default context);
-- `Content-Length` request bodies; replies with a length, chunked, or ending at close, streamed as
-  they arrive, reading paused while more than HIGH_WATER bytes wait for the caller;
+- `Content-Length` request bodies, one block or a list of pieces written under the transport's flow
+  control (a large body is never copied whole into the socket's buffer); replies with a length,
+  chunked, or ending at close, streamed as they arrive, reading paused while more than HIGH_WATER
+  bytes wait for the caller;
+- a byte limit per reply (`limit=`): a reply declaring or sending more raises ReplyTooLarge and
+  its connection is closed, so an upstream cannot make the gateway hold an unbounded body;
 - timeouts: `connect_timeout` for the TCP (and TLS) connect, `read_timeout` for any one wait on the
   server, and a per-request `deadline` bounding every wait; an expired wait raises TimeoutError;
 - no redirects, cookies, proxies or compression (no Accept-Encoding is sent): upstream APIs answer
@@ -45,9 +49,11 @@ import aiohttp
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-__all__ = ["ConnectTimeout", "Http1Client", "Http1Response"]
+__all__ = ["ConnectTimeout", "Http1Client", "Http1Response", "ReplyTooLarge"]
 
 HIGH_WATER = 1 << 20
+# A body given as pieces is written this much at a time, waiting while the transport is full.
+WRITE_CHUNK = 256 * 1024
 # What a call that left its reply unread early may leave behind to be drained for reuse.
 DRAIN_SECONDS = 1.0
 DRAIN_BYTES = 64 * 1024
@@ -60,6 +66,14 @@ Origin = tuple[str, str, int]  # scheme, host, port
 
 class ConnectTimeout(TimeoutError):
     """The TCP (and TLS) connect did not finish within `connect_timeout` or the deadline."""
+
+
+class ReplyTooLarge(aiohttp.ClientPayloadError):
+    """The upstream's reply is larger than the caller's limit; the connection is closed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"a reply larger than the {limit}-byte limit")
+        self.limit = limit
 
 
 class _Target:
@@ -88,6 +102,7 @@ class _Connection(asyncio.Protocol):
         self.requests = 0
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -118,8 +133,18 @@ class _Connection(asyncio.Protocol):
             self._fail(aiohttp.ClientPayloadError("the upstream switched protocols"))
             self.close()
 
+    def pause_writing(self) -> None:
+        if self._writable is None:
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.resume_writing()
         if self.headers_done and not self.complete and exc is None and self._ends_at_close():
             self.complete = True  # a body with neither a length nor chunks ends where the stream does
             self._wake()
@@ -203,6 +228,20 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(block)
 
+    async def send_pieces(self, pieces: list[bytes], timeout: float | None) -> None:
+        """Write a body's pieces a slice at a time, waiting whenever the transport is full."""
+        transport = self.transport
+        assert transport is not None
+        for piece in pieces:
+            with memoryview(piece) as view:
+                for start in range(0, len(view), WRITE_CHUNK):
+                    if self.closed or self.error is not None:
+                        return  # the reply (or the lack of one) tells the caller what happened
+                    transport.write(view[start : start + WRITE_CHUNK])
+                    if self._writable is not None:
+                        async with asyncio.timeout(timeout):
+                            await self._writable
+
     def dropped_unanswered(self) -> bool:
         """After a ServerDisconnectedError: a pooled connection closed without one byte of reply to
         the request sent on it, so the server's idle timeout met our reuse and it never read it."""
@@ -246,13 +285,14 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 class Http1Response:
     """What adapters read: `status`, `headers`, `read()`, and `content` for streamed bodies."""
 
-    __slots__ = ("status", "headers", "content", "_connection")
+    __slots__ = ("status", "headers", "content", "_connection", "_limit")
 
-    def __init__(self, connection: _Connection, reader: _Body) -> None:
+    def __init__(self, connection: _Connection, reader: _Body, limit: int | None = None) -> None:
         self._connection = connection
         self.status = connection.status
         self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict(connection.header_list))
         self.content = reader
+        self._limit = limit
 
     @property
     def content_length(self) -> int | None:
@@ -260,9 +300,22 @@ class Http1Response:
         return int(value) if value is not None and value.isdigit() else None
 
     async def read(self) -> bytes:
+        """The whole body; ReplyTooLarge if it declares or brings more than the request's limit."""
+        limit = self._limit
+        if limit is not None:
+            declared = self.headers.get("Content-Length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                self._connection.close()
+                raise ReplyTooLarge(limit)
         parts = []
+        received = 0
         while chunk := await self.content.readany():
             parts.append(chunk)
+            received += len(chunk)
+            if limit is not None and received > limit:
+                parts.clear()
+                self._connection.close()
+                raise ReplyTooLarge(limit)
         return b"".join(parts)
 
 
@@ -339,31 +392,40 @@ class Http1Client:
         method: str,
         url: str,
         headers: dict[str, str],
-        data: bytes | None = None,
+        data: bytes | list[bytes] | None = None,
         *,
         params: dict[str, str] | None = None,
         deadline: float | None = None,
+        limit: int | None = None,
         **_: Any,
     ) -> AsyncIterator[Http1Response]:
-        """An open reply; the connection returns to the pool once its reply was read to the end."""
+        """An open reply; the connection returns to the pool once its reply was read to the end.
+
+        `data` as a list of pieces is written piece by piece; `limit` caps what `read()` accepts.
+        """
         target = self._target(url)
         path = target.path
         if params:
             path += ("&" if "?" in path else "?") + urlencode(params)
-        block = _request_block(method, path, target.host_header, headers, data)
+        pieces = None
+        if type(data) is list:
+            pieces, data = data, None
+            block = _request_block(method, path, target.host_header, headers, None, sum(map(len, pieces)))
+        else:
+            block = _request_block(method, path, target.host_header, headers, data)  # type: ignore[arg-type]
         connection = await self._acquire(target.origin, deadline)
         try:
-            await self._send(connection, block, deadline)
+            await self._send(connection, block, deadline, pieces)
         except aiohttp.ServerDisconnectedError:
             if not connection.dropped_unanswered():
                 self._discard(connection)
                 raise
-            connection = await self._resend(connection, block, target.origin, deadline)
+            connection = await self._resend(connection, block, target.origin, deadline, pieces)
         except BaseException:
             self._discard(connection)
             raise
         try:
-            yield Http1Response(connection, _Body(connection, self, deadline))
+            yield Http1Response(connection, _Body(connection, self, deadline), limit)
         except BaseException:
             # A failed or abandoned call closes its connection at once: that also tells the
             # upstream to stop generating what nobody will read.
@@ -379,21 +441,30 @@ class Http1Client:
             self._draining.add(task)
             task.add_done_callback(self._draining.discard)
 
-    async def _send(self, connection: _Connection, block: bytes, deadline: float | None) -> None:
+    async def _send(
+        self, connection: _Connection, block: bytes, deadline: float | None, pieces: list[bytes] | None = None
+    ) -> None:
         """Send one request and wait for the head of its reply."""
         connection.send(block)
+        if pieces:
+            await connection.send_pieces(pieces, self.wait_limit(deadline))
         while not connection.headers_done:
             await connection.wait(self.wait_limit(deadline))
 
     async def _resend(
-        self, stale: _Connection, block: bytes, origin: Origin, deadline: float | None
+        self,
+        stale: _Connection,
+        block: bytes,
+        origin: Origin,
+        deadline: float | None,
+        pieces: list[bytes] | None = None,
     ) -> _Connection:
         """Send again, once, on a new connection that takes the stale one's slot (a second pooled
         connection could be just as stale)."""
         stale.close()
         connection = await self._connect_counted(origin, deadline)
         try:
-            await self._send(connection, block, deadline)
+            await self._send(connection, block, deadline, pieces)
         except BaseException:
             self._discard(connection)
             raise
@@ -536,13 +607,17 @@ class Http1Client:
             self._wake_one()
 
 
-def _request_block(method: str, path: str, host: str, headers: dict[str, str], data: bytes | None) -> bytes:
+def _request_block(
+    method: str, path: str, host: str, headers: dict[str, str], data: bytes | None, length: int | None = None
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"]
     for name, value in headers.items():
         if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
             raise aiohttp.ClientConnectionError(f"the header {name!r} holds a line break")
         lines.append(f"{name}: {value}\r\n")
-    if data is not None or method in ("POST", "PUT", "PATCH"):
+    if length is not None:
+        lines.append(f"Content-Length: {length}\r\n")
+    elif data is not None or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {0 if data is None else len(data)}\r\n")
     lines.append("\r\n")
     head = "".join(lines).encode()

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import aiohttp
 import orjson
 
-from server.config import OpenAIProviderConfig
+from server.config import LimitsConfig, OpenAIProviderConfig
 from server.errors import GatewayError, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext, VideoContent
 from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
@@ -39,11 +39,16 @@ _DOWNLOAD_CHUNK_BYTES = 64 * 1024
 class OpenAICompatibleProvider:
     """One OpenAI-protocol upstream."""
 
-    def __init__(self, config: OpenAIProviderConfig) -> None:
+    def __init__(
+        self,
+        config: OpenAIProviderConfig,
+        limits: LimitsConfig = LimitsConfig(),  # noqa: B008 - frozen, so sharing the default is safe
+    ) -> None:
         self.name = config.name
         self.native_responses = config.native_responses
         self._base_url = config.base_url
-        self._http = UpstreamHttp(config, classify_http_error)
+        self._limits = limits
+        self._http = UpstreamHttp(config, classify_http_error, limits)
         self._secrets = self._http.secrets
         self._headers = {"Content-Type": "application/json", **config.headers}
         if config.api_key:
@@ -66,15 +71,26 @@ class OpenAICompatibleProvider:
         ctx: RequestContext,
         body: Any = None,
         params: dict[str, str] | None = None,
+        limit: int | None = None,
     ) -> AbstractAsyncContextManager[Http1Response]:
         data = orjson.dumps(body) if body is not None else None
         url = self._base_url + path
-        return self._http.request(method, url, ctx, self._request_headers(ctx), data, params=params)
+        return self._http.request(
+            method, url, ctx, self._request_headers(ctx), data, params=params, limit=limit
+        )
 
     async def _call_json(
-        self, method: str, path: str, ctx: RequestContext, decode: Callable[[Any], T], body: Any = None
+        self,
+        method: str,
+        path: str,
+        ctx: RequestContext,
+        decode: Callable[[Any], T],
+        body: Any = None,
+        *,
+        limit: int,
     ) -> T:
-        async with self._open(method, path, ctx, body) as response:
+        """`decode` of the reply's JSON; a reply over `limit` bytes is a 502."""
+        async with self._open(method, path, ctx, body, limit=limit) as response:
             raw = await response.read()
         try:
             return decode(orjson.loads(raw))
@@ -95,7 +111,7 @@ class OpenAICompatibleProvider:
             content_type = response.headers.get("Content-Type", "")
             if "text/event-stream" not in content_type:
                 raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")
-            parser = SseParser()
+            parser = SseParser(self._limits.sse_event_bytes)
             content = response.content
             try:
                 while received := await content.readany():
@@ -135,7 +151,12 @@ class OpenAICompatibleProvider:
     ) -> chat_pb2.ChatCompletion:
         body = chat_codec.encode_chat_request(params, upstream_model, stream=False)
         return await self._call_json(
-            "POST", "/chat/completions", ctx, chat_codec.decode_chat_completion, body
+            "POST",
+            "/chat/completions",
+            ctx,
+            chat_codec.decode_chat_completion,
+            body,
+            limit=self._limits.reply_bytes_chat,
         )
 
     async def chat_json(
@@ -144,7 +165,12 @@ class OpenAICompatibleProvider:
         """`chat` with the completion as the JSON object the bridge writes (no proto)."""
         body = chat_codec.encode_chat_request(params, upstream_model, stream=False)
         return await self._call_json(
-            "POST", "/chat/completions", ctx, chat_codec.normalize_chat_completion, body
+            "POST",
+            "/chat/completions",
+            ctx,
+            chat_codec.normalize_chat_completion,
+            body,
+            limit=self._limits.reply_bytes_chat,
         )
 
     def stream_chat(
@@ -177,7 +203,14 @@ class OpenAICompatibleProvider:
     ) -> responses_pb2.Response:
         if self.native_responses:
             body = responses_codec.encode_response_request(params, upstream_model, stream=False)
-            return await self._call_json("POST", "/responses", ctx, responses_codec.decode_response, body)
+            return await self._call_json(
+                "POST",
+                "/responses",
+                ctx,
+                responses_codec.decode_response,
+                body,
+                limit=self._limits.reply_bytes_responses,
+            )
         return await respond_via_chat(self, params, upstream_model, ctx)
 
     async def stream_response(
@@ -200,24 +233,44 @@ class OpenAICompatibleProvider:
         self, params: embeddings_pb2.EmbeddingParams, upstream_model: str, ctx: RequestContext
     ) -> embeddings_pb2.EmbeddingList:
         body = embeddings_codec.encode_embedding_request(params, upstream_model)
-        return await self._call_json("POST", "/embeddings", ctx, embeddings_codec.decode_embedding_list, body)
+        return await self._call_json(
+            "POST",
+            "/embeddings",
+            ctx,
+            embeddings_codec.decode_embedding_list,
+            body,
+            limit=self._limits.reply_bytes_embeddings,
+        )
 
     async def generate_images(
         self, params: images_pb2.ImageParams, upstream_model: str, ctx: RequestContext
     ) -> images_pb2.ImagesResult:
         body = images_codec.encode_image_request(params, upstream_model)
         return await self._call_json(
-            "POST", "/images/generations", ctx, images_codec.decode_images_result, body
+            "POST",
+            "/images/generations",
+            ctx,
+            images_codec.decode_images_result,
+            body,
+            limit=self._limits.reply_bytes_images,
         )
 
     async def create_video(
         self, params: videos_pb2.VideoParams, upstream_model: str, ctx: RequestContext
     ) -> videos_pb2.Video:
         body = videos_codec.encode_video_request(params, upstream_model)
-        return await self._call_json("POST", "/videos", ctx, videos_codec.decode_video, body)
+        return await self._call_json(
+            "POST", "/videos", ctx, videos_codec.decode_video, body, limit=self._limits.reply_bytes_videos
+        )
 
     async def get_video(self, upstream_id: str, ctx: RequestContext) -> videos_pb2.Video:
-        return await self._call_json("GET", f"/videos/{upstream_id}", ctx, videos_codec.decode_video)
+        return await self._call_json(
+            "GET",
+            f"/videos/{upstream_id}",
+            ctx,
+            videos_codec.decode_video,
+            limit=self._limits.reply_bytes_videos,
+        )
 
     async def download_video(self, upstream_id: str, variant: str, ctx: RequestContext) -> VideoContent:
         opened = self._open("GET", f"/videos/{upstream_id}/content", ctx, params={"variant": variant})

@@ -10,7 +10,9 @@ Fetching it is a server-side request forgery risk, so every hop is vetted:
   the original hostname;
 - redirects are followed by hand (at most three), each target vetted again;
 - one total timeout, a size cap enforced while streaming, and a content-type allow-list
-  (with magic-byte sniffing when the server says `application/octet-stream`).
+  (with magic-byte sniffing when the server says `application/octet-stream`);
+- `fetch_all` fetches a request's media under the budgets of `media_budget.py`: how many parts and
+  how many bytes per request, and how many bytes and fetches per process.
 
 `data:` URLs are decoded locally. Every refusal is `InvalidRequest(code="invalid_image_url")`
 naming the request part, e.g. `messages[0].content[1].image_url`.
@@ -24,7 +26,7 @@ import binascii
 import contextvars
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -34,8 +36,17 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from server.errors import InvalidRequest
+from server.providers.media_budget import MediaLease, MediaLimits, ProcessMediaBudget, process_budget
 
-__all__ = ["Media", "MediaFetcher", "MediaPolicy", "parse_data_url", "pinned_connector", "sniff_media_type"]
+__all__ = [
+    "Media",
+    "MediaFetcher",
+    "MediaPolicy",
+    "base64_text",
+    "parse_data_url",
+    "pinned_connector",
+    "sniff_media_type",
+]
 
 _CODE = "invalid_image_url"
 _MAX_REDIRECTS = 3
@@ -73,10 +84,19 @@ class MediaPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Media:
-    """Bytes ready to inline upstream, with their media type (parameters stripped)."""
+    """Bytes ready to inline upstream, with their media type (parameters stripped).
 
-    data: bytes
+    `token`, when set, stands for the bytes in a body under construction (`media_splice.Splicer`).
+    """
+
+    data: bytes | bytearray
     media_type: str
+    token: str | None = None
+
+
+def base64_text(media: Media) -> str:
+    """What a JSON body carries for the media: its base64 text, or the token standing in for it."""
+    return media.token if media.token is not None else base64.b64encode(media.data).decode()
 
 
 def _refuse(reason: str, param: str) -> InvalidRequest:
@@ -86,7 +106,7 @@ def _refuse(reason: str, param: str) -> InvalidRequest:
 # --- data: URLs -------------------------------------------------------------------------------
 
 
-def sniff_media_type(data: bytes) -> str | None:
+def sniff_media_type(data: bytes | bytearray) -> str | None:
     """The media type the leading magic bytes announce, for the formats the gateway inlines."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
@@ -105,6 +125,11 @@ def _normalize_type(header: str) -> str:
     """`Image/JPG; charset=x` -> `image/jpeg`."""
     media_type = header.split(";", 1)[0].strip().lower()
     return _TYPE_ALIASES.get(media_type, media_type)
+
+
+def _data_url_size(url: str) -> int:
+    """At most how many bytes a data: URL decodes to (base64 or percent-encoded, both shrink)."""
+    return len(url)
 
 
 def _decode_data_url(url: str, param: str, max_bytes: int | None) -> Media:
@@ -242,7 +267,8 @@ class MediaFetcher:
     """Fetches client media under a `MediaPolicy`; one pooled session, created on first use.
 
     `resolve(host, port) -> [address, ...]` replaces the event loop's getaddrinfo (tests map
-    made-up hostnames with it); its answer is both what is vetted and what is dialled.
+    made-up hostnames with it); its answer is both what is vetted and what is dialled. `budget` is
+    the process's media budget (by default the one shared by every fetcher with these `limits`).
     """
 
     def __init__(
@@ -251,8 +277,12 @@ class MediaFetcher:
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
         *,
         resolve: Resolve | None = None,
+        limits: MediaLimits = MediaLimits(),  # noqa: B008 - frozen
+        budget: ProcessMediaBudget | None = None,
     ) -> None:
         self._policy = policy
+        self._limits = limits
+        self._budget = budget or process_budget(limits.bytes_in_flight, limits.fetches_in_flight)
         self._session_factory = session_factory or self._default_session
         self._resolve = resolve or _getaddrinfo
         self._allowed_types = frozenset(_normalize_type(t) for t in policy.allowed_content_types)
@@ -283,18 +313,82 @@ class MediaFetcher:
             self._session = None
 
     async def fetch(self, url: str, param: str) -> Media:
-        """The bytes behind `url`: a data: URL decoded, an https:// URL fetched; others refused."""
+        """The bytes behind `url`: a data: URL decoded, an https:// URL fetched; others refused.
+
+        Budgeted while it is fetched only: a caller that keeps the bytes should use `fetch_all`.
+        """
+        media, lease = await self.fetch_all(((param, url),))
+        lease.release()
+        return media[param]
+
+    async def fetch_all(self, refs: Sequence[tuple[str, str]]) -> tuple[dict[str, Media], MediaLease]:
+        """Every `(param, url)` part's media, by param, with the request's lease on the process budget.
+
+        The caller releases the lease once the media is sent (or dropped). Refusals are 400s naming
+        the part: too many parts, a part over its cap or the request over its total. The first
+        failure cancels the other fetches.
+        """
+        limits = self._limits
+        if len(refs) > limits.urls_per_request:
+            param = refs[limits.urls_per_request][0]
+            raise InvalidRequest(
+                f"The request has {len(refs)} media parts; at most {limits.urls_per_request} are "
+                f"accepted per request ({param})",
+                param=param,
+                code="too_many_media_parts",
+            )
+        cap = self._policy.max_bytes
+        worst = sum(min(cap, _data_url_size(url)) if url[:5].lower() == "data:" else cap for _, url in refs)
+        lease = await MediaLease.reserve(self._budget, worst, limits.bytes_per_request, self._policy.timeout)
+        try:
+            media = await self._fetch_each(refs, lease)
+        except BaseException:
+            lease.release()
+            raise
+        lease.shrink()
+        return media, lease
+
+    async def _fetch_each(self, refs: Sequence[tuple[str, str]], lease: MediaLease) -> dict[str, Media]:
+        if len(refs) == 1:
+            param, url = refs[0]
+            return {param: await self._fetch_one(url, param, lease)}
+        tasks = [asyncio.ensure_future(self._fetch_one(url, param, lease)) for param, url in refs]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in tasks:
+                if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+                    raise error
+            return {param: task.result() for (param, _), task in zip(refs, tasks, strict=True)}
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for task in tasks:
+                if not task.cancelled() and task.exception() is None:
+                    data = task.result().data
+                    if isinstance(data, bytearray):
+                        # Freed now, not whenever the garbage collector reaches the error's cycle.
+                        del data[:]
+            tasks.clear()
+            raise
+
+    async def _fetch_one(self, url: str, param: str, lease: MediaLease) -> Media:
         if url[:5].lower() == "data:":
             media = _decode_data_url(url, param, self._policy.max_bytes)
             self._check_type(media.media_type, param)
+            lease.take(len(media.data), param)
             return media
+        # Waiting for a slot is the gateway's doing, not the URL's: its own clock, its own error.
+        await lease.fetch_slot(self._policy.timeout)
         try:
             async with asyncio.timeout(self._policy.timeout):
-                return await self._fetch_remote(url, param)
+                return await self._fetch_remote(url, param, lease)
         except TimeoutError:
             raise _refuse(f"The URL did not answer within {self._policy.timeout:g} seconds", param) from None
+        finally:
+            lease.fetch_done()
 
-    async def _fetch_remote(self, url: str, param: str) -> Media:
+    async def _fetch_remote(self, url: str, param: str, lease: MediaLease) -> Media:
         try:
             target = self._check_url(URL(url), param)
         except (TypeError, ValueError):
@@ -305,7 +399,7 @@ class MediaFetcher:
             addresses = await self._vet_host(host, target.port, param)
             token = _PINNED.set({host.rstrip(".").lower(): addresses})
             try:
-                location = await self._get(target, param)
+                location = await self._get(target, param, lease)
             finally:
                 _PINNED.reset(token)
             if isinstance(location, Media):
@@ -354,7 +448,7 @@ class MediaFetcher:
             raise _refuse(f"The URL's host '{host}' is a private, local or reserved network address", param)
         return tuple(dict.fromkeys(addresses))
 
-    async def _get(self, url: URL, param: str) -> Media | str:
+    async def _get(self, url: URL, param: str, lease: MediaLease) -> Media | str:
         """One hop: the media, or the Location of a redirect."""
         headers = {"Accept": self._accept, "Accept-Encoding": "identity", "User-Agent": _USER_AGENT}
         try:
@@ -376,7 +470,7 @@ class MediaFetcher:
                 if length is not None and length > self._policy.max_bytes:
                     response.close()
                     raise self._too_large(param)
-                data = await self._read_capped(response, param)
+                data = await self._read_capped(response, param, lease)
         except InvalidRequest:
             raise
         except aiohttp.ClientConnectorCertificateError:
@@ -395,17 +489,47 @@ class MediaFetcher:
             self._check_type(media_type, param)
         return Media(data=data, media_type=media_type)
 
-    async def _read_capped(self, response: aiohttp.ClientResponse, param: str) -> bytes:
+    async def _read_capped(
+        self, response: aiohttp.ClientResponse, param: str, lease: MediaLease
+    ) -> bytearray:
+        """The body, counted against the URL's cap and the request's budget as it arrives.
+
+        A declared length is counted at once and read into one buffer of that size (no copy when
+        it is done); an undeclared one is counted chunk by chunk. On any failure the buffer is
+        emptied at once: the exception's traceback keeps this frame, and with it the buffer, alive
+        in a reference cycle until the garbage collector happens by.
+        """
+        length = response.content_length
         body = bytearray()
-        async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
-            body += chunk
-            if len(body) > self._policy.max_bytes:
-                # Drop the connection instead of draining the rest of an oversized body.
+        try:
+            if length is not None:
+                lease.take(length, param)
+                body = bytearray(length)
+                filled = 0
+                with memoryview(body) as view:
+                    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+                        end = filled + len(chunk)
+                        if end > length:
+                            raise _refuse("The URL's response body is longer than it declared", param)
+                        view[filled:end] = chunk
+                        filled = end
+                if filled != length:
+                    raise _refuse("The URL's response body was cut short or malformed", param)
+            else:
+                async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+                    body += chunk
+                    lease.take(len(chunk), param)
+                    if len(body) > self._policy.max_bytes:
+                        raise self._too_large(param)
+        except BaseException as error:
+            del body[:]
+            if isinstance(error, InvalidRequest):
+                # Drop the connection instead of draining the rest of a refused body.
                 response.close()
-                raise self._too_large(param)
+            raise
         if not body:
             raise _refuse("The URL answered with an empty body", param)
-        return bytes(body)
+        return body
 
     def _too_large(self, param: str) -> InvalidRequest:
         return _refuse(f"The URL's content is larger than the {self._policy.max_bytes}-byte limit", param)

@@ -2,7 +2,9 @@
 
 Every failure leaves as a GatewayError: the upstream's error answer through the adapter's own
 classifier, a failure on the wire through upstream_errors.transport_error (a timeout as a 408,
-refused, DNS, TLS or a cut reply each as its own 502), each naming the call tried and no secret.
+refused, DNS, TLS or a cut reply each as its own 502), each naming the call tried and no secret. A reply
+read whole is capped by the endpoint kind's budget (`limits.reply_bytes_*`): more is a 502, the
+upstream's failure; streams are capped per event instead (`limits.sse_event_bytes`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 
-from server.config import HttpProviderConfig
-from server.errors import GatewayError, RequestTimeout
+from server.config import HttpProviderConfig, LimitsConfig
+from server.errors import GatewayError, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext
-from server.providers.http1_client import Http1Client, Http1Response
+from server.providers.http1_client import Http1Client, Http1Response, ReplyTooLarge
 from server.providers.upstream_errors import call_target, located, transport_error
 
 # (provider name, HTTP status, body, Retry-After, secrets) -> the error the client gets.
@@ -24,12 +26,18 @@ ErrorClassifier = Callable[[str, int, bytes, str | None, tuple[str, ...]], Gatew
 
 
 class UpstreamHttp:
-    def __init__(self, config: HttpProviderConfig, classify: ErrorClassifier) -> None:
+    def __init__(
+        self,
+        config: HttpProviderConfig,
+        classify: ErrorClassifier,
+        limits: LimitsConfig = LimitsConfig(),  # noqa: B008 - frozen, so sharing the default is safe
+    ) -> None:
         self.name = config.name
         self.secrets = tuple(s for s in (config.api_key,) if s)
         self._config = config
         self._classify = classify
         self.session: Http1Client | None = None
+        self.limits = limits
 
     def _client(self) -> Http1Client:
         if self.session is None:
@@ -49,19 +57,21 @@ class UpstreamHttp:
         url: str,
         ctx: RequestContext,
         headers: dict[str, str],
-        data: bytes | None = None,
+        data: bytes | list[bytes] | None = None,
         *,
         params: dict[str, str] | None = None,
+        limit: int | None = None,
     ) -> AsyncIterator[Http1Response]:
         """An open response with a status below 400; everything else raises a GatewayError.
 
-        Redirects are never followed: an adapter that wants one follows it itself.
+        Redirects are never followed: an adapter that wants one follows it itself. `limit` caps the
+        bytes `read()` accepts (error bodies included).
         """
         if ctx.deadline is not None and ctx.deadline <= time.monotonic():
             raise RequestTimeout("The request deadline passed before the upstream call.")
         try:
             async with self._client().request(
-                method, url, headers, data, params=params, deadline=ctx.deadline
+                method, url, headers, data, params=params, deadline=ctx.deadline, limit=limit
             ) as response:
                 if response.status >= 400:
                     raise self._classify(
@@ -75,6 +85,8 @@ class UpstreamHttp:
         except GatewayError as error:
             located(error, *call_target(method, url))
             raise
+        except ReplyTooLarge as error:
+            raise UpstreamError(f"Provider '{self.name}' sent {error.args[0]}.") from None
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             target, logged = call_target(method, url)
             deadline_passed = ctx.deadline is not None and ctx.deadline <= time.monotonic()

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from server.errors import GatewayError, InternalError, NoAvailableProvider
+from server.errors import GatewayError, InternalError, InvalidRequest, NoAvailableProvider
 from server.lifecycle import ServingState
 from server.observability.calls import CLIENT_CLOSED, CallObservation, rpc_info
 from server.observability.ids import BRIDGE_TOKEN, client_request_id, new_request_id
@@ -29,7 +29,9 @@ from server.routing.timeouts import (
     TIMEOUT_HEADER,
     parse_timeout,
 )
+from server.rpc_decoding import UNDECODABLE, undecodable
 from server.rpc_status import to_grpc_status
+from siraya.router.codec.errors import CodecError
 
 logger = logging.getLogger("siraya.server")
 
@@ -110,6 +112,8 @@ def shutting_down() -> GatewayError:
 def _as_gateway_error(error: Exception, method: str) -> GatewayError:
     if isinstance(error, GatewayError):
         return error
+    if isinstance(error, CodecError):  # a bound or shape the params broke (siraya/router/codec)
+        return InvalidRequest(error.message, param=error.param, code=error.code)
     logger.exception("unhandled error in %s", method)
     return InternalError("The gateway failed to process the request.")
 
@@ -169,6 +173,8 @@ def unary_rpc(
         try:
             if call.draining:
                 raise shutting_down()
+            if request is UNDECODABLE:
+                raise undecodable()
             reply = await method(self, request, context)
         except asyncio.CancelledError:
             call.observation.finish(CLIENT_CLOSED, grpc.StatusCode.CANCELLED, "client_closed")
@@ -203,6 +209,8 @@ def streaming_rpc(
         try:
             if call.draining:
                 raise shutting_down()
+            if request is UNDECODABLE:
+                raise undecodable()
             async for reply in method(self, request, context):
                 count += 1
                 yield reply

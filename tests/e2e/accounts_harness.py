@@ -88,10 +88,12 @@ models:
 
 
 class FakeModerations:
-    """POST /v1/moderations, OpenAI's shape: flags any input containing "forbidden"; can be made to fail."""
+    """POST /v1/moderations, OpenAI's shape: flags any input containing "forbidden"; can be made to fail,
+    or to answer with a valid reply far too large (`oversized`)."""
 
     def __init__(self) -> None:
         self.failing = False
+        self.oversized = False
         self.calls = 0
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -130,7 +132,10 @@ class FakeModerations:
                     "category_scores": {"harassment": 0.99 if flagged else 0.01, "violence": 0.0},
                 }
             )
-        return web.json_response({"id": "modr-1", "model": body.get("model", ""), "results": results})
+        padding = "x" * (8 << 20) if self.oversized else ""
+        return web.json_response(
+            {"id": "modr-1", "model": body.get("model", ""), "results": results, "padding": padding}
+        )
 
 
 def render_config(

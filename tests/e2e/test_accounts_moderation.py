@@ -68,6 +68,16 @@ def test_fail_closed_refuses_when_the_moderation_upstream_is_down(accounts: Acco
     assert "could not be moderated" in error.body["message"]  # type: ignore[index]
 
 
+def test_an_oversized_moderation_reply_counts_as_the_upstream_being_down(accounts: AccountsHarness) -> None:
+    _, secret = accounts.create_key()
+    accounts.moderations.oversized = True
+    try:
+        error = _flagged(accounts, secret, "gpt-upstream-moderated", "harmless")
+    finally:
+        accounts.moderations.oversized = False
+    assert "could not be moderated" in error.body["message"]  # type: ignore[index]
+
+
 def test_models_without_a_policy_are_not_moderated(accounts: AccountsHarness) -> None:
     _, secret = accounts.create_key()
     calls = accounts.moderations.calls

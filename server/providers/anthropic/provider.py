@@ -19,7 +19,7 @@ from contextlib import AbstractAsyncContextManager
 import aiohttp
 import orjson
 
-from server.config import AnthropicProviderConfig
+from server.config import AnthropicProviderConfig, LimitsConfig
 from server.config.providers.anthropic import DEFAULT_BASE_URL
 from server.errors import RequestTimeout, UpstreamError
 from server.providers.anthropic.errors import error_from_event, error_from_response
@@ -55,11 +55,16 @@ class AnthropicProvider(ChatOnly):
     native_responses = False
     described_as = "Anthropic"
 
-    def __init__(self, config: AnthropicProviderConfig) -> None:
+    def __init__(
+        self,
+        config: AnthropicProviderConfig,
+        limits: LimitsConfig = LimitsConfig(),  # noqa: B008 - frozen, so sharing the default is safe
+    ) -> None:
         self.name = config.name
         self._config = config
         self._url = messages_url(config.base_url)
-        self._http = UpstreamHttp(config, error_from_response)
+        self._limits = limits
+        self._http = UpstreamHttp(config, error_from_response, limits)
         self._secrets = self._http.secrets
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
         if config.api_key:
@@ -86,8 +91,10 @@ class AnthropicProvider(ChatOnly):
             return self._headers
         return {**ctx.forward_headers, **self._headers}
 
-    def _post(self, body: bytes, ctx: RequestContext) -> AbstractAsyncContextManager[Http1Response]:
-        return self._http.request("POST", self._url, ctx, self._request_headers(ctx), body)
+    def _post(
+        self, body: bytes, ctx: RequestContext, limit: int | None = None
+    ) -> AbstractAsyncContextManager[Http1Response]:
+        return self._http.request("POST", self._url, ctx, self._request_headers(ctx), body, limit=limit)
 
     # chat
 
@@ -95,7 +102,7 @@ class AnthropicProvider(ChatOnly):
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
     ) -> chat_pb2.ChatCompletion:
         body = self._body(params, upstream_model, stream=False)
-        async with self._post(body, ctx) as response:
+        async with self._post(body, ctx, self._limits.reply_bytes_chat) as response:
             raw = await response.read()
         try:
             completion = from_anthropic(orjson.loads(raw))
@@ -123,7 +130,7 @@ class AnthropicProvider(ChatOnly):
             if "text/event-stream" not in response.headers.get("Content-Type", ""):
                 raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")
             try:
-                async for _, data in read_sse(response.content):
+                async for _, data in read_sse(response.content, self._limits.sse_event_bytes):
                     for chunk in translator.feed(orjson.loads(data)):
                         yield chunk
             except orjson.JSONDecodeError:

@@ -5,7 +5,8 @@ Configuration (`type: gemini`): `base_url` is the API root including its version
 `api_key` is sent as the `x-goog-api-key` header, never in the URL. One pooled upstream client
 (UpstreamHttp) per provider; client media (https image URLs, data: URLs) is inlined through one
 MediaFetcher, which refuses private addresses and plain http unless `media_allow_private_addresses` /
-`media_allow_http`.
+`media_allow_http`, under the media budgets of `limits` (per request and per process). A body with
+media goes out as pieces (`media_splice`), and the media's budget is given back once it is sent.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from server.config import GeminiProviderConfig
+from server.config import GeminiProviderConfig, LimitsConfig
 from server.config.providers.gemini import DEFAULT_BASE_URL
 from server.errors import InvalidRequest, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext, VideoContent
@@ -35,6 +36,8 @@ from server.providers.gemini.request import CHAT_SUPPORT, generate_content_reque
 from server.providers.gemini.response import MalformedResponse, chat_completion
 from server.providers.gemini.stream import ChunkTranslator
 from server.providers.http1_client import Http1Response
+from server.providers.media_budget import MediaLimits
+from server.providers.media_splice import Payload, Splicer
 from server.providers.param_policy import enforce_chat_support, requires_parameters
 from server.providers.remote_media import Media, MediaFetcher, MediaPolicy, sniff_media_type
 from server.providers.sse_reader import read_sse
@@ -54,23 +57,37 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 class GeminiProvider(ResponsesThroughChat):
     """One Gemini API upstream (Google AI Studio keys; Vertex AI is a different protocol)."""
 
-    def __init__(self, config: GeminiProviderConfig, *, media_fetcher: MediaFetcher | None = None) -> None:
+    def __init__(
+        self,
+        config: GeminiProviderConfig,
+        limits: LimitsConfig = LimitsConfig(),  # noqa: B008 - frozen, so sharing the default is safe
+        *,
+        media_fetcher: MediaFetcher | None = None,
+    ) -> None:
         self.name = config.name
         # Gemini has no Responses API; the gateway's chat-backed translation serves it.
         self.native_responses = False
         self._config = config
         self._base_url = config.base_url.rstrip("/")
         self._origin = _origin(self._base_url)
-        self._http = UpstreamHttp(config, error_from_body)
+        self._limits = limits
+        self._http = UpstreamHttp(config, error_from_body, limits)
         self._secrets = self._http.secrets
         self._headers = {"Content-Type": "application/json", **config.headers}
         if config.api_key:
             self._headers["x-goog-api-key"] = config.api_key
         self._fetcher = media_fetcher or MediaFetcher(
             MediaPolicy(
+                max_bytes=limits.media_bytes_per_url,
                 allow_private_addresses=config.media_allow_private_addresses,
                 allow_http=config.media_allow_http,
-            )
+            ),
+            limits=MediaLimits(
+                urls_per_request=limits.media_urls_per_request,
+                bytes_per_request=limits.media_bytes_per_request,
+                bytes_in_flight=limits.media_bytes_in_flight,
+                fetches_in_flight=limits.media_fetches_in_flight,
+            ),
         )
 
     async def close(self) -> None:
@@ -96,14 +113,27 @@ class GeminiProvider(ResponsesThroughChat):
         body: Any = None,
         *,
         with_key: bool = True,
+        limit: int | None = None,
     ) -> AbstractAsyncContextManager[Http1Response]:
-        data = orjson.dumps(body) if body is not None else None
+        if isinstance(body, Payload):
+            data: bytes | list[bytes] | None = body.pieces
+        else:
+            data = orjson.dumps(body) if body is not None else None
         headers = self._request_headers(ctx, with_key)
-        return self._http.request(method, url, ctx, headers, data)
+        return self._http.request(method, url, ctx, headers, data, limit=limit)
 
-    async def _call_json(self, method: str, path: str, ctx: RequestContext, body: Any = None) -> Any:
-        async with self._open(method, self._url(path), ctx, body) as response:
-            raw = await response.read()
+    async def _call_json(
+        self, method: str, path: str, ctx: RequestContext, body: Any = None, *, limit: int
+    ) -> Any:
+        """The reply's JSON (a reply over `limit` bytes is a 502); a Payload body is freed once sent."""
+        try:
+            async with self._open(method, self._url(path), ctx, body, limit=limit) as response:
+                if isinstance(body, Payload):
+                    body.sent()
+                raw = await response.read()
+        finally:
+            if isinstance(body, Payload):
+                body.sent()
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -117,12 +147,13 @@ class GeminiProvider(ResponsesThroughChat):
         except MalformedResponse as error:
             raise UpstreamError(f"Provider '{self.name}' returned an invalid response: {error}.") from None
 
-    async def _stream_events(self, path: str, body: Any, ctx: RequestContext) -> AsyncIterator[Any]:
+    async def _stream_events(self, path: str, body: Payload, ctx: RequestContext) -> AsyncIterator[Any]:
         async with self._open("POST", self._url(path), ctx, body) as response:
+            body.sent()
             if "text/event-stream" not in response.headers.get("Content-Type", ""):
                 raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")
             try:
-                async for _, data in read_sse(response.content):
+                async for _, data in read_sse(response.content, self._limits.sse_event_bytes):
                     try:
                         parsed = orjson.loads(data)
                     except orjson.JSONDecodeError:
@@ -140,21 +171,30 @@ class GeminiProvider(ResponsesThroughChat):
 
     # -- chat and responses --------------------------------------------------------------------
 
-    async def _chat_body(self, params: chat_pb2.ChatCompletionParams, upstream_model: str) -> dict[str, Any]:
+    async def _chat_body(self, params: chat_pb2.ChatCompletionParams, upstream_model: str) -> Payload:
+        """The request body, its media fetched (under the media budgets) and spliced in as base64."""
         enforce_chat_support(
             params, CHAT_SUPPORT, require_parameters=requires_parameters(params), provider=self.name
         )
         refs = media_references(params)
-        fetched = await asyncio.gather(*(self._fetcher.fetch(ref.url, ref.param) for ref in refs))
-        media = {ref.param: item for ref, item in zip(refs, fetched, strict=True)}
-        return generate_content_request(params, upstream_model, media)
+        if not refs:
+            return Payload([orjson.dumps(generate_content_request(params, upstream_model, {}))])
+        media, lease = await self._fetcher.fetch_all([(ref.param, ref.url) for ref in refs])
+        try:
+            splicer = Splicer()
+            body = generate_content_request(params, upstream_model, splicer.hold_all(media))
+            del media
+            return Payload(splicer.encode(body), lease)
+        except BaseException:
+            lease.release()
+            raise
 
     async def chat(
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
     ) -> chat_pb2.ChatCompletion:
         body = await self._chat_body(params, upstream_model)
         path = f"{media_codec.model_path(upstream_model)}:generateContent"
-        data = await self._call_json("POST", path, ctx, body)
+        data = await self._call_json("POST", path, ctx, body, limit=self._limits.reply_bytes_chat)
         completion = self._decode(lambda: chat_completion(data, upstream_model))
         return first_tool_call_only(completion) if single_tool_call(params) else completion
 
@@ -168,11 +208,14 @@ class GeminiProvider(ResponsesThroughChat):
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         body = await self._chat_body(params, upstream_model)
-        path = f"{media_codec.model_path(upstream_model)}:streamGenerateContent?alt=sse"
-        translator = ChunkTranslator(upstream_model)
-        async for event in self._stream_events(path, body, ctx):
-            for chunk in self._decode(partial(translator.feed, event)):
-                yield chunk
+        try:
+            path = f"{media_codec.model_path(upstream_model)}:streamGenerateContent?alt=sse"
+            translator = ChunkTranslator(upstream_model)
+            async for event in self._stream_events(path, body, ctx):
+                for chunk in self._decode(partial(translator.feed, event)):
+                    yield chunk
+        finally:
+            body.sent()  # also when the stream ends before its upstream call began
         for chunk in self._decode(translator.finish):
             yield chunk
 
@@ -184,7 +227,7 @@ class GeminiProvider(ResponsesThroughChat):
         await load_tokenizer_for(params)
         body = media_codec.embed_request(params, upstream_model)
         path = f"{media_codec.model_path(upstream_model)}:batchEmbedContents"
-        data = await self._call_json("POST", path, ctx, body)
+        data = await self._call_json("POST", path, ctx, body, limit=self._limits.reply_bytes_embeddings)
         return self._decode(lambda: media_codec.embedding_list(data, upstream_model, len(body["requests"])))
 
     async def generate_images(
@@ -192,7 +235,13 @@ class GeminiProvider(ResponsesThroughChat):
     ) -> images_pb2.ImagesResult:
         model = media_codec.model_path(upstream_model)
         if media_codec.is_imagen(upstream_model):
-            data = await self._call_json("POST", f"{model}:predict", ctx, media_codec.imagen_request(params))
+            data = await self._call_json(
+                "POST",
+                f"{model}:predict",
+                ctx,
+                media_codec.imagen_request(params),
+                limit=self._limits.reply_bytes_images,
+            )
             return self._decode(lambda: media_codec.images_from_imagen(data, params))
         count = params.n if params.HasField("n") else 1
         if not 1 <= count <= _MAX_IMAGE_REQUESTS:
@@ -200,18 +249,36 @@ class GeminiProvider(ResponsesThroughChat):
         body = media_codec.gemini_image_request(params)
         # Gemini image models answer one image per request: n images are n concurrent requests.
         bodies = await asyncio.gather(
-            *(self._call_json("POST", f"{model}:generateContent", ctx, body) for _ in range(count))
+            *(
+                self._call_json(
+                    "POST", f"{model}:generateContent", ctx, body, limit=self._limits.reply_bytes_images
+                )
+                for _ in range(count)
+            )
         )
         return self._decode(lambda: media_codec.images_from_gemini(list(bodies), params))
 
     # -- videos --------------------------------------------------------------------------------
 
-    async def _reference_image(self, params: videos_pb2.VideoParams) -> Media | None:
+    async def _video_body(self, params: videos_pb2.VideoParams) -> Payload:
+        """The predictLongRunning body; a fetched reference image stays in the media budget until sent."""
+        if not (params.HasField("input_reference") and params.input_reference.HasField("image_url")):
+            return Payload([orjson.dumps(video_codec.video_request(params, self._reference_image(params)))])
+        param = "input_reference.image_url"
+        media, lease = await self._fetcher.fetch_all([(param, params.input_reference.image_url)])
+        try:
+            splicer = Splicer()
+            body = video_codec.video_request(params, splicer.hold(media.pop(param)))
+            return Payload(splicer.encode(body), lease)
+        except BaseException:
+            lease.release()
+            raise
+
+    def _reference_image(self, params: videos_pb2.VideoParams) -> Media | None:
+        """The reference image the request carries itself (an image_url one is fetched instead)."""
         if not params.HasField("input_reference"):
             return None
         reference = params.input_reference
-        if reference.HasField("image_url"):
-            return await self._fetcher.fetch(reference.image_url, "input_reference.image_url")
         if reference.data:
             media_type = reference.mime_type or sniff_media_type(reference.data) or ""
             if not media_type.startswith("image/"):
@@ -226,9 +293,9 @@ class GeminiProvider(ResponsesThroughChat):
     async def create_video(
         self, params: videos_pb2.VideoParams, upstream_model: str, ctx: RequestContext
     ) -> videos_pb2.Video:
-        body = video_codec.video_request(params, await self._reference_image(params))
+        body = await self._video_body(params)
         path = f"{media_codec.model_path(upstream_model)}:predictLongRunning"
-        data = await self._call_json("POST", path, ctx, body)
+        data = await self._call_json("POST", path, ctx, body, limit=self._limits.reply_bytes_videos)
         ref = video_codec.VideoRef(
             operation=self._decode(lambda: video_codec.operation_name(data)),
             created_at=int(time.time()),
@@ -239,7 +306,7 @@ class GeminiProvider(ResponsesThroughChat):
 
     async def get_video(self, upstream_id: str, ctx: RequestContext) -> videos_pb2.Video:
         ref = video_codec.decode_video_id(upstream_id)
-        operation = await self._call_json("GET", ref.operation, ctx)
+        operation = await self._call_json("GET", ref.operation, ctx, limit=self._limits.reply_bytes_videos)
         return self._decode(lambda: video_codec.video_from_operation(operation, ref, upstream_id))
 
     async def _open_download(
@@ -260,7 +327,7 @@ class GeminiProvider(ResponsesThroughChat):
         if variant not in ("", "video"):
             raise InvalidRequest(f"Gemini videos have no '{variant}' variant.", param="variant")
         ref = video_codec.decode_video_id(upstream_id)
-        operation = await self._call_json("GET", ref.operation, ctx)
+        operation = await self._call_json("GET", ref.operation, ctx, limit=self._limits.reply_bytes_videos)
         file = self._decode(lambda: video_codec.video_file(operation))
         if file.data is not None:
             return VideoContent(file.content_type, _single(file.data))

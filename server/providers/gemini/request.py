@@ -18,7 +18,6 @@ Decisions, each the most faithful the Gemini API allows:
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,7 @@ from server.errors import InternalError, InvalidRequest
 from server.providers.gemini.tool_ids import split_tool_call_id
 from server.providers.gemini.tools import tools_and_config
 from server.providers.param_policy import ParameterSupport
-from server.providers.remote_media import Media
+from server.providers.remote_media import Media, base64_text
 from siraya.router.codec.fields import struct_to_dict
 from siraya.router.v1 import chat_pb2
 
@@ -246,7 +245,7 @@ def _user_parts(message: chat_pb2.ChatMessage, i: int, media: Mapping[str, Media
             fetched = media.get(f"messages[{i}].content[{j}].{which}")
             if fetched is None:
                 raise InternalError(f"The media of messages[{i}].content[{j}] was not fetched.")
-            data = base64.b64encode(fetched.data).decode()
+            data = base64_text(fetched)
             parts.append({"inlineData": {"mimeType": fetched.media_type, "data": data}})
     return parts
 

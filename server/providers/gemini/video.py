@@ -24,7 +24,7 @@ import orjson
 from server.errors import InvalidRequest, NotFound
 from server.providers.gemini.media import decode_base64
 from server.providers.gemini.response import MalformedResponse
-from server.providers.remote_media import Media
+from server.providers.remote_media import Media, base64_text
 from siraya.router.codec.fields import struct_to_dict
 from siraya.router.v1 import videos_pb2
 
@@ -98,7 +98,7 @@ def video_request(params: videos_pb2.VideoParams, image: Media | None) -> JsonOb
     instance: JsonObject = {"prompt": params.prompt}
     if image is not None:
         instance["image"] = {
-            "bytesBase64Encoded": base64.b64encode(image.data).decode(),
+            "bytesBase64Encoded": base64_text(image),
             "mimeType": image.media_type,
         }
     parameters: JsonObject = {}

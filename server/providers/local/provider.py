@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from pathlib import Path
 
-from server.config import LocalProviderConfig
+from server.config import LimitsConfig, LocalProviderConfig
 from server.errors import GatewayError, UpstreamError
 from server.providers.base import RequestContext
 from server.providers.chat_only import ChatOnly
@@ -50,7 +50,8 @@ class LocalProvider(ChatOnly):
     native_responses = False
     described_as = "a local chat model"
 
-    def __init__(self, config: LocalProviderConfig) -> None:
+    def __init__(self, config: LocalProviderConfig, limits: LimitsConfig | None = None) -> None:
+        # `limits` (media and reply budgets) are for HTTP upstreams; an in-process model has neither.
         self.name = config.name
         self._worker = InferenceWorker(config.name, waiting=config.queue_size)
         path = resolve_model_path(config)
