@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import model_validator
 
-from server.config.base import PositiveInt, Settings
+from server.config.base import PositiveInt, Settings, problem
 
 __all__ = ["LimitsConfig"]
 
@@ -36,5 +36,5 @@ class LimitsConfig(Settings):
     @model_validator(mode="after")
     def _request_fits_the_process(self) -> LimitsConfig:
         if self.media_bytes_per_request > self.media_bytes_in_flight:
-            raise ValueError("media_bytes_per_request must be <= media_bytes_in_flight")
+            raise problem("must be <= limits.media_bytes_in_flight", at="media_bytes_per_request")
         return self

@@ -113,6 +113,13 @@ def test_the_embedded_defaults_are_unchanged() -> None:
         "admin_key": None,
         "drain_seconds": 30.0,
         "workers": 1,
+        "header_timeout": 10.0,
+        "body_timeout": 60.0,
+        "keepalive_timeout": 75.0,
+        "max_connections": 0,
+        "max_in_flight_per_key": 256,
+        "max_header_bytes": 8190,
+        "max_headers": 128,
     }
     policy = config.models[0].resilience
     assert (policy.retry.max_attempts, policy.breaker.consecutive_failures, policy.hedging.enabled) == (

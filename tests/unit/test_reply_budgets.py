@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import web
 
-from server.config import ProviderConfig
+from server.config import OpenAIProviderConfig
 from server.errors import UpstreamError
 from server.providers.base import RequestContext
 from server.providers.http1_client import Http1Client, ReplyTooLarge
@@ -23,7 +23,7 @@ from server.providers.upstream_http import UpstreamHttp
 
 pytestmark = pytest.mark.timeout(20)
 BIG = 4 << 20
-BULK = ProviderConfig(name="bulk", type="openai", base_url="http://unused")
+BULK = OpenAIProviderConfig(name="bulk", type="openai", base_url="http://unused")
 
 
 @asynccontextmanager
