@@ -116,7 +116,10 @@ async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None
     host = config.server.host
     shared_ports = config.server.workers > 1
     server, grpc_port, health_servicer = build_grpc_server(
-        servicers, f"{host}:{config.server.grpc_port}", reuse_port=shared_ports
+        servicers,
+        f"{host}:{config.server.grpc_port}",
+        reuse_port=shared_ports,
+        max_request_bytes=config.server.max_body_bytes,
     )
     await server.start()
     await mark_serving(health_servicer)
