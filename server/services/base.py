@@ -26,7 +26,6 @@ from server.lifecycle import ServingState
 from server.observability.calls import CLIENT_CLOSED, CallObservation, rpc_info
 from server.observability.ids import new_request_id
 from server.providers.base import RequestContext
-from server.services.decoding import Undecodable
 from server.routing.timeouts import (
     FIRST_TOKEN_TIMEOUT_HEADER,
     IDLE_TIMEOUT_HEADER,
@@ -34,6 +33,7 @@ from server.routing.timeouts import (
     parse_timeout,
 )
 from server.rpc_status import to_grpc_status
+from server.services.decoding import Undecodable
 from siraya.router.codec.validate import ParamsError
 
 logger = logging.getLogger("siraya.server")
@@ -100,7 +100,9 @@ def _as_gateway_error(error: Exception, method: str, request_id: str) -> Gateway
         return InvalidRequest(error.message, param=error.param, code=error.code)
     logger.exception("unhandled error in %s (request %s)", method, request_id)
     # Never the exception's text: it can quote the request, a file path or an upstream's reply.
-    return InternalError(f"The gateway failed to process the request (internal error, request id {request_id}).")
+    return InternalError(
+        f"The gateway failed to process the request (internal error, request id {request_id})."
+    )
 
 
 def _requested_model(request: Any) -> str | None:
@@ -149,7 +151,7 @@ def unary_rpc(
         try:
             if call.draining:
                 raise shutting_down()
-            if request.__class__ is Undecodable:
+            if isinstance(request, Undecodable):
                 raise request.error()
             reply = await method(self, request, context)
         except asyncio.CancelledError:
@@ -185,7 +187,7 @@ def streaming_rpc(
         try:
             if call.draining:
                 raise shutting_down()
-            if request.__class__ is Undecodable:
+            if isinstance(request, Undecodable):
                 raise request.error()
             async for reply in method(self, request, context):
                 count += 1

@@ -5,7 +5,7 @@ raises into UNKNOWN with the exception's text (and a logged traceback). So the s
 each method with `tolerant`'s deserializer instead of the bare `FromString`: it never raises, and
 hands bytes it cannot parse to the servicer as an `Undecodable`, which the `unary_rpc` /
 `streaming_rpc` decorators answer with INVALID_ARGUMENT in our error shape. The decorators already
-see every call, so this costs one identity test per request and no extra layer.
+see every call, so this costs one isinstance test per request and no extra layer.
 """
 
 from __future__ import annotations

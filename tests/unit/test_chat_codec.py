@@ -39,6 +39,7 @@ PERSON_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+
 def decode_checked(body: Any) -> chat_pb2.ChatCompletionParams:
     """What a REST body meets: the decoder's JSON checks, then the request rules every servicer applies."""
     params = decode_chat_request(body)

@@ -2,7 +2,8 @@
 
 `decode_response_request` checks a client's body has the JSON shape the proto needs and names the
 offending field in every error; the rules the proto itself can break (no input, an unknown
-tool_choice mode) are `check_response_params`'s, in validate.py. `encode_response_request` writes the body an upstream that serves `/responses` itself receives.
+tool_choice mode) are `check_response_params`'s, in validate.py. `encode_response_request` writes
+the body an upstream that serves `/responses` itself receives.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from typing import Any
 from siraya.router.codec.errors import CodecError
 from siraya.router.codec.fields import (
     JsonObject,
+    fill_value,
     opt_bool,
     opt_float,
     opt_int,
     opt_list,
     opt_object,
     opt_str,
-    fill_value,
     str_map,
     struct_to_dict,
     value_to_python,

@@ -121,7 +121,12 @@ NOT_A_ROLE = -1
 with the same words a gRPC caller's out-of-range enum gets."""
 
 _CONTENT_REQUIRED = frozenset(
-    {chat_pb2.CHAT_ROLE_SYSTEM, chat_pb2.CHAT_ROLE_DEVELOPER, chat_pb2.CHAT_ROLE_USER, chat_pb2.CHAT_ROLE_TOOL}
+    {
+        chat_pb2.CHAT_ROLE_SYSTEM,
+        chat_pb2.CHAT_ROLE_DEVELOPER,
+        chat_pb2.CHAT_ROLE_USER,
+        chat_pb2.CHAT_ROLE_TOOL,
+    }
 )
 _CONTENT_OPTIONAL = frozenset({chat_pb2.CHAT_ROLE_ASSISTANT, chat_pb2.CHAT_ROLE_FUNCTION})
 _TOOL_TYPES = frozenset({"", "function", "custom"})
@@ -195,7 +200,7 @@ def _check_tools(tools: Iterable[chat_pb2.ChatTool]) -> None:
                 raise missing(f"{param}.custom")
         elif not tool.HasField("function"):
             raise missing(f"{param}.function")
-        else:
+        if tool.HasField("function"):
             _check_function(tool.function, f"{param}.function")
 
 
@@ -205,10 +210,11 @@ def _check_function(function: chat_pb2.FunctionDefinition, param: str) -> None:
 
 
 def _check_response_format(response_format: chat_pb2.ResponseFormat) -> None:
-    if response_format.type != "json_schema":
-        return
     if not response_format.HasField("json_schema"):
-        raise missing("response_format.json_schema")
+        if response_format.type == "json_schema":
+            raise missing("response_format.json_schema")
+        return
+    # Checked whatever the type says: the encoders write a json_schema that is set.
     schema = response_format.json_schema
     if schema.HasField("schema_json") and not _is_json_object(schema.schema_json):
         raise _invalid_type("response_format.json_schema.schema", "an object")
@@ -240,7 +246,10 @@ def check_response_params(params: responses_pb2.ResponseParams) -> None:
         raise _invalid_type("conversation", "a string or an object")
     if params.tools:
         _check_response_tools(params.tools)
-    if params.tool_choice.WhichOneof("choice") == "mode" and params.tool_choice.mode not in _TOOL_CHOICE_MODES:
+    if (
+        params.tool_choice.WhichOneof("choice") == "mode"
+        and params.tool_choice.mode not in _TOOL_CHOICE_MODES
+    ):
         raise _invalid("tool_choice", "'none', 'auto', 'required' or an object")
     if params.HasField("text"):
         fmt = params.text.format
