@@ -18,7 +18,7 @@ from server.accounts.backends import DATABASE_FILE, open_accounts
 from server.accounts.sqlite_store import SqliteStore
 from server.config import GatewayConfig
 from server.gateway import Gateway
-from server.grpc_server import SERVICE_NAMES, Servicers, build_grpc_server, mark_serving
+from server.grpc_server import MAX_MESSAGE_BYTES, SERVICE_NAMES, Servicers, build_grpc_server, mark_serving
 from server.inprocess import InProcessStub
 from server.lifecycle import ServingState, attach
 from server.providers.base import Provider
@@ -127,7 +127,10 @@ async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None
     if in_process if in_process is not None else config.server.in_process:
         stubs = in_process_stubs(servicers)
     else:
-        channel = grpc.aio.insecure_channel(f"{host}:{grpc_port}")
+        # Replies as large as the server sends (grpc's 4 MiB default would refuse a big completion).
+        channel = grpc.aio.insecure_channel(
+            f"{host}:{grpc_port}", options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+        )
         stack.push_async_callback(channel.close)
         stubs = stubs_for_channel(channel)
     app = build_app(stubs, config.server.max_body_bytes)

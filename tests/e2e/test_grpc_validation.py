@@ -28,6 +28,8 @@ from siraya.router.codec.images import decode_image_request
 from siraya.router.codec.responses_request import decode_response_request
 from siraya.router.codec.videos import decode_video_request
 from siraya.router.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     chat_pb2,
     chat_pb2_grpc,
     embeddings_pb2,
@@ -39,6 +41,7 @@ from siraya.router.v1 import (
     videos_pb2,
     videos_pb2_grpc,
 )
+from tests.e2e.accounts_harness import ADMIN_KEY, AccountsHarness
 from tests.e2e.harness import GatewayHarness
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
@@ -107,12 +110,16 @@ models:
 """
 
 
-async def test_a_request_over_max_body_bytes_is_refused_on_grpc_as_on_rest(tmp_path: Path) -> None:
-    """The default `server.max_body_bytes` (10 MiB) bounds a gRPC message as it bounds a REST body."""
+@pytest.mark.parametrize("in_process", [True, False], ids=["in_process", "grpc_hop"])
+async def test_a_request_over_max_body_bytes_is_refused_on_grpc_as_on_rest(
+    tmp_path: Path, in_process: bool
+) -> None:
+    """The default `server.max_body_bytes` (10 MiB) bounds a gRPC message as it bounds a REST body;
+    a REST request and its reply still cross the bridge's own gRPC hop when it has one."""
     async with FakeOpenAIUpstream(api_key="sk-upstream-size") as upstream:
         config = tmp_path / "siraya.yaml"
         config.write_text(DEFAULT_LIMIT_CONFIG.format(data_dir=tmp_path / "data", base_url=upstream.base_url))
-        running = await start_gateway(load_config(config), in_process=True)
+        running = await start_gateway(load_config(config), in_process=in_process)
         try:
             _, key = await running.gateway.keys.create(NewKey(name="size"))
             auth = (("authorization", f"Bearer {key}"),)
@@ -235,6 +242,29 @@ def test_request_rules_are_applied_after_authentication(harness: GatewayHarness)
     run(harness, body)
     response = httpx.post(f"{harness.base_url}/chat/completions", json={"model": "gpt-test", "messages": []})
     assert response.status_code == 401, response.text
+
+
+@pytest.mark.parametrize("amount", [float("nan"), float("inf"), -1.0])
+def test_a_credit_limit_that_is_no_amount_is_invalid_argument(tmp_path: Path, amount: float) -> None:
+    """KeysService takes a double, so NaN and infinities (which JSON cannot carry) arrive over gRPC."""
+    accounts = AccountsHarness(tmp_path, in_process=True).start()
+    try:
+        key_id, _ = accounts.create_key()
+        auth = (("authorization", f"Bearer {ADMIN_KEY}"),)
+
+        async def body() -> None:
+            async with grpc.aio.insecure_channel(accounts.grpc_target) as channel:
+                keys = admin_pb2_grpc.KeysServiceStub(channel)
+                spec = admin_pb2.KeySpec(name="odd", credit_limit=amount)
+                found = await refused(keys.CreateKey(admin_pb2.CreateKeyRequest(spec=spec), metadata=auth))
+                assert_invalid(found, "credit_limit", "invalid_value")
+                update = admin_pb2.SetCreditLimitRequest(id=key_id, credit_limit=amount)
+                found = await refused(keys.SetCreditLimit(update, metadata=auth))
+                assert_invalid(found, "credit_limit", "invalid_value")
+
+        asyncio.run(body())
+    finally:
+        accounts.stop()
 
 
 # --- bytes that are no protobuf ---------------------------------------------------------------
