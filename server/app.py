@@ -20,7 +20,7 @@ from server.accounts.in_flight import InFlightLimit
 from server.accounts.sqlite_store import SqliteStore
 from server.config import GatewayConfig, ServerConfig
 from server.gateway import Gateway
-from server.grpc_server import Servicers, build_grpc_server, mark_serving
+from server.grpc_server import MAX_MESSAGE_BYTES, Servicers, build_grpc_server, mark_serving
 from server.inprocess import InProcessStub
 from server.lifecycle import ServingState, attach
 from server.providers.base import Provider
@@ -120,7 +120,10 @@ async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None
     host = config.server.host
     shared_ports = config.server.workers > 1
     server, grpc_port, health_servicer = build_grpc_server(
-        servicers, f"{host}:{config.server.grpc_port}", reuse_port=shared_ports
+        servicers,
+        f"{host}:{config.server.grpc_port}",
+        reuse_port=shared_ports,
+        max_request_bytes=config.server.max_body_bytes,
     )
     await server.start()
     await mark_serving(health_servicer)
@@ -128,7 +131,10 @@ async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None
     if in_process if in_process is not None else config.server.in_process:
         stubs = in_process_stubs(servicers)
     else:
-        channel = grpc.aio.insecure_channel(f"{host}:{grpc_port}")
+        # Replies as large as the server sends (grpc's 4 MiB default would refuse a big completion).
+        channel = grpc.aio.insecure_channel(
+            f"{host}:{grpc_port}", options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+        )
         stack.push_async_callback(channel.close)
         stubs = stubs_for_channel(channel)
 

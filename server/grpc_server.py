@@ -1,4 +1,12 @@
-"""The grpc.aio server: every service, plus standard health and reflection."""
+"""The grpc.aio server: every service, plus standard health and reflection.
+
+Services are registered from the one table, siraya.router.services.SERVICES, through
+server.rpc_decoding.SafeDecoding: bytes that are no valid protobuf reach the servicer's decorator and
+get INVALID_ARGUMENT in our shape instead of grpc.aio's UNKNOWN with the parser's text.
+
+A request message may be at most `server.max_body_bytes`, the limit REST puts on a body: grpc core
+refuses a larger one with RESOURCE_EXHAUSTED before it is read into memory.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ from server.services.responses import ResponsesServicer
 from server.services.videos import VideosServicer
 from siraya.router.services import SERVICE_NAMES, SERVICES
 
+# The largest reply the server sends (a request is bounded by `server.max_body_bytes` instead).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -43,15 +52,21 @@ class Servicers:
 
 
 def build_grpc_server(
-    servicers: Servicers, address: str, *, reuse_port: bool = False
+    servicers: Servicers,
+    address: str,
+    *,
+    reuse_port: bool = False,
+    max_request_bytes: int,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """A server bound to `address` (host:port; port 0 picks one); returns it with the bound port.
 
     `reuse_port` lets worker processes share the port; off, a second server on it fails to start.
+    `max_request_bytes` is the largest request message accepted: the gateway passes
+    `server.max_body_bytes`, so gRPC callers get the limit REST callers do.
     """
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", max_request_bytes),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ]

@@ -29,10 +29,11 @@ UNDECODABLE = _Undecodable()
 
 
 def undecodable() -> InvalidRequest:
+    # Generic on purpose: the parser's own text says nothing a client can act on.
     return InvalidRequest(
-        "The request message could not be decoded: its bytes are not a valid message of this "
-        "method's type, or it nests deeper than protobuf parses.",
-        code="invalid_message",
+        "The request message is not a valid protobuf of this method's type, or it nests deeper "
+        "than protobuf parses.",
+        code="invalid_protobuf",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 
 import grpc
 
@@ -35,8 +36,13 @@ def _check_spec(spec: admin_pb2.KeySpec, fields: tuple[str, ...] | set[str]) -> 
     if "name" in fields and not spec.name:
         raise InvalidRequest("A key needs a name.", param="name", code="missing_required_parameter")
     for field in _LIMITS:
-        if field in fields and spec.HasField(field) and getattr(spec, field) < 0:
-            raise InvalidRequest(f"'{field}' must not be negative.", param=field, code="invalid_value")
+        # `not >= 0` also refuses NaN, and isfinite an infinity: a gRPC double can hold both.
+        if field in fields and spec.HasField(field):
+            value = getattr(spec, field)
+            if not (value >= 0 and math.isfinite(value)):
+                raise InvalidRequest(
+                    f"'{field}' must be a finite number >= 0.", param=field, code="invalid_value"
+                )
     if "expires_at" in fields and spec.HasField("expires_at") and spec.expires_at <= 0:
         raise InvalidRequest(
             "'expires_at' must be a unix time in seconds.", param="expires_at", code="invalid_value"
@@ -146,11 +152,13 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
         self, request: admin_pb2.SetCreditLimitRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.SetCreditLimitResponse:
         self._check_admin(context)
-        limit = usd_to_micros(request.credit_limit) if request.HasField("credit_limit") else None
-        if limit is not None and limit < 0:
+        if request.HasField("credit_limit") and not (
+            request.credit_limit >= 0 and math.isfinite(request.credit_limit)
+        ):
             raise InvalidRequest(
-                "'credit_limit' must not be negative.", param="credit_limit", code="invalid_value"
+                "'credit_limit' must be a finite number >= 0.", param="credit_limit", code="invalid_value"
             )
+        limit = usd_to_micros(request.credit_limit) if request.HasField("credit_limit") else None
         if await _metering(self._gateway).accounts.set_credit_limit(request.id, limit) is None:
             raise _key_not_found(request.id)
         record = await self._gateway.keys.get(request.id)

@@ -4,7 +4,10 @@ google.rpc.Status.
 The `unary_rpc` and `streaming_rpc` decorators are the one place every RPC passes through, on the
 gRPC server and through the in-process stub alike: they time it, record its metrics, access line and
 span from `ctx.outcome` (server/observability/calls.py), count it in flight for drain and reload
-(server/lifecycle.py), and refuse new work once the process drains.
+(server/lifecycle.py), and refuse new work once the process drains. They also refuse request bytes
+that were no valid protobuf (server/rpc_decoding.py), answer a broken request rule
+(siraya/router/codec/validate.py) with INVALID_ARGUMENT, and anything unexpected with a generic
+INTERNAL that names only the request id.
 """
 
 from __future__ import annotations
@@ -109,13 +112,16 @@ def shutting_down() -> GatewayError:
     return NoAvailableProvider("The gateway is shutting down; retry the request.", code=SHUTTING_DOWN_CODE)
 
 
-def _as_gateway_error(error: Exception, method: str) -> GatewayError:
+def _as_gateway_error(error: Exception, method: str, request_id: str) -> GatewayError:
     if isinstance(error, GatewayError):
         return error
     if isinstance(error, CodecError):  # a bound or shape the params broke (siraya/router/codec)
         return InvalidRequest(error.message, param=error.param, code=error.code)
-    logger.exception("unhandled error in %s", method)
-    return InternalError("The gateway failed to process the request.")
+    logger.exception("unhandled error in %s (request %s)", method, request_id)
+    # Never the exception's text: it can quote the request, a file path or an upstream's reply.
+    return InternalError(
+        f"The gateway failed to process the request (internal error, request id {request_id})."
+    )
 
 
 def _with_request_id(error: GatewayError, ctx: RequestContext) -> GatewayError:
@@ -135,12 +141,13 @@ def _requested_model(request: Any) -> str | None:
 class _Call:
     """The bookkeeping of one RPC between the decorator's entry and its end."""
 
-    __slots__ = ("key", "state", "gateway", "observation")
+    __slots__ = ("key", "state", "gateway", "observation", "request_id")
 
     def __init__(self, servicer: Any, rpc: Any, request: Any, context: grpc.aio.ServicerContext) -> None:
         self.key = id(context)
         call = read_metadata(context)
         _CALLS[self.key] = call
+        self.request_id = call[1].request_id
         self.observation = CallObservation(rpc, call[1], _requested_model(request))
         self.state: ServingState | None = getattr(servicer, "_serving", None)
         self.gateway = getattr(servicer, "_gateway", None)
@@ -180,7 +187,7 @@ def unary_rpc(
             call.observation.finish(CLIENT_CLOSED, grpc.StatusCode.CANCELLED, "client_closed")
             raise
         except Exception as error:  # noqa: BLE001 - every failure becomes a Status
-            failure = _as_gateway_error(error, method.__name__)
+            failure = _as_gateway_error(error, method.__name__, call.request_id)
         else:
             call.observation.finish(200, grpc.StatusCode.OK, None)
             return reply
@@ -222,7 +229,7 @@ def streaming_rpc(
             task.uncancel()
             failure = shutting_down()
         except Exception as error:  # noqa: BLE001 - every failure becomes a Status
-            failure = _as_gateway_error(error, method.__name__)
+            failure = _as_gateway_error(error, method.__name__, call.request_id)
         else:
             call.observation.finish(200, grpc.StatusCode.OK, None)
             return

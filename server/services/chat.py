@@ -12,6 +12,7 @@ from server.gateway import Gateway
 from server.services.base import call_context, streaming_rpc, unary_rpc
 from server.services.response_headers import send_response_headers
 from siraya.router.codec.fields import JsonObject
+from siraya.router.codec.validate import check_chat_params
 from siraya.router.v1 import chat_pb2, chat_pb2_grpc
 
 
@@ -25,6 +26,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     ) -> chat_pb2.CreateChatCompletionResponse:
         authorization, ctx = call_context(context)
         key = await self._gateway.authenticate(authorization, ctx)
+        check_chat_params(request.params)
         if request.openai_json:
             answer = await self._gateway.chat_json(request.params, key, ctx)
             await send_response_headers(context, ctx)
@@ -41,6 +43,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
         authorization, ctx = call_context(context)
         key = await self._gateway.authenticate(authorization, ctx)
+        check_chat_params(request.params)
         # One loop for both forms: each layer here is paid again for every chunk.
         if request.openai_json:
             chunks: AsyncIterator[Any] = self._gateway.stream_chat_json(request.params, key, ctx)

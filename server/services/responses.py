@@ -9,6 +9,7 @@ import grpc
 from server.gateway import Gateway
 from server.services.base import call_context, streaming_rpc, unary_rpc
 from server.services.response_headers import send_response_headers
+from siraya.router.codec.validate import check_response_params
 from siraya.router.v1 import responses_pb2, responses_pb2_grpc
 
 
@@ -22,6 +23,7 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer):
     ) -> responses_pb2.CreateResponseResponse:
         authorization, ctx = call_context(context)
         key = await self._gateway.authenticate(authorization, ctx)
+        check_response_params(request.params)
         response = await self._gateway.respond(request.params, key, ctx)
         await send_response_headers(context, ctx)
         return responses_pb2.CreateResponseResponse(response=response)
@@ -32,6 +34,7 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer):
     ) -> AsyncIterator[responses_pb2.StreamResponseResponse]:
         authorization, ctx = call_context(context)
         key = await self._gateway.authenticate(authorization, ctx)
+        check_response_params(request.params)
         first = True
         async for event in self._gateway.stream_response(request.params, key, ctx):
             if first:

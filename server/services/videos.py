@@ -8,6 +8,7 @@ import grpc
 
 from server.gateway import Gateway
 from server.services.base import call_context, streaming_rpc, unary_rpc
+from siraya.router.codec.validate import check_video_params, check_watch_request
 from siraya.router.v1 import videos_pb2, videos_pb2_grpc
 
 DEFAULT_POLL_SECONDS = 2.0
@@ -23,6 +24,7 @@ class VideosServicer(videos_pb2_grpc.VideosServiceServicer):
     ) -> videos_pb2.CreateVideoResponse:
         authorization, ctx = call_context(context)
         key = await self._gateway.authenticate(authorization, ctx)
+        check_video_params(request.params)
         return videos_pb2.CreateVideoResponse(
             video=await self._gateway.create_video(request.params, key, ctx)
         )
@@ -41,6 +43,7 @@ class VideosServicer(videos_pb2_grpc.VideosServiceServicer):
     ) -> AsyncIterator[videos_pb2.WatchVideoResponse]:
         authorization, ctx = call_context(context)
         key = await self._gateway.authenticate(authorization, ctx)
+        check_watch_request(request)
         interval = request.poll_interval if request.HasField("poll_interval") else DEFAULT_POLL_SECONDS
         async for video in self._gateway.watch_video(request.id, interval, key, ctx):
             yield videos_pb2.WatchVideoResponse(video=video)

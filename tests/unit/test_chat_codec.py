@@ -18,6 +18,7 @@ from siraya.router.codec.chat import (
     encode_chat_request,
 )
 from siraya.router.codec.errors import CodecError
+from siraya.router.codec.validate import check_chat_params
 from siraya.router.v1 import chat_pb2
 from tests.openapi_schema import assert_matches_schema
 
@@ -37,6 +38,14 @@ PERSON_SCHEMA: dict[str, Any] = {
     "required": ["name", "age", "scores", "address"],
     "additionalProperties": False,
 }
+
+
+def decode_checked(body: Any) -> chat_pb2.ChatCompletionParams:
+    """What a REST body meets: the decoder's JSON checks, then the request rules every servicer applies."""
+    params = decode_chat_request(body)
+    check_chat_params(params)
+    return params
+
 
 RICH_REQUEST: dict[str, Any] = {
     "model": "gpt-4o",
@@ -460,7 +469,7 @@ def _body(**changes: Any) -> dict[str, Any]:
 )
 def test_type_errors_name_the_parameter(body: dict[str, Any], param: str) -> None:
     with pytest.raises(CodecError) as raised:
-        decode_chat_request(body)
+        decode_checked(body)
     assert raised.value.param == param
 
 
@@ -484,21 +493,21 @@ def test_type_errors_name_the_parameter(body: dict[str, Any], param: str) -> Non
 )
 def test_missing_required_parameters(body: dict[str, Any], param: str) -> None:
     with pytest.raises(CodecError) as raised:
-        decode_chat_request(body)
+        decode_checked(body)
     assert raised.value.param == param
     assert raised.value.code == "missing_required_parameter"
 
 
 def test_empty_messages_and_non_object_bodies_are_rejected() -> None:
     with pytest.raises(CodecError) as raised:
-        decode_chat_request({"model": "m", "messages": []})
+        decode_checked({"model": "m", "messages": []})
     assert raised.value.param == "messages"
     with pytest.raises(CodecError):
-        decode_chat_request({"model": "m", "messages": {"role": "user"}})
+        decode_checked({"model": "m", "messages": {"role": "user"}})
     with pytest.raises(CodecError):
-        decode_chat_request([{"model": "m"}])  # type: ignore[arg-type]
+        decode_checked([{"model": "m"}])
     with pytest.raises(CodecError) as raised:
-        decode_chat_request({"model": "", "messages": [{"role": "user", "content": "x"}]})
+        decode_checked({"model": "", "messages": [{"role": "user", "content": "x"}]})
     assert raised.value.param == "model"
 
 

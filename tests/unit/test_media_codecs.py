@@ -36,6 +36,12 @@ from siraya.router.codec.images import (
 )
 from siraya.router.codec.models import encode_model, encode_model_bytes, encode_model_list
 from siraya.router.codec.routing import collect_extra_body, decode_routing, encode_extra_body
+from siraya.router.codec.validate import (
+    check_embedding_params,
+    check_image_params,
+    check_routing,
+    check_video_params,
+)
 from siraya.router.codec.videos import (
     decode_video,
     decode_video_form,
@@ -77,6 +83,23 @@ def _exact_shortest_float32(value: float) -> float:
         if low < point < high or (ties_round_here and point in (low, high)):
             return float(candidate)
     raise AssertionError(f"no decimal of 9 digits or fewer for {value!r}")
+
+
+def checked(decode: Callable[[Any], Any], check: Callable[[Any], None]) -> Callable[[Any], Any]:
+    """What a REST body meets: the decoder's JSON checks, then the request rules every servicer applies."""
+
+    def decode_and_check(body: Any) -> Any:
+        params = decode(body)
+        check(params)
+        return params
+
+    return decode_and_check
+
+
+def _decode_routing(body: Any) -> common_pb2.Routing:
+    routing = common_pb2.Routing()
+    decode_routing(body, routing)
+    return routing
 
 
 def _assert_codec_error(decode: Callable[[Any], Any], body: Any, param: str) -> CodecError:
@@ -154,7 +177,7 @@ def test_decode_routing_reads_a_literal_extra_body_but_the_top_level_wins() -> N
     ],
 )
 def test_decode_routing_names_the_bad_param(body: dict[str, Any], param: str) -> None:
-    _assert_codec_error(lambda b: decode_routing(b, common_pb2.Routing()), body, param)
+    _assert_codec_error(checked(_decode_routing, check_routing), body, param)
 
 
 def test_collect_extra_body_keeps_unknown_keys_and_merges_a_literal_extra_body() -> None:
@@ -275,7 +298,7 @@ def test_decode_embedding_request_leaves_optional_fields_unset() -> None:
     ],
 )
 def test_decode_embedding_request_names_the_bad_param(body: dict[str, Any], param: str) -> None:
-    _assert_codec_error(decode_embedding_request, body, param)
+    _assert_codec_error(checked(decode_embedding_request, check_embedding_params), body, param)
 
 
 def test_encode_embedding_request_asks_the_upstream_for_base64() -> None:
@@ -589,7 +612,7 @@ def test_decode_image_request_leaves_unsent_fields_unset() -> None:
     ],
 )
 def test_decode_image_request_names_the_bad_param(body: dict[str, Any], param: str) -> None:
-    _assert_codec_error(decode_image_request, body, param)
+    _assert_codec_error(checked(decode_image_request, check_image_params), body, param)
 
 
 def test_images_extra_body_cannot_turn_on_streaming() -> None:
@@ -745,17 +768,17 @@ def test_video_input_reference_forms(reference: Any, expected: dict[str, str]) -
     ],
 )
 def test_decode_video_request_names_the_bad_param(body: dict[str, Any], param: str) -> None:
-    _assert_codec_error(decode_video_request, body, param)
+    _assert_codec_error(checked(decode_video_request, check_video_params), body, param)
 
 
 def test_decode_video_form_validates_like_json() -> None:
-    _assert_codec_error(lambda f: decode_video_form(f, None), {"prompt": "p"}, "model")
+    form = checked(lambda f: decode_video_form(f, None), check_video_params)
+    with_upload = checked(lambda f: decode_video_form(f, (PNG, "image/png")), check_video_params)
+    _assert_codec_error(form, {"prompt": "p"}, "model")
+    _assert_codec_error(form, {"model": "m", "prompt": "p", "seconds": "x"}, "seconds")
+    _assert_codec_error(with_upload, {"model": "m"}, "prompt")
     _assert_codec_error(
-        lambda f: decode_video_form(f, None), {"model": "m", "prompt": "p", "seconds": "x"}, "seconds"
-    )
-    _assert_codec_error(lambda f: decode_video_form(f, (PNG, "image/png")), {"model": "m"}, "prompt")
-    _assert_codec_error(
-        lambda f: decode_video_form(f, (PNG, "image/png")),
+        with_upload,
         {"model": "m", "prompt": "p", "input_reference[file_id]": "file-1"},
         "input_reference",
     )

@@ -11,6 +11,7 @@ import pytest
 from siraya.router.codec import responses as codec
 from siraya.router.codec.errors import CodecError
 from siraya.router.codec.fields import struct_to_dict, value_to_python
+from siraya.router.codec.validate import check_response_params
 from siraya.router.v1 import responses_pb2
 from tests.openapi_schema import assert_matches_schema
 
@@ -621,7 +622,8 @@ def _with_input(*items: Any) -> dict[str, Any]:
 )
 def test_request_errors_name_the_field(body: dict[str, Any], param: str, code: str | None) -> None:
     with pytest.raises(CodecError) as caught:
-        codec.decode_response_request(body)
+        # What a REST body meets: the decoder's JSON checks, then the rules every servicer applies.
+        check_response_params(codec.decode_response_request(body))
     assert caught.value.param == param
     if code is not None:
         assert caught.value.code == code

@@ -1,8 +1,11 @@
 """OpenAI chat-completions request JSON <-> `ChatCompletionParams`.
 
-`decode_chat_request` validates a client's body and names the offending field in every error;
-`encode_chat_request` writes the body an OpenAI-compatible upstream receives. Message readers
-format their error paths only when a field fails, since a long conversation has hundreds of fields.
+`decode_chat_request` checks a client's body has the JSON shape the proto needs and names the
+offending field in every error; the rules the proto itself can break (no messages, a role that is
+no role, missing content) are `check_chat_params`'s, in siraya/router/codec/validate.py, which the
+servicer applies to every request. `encode_chat_request` writes the body an OpenAI-compatible
+upstream receives. Message readers format their error paths only when a field fails, since a long
+conversation has hundreds of fields.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from siraya.router.codec.fields import (
     value_to_python,
 )
 from siraya.router.codec.routing import collect_extra_body, decode_routing, encode_extra_body, require_model
+from siraya.router.codec.validate import NOT_A_ROLE
 from siraya.router.v1 import chat_pb2
 
 __all__ = ["decode_chat_request", "decode_tool_call", "encode_chat_request", "encode_tool_call"]
@@ -44,14 +48,6 @@ _ROLES = {
     "function": chat_pb2.CHAT_ROLE_FUNCTION,
 }
 _ROLE_NAMES = {role: name for name, role in _ROLES.items()}
-_CONTENT_REQUIRED = frozenset(
-    {
-        chat_pb2.CHAT_ROLE_SYSTEM,
-        chat_pb2.CHAT_ROLE_DEVELOPER,
-        chat_pb2.CHAT_ROLE_USER,
-        chat_pb2.CHAT_ROLE_TOOL,
-    }
-)
 
 _MESSAGE_STRINGS = ("name", "tool_call_id", "refusal", "reasoning")
 _FLOAT_PARAMS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
@@ -133,8 +129,6 @@ def decode_chat_request(body: JsonObject) -> chat_pb2.ChatCompletionParams:
         raise _missing("messages")
     if not isinstance(messages, list):
         raise _invalid_type("messages", "an array")
-    if not messages:
-        raise CodecError("'messages' must contain at least one message.", "messages", "empty_array")
     for index, raw in enumerate(messages):
         _decode_message(raw, params.messages, index)
 
@@ -191,8 +185,6 @@ def decode_chat_request(body: JsonObject) -> chat_pb2.ChatCompletionParams:
             _decode_function(require_object(function, param), params.functions.add(), param)
     function_call = body.get("function_call")
     if function_call is not None:
-        if not isinstance(function_call, (str, dict)):
-            raise _invalid_type("function_call", "a string or an object")
         fill_value(params.function_call, function_call)
 
     stream_options = opt_object(body, "stream_options")
@@ -221,15 +213,11 @@ def _decode_message(raw: Any, messages: Any, index: int) -> None:
     if not isinstance(raw, dict):
         raise _invalid_type(f"messages[{index}]", "an object")
     role_name = raw.get("role")
-    role = _ROLES.get(role_name) if isinstance(role_name, str) else None
-    if role is None:
-        if role_name is None:
-            raise _missing(f"messages[{index}].role")
-        raise CodecError(
-            f"Invalid value for 'messages[{index}].role': expected one of 'system', 'developer', "
-            "'user', 'assistant', 'tool' or 'function'.",
-            f"messages[{index}].role",
-        )
+    # A missing role stays unspecified and any other non-role becomes NOT_A_ROLE: the check refuses both.
+    if type(role_name) is str:
+        role = _ROLES.get(role_name, NOT_A_ROLE)
+    else:
+        role = chat_pb2.CHAT_ROLE_UNSPECIFIED if role_name is None else NOT_A_ROLE
     message: chat_pb2.ChatMessage = messages.add(role=role)
     content = raw.get("content")
     if type(content) is str:
@@ -240,10 +228,7 @@ def _decode_message(raw: Any, messages: Any, index: int) -> None:
         parts.extend(())
         for position, part in enumerate(content):
             _decode_part(part, parts.add(), index, position)
-    elif content is None:
-        if role in _CONTENT_REQUIRED:
-            raise _missing(f"messages[{index}].content")
-    else:
+    elif content is not None:
         raise _invalid_type(f"messages[{index}].content", "a string or an array of content parts")
     # Most turns are just {"role", "content"}: they skip the optional lookups.
     if len(raw) > 2 or "content" not in raw:
@@ -306,9 +291,7 @@ def _decode_part(raw: Any, target: chat_pb2.ChatContentPart, index: int, positio
                 setattr(target.file, key, value)
     elif kind == "refusal":
         target.refusal.refusal = require_str(raw, "refusal", f"{param}.refusal")
-    elif kind is None:
-        raise _missing(f"{param}.type")
-    else:
+    elif kind is not None:
         raise CodecError(
             f"Invalid value for '{param}.type': expected 'text', 'image_url', 'input_audio', 'file' "
             "or 'refusal'.",
@@ -343,9 +326,10 @@ def _decode_function(function: JsonObject, target: chat_pb2.FunctionDefinition, 
     description = opt_str(function, "description", f"{param}.description")
     if description is not None:
         target.description = description
-    parameters = opt_object(function, "parameters", f"{param}.parameters")
+    parameters = function.get("parameters")
     if parameters is not None:
-        # Kept as JSON text so the schema's key order reaches the upstream as the client wrote it.
+        # Kept as JSON text so the schema's key order reaches the upstream as the client wrote it
+        # (the check refuses one that is not an object).
         target.parameters_json = orjson.dumps(parameters)
     strict = opt_bool(function, "strict", f"{param}.strict")
     if strict is not None:
@@ -355,18 +339,17 @@ def _decode_function(function: JsonObject, target: chat_pb2.FunctionDefinition, 
 def _decode_tool(raw: Any, target: chat_pb2.ChatTool, param: str) -> None:
     tool = require_object(raw, param)
     kind = opt_str(tool, "type", f"{param}.type") or "function"
+    # An unknown type, or a missing `function` / `custom`, is left for the check to refuse.
     target.type = kind
     if kind == "function":
-        _decode_function(
-            _require_obj(tool, "function", f"{param}.function"), target.function, f"{param}.function"
-        )
+        function = opt_object(tool, "function", f"{param}.function")
+        if function is not None:
+            _decode_function(function, target.function, f"{param}.function")
     elif kind == "custom":
-        target.custom.SetInParent()
-        fill_struct(target.custom, _require_obj(tool, "custom", f"{param}.custom"))
-    else:
-        raise CodecError(
-            f"Invalid value for '{param}.type': expected 'function' or 'custom'.", f"{param}.type"
-        )
+        custom = opt_object(tool, "custom", f"{param}.custom")
+        if custom is not None:
+            target.custom.SetInParent()
+            fill_struct(target.custom, custom)
 
 
 def _decode_tool_choice(value: Any, target: chat_pb2.ToolChoice) -> None:
@@ -394,12 +377,14 @@ def _decode_response_format(value: JsonObject, target: chat_pb2.ResponseFormat) 
         return False
     target.type = kind
     if kind == "json_schema":
-        schema = _require_obj(value, "json_schema", "response_format.json_schema")
+        schema = opt_object(value, "json_schema", "response_format.json_schema")
+        if schema is None:
+            return True
         target.json_schema.name = require_str(schema, "name", "response_format.json_schema.name")
         description = opt_str(schema, "description", "response_format.json_schema.description")
         if description is not None:
             target.json_schema.description = description
-        body = opt_object(schema, "schema", "response_format.json_schema.schema")
+        body = schema.get("schema")
         if body is not None:
             target.json_schema.schema_json = orjson.dumps(body)
         strict = opt_bool(schema, "strict", "response_format.json_schema.strict")

@@ -19,6 +19,7 @@ import orjson
 from siraya.router.codec.errors import CodecError
 from siraya.router.codec.fields import JsonObject, opt_int, opt_str, require_list, require_object
 from siraya.router.codec.routing import collect_extra_body, decode_routing, encode_extra_body, require_model
+from siraya.router.codec.validate import invalid_token_id
 from siraya.router.v1 import embeddings_pb2
 
 __all__ = [
@@ -30,8 +31,7 @@ __all__ = [
 
 _KNOWN_KEYS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
 _RESERVED = frozenset({"model", "input"})
-_ENCODING_FORMATS = frozenset({"float", "base64"})
-_INT64_MAX = 2**63 - 1
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _INT32_MAX = 2**31 - 1
 # OpenAI's base64 is little-endian float32, whatever the host.
 _SWAP_BYTES = sys.byteorder == "big"
@@ -46,10 +46,6 @@ def decode_embedding_request(body: JsonObject) -> embeddings_pb2.EmbeddingParams
     _decode_input(body.get("input"), params)
     encoding_format = opt_str(body, "encoding_format")
     if encoding_format is not None:
-        if encoding_format not in _ENCODING_FORMATS:
-            raise CodecError(
-                "Invalid value for 'encoding_format': expected 'float' or 'base64'.", "encoding_format"
-            )
         params.encoding_format = encoding_format
     dimensions = opt_int(body, "dimensions")
     if dimensions is not None:
@@ -81,9 +77,9 @@ def encode_embedding_request(params: embeddings_pb2.EmbeddingParams, upstream_mo
 
 
 def _decode_input(value: Any, params: embeddings_pb2.EmbeddingParams) -> None:
+    """Fill the input oneof. Empty inputs and negative token ids are `check_embedding_params`'s to
+    refuse; here only a shape the proto cannot hold is."""
     if isinstance(value, str):
-        if not value:
-            raise CodecError("'input' must not be an empty string.", "input")
         params.text = value
         return
     if value is None:
@@ -96,11 +92,13 @@ def _decode_input(value: Any, params: embeddings_pb2.EmbeddingParams) -> None:
             "invalid_type",
         )
     if not value:
-        raise CodecError("'input' must not be an empty array.", "input")
+        # An empty array: the oneof is set to an empty list, which the check refuses.
+        params.texts.SetInParent()
+        return
     first = value[0]
     if isinstance(first, str):
         for index, item in enumerate(value):
-            if not isinstance(item, str) or not item:
+            if not isinstance(item, str):
                 raise CodecError(
                     f"Invalid value for 'input[{index}]': every item of a string array must be a "
                     "non-empty string.",
@@ -110,7 +108,7 @@ def _decode_input(value: Any, params: embeddings_pb2.EmbeddingParams) -> None:
     elif isinstance(first, list):
         token_lists = params.token_lists.values
         for index, ids in enumerate(value):
-            if not isinstance(ids, list) or not ids:
+            if not isinstance(ids, list):
                 raise CodecError(
                     f"Invalid value for 'input[{index}]': every item of an array of token arrays must "
                     "be a non-empty array of token ids.",
@@ -127,14 +125,11 @@ def _decode_input(value: Any, params: embeddings_pb2.EmbeddingParams) -> None:
 
 
 def _check_token_ids(ids: list[Any], param: str) -> list[int]:
+    """Integers an int64 holds; that they are token ids (>= 0) is the check's rule."""
     for index, token in enumerate(ids):
         # `type(...) is int` also refuses bools, which are ints to Python.
-        if type(token) is not int or not 0 <= token <= _INT64_MAX:
-            raise CodecError(
-                f"Invalid value for '{param}[{index}]': expected a token id (an integer >= 0); "
-                "an input array must not mix types.",
-                f"{param}[{index}]",
-            )
+        if type(token) is not int or token > _INT64_MAX or token < _INT64_MIN:
+            raise invalid_token_id(param, index)
     return ids
 
 

@@ -41,7 +41,6 @@ _OPTIONAL_PARAMS = (
 _KNOWN_KEYS = frozenset({"prompt", "model", "stream", *_OPTIONAL_PARAMS})
 # `stream` is reserved too: the upstream reply is parsed as one JSON body.
 _RESERVED = frozenset({"model", "prompt", "stream"})
-_RESPONSE_FORMATS = frozenset({"url", "b64_json"})
 # Optional ImagesResponse fields, in the order OpenAI writes them.
 _RESULT_STRINGS = ("background", "output_format", "quality", "size")
 
@@ -55,10 +54,8 @@ def decode_image_request(body: JsonObject) -> images_pb2.ImageParams:
     Unlike OpenAI, `model` is required: the gateway routes on it. `stream: true` is refused, since
     streamed image generation is not served.
     """
-    prompt = require_str(body, "prompt")
-    if not prompt:
-        raise CodecError("'prompt' must not be empty.", "prompt")
-    params = images_pb2.ImageParams(prompt=prompt, model=require_model(body))
+    # An empty prompt or an unknown response_format is `check_image_params`'s to refuse.
+    params = images_pb2.ImageParams(prompt=require_str(body, "prompt"), model=require_model(body))
     if opt_bool(body, "stream"):
         raise CodecError(
             "Streaming image generation is not supported; omit 'stream' or set it to false.",
@@ -71,10 +68,6 @@ def decode_image_request(body: JsonObject) -> images_pb2.ImageParams:
             setattr(params, key, value)
     response_format = opt_str(body, "response_format")
     if response_format is not None:
-        if response_format not in _RESPONSE_FORMATS:
-            raise CodecError(
-                "Invalid value for 'response_format': expected 'url' or 'b64_json'.", "response_format"
-            )
         params.response_format = response_format
     for key, lowest, highest in _INT_PARAMS:
         number = opt_int(body, key)

@@ -1,7 +1,9 @@
 """OpenAI Responses request JSON (`POST /v1/responses`) <-> `ResponseParams`.
 
-`decode_response_request` validates a client's body and names the offending field in every error;
-`encode_response_request` writes the body an upstream that serves `/responses` itself receives.
+`decode_response_request` checks a client's body has the JSON shape the proto needs and names the
+offending field in every error; the rules the proto itself can break (no input, an unknown
+tool_choice mode) are `check_response_params`'s, in validate.py. `encode_response_request` writes
+the body an upstream that serves `/responses` itself receives.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from siraya.router.codec.errors import CodecError
 from siraya.router.codec.fields import (
     JsonObject,
+    fill_value,
     opt_bool,
     opt_float,
     opt_int,
@@ -33,7 +36,6 @@ from siraya.router.codec.responses_items import (
     encode_tool,
     encode_tool_choice,
     invalid_type,
-    missing,
 )
 from siraya.router.codec.routing import collect_extra_body, decode_routing, encode_extra_body, require_model
 from siraya.router.v1 import responses_pb2
@@ -72,7 +74,6 @@ _KNOWN_KEYS = frozenset(
         "conversation",
     }
 )
-_TOOL_CHOICE_MODES = frozenset({"none", "auto", "required"})
 _RESERVED_STREAMING = frozenset({"model", "input", "stream"})
 # `stream_options` only makes sense, and is only accepted, on a streaming request.
 _RESERVED = _RESERVED_STREAMING | {"stream_options"}
@@ -119,24 +120,12 @@ def decode_response_request(body: JsonObject) -> responses_pb2.ResponseParams:
             target.SetInParent()
             target.update(struct)
 
-    if not params.HasField("input") and not (
-        params.HasField("previous_response_id")
-        or params.HasField("prompt")
-        or body.get("conversation") is not None
-    ):
-        raise missing("input")
-
     tools = opt_list(body, "tools")
     if tools:
         for index, tool in enumerate(tools):
             decode_tool(tool, params.tools.add(), f"tools[{index}]")
     tool_choice = body.get("tool_choice")
     if tool_choice is not None:
-        if type(tool_choice) is str and tool_choice not in _TOOL_CHOICE_MODES:
-            raise CodecError(
-                "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or an object.",
-                "tool_choice",
-            )
         decode_tool_choice(tool_choice, params.tool_choice)
     params.metadata.update(str_map(body, "metadata"))
     include = opt_list(body, "include")
@@ -147,12 +136,7 @@ def decode_response_request(body: JsonObject) -> responses_pb2.ResponseParams:
         params.include.extend(include)
     conversation = body.get("conversation")
     if conversation is not None:
-        if type(conversation) is str:
-            params.conversation.string_value = conversation
-        elif isinstance(conversation, dict):
-            params.conversation.struct_value.update(conversation)
-        else:
-            raise invalid_type("conversation", "a string or an object")
+        fill_value(params.conversation, conversation)
 
     # A shape the proto cannot hold travels untouched in extra_body instead (it overrides typed fields).
     known = _KNOWN_KEYS

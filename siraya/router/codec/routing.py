@@ -10,7 +10,8 @@ Besides OpenAI's parameters, any request body may carry:
   untouched. A literal `extra_body` object (sent by clients that do not merge it themselves, as
   the OpenAI SDKs do) is merged into the same Struct.
 
-Routing keys are never forwarded upstream, wherever they were written.
+Routing keys are never forwarded upstream, wherever they were written. The rules on their values
+(a known sort, non-empty names, prices >= 0) are `check_routing`'s, in validate.py.
 """
 
 from __future__ import annotations
@@ -45,18 +46,15 @@ ROUTING_KEYS = frozenset({"models", "provider"})
 EXTRA_BODY_KEY = "extra_body"
 _NOT_EXTRA = ROUTING_KEYS | {EXTRA_BODY_KEY}
 
-_SORTS = frozenset({"price", "latency", "throughput"})
 _PROVIDER_LISTS = ("order", "only", "ignore")
 _PROVIDER_KEYS = frozenset({*_PROVIDER_LISTS, "allow_fallbacks", "sort", "require_parameters", "max_price"})
 _MAX_PRICE_KEYS = ("prompt", "completion", "image", "video_second")
 
 
 def require_model(body: JsonObject) -> str:
-    """Read the required, non-empty `model`: the gateway routes on it, so no endpoint has a default."""
-    model = require_str(body, "model")
-    if not model:
-        raise CodecError("'model' must not be empty.", "model")
-    return model
+    """Read the required `model`: the gateway routes on it, so no endpoint has a default (an empty
+    one is refused by the checks in validate.py, as it is over gRPC)."""
+    return require_str(body, "model")
 
 
 def decode_routing(body: JsonObject, target: common_pb2.Routing) -> None:
@@ -120,7 +118,7 @@ def encode_extra_body(extra: struct_pb2.Struct, out: dict[str, Any], reserved: f
 def _str_list(value: Any, param: str) -> list[str]:
     items = require_list(value, param)
     for index, item in enumerate(items):
-        if not isinstance(item, str) or not item:
+        if not isinstance(item, str):
             path = f"{param}[{index}]"
             raise CodecError(f"Invalid value for '{path}': expected a non-empty string.", path)
     return items
@@ -146,11 +144,6 @@ def _decode_provider(prefs: JsonObject, target: common_pb2.ProviderPreferences, 
         target.require_parameters = require_parameters
     sort = opt_str(prefs, "sort", f"{param}.sort")
     if sort is not None:
-        if sort not in _SORTS:
-            raise CodecError(
-                f"Invalid value for '{param}.sort': expected 'price', 'latency' or 'throughput'.",
-                f"{param}.sort",
-            )
         target.sort = sort
     max_price = prefs.get("max_price")
     if max_price is not None:
@@ -167,6 +160,4 @@ def _decode_max_price(prices: JsonObject, target: common_pb2.MaxPrice, param: st
         path = f"{param}.max_price.{key}"
         price = opt_float(prices, key, path)
         if price is not None:
-            if price < 0:
-                raise CodecError(f"Invalid value for '{path}': expected a number >= 0.", path)
             setattr(target, key, price)

@@ -11,6 +11,7 @@ import orjson
 from siraya.router.codec.errors import CodecError
 from siraya.router.codec.fields import JsonObject, opt_int, opt_object, opt_str, require_object, require_str
 from siraya.router.codec.routing import collect_extra_body, decode_routing, encode_extra_body, require_model
+from siraya.router.codec.validate import invalid_seconds
 from siraya.router.v1 import videos_pb2
 
 __all__ = [
@@ -80,10 +81,9 @@ def encode_video_request(params: videos_pb2.VideoParams, upstream_model: str) ->
 
 
 def _decode_params(body: JsonObject, upload: tuple[bytes, str] | None) -> videos_pb2.VideoParams:
-    prompt = require_str(body, "prompt")
-    if not prompt:
-        raise CodecError("'prompt' must not be empty.", "prompt")
-    params = videos_pb2.VideoParams(model=require_model(body), prompt=prompt)
+    # An empty prompt, a `seconds` that is no whole number and a reference that is not exactly one
+    # thing are `check_video_params`'s to refuse.
+    params = videos_pb2.VideoParams(model=require_model(body), prompt=require_str(body, "prompt"))
     seconds = _decode_seconds(body.get("seconds"))
     if seconds is not None:
         params.seconds = seconds
@@ -102,17 +102,15 @@ def _decode_params(body: JsonObject, upload: tuple[bytes, str] | None) -> videos
 
 
 def _decode_seconds(value: Any) -> str | None:
-    if value is None:
-        return None
+    """The string the proto holds: a JSON number becomes its digits (a fraction is kept as written,
+    for the check to refuse)."""
+    if value is None or type(value) is str:
+        return value
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if type(value) is int:
-        value = str(value)
-    if not isinstance(value, str) or not value.isdigit() or int(value) < 1:
-        raise CodecError(
-            "Invalid value for 'seconds': expected a whole number of seconds, such as \"8\".", "seconds"
-        )
-    return value
+    if type(value) in (int, float):
+        return str(value)
+    raise invalid_seconds()
 
 
 def _decode_reference(value: Any, target: videos_pb2.ImageReference) -> None:
@@ -129,16 +127,12 @@ def _decode_reference(value: Any, target: videos_pb2.ImageReference) -> None:
         if key not in _REFERENCE_KEYS:
             path = f"input_reference.{key}"
             raise CodecError(f"Unknown parameter: '{path}'.", path, "unknown_parameter")
+    target.SetInParent()
     image_url = opt_str(reference, "image_url", "input_reference.image_url")
-    file_id = opt_str(reference, "file_id", "input_reference.file_id")
-    if (image_url is None) == (file_id is None):
-        raise CodecError(
-            "Invalid value for 'input_reference': provide exactly one of 'image_url' or 'file_id'.",
-            "input_reference",
-        )
     if image_url is not None:
         target.image_url = image_url
-    elif file_id is not None:
+    file_id = opt_str(reference, "file_id", "input_reference.file_id")
+    if file_id is not None:
         target.file_id = file_id
 
 
