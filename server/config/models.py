@@ -25,6 +25,9 @@ class PricingConfig(Settings):
     output_per_million: NonNegative | None = None
     per_image: NonNegative | None = None
     per_video_second: NonNegative | None = None
+    # Prompt tokens read from / written to the provider's prompt cache; unset: the input price.
+    cache_read_per_million: NonNegative | None = None
+    cache_write_per_million: NonNegative | None = None
 
 
 def _known_provider(name: str, info: ValidationInfo) -> str:

@@ -29,6 +29,14 @@ _KIND_VERB = {
     "video": "video generation",
 }
 _NO_PRICE = PricingConfig()
+_PRICE_FIELDS = (
+    "input_per_million",
+    "output_per_million",
+    "per_image",
+    "per_video_second",
+    "cache_read_per_million",
+    "cache_write_per_million",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +165,7 @@ def entry_to_proto(entry: CatalogueEntry) -> models_pb2.Model:
     if entry.context_window is not None:
         model.context_window = entry.context_window
     pricing = entry.pricing
-    for name in ("input_per_million", "output_per_million", "per_image", "per_video_second"):
+    for name in _PRICE_FIELDS:
         value = getattr(pricing, name)
         if value is not None:
             setattr(model.pricing, name, value)
