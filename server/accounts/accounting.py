@@ -69,7 +69,10 @@ def _media_cost(price: Price, images: int, video_seconds: float) -> int:
 
 def _charge(price: Price, consumed: Consumption) -> int:
     tokens = price.tokens(
-        consumed.prompt_tokens, consumed.completion_tokens, consumed.cached_tokens, consumed.cache_write_tokens
+        consumed.prompt_tokens,
+        consumed.completion_tokens,
+        consumed.cached_tokens,
+        consumed.cache_write_tokens,
     )
     return tokens + _media_cost(price, consumed.images, consumed.video_seconds)
 

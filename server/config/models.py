@@ -71,6 +71,11 @@ class ModelConfig(ResilienceConfig):
     deployments: tuple[DeploymentConfig, ...] = ()
     aliases: tuple[NonEmptyStr, ...] = ()
     supported_parameters: tuple[NonEmptyStr, ...] | None = None
+    # Requests sharing a prompt prefix go back to the deployment that served it last, for this many
+    # seconds after the last one (Anthropic's default cache lifetime, refreshed on each use), so the
+    # provider's prompt cache stays warm (server/routing/affinity.py).
+    prompt_cache_affinity: bool = False
+    prompt_cache_affinity_ttl: Annotated[float, Field(gt=0)] = 300.0
 
     @field_validator("id", "aliases")
     @classmethod

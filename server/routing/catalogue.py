@@ -68,6 +68,8 @@ class CatalogueEntry:
     aliases: tuple[str, ...] = ()
     supported_parameters: tuple[str, ...] = ()
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
+    # Seconds a prompt prefix sticks to the deployment that served it; None: no affinity.
+    prompt_cache_affinity_ttl: float | None = None
 
 
 class Catalogue:
@@ -136,6 +138,9 @@ class Catalogue:
             aliases=model.aliases,
             supported_parameters=tuple(sorted(supported - CONTENT_PART_KINDS)),
             resilience=model.resilience,
+            prompt_cache_affinity_ttl=model.prompt_cache_affinity_ttl
+            if model.prompt_cache_affinity
+            else None,
         )
 
     def _deployment(self, config: DeploymentConfig, kind: str) -> Deployment:
