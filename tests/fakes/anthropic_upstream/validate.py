@@ -294,9 +294,10 @@ def _check_base64(data: Any, path: str) -> bytes:
 def _check_thinking(thinking: Any, max_tokens: int, messages: list[dict[str, Any]]) -> None:
     if thinking is None:
         return
-    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled"):
-        raise _fail("thinking.type: Input should be 'enabled' or 'disabled'")
-    if thinking["type"] == "disabled":
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled", "adaptive"):
+        raise _fail("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
+    if thinking["type"] != "enabled":
+        # "adaptive": the model decides whether and how long to think (Claude Code sends it).
         return
     budget = thinking.get("budget_tokens")
     if type(budget) is not int or budget < _MIN_THINKING_BUDGET:
