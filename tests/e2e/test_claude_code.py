@@ -53,7 +53,7 @@ def claude_code() -> str | None:
 
 pytestmark = pytest.mark.skipif(
     claude_code() is None,
-    reason="Claude Code is not installed (npm install -g @anthropic-ai/claude-code, or set SIRAYA_CLAUDE_CODE)",
+    reason="Claude Code is not installed (npm install -g @anthropic-ai/claude-code; or SIRAYA_CLAUDE_CODE)",
 )
 
 
@@ -113,7 +113,7 @@ def run_claude(gateway: CachingGatewayHarness, model: str, prompt: str, workdir:
         timeout=RUN_TIMEOUT,
         check=False,
     )
-    assert done.returncode == 0, (done.stdout[:3000], done.stderr[-2000:])
+    assert done.returncode == 0, (done.stdout.decode(errors="replace"), done.stderr[-2000:])
     result: dict[str, Any] = orjson.loads(done.stdout)
     assert result["is_error"] is False, result
     return result
