@@ -111,7 +111,15 @@ def _decode(body: Any) -> messages_pb2.MessageParams:
     if messages is None:
         raise _missing("messages")
     for index, raw in enumerate(require_list(messages, "messages")):
-        _decode_message(raw, params.messages.add(), f"messages.{index}")
+        message = params.messages.add()
+        _decode_message(raw, message, f"messages.{index}")
+        if message.role == messages_pb2.MESSAGE_ROLE_SYSTEM and (
+            index == 0 or params.messages[index - 1].role != messages_pb2.MESSAGE_ROLE_USER
+        ):
+            # Anthropic's placement rule: a system message comes right after a user turn.
+            raise _invalid(
+                f"messages.{index}.role", "a 'system' message must come right after a 'user' message"
+            )
 
     max_tokens = _int32(opt_int(body, "max_tokens"), "max_tokens", lowest=1)
     if max_tokens is not None:
