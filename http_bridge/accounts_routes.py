@@ -61,6 +61,7 @@ def _generation_json(gen: admin_pb2.Generation) -> dict[str, Any]:
         "tokens_prompt": gen.tokens_prompt,
         "tokens_completion": gen.tokens_completion,
         "native_tokens_cached": gen.tokens_cached,
+        "native_tokens_cache_write": gen.tokens_cache_write,
         "native_tokens_reasoning": gen.tokens_reasoning,
         "total_cost": gen.total_cost,
         "latency": gen.latency_ms,

@@ -55,11 +55,13 @@ def video_seconds(params: videos_pb2.VideoParams) -> float:
 
 
 def usage_consumption(usage: common_pb2.Usage) -> Consumption:
+    prompt = usage.prompt_tokens_details
     return Consumption(
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
-        cached_tokens=usage.prompt_tokens_details.cached_tokens,
+        cached_tokens=prompt.cached_tokens,
         reasoning_tokens=usage.completion_tokens_details.reasoning_tokens,
+        cache_write_tokens=prompt.cache_creation_tokens,
     )
 
 
@@ -69,6 +71,7 @@ def response_consumption(usage: responses_pb2.ResponseUsage) -> Consumption:
         completion_tokens=usage.output_tokens,
         cached_tokens=usage.cached_tokens,
         reasoning_tokens=usage.reasoning_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
     )
 
 
@@ -78,6 +81,7 @@ def _replace_counts(total: Consumption, counted: Consumption) -> None:
     total.completion_tokens = counted.completion_tokens
     total.cached_tokens = counted.cached_tokens
     total.reasoning_tokens = counted.reasoning_tokens
+    total.cache_write_tokens = counted.cache_write_tokens
 
 
 # --- streams ------------------------------------------------------------------------------------
@@ -115,6 +119,7 @@ def usage_consumption_json(usage: JsonObject | None) -> Consumption:
         completion_tokens=usage["completion_tokens"],
         cached_tokens=prompt.get("cached_tokens", 0),
         reasoning_tokens=completion.get("reasoning_tokens", 0),
+        cache_write_tokens=prompt.get("cache_write_tokens", 0),
     )
 
 

@@ -38,10 +38,10 @@ def _fold_usage(usage: Any, total: Consumption) -> None:
         return
     if "input_tokens" in usage:
         cached = _count(usage, "cache_read_input_tokens")
-        total.prompt_tokens = (
-            _count(usage, "input_tokens") + cached + _count(usage, "cache_creation_input_tokens")
-        )
+        written = _count(usage, "cache_creation_input_tokens")
+        total.prompt_tokens = _count(usage, "input_tokens") + cached + written
         total.cached_tokens = cached
+        total.cache_write_tokens = written
     if "output_tokens" in usage:
         total.completion_tokens = _count(usage, "output_tokens")
     details = usage.get("output_tokens_details")

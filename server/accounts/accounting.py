@@ -68,7 +68,12 @@ def _media_cost(price: Price, images: int, video_seconds: float) -> int:
 
 
 def _charge(price: Price, consumed: Consumption) -> int:
-    tokens = price.tokens(consumed.prompt_tokens, consumed.completion_tokens, consumed.cached_tokens)
+    tokens = price.tokens(
+        consumed.prompt_tokens,
+        consumed.completion_tokens,
+        consumed.cached_tokens,
+        consumed.cache_write_tokens,
+    )
     return tokens + _media_cost(price, consumed.images, consumed.video_seconds)
 
 
@@ -193,6 +198,7 @@ class AccountMetering(Metering):
             latency_ms=round((finished - started) * 1000, 3),
             ttft_ms=None if first is None else round((first - started) * 1000, 3),
             streamed=first is not None,
+            cache_write_tokens=consumed.cache_write_tokens,
         )
         try:
             self.ledger.submit(record)

@@ -72,6 +72,7 @@ def generation(record: LedgerRecord) -> admin_pb2.Generation:
         tokens_prompt=record.prompt_tokens,
         tokens_completion=record.completion_tokens,
         tokens_cached=record.cached_tokens,
+        tokens_cache_write=record.cache_write_tokens,
         tokens_reasoning=record.reasoning_tokens,
         total_cost=micros_to_usd(record.cost_micros),
         latency_ms=record.latency_ms,

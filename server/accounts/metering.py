@@ -35,10 +35,12 @@ class Consumption:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Part of prompt_tokens: read from the provider's prompt cache, and written to it.
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     images: int = 0
     video_seconds: float = 0.0
+    cache_write_tokens: int = 0
 
 
 class Meter:

@@ -78,18 +78,24 @@ def cost_of(
     *,
     cached_tokens: int = 0,
     cached_input_per_million: int | None = None,
+    cache_write_tokens: int = 0,
+    cache_write_per_million: int | None = None,
 ) -> int:
     """The charge in micros for a token usage, with prices in micros per million tokens.
 
-    `prompt_tokens` includes `cached_tokens` (OpenAI's usage shape); cached tokens are billed at
-    `cached_input_per_million` when the deployment has such a price, else at the input price.
+    `prompt_tokens` includes `cached_tokens` (read from a prompt cache) and `cache_write_tokens`
+    (written to one), as OpenAI's usage shape counts them. Cached tokens are billed at
+    `cached_input_per_million` and written ones at `cache_write_per_million` when the deployment
+    has such prices, else at the input price; the rest of the prompt at the input price.
     Reasoning tokens are part of `completion_tokens` and billed as output.
     """
     prompt = _whole("prompt_tokens", prompt_tokens)
     completion = _whole("completion_tokens", completion_tokens)
     cached = _whole("cached_tokens", cached_tokens)
+    written = _whole("cache_write_tokens", cache_write_tokens)
     input_price = _whole("input_per_million", input_per_million)
     cached_price = input_price if cached_input_per_million is None else cached_input_per_million
+    write_price = input_price if cache_write_per_million is None else cache_write_per_million
     return _token_charge(
         prompt,
         completion,
@@ -97,15 +103,34 @@ def cost_of(
         input_price,
         _whole("output_per_million", output_per_million),
         _whole("cached_input_per_million", cached_price),
+        written,
+        _whole("cache_write_per_million", write_price),
     )
 
 
 def _token_charge(
-    prompt: int, completion: int, cached: int, input_price: int, output_price: int, cached_price: int
+    prompt: int,
+    completion: int,
+    cached: int,
+    input_price: int,
+    output_price: int,
+    cached_price: int,
+    written: int = 0,
+    write_price: int = 0,
 ) -> int:
-    """The charge in micros, rounded up, for counts and prices already checked."""
+    """The charge in micros, rounded up, for counts and prices already checked.
+
+    A usage that claims more cache tokens than prompt tokens is capped at the prompt: reads first,
+    then writes, so nothing is charged twice.
+    """
     cached = min(cached, prompt)
-    total = (prompt - cached) * input_price + cached * cached_price + completion * output_price
+    written = min(written, prompt - cached)
+    total = (
+        (prompt - cached - written) * input_price
+        + cached * cached_price
+        + written * write_price
+        + completion * output_price
+    )
     return _ceil_div(total, TOKENS_PER_MILLION)
 
 
@@ -155,21 +180,35 @@ class UsdPricing(Protocol):
     def per_image(self) -> float | None: ...
     @property
     def per_video_second(self) -> float | None: ...
+    @property
+    def cache_read_per_million(self) -> float | None: ...
+    @property
+    def cache_write_per_million(self) -> float | None: ...
 
 
 def _micros_or_zero(usd: float | None) -> int:
     return 0 if usd is None else usd_to_micros(usd)
 
 
+def _micros_or_none(usd: float | None) -> int | None:
+    return None if usd is None else usd_to_micros(usd)
+
+
 @dataclass(frozen=True, slots=True)
 class Price:
-    """A deployment's price in micro-dollars: per million tokens, per image, per video second."""
+    """A deployment's price in micro-dollars: per million tokens, per image, per video second.
+
+    `cached_input_per_million` is the price of a prompt token read from the provider's prompt
+    cache (configuration's `cache_read_per_million`), `cache_write_per_million` of one written to
+    it; None means the input price.
+    """
 
     input_per_million: int = 0
     output_per_million: int = 0
     cached_input_per_million: int | None = None
     per_image: int = 0
     per_video_second: int = 0
+    cache_write_per_million: int | None = None
 
     @classmethod
     def from_usd(
@@ -180,25 +219,28 @@ class Price:
         cached_input_per_million: float | None = None,
         per_image: float | None = None,
         per_video_second: float | None = None,
+        cache_write_per_million: float | None = None,
     ) -> Price:
         return cls(
             input_per_million=_micros_or_zero(input_per_million),
             output_per_million=_micros_or_zero(output_per_million),
-            cached_input_per_million=(
-                None if cached_input_per_million is None else usd_to_micros(cached_input_per_million)
-            ),
+            cached_input_per_million=_micros_or_none(cached_input_per_million),
             per_image=_micros_or_zero(per_image),
             per_video_second=_micros_or_zero(per_video_second),
+            cache_write_per_million=_micros_or_none(cache_write_per_million),
         )
 
     @classmethod
     def from_pricing(cls, pricing: UsdPricing) -> Price:
-        """The price of a configured model; a missing price is zero (free)."""
+        """The price of a configured model; a missing price is zero (free), a missing cache price
+        the input price."""
         return cls.from_usd(
             input_per_million=pricing.input_per_million,
             output_per_million=pricing.output_per_million,
+            cached_input_per_million=pricing.cache_read_per_million,
             per_image=pricing.per_image,
             per_video_second=pricing.per_video_second,
+            cache_write_per_million=pricing.cache_write_per_million,
         )
 
     def __post_init__(self) -> None:
@@ -206,29 +248,39 @@ class Price:
         _whole("output_per_million", self.output_per_million)
         if self.cached_input_per_million is not None:
             _whole("cached_input_per_million", self.cached_input_per_million)
+        if self.cache_write_per_million is not None:
+            _whole("cache_write_per_million", self.cache_write_per_million)
         _whole("per_image", self.per_image)
         _whole("per_video_second", self.per_video_second)
 
-    def tokens(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> int:
+    def tokens(
+        self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0, cache_write_tokens: int = 0
+    ) -> int:
         """The charge for an actual token usage (also what a cancelled stream produced)."""
         if (
             type(prompt_tokens) is int
             and type(completion_tokens) is int
             and type(cached_tokens) is int
+            and type(cache_write_tokens) is int
             and prompt_tokens >= 0
             and completion_tokens >= 0
             and cached_tokens >= 0
+            and cache_write_tokens >= 0
         ):
             # Every request is charged here: the prices were checked when the Price was made, and
             # plain non-negative counts need no call per check (cost_of below says what is wrong).
+            input_price = self.input_per_million
             cached_price = self.cached_input_per_million
+            write_price = self.cache_write_per_million
             return _token_charge(
                 prompt_tokens,
                 completion_tokens,
                 cached_tokens,
-                self.input_per_million,
+                input_price,
                 self.output_per_million,
-                self.input_per_million if cached_price is None else cached_price,
+                input_price if cached_price is None else cached_price,
+                cache_write_tokens,
+                input_price if write_price is None else write_price,
             )
         return cost_of(
             prompt_tokens,
@@ -237,6 +289,8 @@ class Price:
             self.output_per_million,
             cached_tokens=cached_tokens,
             cached_input_per_million=self.cached_input_per_million,
+            cache_write_tokens=cache_write_tokens,
+            cache_write_per_million=self.cache_write_per_million,
         )
 
     def images(self, count: int) -> int:
@@ -256,9 +310,14 @@ def estimate_cost(
 ) -> int:
     """The worst-case charge to reserve before the upstream call: prompt + the most it can produce.
 
-    Cached-token discounts are ignored: before the call nobody knows what the cache will hit.
+    Before the call nobody knows what the cache will hit or write, so every prompt token is taken at
+    the dearest of the input and cache prices (a cache write costs more than input at Anthropic).
     """
     completion = worst_case_completion_tokens(
         max_tokens, prompt_tokens, context_window=context_window, default_max_tokens=default_max_tokens
     )
-    return price.tokens(prompt_tokens, completion)  # no cached tokens: the cached price plays no part
+    dearest = max(
+        price.input_per_million, price.cached_input_per_million or 0, price.cache_write_per_million or 0
+    )
+    prompt = _whole("prompt_tokens", prompt_tokens)
+    return _token_charge(prompt, completion, 0, dearest, price.output_per_million, dearest)

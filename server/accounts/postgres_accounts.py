@@ -81,6 +81,10 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "accounts/0002_ledger_cache_write_tokens",
+        "ALTER TABLE usage_ledger ADD COLUMN cache_write_tokens BIGINT NOT NULL DEFAULT 0;",
+    ),
 )
 
 _MIGRATION_LOCK = "siraya.accounts.migrations"

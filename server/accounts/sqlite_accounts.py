@@ -96,6 +96,10 @@ ACCOUNT_MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        "accounts/0002_ledger_cache_write_tokens",
+        ("ALTER TABLE usage_ledger ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 
 _KEY_COLUMNS = (

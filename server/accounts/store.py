@@ -88,6 +88,8 @@ class LedgerRecord(NamedTuple):
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     streamed: bool = False
+    # Prompt tokens written to the provider's prompt cache (part of prompt_tokens, like cached_tokens).
+    cache_write_tokens: int = 0
 
 
 LEDGER_COLUMNS: tuple[str, ...] = LedgerRecord._fields

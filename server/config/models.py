@@ -25,6 +25,9 @@ class PricingConfig(Settings):
     output_per_million: NonNegative | None = None
     per_image: NonNegative | None = None
     per_video_second: NonNegative | None = None
+    # Prompt tokens read from / written to the provider's prompt cache; unset: the input price.
+    cache_read_per_million: NonNegative | None = None
+    cache_write_per_million: NonNegative | None = None
 
 
 def _known_provider(name: str, info: ValidationInfo) -> str:
@@ -68,6 +71,11 @@ class ModelConfig(ResilienceConfig):
     deployments: tuple[DeploymentConfig, ...] = ()
     aliases: tuple[NonEmptyStr, ...] = ()
     supported_parameters: tuple[NonEmptyStr, ...] | None = None
+    # Requests sharing a prompt prefix go back to the deployment that served it last, for this many
+    # seconds after the last one (Anthropic's default cache lifetime, refreshed on each use), so the
+    # provider's prompt cache stays warm (server/routing/affinity.py).
+    prompt_cache_affinity: bool = False
+    prompt_cache_affinity_ttl: Annotated[float, Field(gt=0)] = 300.0
 
     @field_validator("id", "aliases")
     @classmethod

@@ -93,6 +93,8 @@ class RoutingConfig(ResilienceConfig):
 
     # With a Redis URL, circuit breakers are shared by every replica; else they live in-process.
     redis_url: RedisUrl | None = None
+    # How many prompt prefixes the prompt-cache affinity map remembers (server/routing/affinity.py).
+    prompt_cache_affinity_entries: PositiveInt = 100_000
 
     @property
     def defaults(self) -> ResilienceConfig:

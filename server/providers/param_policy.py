@@ -75,6 +75,7 @@ DROPPABLE_CHAT_FIELDS: frozenset[str] = frozenset(
         # Prompt caching: cost and latency only.
         "prompt_cache_key",
         "prompt_cache_retention",
+        "cache_control",
         # Best-effort reproducibility across requests, which OpenAI itself does not guarantee;
         # any single answer without it is an equally valid sample.
         "seed",

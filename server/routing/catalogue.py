@@ -29,6 +29,14 @@ _KIND_VERB = {
     "video": "video generation",
 }
 _NO_PRICE = PricingConfig()
+_PRICE_FIELDS = (
+    "input_per_million",
+    "output_per_million",
+    "per_image",
+    "per_video_second",
+    "cache_read_per_million",
+    "cache_write_per_million",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,8 @@ class CatalogueEntry:
     aliases: tuple[str, ...] = ()
     supported_parameters: tuple[str, ...] = ()
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
+    # Seconds a prompt prefix sticks to the deployment that served it; None: no affinity.
+    prompt_cache_affinity_ttl: float | None = None
 
 
 class Catalogue:
@@ -128,6 +138,9 @@ class Catalogue:
             aliases=model.aliases,
             supported_parameters=tuple(sorted(supported - CONTENT_PART_KINDS)),
             resilience=model.resilience,
+            prompt_cache_affinity_ttl=model.prompt_cache_affinity_ttl
+            if model.prompt_cache_affinity
+            else None,
         )
 
     def _deployment(self, config: DeploymentConfig, kind: str) -> Deployment:
@@ -157,7 +170,7 @@ def entry_to_proto(entry: CatalogueEntry) -> models_pb2.Model:
     if entry.context_window is not None:
         model.context_window = entry.context_window
     pricing = entry.pricing
-    for name in ("input_per_million", "output_per_million", "per_image", "per_video_second"):
+    for name in _PRICE_FIELDS:
         value = getattr(pricing, name)
         if value is not None:
             setattr(model.pricing, name, value)

@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from server.config import GatewayConfig, HedgingConfig
 from server.errors import GatewayError, NoAvailableProvider, RequestTimeout
 from server.providers.base import Provider, RequestContext
+from server.routing.affinity import PromptAffinity, prompt_prefix
 from server.routing.attempts import Attempts, DispatchCounters, timeout_error
 from server.routing.breaker import BreakerBoard, InProcessBreakers, RedisBreakers
 from server.routing.catalogue import Catalogue, CatalogueEntry
@@ -53,9 +54,15 @@ class Dispatcher:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        affinity: PromptAffinity | None = None,
     ) -> None:
         self.providers = providers
         self.catalogue = catalogue
+        self.affinity = affinity if affinity is not None else PromptAffinity(clock=clock)
+        # Only a gateway with a model that opts in pays for hashing prompt prefixes.
+        self._sticky = catalogue is None or any(
+            e.prompt_cache_affinity_ttl is not None for e in catalogue.entries()
+        )
         self.breakers: BreakerBoard = breakers if breakers is not None else InProcessBreakers()
         self.stats = stats or LatencyStats()
         self.counters = DispatchCounters()
@@ -70,15 +77,23 @@ class Dispatcher:
         await self.breakers.close()
 
     def routes(
-        self, entry: CatalogueEntry, routing: common_pb2.Routing, params: Message | None = None
+        self,
+        entry: CatalogueEntry,
+        routing: common_pb2.Routing,
+        params: Message | None = None,
+        prefix: bytes | None = None,
     ) -> list[Route]:
-        """Every route of `entry` that may serve the request, in the order they would be tried."""
-        return [
-            Route(entry, deployment, self.providers[deployment.provider])
-            for deployment in candidates(
-                entry, routing, self._provider_names, params=params, stats=self.stats, rng=self._rng
-            )
-        ]
+        """Every route of `entry` that may serve the request, in the order they would be tried.
+
+        With the request's prompt `prefix` (`_prefix`) and a model that keeps prompt-cache
+        affinity, the deployment that served that prefix last goes first.
+        """
+        deployments = candidates(
+            entry, routing, self._provider_names, params=params, stats=self.stats, rng=self._rng
+        )
+        if prefix is not None and entry.prompt_cache_affinity_ttl is not None:
+            deployments = self.affinity.order(entry.id, prefix, deployments)
+        return [Route(entry, deployment, self.providers[deployment.provider]) for deployment in deployments]
 
     def plan(
         self,
@@ -86,20 +101,21 @@ class Dispatcher:
         routing: common_pb2.Routing,
         resolve: Callable[[str], CatalogueEntry] | None = None,
         params: Message | None = None,
+        prefix: bytes | None = None,
     ) -> list[Route]:
         """The routes of `entry`, then of each fallback model in `routing.models`, in try order.
 
         `resolve` turns a fallback model id into its entry (the gateway checks the key's access
         there); without it the dispatcher's catalogue resolves it.
         """
-        plan = self.routes(entry, routing, params)
+        plan = self.routes(entry, routing, params, prefix)
         seen = {entry.id: entry}
         for model_id in routing.models:
             fallback = self._resolve(model_id, entry, resolve)
             if fallback.id in seen:
                 continue
             seen[fallback.id] = fallback
-            plan.extend(self.routes(fallback, routing, params))
+            plan.extend(self.routes(fallback, routing, params, prefix))
         if not plan:
             why = {
                 model.id: why_none(model.deployments, routing.provider, self._provider_names, params)
@@ -130,11 +146,12 @@ class Dispatcher:
         ctx: RequestContext,
         resolve: Callable[[str], CatalogueEntry] | None,
         params: Message | None,
+        prefix: bytes | None,
     ) -> Attempts:
         self.counters.requests += 1
         return Attempts(
             entry.id,
-            self.plan(entry, routing, resolve, params),
+            self.plan(entry, routing, resolve, params, prefix),
             ctx.deadline,
             breakers=self.breakers,
             stats=self.stats,
@@ -158,7 +175,8 @@ class Dispatcher:
         resolve: Callable[[str], CatalogueEntry] | None = None,
         params: Message | None = None,
     ) -> tuple[Result, Route]:
-        attempts = self._attempts(entry, routing, ctx, resolve, params)
+        prefix = self._prefix(routing, params)
+        attempts = self._attempts(entry, routing, ctx, resolve, params, prefix)
 
         async def start(route: Route) -> Result:
             limit = bound(route.entry.resilience.timeouts.total, ctx.deadline, self._clock())
@@ -170,7 +188,26 @@ class Dispatcher:
             except TimeoutError:
                 raise timeout_error(route, "reply", limit) from None
 
-        return await self._first_success(attempts, start, _discard_nothing)
+        result, route = await self._first_success(attempts, start, _discard_nothing)
+        if prefix is not None:
+            self._remember(prefix, route)
+        return result, route
+
+    def _prefix(self, routing: common_pb2.Routing, params: Message | None) -> bytes | None:
+        """The request's prompt prefix, when affinity may apply: a model opts in somewhere and the
+        caller chose no order of their own (`provider.order` or `provider.sort` win, and a request
+        routed by them is not remembered)."""
+        if not self._sticky:
+            return None
+        preferences = routing.provider
+        if preferences.order or preferences.HasField("sort"):
+            return None
+        return prompt_prefix(params)
+
+    def _remember(self, prefix: bytes, route: Route) -> None:
+        ttl = route.entry.prompt_cache_affinity_ttl
+        if ttl is not None:
+            self.affinity.remember(route.entry.id, prefix, route.deployment.key, ttl)
 
     # streams
 
@@ -186,7 +223,8 @@ class Dispatcher:
     ) -> AsyncIterator[tuple[Result, Route]]:
         """Items of the first route that produces one. Failures before the first item fail over
         unseen; after it nothing is retried, and the error reaches the caller."""
-        attempts = self._attempts(entry, routing, ctx, resolve, params)
+        prefix = self._prefix(routing, params)
+        attempts = self._attempts(entry, routing, ctx, resolve, params, prefix)
         ends: dict[int, float | None] = {}
 
         async def start(route: Route) -> tuple[AsyncIterator[Result], Result]:
@@ -214,6 +252,8 @@ class Dispatcher:
         (items, first), route = await self._first_success(attempts, start, _discard_stream)
         if first is _EMPTY:
             return
+        if prefix is not None:
+            self._remember(prefix, route)
         idle = ctx.idle_timeout if ctx.idle_timeout is not None else route.entry.resilience.timeouts.idle
         end = ends.get(id(route))
         count, first_at = 1, self._clock()
@@ -346,4 +386,5 @@ def build_dispatcher(
     `accounts.redis_url`) is set, so that every replica shares them; in-process otherwise."""
     redis_url = config.routing.redis_url or config.accounts.redis_url
     breakers: BreakerBoard = RedisBreakers.from_url(redis_url) if redis_url else InProcessBreakers()
-    return Dispatcher(providers, catalogue, breakers=breakers, events=MetricsEvents())
+    affinity = PromptAffinity(config.routing.prompt_cache_affinity_entries)
+    return Dispatcher(providers, catalogue, breakers=breakers, events=MetricsEvents(), affinity=affinity)

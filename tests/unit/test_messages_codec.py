@@ -202,7 +202,18 @@ def test_count_tokens_needs_no_max_tokens() -> None:
     [
         ({"model": None}, "model"),
         ({"messages": None}, "messages"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
         ({"messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "x"},
+                    {"role": "assistant", "content": "y"},
+                    {"role": "system", "content": "z"},
+                ]
+            },
+            "messages.2.role",
+        ),
         ({"messages": [{"role": "user"}]}, "messages.0.content"),
         ({"messages": [{"role": "user", "content": [{"text": "x"}]}]}, "messages.0.content.0.type"),
         ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages.0.content.0.text"),

@@ -19,7 +19,7 @@ USAGE = {
 
 def test_a_messages_usage_counts_cache_reads_and_writes_as_prompt() -> None:
     assert message_consumption({"usage": USAGE}) == Consumption(
-        prompt_tokens=150, completion_tokens=20, cached_tokens=40, reasoning_tokens=5
+        prompt_tokens=150, completion_tokens=20, cached_tokens=40, reasoning_tokens=5, cache_write_tokens=10
     )
     assert message_consumption({}) == Consumption()
 

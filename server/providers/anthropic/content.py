@@ -4,6 +4,7 @@ Images: `data:` URLs become base64 sources; `https://` URLs become url sources, 
 fetches itself (the gateway never fetches them). `file` parts (`file_data` as a data: URL or bare
 base64) become `document` blocks for PDFs and plain text, image blocks for images. OpenAI
 `file_id`s mean nothing to Anthropic and are refused. Empty text is dropped: Anthropic refuses it.
+A part's `cache_control` (OpenRouter / LiteLLM style) becomes its block's.
 """
 
 from __future__ import annotations
@@ -14,9 +15,17 @@ from typing import Any
 
 from server.errors import InvalidRequest
 from server.providers.remote_media import Media, parse_data_url
-from siraya.router.v1 import chat_pb2
+from siraya.router.v1 import chat_pb2, common_pb2
 
-__all__ = ["IMAGE_MEDIA_TYPES", "Block", "content_blocks", "invalid", "resolve_media"]
+__all__ = [
+    "IMAGE_MEDIA_TYPES",
+    "Block",
+    "cache_control",
+    "content_blocks",
+    "invalid",
+    "mark_last",
+    "resolve_media",
+]
 
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _TEXT_FILE_SUFFIXES = (".txt", ".md", ".csv")
@@ -26,6 +35,20 @@ Block = dict[str, Any]
 
 def invalid(message: str, param: str, code: str | None = None) -> InvalidRequest:
     return InvalidRequest(message, param=param, code=code)
+
+
+def cache_control(control: common_pb2.CacheControl) -> Block:
+    """Anthropic's `cache_control` object, keys in its documented order."""
+    out: Block = {"type": control.type}
+    if control.HasField("ttl"):
+        out["ttl"] = control.ttl
+    return out
+
+
+def mark_last(blocks: list[Block], message: chat_pb2.ChatMessage) -> None:
+    """A message-level `cache_control` (LiteLLM style) on the message's last block."""
+    if blocks and message.HasField("cache_control"):
+        blocks[-1]["cache_control"] = cache_control(message.cache_control)
 
 
 def resolve_media(params: chat_pb2.ChatCompletionParams) -> dict[str, Media]:
@@ -115,6 +138,7 @@ def content_blocks(message: chat_pb2.ChatMessage, i: int, media: Mapping[str, Me
     for j, part in enumerate(message.parts.parts):
         kind = part.WhichOneof("part")
         path = f"messages[{i}].content[{j}]"
+        before = len(blocks)
         if kind == "text":
             if part.text.text:
                 blocks.append({"type": "text", "text": part.text.text})
@@ -127,4 +151,6 @@ def content_blocks(message: chat_pb2.ChatMessage, i: int, media: Mapping[str, Me
             blocks.append(_file_block(part.file, f"{path}.file", media))
         else:
             raise invalid(f"Anthropic models do not accept '{kind}' content parts ({path}).", path)
+        if part.HasField("cache_control") and len(blocks) > before:
+            blocks[-1]["cache_control"] = cache_control(part.cache_control)
     return blocks

@@ -28,6 +28,10 @@ Decisions (each one is a place where the two protocols differ):
   `json_object` has no Anthropic counterpart (every object schema there must be closed), so it
   becomes a system instruction.
 - Content parts (images, files) become blocks as `content.py` describes.
+- `cache_control` (OpenRouter / LiteLLM style) is Anthropic's own: a part's goes on its block, a
+  message's on the message's last block (a tool message's on its tool_result), a tool's on its
+  definition, the request's at the top level (automatic caching). A system prompt with a cached
+  block is sent as blocks, never folded into one string.
 - `temperature` is clamped to Anthropic's 0..1 range; `user`/`safety_identifier` become
   `metadata.user_id`. From `extra_body`, only keys Anthropic's Messages API defines pass through
   (`top_k`, `thinking`, ...); they override what the translation wrote.
@@ -40,7 +44,14 @@ from typing import Any
 
 import orjson
 
-from server.providers.anthropic.content import Block, content_blocks, invalid, resolve_media
+from server.providers.anthropic.content import (
+    Block,
+    cache_control,
+    content_blocks,
+    invalid,
+    mark_last,
+    resolve_media,
+)
 from server.providers.anthropic.thinking import split_signature
 from server.providers.param_policy import ParameterSupport
 from server.providers.remote_media import Media
@@ -95,6 +106,7 @@ ANTHROPIC_SUPPORT = ParameterSupport(
             "safety_identifier",
             "image_url",
             "file",
+            "cache_control",
         }
     )
 )
@@ -104,20 +116,25 @@ ANTHROPIC_SUPPORT = ParameterSupport(
 # --- messages ---------------------------------------------------------------------------------
 
 
-def _system_texts(message: chat_pb2.ChatMessage, i: int) -> list[str]:
+def _system_blocks(message: chat_pb2.ChatMessage, i: int) -> list[Block]:
+    """The message's text blocks, with their `cache_control` (the message's own on the last)."""
     which = message.WhichOneof("content")
+    blocks: list[Block] = []
     if which == "text":
-        return [message.text] if message.text else []
-    if which is None:
-        return []
-    texts: list[str] = []
-    for j, part in enumerate(message.parts.parts):
-        if part.WhichOneof("part") != "text":
-            path = f"messages[{i}].content[{j}]"
-            raise invalid(f"System and developer messages may hold only text parts ({path}).", path)
-        if part.text.text:
-            texts.append(part.text.text)
-    return texts
+        if message.text:
+            blocks.append({"type": "text", "text": message.text})
+    elif which == "parts":
+        for j, part in enumerate(message.parts.parts):
+            if part.WhichOneof("part") != "text":
+                path = f"messages[{i}].content[{j}]"
+                raise invalid(f"System and developer messages may hold only text parts ({path}).", path)
+            if part.text.text:
+                block: Block = {"type": "text", "text": part.text.text}
+                if part.HasField("cache_control"):
+                    block["cache_control"] = cache_control(part.cache_control)
+                blocks.append(block)
+    mark_last(blocks, message)
+    return blocks
 
 
 def _tool_use_blocks(message: chat_pb2.ChatMessage, i: int) -> list[Block]:
@@ -161,19 +178,21 @@ def _tool_result_block(message: chat_pb2.ChatMessage, i: int, media: Mapping[str
     content = content_blocks(message, i, media)
     if content:
         block["content"] = content
+    if message.HasField("cache_control"):
+        block["cache_control"] = cache_control(message.cache_control)
     return block
 
 
 def _conversation(
     params: chat_pb2.ChatCompletionParams, media: Mapping[str, Media]
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """(system texts, alternating turns starting with the user's)."""
-    system: list[str] = []
+) -> tuple[list[Block], list[dict[str, Any]]]:
+    """(system text blocks, alternating turns starting with the user's)."""
+    system: list[Block] = []
     turns: list[dict[str, Any]] = []
     for i, message in enumerate(params.messages):
         role = message.role
         if role in (_R.CHAT_ROLE_SYSTEM, _R.CHAT_ROLE_DEVELOPER):
-            system.extend(_system_texts(message, i))
+            system.extend(_system_blocks(message, i))
             continue
         if role == _R.CHAT_ROLE_USER:
             anthropic_role, blocks = "user", content_blocks(message, i, media)
@@ -193,6 +212,8 @@ def _conversation(
                 f"Messages with this role are not supported for Anthropic models (messages[{i}].role).",
                 f"messages[{i}].role",
             )
+        if role != _R.CHAT_ROLE_TOOL:
+            mark_last(blocks, message)
         if not blocks:
             continue
         if turns and turns[-1]["role"] == anthropic_role:
@@ -227,6 +248,8 @@ def _tool_definition(tool: chat_pb2.ChatTool, i: int) -> Block:
         definition["input_schema"] = {"type": "object", "properties": {}}
     if function.strict:
         definition["strict"] = True
+    if tool.HasField("cache_control"):
+        definition["cache_control"] = cache_control(tool.cache_control)
     return definition
 
 
@@ -316,7 +339,7 @@ def _keep_thinking_blocks(turns: list[dict[str, Any]], thinking_on: bool) -> Non
             turn["content"] = kept
 
 
-def _response_format(params: chat_pb2.ChatCompletionParams, system: list[str]) -> Block | None:
+def _response_format(params: chat_pb2.ChatCompletionParams, system: list[Block]) -> Block | None:
     if not params.HasField("response_format"):
         return None
     kind = params.response_format.type
@@ -328,7 +351,7 @@ def _response_format(params: chat_pb2.ChatCompletionParams, system: list[str]) -
             )
         return {"format": {"type": "json_schema", "schema": orjson.loads(json_schema.schema_json)}}
     if kind == "json_object":
-        system.append(_JSON_OBJECT_INSTRUCTION)
+        system.append({"type": "text", "text": _JSON_OBJECT_INSTRUCTION})
     elif kind != "text":
         raise invalid(f"Invalid value for 'response_format.type': '{kind}'.", "response_format.type")
     return None
@@ -356,9 +379,8 @@ def to_anthropic(
 
     body: dict[str, Any] = {"model": upstream_model, "max_tokens": max_tokens, "messages": turns}
     if system:
-        body["system"] = (
-            system[0] if len(system) == 1 else [{"type": "text", "text": text} for text in system]
-        )
+        # One plain block is sent as a string, as the Messages API's own examples write it.
+        body["system"] = system[0]["text"] if len(system) == 1 and len(system[0]) == 2 else system
     if params.stop:
         body["stop_sequences"] = list(params.stop)
     if params.HasField("temperature"):
@@ -377,6 +399,8 @@ def to_anthropic(
     user = params.safety_identifier if params.HasField("safety_identifier") else params.user
     if user:
         body["metadata"] = {"user_id": user}
+    if params.HasField("cache_control"):
+        body["cache_control"] = cache_control(params.cache_control)
     if stream:
         body["stream"] = True
     for key, value in params.extra_body.fields.items():

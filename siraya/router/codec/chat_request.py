@@ -4,8 +4,11 @@
 offending field in every error; the rules the proto itself can break (no messages, a role that is
 no role, missing content) are `check_chat_params`'s, in siraya/router/codec/validate.py, which the
 servicer applies to every request. `encode_chat_request` writes the body an OpenAI-compatible
-upstream receives. Message readers format their error paths only when a field fails, since a long
-conversation has hundreds of fields.
+upstream receives. `cache_control` (OpenRouter / LiteLLM prompt-cache breakpoints on the request,
+messages, parts and tools) is decoded for the Anthropic adapter and never written here: strict
+OpenAI-compatible servers answer 400 to it, and dropping it changes only what the request costs.
+Message readers format their error paths only when a field fails, since a long conversation has
+hundreds of fields.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from siraya.router.codec.fields import (
 )
 from siraya.router.codec.routing import collect_extra_body, decode_routing, encode_extra_body, require_model
 from siraya.router.codec.validate import NOT_A_ROLE
-from siraya.router.v1 import chat_pb2
+from siraya.router.v1 import chat_pb2, common_pb2
 
 __all__ = ["decode_chat_request", "decode_tool_call", "encode_chat_request", "encode_tool_call"]
 
@@ -85,6 +88,7 @@ _KNOWN_KEYS = frozenset(
         "functions",
         "function_call",
         "stream",
+        "cache_control",
     }
 )
 _RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
@@ -204,9 +208,24 @@ def decode_chat_request(body: JsonObject) -> chat_pb2.ChatCompletionParams:
     if audio is not None and not _decode_audio(audio, params.audio):
         known = known - {"audio"}
 
+    if "cache_control" in body:
+        _decode_cache_control(body, params.cache_control, "cache_control")
+
     decode_routing(body, params.routing)
     collect_extra_body(body, known, params.extra_body)
     return params
+
+
+def _decode_cache_control(container: JsonObject, target: common_pb2.CacheControl, param: str) -> None:
+    """`cache_control` as Anthropic defines it ({"type": "ephemeral", "ttl": "5m" | "1h"}), where
+    OpenRouter and LiteLLM accept it: on the request, a message, a content part or a tool."""
+    raw = opt_object(container, "cache_control", param)
+    if raw is None:
+        return
+    target.type = require_str(raw, "type", f"{param}.type")
+    ttl = opt_str(raw, "ttl", f"{param}.ttl")
+    if ttl is not None:
+        target.ttl = ttl
 
 
 def _decode_message(raw: Any, messages: Any, index: int) -> None:
@@ -263,6 +282,8 @@ def _decode_message_extras(raw: JsonObject, message: chat_pb2.ChatMessage, index
     if audio is not None:
         message.audio.SetInParent()
         fill_struct(message.audio, require_object(audio, f"messages[{index}].audio"))
+    if "cache_control" in raw:
+        _decode_cache_control(raw, message.cache_control, f"messages[{index}].cache_control")
 
 
 def _decode_part(raw: Any, target: chat_pb2.ChatContentPart, index: int, position: int) -> None:
@@ -297,6 +318,8 @@ def _decode_part(raw: Any, target: chat_pb2.ChatContentPart, index: int, positio
             "or 'refusal'.",
             f"{param}.type",
         )
+    if "cache_control" in raw:
+        _decode_cache_control(raw, target.cache_control, f"{param}.cache_control")
 
 
 def decode_tool_call(raw: Any, target: chat_pb2.ToolCall, param: str) -> None:
@@ -350,6 +373,8 @@ def _decode_tool(raw: Any, target: chat_pb2.ChatTool, param: str) -> None:
         if custom is not None:
             target.custom.SetInParent()
             fill_struct(target.custom, custom)
+    if "cache_control" in tool:
+        _decode_cache_control(tool, target.cache_control, f"{param}.cache_control")
 
 
 def _decode_tool_choice(value: Any, target: chat_pb2.ToolChoice) -> None:

@@ -283,7 +283,11 @@ def message_request_dict(params: messages_pb2.MessageParams) -> JsonObject:
     return out
 
 
-_ROLE_NAMES = {messages_pb2.MESSAGE_ROLE_USER: "user", messages_pb2.MESSAGE_ROLE_ASSISTANT: "assistant"}
+_ROLE_NAMES = {
+    messages_pb2.MESSAGE_ROLE_USER: "user",
+    messages_pb2.MESSAGE_ROLE_ASSISTANT: "assistant",
+    messages_pb2.MESSAGE_ROLE_SYSTEM: "system",
+}
 
 
 def _input_message_dict(message: messages_pb2.InputMessage) -> JsonObject:

@@ -35,7 +35,12 @@ from siraya.router.v1 import messages_pb2
 
 __all__ = ["decode_count_tokens_request", "decode_message_request"]
 
-_ROLES = {"user": messages_pb2.MESSAGE_ROLE_USER, "assistant": messages_pb2.MESSAGE_ROLE_ASSISTANT}
+# "system": a mid-conversation system message (Claude Opus 4.8 and later; Claude Code sends them).
+_ROLES = {
+    "user": messages_pb2.MESSAGE_ROLE_USER,
+    "assistant": messages_pb2.MESSAGE_ROLE_ASSISTANT,
+    "system": messages_pb2.MESSAGE_ROLE_SYSTEM,
+}
 _TOOL_CHOICES = frozenset({"auto", "any", "tool", "none"})
 _THINKING_TYPES = frozenset({"enabled", "disabled", "adaptive"})
 _TOOL_KEYS = frozenset({"name", "description", "input_schema", "cache_control", "type", "strict"})
@@ -106,7 +111,15 @@ def _decode(body: Any) -> messages_pb2.MessageParams:
     if messages is None:
         raise _missing("messages")
     for index, raw in enumerate(require_list(messages, "messages")):
-        _decode_message(raw, params.messages.add(), f"messages.{index}")
+        message = params.messages.add()
+        _decode_message(raw, message, f"messages.{index}")
+        if message.role == messages_pb2.MESSAGE_ROLE_SYSTEM and (
+            index == 0 or params.messages[index - 1].role != messages_pb2.MESSAGE_ROLE_USER
+        ):
+            # Anthropic's placement rule: a system message comes right after a user turn.
+            raise _invalid(
+                f"messages.{index}.role", "a 'system' message must come right after a 'user' message"
+            )
 
     max_tokens = _int32(opt_int(body, "max_tokens"), "max_tokens", lowest=1)
     if max_tokens is not None:
@@ -174,7 +187,7 @@ def _decode_message(raw: Any, target: messages_pb2.InputMessage, param: str) -> 
         raise _missing(f"{param}.role")
     role = _ROLES.get(role_name) if isinstance(role_name, str) else None
     if role is None:
-        raise _invalid(f"{param}.role", "Input should be 'user' or 'assistant'")
+        raise _invalid(f"{param}.role", "Input should be 'user', 'assistant' or 'system'")
     target.role = role
     content = message.get("content")
     if isinstance(content, str):

@@ -27,13 +27,26 @@ by translating here. Decisions, where the two protocols differ:
   `output_config.effort` a `reasoning_effort` when `thinking` set none.
 - `tool_choice` any / tool / none are "required" / the named function / "none";
   `disable_parallel_tool_use` is `parallel_tool_calls: false`.
-- Prompt caching is the next increment: `cache_control` is dropped here (caching changes cost,
-  never the answer). `context_management` and `inference_geo` are dropped likewise. Server tools,
-  `container` and `mcp_servers` need Anthropic's servers and are refused with the field named.
+- A mid-conversation `system` message (Claude Opus 4.8 and later) becomes a system message where
+  it stands; the Anthropic adapter lifts every system message into the top-level `system`, and
+  OpenAI-compatible upstreams take them in place.
+- `cache_control` travels as the chat request's own (OpenRouter / LiteLLM style) `cache_control`:
+  on a text, image or document block it marks that content part; on a system block, the system
+  message's part; on a tool_result, the tool message (its last block, where the Anthropic adapter
+  puts it back); on a tool_use, the assistant message (likewise, so on its last block); on a tool,
+  the tool; at the top level, the request. So a Claude upstream reached by translation (a gRPC
+  caller's proto, a fallback) caches what the client marked; other upstreams never see it.
+- `context_management` and `inference_geo` are dropped (they change cost or where the request runs,
+  never the answer).
+- Server tools, `container` and `mcp_servers` need Anthropic's servers and are refused with the
+  field named.
 - Any other unknown top-level key reaches the upstream in `extra_body`, as on the chat endpoint.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
 
 import orjson
 from google.protobuf import struct_pb2
@@ -41,7 +54,7 @@ from google.protobuf import struct_pb2
 from siraya.router.codec.errors import CodecError
 from siraya.router.codec.fields import value_to_python
 from siraya.router.codec.thinking_signatures import join_signature, split_signature
-from siraya.router.v1 import chat_pb2, messages_pb2
+from siraya.router.v1 import chat_pb2, common_pb2, messages_pb2
 
 __all__ = ["effort_for_budget", "to_chat_params"]
 
@@ -54,6 +67,20 @@ _ANTHROPIC_ONLY = frozenset({"container", "mcp_servers"})
 # Anthropic request fields whose absence cannot make an answer wrong.
 _DROPPED = frozenset({"context_management", "inference_geo"})
 _R = chat_pb2.ChatRole
+
+
+class _Cacheable(Protocol):
+    """A Messages block, tool or request: anything with a `cache_control`."""
+
+    @property
+    def cache_control(self) -> messages_pb2.MessageCacheControl: ...
+
+    def HasField(self, field_name: str) -> bool: ...
+
+
+class _CacheTarget(Protocol):
+    @property
+    def cache_control(self) -> common_pb2.CacheControl: ...
 
 
 def _refuse(param: str, message: str) -> CodecError:
@@ -78,11 +105,14 @@ def to_chat_params(params: messages_pb2.MessageParams) -> chat_pb2.ChatCompletio
             _user_turn(message, i, chat, ids)
         elif message.role == messages_pb2.MESSAGE_ROLE_ASSISTANT:
             _assistant_turn(message, i, chat, ids)
+        elif message.role == messages_pb2.MESSAGE_ROLE_SYSTEM:
+            _system_turn(message, chat, i)
         else:
             raise CodecError(
-                f"messages.{i}.role: Input should be 'user' or 'assistant'", f"messages.{i}.role"
+                f"messages.{i}.role: Input should be 'user', 'assistant' or 'system'", f"messages.{i}.role"
             )
     _options(params, chat)
+    _cache(params, chat)
     _tools(params, chat)
     _extra_body(params, chat)
     if params.HasField("routing"):
@@ -99,13 +129,47 @@ def _system(params: messages_pb2.MessageParams, chat: chat_pb2.ChatCompletionPar
         if params.system_text:
             chat.messages.add(role=_R.CHAT_ROLE_SYSTEM, text=params.system_text)
     elif which == "system_blocks":
-        texts = [block.text for block in params.system_blocks.blocks if block.text]
-        if len(texts) == 1:
-            chat.messages.add(role=_R.CHAT_ROLE_SYSTEM, text=texts[0])
-        elif texts:
-            parts = chat.messages.add(role=_R.CHAT_ROLE_SYSTEM).parts.parts
-            for text in texts:
-                parts.add().text.text = text
+        _system_blocks(params.system_blocks.blocks, chat)
+
+
+def _system_blocks(
+    blocks: Sequence[messages_pb2.MessageTextBlock], chat: chat_pb2.ChatCompletionParams
+) -> None:
+    """Text blocks as one system message: a string, or parts when there are several or one is cached."""
+    kept = [block for block in blocks if block.text]
+    if len(kept) == 1 and not kept[0].HasField("cache_control"):
+        chat.messages.add(role=_R.CHAT_ROLE_SYSTEM, text=kept[0].text)
+    elif kept:
+        parts = chat.messages.add(role=_R.CHAT_ROLE_SYSTEM).parts.parts
+        for block in kept:
+            part = parts.add()
+            part.text.text = block.text
+            _cache(block, part)
+
+
+def _cache(block: _Cacheable, target: _CacheTarget) -> None:
+    """Carry a block's `cache_control` onto the chat part, message, tool or request."""
+    if block.HasField("cache_control"):
+        control = block.cache_control
+        target.cache_control.type = control.type
+        if control.HasField("ttl"):
+            target.cache_control.ttl = control.ttl
+
+
+def _system_turn(message: messages_pb2.InputMessage, chat: chat_pb2.ChatCompletionParams, i: int) -> None:
+    """A mid-conversation system message: text, or text blocks."""
+    if message.WhichOneof("content") == "text":
+        if message.text:
+            chat.messages.add(role=_R.CHAT_ROLE_SYSTEM, text=message.text)
+        return
+    texts: list[messages_pb2.MessageTextBlock] = []
+    for j, block in enumerate(message.blocks.blocks):
+        if block.WhichOneof("block") != "text":
+            raise _refuse(
+                f"messages.{i}.content.{j}.type", "a system message may hold only text blocks for this model"
+            )
+        texts.append(block.text)
+    _system_blocks(texts, chat)
 
 
 def _user_turn(
@@ -121,7 +185,7 @@ def _user_turn(
             _tool_message(block.tool_result, path, chat, ids)
         else:
             parts.append(_user_part(block, path))
-    if len(parts) == 1 and parts[0].WhichOneof("part") == "text":
+    if len(parts) == 1 and parts[0].WhichOneof("part") == "text" and not parts[0].HasField("cache_control"):
         chat.messages.add(role=_R.CHAT_ROLE_USER, text=parts[0].text.text)
     elif parts:
         chat.messages.add(role=_R.CHAT_ROLE_USER).parts.parts.extend(parts)
@@ -136,10 +200,13 @@ def _tool_message(
     tool = chat.messages.add(
         role=_R.CHAT_ROLE_TOOL, tool_call_id=ids.get(result.tool_use_id, result.tool_use_id)
     )
+    _cache(result, tool)
     which = result.WhichOneof("content")
     if which == "blocks":
         parts = [_user_part(inner, f"{path}.content.{k}") for k, inner in enumerate(result.blocks.blocks)]
-        if parts and all(part.WhichOneof("part") == "text" for part in parts):
+        if parts and all(
+            part.WhichOneof("part") == "text" and not part.HasField("cache_control") for part in parts
+        ):
             tool.text = "\n".join(part.text.text for part in parts)
         else:
             tool.parts.parts.extend(parts)
@@ -152,10 +219,13 @@ def _user_part(block: messages_pb2.MessageContentBlock, path: str) -> chat_pb2.C
     part = chat_pb2.ChatContentPart()
     if kind == "text":
         part.text.text = block.text.text
+        _cache(block.text, part)
     elif kind == "image":
         part.image_url.url = _image_url(block.image, f"{path}.source")
+        _cache(block.image, part)
     elif kind == "document":
         _document_part(block.document, part, f"{path}.source")
+        _cache(block.document, part)
     else:
         name = kind if kind != "other" else block.other.fields["type"].string_value
         raise _refuse(f"{path}.type", f"'{name}' blocks cannot be sent in a user turn to this model")
@@ -194,7 +264,7 @@ def _assistant_turn(
     if message.WhichOneof("content") == "text":
         turn.text = message.text
         return
-    texts: list[str] = []
+    texts: list[messages_pb2.MessageTextBlock] = []
     thoughts: list[str] = []
     signatures: list[str] = []
     redacted = False
@@ -202,7 +272,7 @@ def _assistant_turn(
         kind = block.WhichOneof("block")
         if kind == "text":
             if block.text.text:
-                texts.append(block.text.text)
+                texts.append(block.text)
         elif kind == "thinking":
             thoughts.append(block.thinking.thinking)
             signatures.append(block.thinking.signature)
@@ -212,17 +282,21 @@ def _assistant_turn(
             call = turn.tool_calls.add(id=block.tool_use.id, type="function")
             call.function.name = block.tool_use.name
             call.function.arguments = (block.tool_use.input_json or b"{}").decode()
+            # A tool call has no cache_control of its own: the turn's lands on its last block.
+            _cache(block.tool_use, turn)
         else:
             path = f"messages.{i}.content.{j}"
             name = kind if kind != "other" else block.other.fields["type"].string_value
             raise _refuse(
                 f"{path}.type", f"'{name}' blocks cannot be sent in an assistant turn to this model"
             )
-    if len(texts) == 1:
-        turn.text = texts[0]
+    if len(texts) == 1 and not texts[0].HasField("cache_control"):
+        turn.text = texts[0].text
     elif texts:
         for text in texts:
-            turn.parts.parts.add().text.text = text
+            part = turn.parts.parts.add()
+            part.text.text = text.text
+            _cache(text, part)
     elif not turn.tool_calls:
         turn.text = ""
     if thoughts:
@@ -273,7 +347,9 @@ def _tools(params: messages_pb2.MessageParams, chat: chat_pb2.ChatCompletionPara
                 f"tools.{i}.type",
                 f"the server tool '{tool.type}' runs on Anthropic's servers; this model cannot use it",
             )
-        function = chat.tools.add(type="function").function
+        chat_tool = chat.tools.add(type="function")
+        _cache(tool, chat_tool)
+        function = chat_tool.function
         function.name = tool.name
         if tool.HasField("description"):
             function.description = tool.description

@@ -17,7 +17,14 @@ _KIND_NAMES = {
     models_pb2.MODEL_KIND_IMAGE: "image",
     models_pb2.MODEL_KIND_VIDEO: "video",
 }
-_PRICES = ("input_per_million", "output_per_million", "per_image", "per_video_second")
+_PRICES = (
+    "input_per_million",
+    "output_per_million",
+    "cache_read_per_million",
+    "cache_write_per_million",
+    "per_image",
+    "per_video_second",
+)
 
 
 def encode_model(model: models_pb2.Model) -> JsonObject:

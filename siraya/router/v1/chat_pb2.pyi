@@ -65,18 +65,20 @@ class RefusalPart(_message.Message):
     def __init__(self, refusal: _Optional[str] = ...) -> None: ...
 
 class ChatContentPart(_message.Message):
-    __slots__ = ("text", "image_url", "input_audio", "file", "refusal")
+    __slots__ = ("text", "image_url", "input_audio", "file", "refusal", "cache_control")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_URL_FIELD_NUMBER: _ClassVar[int]
     INPUT_AUDIO_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
     REFUSAL_FIELD_NUMBER: _ClassVar[int]
+    CACHE_CONTROL_FIELD_NUMBER: _ClassVar[int]
     text: TextPart
     image_url: ImageUrlPart
     input_audio: InputAudioPart
     file: FilePart
     refusal: RefusalPart
-    def __init__(self, text: _Optional[_Union[TextPart, _Mapping]] = ..., image_url: _Optional[_Union[ImageUrlPart, _Mapping]] = ..., input_audio: _Optional[_Union[InputAudioPart, _Mapping]] = ..., file: _Optional[_Union[FilePart, _Mapping]] = ..., refusal: _Optional[_Union[RefusalPart, _Mapping]] = ...) -> None: ...
+    cache_control: _common_pb2.CacheControl
+    def __init__(self, text: _Optional[_Union[TextPart, _Mapping]] = ..., image_url: _Optional[_Union[ImageUrlPart, _Mapping]] = ..., input_audio: _Optional[_Union[InputAudioPart, _Mapping]] = ..., file: _Optional[_Union[FilePart, _Mapping]] = ..., refusal: _Optional[_Union[RefusalPart, _Mapping]] = ..., cache_control: _Optional[_Union[_common_pb2.CacheControl, _Mapping]] = ...) -> None: ...
 
 class ChatContentParts(_message.Message):
     __slots__ = ("parts",)
@@ -105,7 +107,7 @@ class ToolCall(_message.Message):
     def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., function: _Optional[_Union[FunctionCall, _Mapping]] = ..., custom_input: _Optional[str] = ...) -> None: ...
 
 class ChatMessage(_message.Message):
-    __slots__ = ("role", "text", "parts", "name", "tool_calls", "tool_call_id", "refusal", "function_call", "audio", "reasoning")
+    __slots__ = ("role", "text", "parts", "name", "tool_calls", "tool_call_id", "refusal", "function_call", "audio", "reasoning", "cache_control")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +118,7 @@ class ChatMessage(_message.Message):
     FUNCTION_CALL_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     REASONING_FIELD_NUMBER: _ClassVar[int]
+    CACHE_CONTROL_FIELD_NUMBER: _ClassVar[int]
     role: ChatRole
     text: str
     parts: ChatContentParts
@@ -126,7 +129,8 @@ class ChatMessage(_message.Message):
     function_call: FunctionCall
     audio: _struct_pb2.Struct
     reasoning: str
-    def __init__(self, role: _Optional[_Union[ChatRole, str]] = ..., text: _Optional[str] = ..., parts: _Optional[_Union[ChatContentParts, _Mapping]] = ..., name: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., tool_call_id: _Optional[str] = ..., refusal: _Optional[str] = ..., function_call: _Optional[_Union[FunctionCall, _Mapping]] = ..., audio: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., reasoning: _Optional[str] = ...) -> None: ...
+    cache_control: _common_pb2.CacheControl
+    def __init__(self, role: _Optional[_Union[ChatRole, str]] = ..., text: _Optional[str] = ..., parts: _Optional[_Union[ChatContentParts, _Mapping]] = ..., name: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., tool_call_id: _Optional[str] = ..., refusal: _Optional[str] = ..., function_call: _Optional[_Union[FunctionCall, _Mapping]] = ..., audio: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., reasoning: _Optional[str] = ..., cache_control: _Optional[_Union[_common_pb2.CacheControl, _Mapping]] = ...) -> None: ...
 
 class FunctionDefinition(_message.Message):
     __slots__ = ("name", "description", "strict", "parameters_json")
@@ -141,14 +145,16 @@ class FunctionDefinition(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., strict: _Optional[bool] = ..., parameters_json: _Optional[bytes] = ...) -> None: ...
 
 class ChatTool(_message.Message):
-    __slots__ = ("type", "function", "custom")
+    __slots__ = ("type", "function", "custom", "cache_control")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_FIELD_NUMBER: _ClassVar[int]
     CUSTOM_FIELD_NUMBER: _ClassVar[int]
+    CACHE_CONTROL_FIELD_NUMBER: _ClassVar[int]
     type: str
     function: FunctionDefinition
     custom: _struct_pb2.Struct
-    def __init__(self, type: _Optional[str] = ..., function: _Optional[_Union[FunctionDefinition, _Mapping]] = ..., custom: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    cache_control: _common_pb2.CacheControl
+    def __init__(self, type: _Optional[str] = ..., function: _Optional[_Union[FunctionDefinition, _Mapping]] = ..., custom: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., cache_control: _Optional[_Union[_common_pb2.CacheControl, _Mapping]] = ...) -> None: ...
 
 class NamedToolChoice(_message.Message):
     __slots__ = ("type", "name")
@@ -205,7 +211,7 @@ class AudioOutputParams(_message.Message):
     def __init__(self, voice: _Optional[str] = ..., format: _Optional[str] = ...) -> None: ...
 
 class ChatCompletionParams(_message.Message):
-    __slots__ = ("model", "messages", "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "seed", "tools", "tool_choice", "parallel_tool_calls", "response_format", "user", "metadata", "reasoning_effort", "modalities", "stream_options", "service_tier", "store", "audio", "prediction", "web_search_options", "verbosity", "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "functions", "function_call", "stream", "routing", "extra_body")
+    __slots__ = ("model", "messages", "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "seed", "tools", "tool_choice", "parallel_tool_calls", "response_format", "user", "metadata", "reasoning_effort", "modalities", "stream_options", "service_tier", "store", "audio", "prediction", "web_search_options", "verbosity", "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "functions", "function_call", "stream", "cache_control", "routing", "extra_body")
     class LogitBiasEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -255,6 +261,7 @@ class ChatCompletionParams(_message.Message):
     FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_CALL_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
+    CACHE_CONTROL_FIELD_NUMBER: _ClassVar[int]
     ROUTING_FIELD_NUMBER: _ClassVar[int]
     EXTRA_BODY_FIELD_NUMBER: _ClassVar[int]
     model: str
@@ -292,9 +299,10 @@ class ChatCompletionParams(_message.Message):
     functions: _containers.RepeatedCompositeFieldContainer[FunctionDefinition]
     function_call: _struct_pb2.Value
     stream: bool
+    cache_control: _common_pb2.CacheControl
     routing: _common_pb2.Routing
     extra_body: _struct_pb2.Struct
-    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., n: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., max_tokens: _Optional[int] = ..., max_completion_tokens: _Optional[int] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ..., logit_bias: _Optional[_Mapping[str, int]] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., seed: _Optional[int] = ..., tools: _Optional[_Iterable[_Union[ChatTool, _Mapping]]] = ..., tool_choice: _Optional[_Union[ToolChoice, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., response_format: _Optional[_Union[ResponseFormat, _Mapping]] = ..., user: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., reasoning_effort: _Optional[str] = ..., modalities: _Optional[_Iterable[str]] = ..., stream_options: _Optional[_Union[StreamOptions, _Mapping]] = ..., service_tier: _Optional[str] = ..., store: _Optional[bool] = ..., audio: _Optional[_Union[AudioOutputParams, _Mapping]] = ..., prediction: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., web_search_options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., verbosity: _Optional[str] = ..., safety_identifier: _Optional[str] = ..., prompt_cache_key: _Optional[str] = ..., prompt_cache_retention: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[FunctionDefinition, _Mapping]]] = ..., function_call: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., stream: _Optional[bool] = ..., routing: _Optional[_Union[_common_pb2.Routing, _Mapping]] = ..., extra_body: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., n: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., max_tokens: _Optional[int] = ..., max_completion_tokens: _Optional[int] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ..., logit_bias: _Optional[_Mapping[str, int]] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., seed: _Optional[int] = ..., tools: _Optional[_Iterable[_Union[ChatTool, _Mapping]]] = ..., tool_choice: _Optional[_Union[ToolChoice, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., response_format: _Optional[_Union[ResponseFormat, _Mapping]] = ..., user: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., reasoning_effort: _Optional[str] = ..., modalities: _Optional[_Iterable[str]] = ..., stream_options: _Optional[_Union[StreamOptions, _Mapping]] = ..., service_tier: _Optional[str] = ..., store: _Optional[bool] = ..., audio: _Optional[_Union[AudioOutputParams, _Mapping]] = ..., prediction: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., web_search_options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., verbosity: _Optional[str] = ..., safety_identifier: _Optional[str] = ..., prompt_cache_key: _Optional[str] = ..., prompt_cache_retention: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[FunctionDefinition, _Mapping]]] = ..., function_call: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., stream: _Optional[bool] = ..., cache_control: _Optional[_Union[_common_pb2.CacheControl, _Mapping]] = ..., routing: _Optional[_Union[_common_pb2.Routing, _Mapping]] = ..., extra_body: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class TopLogprob(_message.Message):
     __slots__ = ("token", "logprob", "bytes", "has_bytes")

@@ -44,6 +44,14 @@ class Routing(_message.Message):
     provider: ProviderPreferences
     def __init__(self, models: _Optional[_Iterable[str]] = ..., provider: _Optional[_Union[ProviderPreferences, _Mapping]] = ...) -> None: ...
 
+class CacheControl(_message.Message):
+    __slots__ = ("type", "ttl")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    ttl: str
+    def __init__(self, type: _Optional[str] = ..., ttl: _Optional[str] = ...) -> None: ...
+
 class PromptTokensDetails(_message.Message):
     __slots__ = ("cached_tokens", "audio_tokens", "cache_creation_tokens")
     CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]

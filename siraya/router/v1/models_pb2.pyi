@@ -21,16 +21,20 @@ MODEL_KIND_IMAGE: ModelKind
 MODEL_KIND_VIDEO: ModelKind
 
 class ModelPricing(_message.Message):
-    __slots__ = ("input_per_million", "output_per_million", "per_image", "per_video_second")
+    __slots__ = ("input_per_million", "output_per_million", "per_image", "per_video_second", "cache_read_per_million", "cache_write_per_million")
     INPUT_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
     PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     PER_VIDEO_SECOND_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
     input_per_million: float
     output_per_million: float
     per_image: float
     per_video_second: float
-    def __init__(self, input_per_million: _Optional[float] = ..., output_per_million: _Optional[float] = ..., per_image: _Optional[float] = ..., per_video_second: _Optional[float] = ...) -> None: ...
+    cache_read_per_million: float
+    cache_write_per_million: float
+    def __init__(self, input_per_million: _Optional[float] = ..., output_per_million: _Optional[float] = ..., per_image: _Optional[float] = ..., per_video_second: _Optional[float] = ..., cache_read_per_million: _Optional[float] = ..., cache_write_per_million: _Optional[float] = ...) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("id", "object", "created", "owned_by", "kind", "context_window", "pricing", "supported_parameters")

@@ -59,7 +59,8 @@ def _count_words(body: dict[str, Any]) -> int:
 
 
 def plan_reply(body: dict[str, Any]) -> ScriptedMessage:
-    last = body["messages"][-1]
+    # A trailing mid-conversation system message instructs; the turn answered is the one before it.
+    last = next(m for m in reversed(body["messages"]) if m["role"] != "system")
     content = (
         last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]
     )

@@ -37,6 +37,7 @@ _TOP_LEVEL = frozenset(
         "container",
         "context_management",
         "mcp_servers",
+        "cache_control",
     }
 )
 _USER_BLOCKS = frozenset({"text", "image", "document", "tool_result"})
@@ -140,21 +141,27 @@ def _check_messages(messages: Any, tool_names: set[str]) -> None:
     if not isinstance(messages, list) or not messages:
         raise _fail("messages: at least one message is required")
     pending: set[str] = set()
+    previous: str | None = None
     for i, message in enumerate(messages):
         where = f"messages.{i}"
         if not isinstance(message, dict) or set(message) - {"role", "content"}:
             raise _fail(f"{where}: expected an object with only 'role' and 'content'")
         role = message.get("role")
+        if role == "system" and i > 0:
+            # A mid-conversation system message (Claude Opus 4.8+): text, right after a user turn.
+            _check_mid_conversation_system(message, messages[i - 1], where)
+            continue
         if role not in ("user", "assistant"):
             raise _fail(
                 f"{where}.role: Input should be 'user' or 'assistant' (system goes in the top-level 'system')"
             )
         if i == 0 and role != "user":
             raise _fail(f"{where}.role: the first message must use the 'user' role")
-        if i > 0 and messages[i - 1].get("role") == role:
+        if previous == role:
             raise _fail(
                 f"messages: roles must alternate between 'user' and 'assistant', but {where} repeats '{role}'"
             )
+        previous = role
         content = message.get("content")
         if isinstance(content, str):
             if not content:
@@ -173,6 +180,20 @@ def _check_messages(messages: Any, tool_names: set[str]) -> None:
                     f"{where}: tool_use ids {sorted(pending)} have no tool_result in the message before"
                 )
             pending = _check_assistant_blocks(blocks, where)
+
+
+def _check_mid_conversation_system(message: dict[str, Any], before: Any, where: str) -> None:
+    if not isinstance(before, dict) or before.get("role") != "user":
+        raise _fail(f"{where}.role: a system message must come right after a user message")
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        return
+    if not isinstance(content, list) or not content:
+        raise _fail(f"{where}.content: expected a non-empty string or list of text blocks")
+    for j, block in enumerate(content):
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise _fail(f"{where}.content.{j}.type: a system message holds only text blocks")
+        _check_block(block, f"{where}.content.{j}")
 
 
 def _check_user_blocks(blocks: list[Any], where: str, pending: set[str]) -> None:
@@ -273,9 +294,10 @@ def _check_base64(data: Any, path: str) -> bytes:
 def _check_thinking(thinking: Any, max_tokens: int, messages: list[dict[str, Any]]) -> None:
     if thinking is None:
         return
-    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled"):
-        raise _fail("thinking.type: Input should be 'enabled' or 'disabled'")
-    if thinking["type"] == "disabled":
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled", "adaptive"):
+        raise _fail("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
+    if thinking["type"] != "enabled":
+        # "adaptive": the model decides whether and how long to think (Claude Code sends it).
         return
     budget = thinking.get("budget_tokens")
     if type(budget) is not int or budget < _MIN_THINKING_BUDGET:
