@@ -494,9 +494,10 @@ class SqliteAccountStore:
 
     async def renew_response_leases(self, response_ids: Sequence[str], until: float) -> None:
         if response_ids:
+            marks = ", ".join("?" for _ in response_ids)
             await self._run(
                 self._db.execute,
-                f"UPDATE stored_responses SET lease_until = ? WHERE id IN ({', '.join('?' for _ in response_ids)})"
+                f"UPDATE stored_responses SET lease_until = ? WHERE id IN ({marks})"
                 " AND status IN ('queued', 'in_progress')",
                 (until, *response_ids),
             )
