@@ -14,6 +14,7 @@ from http_bridge.call_headers import unary
 from http_bridge.errors import as_gateway_error, error_event, error_response
 from http_bridge.observe import RPC_CALLED
 from http_bridge.observe import install as install_observability
+from http_bridge.responses_routes import add_response_routes
 from http_bridge.sse import relay_stream
 from http_bridge.stubs import GatewayStubs
 from server.errors import GatewayError, InvalidRequest
@@ -375,6 +376,7 @@ def build_app(stubs: GatewayStubs, max_body_bytes: int) -> web.Application:
     app.router.add_get("/v1/videos/{video_id}", get_video)
     app.router.add_get("/v1/videos/{video_id}/content", download_video)
     add_account_routes(app, STUBS, read_json, call_metadata, request_id_of)
+    add_response_routes(app, STUBS, call_metadata, json_response)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     return app

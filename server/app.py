@@ -16,6 +16,7 @@ from http_bridge.app import READY, build_app
 from http_bridge.stubs import GatewayStubs, stubs_for_channel
 from server.accounts.backends import DATABASE_FILE, open_accounts
 from server.accounts.sqlite_store import SqliteStore
+from server.background_responses import BackgroundResponses
 from server.config import GatewayConfig
 from server.gateway import Gateway
 from server.grpc_server import Servicers, build_grpc_server, mark_serving
@@ -25,6 +26,7 @@ from server.providers.base import Provider
 from server.providers.registry import build_provider
 from server.routing.catalogue import Catalogue
 from server.routing.dispatch import build_dispatcher
+from server.stored_responses import ResponseState
 from siraya.router.services import SERVICE_NAMES, SERVICES
 
 logger = logging.getLogger("siraya.server")
@@ -45,8 +47,23 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
     store = open_store(config)
     catalogue = Catalogue(config)
     dispatcher = build_dispatcher(config, providers, catalogue)
+    state = ResponseState(accounts.store)
+    background = BackgroundResponses(
+        state,
+        lease_seconds=config.responses.background_lease_seconds,
+        retention_days=config.responses.retention_days,
+        release=accounts.store.release,
+    )
+    background.start()
     return Gateway(
-        catalogue, providers, accounts.keys, store, metering=accounts.metering, dispatcher=dispatcher
+        catalogue,
+        providers,
+        accounts.keys,
+        store,
+        metering=accounts.metering,
+        dispatcher=dispatcher,
+        state=state,
+        background=background,
     )
 
 

@@ -15,7 +15,8 @@ from typing import Any, Generic, TypeVar
 from server.accounts.keys import KeyManager, KeyRecord
 from server.accounts.metering import Consumption, Demand, Metering
 from server.accounts.sqlite_store import SqliteStore, VideoJob
-from server.errors import ModelNotFound, NoAvailableProvider, NotFound, PermissionDenied
+from server.background_responses import BackgroundResponses
+from server.errors import InvalidRequest, ModelNotFound, NoAvailableProvider, NotFound, PermissionDenied
 from server.gateway_usage import (
     chat_demand,
     chunk_is_final,
@@ -41,6 +42,7 @@ from server.providers.base import Provider, RequestContext, VideoContent, chat_j
 from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
 from server.routing.dispatch import Dispatcher
 from server.routing.route import Route
+from server.stored_responses import ResponseState
 from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import (
     chat_pb2,
@@ -70,6 +72,8 @@ class Gateway:
         *,
         dispatcher: Dispatcher | None = None,
         metering: Metering | None = None,
+        state: ResponseState | None = None,
+        background: BackgroundResponses | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.providers = providers
@@ -77,8 +81,12 @@ class Gateway:
         self.store = store
         self.dispatcher = dispatcher or Dispatcher(providers)
         self.metering = metering or Metering()
+        self.state = state
+        self.background = background
 
     async def close(self) -> None:
+        if self.background is not None:
+            await self.background.close()
         for provider in self.providers.values():
             await provider.close()
         await self.metering.close()
@@ -339,6 +347,27 @@ class Gateway:
     async def respond(
         self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
     ) -> responses_pb2.Response:
+        # Stored responses, previous_response_id and background mode: server/stored_responses.py.
+        turn = None if self.state is None else await self.state.begin(params, key)
+        if turn is None:
+            return await self._respond(params, key, ctx)
+        if turn.background and self.background is not None:
+            self._entry(params.model, "chat", key)  # an unknown or forbidden model fails the create
+            return await self.background.create(turn, key, ctx, self._respond)
+        response = await self._respond(turn.params, key, ctx)
+        await self.state.keep(turn, response)  # type: ignore[union-attr]
+        return response
+
+    async def _respond(
+        self,
+        params: responses_pb2.ResponseParams,
+        key: KeyRecord,
+        ctx: RequestContext,
+        started: Callable[[], Awaitable[None]] | None = None,
+    ) -> responses_pb2.Response:
+        def call(route: Route) -> Awaitable[responses_pb2.Response]:
+            return route.provider.respond(params, route.deployment.upstream_model, ctx)
+
         response, route, cost = await self._unary(
             "chat",
             params.model,
@@ -346,7 +375,7 @@ class Gateway:
             response_demand(params),
             key,
             ctx,
-            lambda route: route.provider.respond(params, route.deployment.upstream_model, ctx),
+            call if started is None else _after(started, call),
             response_answer_consumption,
         )
         response.model = route.entry.id
@@ -355,19 +384,33 @@ class Gateway:
             response.usage.cost = cost
         return response
 
-    def stream_response(
+    async def stream_response(
         self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
     ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
-        return self._stream(
+        turn = None if self.state is None else await self.state.begin(params, key)
+        if turn is not None and turn.background:
+            raise InvalidRequest(
+                "Streaming a background response is not supported yet: create it without stream,"
+                " then poll it.",
+                param="stream",
+            )
+        sent = params if turn is None else turn.params
+        events = self._stream(
             "chat",
-            params.model,
-            params.routing,
-            response_demand(params),
+            sent.model,
+            sent.routing,
+            response_demand(sent),
             key,
             ctx,
-            lambda route: route.provider.stream_response(params, route.deployment.upstream_model, ctx),
+            lambda route: route.provider.stream_response(sent, route.deployment.upstream_model, ctx),
             _EVENTS,
         )
+        if turn is None or self.state is None:
+            async for event in events:
+                yield event
+            return
+        async for event in self.state.stream(turn, events):
+            yield event
 
     # embeddings and images
 
@@ -470,6 +513,18 @@ class Gateway:
 def may_use(key: KeyRecord, entry: CatalogueEntry) -> bool:
     """Whether `key` may call `entry`'s model: every model, unless the key lists the ones it may."""
     return not key.allowed_models or entry.id in key.allowed_models
+
+
+def _after(
+    started: Callable[[], Awaitable[None]], call: Callable[[Route], Awaitable[Result]]
+) -> Callable[[Route], Awaitable[Result]]:
+    """`call`, with `started` awaited before each attempt (a background response's in_progress)."""
+
+    async def called(route: Route) -> Result:
+        await started()
+        return await call(route)
+
+    return called
 
 
 def _record(ctx: RequestContext, route: Route, consumption: Consumption, cost: float | None) -> None:

@@ -143,6 +143,7 @@ class AccountMetering(Metering):
                 await meter.fail(refused)
                 raise refused
             meter.reserved = True
+            ctx.reservation_id = meter.reservation_id
         if self.moderator is not None and self.moderator.enabled:
             try:
                 await self.moderator.check(key.id, entry.id, demand.params)

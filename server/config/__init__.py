@@ -38,6 +38,7 @@ from server.config.providers import (
     OpenAIProviderConfig,
     ProviderConfig,
 )
+from server.config.responses import ResponsesConfig
 from server.config.routing import (
     BreakerConfig,
     HedgingConfig,
@@ -68,6 +69,7 @@ __all__ = [
     "OpenAIProviderConfig",
     "PricingConfig",
     "ProviderConfig",
+    "ResponsesConfig",
     "ResilienceConfig",
     "RetryConfig",
     "RoutingConfig",

@@ -10,6 +10,7 @@ from server.config.accounts import AccountsConfig
 from server.config.base import FromLoader, Settings
 from server.config.models import ModelConfig
 from server.config.providers import ProviderConfig
+from server.config.responses import ResponsesConfig
 from server.config.routing import RoutingConfig
 from server.config.server import ObservabilityConfig, ServerConfig
 
@@ -25,6 +26,7 @@ class GatewayConfig(Settings):
     routing: RoutingConfig = RoutingConfig()
     models: tuple[ModelConfig, ...] = ()
     accounts: AccountsConfig = AccountsConfig()
+    responses: ResponsesConfig = ResponsesConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     # Where this came from, for the start-up line: a file's path, or the embedded defaults.
     source: str = "embedded defaults"
