@@ -39,7 +39,7 @@ from siraya.router.v1 import (
 STUBS = web.AppKey("stubs", GatewayStubs)
 READY = web.AppKey("ready", list)
 MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
-FORWARDED_HEADERS = ("traceparent", "tracestate")
+FORWARDED_HEADERS = ("traceparent", "tracestate", "x-siraya-cache")
 PROVIDER_HEADER = "x-siraya-provider"
 _JSON = "application/json"
 _INVALID_JSON = (

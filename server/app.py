@@ -24,6 +24,7 @@ from server.inprocess import InProcessStub
 from server.lifecycle import ServingState, attach
 from server.providers.base import Provider
 from server.providers.registry import build_provider
+from server.response_cache import build_cache
 from server.routing.catalogue import Catalogue
 from server.routing.dispatch import build_dispatcher
 from server.stored_responses import ResponseState
@@ -64,6 +65,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         dispatcher=dispatcher,
         state=state,
         background=background,
+        cache=build_cache(config, providers, accounts.metering),
     )
 
 

@@ -39,6 +39,7 @@ from server.gateway_usage import (
 )
 from server.observability.attempts import observed_call, observed_stream
 from server.providers.base import Provider, RequestContext, VideoContent, chat_json, stream_chat_json
+from server.response_cache.stage import Form, JsonForm, ProtoForm, ResponseCache, replay
 from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
 from server.routing.dispatch import Dispatcher
 from server.routing.route import Route
@@ -74,6 +75,7 @@ class Gateway:
         metering: Metering | None = None,
         state: ResponseState | None = None,
         background: BackgroundResponses | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.providers = providers
@@ -83,6 +85,7 @@ class Gateway:
         self.metering = metering or Metering()
         self.state = state
         self.background = background
+        self.cache = cache
 
     async def close(self) -> None:
         if self.background is not None:
@@ -91,6 +94,8 @@ class Gateway:
             await provider.close()
         await self.metering.close()
         await self.dispatcher.close()
+        if self.cache is not None:
+            await self.cache.close()
         self.store.close()
 
     async def authenticate(self, authorization: str | None, ctx: RequestContext | None = None) -> KeyRecord:
@@ -120,14 +125,23 @@ class Gateway:
         ctx: RequestContext,
         call: Callable[[Route], Awaitable[Result]],
         consumed: Callable[[Result, Demand], Consumption],
+        form: Form[Result] | None = None,
     ) -> tuple[Result, Route, float | None]:
         """Admit, dispatch and settle one unary request: (result, the route that served it, cost).
 
         `consumed` reads the upstream's usage off the result; given the demand, it falls back to
-        the request's estimate when the upstream reported none.
+        the request's estimate when the upstream reported none. With a `form`, the answer may come
+        from the response cache and go to it (server/response_cache/).
         """
         entry = self._entry(model, kind, key)
         ctx.key_id, ctx.outcome.model = key.id, entry.id
+        cached = None
+        if form is not None and self.cache is not None:
+            cached = self.cache.plan(entry, demand.params, key, ctx, form, False)
+            hit = None if cached is None else await cached.hit(key, ctx)
+            if hit is not None:
+                _record(ctx, hit[1], hit[2], 0.0)
+                return hit[0][0], hit[1], 0.0
         meter = await self.metering.admit(key, entry, demand, ctx)
         try:
             result, route = await self.dispatcher.unary(
@@ -144,6 +158,9 @@ class Gateway:
         consumption = consumed(result, demand)
         cost = await meter.settle(route.deployment, consumption)
         _record(ctx, route, consumption, cost)
+        if cached is not None:
+            cached.add(result)
+            await cached.keep(route, consumption)
         return result, route, cost
 
     async def _stream(
@@ -174,6 +191,16 @@ class Gateway:
         """
         entry = self._entry(model, kind, key)
         ctx.key_id, ctx.outcome.model = key.id, entry.id
+        cached = None
+        if self.cache is not None:
+            cached = self.cache.plan(entry, demand.params, key, ctx, items.form, True)
+            hit = None if cached is None else await cached.hit(key, ctx)
+            if hit is not None:
+                _record(ctx, hit[1], hit[2], 0.0)
+                ctx.outcome.first_item_at = time.monotonic()
+                for item in replay(hit[0], items.consumed, ctx):
+                    yield item
+                return
         meter = await self.metering.admit(key, entry, demand, ctx)
         total = Consumption()
         route: Route | None = None
@@ -208,6 +235,8 @@ class Gateway:
                     else:
                         running = (item, items.strip(item, show_usage))
                 items.stamp(item, route)
+                if cached is not None:
+                    cached.add(item)
                 yield item
         except BaseException as error:
             if settled:
@@ -222,19 +251,22 @@ class Gateway:
         if route is None:
             await meter.fail(NoAvailableProvider("The stream ended before it started."))
             return
-        if settled:
-            return
-        if not reported:
-            total.prompt_tokens = demand.prompt_tokens
-        cost = await meter.settle(route.deployment, total)
-        _record(ctx, route, total, cost)
-        if show_usage and running is not None:
-            like, usage = running
-            if cost is not None:
-                items.charge(usage, cost)
-            last = items.usage_item(like, usage)
-            items.stamp(last, route)
-            yield last
+        if not settled:
+            if not reported:
+                total.prompt_tokens = demand.prompt_tokens
+            cost = await meter.settle(route.deployment, total)
+            _record(ctx, route, total, cost)
+            if show_usage and running is not None:
+                like, usage = running
+                if cost is not None:
+                    items.charge(usage, cost)
+                last = items.usage_item(like, usage)
+                items.stamp(last, route)
+                if cached is not None:
+                    cached.add(last)
+                yield last
+        if cached is not None:
+            await cached.keep(route, total)
 
     # models
 
@@ -259,10 +291,11 @@ class Gateway:
         ctx: RequestContext,
         call: Callable[[Route], Awaitable[Result]],
         consumed: Callable[[Result, Demand], Consumption],
+        form: Form[Result],
     ) -> Awaitable[tuple[Result, Route, float | None]]:
         # A plain function handing back `_unary`'s coroutine: no extra frame on the hot path.
         demand = chat_demand(params)
-        return self._unary("chat", params.model, params.routing, demand, key, ctx, call, consumed)
+        return self._unary("chat", params.model, params.routing, demand, key, ctx, call, consumed, form)
 
     def _chat_stream(
         self,
@@ -293,6 +326,7 @@ class Gateway:
             ctx,
             lambda route: route.provider.chat(params, route.deployment.upstream_model, ctx),
             completion_consumption,
+            _COMPLETION,
         )
         completion.model = route.entry.id
         completion.provider = route.deployment.provider
@@ -311,6 +345,7 @@ class Gateway:
             ctx,
             lambda route: chat_json(route.provider, params, route.deployment.upstream_model, ctx),
             completion_consumption_json,
+            _JSON,
         )
         usage = completion.get("usage")
         if cost is not None and usage is not None:
@@ -377,6 +412,7 @@ class Gateway:
             ctx,
             call if started is None else _after(started, call),
             response_answer_consumption,
+            _RESPONSE,
         )
         response.model = route.entry.id
         response.provider = route.deployment.provider
@@ -426,6 +462,7 @@ class Gateway:
             ctx,
             lambda route: route.provider.embed(params, route.deployment.upstream_model, ctx),
             embedding_consumption,
+            _EMBEDDINGS,
         )
         result.model = route.entry.id
         result.provider = route.deployment.provider
@@ -579,19 +616,45 @@ class StreamItems(Generic[Result]):
     strip: Callable[[Result, bool], Any]
     # The usage item to end a stream with, like the given item, for usage that came on another.
     usage_item: Callable[[Result, Any], Result]
+    # How the items are written to the response cache and read back.
+    form: Form[Result]
 
 
 def _no_running_usage(item: Any, _: Any) -> Any:
     raise AssertionError("every usage a Responses stream carries is final")
 
 
-_CHUNKS = StreamItems(fold_chunk, chunk_is_final, _charge_usage, _stamp_chunk, strip_usage, usage_chunk)
+_JSON = JsonForm()
+_CHUNKS = StreamItems(
+    fold_chunk,
+    chunk_is_final,
+    _charge_usage,
+    _stamp_chunk,
+    strip_usage,
+    usage_chunk,
+    ProtoForm(chat_pb2.ChatCompletionChunk),
+)
 _JSON_CHUNKS = StreamItems(
-    fold_chunk_json, chunk_is_final_json, _charge_usage_json, _stamp_json, strip_usage_json, usage_chunk_json
+    fold_chunk_json,
+    chunk_is_final_json,
+    _charge_usage_json,
+    _stamp_json,
+    strip_usage_json,
+    usage_chunk_json,
+    _JSON,
 )
 _EVENTS = StreamItems(
-    fold_response_event, event_is_final, _charge_usage, _stamp_event, _no_running_usage, _no_running_usage
+    fold_response_event,
+    event_is_final,
+    _charge_usage,
+    _stamp_event,
+    _no_running_usage,
+    _no_running_usage,
+    ProtoForm(responses_pb2.ResponseStreamEvent),
 )
+_COMPLETION = ProtoForm(chat_pb2.ChatCompletion)
+_RESPONSE = ProtoForm(responses_pb2.Response)
+_EMBEDDINGS = ProtoForm(embeddings_pb2.EmbeddingList)
 
 
 def _stamp_video(video: videos_pb2.Video, job: VideoJob) -> videos_pb2.Video:

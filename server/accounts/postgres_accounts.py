@@ -110,6 +110,10 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             WHERE status IN ('queued', 'in_progress');
         """,
     ),
+    (
+        "accounts/0003_ledger_cache_saved",
+        "ALTER TABLE usage_ledger ADD COLUMN cache_saved_micros BIGINT NOT NULL DEFAULT 0;",
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"

@@ -125,6 +125,10 @@ ACCOUNT_MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             " WHERE status IN ('queued', 'in_progress')",
         ),
     ),
+    (
+        "accounts/0003_ledger_cache_saved",
+        ("ALTER TABLE usage_ledger ADD COLUMN cache_saved_micros INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"

@@ -57,7 +57,8 @@ __all__ = [
     "format_reset",
 ]
 
-LedgerStatus = Literal["success", "error", "cancelled"]
+# cache_hit: answered from the response cache, at no cost (cache_saved_micros is what it saved).
+LedgerStatus = Literal["success", "error", "cancelled", "cache_hit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,7 @@ class LedgerRecord(NamedTuple):
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     streamed: bool = False
+    cache_saved_micros: int = 0
 
 
 LEDGER_COLUMNS: tuple[str, ...] = LedgerRecord._fields

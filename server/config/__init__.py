@@ -24,6 +24,7 @@ Where things are:
 from __future__ import annotations
 
 from server.config.accounts import AccountsConfig, ModerationConfig, ModerationUpstreamConfig
+from server.config.cache import CacheConfig, ModelCacheConfig
 from server.config.env import interpolate_env
 from server.config.errors import ConfigError
 from server.config.gateway import GatewayConfig
@@ -55,6 +56,7 @@ __all__ = [
     "AccountsConfig",
     "AnthropicProviderConfig",
     "BreakerConfig",
+    "CacheConfig",
     "ConfigError",
     "DeploymentConfig",
     "GatewayConfig",
@@ -62,6 +64,7 @@ __all__ = [
     "HedgingConfig",
     "HttpProviderConfig",
     "LocalProviderConfig",
+    "ModelCacheConfig",
     "ModelConfig",
     "ModerationConfig",
     "ModerationUpstreamConfig",

@@ -8,6 +8,7 @@ from pydantic import model_validator
 
 from server.config.accounts import AccountsConfig
 from server.config.base import FromLoader, Settings
+from server.config.cache import CacheConfig
 from server.config.models import ModelConfig
 from server.config.providers import ProviderConfig
 from server.config.responses import ResponsesConfig
@@ -27,6 +28,7 @@ class GatewayConfig(Settings):
     models: tuple[ModelConfig, ...] = ()
     accounts: AccountsConfig = AccountsConfig()
     responses: ResponsesConfig = ResponsesConfig()
+    cache: CacheConfig = CacheConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     # Where this came from, for the start-up line: a file's path, or the embedded defaults.
     source: str = "embedded defaults"

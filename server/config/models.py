@@ -12,6 +12,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from server.config.base import NonEmptyStr, NonNegative, PositiveInt, Settings, load_context, problem
+from server.config.cache import ModelCacheConfig
 from server.config.routing import ResilienceConfig
 
 __all__ = ["MODEL_KINDS", "DeploymentConfig", "ModelConfig", "PricingConfig"]
@@ -68,6 +69,8 @@ class ModelConfig(ResilienceConfig):
     deployments: tuple[DeploymentConfig, ...] = ()
     aliases: tuple[NonEmptyStr, ...] = ()
     supported_parameters: tuple[NonEmptyStr, ...] | None = None
+    # Opt in to the response cache (server/response_cache/); None: only requests that ask for it.
+    cache: ModelCacheConfig | None = None
 
     @field_validator("id", "aliases")
     @classmethod

@@ -95,6 +95,20 @@ LEDGER_QUARANTINED = Counter(
     "Ledger records written to the dead-letter file instead of the store, by reason.",
     ("reason",),
 )
+CACHE_LOOKUPS = Counter(
+    "siraya_cache_lookups",
+    "Response cache lookups, by model and result (hit or miss).",
+    ("model", "result"),
+)
+CACHE_STORED_BYTES = Counter("siraya_cache_stored_bytes", "Bytes of answers written to the response cache.")
+CACHE_MEMORY_BYTES = Gauge(
+    "siraya_cache_memory_bytes",
+    "Bytes the in-process response cache holds now.",
+    multiprocess_mode="livesum",
+)
+CACHE_SAVED = Counter(
+    "siraya_cache_saved_usd", "What cache hits would have cost, in USD (they cost nothing).", ("model",)
+)
 CONFIG_RELOADS = Counter(
     "siraya_config_reloads", "Configuration reloads, by result (ok, error).", ("result",)
 )

@@ -52,6 +52,8 @@ class RequestContext:
     # The credit reservation admission made for this request (a background response keeps it, so
     # that whoever finds the response orphaned by a dead process can release it).
     reservation_id: str | None = None
+    # The caller's `x-siraya-cache` header, as sent (server/response_cache/).
+    cache_directive: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """A gateway in front of every kind of fake upstream (OpenAI native Responses, OpenAI chat-only,
-Anthropic, Gemini), for the stored-responses and cache tests."""
+Anthropic, Gemini), for the stored-responses and cache tests; the `*-cached` models opt in to the
+response cache."""
 
 from __future__ import annotations
 
@@ -54,6 +55,26 @@ models:
   - id: gemini
     provider: google
     upstream_model: gemini-2.5-flash
+  - id: gpt-cached
+    provider: chatonly
+    upstream_model: llama-3
+    pricing: {{input_per_million: 1000, output_per_million: 2000}}
+    cache: {{ttl: 300}}
+  - id: gpt-sampled
+    provider: chatonly
+    upstream_model: llama-3
+    cache: {{ttl: 300, allow_sampled: true}}
+  - id: claude-cached
+    provider: anthropic
+    upstream_model: claude-sonnet-4-5-20250929
+    pricing: {{input_per_million: 1000, output_per_million: 2000}}
+    cache: {{ttl: 300}}
+  - id: embed-cached
+    provider: native
+    upstream_model: text-embedding-3-small
+    kind: embedding
+    pricing: {{input_per_million: 1000}}
+    cache: {{ttl: 300}}
 routing:
   breaker: {{enabled: false}}
 responses:
