@@ -243,3 +243,31 @@ def test_background_with_an_unknown_model_fails_at_once(client: openai.OpenAI) -
         client.responses.create(model="no-such-model", input="x", background=True)
     with pytest.raises(openai.BadRequestError):
         client.responses.create(model="gpt-chat", input="x", background=True, store=False)
+
+
+def test_anthropic_thinking_survives_a_tool_loop_through_previous_response_id(
+    client: openai.OpenAI, harness: StateHarness
+) -> None:
+    first = client.responses.create(
+        model="claude",
+        input="What is the weather in Porto?",
+        tools=[WEATHER_TOOL],
+        reasoning={"effort": "low"},
+    )
+    kinds = [item.type for item in first.output]
+    assert kinds == ["reasoning", "function_call"], first.output
+    call = first.output[1]
+    second = client.responses.create(
+        model="claude",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],  # type: ignore[union-attr]
+        tools=[WEATHER_TOOL],
+        reasoning={"effort": "low"},
+    )
+    assert "sunny" in second.output_text
+    body = last_upstream_body(harness, "claude")
+    assert body["thinking"]["type"] == "enabled"
+    assistant = body["messages"][1]
+    assert assistant["role"] == "assistant"
+    # The signed thinking block was rebuilt from the stored reasoning and sent back first.
+    assert [block["type"] for block in assistant["content"]] == ["thinking", "tool_use"]
