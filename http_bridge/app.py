@@ -210,6 +210,19 @@ def _response_error_frame(error: GatewayError, last: responses_pb2.StreamRespons
     return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
+async def relay_response_events(request: web.Request, call: Any) -> web.StreamResponse:
+    """A Responses event stream as OpenAI's SSE (typed events, no [DONE])."""
+    return await relay_stream(
+        request,
+        call,
+        _response_event_frame,
+        _response_error_frame,
+        request_id_of(request),
+        done=None,
+        first_headers=lambda reply: _with_provider(None, reply.event.response.provider) or {},
+    )
+
+
 async def create_response(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
     params = responses_codec.decode_response_request(body)
@@ -219,15 +232,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         call = stubs.responses.StreamResponse(
             responses_pb2.StreamResponseRequest(params=params), metadata=metadata
         )
-        return await relay_stream(
-            request,
-            call,
-            _response_event_frame,
-            _response_error_frame,
-            request_id_of(request),
-            done=None,
-            first_headers=lambda reply: _with_provider(None, reply.event.response.provider) or {},
-        )
+        return await relay_response_events(request, call)
     reply, headers = await unary(
         stubs.responses.CreateResponse(responses_pb2.CreateResponseRequest(params=params), metadata=metadata)
     )
@@ -376,7 +381,7 @@ def build_app(stubs: GatewayStubs, max_body_bytes: int) -> web.Application:
     app.router.add_get("/v1/videos/{video_id}", get_video)
     app.router.add_get("/v1/videos/{video_id}/content", download_video)
     add_account_routes(app, STUBS, read_json, call_metadata, request_id_of)
-    add_response_routes(app, STUBS, call_metadata, json_response)
+    add_response_routes(app, STUBS, call_metadata, json_response, relay_response_events)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     return app

@@ -1,8 +1,9 @@
 """Background responses (`background: true`): answered at once as queued, run by a task, polled with GET.
 
-The task runs the same pipeline as any response (admission, routing, settlement, ledger); only its
-reply goes to the store instead of the client. Its record moves queued -> in_progress (when the
-first upstream attempt starts, with the credit reservation it holds) -> completed, incomplete or
+The task runs the same stream pipeline as any streamed response (admission, routing, settlement,
+ledger); its events go to the store and to whoever watches (`stream: true` on create, or
+`GET ?stream=true&starting_after=N`) instead of one client. Its record moves queued -> in_progress
+(as its first upstream attempt starts, with the credit reservation it holds) -> completed, incomplete or
 failed; a cancel moves it to cancelled, and each move is one conditional update, so a cancel and a
 completion racing each other cannot both win.
 
@@ -18,30 +19,40 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 from server.accounts.keys import KeyRecord
 from server.accounts.store import ACTIVE_RESPONSE_STATES, StoredResponse
-from server.errors import GatewayError, InvalidRequest
+from server.errors import GatewayError, InternalError, InvalidRequest, UpstreamError
 from server.providers.base import RequestContext
 from server.providers.responses_envelope import RESPONSE_ERROR_CODES, response_envelope
-from server.stored_responses import ResponseState, Turn, stored_response
+from server.stored_responses import TERMINAL_EVENTS, ResponseState, Turn, stored_response
 from siraya.router.v1 import responses_pb2
 
 __all__ = ["BackgroundResponses", "Release", "Runner"]
 
 logger = logging.getLogger("siraya.responses")
 
-# Runs a response through the pipeline: (params, key, ctx, called at each attempt's start).
+# Runs a response through the stream pipeline: (params, key, ctx, awaited as each attempt starts)
+# -> its events.
 Runner = Callable[
     [responses_pb2.ResponseParams, KeyRecord, RequestContext, Callable[[], Awaitable[None]]],
-    Awaitable[responses_pb2.Response],
+    AsyncIterator[responses_pb2.ResponseStreamEvent],
 ]
 # Releases a credit reservation: (key id, reservation id) -> whether one was open.
 Release = Callable[[str, str], Awaitable[bool]]
 
 LEASE_PERIODS = 3
+# How long a finished response's events stay here for a late `GET ?stream=true`.
+LIVE_KEEP_SECONDS = 60.0
+# How often a watcher polls the store for a response another process runs.
+WATCH_POLL_SECONDS = 0.25
+_TERMINAL_EVENT = {
+    "completed": "response.completed",
+    "incomplete": "response.incomplete",
+    "failed": "response.failed",
+}
 RETENTION_SWEEP_SECONDS = 3600.0
 ORPHANED = (
     "The gateway stopped while this background response was running, so it did not finish."
@@ -65,6 +76,8 @@ class BackgroundResponses:
         self._release = release
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
+        # The events of the responses this process runs (and ran in the last minute).
+        self._live: dict[str, _Live] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._last_retention = 0.0
 
@@ -87,6 +100,7 @@ class BackgroundResponses:
             client_request_id=ctx.client_request_id,
             forward_headers=dict(ctx.forward_headers),
         )
+        self._live[turn.id] = _Live(key.id)
         task = asyncio.get_running_loop().create_task(
             self._run(turn, key, task_ctx, run, queued), name=f"background-{turn.id}"
         )
@@ -102,9 +116,12 @@ class BackgroundResponses:
         queued: responses_pb2.Response,
     ) -> None:
         store = self.state.store
-        started = False
+        live = self._live[turn.id]
+        started = finished = False
+        upstream_id: str | None = None
 
         async def on_start() -> None:
+            # Admitted (its reservation is known) and calling the upstream: in progress.
             nonlocal started
             if started:
                 return
@@ -116,24 +133,66 @@ class BackgroundResponses:
             await store.update_response(record, ("queued",))
 
         try:
-            response = await run(turn.params, key, ctx, on_start)
+            async for event in run(turn.params, key, ctx, on_start):
+                if event.HasField("response"):
+                    upstream_id = turn.stamp(event.response) or upstream_id
+                    if event.type in TERMINAL_EVENTS:
+                        # Stored before it is sent: a client that saw it can chain on it at once.
+                        finished = True
+                        final = turn.record(event.response, upstream_id=upstream_id or None)
+                        await store.update_response(final, ACTIVE_RESPONSE_STATES)
+                live.push(event)
+            if not finished:
+                raise UpstreamError("The upstream's stream ended before the response was complete.")
         except asyncio.CancelledError:
+            live.finish(None)
             if turn.id not in self._cancelled:
                 await asyncio.shield(self._fail(turn, queued, "server_error", STOPPED))
             raise
         except GatewayError as error:
             code = error.code if error.code in RESPONSE_ERROR_CODES else "server_error"
             await self._fail(turn, queued, code, error.message)
+            live.finish(error)
         except Exception:
             logger.exception("background response %s failed", turn.id)
             await self._fail(turn, queued, "server_error", "The gateway failed to process the request.")
+            live.finish(InternalError("The gateway failed to process the request."))
         else:
-            upstream_id = turn.stamp(response)
-            record = turn.record(response, upstream_id=upstream_id or None)
-            await store.update_response(record, ACTIVE_RESPONSE_STATES)
+            live.finish(None)
         finally:
             self._tasks.pop(turn.id, None)
             self._cancelled.discard(turn.id)
+            asyncio.get_running_loop().call_later(LIVE_KEEP_SECONDS, self._live.pop, turn.id, None)
+
+    async def watch(
+        self, response_id: str, key: KeyRecord, starting_after: int | None
+    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+        """A background response's events after `starting_after`, live until it ends.
+
+        The events are kept by the process that runs the response (and for a minute after). Any
+        other process - or a watcher who comes later - waits for the stored response to end and
+        gets its final event only.
+        """
+        live = self._live.get(response_id)
+        if live is not None and live.key_id == key.id:
+            async for event in live.follow(starting_after):
+                yield event
+            return
+        record = await self.state.record(response_id, key)
+        if not record.background:
+            raise InvalidRequest(
+                "Only responses created with background=true can be streamed again.", param="stream"
+            )
+        while record.status in ACTIVE_RESPONSE_STATES:
+            await asyncio.sleep(WATCH_POLL_SECONDS)
+            record = await self.state.record(response_id, key)
+        kind = _TERMINAL_EVENT.get(record.status)
+        if kind is not None:
+            event = responses_pb2.ResponseStreamEvent(
+                type=kind, sequence_number=0 if starting_after is None else starting_after + 1
+            )
+            event.response.CopyFrom(stored_response(record))
+            yield event
 
     async def _fail(self, turn: Turn, queued: responses_pb2.Response, code: str, message: str) -> None:
         failed = responses_pb2.Response()
@@ -214,6 +273,46 @@ class BackgroundResponses:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+class _Live:
+    """The events of one running background response, for everyone who watches it."""
+
+    __slots__ = ("key_id", "events", "done", "error", "_changed")
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        self.events: list[responses_pb2.ResponseStreamEvent] = []
+        self.done = False
+        self.error: GatewayError | None = None
+        self._changed = asyncio.Event()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def push(self, event: responses_pb2.ResponseStreamEvent) -> None:
+        self.events.append(event)
+        self._wake()
+
+    def finish(self, error: GatewayError | None) -> None:
+        self.done, self.error = True, error
+        self._wake()
+
+    async def follow(self, after: int | None) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+        index = 0
+        while True:
+            changed = self._changed
+            while index < len(self.events):
+                event = self.events[index]
+                index += 1
+                if after is None or event.sequence_number > after:
+                    yield event
+            if self.done:
+                if self.error is not None:
+                    raise self.error
+                return
+            await changed.wait()
 
 
 def _replaced(record: StoredResponse, response: responses_pb2.Response, **changes: object) -> StoredResponse:

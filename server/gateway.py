@@ -16,7 +16,7 @@ from server.accounts.keys import KeyManager, KeyRecord
 from server.accounts.metering import Consumption, Demand, Metering
 from server.accounts.sqlite_store import SqliteStore, VideoJob
 from server.background_responses import BackgroundResponses
-from server.errors import InvalidRequest, ModelNotFound, NoAvailableProvider, NotFound, PermissionDenied
+from server.errors import ModelNotFound, NoAvailableProvider, NotFound, PermissionDenied
 from server.gateway_usage import (
     chat_demand,
     chunk_is_final,
@@ -388,21 +388,14 @@ class Gateway:
             return await self._respond(params, key, ctx)
         if turn.background and self.background is not None:
             self._entry(params.model, "chat", key)  # an unknown or forbidden model fails the create
-            return await self.background.create(turn, key, ctx, self._respond)
+            return await self.background.create(turn, key, ctx, self._response_events)
         response = await self._respond(turn.params, key, ctx)
         await self.state.keep(turn, response)  # type: ignore[union-attr]
         return response
 
     async def _respond(
-        self,
-        params: responses_pb2.ResponseParams,
-        key: KeyRecord,
-        ctx: RequestContext,
-        started: Callable[[], Awaitable[None]] | None = None,
+        self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
     ) -> responses_pb2.Response:
-        def call(route: Route) -> Awaitable[responses_pb2.Response]:
-            return route.provider.respond(params, route.deployment.upstream_model, ctx)
-
         response, route, cost = await self._unary(
             "chat",
             params.model,
@@ -410,7 +403,7 @@ class Gateway:
             response_demand(params),
             key,
             ctx,
-            call if started is None else _after(started, call),
+            lambda route: route.provider.respond(params, route.deployment.upstream_model, ctx),
             response_answer_consumption,
             _RESPONSE,
         )
@@ -420,32 +413,45 @@ class Gateway:
             response.usage.cost = cost
         return response
 
+    def _response_events(
+        self,
+        params: responses_pb2.ResponseParams,
+        key: KeyRecord,
+        ctx: RequestContext,
+        started: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+        """The Responses stream pipeline; `started` is awaited as each attempt starts (admitted)."""
+
+        def call(route: Route) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+            return route.provider.stream_response(params, route.deployment.upstream_model, ctx)
+
+        return self._stream(
+            "chat",
+            params.model,
+            params.routing,
+            response_demand(params),
+            key,
+            ctx,
+            call if started is None else _after(started, call),
+            _EVENTS,
+        )
+
     async def stream_response(
         self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
     ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
         turn = None if self.state is None else await self.state.begin(params, key)
-        if turn is not None and turn.background:
-            raise InvalidRequest(
-                "Streaming a background response is not supported yet: create it without stream,"
-                " then poll it.",
-                param="stream",
-            )
-        sent = params if turn is None else turn.params
-        events = self._stream(
-            "chat",
-            sent.model,
-            sent.routing,
-            response_demand(sent),
-            key,
-            ctx,
-            lambda route: route.provider.stream_response(sent, route.deployment.upstream_model, ctx),
-            _EVENTS,
-        )
         if turn is None or self.state is None:
-            async for event in events:
+            async for event in self._response_events(params, key, ctx):
                 yield event
             return
-        async for event in self.state.stream(turn, events):
+        if turn.background and self.background is not None:
+            self._entry(params.model, "chat", key)
+            await self.background.create(turn, key, ctx, self._response_events)
+            # The client may go away: the response runs on, and GET ?stream=true picks it up.
+            async for event in self.background.watch(turn.id, key, None):
+                yield event
+            return
+        async for event in self.state.stream(turn, self._response_events(turn.params, key, ctx)):
             yield event
 
     # embeddings and images
@@ -553,13 +559,14 @@ def may_use(key: KeyRecord, entry: CatalogueEntry) -> bool:
 
 
 def _after(
-    started: Callable[[], Awaitable[None]], call: Callable[[Route], Awaitable[Result]]
-) -> Callable[[Route], Awaitable[Result]]:
+    started: Callable[[], Awaitable[None]], call: Callable[[Route], AsyncIterator[Result]]
+) -> Callable[[Route], AsyncIterator[Result]]:
     """`call`, with `started` awaited before each attempt (a background response's in_progress)."""
 
-    async def called(route: Route) -> Result:
+    async def called(route: Route) -> AsyncIterator[Result]:
         await started()
-        return await call(route)
+        async for item in call(route):
+            yield item
 
     return called
 

@@ -37,6 +37,7 @@ _ENDPOINTS = {
     "DeleteResponse": ("/v1/responses/{id}", "delete_response"),
     "ListInputItems": ("/v1/responses/{id}/input_items", "list_input_items"),
     "CancelResponse": ("/v1/responses/{id}/cancel", "cancel_response"),
+    "WatchResponse": ("/v1/responses/{id}", "watch_response"),
     "CreateEmbedding": ("/v1/embeddings", "embeddings"),
     "GenerateImages": ("/v1/images/generations", "generate_content"),
     "ListModels": ("/v1/models", "list_models"),

@@ -94,3 +94,16 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer):
         if background is None:
             raise response_not_found(request.id)
         return responses_pb2.CancelResponseResponse(response=await background.cancel(request.id, key))
+
+    @streaming_rpc
+    async def WatchResponse(
+        self, request: responses_pb2.WatchResponseRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[responses_pb2.StreamResponseResponse]:
+        authorization, ctx = call_context(context)
+        key = await self._gateway.authenticate(authorization, ctx)
+        background = self._gateway.background
+        if background is None:
+            raise response_not_found(request.id)
+        after = request.starting_after if request.HasField("starting_after") else None
+        async for event in background.watch(request.id, key, after):
+            yield responses_pb2.StreamResponseResponse(event=event)

@@ -271,3 +271,38 @@ def test_anthropic_thinking_survives_a_tool_loop_through_previous_response_id(
     assert assistant["role"] == "assistant"
     # The signed thinking block was rebuilt from the stored reasoning and sent back first.
     assert [block["type"] for block in assistant["content"]] == ["thinking", "tool_use"]
+
+
+def test_a_background_stream_can_be_resumed_with_starting_after(
+    client: openai.OpenAI, harness: StateHarness
+) -> None:
+    stream = client.responses.create(
+        model="gpt-chat", input="Tell me a story in many words.", background=True, stream=True
+    )
+    seen = []
+    for event in stream:
+        seen.append(event)
+        if len(seen) == 3:
+            break
+    stream.close()  # the connection drops; the response runs on
+    response_id = seen[0].response.id  # type: ignore[union-attr]
+    assert seen[0].response.background is True  # type: ignore[union-attr]
+    last = seen[-1].sequence_number
+    resumed = list(client.responses.retrieve(response_id, stream=True, starting_after=last))
+    assert resumed and all(event.sequence_number > last for event in resumed)
+    numbers = [event.sequence_number for event in seen + resumed]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))  # nothing lost, nothing twice
+    assert resumed[-1].type == "response.completed"
+    final = resumed[-1].response  # type: ignore[union-attr]
+    assert final.id == response_id and final.status == "completed"
+    assert client.responses.retrieve(response_id).output_text == final.output_text
+    with pytest.raises(openai.NotFoundError):
+        openai.OpenAI(base_url=harness.base_url, api_key=harness.other_key, max_retries=0).responses.retrieve(
+            response_id, stream=True
+        )
+
+
+def test_a_stored_foreground_response_cannot_be_streamed_again(client: openai.OpenAI) -> None:
+    done = client.responses.create(model="gpt-chat", input="once")
+    with pytest.raises(openai.BadRequestError):
+        list(client.responses.retrieve(done.id, stream=True))

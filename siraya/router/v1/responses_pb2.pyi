@@ -443,3 +443,11 @@ class CancelResponseResponse(_message.Message):
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     response: Response
     def __init__(self, response: _Optional[_Union[Response, _Mapping]] = ...) -> None: ...
+
+class WatchResponseRequest(_message.Message):
+    __slots__ = ("id", "starting_after")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STARTING_AFTER_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    starting_after: int
+    def __init__(self, id: _Optional[str] = ..., starting_after: _Optional[int] = ...) -> None: ...

@@ -66,6 +66,11 @@ class ResponsesServiceStub:
                 request_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.CancelResponseRequest.SerializeToString,
                 response_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.CancelResponseResponse.FromString,
                 _registered_method=True)
+        self.WatchResponse = channel.unary_stream(
+                '/siraya.router.v1.ResponsesService/WatchResponse',
+                request_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.WatchResponseRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.StreamResponseResponse.FromString,
+                _registered_method=True)
 
 
 class ResponsesServiceServicer:
@@ -113,6 +118,14 @@ class ResponsesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchResponse(self, request, context):
+        """GET /v1/responses/{id}?stream=true&starting_after=N: a background response's events, from
+        after sequence number N, live until it ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ResponsesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +158,11 @@ def add_ResponsesServiceServicer_to_server(servicer, server):
                     servicer.CancelResponse,
                     request_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.CancelResponseRequest.FromString,
                     response_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.CancelResponseResponse.SerializeToString,
+            ),
+            'WatchResponse': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchResponse,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.WatchResponseRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.StreamResponseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -311,6 +329,33 @@ class ResponsesService:
             '/siraya.router.v1.ResponsesService/CancelResponse',
             siraya_dot_router_dot_v1_dot_responses__pb2.CancelResponseRequest.SerializeToString,
             siraya_dot_router_dot_v1_dot_responses__pb2.CancelResponseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchResponse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/siraya.router.v1.ResponsesService/WatchResponse',
+            siraya_dot_router_dot_v1_dot_responses__pb2.WatchResponseRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_responses__pb2.StreamResponseResponse.FromString,
             options,
             channel_credentials,
             insecure,
