@@ -241,6 +241,7 @@ class BackgroundResponses:
         now = time.time()
         if self._tasks:
             await store.renew_response_leases(list(self._tasks), self._lease())
+            await self._stop_cancelled_elsewhere()
         for record in await store.expired_responses(now):
             if record.id in self._tasks:
                 continue
@@ -250,6 +251,17 @@ class BackgroundResponses:
             deleted = await store.delete_responses_before(now - self.retention_days * 86400)
             if deleted:
                 logger.info("deleted %d stored responses past their retention", deleted)
+
+    async def _stop_cancelled_elsewhere(self) -> None:
+        """A cancel another process received reaches this one's task here (the record says so)."""
+        for response_id, task in list(self._tasks.items()):
+            live = self._live.get(response_id)
+            if live is None:
+                continue
+            record = await self.state.store.get_response(response_id, live.key_id)
+            if record is not None and record.status not in ACTIVE_RESPONSE_STATES:
+                self._cancelled.add(response_id)
+                task.cancel()
 
     async def _fail_orphan(self, record: StoredResponse) -> None:
         response = stored_response(record)

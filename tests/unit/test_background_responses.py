@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 from server.accounts.sqlite_accounts import SqliteAccountStore
 from server.accounts.store import Balance, StoredResponse
 from server.background_responses import BackgroundResponses
-from server.stored_responses import ResponseState
+from server.providers.base import RequestContext
+from server.stored_responses import ResponseState, Turn
 from siraya.router.v1 import responses_pb2
 from tests.unit.accounts_backends import key_record
 
@@ -71,5 +73,35 @@ async def test_retention_deletes_old_responses(tmp_path: Path) -> None:
         await sweep.sweep_once()
         assert await store.get_response("resp_old", "key_a") is None
         assert await store.get_response("resp_new", "key_a") is not None
+    finally:
+        await store.close()
+
+
+async def test_a_cancel_stored_by_another_process_stops_the_task_here(tmp_path: Path) -> None:
+    store = SqliteAccountStore(tmp_path / "gateway.db")
+    try:
+        key, secret_hash = key_record()
+        await store.insert_key(key, secret_hash)
+        background = BackgroundResponses(ResponseState(store), lease_seconds=0.1, retention_days=0)
+        params = responses_pb2.ResponseParams(model="m", input_text="x")
+        turn = Turn("resp_x", key.id, time.time(), params, [], None, True, True)
+        stopped = asyncio.Event()
+
+        async def run(*_: object) -> object:
+            try:
+                await asyncio.sleep(30)
+            finally:
+                stopped.set()
+            yield  # pragma: no cover
+
+        await background.create(turn, key, RequestContext(request_id="req"), run)  # type: ignore[arg-type]
+        other_process = BackgroundResponses(ResponseState(store), lease_seconds=0.1, retention_days=0)
+        cancelled = await other_process.cancel("resp_x", key)
+        assert cancelled.status == "cancelled"
+        await background.sweep_once()
+        await asyncio.wait_for(stopped.wait(), 5)
+        record = await store.get_response("resp_x", key.id)
+        assert record is not None and record.status == "cancelled"
+        await background.close()
     finally:
         await store.close()
