@@ -92,6 +92,11 @@ def test_a_three_turn_chain_with_a_function_call_replays_the_conversation(
     sent = sent_text(last_upstream_body(harness, model))
     assert "weather in Lisbon" in sent and "get_weather" in sent and "celsius" in sent
     assert "previous_response_id" not in sent  # replayed, never handed to the upstream
+    if model == "gemini":
+        # Gemini's thought signature rides on the stored call's id and goes back with the call.
+        parts = [part for turn in last_upstream_body(harness, model)["contents"] for part in turn["parts"]]
+        calls = [part for part in parts if "functionCall" in part]
+        assert calls and calls[0].get("thoughtSignature") == "c2lnbmF0dXJl", parts
 
     third = client.responses.create(model=model, previous_response_id=second.id, input="And tomorrow?")
     assert third.previous_response_id == second.id
