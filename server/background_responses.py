@@ -34,10 +34,9 @@ __all__ = ["BackgroundResponses", "Release", "Runner"]
 
 logger = logging.getLogger("siraya.responses")
 
-# Runs a response through the stream pipeline: (params, key, ctx, awaited as each attempt starts)
-# -> its events.
+# Runs a turn through the stream pipeline: (turn, key, ctx, awaited as each attempt starts) -> events.
 Runner = Callable[
-    [responses_pb2.ResponseParams, KeyRecord, RequestContext, Callable[[], Awaitable[None]]],
+    [Turn, KeyRecord, RequestContext, Callable[[], Awaitable[None]]],
     AsyncIterator[responses_pb2.ResponseStreamEvent],
 ]
 # Releases a credit reservation: (key id, reservation id) -> whether one was open.
@@ -133,13 +132,13 @@ class BackgroundResponses:
             await store.update_response(record, ("queued",))
 
         try:
-            async for event in run(turn.params, key, ctx, on_start):
+            async for event in run(turn, key, ctx, on_start):
                 if event.HasField("response"):
                     upstream_id = turn.stamp(event.response) or upstream_id
                     if event.type in TERMINAL_EVENTS:
                         # Stored before it is sent: a client that saw it can chain on it at once.
                         finished = True
-                        final = turn.record(event.response, upstream_id=upstream_id or None)
+                        final = turn.record(event.response, upstream_id=turn.upstream(upstream_id))
                         await store.update_response(final, ACTIVE_RESPONSE_STATES)
                 live.push(event)
             if not finished:

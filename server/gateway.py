@@ -43,7 +43,7 @@ from server.response_cache.stage import Form, JsonForm, ProtoForm, ResponseCache
 from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
 from server.routing.dispatch import Dispatcher
 from server.routing.route import Route
-from server.stored_responses import ResponseState
+from server.stored_responses import ResponseState, Turn
 from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import (
     chat_pb2,
@@ -388,14 +388,24 @@ class Gateway:
             return await self._respond(params, key, ctx)
         if turn.background and self.background is not None:
             self._entry(params.model, "chat", key)  # an unknown or forbidden model fails the create
-            return await self.background.create(turn, key, ctx, self._response_events)
-        response = await self._respond(turn.params, key, ctx)
+            return await self.background.create(turn, key, ctx, self._turn_events)
+        response = await self._respond(turn.params, key, ctx, turn.params_for)
         await self.state.keep(turn, response)  # type: ignore[union-attr]
         return response
 
     async def _respond(
-        self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
+        self,
+        params: responses_pb2.ResponseParams,
+        key: KeyRecord,
+        ctx: RequestContext,
+        params_for: Callable[[Route], responses_pb2.ResponseParams] | None = None,
     ) -> responses_pb2.Response:
+        """`params_for` may give each attempt its own request (a native upstream's own chain)."""
+
+        def call(route: Route) -> Awaitable[responses_pb2.Response]:
+            sent = params if params_for is None else params_for(route)
+            return route.provider.respond(sent, route.deployment.upstream_model, ctx)
+
         response, route, cost = await self._unary(
             "chat",
             params.model,
@@ -403,7 +413,7 @@ class Gateway:
             response_demand(params),
             key,
             ctx,
-            lambda route: route.provider.respond(params, route.deployment.upstream_model, ctx),
+            call,
             response_answer_consumption,
             _RESPONSE,
         )
@@ -419,11 +429,13 @@ class Gateway:
         key: KeyRecord,
         ctx: RequestContext,
         started: Callable[[], Awaitable[None]] | None = None,
+        params_for: Callable[[Route], responses_pb2.ResponseParams] | None = None,
     ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
         """The Responses stream pipeline; `started` is awaited as each attempt starts (admitted)."""
 
         def call(route: Route) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
-            return route.provider.stream_response(params, route.deployment.upstream_model, ctx)
+            sent = params if params_for is None else params_for(route)
+            return route.provider.stream_response(sent, route.deployment.upstream_model, ctx)
 
         return self._stream(
             "chat",
@@ -446,13 +458,19 @@ class Gateway:
             return
         if turn.background and self.background is not None:
             self._entry(params.model, "chat", key)
-            await self.background.create(turn, key, ctx, self._response_events)
+            await self.background.create(turn, key, ctx, self._turn_events)
             # The client may go away: the response runs on, and GET ?stream=true picks it up.
             async for event in self.background.watch(turn.id, key, None):
                 yield event
             return
-        async for event in self.state.stream(turn, self._response_events(turn.params, key, ctx)):
+        events = self._response_events(turn.params, key, ctx, None, turn.params_for)
+        async for event in self.state.stream(turn, events):
             yield event
+
+    def _turn_events(
+        self, turn: Turn, key: KeyRecord, ctx: RequestContext, started: Callable[[], Awaitable[None]]
+    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+        return self._response_events(turn.params, key, ctx, started, turn.params_for)
 
     # embeddings and images
 

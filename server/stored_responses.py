@@ -11,9 +11,12 @@ A stage of the one pipeline, not a path of its own: `begin` runs before the gate
   upstream sees the whole conversation as ordinary input items (which the chat translation turns
   into messages, tool calls and tool results, and reasoning where the provider can take it back:
   signed tool-call ids carry Anthropic's and Gemini's signatures). A chain may switch models and
-  providers. `instructions` are not carried over, as in OpenAI's semantics. An upstream that
-  serves Responses natively is replayed to as well, never handed its own id: replay is always
-  right, and mapping to the upstream's id (kept as `upstream_id`) is a later optimisation.
+  providers. `instructions` are not carried over, as in OpenAI's semantics.
+- An upstream that serves Responses natively is handed its own id instead when the attempt goes
+  to the provider and model that served the previous response natively (`upstream_id`): that
+  upstream stored the previous response with everything it was sent, which was the whole
+  conversation (replayed, or itself chained), so the previous response alone is enough. Any other
+  attempt (another model, a fallback, a chat-only provider) gets the replay.
 - Every stored response gets the gateway's own id, minted before the call (a background response
   needs it at once), so ids never collide across upstreams and never reveal one.
 - Each record belongs to the key that created it; any other key reads a 404.
@@ -29,6 +32,7 @@ from dataclasses import dataclass, replace
 from server.accounts.keys import KeyRecord
 from server.accounts.store import ACTIVE_RESPONSE_STATES, ResponseStore, StoredResponse
 from server.errors import InvalidRequest, NotFound
+from server.routing.route import Route
 from siraya.router.v1 import responses_pb2
 
 __all__ = ["InputItemsPage", "ResponseState", "Turn", "new_response_id"]
@@ -95,6 +99,22 @@ class Turn:
     previous_response_id: str | None
     store: bool
     background: bool
+    # (provider, model) that served the previous response natively, and the request that chains on
+    # it there by the upstream's own id.
+    native_chain: tuple[str, str] | None = None
+    native_params: responses_pb2.ResponseParams | None = None
+    # Whether the last attempt went to an upstream that serves Responses natively.
+    served_natively: bool = False
+
+    def params_for(self, route: Route) -> responses_pb2.ResponseParams:
+        """What one attempt sends: the upstream's own chain where it has it, else the replay."""
+        native = route.provider.native_responses
+        self.served_natively = native
+        chain = self.native_chain
+        if native and chain is not None and chain == (route.deployment.provider, route.entry.id):
+            assert self.native_params is not None
+            return self.native_params
+        return self.params
 
     def stamp(self, response: responses_pb2.Response) -> str:
         """Give the answer the gateway's id and the request's echo; the id it came with."""
@@ -106,6 +126,10 @@ class Turn:
             response.store = self.store
         response.background = self.background
         return upstream_id
+
+    def upstream(self, upstream_id: str | None) -> str | None:
+        """The upstream's own id of the answer, if it is one (a native upstream's)."""
+        return upstream_id or None if self.served_natively else None
 
     def record(self, response: responses_pb2.Response, **changes: object) -> StoredResponse:
         items = responses_pb2.ResponseItems(items=self.input_items)
@@ -120,6 +144,8 @@ class Turn:
             background=self.background,
             response=response.SerializeToString(),
             input_items=items.SerializeToString(),
+            # Only an upstream that serves Responses itself has an id worth chaining on later.
+            upstream_id=None,
         )
         return replace(stored, **changes) if changes else stored  # type: ignore[arg-type]
 
@@ -152,23 +178,30 @@ class ResponseState:
             return None
         own = own_input(params)
         sent = params
+        turn = Turn(new_response_id(), key.id, time.time(), sent, own, previous, store, background)
         if previous is not None or background:
-            sent = responses_pb2.ResponseParams()
+            sent = turn.params = responses_pb2.ResponseParams()
             sent.CopyFrom(params)
             sent.ClearField("previous_response_id")
             sent.ClearField("background")
-            if previous is not None:
-                history = await self._history(previous, key.id)
-                sent.ClearField("input")
-                sent.input_items.items.extend(history)
-                sent.input_items.items.extend(own)
-        return Turn(new_response_id(), key.id, time.time(), sent, own, previous, store, background)
+        if previous is not None:
+            history, last = await self._history(previous, key.id)
+            sent.ClearField("input")
+            sent.input_items.items.extend(history)
+            sent.input_items.items.extend(own)
+            if last.upstream_id is not None and last.provider is not None:
+                chained = turn.native_params = responses_pb2.ResponseParams()
+                chained.CopyFrom(params)
+                chained.ClearField("background")
+                chained.previous_response_id = last.upstream_id
+                turn.native_chain = (last.provider, last.model)
+        return turn
 
     async def keep(self, turn: Turn, response: responses_pb2.Response) -> None:
         """Stamp the answer with the turn's id and store it when the request asked to."""
         upstream_id = turn.stamp(response)
         if turn.store:
-            await self.store.insert_response(turn.record(response, upstream_id=upstream_id or None))
+            await self.store.insert_response(turn.record(response, upstream_id=turn.upstream(upstream_id)))
 
     async def stream(
         self,
@@ -184,7 +217,7 @@ class ResponseState:
                     upstream_id = turn.stamp(event.response) or upstream_id
                     if turn.store and event.type in TERMINAL_EVENTS:
                         await self.store.insert_response(
-                            turn.record(event.response, upstream_id=upstream_id or None)
+                            turn.record(event.response, upstream_id=turn.upstream(upstream_id))
                         )
                 yield event
         finally:
@@ -192,9 +225,11 @@ class ResponseState:
             if close is not None:
                 await close()
 
-    async def _history(self, previous_id: str, key_id: str) -> list[responses_pb2.ResponseItem]:
-        """The items of the chain ending in `previous_id`, oldest first: each response's input, then
-        its output."""
+    async def _history(
+        self, previous_id: str, key_id: str
+    ) -> tuple[list[responses_pb2.ResponseItem], StoredResponse]:
+        """The items of the chain ending in `previous_id`, oldest first (each response's input, then
+        its output), and that last response's record."""
         chain: list[StoredResponse] = []
         wanted: str | None = previous_id
         while wanted is not None:
@@ -217,7 +252,7 @@ class ResponseState:
         for record in reversed(chain):
             items.extend(responses_pb2.ResponseItems.FromString(record.input_items).items)
             items.extend(responses_pb2.Response.FromString(record.response).output)
-        return items
+        return items, chain[0]
 
     # the routes
 

@@ -89,7 +89,13 @@ def test_a_three_turn_chain_with_a_function_call_replays_the_conversation(
     assert second.previous_response_id == first.id
     answer = second.output_text
     assert "23" in answer, second.output
-    sent = sent_text(last_upstream_body(harness, model))
+    body = last_upstream_body(harness, model)
+    sent = sent_text(body)
+    if model == "gpt-native":
+        # The same native deployment served the previous turn: it chains on its own id.
+        assert body["previous_response_id"].startswith("resp_") and body["previous_response_id"] != first.id
+        assert [item["type"] for item in body["input"]] == ["function_call_output"]
+        return
     assert "weather in Lisbon" in sent and "get_weather" in sent and "celsius" in sent
     assert "previous_response_id" not in sent  # replayed, never handed to the upstream
     if model == "gemini":
@@ -311,3 +317,24 @@ def test_a_stored_foreground_response_cannot_be_streamed_again(client: openai.Op
     done = client.responses.create(model="gpt-chat", input="once")
     with pytest.raises(openai.BadRequestError):
         list(client.responses.retrieve(done.id, stream=True))
+
+
+def test_a_native_upstream_chains_on_its_own_ids_only_for_what_it_served(
+    client: openai.OpenAI, harness: StateHarness
+) -> None:
+    first = client.responses.create(model="gpt-native", input="Remember the number 41.")
+    first_sent = last_upstream_body(harness, "gpt-native")
+    assert "previous_response_id" not in first_sent
+    second = client.responses.create(model="claude", previous_response_id=first.id, input="Add one.")
+    assert "Remember the number 41." in sent_text(last_upstream_body(harness, "claude"))
+    # Claude served the last turn: the native upstream has not seen it, so it gets the replay.
+    third = client.responses.create(model="gpt-native", previous_response_id=second.id, input="Again.")
+    body = last_upstream_body(harness, "gpt-native")
+    assert "previous_response_id" not in body
+    texts = sent_text(body)
+    assert "Remember the number 41." in texts and second.output_text in texts and "Again." in texts
+    # It served that one, with everything: from here on its own id is enough.
+    client.responses.create(model="gpt-native", previous_response_id=third.id, input="Once more.")
+    body = last_upstream_body(harness, "gpt-native")
+    assert body["previous_response_id"].startswith("resp_") and body["previous_response_id"] != third.id
+    assert sent_text(body["input"]).count("Once more.") == 1 and "41" not in sent_text(body["input"])
