@@ -68,6 +68,8 @@ def _generation_json(gen: admin_pb2.Generation) -> dict[str, Any]:
         "ttft": gen.ttft_ms if gen.HasField("ttft_ms") else None,
         "streamed": gen.streamed,
         "cancelled": gen.status == "cancelled",
+        "cache_hit": gen.status == "cache_hit",
+        "cache_saved": gen.cache_saved,
     }
 
 

@@ -17,6 +17,7 @@ from http_bridge.json_depth import too_deep
 from http_bridge.messages_routes import add_messages_routes
 from http_bridge.observe import RPC_CALLED
 from http_bridge.observe import install as install_observability
+from http_bridge.responses_routes import add_response_routes
 from http_bridge.sse import relay_stream
 from http_bridge.stubs import GatewayStubs
 from server.errors import AuthenticationFailed, GatewayError, InvalidRequest, MethodNotAllowed
@@ -46,6 +47,8 @@ MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
 _TRACEPARENT = re.compile(r"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 MAX_JSON_DEPTH = web.AppKey("max_json_depth", int)
 DEFAULT_MAX_JSON_DEPTH = 32
+# Request headers passed to the servicers as they are (printable ASCII only).
+FORWARDED_HEADERS = ("x-siraya-cache",)
 PROVIDER_HEADER = "x-siraya-provider"
 _JSON = "application/json"
 _INVALID_JSON = (
@@ -106,6 +109,10 @@ def call_metadata(request: web.Request) -> list[tuple[str, str]]:
             if parse_timeout(timeout) is None:
                 raise InvalidRequest(f"The {header} header must be a positive number of seconds.")
             metadata.append((header, timeout))
+    for name in FORWARDED_HEADERS:
+        value = headers.get(name)
+        if value is not None and value.isascii() and value.isprintable():
+            metadata.append((name, value))
     request[RPC_CALLED] = True
     return metadata
 
@@ -258,6 +265,19 @@ def _response_error_frame(error: GatewayError, last: responses_pb2.StreamRespons
     return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
+async def relay_response_events(request: web.Request, call: Any) -> web.StreamResponse:
+    """A Responses event stream as OpenAI's SSE (typed events, no [DONE])."""
+    return await relay_stream(
+        request,
+        call,
+        _response_event_frame,
+        _response_error_frame,
+        request_id_of(request),
+        done=None,
+        first_headers=lambda reply: _with_provider(None, reply.event.response.provider) or {},
+    )
+
+
 async def create_response(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
     params = responses_codec.decode_response_request(body)
@@ -267,15 +287,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         call = stubs.responses.StreamResponse(
             responses_pb2.StreamResponseRequest(params=params), metadata=metadata
         )
-        return await relay_stream(
-            request,
-            call,
-            _response_event_frame,
-            _response_error_frame,
-            request_id_of(request),
-            done=None,
-            first_headers=lambda reply: _with_provider(None, reply.event.response.provider) or {},
-        )
+        return await relay_response_events(request, call)
     reply, headers = await unary(
         stubs.responses.CreateResponse(responses_pb2.CreateResponseRequest(params=params), metadata=metadata)
     )
@@ -448,6 +460,7 @@ def build_app(
     app.router.add_get("/v1/videos/{video_id}/content", download_video)
     add_account_routes(app, STUBS, read_json, call_metadata, request_id_of)
     add_messages_routes(app, STUBS, read_json, call_metadata, request_id_of)
+    add_response_routes(app, STUBS, call_metadata, json_response, relay_response_events)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     return app

@@ -18,6 +18,7 @@ from http_bridge.stubs import GatewayStubs, stubs_for_channel
 from server.accounts.backends import DATABASE_FILE, open_accounts
 from server.accounts.in_flight import InFlightLimit
 from server.accounts.sqlite_store import SqliteStore
+from server.background_responses import BackgroundResponses
 from server.config import GatewayConfig, ServerConfig
 from server.gateway import Gateway
 from server.grpc_server import MAX_MESSAGE_BYTES, Servicers, build_grpc_server, mark_serving
@@ -25,8 +26,10 @@ from server.inprocess import InProcessStub
 from server.lifecycle import ServingState, attach
 from server.providers.base import Provider
 from server.providers.registry import build_provider
+from server.response_cache import build_cache
 from server.routing.catalogue import Catalogue
 from server.routing.dispatch import build_dispatcher
+from server.stored_responses import ResponseState
 from siraya.router.services import SERVICE_NAMES, SERVICES
 
 logger = logging.getLogger("siraya.server")
@@ -47,6 +50,14 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
     store = open_store(config)
     catalogue = Catalogue(config)
     dispatcher = build_dispatcher(config, providers, catalogue)
+    state = ResponseState(accounts.store)
+    background = BackgroundResponses(
+        state,
+        lease_seconds=config.responses.background_lease_seconds,
+        retention_days=config.responses.retention_days,
+        release=accounts.store.release,
+    )
+    background.start()
     return Gateway(
         catalogue,
         providers,
@@ -55,6 +66,9 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         metering=accounts.metering,
         dispatcher=dispatcher,
         in_flight=InFlightLimit(config.server.max_in_flight_per_key),
+        state=state,
+        background=background,
+        cache=build_cache(config, providers, accounts.metering),
     )
 
 

@@ -16,6 +16,7 @@ from server.accounts.in_flight import InFlightLimit
 from server.accounts.keys import KeyManager, KeyRecord
 from server.accounts.metering import Consumption, Demand, Metering
 from server.accounts.sqlite_store import SqliteStore, VideoJob
+from server.background_responses import BackgroundResponses
 from server.errors import ModelNotFound, NoAvailableProvider, NotFound, PermissionDenied
 from server.gateway_usage import (
     chat_demand,
@@ -47,9 +48,11 @@ from server.messages_usage import (
 from server.observability.attempts import observed_call, observed_stream
 from server.providers import messages_relay
 from server.providers.base import Provider, RequestContext, VideoContent, chat_json, stream_chat_json
+from server.response_cache.stage import Form, JsonForm, ProtoForm, ResponseCache, replay
 from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
 from server.routing.dispatch import Dispatcher
 from server.routing.route import Route
+from server.stored_responses import ResponseState, Turn
 from siraya.router.codec.bounds import check_chat, check_embedding, check_response
 from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import (
@@ -81,6 +84,9 @@ class Gateway:
         dispatcher: Dispatcher | None = None,
         metering: Metering | None = None,
         in_flight: InFlightLimit | None = None,
+        state: ResponseState | None = None,
+        background: BackgroundResponses | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.providers = providers
@@ -90,12 +96,19 @@ class Gateway:
         self.metering = metering or Metering()
         # Requests per key in flight (server.max_in_flight_per_key), held from admission to the end.
         self.in_flight = in_flight or InFlightLimit()
+        self.state = state
+        self.background = background
+        self.cache = cache
 
     async def close(self) -> None:
+        if self.background is not None:
+            await self.background.close()
         for provider in self.providers.values():
             await provider.close()
         await self.metering.close()
         await self.dispatcher.close()
+        if self.cache is not None:
+            await self.cache.close()
         self.store.close()
 
     async def authenticate(self, authorization: str | None, ctx: RequestContext | None = None) -> KeyRecord:
@@ -129,14 +142,23 @@ class Gateway:
         ctx: RequestContext,
         call: Callable[[Route], Awaitable[Result]],
         consumed: Callable[[Result, Demand], Consumption],
+        form: Form[Result] | None = None,
     ) -> tuple[Result, Route, float | None]:
         """Admit, dispatch and settle one unary request: (result, the route that served it, cost).
 
         `consumed` reads the upstream's usage off the result; given the demand, it falls back to
-        the request's estimate when the upstream reported none.
+        the request's estimate when the upstream reported none. With a `form`, the answer may come
+        from the response cache and go to it (server/response_cache/).
         """
         entry = self._entry(model, kind, key)
         ctx.key_id, ctx.outcome.model = key.id, entry.id
+        cached = None
+        if form is not None and self.cache is not None:
+            cached = self.cache.plan(entry, demand.params, key, ctx, form, False)
+            hit = None if cached is None else await cached.hit(key, ctx)
+            if hit is not None:
+                _record(ctx, hit[1], hit[2], 0.0)
+                return hit[0][0], hit[1], 0.0
         in_flight, key_id = self.in_flight.counts, key.id
         count = in_flight.get(key_id, 0)
         if count >= self.in_flight.limit:
@@ -161,6 +183,9 @@ class Gateway:
         finally:
             in_flight[key_id] -= 1
         _record(ctx, route, consumption, cost)
+        if cached is not None:
+            cached.add(result)
+            await cached.keep(route, consumption)
         return result, route, cost
 
     async def _stream(
@@ -191,6 +216,16 @@ class Gateway:
         """
         entry = self._entry(model, kind, key)
         ctx.key_id, ctx.outcome.model = key.id, entry.id
+        cached = None
+        if self.cache is not None and items.form is not None:
+            cached = self.cache.plan(entry, demand.params, key, ctx, items.form, True)
+            hit = None if cached is None else await cached.hit(key, ctx)
+            if hit is not None:
+                _record(ctx, hit[1], hit[2], 0.0)
+                ctx.outcome.first_item_at = time.monotonic()
+                for item in replay(hit[0], items.consumed, ctx):
+                    yield item
+                return
         in_flight, key_id = self.in_flight.counts, key.id
         count = in_flight.get(key_id, 0)
         if count >= self.in_flight.limit:
@@ -231,6 +266,8 @@ class Gateway:
                         else:
                             running = (item, items.strip(item, show_usage))
                     items.stamp(item, route)
+                    if cached is not None:
+                        cached.add(item)
                     yield item
             except BaseException as error:
                 if settled:
@@ -245,19 +282,22 @@ class Gateway:
             if route is None:
                 await meter.fail(NoAvailableProvider("The stream ended before it started."))
                 return
-            if settled:
-                return
-            if not reported:
-                total.prompt_tokens = demand.prompt_tokens
-            cost = await meter.settle(route.deployment, total)
-            _record(ctx, route, total, cost)
-            if show_usage and running is not None:
-                like, usage = running
-                if cost is not None:
-                    items.charge(usage, cost)
-                last = items.usage_item(like, usage)
-                items.stamp(last, route)
-                yield last
+            if not settled:
+                if not reported:
+                    total.prompt_tokens = demand.prompt_tokens
+                cost = await meter.settle(route.deployment, total)
+                _record(ctx, route, total, cost)
+                if show_usage and running is not None:
+                    like, usage = running
+                    if cost is not None:
+                        items.charge(usage, cost)
+                    last = items.usage_item(like, usage)
+                    items.stamp(last, route)
+                    if cached is not None:
+                        cached.add(last)
+                    yield last
+            if cached is not None:
+                await cached.keep(route, total)
         finally:
             in_flight[key_id] -= 1
 
@@ -284,11 +324,12 @@ class Gateway:
         ctx: RequestContext,
         call: Callable[[Route], Awaitable[Result]],
         consumed: Callable[[Result, Demand], Consumption],
+        form: Form[Result] | None,
     ) -> Awaitable[tuple[Result, Route, float | None]]:
         # A plain function handing back `_unary`'s coroutine: no extra frame on the hot path.
         check_chat(params)
         demand = chat_demand(params)
-        return self._unary("chat", params.model, params.routing, demand, key, ctx, call, consumed)
+        return self._unary("chat", params.model, params.routing, demand, key, ctx, call, consumed, form)
 
     def _chat_stream(
         self,
@@ -320,6 +361,7 @@ class Gateway:
             ctx,
             lambda route: route.provider.chat(params, route.deployment.upstream_model, ctx),
             completion_consumption,
+            _COMPLETION,
         )
         completion.model = route.entry.id
         completion.provider = route.deployment.provider
@@ -338,6 +380,7 @@ class Gateway:
             ctx,
             lambda route: chat_json(route.provider, params, route.deployment.upstream_model, ctx),
             completion_consumption_json,
+            _JSON,
         )
         usage = completion.get("usage")
         if cost is not None and usage is not None:
@@ -384,6 +427,7 @@ class Gateway:
                 route.provider, body, params, route.deployment.upstream_model, ctx
             ),
             lambda answer, _demand: message_consumption(answer),
+            None,  # Messages answers are not cached yet: their cache key would need the protocol
         )
         usage = answer.get("usage")
         if cost is not None and isinstance(usage, dict):
@@ -416,6 +460,30 @@ class Gateway:
         self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
     ) -> responses_pb2.Response:
         check_response(params)
+        # Stored responses, previous_response_id and background mode: server/stored_responses.py.
+        turn = None if self.state is None else await self.state.begin(params, key)
+        if turn is None:
+            return await self._respond(params, key, ctx)
+        if turn.background and self.background is not None:
+            self._entry(params.model, "chat", key)  # an unknown or forbidden model fails the create
+            return await self.background.create(turn, key, ctx, self._turn_events)
+        response = await self._respond(turn.params, key, ctx, turn.params_for)
+        await self.state.keep(turn, response)  # type: ignore[union-attr]
+        return response
+
+    async def _respond(
+        self,
+        params: responses_pb2.ResponseParams,
+        key: KeyRecord,
+        ctx: RequestContext,
+        params_for: Callable[[Route], responses_pb2.ResponseParams] | None = None,
+    ) -> responses_pb2.Response:
+        """`params_for` may give each attempt its own request (a native upstream's own chain)."""
+
+        def call(route: Route) -> Awaitable[responses_pb2.Response]:
+            sent = params if params_for is None else params_for(route)
+            return route.provider.respond(sent, route.deployment.upstream_model, ctx)
+
         response, route, cost = await self._unary(
             "chat",
             params.model,
@@ -423,8 +491,9 @@ class Gateway:
             response_demand(params),
             key,
             ctx,
-            lambda route: route.provider.respond(params, route.deployment.upstream_model, ctx),
+            call,
             response_answer_consumption,
+            _RESPONSE,
         )
         response.model = route.entry.id
         response.provider = route.deployment.provider
@@ -432,10 +501,21 @@ class Gateway:
             response.usage.cost = cost
         return response
 
-    def stream_response(
-        self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
+    def _response_events(
+        self,
+        params: responses_pb2.ResponseParams,
+        key: KeyRecord,
+        ctx: RequestContext,
+        started: Callable[[], Awaitable[None]] | None = None,
+        params_for: Callable[[Route], responses_pb2.ResponseParams] | None = None,
     ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+        """The Responses stream pipeline; `started` is awaited as each attempt starts (admitted)."""
         check_response(params)
+
+        def call(route: Route) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+            sent = params if params_for is None else params_for(route)
+            return route.provider.stream_response(sent, route.deployment.upstream_model, ctx)
+
         return self._stream(
             "chat",
             params.model,
@@ -443,9 +523,33 @@ class Gateway:
             response_demand(params),
             key,
             ctx,
-            lambda route: route.provider.stream_response(params, route.deployment.upstream_model, ctx),
+            call if started is None else _after(started, call),
             _EVENTS,
         )
+
+    async def stream_response(
+        self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
+    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+        turn = None if self.state is None else await self.state.begin(params, key)
+        if turn is None or self.state is None:
+            async for event in self._response_events(params, key, ctx):
+                yield event
+            return
+        if turn.background and self.background is not None:
+            self._entry(params.model, "chat", key)
+            await self.background.create(turn, key, ctx, self._turn_events)
+            # The client may go away: the response runs on, and GET ?stream=true picks it up.
+            async for event in self.background.watch(turn.id, key, None):
+                yield event
+            return
+        events = self._response_events(turn.params, key, ctx, None, turn.params_for)
+        async for event in self.state.stream(turn, events):
+            yield event
+
+    def _turn_events(
+        self, turn: Turn, key: KeyRecord, ctx: RequestContext, started: Callable[[], Awaitable[None]]
+    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
+        return self._response_events(turn.params, key, ctx, started, turn.params_for)
 
     # embeddings and images
 
@@ -462,6 +566,7 @@ class Gateway:
             ctx,
             lambda route: route.provider.embed(params, route.deployment.upstream_model, ctx),
             embedding_consumption,
+            _EMBEDDINGS,
         )
         result.model = route.entry.id
         result.provider = route.deployment.provider
@@ -551,6 +656,19 @@ def may_use(key: KeyRecord, entry: CatalogueEntry) -> bool:
     return not key.allowed_models or entry.id in key.allowed_models
 
 
+def _after(
+    started: Callable[[], Awaitable[None]], call: Callable[[Route], AsyncIterator[Result]]
+) -> Callable[[Route], AsyncIterator[Result]]:
+    """`call`, with `started` awaited before each attempt (a background response's in_progress)."""
+
+    async def called(route: Route) -> AsyncIterator[Result]:
+        await started()
+        async for item in call(route):
+            yield item
+
+    return called
+
+
 def _record(ctx: RequestContext, route: Route, consumption: Consumption, cost: float | None) -> None:
     outcome = ctx.outcome
     outcome.model = route.entry.id
@@ -603,6 +721,8 @@ class StreamItems(Generic[Result]):
     strip: Callable[[Result, bool], Any]
     # The usage item to end a stream with, like the given item, for usage that came on another.
     usage_item: Callable[[Result, Any], Result]
+    # How the items are written to the response cache and read back (None: never cached).
+    form: Form[Result] | None
 
 
 def _fold_message_event(event: JsonObject, total: Consumption) -> Any:
@@ -619,12 +739,33 @@ def _no_running_usage(item: Any, _: Any) -> Any:
     raise AssertionError("every usage a Responses stream carries is final")
 
 
-_CHUNKS = StreamItems(fold_chunk, chunk_is_final, _charge_usage, _stamp_chunk, strip_usage, usage_chunk)
+_JSON = JsonForm()
+_CHUNKS = StreamItems(
+    fold_chunk,
+    chunk_is_final,
+    _charge_usage,
+    _stamp_chunk,
+    strip_usage,
+    usage_chunk,
+    ProtoForm(chat_pb2.ChatCompletionChunk),
+)
 _JSON_CHUNKS = StreamItems(
-    fold_chunk_json, chunk_is_final_json, _charge_usage_json, _stamp_json, strip_usage_json, usage_chunk_json
+    fold_chunk_json,
+    chunk_is_final_json,
+    _charge_usage_json,
+    _stamp_json,
+    strip_usage_json,
+    usage_chunk_json,
+    _JSON,
 )
 _EVENTS = StreamItems(
-    fold_response_event, event_is_final, _charge_usage, _stamp_event, _no_running_usage, _no_running_usage
+    fold_response_event,
+    event_is_final,
+    _charge_usage,
+    _stamp_event,
+    _no_running_usage,
+    _no_running_usage,
+    ProtoForm(responses_pb2.ResponseStreamEvent),
 )
 _MESSAGE_EVENTS = StreamItems(
     _fold_message_event,
@@ -633,7 +774,11 @@ _MESSAGE_EVENTS = StreamItems(
     stamp_message_event,
     _no_running_usage,
     _no_running_usage,
+    None,
 )
+_COMPLETION = ProtoForm(chat_pb2.ChatCompletion)
+_RESPONSE = ProtoForm(responses_pb2.Response)
+_EMBEDDINGS = ProtoForm(embeddings_pb2.EmbeddingList)
 
 
 def _stamp_video(video: videos_pb2.Video, job: VideoJob) -> videos_pb2.Video:

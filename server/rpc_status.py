@@ -12,7 +12,7 @@ from server.errors import GatewayError, InternalError, error_for_http_status
 DOMAIN = "siraya.ai"
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 # Metadata keys that are response headers for the HTTP client (x-ratelimit-*, retry-after).
-RESPONSE_HEADER_PREFIXES = ("x-ratelimit-", "retry-after")
+RESPONSE_HEADER_PREFIXES = ("x-ratelimit-", "retry-after", "x-siraya-cache")
 
 _GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,

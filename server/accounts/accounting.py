@@ -148,6 +148,7 @@ class AccountMetering(Metering):
                 await meter.fail(refused)
                 raise refused
             meter.reserved = True
+            ctx.reservation_id = meter.reservation_id
         if self.moderator is not None and self.moderator.enabled:
             try:
                 await self.moderator.check(key.id, entry.id, demand.params)
@@ -155,6 +156,29 @@ class AccountMetering(Metering):
                 await meter.fail(error)
                 raise
         return meter
+
+    async def record_cache_hit(
+        self,
+        key: KeyRecord,
+        entry: CatalogueEntry,
+        deployment: Deployment,
+        consumed: Consumption,
+        ctx: RequestContext,
+    ) -> int:
+        """A cache hit moves no credit and passes no limit (no upstream is called): one ledger record
+        at zero cost, with what the answer would have cost as its saving."""
+        saved = _charge(deployment_price(entry, deployment), consumed)
+        self._record(
+            key,
+            entry.id,
+            ctx,
+            time.monotonic(),
+            "cache_hit",
+            deployment=deployment,
+            consumed=consumed,
+            saved=saved,
+        )
+        return saved
 
     def _record(
         self,
@@ -168,6 +192,7 @@ class AccountMetering(Metering):
         deployment: Deployment | None = None,
         consumed: Consumption | None = None,
         cost: int = 0,
+        saved: int = 0,
     ) -> None:
         finished = time.monotonic()
         first = ctx.outcome.first_item_at
@@ -199,6 +224,7 @@ class AccountMetering(Metering):
             ttft_ms=None if first is None else round((first - started) * 1000, 3),
             streamed=first is not None,
             cache_write_tokens=consumed.cache_write_tokens,
+            cache_saved_micros=saved,
         )
         try:
             self.ledger.submit(record)

@@ -77,6 +77,7 @@ def generation(record: LedgerRecord) -> admin_pb2.Generation:
         total_cost=micros_to_usd(record.cost_micros),
         latency_ms=record.latency_ms,
         streamed=record.streamed,
+        cache_saved=micros_to_usd(record.cache_saved_micros),
     )
     if record.model_served is not None:
         out.model_served = record.model_served

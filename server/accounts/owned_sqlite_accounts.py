@@ -55,7 +55,7 @@ import orjson
 from server.accounts.keys import KeyChanges, KeyRecord
 from server.accounts.money import micros_to_usd
 from server.accounts.sqlite_accounts import SqliteAccountStore, credit_lock_path
-from server.accounts.store import AccountStore, Balance, LedgerRecord
+from server.accounts.store import AccountStore, Balance, LedgerRecord, StoredResponse
 
 __all__ = ["OwnedSqliteAccountStore", "open_owned_or_shared"]
 
@@ -390,6 +390,29 @@ class OwnedSqliteAccountStore:
 
     async def ledger_sum(self, key_id: str) -> int:
         return await self._inner.ledger_sum(key_id)
+
+    # stored responses: no money moves, so they go straight to the file
+
+    async def insert_response(self, record: StoredResponse) -> None:
+        await self._inner.insert_response(record)
+
+    async def get_response(self, response_id: str, key_id: str) -> StoredResponse | None:
+        return await self._inner.get_response(response_id, key_id)
+
+    async def delete_response(self, response_id: str, key_id: str) -> bool:
+        return await self._inner.delete_response(response_id, key_id)
+
+    async def update_response(self, record: StoredResponse, expected: Sequence[str]) -> bool:
+        return await self._inner.update_response(record, expected)
+
+    async def renew_response_leases(self, response_ids: Sequence[str], until: float) -> None:
+        await self._inner.renew_response_leases(response_ids, until)
+
+    async def expired_responses(self, now: float) -> list[StoredResponse]:
+        return await self._inner.expired_responses(now)
+
+    async def delete_responses_before(self, before: float) -> int:
+        return await self._inner.delete_responses_before(before)
 
 
 _SETTLED_ROW = (

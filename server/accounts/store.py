@@ -1,6 +1,6 @@
 """The contracts every accounts backend meets: keys, credits and the ledger; and rate limits.
 
-    AccountStore   keys, credit reservations and the usage ledger
+    AccountStore   keys, credit reservations, the usage ledger and stored responses
       SqliteAccountStore    (sqlite_accounts.py)    embedded: one file, WAL, several processes
       OwnedSqliteAccountStore (owned_sqlite_accounts.py) embedded default with one worker: credits
                             in memory, settlements journaled then batched into the same file
@@ -20,6 +20,11 @@ retry after a timeout can never charge twice. `settle` never refuses: if the act
 the reservation the key is charged the actual cost, even past its limit, because the tokens were
 spent. A reservation whose request died with its process is released by `release_stale`.
 
+Stored responses (ResponseStore) are the Responses API's state: each one belongs to the key that
+made it, and every read, update and delete names that key, so another key's id reads as absent.
+A background response holds a lease (`lease_until`) that its process renews while it runs; one
+whose lease ran out was left behind by a process that died, and is failed by whoever finds it.
+
 Rate limits use a token bucket per key and dimension (see memory_limits.py for the arithmetic):
 capacity R per minute, refilled continuously at R/60 per second. R back-to-back requests pass,
 then one more every 60/R seconds. `reset_*` is the time until the bucket is full again (OpenAI's
@@ -36,7 +41,9 @@ from typing import Literal, NamedTuple, Protocol, runtime_checkable
 from server.accounts.keys import KeyStore
 
 __all__ = [
+    "ACTIVE_RESPONSE_STATES",
     "LEDGER_COLUMNS",
+    "STORED_RESPONSE_COLUMNS",
     "AccountStore",
     "Balance",
     "LedgerRecord",
@@ -44,11 +51,14 @@ __all__ = [
     "LedgerStatus",
     "LimitDecision",
     "LimitStore",
+    "ResponseStore",
+    "StoredResponse",
     "SyncCredits",
     "format_reset",
 ]
 
-LedgerStatus = Literal["success", "error", "cancelled"]
+# cache_hit: answered from the response cache, at no cost (cache_saved_micros is what it saved).
+LedgerStatus = Literal["success", "error", "cancelled", "cache_hit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,7 @@ class LedgerRecord(NamedTuple):
     streamed: bool = False
     # Prompt tokens written to the provider's prompt cache (part of prompt_tokens, like cached_tokens).
     cache_write_tokens: int = 0
+    cache_saved_micros: int = 0
 
 
 LEDGER_COLUMNS: tuple[str, ...] = LedgerRecord._fields
@@ -101,7 +112,76 @@ class LedgerSink(Protocol):
     async def append_ledger(self, records: Sequence[LedgerRecord]) -> None: ...
 
 
-class AccountStore(KeyStore, LedgerSink, Protocol):
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """One stored Response, as the Responses API's GET, input_items and previous_response_id need it.
+
+    `response` is the serialized responses_pb2.Response and `input_items` the serialized
+    responses_pb2.ResponseItems this response was given itself (not those of the responses before
+    it): bytes, so that no backend has to understand them.
+    """
+
+    id: str
+    key_id: str
+    created_at: float  # unix seconds
+    # queued, in_progress, completed, incomplete, failed or cancelled.
+    status: str
+    model: str
+    provider: str | None
+    previous_response_id: str | None
+    background: bool
+    response: bytes
+    input_items: bytes
+    # The upstream's own id of the response, when it serves Responses natively.
+    upstream_id: str | None = None
+    # The credit reservation a running background response holds (released if its process dies).
+    reservation_id: str | None = None
+    # Until when the process running a queued or in-progress response vouches for it.
+    lease_until: float | None = None
+
+
+STORED_RESPONSE_COLUMNS: tuple[str, ...] = tuple(
+    name
+    for name in StoredResponse.__dataclass_fields__  # declaration order: the table's columns
+)
+ACTIVE_RESPONSE_STATES: tuple[str, ...] = ("queued", "in_progress")
+
+
+class ResponseStore(Protocol):
+    """Stored responses, each scoped to the key that created it."""
+
+    async def insert_response(self, record: StoredResponse) -> None: ...
+
+    async def get_response(self, response_id: str, key_id: str) -> StoredResponse | None:
+        """The record, only for the key that made it: another key's id gets None."""
+        ...
+
+    async def delete_response(self, response_id: str, key_id: str) -> bool:
+        """Delete the key's record; False when that key has none of that id."""
+        ...
+
+    async def update_response(self, record: StoredResponse, expected: Sequence[str]) -> bool:
+        """Replace the record's status, model, provider, response, upstream id, reservation and lease,
+        only if its key's row is still in one of the `expected` states; whether it was replaced.
+
+        One conditional statement, so a cancel and a completion racing each other cannot both win.
+        """
+        ...
+
+    async def renew_response_leases(self, response_ids: Sequence[str], until: float) -> None:
+        """Extend the leases of the named responses still queued or in progress."""
+        ...
+
+    async def expired_responses(self, now: float) -> list[StoredResponse]:
+        """Queued or in-progress responses whose lease ended before `now` (their process died)."""
+        ...
+
+    async def delete_responses_before(self, before: float) -> int:
+        """Delete every response created before `before` (unix seconds); how many went."""
+        ...
+
+
+class AccountStore(KeyStore, LedgerSink, ResponseStore, Protocol):
     """Keys, credits and the usage ledger behind one async interface.
 
     Key methods back keys.KeyManager. KeyRecord.credit_limit/credit_used are USD floats for display

@@ -24,6 +24,7 @@ Where things are:
 from __future__ import annotations
 
 from server.config.accounts import AccountsConfig, ModerationConfig, ModerationUpstreamConfig
+from server.config.cache import CacheConfig, ModelCacheConfig
 from server.config.env import interpolate_env
 from server.config.errors import ConfigError
 from server.config.gateway import GatewayConfig
@@ -39,6 +40,7 @@ from server.config.providers import (
     OpenAIProviderConfig,
     ProviderConfig,
 )
+from server.config.responses import ResponsesConfig
 from server.config.routing import (
     BreakerConfig,
     HedgingConfig,
@@ -55,6 +57,7 @@ __all__ = [
     "AccountsConfig",
     "AnthropicProviderConfig",
     "BreakerConfig",
+    "CacheConfig",
     "ConfigError",
     "DeploymentConfig",
     "GatewayConfig",
@@ -62,6 +65,7 @@ __all__ = [
     "HedgingConfig",
     "HttpProviderConfig",
     "LocalProviderConfig",
+    "ModelCacheConfig",
     "ModelConfig",
     "ModerationConfig",
     "ModerationUpstreamConfig",
@@ -69,6 +73,7 @@ __all__ = [
     "OpenAIProviderConfig",
     "PricingConfig",
     "ProviderConfig",
+    "ResponsesConfig",
     "ResilienceConfig",
     "RetryConfig",
     "RoutingConfig",

@@ -8,9 +8,11 @@ from pydantic import model_validator
 
 from server.config.accounts import AccountsConfig
 from server.config.base import FromLoader, Settings
+from server.config.cache import CacheConfig
 from server.config.limits import LimitsConfig
 from server.config.models import ModelConfig
 from server.config.providers import ProviderConfig
+from server.config.responses import ResponsesConfig
 from server.config.routing import RoutingConfig
 from server.config.server import ObservabilityConfig, ServerConfig
 
@@ -26,6 +28,8 @@ class GatewayConfig(Settings):
     routing: RoutingConfig = RoutingConfig()
     models: tuple[ModelConfig, ...] = ()
     accounts: AccountsConfig = AccountsConfig()
+    responses: ResponsesConfig = ResponsesConfig()
+    cache: CacheConfig = CacheConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     limits: LimitsConfig = LimitsConfig()
     # Where this came from, for the start-up line: a file's path, or the embedded defaults.

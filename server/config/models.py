@@ -12,6 +12,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from server.config.base import NonEmptyStr, NonNegative, PositiveInt, Settings, load_context, problem
+from server.config.cache import ModelCacheConfig
 from server.config.routing import ResilienceConfig
 
 __all__ = ["MODEL_KINDS", "DeploymentConfig", "ModelConfig", "PricingConfig"]
@@ -76,6 +77,8 @@ class ModelConfig(ResilienceConfig):
     # provider's prompt cache stays warm (server/routing/affinity.py).
     prompt_cache_affinity: bool = False
     prompt_cache_affinity_ttl: Annotated[float, Field(gt=0)] = 300.0
+    # Opt in to the response cache (server/response_cache/); None: only requests that ask for it.
+    cache: ModelCacheConfig | None = None
 
     @field_validator("id", "aliases")
     @classmethod

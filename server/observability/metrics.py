@@ -117,6 +117,20 @@ KEY_IN_FLIGHT_REFUSALS = Counter(
     "siraya_key_in_flight_refusals",
     "Requests refused with a 429 because their key had server.max_in_flight_per_key in flight.",
 )
+CACHE_LOOKUPS = Counter(
+    "siraya_cache_lookups",
+    "Response cache lookups, by model and result (hit or miss).",
+    ("model", "result"),
+)
+CACHE_STORED_BYTES = Counter("siraya_cache_stored_bytes", "Bytes of answers written to the response cache.")
+CACHE_MEMORY_BYTES = Gauge(
+    "siraya_cache_memory_bytes",
+    "Bytes the in-process response cache holds now.",
+    multiprocess_mode="livesum",
+)
+CACHE_SAVED = Counter(
+    "siraya_cache_saved_usd", "What cache hits would have cost, in USD (they cost nothing).", ("model",)
+)
 CONFIG_RELOADS = Counter(
     "siraya_config_reloads", "Configuration reloads, by result (ok, error).", ("result",)
 )

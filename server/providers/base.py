@@ -49,6 +49,11 @@ class RequestContext:
     # The caller's own first-token and idle-between-chunks limits in seconds; they replace the model's.
     first_token_timeout: float | None = None
     idle_timeout: float | None = None
+    # The credit reservation admission made for this request (a background response keeps it, so
+    # that whoever finds the response orphaned by a dead process can release it).
+    reservation_id: str | None = None
+    # The caller's `x-siraya-cache` header, as sent (server/response_cache/).
+    cache_directive: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,8 @@ Reply = TypeVar("Reply")
 FORWARDED_METADATA = ("traceparent", "tracestate", "anthropic-beta")
 BRIDGE_TOKEN_METADATA = "x-siraya-bridge"
 CLIENT_REQUEST_ID_METADATA = "x-client-request-id"
+# The response cache's per-request directive (server/response_cache/); never forwarded upstream.
+CACHE_METADATA = "x-siraya-cache"
 SHUTTING_DOWN_CODE = "server_shutting_down"
 
 # The (authorization, RequestContext) of each call in progress, by id of its ServicerContext: the
@@ -60,6 +62,7 @@ def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, Reques
     requested: float | None = None
     first_token: float | None = None
     idle: float | None = None
+    cache: str | None = None
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
             authorization = value if isinstance(value, str) else value.decode()
@@ -69,6 +72,8 @@ def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, Reques
             client_id = value if isinstance(value, str) else None
         elif key == BRIDGE_TOKEN_METADATA:
             from_bridge = value == BRIDGE_TOKEN
+        elif key == CACHE_METADATA:
+            cache = value if isinstance(value, str) else value.decode()
         elif key in FORWARDED_METADATA:
             forward[key] = value if isinstance(value, str) else value.decode()
         elif key == TIMEOUT_HEADER:
@@ -99,6 +104,7 @@ def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, Reques
         forward_headers=forward,
         first_token_timeout=first_token,
         idle_timeout=idle,
+        cache_directive=cache,
     )
 
 

@@ -15,7 +15,7 @@ from server.accounts.keys import KeyChanges
 from server.accounts.owned_sqlite_accounts import OwnedSqliteAccountStore
 from server.accounts.postgres_accounts import PostgresAccountStore
 from server.accounts.sqlite_accounts import SqliteAccountStore
-from server.accounts.store import AccountStore, Balance, LedgerRecord
+from server.accounts.store import AccountStore, Balance, LedgerRecord, StoredResponse
 from tests.unit.accounts_backends import key_record, ledger_record, postgres_unavailable, temporary_database
 
 
@@ -325,3 +325,88 @@ async def test_everything_survives_reopening(backend: Backend) -> None:
         assert await reopened.balance(record.id) == Balance(2_000_000, 350_000, 0)
     finally:
         await reopened.close()
+
+
+# stored responses (the Responses API's `store`, `previous_response_id` and background mode)
+
+
+def stored(key_id: str, response_id: str, *, status: str = "completed", **changes: object) -> StoredResponse:
+    record = StoredResponse(
+        id=response_id,
+        key_id=key_id,
+        created_at=time.time(),
+        status=status,
+        model="gpt-test",
+        provider="fake",
+        previous_response_id=None,
+        background=False,
+        response=b"\x0a\x03abc",
+        input_items=b"\x0a\x00",
+    )
+    return replace(record, **changes)  # type: ignore[arg-type]
+
+
+async def test_stored_responses_belong_to_their_key(store: AccountStore) -> None:
+    owner, other = await add_key(store), await add_key(store)
+    record = stored(owner, "resp_1", previous_response_id="resp_0", upstream_id="up_1")
+    await store.insert_response(record)
+    assert await store.get_response("resp_1", owner) == record
+    assert await store.get_response("resp_1", other) is None
+    assert await store.get_response("resp_nope", owner) is None
+    assert not await store.delete_response("resp_1", other)
+    assert await store.get_response("resp_1", owner) == record
+    assert await store.delete_response("resp_1", owner)
+    assert not await store.delete_response("resp_1", owner)
+    assert await store.get_response("resp_1", owner) is None
+
+
+async def test_updating_a_response_only_moves_it_from_the_expected_states(store: AccountStore) -> None:
+    key_id = await add_key(store)
+    queued = stored(key_id, "resp_bg", status="queued", background=True, lease_until=100.0)
+    await store.insert_response(queued)
+    running = replace(queued, status="in_progress", reservation_id="res_1", lease_until=200.0)
+    assert await store.update_response(running, ("queued",))
+    assert await store.get_response("resp_bg", key_id) == running
+    cancelled = replace(running, status="cancelled", lease_until=None)
+    assert await store.update_response(cancelled, ("queued", "in_progress"))
+    # A completion that comes after the cancel must not overwrite it.
+    done = replace(running, status="completed", response=b"\x0a\x01z", provider="other")
+    assert not await store.update_response(done, ("queued", "in_progress"))
+    assert await store.get_response("resp_bg", key_id) == cancelled
+    # Another key's record of the same id changes nothing.
+    assert not await store.update_response(replace(cancelled, key_id="key_other"), ("cancelled",))
+
+
+async def test_expired_leases_name_the_orphaned_background_responses(store: AccountStore) -> None:
+    key_id = await add_key(store)
+    await store.insert_response(stored(key_id, "resp_old", status="in_progress", lease_until=10.0))
+    await store.insert_response(stored(key_id, "resp_queued", status="queued", lease_until=20.0))
+    await store.insert_response(stored(key_id, "resp_alive", status="in_progress", lease_until=10.0))
+    await store.insert_response(stored(key_id, "resp_done", status="completed", lease_until=1.0))
+    await store.renew_response_leases(["resp_alive"], 1000.0)
+    expired = await store.expired_responses(50.0)
+    assert sorted(record.id for record in expired) == ["resp_old", "resp_queued"]
+    alive = await store.get_response("resp_alive", key_id)
+    assert alive is not None and alive.lease_until == 1000.0
+
+
+async def test_retention_deletes_responses_created_before_a_time(store: AccountStore) -> None:
+    key_id = await add_key(store)
+    await store.insert_response(stored(key_id, "resp_old", created_at=100.0))
+    await store.insert_response(stored(key_id, "resp_new", created_at=300.0))
+    assert await store.delete_responses_before(200.0) == 1
+    assert await store.get_response("resp_old", key_id) is None
+    assert await store.get_response("resp_new", key_id) is not None
+
+
+async def test_stored_responses_survive_reopening(backend: Backend) -> None:
+    first = await backend.open()
+    key_id = await add_key(first)
+    record = stored(key_id, "resp_kept", response=bytes(range(256)))
+    await first.insert_response(record)
+    await first.close()
+    second = await backend.open()
+    try:
+        assert await second.get_response("resp_kept", key_id) == record
+    finally:
+        await second.close()

@@ -39,6 +39,8 @@ from siraya.router.v1 import responses_pb2
 
 __all__ = [
     "decode_response",
+    "encode_deleted_response",
+    "encode_input_item_list",
     "decode_response_event",
     "decode_response_request",
     "encode_response",
@@ -322,6 +324,24 @@ def _encode_usage(usage: responses_pb2.ResponseUsage) -> JsonObject:
     if usage.HasField("cost"):
         out["cost"] = usage.cost
     return out
+
+
+def encode_input_item_list(page: responses_pb2.ListInputItemsResponse) -> bytes:
+    """A page of a stored response's input items: OpenAI's ResponseItemList."""
+    has = page.HasField
+    return orjson.dumps(
+        {
+            "object": "list",
+            "data": [encode_item(item) for item in page.data],
+            "first_id": page.first_id if has("first_id") else None,
+            "last_id": page.last_id if has("last_id") else None,
+            "has_more": page.has_more,
+        }
+    )
+
+
+def encode_deleted_response(reply: responses_pb2.DeleteResponseResponse) -> bytes:
+    return orjson.dumps({"id": reply.id, "object": "response", "deleted": reply.deleted})
 
 
 # --- stream events ----------------------------------------------------------------------------

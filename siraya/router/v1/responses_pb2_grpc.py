@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class ResponsesServiceStub:
-    """OpenAI Responses API: POST /v1/responses.
+    """OpenAI Responses API: POST /v1/responses, and the stored responses under /v1/responses/{id}.
+    A stored response belongs to the key that created it: any other key gets NOT_FOUND.
     """
 
     def __init__(self, channel):
@@ -45,10 +46,36 @@ class ResponsesServiceStub:
                 request_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.StreamResponseRequest.SerializeToString,
                 response_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.StreamResponseResponse.FromString,
                 _registered_method=True)
+        self.GetResponse = channel.unary_unary(
+                '/siraya.router.v1.ResponsesService/GetResponse',
+                request_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.GetResponseRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.GetResponseResponse.FromString,
+                _registered_method=True)
+        self.DeleteResponse = channel.unary_unary(
+                '/siraya.router.v1.ResponsesService/DeleteResponse',
+                request_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.DeleteResponseRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.DeleteResponseResponse.FromString,
+                _registered_method=True)
+        self.ListInputItems = channel.unary_unary(
+                '/siraya.router.v1.ResponsesService/ListInputItems',
+                request_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.ListInputItemsRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.ListInputItemsResponse.FromString,
+                _registered_method=True)
+        self.CancelResponse = channel.unary_unary(
+                '/siraya.router.v1.ResponsesService/CancelResponse',
+                request_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.CancelResponseRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.CancelResponseResponse.FromString,
+                _registered_method=True)
+        self.WatchResponse = channel.unary_stream(
+                '/siraya.router.v1.ResponsesService/WatchResponse',
+                request_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.WatchResponseRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.StreamResponseResponse.FromString,
+                _registered_method=True)
 
 
 class ResponsesServiceServicer:
-    """OpenAI Responses API: POST /v1/responses.
+    """OpenAI Responses API: POST /v1/responses, and the stored responses under /v1/responses/{id}.
+    A stored response belongs to the key that created it: any other key gets NOT_FOUND.
     """
 
     def CreateResponse(self, request, context):
@@ -59,6 +86,42 @@ class ResponsesServiceServicer:
 
     def StreamResponse(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetResponse(self, request, context):
+        """GET /v1/responses/{id}
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteResponse(self, request, context):
+        """DELETE /v1/responses/{id}
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInputItems(self, request, context):
+        """GET /v1/responses/{id}/input_items
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelResponse(self, request, context):
+        """POST /v1/responses/{id}/cancel: only a background response can be cancelled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchResponse(self, request, context):
+        """GET /v1/responses/{id}?stream=true&starting_after=N: a background response's events, from
+        after sequence number N, live until it ends.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -76,6 +139,31 @@ def add_ResponsesServiceServicer_to_server(servicer, server):
                     request_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.StreamResponseRequest.FromString,
                     response_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.StreamResponseResponse.SerializeToString,
             ),
+            'GetResponse': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetResponse,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.GetResponseRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.GetResponseResponse.SerializeToString,
+            ),
+            'DeleteResponse': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteResponse,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.DeleteResponseRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.DeleteResponseResponse.SerializeToString,
+            ),
+            'ListInputItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInputItems,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.ListInputItemsRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.ListInputItemsResponse.SerializeToString,
+            ),
+            'CancelResponse': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelResponse,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.CancelResponseRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.CancelResponseResponse.SerializeToString,
+            ),
+            'WatchResponse': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchResponse,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_responses__pb2.WatchResponseRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_responses__pb2.StreamResponseResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'siraya.router.v1.ResponsesService', rpc_method_handlers)
@@ -85,7 +173,8 @@ def add_ResponsesServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ResponsesService:
-    """OpenAI Responses API: POST /v1/responses.
+    """OpenAI Responses API: POST /v1/responses, and the stored responses under /v1/responses/{id}.
+    A stored response belongs to the key that created it: any other key gets NOT_FOUND.
     """
 
     @staticmethod
@@ -131,6 +220,141 @@ class ResponsesService:
             target,
             '/siraya.router.v1.ResponsesService/StreamResponse',
             siraya_dot_router_dot_v1_dot_responses__pb2.StreamResponseRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_responses__pb2.StreamResponseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetResponse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.ResponsesService/GetResponse',
+            siraya_dot_router_dot_v1_dot_responses__pb2.GetResponseRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_responses__pb2.GetResponseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteResponse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.ResponsesService/DeleteResponse',
+            siraya_dot_router_dot_v1_dot_responses__pb2.DeleteResponseRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_responses__pb2.DeleteResponseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInputItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.ResponsesService/ListInputItems',
+            siraya_dot_router_dot_v1_dot_responses__pb2.ListInputItemsRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_responses__pb2.ListInputItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelResponse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.ResponsesService/CancelResponse',
+            siraya_dot_router_dot_v1_dot_responses__pb2.CancelResponseRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_responses__pb2.CancelResponseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchResponse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/siraya.router.v1.ResponsesService/WatchResponse',
+            siraya_dot_router_dot_v1_dot_responses__pb2.WatchResponseRequest.SerializeToString,
             siraya_dot_router_dot_v1_dot_responses__pb2.StreamResponseResponse.FromString,
             options,
             channel_credentials,

@@ -1,0 +1,10 @@
+"""The response cache: identical requests answered from a store, at no cost, never across namespaces.
+
+keys.py     what makes two requests the same (the canonical key), and which may be cached
+stores.py   where answers live: an in-process LRU bounded in bytes, or Redis
+stage.py    the pipeline stage: the lookup before admission, the keep after settlement
+"""
+
+from server.response_cache.stage import CACHE_HEADER, JsonForm, ProtoForm, ResponseCache, build_cache
+
+__all__ = ["CACHE_HEADER", "JsonForm", "ProtoForm", "ResponseCache", "build_cache"]
