@@ -16,6 +16,7 @@ from http_bridge.observe import RPC_CALLED
 from http_bridge.observe import install as install_observability
 from http_bridge.sse import relay_stream
 from http_bridge.stubs import GatewayStubs
+from http_bridge.usage_routes import add_usage_routes
 from server.errors import GatewayError, InvalidRequest
 from server.observability.ids import BRIDGE_TOKEN, client_request_id, new_request_id
 from server.routing.timeouts import TIMEOUT_HEADERS, parse_timeout
@@ -375,6 +376,7 @@ def build_app(stubs: GatewayStubs, max_body_bytes: int) -> web.Application:
     app.router.add_get("/v1/videos/{video_id}", get_video)
     app.router.add_get("/v1/videos/{video_id}/content", download_video)
     add_account_routes(app, STUBS, read_json, call_metadata, request_id_of)
+    add_usage_routes(app, STUBS, call_metadata, request_id_of)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     return app

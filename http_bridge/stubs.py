@@ -22,6 +22,7 @@ class GatewayStubs:
     videos: Any
     keys: Any
     account: Any
+    usage: Any
 
 
 def stubs_for_channel(channel: grpc.aio.Channel) -> GatewayStubs:

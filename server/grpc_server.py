@@ -15,6 +15,7 @@ from server.services.embeddings import EmbeddingsServicer
 from server.services.images import ImagesServicer
 from server.services.models import ModelsServicer
 from server.services.responses import ResponsesServicer
+from server.services.usage import UsageServicer
 from server.services.videos import VideosServicer
 from siraya.router.services import SERVICE_NAMES, SERVICES
 
@@ -33,6 +34,7 @@ class Servicers:
         self.images = ImagesServicer(gateway)
         self.models = ModelsServicer(gateway)
         self.videos = VideosServicer(gateway)
+        self.usage = UsageServicer(gateway, admin_key)
 
     def each(self) -> list[Any]:
         """Every servicer, in the order of siraya.router.services.SERVICES."""

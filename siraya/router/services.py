@@ -66,5 +66,6 @@ SERVICES: tuple[ServiceContract, ...] = (
     _contract("videos", videos_pb2, videos_pb2_grpc, "VideosService"),
     _contract("keys", admin_pb2, admin_pb2_grpc, "KeysService"),
     _contract("account", admin_pb2, admin_pb2_grpc, "AccountService"),
+    _contract("usage", admin_pb2, admin_pb2_grpc, "UsageService"),
 )
 SERVICE_NAMES: tuple[str, ...] = tuple(contract.full_name for contract in SERVICES)
