@@ -13,10 +13,10 @@ import orjson
 import pytest
 
 from server.accounts.keys import KeyChanges
+from server.accounts.ledger_queries import Cursor, GenerationFilter, UsageQuery, percentile
 from server.accounts.owned_sqlite_accounts import OwnedSqliteAccountStore
 from server.accounts.postgres_accounts import PostgresAccountStore
 from server.accounts.sqlite_accounts import SqliteAccountStore
-from server.accounts.ledger_queries import Cursor, GenerationFilter, UsageQuery, percentile
 from server.accounts.store import AccountStore, AuditEvent, Balance, LedgerAttempt, LedgerRecord
 from tests.unit.accounts_backends import key_record, ledger_record, postgres_unavailable, temporary_database
 
