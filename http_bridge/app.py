@@ -11,6 +11,7 @@ from aiohttp import BodyPartReader, web
 
 from http_bridge.accounts_routes import add_account_routes
 from http_bridge.call_headers import unary
+from http_bridge.console import ConsoleOptions, add_console
 from http_bridge.errors import as_gateway_error, error_event, error_response
 from http_bridge.observe import RPC_CALLED
 from http_bridge.observe import install as install_observability
@@ -358,7 +359,9 @@ async def ready(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ready" if ok else "not ready"}, status=200 if ok else 503)
 
 
-def build_app(stubs: GatewayStubs, max_body_bytes: int) -> web.Application:
+def build_app(
+    stubs: GatewayStubs, max_body_bytes: int, console: ConsoleOptions | None = None
+) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes, middlewares=[error_middleware])
     app[STUBS] = stubs
     app[READY] = [True]
@@ -377,6 +380,8 @@ def build_app(stubs: GatewayStubs, max_body_bytes: int) -> web.Application:
     app.router.add_get("/v1/videos/{video_id}/content", download_video)
     add_account_routes(app, STUBS, read_json, call_metadata, request_id_of)
     add_usage_routes(app, STUBS, call_metadata, request_id_of)
+    if console is not None:
+        add_console(app, STUBS, console, request_id_of)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     return app

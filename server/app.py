@@ -13,6 +13,7 @@ import grpc
 from aiohttp import web
 
 from http_bridge.app import READY, build_app
+from http_bridge.console import console_options
 from http_bridge.stubs import GatewayStubs, stubs_for_channel
 from server.accounts.backends import DATABASE_FILE, open_accounts
 from server.accounts.sqlite_store import SqliteStore
@@ -112,7 +113,13 @@ async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None
         channel = grpc.aio.insecure_channel(f"{host}:{grpc_port}")
         stack.push_async_callback(channel.close)
         stubs = stubs_for_channel(channel)
-    app = build_app(stubs, config.server.max_body_bytes)
+    ui = config.ui
+    console = (
+        console_options(ui.session_secret, Path(config.server.data_dir), ui.session_hours)
+        if ui.enabled
+        else None
+    )
+    app = build_app(stubs, config.server.max_body_bytes, console)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=STOP_SECONDS)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
@@ -139,8 +146,9 @@ async def serve_forever(
     configure_process(config)
     running = await start_gateway(config)
     host = config.server.host
+    console = f", console on http://{host}:{running.http_port}/" if config.ui.enabled else ""
     print(
-        f"Siraya Model Router: REST on http://{host}:{running.http_port}/v1,"
+        f"Siraya Model Router: REST on http://{host}:{running.http_port}/v1{console},"
         f" gRPC on {host}:{running.grpc_port}"
     )
     print(

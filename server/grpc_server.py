@@ -32,7 +32,7 @@ class Servicers:
         self.responses = ResponsesServicer(gateway)
         self.embeddings = EmbeddingsServicer(gateway)
         self.images = ImagesServicer(gateway)
-        self.models = ModelsServicer(gateway)
+        self.models = ModelsServicer(gateway, admin_key)
         self.videos = VideosServicer(gateway)
         self.usage = UsageServicer(gateway, admin_key)
 

@@ -12,6 +12,7 @@ from server.config.models import ModelConfig
 from server.config.providers import ProviderConfig
 from server.config.routing import RoutingConfig
 from server.config.server import ObservabilityConfig, ServerConfig
+from server.config.ui import UiConfig
 
 __all__ = ["GatewayConfig"]
 
@@ -26,6 +27,7 @@ class GatewayConfig(Settings):
     models: tuple[ModelConfig, ...] = ()
     accounts: AccountsConfig = AccountsConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    ui: UiConfig = UiConfig()
     # Where this came from, for the start-up line: a file's path, or the embedded defaults.
     source: str = "embedded defaults"
 
