@@ -26,6 +26,7 @@ from server.observability.ids import BRIDGE_TOKEN
 
 __all__ = [
     "CONSOLE",
+    "SESSION",
     "PREFIX",
     "SECURITY_HEADERS",
     "Console",
@@ -115,6 +116,8 @@ class Console:
 
 
 CONSOLE = web.AppKey("console", Console)
+# The signed-in session of a request a `page` handler serves.
+SESSION = web.RequestKey("console_session", Session)
 
 
 def render(
@@ -172,7 +175,7 @@ def page(*, admin: bool = False) -> Callable[[Handler], Handler]:
                     message="This page needs the admin key. You are signed in with a user key, which can see"
                     " only its own usage.",
                 )
-            request["session"] = session
+            request[SESSION] = session
             try:
                 return secured(await handler(request))
             except (grpc.aio.AioRpcError, GatewayError) as raised:
@@ -204,7 +207,7 @@ def admin_page(handler: Handler) -> Handler:
 
 async def form_data(request: web.Request) -> dict[str, Any]:
     """A POST's form fields (repeated fields as lists), after checking its CSRF token."""
-    session: Session = request["session"]
+    session = request[SESSION]
     form = await request.post()
     fields: dict[str, Any] = {}
     for name in form:

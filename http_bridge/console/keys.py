@@ -17,7 +17,7 @@ from aiohttp import web
 
 from http_bridge.accounts_routes import KEY_FIELDS, key_spec, key_update
 from http_bridge.console.charts import RANGES, series
-from http_bridge.console.frame import CONSOLE, PREFIX, admin_page, form_data, redirect, render
+from http_bridge.console.frame import CONSOLE, PREFIX, SESSION, admin_page, form_data, redirect, render
 from http_bridge.console.session import Session
 from server.errors import InvalidRequest
 from siraya.router.v1 import admin_pb2, models_pb2
@@ -103,11 +103,23 @@ async def _model_ids(request: web.Request, session: Session) -> list[str]:
     return [model.id for model in reply.data]
 
 
-async def _keys_page(
-    request: web.Request, created: dict[str, Any] | None = None, status: int = 200
-) -> web.StreamResponse:
+def _shown_once(request: web.Request, response: web.StreamResponse) -> None:
+    """Drop the session's flash (the secret a page just showed) with this response's cookie."""
+    session = request[SESSION]
+    if session.flash is not None:
+        request.app[CONSOLE].set_session(response, request, session.with_flash(None))
+
+
+def _flashed(request: web.Request, location: str, flash: dict[str, str]) -> web.StreamResponse:
+    """Redirect to `location`, whose page shows `flash` once."""
+    response = redirect(location)
+    request.app[CONSOLE].set_session(response, request, request[SESSION].with_flash(flash))
+    return response
+
+
+async def _keys_page(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    session: Session = request["session"]
+    session = request[SESSION]
     stubs, metadata = console.stubs(request), console.metadata(request, session.key)
     keys = await stubs.keys.ListKeys(admin_pb2.ListKeysRequest(), metadata=metadata)
     now = time.time()
@@ -121,17 +133,19 @@ async def _keys_page(
     spend = {row.group: row.cost for row in spent.rows}
     views = [_key_view(key, spend.get(key.id, 0.0)) for key in keys.keys]
     views.sort(key=lambda view: (view["state"] != "active", -view["created_at"]))
-    return render(
+    flash = session.flash
+    response = render(
         request,
         "keys.html",
-        status=status,
         session=session,
         active="keys",
         keys=views,
         models=await _model_ids(request, session),
-        created=created,
+        created=flash if flash and flash.get("kind") == "created" else None,
         spend_days=SPEND_DAYS,
     )
+    _shown_once(request, response)
+    return response
 
 
 @admin_page
@@ -142,18 +156,18 @@ async def keys_page(request: web.Request) -> web.StreamResponse:
 @admin_page
 async def create_key(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    session: Session = request["session"]
+    session = request[SESSION]
     spec = key_spec(key_body(await form_data(request)))
     reply = await console.stubs(request).keys.CreateKey(
         admin_pb2.CreateKeyRequest(spec=spec), metadata=console.metadata(request, session.key)
     )
-    created = {"id": reply.key.id, "name": reply.key.name, "secret": reply.secret, "rotated": False}
-    return await _keys_page(request, created, status=201)
+    flash = {"kind": "created", "id": reply.key.id, "name": reply.key.name, "secret": reply.secret}
+    return _flashed(request, f"{PREFIX}/keys", flash)
 
 
-async def _key_page(request: web.Request, key_id: str, secret: str | None = None) -> web.StreamResponse:
+async def _key_page(request: web.Request, key_id: str) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    session: Session = request["session"]
+    session = request[SESSION]
     stubs, metadata = console.stubs(request), console.metadata(request, session.key)
     reply = await stubs.keys.GetKey(admin_pb2.GetKeyRequest(id=key_id), metadata=metadata)
     span = RANGES["month"]
@@ -167,7 +181,9 @@ async def _key_page(request: web.Request, key_id: str, secret: str | None = None
         admin_pb2.GetUsageRequest(filter=window, group_by=admin_pb2.USAGE_GROUP_MODEL), metadata=metadata
     )
     view = _key_view(reply.key, sum(row.cost for row in by_model.rows))
-    return render(
+    flash = session.flash
+    rotated = flash if flash and flash.get("kind") == "rotated" and flash.get("id") == key_id else None
+    response = render(
         request,
         "key.html",
         session=session,
@@ -176,8 +192,10 @@ async def _key_page(request: web.Request, key_id: str, secret: str | None = None
         models=await _model_ids(request, session),
         chart=series(daily.rows, since, until, span),
         by_model=sorted(by_model.rows, key=lambda row: -row.cost),
-        secret=secret,
+        secret=rotated["secret"] if rotated else None,
     )
+    _shown_once(request, response)
+    return response
 
 
 @admin_page
@@ -188,7 +206,7 @@ async def key_page(request: web.Request) -> web.StreamResponse:
 @admin_page
 async def update_key(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    session: Session = request["session"]
+    session = request[SESSION]
     key_id = request.match_info["key_id"]
     update = key_update(key_id, key_body(await form_data(request)))
     await console.stubs(request).keys.UpdateKey(update, metadata=console.metadata(request, session.key))
@@ -198,7 +216,7 @@ async def update_key(request: web.Request) -> web.StreamResponse:
 @admin_page
 async def revoke_key(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    session: Session = request["session"]
+    session = request[SESSION]
     await form_data(request)
     key_id = request.match_info["key_id"]
     await console.stubs(request).keys.RevokeKey(
@@ -210,13 +228,14 @@ async def revoke_key(request: web.Request) -> web.StreamResponse:
 @admin_page
 async def rotate_key(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    session: Session = request["session"]
+    session = request[SESSION]
     await form_data(request)
     key_id = request.match_info["key_id"]
     reply = await console.stubs(request).keys.RotateKey(
         admin_pb2.RotateKeyRequest(id=key_id), metadata=console.metadata(request, session.key)
     )
-    return await _key_page(request, key_id, secret=reply.secret)
+    flash = {"kind": "rotated", "id": key_id, "name": reply.key.name, "secret": reply.secret}
+    return _flashed(request, f"{PREFIX}/keys/{key_id}", flash)
 
 
 def add_key_pages(app: web.Application) -> None:

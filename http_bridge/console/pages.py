@@ -14,7 +14,7 @@ from aiohttp import web
 
 from http_bridge.accounts_routes import generation_json
 from http_bridge.console.charts import RANGES, series
-from http_bridge.console.frame import CONSOLE, PREFIX, admin_page, page, redirect, render
+from http_bridge.console.frame import CONSOLE, PREFIX, SESSION, admin_page, page, redirect, render
 from http_bridge.console.session import Session
 from http_bridge.errors import as_gateway_error
 from http_bridge.usage_routes import audit_event_json, deployment_json, generation_filter
@@ -128,7 +128,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 @page()
 async def overview(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    session: Session = request["session"]
+    session = request[SESSION]
     choice = request.query.get("range", "day")
     span = RANGES.get(choice, RANGES["day"])
     until = time.time()
@@ -163,7 +163,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
 @page()
 async def logs(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    session: Session = request["session"]
+    session = request[SESSION]
     query = {name: request.query[name] for name in LOG_FILTERS if request.query.get(name)}
     if "since" not in request.query:
         query["since"] = "24h"
@@ -212,7 +212,7 @@ def _log_row(record: dict[str, Any]) -> dict[str, Any]:
 @page()
 async def models(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    session: Session = request["session"]
+    session = request[SESSION]
     stubs, metadata = console.stubs(request), console.metadata(request, session.key)
     catalogue = await stubs.models.ListModels(models_pb2.ListModelsRequest(), metadata=metadata)
     deployments = await stubs.usage.ListProviders(admin_pb2.ListProvidersRequest(), metadata=metadata)
@@ -246,7 +246,7 @@ def _model_view(model: models_pb2.Model) -> dict[str, Any]:
 @admin_page
 async def audit(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    session: Session = request["session"]
+    session = request[SESSION]
     reply = await console.stubs(request).usage.ListAuditEvents(
         admin_pb2.ListAuditEventsRequest(limit=200), metadata=console.metadata(request, session.key)
     )

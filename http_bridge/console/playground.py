@@ -13,8 +13,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from http_bridge.console.frame import CONSOLE, PREFIX, SECURITY_HEADERS, CsrfRefused, page, render, secured
-from http_bridge.console.session import Session
+from http_bridge.console.frame import (
+    CONSOLE,
+    PREFIX,
+    SECURITY_HEADERS,
+    SESSION,
+    CsrfRefused,
+    page,
+    render,
+    secured,
+)
 from http_bridge.errors import error_event
 from http_bridge.sse import relay_stream
 from server.errors import InvalidRequest
@@ -29,7 +37,7 @@ MAX_PROMPT_CHARS = 20_000
 @page()
 async def playground(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    session: Session = request["session"]
+    session = request[SESSION]
     reply = await console.stubs(request).models.ListModels(
         models_pb2.ListModelsRequest(), metadata=console.metadata(request, session.key)
     )
@@ -71,7 +79,7 @@ def _frame(reply: chat_pb2.StreamChatCompletionResponse) -> bytes:
 @page()
 async def stream(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    session: Session = request["session"]
+    session = request[SESSION]
     if not session.csrf_matches(request.headers.get("X-CSRF-Token")):
         raise CsrfRefused()
     try:

@@ -18,7 +18,7 @@ import hmac
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -44,6 +44,9 @@ class Session:
     role: str | None = None
     key_id: str | None = None
     name: str | None = None
+    # Shown by the next page, then dropped: a new secret after a create or a rotate (Post/Redirect/Get,
+    # so that reloading the page neither shows it again nor creates another key).
+    flash: dict[str, str] | None = None
 
     @property
     def admin(self) -> bool:
@@ -52,6 +55,9 @@ class Session:
     @property
     def signed_in(self) -> bool:
         return self.key is not None
+
+    def with_flash(self, flash: dict[str, str] | None) -> Session:
+        return replace(self, flash=flash)
 
     def csrf_matches(self, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf.encode(), (token or "").encode())
@@ -88,6 +94,7 @@ class SessionSealer:
                 "r": session.role,
                 "i": session.key_id,
                 "n": session.name,
+                "f": session.flash,
             }
         )
         nonce = os.urandom(_NONCE_BYTES)
@@ -109,6 +116,7 @@ class SessionSealer:
                 role=payload["r"],
                 key_id=payload["i"],
                 name=payload["n"],
+                flash=payload.get("f"),
             )
         except (ValueError, TypeError, KeyError, InvalidTag):
             return None

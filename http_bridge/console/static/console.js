@@ -5,6 +5,13 @@
 
   var COLOURS = { requests: "#0b57d0", cost: "#1b7f3b", errors: "#b3261e", p95: "#8a5300" };
 
+  // Spend is often fractions of a cent: "$0.000015", not "1.5E-5".
+  function dollars(value) {
+    var number = Number(value);
+    if (number === 0) return "$0";
+    return "$" + (Math.abs(number) < 0.01 ? number.toPrecision(2) : number.toFixed(2));
+  }
+
   function drawCharts(root) {
     var source = document.getElementById("chart-data");
     if (!source || typeof Chart === "undefined") return;
@@ -18,12 +25,15 @@
         data: {
           labels: data.labels,
           datasets: [{ label: canvas.getAttribute("aria-label"), data: data[name], backgroundColor: colour,
-                       borderColor: colour, spanGaps: true, pointRadius: 0, borderWidth: 2 }]
+                       borderColor: colour, spanGaps: true, pointRadius: 3, borderWidth: 2 }]
         },
         options: {
           animation: false, responsive: true, maintainAspectRatio: false,
           plugins: { legend: { display: false } },
-          scales: { x: { ticks: { maxTicksLimit: 8, autoSkip: true } }, y: { beginAtZero: true } }
+          scales: {
+            x: { ticks: { maxTicksLimit: 8, autoSkip: true } },
+            y: { beginAtZero: true, ticks: { callback: name === "cost" ? dollars : undefined } }
+          }
         }
       });
       canvas.dataset.rendered = String(data[name].filter(function (v) { return v; }).length);
