@@ -12,7 +12,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF $(if $(filter x86_64,$(shell uname -m)),-D
 PROTO_DIR := protos
 PROTOS := $(wildcard $(PROTO_DIR)/siraya/router/v1/*.proto)
 
-.PHONY: install run test proto proto-check lint bench clean
+.PHONY: install run test proto proto-check lint bench clean console-assets
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,24 @@ proto-check: $(STAMP)
 	$(PY) -m grpc_tools.protoc -I $(PROTO_DIR) --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS) && \
 	diff -r -x __init__.py -x __pycache__ $$tmp/siraya/router/v1 siraya/router/v1 >/dev/null || \
 	{ echo "generated code is stale: run 'make proto' and commit"; rm -rf $$tmp; exit 1; }; rm -rf $$tmp
+
+# The console's front-end files, vendored from their npm packages (pinned) with their licences, so the
+# console needs no build step and no network at run time. Bump a version here, run this, commit.
+HTMX_VERSION := 2.0.11
+CHARTJS_VERSION := 4.6.2
+CONSOLE_VENDOR := http_bridge/console/static/vendor
+
+console-assets:
+	@tmp=$$(mktemp -d) && trap 'rm -rf '$$tmp EXIT && \
+	(cd $$tmp && npm pack --silent htmx.org@$(HTMX_VERSION) chart.js@$(CHARTJS_VERSION) >/dev/null && \
+	 mkdir htmx chart && tar xzf htmx.org-$(HTMX_VERSION).tgz -C htmx && tar xzf chart.js-$(CHARTJS_VERSION).tgz -C chart) && \
+	cp $$tmp/htmx/package/dist/htmx.min.js $(CONSOLE_VENDOR)/htmx.min.js && \
+	cp $$tmp/htmx/package/LICENSE $(CONSOLE_VENDOR)/htmx.LICENSE && \
+	cp $$tmp/chart/package/dist/chart.umd.min.js $(CONSOLE_VENDOR)/chart.umd.min.js && \
+	cp $$tmp/chart/package/LICENSE.md $(CONSOLE_VENDOR)/chart.js.LICENSE.md && \
+	(cd $(CONSOLE_VENDOR) && printf 'htmx.org %s\nchart.js %s\n' $(HTMX_VERSION) $(CHARTJS_VERSION) > VERSIONS && \
+	 sha256sum htmx.min.js chart.umd.min.js > SHA256SUMS) && \
+	echo "vendored htmx.org $(HTMX_VERSION) and chart.js $(CHARTJS_VERSION) into $(CONSOLE_VENDOR)"
 
 lint: $(STAMP)
 	$(PY) -m ruff check server http_bridge siraya/router tests

@@ -47,7 +47,7 @@ def _key_json(key: admin_pb2.KeyInfo) -> dict[str, Any]:
     }
 
 
-def _generation_json(gen: admin_pb2.Generation) -> dict[str, Any]:
+def generation_json(gen: admin_pb2.Generation) -> dict[str, Any]:
     return {
         "id": gen.id,
         "key_id": gen.key_id,
@@ -70,6 +70,20 @@ def _generation_json(gen: admin_pb2.Generation) -> dict[str, Any]:
         "cancelled": gen.status == "cancelled",
         "cache_hit": gen.status == "cache_hit",
         "cache_saved": gen.cache_saved,
+        "attempts": [attempt_json(attempt) for attempt in gen.attempts],
+    }
+
+
+def attempt_json(attempt: admin_pb2.GenerationAttempt) -> dict[str, Any]:
+    return {
+        "provider": attempt.provider,
+        "model": attempt.model,
+        "upstream_model": attempt.upstream_model,
+        "outcome": attempt.outcome,
+        "start_ms": attempt.start_ms,
+        "latency_ms": attempt.latency_ms,
+        "error_code": attempt.error_code if attempt.HasField("error_code") else None,
+        "http_status": attempt.http_status if attempt.HasField("http_status") else None,
     }
 
 
@@ -143,10 +157,18 @@ def add_account_routes(
     def stubs(request: web.Request) -> Any:
         return request.app[stubs_key]
 
+    def admin_metadata(request: web.Request) -> list[tuple[str, str]]:
+        """`call_metadata`, plus where the call came from, for the audit log of key administration."""
+        return [
+            *call_metadata(request),
+            ("x-siraya-client-address", request.remote or ""),
+            ("x-siraya-via", "rest"),
+        ]
+
     async def create_key(request: web.Request) -> web.StreamResponse:
         spec = key_spec(await read_json(request))
         reply = await stubs(request).keys.CreateKey(
-            admin_pb2.CreateKeyRequest(spec=spec), metadata=call_metadata(request)
+            admin_pb2.CreateKeyRequest(spec=spec), metadata=admin_metadata(request)
         )
         return _respond(request, {**_key_json(reply.key), "secret": reply.secret}, request_id_of(request))
 
@@ -168,18 +190,18 @@ def add_account_routes(
 
     async def update_key(request: web.Request) -> web.StreamResponse:
         update = key_update(request.match_info["key_id"], await read_json(request))
-        reply = await stubs(request).keys.UpdateKey(update, metadata=call_metadata(request))
+        reply = await stubs(request).keys.UpdateKey(update, metadata=admin_metadata(request))
         return _respond(request, _key_json(reply.key), request_id_of(request))
 
     async def revoke_key(request: web.Request) -> web.StreamResponse:
         reply = await stubs(request).keys.RevokeKey(
-            admin_pb2.RevokeKeyRequest(id=request.match_info["key_id"]), metadata=call_metadata(request)
+            admin_pb2.RevokeKeyRequest(id=request.match_info["key_id"]), metadata=admin_metadata(request)
         )
         return _respond(request, _key_json(reply.key), request_id_of(request))
 
     async def rotate_key(request: web.Request) -> web.StreamResponse:
         reply = await stubs(request).keys.RotateKey(
-            admin_pb2.RotateKeyRequest(id=request.match_info["key_id"]), metadata=call_metadata(request)
+            admin_pb2.RotateKeyRequest(id=request.match_info["key_id"]), metadata=admin_metadata(request)
         )
         return _respond(request, {**_key_json(reply.key), "secret": reply.secret}, request_id_of(request))
 
@@ -206,7 +228,7 @@ def add_account_routes(
         reply = await stubs(request).account.GetGeneration(
             admin_pb2.GetGenerationRequest(id=request.query.get("id", "")), metadata=call_metadata(request)
         )
-        return _respond(request, {"data": _generation_json(reply.generation)}, request_id_of(request))
+        return _respond(request, {"data": generation_json(reply.generation)}, request_id_of(request))
 
     app.router.add_post("/v1/keys", create_key)
     app.router.add_get("/v1/keys", list_keys)

@@ -12,6 +12,7 @@ from aiohttp import BodyPartReader, web
 
 from http_bridge.accounts_routes import add_account_routes
 from http_bridge.call_headers import unary
+from http_bridge.console import ConsoleOptions, add_console
 from http_bridge.errors import as_gateway_error, error_event, error_response, payload_error
 from http_bridge.json_depth import too_deep
 from http_bridge.messages_routes import add_messages_routes
@@ -20,6 +21,7 @@ from http_bridge.observe import install as install_observability
 from http_bridge.responses_routes import add_response_routes
 from http_bridge.sse import relay_stream
 from http_bridge.stubs import GatewayStubs
+from http_bridge.usage_routes import add_usage_routes
 from server.errors import AuthenticationFailed, GatewayError, InvalidRequest, MethodNotAllowed
 from server.observability.ids import BRIDGE_TOKEN, client_request_id, new_request_id
 from server.routing.timeouts import TIMEOUT_HEADERS, parse_timeout
@@ -439,7 +441,10 @@ KEYED_PATHS = frozenset(
 
 
 def build_app(
-    stubs: GatewayStubs, max_body_bytes: int, max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
+    stubs: GatewayStubs,
+    max_body_bytes: int,
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
+    console: ConsoleOptions | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes, middlewares=[error_middleware])
     app[STUBS] = stubs
@@ -461,6 +466,9 @@ def build_app(
     add_account_routes(app, STUBS, read_json, call_metadata, request_id_of)
     add_messages_routes(app, STUBS, read_json, call_metadata, request_id_of)
     add_response_routes(app, STUBS, call_metadata, json_response, relay_response_events)
+    add_usage_routes(app, STUBS, call_metadata, request_id_of)
+    if console is not None:
+        add_console(app, STUBS, console, request_id_of)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     return app

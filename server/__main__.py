@@ -1,4 +1,4 @@
-"""The `siraya-router` command line: serve, manage keys, check a config file."""
+"""The `siraya-router` command line: serve, manage keys, read usage and logs, check a config file."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from server.accounts.backends import open_account_store
 from server.accounts.key_views import key_view
 from server.accounts.keys import KeyManager, NewKey
 from server.app import serve_forever
+from server.cli_usage import COMMANDS as USAGE_COMMANDS
+from server.cli_usage import add_usage_commands, run_usage_command
 from server.config import ConfigError, GatewayConfig, load_config
 from server.gc_tuning import tune_for_serving
 from server.malloc_tuning import return_large_buffers
@@ -53,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="config_command", required=True
     )
     check.add_parser("check", help="validate a config file").add_argument("file")
+    add_usage_commands(commands)
     return parser
 
 
@@ -113,12 +116,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.file}: OK ({len(config.providers)} providers, {len(config.models)} models)")
             return 0
         # Key management reads only where the accounts live, so it needs no provider's variables.
-        config = load_config(args.config, sections=("server", "accounts") if command == "keys" else None)
+        reads_store = command == "keys" or command in USAGE_COMMANDS
+        config = load_config(args.config, sections=("server", "accounts") if reads_store else None)
     except ConfigError as error:
         print(_config_error_text(error), file=sys.stderr)
         return 2
     if command == "keys":
         return _keys(config, args)
+    if command in USAGE_COMMANDS:
+        return run_usage_command(config, args)
     if command == "serve" or args.command is None:
         if args.command is None:
             args.host = args.port = args.grpc_port = args.workers = None

@@ -13,6 +13,7 @@ import grpc
 from aiohttp import web
 
 from http_bridge.app import READY, build_app
+from http_bridge.console import console_options
 from http_bridge.edge import EdgeAppRunner, EdgeSettings
 from http_bridge.stubs import GatewayStubs, stubs_for_channel
 from server.accounts.backends import DATABASE_FILE, open_accounts
@@ -157,8 +158,17 @@ async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None
         # refuses anyway, so the gRPC hop mode takes this in-process shortcut too.
         return await serving.gateway.authenticate(authorization)
 
+    ui = config.ui
+    console = (
+        console_options(ui.session_secret, Path(config.server.data_dir), ui.session_hours)
+        if ui.enabled
+        else None
+    )
     app = build_app(
-        replace(stubs, authenticate=authenticate), config.server.max_body_bytes, config.limits.max_json_depth
+        replace(stubs, authenticate=authenticate),
+        config.server.max_body_bytes,
+        config.limits.max_json_depth,
+        console,
     )
     runner = EdgeAppRunner(
         app,
@@ -192,8 +202,9 @@ async def serve_forever(
     configure_process(config)
     running = await start_gateway(config)
     host = config.server.host
+    console = f", console on http://{host}:{running.http_port}/" if config.ui.enabled else ""
     print(
-        f"Siraya Model Router: REST on http://{host}:{running.http_port}/v1,"
+        f"Siraya Model Router: REST on http://{host}:{running.http_port}/v1{console},"
         f" gRPC on {host}:{running.grpc_port}"
     )
     print(

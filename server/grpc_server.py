@@ -25,6 +25,7 @@ from server.services.images import ImagesServicer
 from server.services.messages import MessagesServicer
 from server.services.models import ModelsServicer
 from server.services.responses import ResponsesServicer
+from server.services.usage import UsageServicer
 from server.services.videos import VideosServicer
 from siraya.router.services import SERVICE_NAMES, SERVICES
 
@@ -42,9 +43,10 @@ class Servicers:
         self.responses = ResponsesServicer(gateway)
         self.embeddings = EmbeddingsServicer(gateway)
         self.images = ImagesServicer(gateway)
-        self.models = ModelsServicer(gateway)
+        self.models = ModelsServicer(gateway, admin_key)
         self.videos = VideosServicer(gateway)
         self.messages = MessagesServicer(gateway)
+        self.usage = UsageServicer(gateway, admin_key)
 
     def each(self) -> list[Any]:
         """Every servicer, in the order of siraya.router.services.SERVICES."""

@@ -22,13 +22,21 @@ import contextlib
 import functools
 import logging
 import time
+from typing import Any
 
 from server.accounts.keys import KeyRecord
 from server.accounts.ledger_writer import LedgerWriter
 from server.accounts.metering import Consumption, Demand, Meter, Metering
 from server.accounts.moderation import Moderator
 from server.accounts.money import Price, estimate_cost, micros_to_usd
-from server.accounts.store import AccountStore, LedgerRecord, LedgerStatus, LimitStore, SyncCredits
+from server.accounts.store import (
+    AccountStore,
+    LedgerAttempt,
+    LedgerRecord,
+    LedgerStatus,
+    LimitStore,
+    SyncCredits,
+)
 from server.config import PricingConfig
 from server.errors import GatewayError, InsufficientCredits, RateLimited
 from server.observability.ids import new_reservation_id
@@ -225,6 +233,7 @@ class AccountMetering(Metering):
             streamed=first is not None,
             cache_write_tokens=consumed.cache_write_tokens,
             cache_saved_micros=saved,
+            attempts=() if ctx.outcome.attempts is None else _attempts(ctx.outcome.attempts, started, status),
         )
         try:
             self.ledger.submit(record)
@@ -325,6 +334,33 @@ class _AccountMeter(Meter):
         metering._record(
             key, self._entry.id, self._ctx, self._started, "cancelled" if cancelled else "error", error=error
         )
+
+
+def _attempts(rows: list[list[Any]], started: float, status: LedgerStatus) -> tuple[LedgerAttempt, ...]:
+    """The ledger's attempts from the rows observability/attempts.py kept.
+
+    An attempt still running when the request is recorded is the stream that served it (a stream
+    settles on its final usage item, just before its attempt ends): it ends now, as the request did.
+    """
+    now = time.monotonic()
+    attempts = []
+    for provider, model, upstream_model, begun, seconds, outcome, http_status in rows:
+        if outcome is None:
+            outcome, seconds = ("ok" if status == "success" else "cancelled"), now - begun
+        failed = outcome not in ("ok", "cancelled")
+        attempts.append(
+            LedgerAttempt(
+                provider,
+                model,
+                upstream_model,
+                "error" if failed else outcome,
+                round((begun - started) * 1000, 3),
+                round(seconds * 1000, 3),
+                outcome if failed else None,
+                http_status if failed else None,
+            )
+        )
+    return tuple(attempts)
 
 
 def _limit_message(requests: bool, key: KeyRecord) -> str:

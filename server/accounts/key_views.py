@@ -87,4 +87,17 @@ def generation(record: LedgerRecord) -> admin_pb2.Generation:
         out.error_code = record.error_code
     if record.ttft_ms is not None:
         out.ttft_ms = record.ttft_ms
+    for attempt in record.attempts:
+        item = out.attempts.add(
+            provider=attempt.provider,
+            model=attempt.model,
+            upstream_model=attempt.upstream_model,
+            outcome=attempt.outcome,
+            start_ms=attempt.start_ms,
+            latency_ms=attempt.latency_ms,
+        )
+        if attempt.error_code is not None:
+            item.error_code = attempt.error_code
+        if attempt.http_status is not None:
+            item.http_status = attempt.http_status
     return out

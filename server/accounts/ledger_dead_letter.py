@@ -72,4 +72,7 @@ def _safe(value: Any) -> Any:
         return value
     if value is None or isinstance(value, (bool, int, float)):
         return value
+    if isinstance(value, tuple) and all(hasattr(item, "_asdict") for item in value):
+        # The attempts: objects, as the ledger row stores them.
+        return [{name: _safe(field) for name, field in item._asdict().items()} for item in value]
     return repr(value)

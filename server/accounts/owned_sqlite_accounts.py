@@ -53,9 +53,10 @@ from pathlib import Path
 import orjson
 
 from server.accounts.keys import KeyChanges, KeyRecord
+from server.accounts.ledger_queries import Cursor, GenerationFilter, GenerationPage, UsageQuery, UsageRow
 from server.accounts.money import micros_to_usd
 from server.accounts.sqlite_accounts import SqliteAccountStore, credit_lock_path
-from server.accounts.store import AccountStore, Balance, LedgerRecord, StoredResponse
+from server.accounts.store import AccountStore, AuditEvent, Balance, LedgerRecord, StoredResponse
 
 __all__ = ["OwnedSqliteAccountStore", "open_owned_or_shared"]
 
@@ -413,6 +414,20 @@ class OwnedSqliteAccountStore:
 
     async def delete_responses_before(self, before: float) -> int:
         return await self._inner.delete_responses_before(before)
+
+    async def list_generations(
+        self, where: GenerationFilter, limit: int, cursor: Cursor | None = None
+    ) -> GenerationPage:
+        return await self._inner.list_generations(where, limit, cursor)
+
+    async def usage(self, query: UsageQuery) -> list[UsageRow]:
+        return await self._inner.usage(query)
+
+    async def append_audit(self, event: AuditEvent) -> None:
+        await self._inner.append_audit(event)
+
+    async def list_audit(self, limit: int, before_id: int | None = None) -> list[AuditEvent]:
+        return await self._inner.list_audit(limit, before_id)
 
 
 _SETTLED_ROW = (

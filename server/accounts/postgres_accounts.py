@@ -25,10 +25,26 @@ from typing import Any
 import asyncpg
 
 from server.accounts.keys import KeyChanges, KeyRecord
+from server.accounts.ledger_queries import (
+    LEDGER_INDEXES,
+    Cursor,
+    GenerationFilter,
+    GenerationPage,
+    UsageQuery,
+    UsageRow,
+    attempts_from_json,
+    attempts_json,
+    dollar,
+    generations_sql,
+    page_of,
+    usage_row,
+    usage_sql,
+)
 from server.accounts.money import micros_to_usd, usd_to_micros
 from server.accounts.store import (
     LEDGER_COLUMNS,
     STORED_RESPONSE_COLUMNS,
+    AuditEvent,
     Balance,
     LedgerRecord,
     StoredResponse,
@@ -117,6 +133,23 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
         "accounts/0004_ledger_cache_saved",
         "ALTER TABLE usage_ledger ADD COLUMN cache_saved_micros BIGINT NOT NULL DEFAULT 0;",
+    ),
+    (
+        "accounts/0005_ledger_attempts_indexes_audit",
+        "ALTER TABLE usage_ledger ADD COLUMN attempts JSONB NOT NULL DEFAULT '[]';\n"
+        + "".join(f"{index};\n" for index in LEDGER_INDEXES)
+        + """
+        CREATE TABLE audit_log (
+            id BIGSERIAL PRIMARY KEY,
+            at DOUBLE PRECISION NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT,
+            source TEXT,
+            via TEXT,
+            detail JSONB NOT NULL
+        );
+        """,
     ),
 )
 
@@ -360,7 +393,9 @@ class PostgresAccountStore:
 
     async def append_ledger(self, records: Sequence[LedgerRecord]) -> None:
         if records:
-            await self._pool.executemany(_LEDGER_INSERT, records)
+            await self._pool.executemany(
+                _LEDGER_INSERT, [(*record[:-1], attempts_json(record.attempts)) for record in records]
+            )
 
     async def ledger_record(self, request_id: str, key_id: str) -> LedgerRecord | None:
         row = await self._pool.fetchrow(
@@ -368,7 +403,7 @@ class PostgresAccountStore:
             key_id,
             request_id,
         )
-        return None if row is None else LedgerRecord(**dict(row.items()))
+        return None if row is None else _ledger_from_row(row)
 
     async def ledger_sum(self, key_id: str) -> int:
         total = await self._pool.fetchval(
@@ -429,6 +464,59 @@ class PostgresAccountStore:
     async def delete_responses_before(self, before: float) -> int:
         deleted = await self._pool.execute("DELETE FROM stored_responses WHERE created_at < $1", before)
         return int(deleted.split()[-1])
+
+    async def list_generations(
+        self, where: GenerationFilter, limit: int, cursor: Cursor | None = None
+    ) -> GenerationPage:
+        sql, params = generations_sql(where, limit, cursor, dollar, row_compare=True)
+        rows = await self._pool.fetch(sql, *params)
+        return page_of([_ledger_from_row(row) for row in rows], limit)
+
+    async def usage(self, query: UsageQuery) -> list[UsageRow]:
+        sql, params = usage_sql(query, dollar, percentiles=True)
+        # Totals over no records are one row of zeros in SQL: no row at all here, as per group.
+        return [usage_row(tuple(row)) for row in await self._pool.fetch(sql, *params) if row[2]]
+
+    async def append_audit(self, event: AuditEvent) -> None:
+        await self._pool.execute(
+            "INSERT INTO audit_log (at, actor, action, target, source, via, detail)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            event.at,
+            event.actor,
+            event.action,
+            event.target,
+            event.source,
+            event.via,
+            event.detail,
+        )
+
+    async def list_audit(self, limit: int, before_id: int | None = None) -> list[AuditEvent]:
+        columns = "id, at, actor, action, target, source, via, detail::text"
+        if before_id is None:
+            rows = await self._pool.fetch(f"SELECT {columns} FROM audit_log ORDER BY id DESC LIMIT $1", limit)
+        else:
+            rows = await self._pool.fetch(
+                f"SELECT {columns} FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2", before_id, limit
+            )
+        return [
+            AuditEvent(
+                id=row[0],
+                at=row[1],
+                actor=row[2],
+                action=row[3],
+                target=row[4],
+                source=row[5],
+                via=row[6],
+                detail=row[7],
+            )
+            for row in rows
+        ]
+
+
+def _ledger_from_row(row: Any) -> LedgerRecord:
+    values = dict(row.items())
+    values["attempts"] = attempts_from_json(values["attempts"])
+    return LedgerRecord(**values)
 
 
 async def _migrate(connection: asyncpg.Connection, schema: str | None) -> None:

@@ -40,11 +40,29 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from server.accounts.keys import KeyChanges, KeyRecord
+from server.accounts.ledger_queries import (
+    LEDGER_INDEXES,
+    Cursor,
+    GenerationFilter,
+    GenerationPage,
+    UsageQuery,
+    UsageRow,
+    attempts_from_json,
+    attempts_json,
+    generations_sql,
+    latencies_sql,
+    page_of,
+    percentile,
+    qmark,
+    usage_row,
+    usage_sql,
+)
 from server.accounts.money import micros_to_usd, usd_to_micros
 from server.accounts.sqlite_store import MIGRATIONS as BASE_MIGRATIONS
 from server.accounts.store import (
     LEDGER_COLUMNS,
     STORED_RESPONSE_COLUMNS,
+    AuditEvent,
     Balance,
     LedgerRecord,
     StoredResponse,
@@ -132,6 +150,23 @@ ACCOUNT_MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "accounts/0004_ledger_cache_saved",
         ("ALTER TABLE usage_ledger ADD COLUMN cache_saved_micros INTEGER NOT NULL DEFAULT 0",),
+    ),
+    (
+        "accounts/0005_ledger_attempts_indexes_audit",
+        (
+            "ALTER TABLE usage_ledger ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]'",
+            *LEDGER_INDEXES,
+            """CREATE TABLE audit_log (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at REAL NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT,
+                source TEXT,
+                via TEXT,
+                detail TEXT NOT NULL
+            )""",
+        ),
     ),
 )
 
@@ -444,7 +479,7 @@ class SqliteAccountStore:
 
     def _append_ledger(self, rows: Sequence[LedgerRecord]) -> None:
         with self._immediate() as db:
-            db.executemany(_LEDGER_INSERT, rows)
+            db.executemany(_LEDGER_INSERT, [(*row[:-1], attempts_json(row.attempts)) for row in rows])
 
     async def ledger_record(self, request_id: str, key_id: str) -> LedgerRecord | None:
         row = await self._run(
@@ -524,6 +559,48 @@ class SqliteAccountStore:
         )
         return int(cursor.rowcount)
 
+    async def list_generations(
+        self, where: GenerationFilter, limit: int, cursor: Cursor | None = None
+    ) -> GenerationPage:
+        sql, params = generations_sql(where, limit, cursor, qmark, row_compare=False)
+        rows = await self._run(lambda: self._db.execute(sql, params).fetchall())
+        return page_of([_ledger_from_row(row) for row in rows], limit)
+
+    async def usage(self, query: UsageQuery) -> list[UsageRow]:
+        return await self._run(self._usage, query)
+
+    def _usage(self, query: UsageQuery) -> list[UsageRow]:
+        sql, params = usage_sql(query, qmark, percentiles=False)
+        sums = self._db.execute(sql, params).fetchall()
+        sql, params = latencies_sql(query, qmark)
+        latencies: dict[tuple[Any, Any], list[float]] = {}
+        for bucket, group, latency in self._db.execute(sql, params):
+            latencies.setdefault((bucket, group), []).append(latency)
+        rows = []
+        for row in sums:
+            if not row[2]:
+                continue  # totals over no records: no row, as in every store
+            ordered = latencies.get((row[0], row[1]), [])
+            rows.append(usage_row(row, percentile(ordered, 0.5), percentile(ordered, 0.95)))
+        return rows
+
+    async def append_audit(self, event: AuditEvent) -> None:
+        await self._run(
+            self._db.execute,
+            "INSERT INTO audit_log (at, actor, action, target, source, via, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event.at, event.actor, event.action, event.target, event.source, event.via, event.detail),
+        )
+
+    async def list_audit(self, limit: int, before_id: int | None = None) -> list[AuditEvent]:
+        sql = "SELECT id, at, actor, action, target, source, via, detail FROM audit_log"
+        params: tuple[Any, ...] = (limit,)
+        if before_id is not None:
+            sql += " WHERE id < ?"
+            params = (before_id, limit)
+        rows = await self._run(lambda: self._db.execute(sql + " ORDER BY id DESC LIMIT ?", params).fetchall())
+        return [_audit_from_row(row) for row in rows]
+
 
 def _response_row(record: StoredResponse) -> tuple[Any, ...]:
     return tuple(getattr(record, column) for column in STORED_RESPONSE_COLUMNS)
@@ -535,6 +612,19 @@ def _response_from_row(row: Sequence[Any]) -> StoredResponse:
     values["response"] = bytes(values["response"])
     values["input_items"] = bytes(values["input_items"])
     return StoredResponse(**values)
+
+
+def _audit_from_row(row: Sequence[Any]) -> AuditEvent:
+    return AuditEvent(
+        id=row[0],
+        at=row[1],
+        actor=row[2],
+        action=row[3],
+        target=row[4],
+        source=row[5],
+        via=row[6],
+        detail=row[7],
+    )
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -585,4 +675,5 @@ def _key_from_row(row: Sequence[Any]) -> KeyRecord:
 def _ledger_from_row(row: Sequence[Any]) -> LedgerRecord:
     values = dict(zip(LEDGER_COLUMNS, row, strict=True))
     values["streamed"] = bool(values["streamed"])
+    values["attempts"] = attempts_from_json(values["attempts"])
     return LedgerRecord(**values)

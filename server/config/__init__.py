@@ -16,7 +16,7 @@ provider type goes on that type's model in providers/ (on HttpProviderConfig for
 
 Where things are:
 - base.py: the Settings base (unknown keys, `${VAR}`, strict YAML scalars) and the bounded types.
-- server.py, routing.py, models.py, accounts.py: the sections; gateway.py: the file as a whole.
+- server.py, routing.py, models.py, accounts.py, ui.py: the sections; gateway.py: the file as a whole.
 - providers/: one model per provider `type:` and the tagged union of them.
 - loading.py: load_config / parse_config, and the embedded defaults. errors.py: the error lines.
 """
@@ -50,6 +50,7 @@ from server.config.routing import (
     TimeoutConfig,
 )
 from server.config.server import ObservabilityConfig, ServerConfig
+from server.config.ui import UiConfig
 
 __all__ = [
     "MODEL_KINDS",
@@ -80,6 +81,7 @@ __all__ = [
     "LimitsConfig",
     "ServerConfig",
     "TimeoutConfig",
+    "UiConfig",
     "bundled_local_default",
     "default_config",
     "interpolate_env",

@@ -15,6 +15,7 @@ from server.config.providers import ProviderConfig
 from server.config.responses import ResponsesConfig
 from server.config.routing import RoutingConfig
 from server.config.server import ObservabilityConfig, ServerConfig
+from server.config.ui import UiConfig
 
 __all__ = ["GatewayConfig"]
 
@@ -32,6 +33,7 @@ class GatewayConfig(Settings):
     cache: CacheConfig = CacheConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     limits: LimitsConfig = LimitsConfig()
+    ui: UiConfig = UiConfig()
     # Where this came from, for the start-up line: a file's path, or the embedded defaults.
     source: str = "embedded defaults"
 

@@ -60,7 +60,7 @@ def _outcome(error: BaseException) -> str:
 
 
 class _Attempt:
-    __slots__ = ("route", "number", "ctx", "provider", "started_at", "span")
+    __slots__ = ("route", "number", "ctx", "provider", "started_at", "span", "row")
 
     def __init__(
         self, route: _Route, operation: str, parent: dict[str, str] | None, ctx: RequestContext, number: int
@@ -72,6 +72,21 @@ class _Attempt:
         self.provider = deployment.provider
         self.started_at = time.monotonic()
         self.span = None
+        # The ledger's row of this attempt (server/providers/base.py Outcome.attempts).
+        self.row = [
+            deployment.provider,
+            route.entry.id,
+            deployment.upstream_model,
+            self.started_at,
+            None,
+            None,
+            None,
+        ]
+        rows = ctx.outcome.attempts
+        if rows is None:
+            ctx.outcome.attempts = [self.row]
+        else:
+            rows.append(self.row)
         if parent is not None:
             self.span = tracing.start_attempt_span(
                 parent,
@@ -87,6 +102,11 @@ class _Attempt:
     def end(self, error: BaseException | None, attributes: dict[str, Any] | None = None) -> None:
         outcome = "ok" if error is None else _outcome(error)
         elapsed = time.monotonic() - self.started_at
+        row = self.row
+        row[4] = elapsed
+        row[5] = outcome
+        if isinstance(error, GatewayError):
+            row[6] = error.kind.http_status
         metrics.record_attempt(self.provider, outcome, elapsed)
         if self.span is not None:
             tracing.finish_span(self.span, attributes or {}, None if error is None else outcome)

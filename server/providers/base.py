@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from siraya.router.codec.chat import chat_chunk_object, chat_completion_object
 from siraya.router.codec.fields import JsonObject
@@ -28,6 +28,10 @@ class Outcome:
     cost: float | None = None
     # `time.monotonic()` when the first stream item was ready to send.
     first_item_at: float | None = None
+    # One list per upstream attempt, in start order, for the ledger (observability/attempts.py fills
+    # them): [provider, model, upstream_model, started (monotonic), seconds, outcome, http_status];
+    # the last three stay None while the attempt runs. None until the first attempt.
+    attempts: list[list[Any]] | None = None
 
 
 @dataclass(slots=True)

@@ -151,6 +151,7 @@ class Attempts:
         # A timeout because the caller's own deadline ran out says nothing about the deployment.
         impatient = isinstance(error, RequestTimeout) and (self._caller_timeouts or self._past_deadline())
         if counts_against_deployment(error) and not impatient:
+            self._stats.observe_failure(route.deployment.key)
             await self._breakers.record(route.deployment.key, False, policy.breaker)
         if not may_fail_over(error):
             raise error

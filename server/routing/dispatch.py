@@ -280,6 +280,7 @@ class Dispatcher:
         except GatewayError as error:
             # A stall past the caller's own idle limit is not held against the deployment.
             if not (isinstance(error, RequestTimeout) and ctx.idle_timeout is not None):
+                self.stats.observe_failure(route.deployment.key)
                 await self.breakers.record(route.deployment.key, False, route.entry.resilience.breaker)
             raise
         finally:

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-import hmac
+import logging
 import math
+import time
+from typing import Any
 
 import grpc
+import orjson
 
 from server.accounts.accounting import AccountMetering
 from server.accounts.key_views import generation, key_info
 from server.accounts.keys import CHANGEABLE_KEY_FIELDS, KeyChanges, KeyRecord, NewKey
 from server.accounts.money import micros_to_usd, usd_to_micros
+from server.accounts.store import AuditEvent
 from server.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, PermissionDenied
 from server.gateway import Gateway
-from server.services.base import call_context, unary_rpc
+from server.observability.ids import BRIDGE_TOKEN
+from server.services.base import BRIDGE_TOKEN_METADATA, call_context, unary_rpc
+from server.services.usage import admin_token, is_admin
 from siraya.router.v1 import admin_pb2, admin_pb2_grpc
+
+logger = logging.getLogger("siraya.audit")
+
+# Set by the bridge (trusted only beside its token): the client's address and which door it used.
+CLIENT_ADDRESS_METADATA = "x-siraya-client-address"
+VIA_METADATA = "x-siraya-via"
 
 # Every KeySpec field an UpdateKey mask may name.
 _UPDATABLE = (*CHANGEABLE_KEY_FIELDS, "credit_limit")
@@ -77,17 +89,62 @@ def _catalogue_models(gateway: Gateway, models: list[str]) -> tuple[str, ...]:
     return tuple(ids)
 
 
+def _origin(context: grpc.aio.ServicerContext) -> tuple[str | None, str]:
+    """(the client's address, "rest" | "console" | "grpc") of an admin call, for the audit log."""
+    from_bridge = False
+    address = via = None
+    for key, value in context.invocation_metadata() or ():
+        if key == BRIDGE_TOKEN_METADATA:
+            from_bridge = value == BRIDGE_TOKEN
+        elif key == CLIENT_ADDRESS_METADATA and isinstance(value, str):
+            address = value
+        elif key == VIA_METADATA and isinstance(value, str):
+            via = value
+    if from_bridge:
+        return address, via if via in ("rest", "console") else "rest"
+    peer = getattr(context, "peer", None)
+    return (peer() if callable(peer) else None), "grpc"
+
+
+def _spec_detail(spec: admin_pb2.KeySpec, fields: tuple[str, ...] | set[str]) -> dict[str, Any]:
+    """The settings an action set, for the audit log."""
+    detail: dict[str, Any] = {}
+    for field in sorted(fields):
+        if field == "allowed_models":
+            detail[field] = list(spec.allowed_models)
+        elif field == "name" or spec.HasField(field):
+            detail[field] = getattr(spec, field)
+        else:
+            detail[field] = None
+    return detail
+
+
 class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
     def __init__(self, gateway: Gateway, admin_key: str | None) -> None:
         self._gateway = gateway
-        self._admin = None if not admin_key else f"Bearer {admin_key}".encode()
+        self._admin = admin_token(admin_key)
 
     def _check_admin(self, context: grpc.aio.ServicerContext) -> None:
         authorization, _ = call_context(context)
         if self._admin is None:
             raise PermissionDenied("Key administration is disabled: set server.admin_key to enable it.")
-        if not authorization or not hmac.compare_digest(authorization.encode(), self._admin):
+        if not is_admin(authorization, self._admin):
             raise AuthenticationFailed("Key administration needs the admin key as a Bearer token.")
+
+    async def _audit(
+        self, context: grpc.aio.ServicerContext, action: str, target: str, detail: dict[str, Any]
+    ) -> None:
+        """Write who did what to which key, when and from where. A failed write is logged, not
+        raised: the action itself already happened."""
+        metering = self._gateway.metering
+        if not isinstance(metering, AccountMetering):
+            return
+        source, via = _origin(context)
+        event = AuditEvent(time.time(), "admin", action, target, source, via, orjson.dumps(detail).decode())
+        try:
+            await metering.accounts.append_audit(event)
+        except Exception:
+            logger.exception("could not write the audit event of %s on %s", action, target)
 
     @unary_rpc
     async def CreateKey(
@@ -106,6 +163,7 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
                 tpm_limit=spec.tpm_limit if spec.HasField("tpm_limit") else None,
             )
         )
+        await self._audit(context, "key.create", record.id, _spec_detail(spec, _UPDATABLE))
         return admin_pb2.CreateKeyResponse(key=key_info(record), secret=secret)
 
     @unary_rpc
@@ -135,6 +193,7 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
         record = await self._gateway.keys.revoke(request.id)
         if record is None:
             raise _key_not_found(request.id)
+        await self._audit(context, "key.revoke", record.id, {})
         return admin_pb2.RevokeKeyResponse(key=key_info(record))
 
     @unary_rpc
@@ -145,6 +204,7 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
         rotated = await self._gateway.keys.rotate(request.id)
         if rotated is None:
             raise _key_not_found(request.id)
+        await self._audit(context, "key.rotate", request.id, {})
         return admin_pb2.RotateKeyResponse(key=key_info(rotated[0]), secret=rotated[1])
 
     @unary_rpc
@@ -164,6 +224,8 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
         record = await self._gateway.keys.get(request.id)
         assert record is not None
         self._gateway.keys.forget()
+        usd = request.credit_limit if request.HasField("credit_limit") else None
+        await self._audit(context, "key.credit_limit", request.id, {"credit_limit": usd})
         return admin_pb2.SetCreditLimitResponse(key=key_info(record))
 
     @unary_rpc
@@ -204,6 +266,7 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
         record = await keys.update(request.id, changes)
         if record is None:
             raise _key_not_found(request.id)
+        await self._audit(context, "key.update", request.id, _spec_detail(spec, fields))
         return admin_pb2.UpdateKeyResponse(key=key_info(record))
 
 

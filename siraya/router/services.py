@@ -69,5 +69,6 @@ SERVICES: tuple[ServiceContract, ...] = (
     _contract("keys", admin_pb2, admin_pb2_grpc, "KeysService"),
     _contract("account", admin_pb2, admin_pb2_grpc, "AccountService"),
     _contract("messages", messages_pb2, messages_pb2_grpc, "MessagesService"),
+    _contract("usage", admin_pb2, admin_pb2_grpc, "UsageService"),
 )
 SERVICE_NAMES: tuple[str, ...] = tuple(contract.full_name for contract in SERVICES)

@@ -9,13 +9,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import orjson
 import pytest
 
 from server.accounts.keys import KeyChanges
+from server.accounts.ledger_queries import Cursor, GenerationFilter, UsageQuery, percentile
 from server.accounts.owned_sqlite_accounts import OwnedSqliteAccountStore
 from server.accounts.postgres_accounts import PostgresAccountStore
 from server.accounts.sqlite_accounts import SqliteAccountStore
-from server.accounts.store import AccountStore, Balance, LedgerRecord, StoredResponse
+from server.accounts.store import (
+    AccountStore,
+    AuditEvent,
+    Balance,
+    LedgerAttempt,
+    LedgerRecord,
+    StoredResponse,
+)
 from tests.unit.accounts_backends import key_record, ledger_record, postgres_unavailable, temporary_database
 
 
@@ -281,6 +290,10 @@ async def test_ledger_records_belong_to_their_key(store: AccountStore) -> None:
         latency_ms=812.5,
         ttft_ms=95.25,
         streamed=True,
+        attempts=(
+            LedgerAttempt("anthropic", "auto", "claude-x", "error", 0.5, 120.25, "provider_error", 502),
+            LedgerAttempt("openai", "auto", "gpt-4o-2024-08-06", "ok", 121.0, 690.5),
+        ),
     )
     failed = ledger_record(owner, "req-2", ok=False)
     await store.append_ledger([full, failed])
@@ -410,3 +423,190 @@ async def test_stored_responses_survive_reopening(backend: Backend) -> None:
         assert await second.get_response("resp_kept", key_id) == record
     finally:
         await second.close()
+
+
+# reading the ledger back
+
+
+def _record(
+    key_id: str,
+    request_id: str,
+    at: float,
+    *,
+    model: str = "m1",
+    provider: str | None = "p1",
+    status: str = "success",
+    http_status: int = 200,
+    cost: int = 0,
+    latency: float = 10.0,
+    prompt: int = 1,
+    completion: int = 2,
+) -> LedgerRecord:
+    return LedgerRecord(
+        request_id=request_id,
+        key_id=key_id,
+        created_at=at,
+        model_requested=model,
+        status=status,  # type: ignore[arg-type]
+        http_status=http_status,
+        provider=provider,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cost_micros=cost,
+        latency_ms=latency,
+    )
+
+
+T0 = 1_767_225_600.0  # a UTC midnight
+
+
+async def _ids(store: AccountStore, where: GenerationFilter, limit: int = 100) -> list[str]:
+    page = await store.list_generations(where, limit)
+    return [record.request_id for record in page.records]
+
+
+async def test_generations_are_listed_newest_first_and_filtered(store: AccountStore) -> None:
+    first, second = await add_key(store), await add_key(store)
+    await store.append_ledger(
+        [
+            _record(first, "a", T0 + 1, model="m1", provider="p1", cost=100),
+            _record(first, "b", T0 + 2, model="m2", provider="p2", cost=2_000),
+            _record(first, "c", T0 + 3, model="m1", provider=None, status="error", http_status=502),
+            _record(second, "d", T0 + 4, model="m1", provider="p1", status="error", http_status=429),
+            _record(second, "e", T0 + 5, model="m2", provider="p1", status="cancelled", http_status=499),
+        ]
+    )
+    assert await _ids(store, GenerationFilter()) == ["e", "d", "c", "b", "a"]
+    assert await _ids(store, GenerationFilter(key_id=first)) == ["c", "b", "a"]
+    assert await _ids(store, GenerationFilter(model="m2")) == ["e", "b"]
+    assert await _ids(store, GenerationFilter(provider="p1")) == ["e", "d", "a"]
+    assert await _ids(store, GenerationFilter(status="success")) == ["b", "a"]
+    assert await _ids(store, GenerationFilter(status="error")) == ["d", "c"]
+    assert await _ids(store, GenerationFilter(status="cancelled")) == ["e"]
+    assert await _ids(store, GenerationFilter(status="5xx")) == ["c"]
+    assert await _ids(store, GenerationFilter(status="4xx")) == ["e", "d"]
+    assert await _ids(store, GenerationFilter(status="429")) == ["d"]
+    assert await _ids(store, GenerationFilter(since=T0 + 2, until=T0 + 4)) == ["c", "b"]
+    assert await _ids(store, GenerationFilter(min_cost_micros=100)) == ["b", "a"]
+    assert await _ids(store, GenerationFilter(max_cost_micros=100)) == ["e", "d", "c", "a"]
+    assert await _ids(store, GenerationFilter(min_cost_micros=101, max_cost_micros=5_000)) == ["b"]
+    assert await _ids(store, GenerationFilter(key_id=second, model="m1", status="4xx")) == ["d"]
+    assert await _ids(store, GenerationFilter(key_id="key_nope")) == []
+
+
+async def test_generation_pages_follow_their_cursor_through_equal_times(store: AccountStore) -> None:
+    key_id = await add_key(store)
+    # Three records share a second: the cursor must not skip or repeat any of them.
+    times = [T0 + 1, T0 + 2, T0 + 2, T0 + 2, T0 + 3, T0 + 4, T0 + 5]
+    await store.append_ledger([_record(key_id, f"r{i}", at) for i, at in enumerate(times)])
+    seen: list[str] = []
+    cursor: Cursor | None = None
+    pages = 0
+    while True:
+        page = await store.list_generations(GenerationFilter(key_id=key_id), 2, cursor)
+        seen += [record.request_id for record in page.records]
+        pages += 1
+        if page.next_cursor is None:
+            break
+        cursor = Cursor.decode(page.next_cursor.encode())
+    assert seen == ["r6", "r5", "r4", "r3", "r2", "r1", "r0"]
+    assert pages == 4
+    # A full last page says there is no more.
+    last = await store.list_generations(GenerationFilter(key_id=key_id), 7)
+    assert len(last.records) == 7 and last.next_cursor is None
+
+
+async def test_usage_aggregates_by_group_and_bucket(store: AccountStore) -> None:
+    first, second = await add_key(store), await add_key(store)
+    latencies = [10.0, 20.0, 30.0, 40.0, 1000.0]
+    records = [
+        _record(first, f"a{i}", T0 + 60 * i, model="m1", cost=1_000, latency=latency, prompt=10, completion=5)
+        for i, latency in enumerate(latencies)
+    ]
+    records.append(_record(first, "b", T0 + 3600 + 5, model="m2", provider="p2", cost=7, latency=3.0))
+    records.append(
+        _record(
+            second,
+            "c",
+            T0 + 3600 + 6,
+            model="m1",
+            status="error",
+            http_status=502,
+            provider=None,
+            latency=9.0,
+        )
+    )
+    records.append(_record(second, "d", T0 + 86400 * 2, model="m1"))  # outside the range below
+    await store.append_ledger(records)
+    window = GenerationFilter(since=T0, until=T0 + 86400)
+
+    totals = await store.usage(UsageQuery(window))
+    assert len(totals) == 1
+    total = totals[0]
+    assert (total.bucket_start, total.group, total.requests, total.errors) == (None, None, 7, 1)
+    assert total.prompt_tokens == 5 * 10 + 1 + 1
+    assert total.completion_tokens == 5 * 5 + 2 + 2
+    assert total.cost_micros == 5_007
+    ordered = sorted([*latencies, 3.0, 9.0])
+    assert total.p50_latency_ms == pytest.approx(percentile(ordered, 0.5))
+    assert total.p95_latency_ms == pytest.approx(percentile(ordered, 0.95))
+
+    by_model = await store.usage(UsageQuery(window, group_by="model"))
+    assert [(row.group, row.requests, row.cost_micros, row.errors) for row in by_model] == [
+        ("m1", 6, 5_000, 1),
+        ("m2", 1, 7, 0),
+    ]
+    m1 = by_model[0]
+    assert m1.p50_latency_ms == pytest.approx(25.0)  # 9, 10, 20, 30, 40, 1000
+    assert m1.p95_latency_ms == pytest.approx(percentile([9.0, 10.0, 20.0, 30.0, 40.0, 1000.0], 0.95))
+
+    by_key = await store.usage(UsageQuery(window, group_by="key"))
+    assert {row.group: row.requests for row in by_key} == {first: 6, second: 1}
+    by_provider = await store.usage(UsageQuery(window, group_by="provider"))
+    assert {row.group: row.requests for row in by_provider} == {None: 1, "p1": 5, "p2": 1}
+
+    hourly = await store.usage(UsageQuery(window, bucket_seconds=3600))
+    assert [(row.bucket_start, row.requests) for row in hourly] == [(T0, 5), (T0 + 3600, 2)]
+    minutes = await store.usage(
+        UsageQuery(GenerationFilter(key_id=first, since=T0, until=T0 + 3600), "model", 60)
+    )
+    assert [(row.bucket_start, row.group, row.requests) for row in minutes] == [
+        (T0 + 60 * i, "m1", 1) for i in range(5)
+    ]
+    assert minutes[4].p50_latency_ms == pytest.approx(1000.0)
+    daily = await store.usage(UsageQuery(GenerationFilter(since=T0, until=T0 + 3 * 86400), "key", 86400))
+    assert [(row.bucket_start, row.group, row.requests) for row in daily] == sorted(
+        [(T0, first, 6), (T0, second, 1), (T0 + 2 * 86400, second, 1)], key=lambda row: (row[0], row[1])
+    )
+    empty = GenerationFilter(since=T0 + 5 * 86400, until=T0 + 6 * 86400)
+    assert await store.usage(UsageQuery(empty)) == []
+    assert await store.usage(UsageQuery(empty, "model", 3600)) == []
+
+
+async def test_the_audit_log_keeps_events_newest_first(store: AccountStore) -> None:
+    for index in range(5):
+        await store.append_audit(
+            AuditEvent(
+                T0 + index,
+                "admin",
+                f"key.update.{index}",
+                f"key_{index}",
+                "10.0.0.1",
+                "rest",
+                '{"rpm_limit": 5}',
+            )
+        )
+    events = await store.list_audit(3)
+    assert [event.action for event in events] == ["key.update.4", "key.update.3", "key.update.2"]
+    first = events[0]
+    assert (first.at, first.actor, first.target, first.source, first.via) == (
+        T0 + 4,
+        "admin",
+        "key_4",
+        "10.0.0.1",
+        "rest",
+    )
+    assert orjson.loads(first.detail) == {"rpm_limit": 5}
+    assert first.id is not None
+    older = await store.list_audit(10, before_id=events[-1].id)
+    assert [event.action for event in older] == ["key.update.1", "key.update.0"]

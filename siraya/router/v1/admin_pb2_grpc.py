@@ -478,3 +478,214 @@ class AccountService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class UsageServiceStub:
+    """The ledger and the routes, read back: what the console and `siraya-router usage|logs` show.
+    The admin key sees every key's records; a user key sees only its own.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListGenerations = channel.unary_unary(
+                '/siraya.router.v1.UsageService/ListGenerations',
+                request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListGenerationsRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListGenerationsResponse.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/siraya.router.v1.UsageService/GetUsage',
+                request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
+        self.ListProviders = channel.unary_unary(
+                '/siraya.router.v1.UsageService/ListProviders',
+                request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListProvidersRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListProvidersResponse.FromString,
+                _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/siraya.router.v1.UsageService/ListAuditEvents',
+                request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
+
+
+class UsageServiceServicer:
+    """The ledger and the routes, read back: what the console and `siraya-router usage|logs` show.
+    The admin key sees every key's records; a user key sees only its own.
+    """
+
+    def ListGenerations(self, request, context):
+        """Ledger records, newest first, filtered and paged; each with its upstream attempts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """Requests, tokens, cost, errors and latency percentiles by group and time bucket.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProviders(self, request, context):
+        """Every deployment with its breaker state and what this process observed of it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEvents(self, request, context):
+        """Key administration as it happened, newest first. Admin key only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_UsageServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListGenerations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGenerations,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListGenerationsRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListGenerationsResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetUsageRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'ListProviders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProviders,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListProvidersRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListProvidersResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'siraya.router.v1.UsageService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('siraya.router.v1.UsageService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class UsageService:
+    """The ledger and the routes, read back: what the console and `siraya-router usage|logs` show.
+    The admin key sees every key's records; a user key sees only its own.
+    """
+
+    @staticmethod
+    def ListGenerations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.UsageService/ListGenerations',
+            siraya_dot_router_dot_v1_dot_admin__pb2.ListGenerationsRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_admin__pb2.ListGenerationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.UsageService/GetUsage',
+            siraya_dot_router_dot_v1_dot_admin__pb2.GetUsageRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_admin__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProviders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.UsageService/ListProviders',
+            siraya_dot_router_dot_v1_dot_admin__pb2.ListProvidersRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_admin__pb2.ListProvidersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.UsageService/ListAuditEvents',
+            siraya_dot_router_dot_v1_dot_admin__pb2.ListAuditEventsRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_admin__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -1,0 +1,66 @@
+"""One request's usage-ledger record, and the upstream attempts it made.
+
+Its own module so that the stores' contract (store.py) and the ledger's queries (ledger_queries.py)
+can both name it; store.py re-exports it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+__all__ = ["LEDGER_COLUMNS", "LedgerAttempt", "LedgerRecord", "LedgerStatus"]
+
+# cache_hit: answered from the response cache, at no cost (cache_saved_micros is what it saved).
+LedgerStatus = Literal["success", "error", "cancelled", "cache_hit"]
+
+
+class LedgerAttempt(NamedTuple):
+    """One upstream call a request made: a first try, a retry, a fallback or a hedge.
+
+    `start_ms` is when it started, counted from the request's admission, so a list of them draws the
+    request's waterfall. `outcome` is "ok", "error" or "cancelled" (a hedge that lost, a client that
+    went away); a failed attempt's `error_code` and `http_status` are the gateway's error table's.
+    """
+
+    provider: str
+    model: str
+    upstream_model: str
+    outcome: str
+    start_ms: float
+    latency_ms: float
+    error_code: str | None = None
+    http_status: int | None = None
+
+
+class LedgerRecord(NamedTuple):
+    """One request's usage, success or failure: what GET /v1/generation returns to its key.
+
+    A named tuple, so the record is its own row in LEDGER_COLUMNS order; made once per request, it
+    costs 1.3 us where a frozen dataclass cost 6.
+    """
+
+    request_id: str
+    key_id: str
+    created_at: float  # unix seconds
+    model_requested: str
+    status: LedgerStatus
+    http_status: int
+    model_served: str | None = None
+    provider: str | None = None
+    error_code: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_micros: int = 0
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    streamed: bool = False
+    # Prompt tokens written to the provider's prompt cache (part of prompt_tokens, like cached_tokens).
+    cache_write_tokens: int = 0
+    cache_saved_micros: int = 0
+    # Every upstream call it made, in start order (empty when it never reached one).
+    attempts: tuple[LedgerAttempt, ...] = ()
+
+
+LEDGER_COLUMNS: tuple[str, ...] = LedgerRecord._fields
