@@ -22,8 +22,8 @@ class GatewayStubs:
     videos: Any
     keys: Any
     account: Any
-    usage: Any
     messages: Any
+    usage: Any
     # `async (authorization header or None) -> key`, raising AuthenticationFailed: lets the bridge
     # answer 401 before a body error without a gRPC call (the composition root provides it).
     authenticate: Any = None
