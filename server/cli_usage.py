@@ -117,12 +117,15 @@ def generation_view(record: LedgerRecord) -> dict[str, Any]:
         "tokens_prompt": record.prompt_tokens,
         "tokens_completion": record.completion_tokens,
         "native_tokens_cached": record.cached_tokens,
+        "native_tokens_cache_write": record.cache_write_tokens,
         "native_tokens_reasoning": record.reasoning_tokens,
         "total_cost": micros_to_usd(record.cost_micros),
         "latency": record.latency_ms,
         "ttft": record.ttft_ms,
         "streamed": record.streamed,
         "cancelled": record.status == "cancelled",
+        "cache_hit": record.status == "cache_hit",
+        "cache_saved": micros_to_usd(record.cache_saved_micros),
         "attempts": [attempt._asdict() for attempt in record.attempts],
     }
 
