@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins
 import os
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,11 @@ class ProviderConfig:
     threads: int | None = None
     # Requests that may wait while one runs; one more is refused with a 429.
     queue_size: int = 8
+    # A request that sets no max_tokens stops after this many: a small model can loop until its
+    # context is full, which takes minutes on a CPU.
+    default_max_tokens: int = 512
+    # llama.cpp's repeat penalty when a request sets none; None: the bundled model's tuned value, else 1.0.
+    repeat_penalty: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +299,22 @@ def interpolate_env(value: str, where: str, environ: dict[str, str] | os._Enviro
     return _ENV_REFERENCE.sub(substitute, value)
 
 
-def load_config(path: str | Path | None, environ: dict[str, str] | None = None) -> GatewayConfig:
-    """Load a YAML file, or build the embedded defaults when `path` is None."""
+def load_config(
+    path: str | Path | None,
+    environ: dict[str, str] | None = None,
+    *,
+    only: Mapping[str, Collection[str]] | None = None,
+) -> GatewayConfig:
+    """Load a YAML file, or build the embedded defaults when `path` is None.
+
+    A relative `server.data_dir` in a file is relative to the file's directory, so every command
+    given the same file finds the same data, wherever it runs from.
+
+    `only` maps top-level sections to the fields a tool reads (the `keys` commands read
+    `server.data_dir` and `accounts.database_url`): the rest of the file is set aside before
+    parsing, so its `${VAR}`s need not be set and its mistakes are left to `serve` and
+    `config check`. The fields left out keep their defaults.
+    """
     env = os.environ if environ is None else environ
     if path is None:
         return default_config(env)
@@ -304,12 +324,28 @@ def load_config(path: str | Path | None, environ: dict[str, str] | None = None) 
     except OSError as error:
         raise ConfigError(f"cannot read config file {file}: {error.strerror}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{file}: invalid YAML: {error}") from None
+        raise ConfigError(f"{file}: invalid YAML: {_yaml_problem(error)}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the top level must be a mapping")
-    return parse_config(raw, env, source=str(file))
+    if only is not None:
+        raw = {
+            section: {k: v for k, v in data.items() if k in fields} if isinstance(data, dict) else data
+            for section, fields in only.items()
+            if (data := raw.get(section)) is not None
+        }
+    config = parse_config(raw, env, source=str(file))
+    data_dir = os.path.abspath(file.absolute().parent / Path(config.server.data_dir).expanduser())
+    return replace(config, server=replace(config.server, data_dir=data_dir))
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: what is wrong, and where."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        return f"{error.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(error).split())
 
 
 def default_config(env: dict[str, str] | os._Environ[str]) -> GatewayConfig:
@@ -498,6 +534,10 @@ def _parse_local_provider(name: str, section: _Section) -> ProviderConfig:
         context_size=section.number("context_size", defaults.context_size, integer=True, minimum=64),
         threads=section.number("threads", None, integer=True, minimum=1),
         queue_size=section.number("queue_size", defaults.queue_size, integer=True),
+        default_max_tokens=section.number(
+            "default_max_tokens", defaults.default_max_tokens, integer=True, minimum=1
+        ),
+        repeat_penalty=section.number("repeat_penalty", None),
     )
 
 

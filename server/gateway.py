@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from server.accounts.keys import KeyManager, KeyRecord
 from server.accounts.metering import Consumption, Demand, Metering
 from server.accounts.sqlite_store import SqliteStore, VideoJob
-from server.errors import NoAvailableProvider, NotFound, PermissionDenied
+from server.errors import ModelNotFound, NoAvailableProvider, NotFound, PermissionDenied
 from server.gateway_usage import (
     chat_demand,
     chunk_usage,
@@ -83,7 +83,10 @@ class Gateway:
         return await self.keys.authenticate(authorization)
 
     def _entry(self, model: str, kind: str, key: KeyRecord) -> CatalogueEntry:
-        entry = self.catalogue.resolve(model, kind)
+        try:
+            entry = self.catalogue.resolve(model, kind)
+        except ModelNotFound:
+            raise ModelNotFound(model, self.catalogue.usable(kind, key.allowed_models)) from None
         if key.allowed_models and entry.id not in key.allowed_models:
             raise PermissionDenied(
                 f"This key is not allowed to use the model '{entry.id}'.",

@@ -14,6 +14,7 @@ from server.services.images import ImagesServicer
 from server.services.models import ModelsServicer
 from server.services.responses import ResponsesServicer
 from server.services.videos import VideosServicer
+from server.startup import StartupError
 from siraya.router.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -90,9 +91,15 @@ def build_grpc_server(
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:  # grpc's only word for any bind failure; ports were checked free just before
+        port = 0
     if port == 0:
-        raise OSError(f"cannot bind the gRPC server to {address}")
+        raise StartupError(
+            f"cannot listen for gRPC on {address}: the port is in use or the address is not available "
+            "(choose another with server.grpc_port or --grpc-port)"
+        )
     return server, port, health_servicer
 
 

