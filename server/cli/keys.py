@@ -15,7 +15,7 @@ from pathlib import Path
 from server.accounts.backends import DATABASE_FILE, open_account_store
 from server.accounts.key_views import key_view
 from server.accounts.keys import KeyManager, NewKey
-from server.cli.output import print_json, print_key, print_keys
+from server.cli.output import describe, print_json, print_key, print_keys
 from server.cli.times import parse_time
 from server.config import GatewayConfig
 from server.startup import database_label
@@ -100,7 +100,8 @@ async def run_keys(config: GatewayConfig, args: argparse.Namespace, as_json: boo
             if as_json:
                 print_json({"key": key_view(record), "secret": secret})
             else:
-                print_key(record)
+                # The secret is the only `sk-` word and the last line: scripts take either.
+                print(f"Created key {record.id} ({describe(record)}).")
                 print("This is the only time the secret is shown:")
                 print(secret)
             return 0

@@ -14,7 +14,7 @@ from server.accounts.key_views import key_view
 from server.accounts.keys import KeyRecord
 from server.cli.times import format_time
 
-__all__ = ["print_json", "print_key", "print_keys"]
+__all__ = ["describe", "print_json", "print_key", "print_keys"]
 
 
 def _console() -> Console:
@@ -54,6 +54,20 @@ def _row(record: KeyRecord) -> dict[str, str]:
         "RPM": "" if record.rpm_limit is None else str(record.rpm_limit),
         "TPM": "" if record.tpm_limit is None else str(record.tpm_limit),
     }
+
+
+def describe(record: KeyRecord) -> str:
+    """One line about a key, without its prefix (so the secret is the only `sk-` word printed)."""
+    row = _row(record)
+    limits = [f"{name.lower()} {row[name]}" for name in ("RPM", "TPM") if row[name]]
+    parts = [
+        f"name {record.name}",
+        f"expires {row['EXPIRES']}",
+        f"models {row['MODELS']}",
+        f"credit {row['CREDIT']}" if record.credit_limit is not None else "no credit limit",
+        *limits,
+    ]
+    return "; ".join(parts)
 
 
 def print_keys(records: list[KeyRecord]) -> None:

@@ -170,9 +170,10 @@ def test_keys_needs_only_the_variables_it_uses(tmp_path: Path) -> None:
         "providers:\n  vllm: {type: openai, base_url: '${UNSET_URL}', api_key: '${UNSET_PROVIDER_KEY}'}\n"
         "models:\n  - {id: m, provider: vllm}\n",
     )
-    created = json.loads(ok(cli(tmp_path, "keys", "create", "--config", str(config), "--json")))
-    assert created["secret"].startswith("sk-sr-")
-    assert len(json.loads(ok(cli(tmp_path, "keys", "list", "--config", str(config), "--json")))) == 1
+    # The options where every version of the CLI takes them: this is about the variables.
+    secret = ok(cli(tmp_path, "--config", str(config), "keys", "create")).strip().splitlines()[-1]
+    assert secret.startswith("sk-sr-")
+    assert "key_" in ok(cli(tmp_path, "--config", str(config), "keys", "list"))
     # serve still needs every one of them.
     refused = cli(tmp_path, "config", "check", str(config))
     assert refused.returncode == 2 and "UNSET_ADMIN_KEY" in refused.stderr
