@@ -129,7 +129,14 @@ def _check(args: argparse.Namespace) -> int:
     if not path:
         return _fail("config check needs a FILE (or --config / $SIRAYA_CONFIG)")
     config = load_config(path)
-    print(f"{path}: OK ({len(config.providers)} providers, {len(config.models)} models)")
+    if global_option(args, "json"):
+        from server.cli.output import print_json
+
+        print_json(
+            {"file": os.path.abspath(path), "providers": len(config.providers), "models": len(config.models)}
+        )
+    else:
+        print(f"{path}: OK ({len(config.providers)} providers, {len(config.models)} models)")
     return 0
 
 

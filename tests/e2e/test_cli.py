@@ -237,3 +237,5 @@ def test_keys_in_a_directory_without_a_database(tmp_path: Path) -> None:
 def test_config_check_honours_the_global_config_option(project: Path) -> None:
     assert "OK" in ok(cli(project, "config", "check", "--config", "conf/siraya.yaml"))
     assert "OK" in ok(cli(project, "--config", "conf/siraya.yaml", "config", "check"))
+    checked = json.loads(ok(cli(project, "config", "check", "conf/siraya.yaml", "--json")))
+    assert checked == {"file": str(project / "conf" / "siraya.yaml"), "providers": 1, "models": 1}
