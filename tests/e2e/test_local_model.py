@@ -104,6 +104,11 @@ def wait_until(condition: Any, timeout: float, what: str) -> float:
     return time.monotonic() - started
 
 
+def patient(client: openai.OpenAI) -> openai.OpenAI:
+    """For replies of hundreds of tokens, on CPUs other test runs may be sharing."""
+    return client.with_options(timeout=280)
+
+
 def model_only(gateway: LocalGateway) -> None:
     """Tests of the model's own behaviour run once: the gRPC hop cannot change it and each takes seconds."""
     if not gateway.in_process:
@@ -116,14 +121,12 @@ def test_the_readme_question_ends_within_the_default_max_tokens(
     """The README's question, as the README asks it (no max_tokens): it once looped for 3 minutes,
     repeating one paragraph until the 4,096-token context was full."""
     model_only(gateway)
-    began = time.monotonic()
-    completion = client.chat.completions.create(model=MODEL, messages=README_QUESTION)
-    took = time.monotonic() - began
+    completion = patient(client).chat.completions.create(model=MODEL, messages=README_QUESTION)
     assert completion.usage is not None
+    # The token count bounds the time: 512 tokens take about 20 s on 2 idle cores (4,059 took 3 min).
+    # Wall time itself is not asserted: other test runs may share the CPUs.
     assert 0 < completion.usage.completion_tokens <= DEFAULT_MAX_TOKENS
     assert (completion.choices[0].message.content or "").strip()
-    # Seconds on an idle 2-core machine; generous here, as other test runs may share the CPUs.
-    assert took < 150, f"took {took:.0f} s"
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -132,7 +135,7 @@ def test_the_tuned_repeat_penalty_lets_the_readme_question_end_by_itself(
 ) -> None:
     """With llama.cpp's repeat penalty of 1.0 the answer loops until a limit cuts it ("length")."""
     model_only(gateway)
-    completion = client.chat.completions.create(model=MODEL, messages=README_QUESTION, seed=seed)
+    completion = patient(client).chat.completions.create(model=MODEL, messages=README_QUESTION, seed=seed)
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage is not None and completion.usage.completion_tokens < DEFAULT_MAX_TOKENS
 
