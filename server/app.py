@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -16,7 +17,7 @@ from http_bridge.app import READY, build_app
 from http_bridge.console import console_options
 from http_bridge.edge import EdgeAppRunner, EdgeSettings
 from http_bridge.stubs import GatewayStubs, stubs_for_channel
-from server.accounts.backends import DATABASE_FILE, open_accounts
+from server.accounts.backends import DATABASE_FILE, Accounts, open_accounts
 from server.accounts.in_flight import InFlightLimit
 from server.accounts.sqlite_store import SqliteStore
 from server.background_responses import BackgroundResponses
@@ -30,6 +31,7 @@ from server.providers.registry import build_provider
 from server.response_cache import build_cache
 from server.routing.catalogue import Catalogue
 from server.routing.dispatch import build_dispatcher
+from server.startup import StartupError, database_label, ensure_ports_free, port_in_use
 from server.stored_responses import ResponseState
 from siraya.router.services import SERVICE_NAMES, SERVICES
 
@@ -42,15 +44,34 @@ def open_store(config: GatewayConfig) -> SqliteStore:
     return SqliteStore(Path(config.server.data_dir) / DATABASE_FILE)
 
 
+async def _open_accounts(config: GatewayConfig) -> Accounts:
+    """The accounts backends, or a StartupError naming the database (never its password) and why."""
+    try:
+        return await open_accounts(config)
+    except Exception as error:
+        where = database_label(
+            config.accounts.database_url, str(Path(config.server.data_dir) / DATABASE_FILE)
+        )
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise StartupError(f"cannot open the accounts database {where}: {reason}") from error
+
+
 async def build_gateway(config: GatewayConfig) -> Gateway:
-    accounts = await open_accounts(config)
-    accounts.metering.start()
-    providers: dict[str, Provider] = {
-        name: build_provider(provider, config.limits) for name, provider in config.providers.items()
-    }
-    store = open_store(config)
-    catalogue = Catalogue(config)
-    dispatcher = build_dispatcher(config, providers, catalogue)
+    accounts = await _open_accounts(config)
+    providers: dict[str, Provider] = {}
+    try:
+        accounts.metering.start()
+        for name, provider in config.providers.items():
+            providers[name] = build_provider(provider, config.limits)
+        store = open_store(config)
+        catalogue = Catalogue(config)
+        dispatcher = build_dispatcher(config, providers, catalogue)
+    except BaseException:
+        # Nothing half-built may outlive a failed start: a model loading on its thread would.
+        for built in providers.values():
+            await built.close()
+        await accounts.metering.close()
+        raise
     state = ResponseState(accounts.store)
     background = BackgroundResponses(
         state,
@@ -124,8 +145,30 @@ class RunningGateway:
 
 
 async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None) -> RunningGateway:
-    """Start gRPC and HTTP on the configured host and ports (0 picks free ports)."""
+    """Start gRPC and HTTP on the configured host and ports (0 picks free ports).
+
+    A failure (StartupError for a busy port or an unreachable database) leaves nothing running:
+    ports are checked before anything is opened, and whatever was started is stopped again.
+    """
+    server_config = config.server
+    ensure_ports_free(
+        server_config.host,
+        (
+            ("HTTP", server_config.http_port, "server.http_port or --port"),
+            ("gRPC", server_config.grpc_port, "server.grpc_port or --grpc-port"),
+            ("admin", config.observability.admin_port or 0, "observability.admin_port"),
+        ),
+        reuse_port=server_config.workers > 1,
+    )
     stack = AsyncExitStack()
+    try:
+        return await _start(config, stack, in_process)
+    except BaseException:
+        await stack.aclose()
+        raise
+
+
+async def _start(config: GatewayConfig, stack: AsyncExitStack, in_process: bool | None) -> RunningGateway:
     gateway = await build_gateway(config)
     serving = ServingState(gateway)
     # Closes whichever gateway is current by then (a reload may have swapped it).
@@ -182,7 +225,12 @@ async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None
     site = web.TCPSite(
         runner, host, config.server.http_port, reuse_address=True, reuse_port=shared_ports or None
     )
-    await site.start()
+    try:
+        await site.start()
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise port_in_use("HTTP", host, config.server.http_port, "server.http_port or --port") from None
+        raise StartupError(f"cannot listen for HTTP on {host}:{config.server.http_port}: {error}") from None
     http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     running = RunningGateway(
         gateway, http_port, grpc_port, stack, app, servicers, serving, health_servicer, ("", *SERVICE_NAMES)
@@ -194,25 +242,20 @@ async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None
 
 
 async def serve_forever(
-    config: GatewayConfig, reload_config: Callable[[], GatewayConfig] | None = None
+    config: GatewayConfig,
+    reload_config: Callable[[], GatewayConfig] | None = None,
+    command: str = "siraya-router",
 ) -> None:
-    """Serve until SIGTERM/SIGINT, then drain; SIGHUP reloads from `reload_config` when given."""
+    """Serve until SIGTERM/SIGINT, then drain; SIGHUP reloads from `reload_config` when given.
+
+    `command` is how to run this CLI with the gateway's own --config, for the banner's next steps.
+    """
+    from server.banner import banner
     from server.operations import configure_process, serve_until_signalled
 
     configure_process(config)
     running = await start_gateway(config)
-    host = config.server.host
-    console = f", console on http://{host}:{running.http_port}/" if config.ui.enabled else ""
-    print(
-        f"Siraya Model Router: REST on http://{host}:{running.http_port}/v1{console},"
-        f" gRPC on {host}:{running.grpc_port}"
-    )
-    print(
-        f"Config: {config.source}; providers: {', '.join(config.providers) or 'none'}; "
-        f"models: {len(config.models)}; data: {config.server.data_dir}"
-    )
-    print(
-        "Create a key with: siraya-router keys create --name my-app"
-        "  (or: .venv/bin/python -m server keys create)"
-    )
+    print("\n".join(banner(config, running.http_port, running.grpc_port, command)), flush=True)
+    if config.ui.enabled:
+        print(f"Console: http://{config.server.host}:{running.http_port}/", flush=True)
     await serve_until_signalled(running, config.server.drain_seconds, reload_config)

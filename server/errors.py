@@ -19,6 +19,7 @@ Code decides which class to raise; nothing re-decides status, type or code case 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -102,12 +103,17 @@ class NotFound(GatewayError):
 
 
 class ModelNotFound(NotFound):
-    def __init__(self, model: str) -> None:
-        super().__init__(
-            f"The model '{model}' does not exist or you do not have access to it.",
-            param="model",
-            code="model_not_found",
-        )
+    # Models named in the message before "and N more".
+    NAMED = 10
+
+    def __init__(self, model: str, available: Sequence[str] = ()) -> None:
+        """`available`: models the caller may use instead (never more than the key may see)."""
+        message = f"The model '{model}' does not exist or you do not have access to it."
+        if available:
+            named = ", ".join(available[: self.NAMED])
+            more = f" and {len(available) - self.NAMED} more" if len(available) > self.NAMED else ""
+            message += f" Available models: {named}{more}."
+        super().__init__(message, param="model", code="model_not_found")
 
 
 class RequestTimeout(GatewayError):

@@ -123,7 +123,10 @@ class Gateway:
         return self._entry(model, kind, key)
 
     def _entry(self, model: str, kind: str, key: KeyRecord) -> CatalogueEntry:
-        entry = self.catalogue.resolve(model, kind)
+        try:
+            entry = self.catalogue.resolve(model, kind)
+        except ModelNotFound:
+            raise ModelNotFound(model, self.catalogue.usable(kind, key.allowed_models)) from None
         if not may_use(key, entry):
             raise PermissionDenied(
                 f"This key is not allowed to use the model '{entry.id}'.",

@@ -27,6 +27,7 @@ from server.services.models import ModelsServicer
 from server.services.responses import ResponsesServicer
 from server.services.usage import UsageServicer
 from server.services.videos import VideosServicer
+from server.startup import StartupError
 from siraya.router.services import SERVICE_NAMES, SERVICES
 
 # The largest reply the server sends (a request is bounded by `server.max_body_bytes` instead).
@@ -82,9 +83,15 @@ def build_grpc_server(
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:  # grpc's only word for any bind failure; ports were checked free just before
+        port = 0
     if port == 0:
-        raise OSError(f"cannot bind the gRPC server to {address}")
+        raise StartupError(
+            f"cannot listen for gRPC on {address}: the port is in use or the address is not available "
+            "(choose another with server.grpc_port or --grpc-port)"
+        )
     return server, port, health_servicer
 
 

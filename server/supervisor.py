@@ -31,6 +31,8 @@ POLL_SECONDS = 0.2
 # A worker that dies within this long of starting is restarted after a growing pause.
 MIN_UPTIME = 5.0
 MAX_BACKOFF = 10.0
+# A worker's exit code for "cannot start" (the CLI's start-up failure).
+CANNOT_START = 2
 
 
 def free_port(host: str) -> int:
@@ -100,6 +102,11 @@ def supervise(worker_args: list[str], workers: int, drain_seconds: float) -> int
                     continue
                 _mark_dead(worker.process.pid)
                 quick = time.monotonic() - worker.started_at < MIN_UPTIME
+                if quick and code == CANNOT_START:
+                    # It said why on stderr (a busy port, a bad database): restarting cannot help.
+                    print(f"worker {worker.slot} could not start; stopping", flush=True)
+                    _stop_all(pool, drain_seconds)
+                    return CANNOT_START
                 failures = worker.failures + 1 if quick else 0
                 pause = min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1)) if failures else 0.0
                 pid = worker.process.pid

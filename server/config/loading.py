@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,21 @@ __all__ = ["bundled_local_default", "default_config", "load_config", "parse_conf
 
 
 def load_config(
-    path: str | Path | None, environ: Environment | None = None, *, sections: Collection[str] | None = None
+    path: str | Path | None,
+    environ: Environment | None = None,
+    *,
+    sections: Collection[str] | None = None,
+    only: Mapping[str, Collection[str]] | None = None,
 ) -> GatewayConfig:
     """Load a YAML file, or build the embedded defaults when `path` is None.
 
+    A relative `server.data_dir` in a file is relative to the file's directory, so every command
+    given the same file finds the same data, wherever it runs from.
+
     With `sections`, only those top-level sections are read and the others keep their defaults: a
     command that needs only `server` and `accounts` does not need the variables the providers use.
+    `only` narrows further, to named fields of named sections (the `keys` commands read
+    `server.data_dir` and `accounts.database_url`); the fields left out keep their defaults.
     """
     env = os.environ if environ is None else environ
     if path is None:
@@ -38,14 +47,30 @@ def load_config(
     except OSError as error:
         raise ConfigError(f"cannot read config file {file}: {error.strerror}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{file}: invalid YAML: {error}") from None
+        raise ConfigError(f"{file}: invalid YAML: {_yaml_problem(error)}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the top level must be a mapping")
     if sections is not None:
         raw = {key: value for key, value in raw.items() if key in sections}
-    return parse_config(raw, env, source=str(file))
+    if only is not None:
+        raw = {
+            section: {k: v for k, v in data.items() if k in fields} if isinstance(data, dict) else data
+            for section, fields in only.items()
+            if (data := raw.get(section)) is not None
+        }
+    config = parse_config(raw, env, source=str(file))
+    data_dir = os.path.abspath(file.absolute().parent / Path(config.server.data_dir).expanduser())
+    return config.model_copy(update={"server": config.server.model_copy(update={"data_dir": data_dir})})
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: what is wrong, and where."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        return f"{error.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(error).split())
 
 
 def parse_config(raw: dict[str, Any], env: Environment, source: str) -> GatewayConfig:

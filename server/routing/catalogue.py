@@ -106,6 +106,14 @@ class Catalogue:
             )
         raise ModelNotFound(model_id)
 
+    def usable(self, kind: str, allowed: tuple[str, ...] = ()) -> list[str]:
+        """Ids of the `kind` models a key limited to `allowed` (empty: any) may use, for a 404's hint."""
+        return [
+            entry.id
+            for entry in self._entries.values()
+            if entry.kind == kind and (not allowed or entry.id in allowed)
+        ]
+
     def resolve(self, model_id: str, kind: str) -> CatalogueEntry:
         """The entry for `model_id`, which must serve `kind` requests."""
         if not model_id:

@@ -88,6 +88,22 @@ def test_unknown_model_is_404(harness: GatewayHarness) -> None:
     assert_error(response, 404, "invalid_request_error", "model_not_found", "model")
 
 
+def test_unknown_model_404_names_the_models_the_key_may_use(harness: GatewayHarness) -> None:
+    response = post(harness, "/chat/completions", json={**CHAT, "model": "gpt-4o-mini"})
+    message = response.json()["error"]["message"]
+    # The chat models, in config order; embedding, image and video models are not offered for chat.
+    assert message.endswith("Available models: gpt-test, gpt-translated, gpt-impatient, gpt-dead."), message
+    embeddings = post(harness, "/embeddings", json={"model": "text-embedding-3-small", "input": "x"})
+    assert embeddings.json()["error"]["message"].endswith("Available models: embed-test.")
+    assert harness.running is not None
+    _, restricted = harness.run(
+        harness.running.gateway.keys.create(NewKey(name="only-gpt-test", allowed_models=("gpt-test",)))
+    )
+    limited = post(harness, "/chat/completions", key=restricted, json={**CHAT, "model": "gpt-4o-mini"})
+    assert_error(limited, 404, "invalid_request_error", "model_not_found", "model")
+    assert limited.json()["error"]["message"].endswith("Available models: gpt-test.")
+
+
 @pytest.mark.parametrize("authorization", [None, "Bearer sk-sr-not-a-real-key-at-all", "Basic abc"])
 def test_missing_or_bad_key_is_401(harness: GatewayHarness, authorization: str | None) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}

@@ -6,7 +6,10 @@ Skipped, with the reason shown, where the `local` extra or the bundled model is 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +21,14 @@ import jsonschema
 import openai
 import pytest
 
-from server.providers.local.bundled import DEFAULT_BUNDLED_MODEL, bundled_model_path, llama_cpp_installed
+from server.config import ProviderConfig
+from server.providers.local import LocalProvider
+from server.providers.local.bundled import (
+    BUNDLED_MODELS,
+    DEFAULT_BUNDLED_MODEL,
+    bundled_model_path,
+    llama_cpp_installed,
+)
 from tests.e2e.local_harness import MODEL, LocalGateway
 
 pytestmark = [
@@ -39,6 +49,10 @@ CAPITAL = [
     {"role": "system", "content": "Answer in one sentence."},
     {"role": "user", "content": "What is the capital of France?"},
 ]
+# The README's quick-start question, which sets no max_tokens.
+README_QUESTION = [{"role": "user", "content": "What is the meaning of life?"}]
+DEFAULT_MAX_TOKENS = ProviderConfig(name="local", type="local", base_url="").default_max_tokens
+TUNED_REPEAT_PENALTY = BUNDLED_MODELS[DEFAULT_BUNDLED_MODEL].repeat_penalty
 # A grammar that forces a long reply whatever the model would rather do: a long run of digits.
 LONG_REPLY = {
     "type": "json_schema",
@@ -90,6 +104,60 @@ def wait_until(condition: Any, timeout: float, what: str) -> float:
     return time.monotonic() - started
 
 
+def patient(client: openai.OpenAI) -> openai.OpenAI:
+    """For replies of hundreds of tokens, on CPUs other test runs may be sharing."""
+    return client.with_options(timeout=280)
+
+
+def model_only(gateway: LocalGateway) -> None:
+    """Tests of the model's own behaviour run once: the gRPC hop cannot change it and each takes seconds."""
+    if not gateway.in_process:
+        pytest.skip("about the model, not the transport: the in_process run covers it")
+
+
+def test_the_readme_question_ends_within_the_default_max_tokens(
+    gateway: LocalGateway, client: openai.OpenAI
+) -> None:
+    """The README's question, as the README asks it (no max_tokens): it once looped for 3 minutes,
+    repeating one paragraph until the 4,096-token context was full."""
+    model_only(gateway)
+    completion = patient(client).chat.completions.create(model=MODEL, messages=README_QUESTION)
+    assert completion.usage is not None
+    # The token count bounds the time: 512 tokens take about 20 s on 2 idle cores (4,059 took 3 min).
+    # Wall time itself is not asserted: other test runs may share the CPUs.
+    assert 0 < completion.usage.completion_tokens <= DEFAULT_MAX_TOKENS
+    assert (completion.choices[0].message.content or "").strip()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_tuned_repeat_penalty_lets_the_readme_question_end_by_itself(
+    gateway: LocalGateway, client: openai.OpenAI, seed: int
+) -> None:
+    """With llama.cpp's repeat penalty of 1.0 the answer loops until a limit cuts it ("length")."""
+    model_only(gateway)
+    completion = patient(client).chat.completions.create(model=MODEL, messages=README_QUESTION, seed=seed)
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None and completion.usage.completion_tokens < DEFAULT_MAX_TOKENS
+
+
+def test_the_log_says_when_the_model_loads_and_when_it_is_ready(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="siraya.providers.local")
+    config = ProviderConfig(name="loadlog", type="local", base_url="", bundled_model=DEFAULT_BUNDLED_MODEL)
+    provider = LocalProvider(config)
+    try:
+        provider.engine()
+
+        def lines() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.name == "siraya.providers.local"]
+
+        wait_until(lambda: len(lines()) >= 2, 10, "the ready line")
+        loading, ready = lines()[:2]
+        assert loading == "local provider loadlog: loading the model SmolLM2-135M-Instruct.Q4_1.gguf"
+        assert re.fullmatch(r"local provider loadlog: the model is ready \(loaded in \d+\.\d s\)", ready)
+    finally:
+        asyncio.run(provider.close())
+
+
 def test_a_short_factual_answer(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(model=MODEL, messages=CAPITAL, temperature=0, max_tokens=40)
     choice = completion.choices[0]
@@ -103,7 +171,9 @@ def test_text_and_usage_match_llama_cpp_python_on_the_model_template(
 ) -> None:
     messages = [{"role": "user", "content": "Which city is the capital of France?"}]
     completion = client.chat.completions.create(model=MODEL, messages=messages, temperature=0, max_tokens=60)
-    expected = reference.create_chat_completion(messages=messages, temperature=0, max_tokens=60)
+    expected = reference.create_chat_completion(
+        messages=messages, temperature=0, max_tokens=60, repeat_penalty=TUNED_REPEAT_PENALTY
+    )
     assert completion.choices[0].message.content == expected["choices"][0]["message"]["content"]
     assert completion.usage is not None
     assert completion.usage.prompt_tokens == expected["usage"]["prompt_tokens"]

@@ -27,6 +27,11 @@ class LocalProviderConfig(Settings):
     threads: PositiveInt | None = None
     # Requests that may wait while one runs; one more is refused with a 429.
     queue_size: NonNegativeInt = 8
+    # A request that sets no max_tokens stops after this many: a small model can loop until its
+    # context is full, which takes minutes on a CPU.
+    default_max_tokens: PositiveInt = 512
+    # llama.cpp's repeat penalty when a request sets none; None: the bundled model's tuned value, else 1.0.
+    repeat_penalty: float | None = None
 
     @property
     def passthrough_models(self) -> bool:

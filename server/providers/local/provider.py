@@ -1,7 +1,8 @@
 """The local provider: a GGUF chat model run in-process by llama.cpp, one request at a time.
 
 Config: `type: local` with `model_path` (a GGUF file) or `bundled_model` (a name in
-`BUNDLED_MODELS`), plus `context_size`, `threads` and `queue_size`. One provider is one model:
+`BUNDLED_MODELS`), plus `context_size`, `threads`, `queue_size`, and for requests that set none,
+`default_max_tokens` and `repeat_penalty` (the bundled model's is measured). One provider is one model:
 every model id routed to it is served by that file, whatever its `upstream_model` says.
 
 The model loads on the worker thread as soon as the provider is built, so start-up never waits on
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -20,14 +22,14 @@ from server.config import LimitsConfig, LocalProviderConfig
 from server.errors import GatewayError, UpstreamError
 from server.providers.base import RequestContext
 from server.providers.chat_only import ChatOnly
-from server.providers.local.bundled import bundled_model_path
+from server.providers.local.bundled import BUNDLED_MODELS, bundled_model_path
 from server.providers.local.engine import GenerationResult, LlamaEngine, ModelLoadError
 from server.providers.local.request import Generation, to_generation
 from server.providers.local.response import ChunkWriter, completion
 from server.providers.local.worker import Emit, Finished, InferenceWorker
 from siraya.router.v1 import chat_pb2
 
-__all__ = ["LocalProvider", "resolve_model_path"]
+__all__ = ["LocalProvider", "default_repeat_penalty", "resolve_model_path"]
 
 logger = logging.getLogger("siraya.providers.local")
 
@@ -44,6 +46,15 @@ def resolve_model_path(config: LocalProviderConfig) -> Path:
     return Path(config.model_path).expanduser()
 
 
+def default_repeat_penalty(config: LocalProviderConfig) -> float:
+    """The config's repeat penalty, else the one measured for the bundled model, else llama.cpp's 1.0."""
+    if config.repeat_penalty is not None:
+        return config.repeat_penalty
+    if config.bundled_model in BUNDLED_MODELS:
+        return BUNDLED_MODELS[config.bundled_model].repeat_penalty
+    return 1.0
+
+
 class LocalProvider(ChatOnly):
     """One GGUF model served in-process."""
 
@@ -53,17 +64,27 @@ class LocalProvider(ChatOnly):
     def __init__(self, config: LocalProviderConfig, limits: LimitsConfig | None = None) -> None:
         # `limits` (media and reply budgets) are for HTTP upstreams; an in-process model has neither.
         self.name = config.name
+        self._default_max_tokens = config.default_max_tokens
+        self._repeat_penalty = default_repeat_penalty(config)
         self._worker = InferenceWorker(config.name, waiting=config.queue_size)
         path = resolve_model_path(config)
+        # The first request waits for the load (seconds on a small CPU): the log says so.
+        logger.info("local provider %s: loading the model %s", self.name, path.name)
+        self._load_started = time.monotonic()
         self._engine: Future[LlamaEngine] = self._worker.submit(
             lambda: LlamaEngine(path, context_size=config.context_size, threads=config.threads)
         )
         self._engine.add_done_callback(self._log_load)
 
     def _log_load(self, loaded: Future[LlamaEngine]) -> None:
+        if loaded.cancelled():
+            return
         error = loaded.exception()
         if error is not None:
             logger.error("local provider %s: %s", self.name, error)
+            return
+        seconds = time.monotonic() - self._load_started
+        logger.info("local provider %s: the model is ready (loaded in %.1f s)", self.name, seconds)
 
     def engine(self) -> LlamaEngine:
         """The loaded model (blocks until it is loaded); for tests and tools, not for the event loop."""
@@ -82,6 +103,14 @@ class LocalProvider(ChatOnly):
         await self._worker.close(unload)
 
     # generation
+
+    def _job(self, params: chat_pb2.ChatCompletionParams) -> Generation:
+        return to_generation(
+            params,
+            self.name,
+            default_max_tokens=self._default_max_tokens,
+            repeat_penalty=self._repeat_penalty,
+        )
 
     async def _generate(
         self, job: Generation, ctx: RequestContext
@@ -109,7 +138,7 @@ class LocalProvider(ChatOnly):
     async def chat(
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
     ) -> chat_pb2.ChatCompletion:
-        job = to_generation(params, self.name)
+        job = self._job(params)
         pieces: list[str] = []
         async for item in self._generate(job, ctx):
             if isinstance(item, Finished):
@@ -120,7 +149,7 @@ class LocalProvider(ChatOnly):
     async def stream_chat(
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
-        job = to_generation(params, self.name)
+        job = self._job(params)
         writer = ChunkWriter(upstream_model)
         started = False
         async for item in self._generate(job, ctx):

@@ -73,25 +73,35 @@ class Sampling:
 class Generation:
     turns: tuple[Turn, ...]
     sampling: Sampling
-    # None: until end of turn or the context is full.
+    # None: until end of turn or the context is full (the provider's default_max_tokens applies first).
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     # A llama.cpp GBNF grammar constraining the output (from a JSON Schema), or None.
     grammar: str | None = None
 
 
-def to_generation(params: chat_pb2.ChatCompletionParams, provider: str) -> Generation:
-    """Translate, or raise `InvalidRequest` for anything the local model cannot honour."""
+def to_generation(
+    params: chat_pb2.ChatCompletionParams,
+    provider: str,
+    *,
+    default_max_tokens: int | None = None,
+    repeat_penalty: float = EXTRA_SAMPLING_DEFAULTS["repeat_penalty"],
+) -> Generation:
+    """Translate, or raise `InvalidRequest` for anything the local model cannot honour.
+
+    `default_max_tokens` and `repeat_penalty` are the provider's own, for a request that sets none.
+    """
     enforce_chat_support(
         params,
         LOCAL_SUPPORT,
         require_parameters=params.routing.provider.require_parameters,
         provider=provider,
     )
+    max_tokens = _max_tokens(params)
     return Generation(
         turns=tuple(_turn(index, message, provider) for index, message in enumerate(params.messages)),
-        sampling=_sampling(params),
-        max_tokens=_max_tokens(params),
+        sampling=_sampling(params, repeat_penalty),
+        max_tokens=max_tokens if max_tokens is not None else default_max_tokens,
         stop=tuple(params.stop),
         grammar=_grammar(params.response_format) if params.HasField("response_format") else None,
     )
@@ -116,11 +126,11 @@ def _turn(index: int, message: chat_pb2.ChatMessage, provider: str) -> Turn:
     return Turn(role, message.refusal if message.HasField("refusal") else "")
 
 
-def _sampling(params: chat_pb2.ChatCompletionParams) -> Sampling:
+def _sampling(params: chat_pb2.ChatCompletionParams, repeat_penalty: float) -> Sampling:
     for name in ("temperature", "top_p"):
         if params.HasField(name) and getattr(params, name) < 0:
             raise InvalidRequest(f"'{name}' must be at least 0.", param=name, code="invalid_value")
-    extra = _extra_sampling(params)
+    extra = _extra_sampling(params, repeat_penalty)
     return Sampling(
         temperature=params.temperature if params.HasField("temperature") else DEFAULT_TEMPERATURE,
         top_p=params.top_p if params.HasField("top_p") else DEFAULT_TOP_P,
@@ -133,9 +143,9 @@ def _sampling(params: chat_pb2.ChatCompletionParams) -> Sampling:
     )
 
 
-def _extra_sampling(params: chat_pb2.ChatCompletionParams) -> dict[str, float]:
+def _extra_sampling(params: chat_pb2.ChatCompletionParams, repeat_penalty: float) -> dict[str, float]:
     """llama.cpp's extra sampling fields; any other unmodelled field is refused, never ignored."""
-    values = dict(EXTRA_SAMPLING_DEFAULTS)
+    values = {**EXTRA_SAMPLING_DEFAULTS, "repeat_penalty": repeat_penalty}
     for name, value in params.extra_body.fields.items():
         if name not in values:
             raise InvalidRequest(

@@ -1,0 +1,1 @@
+"""The command line's parts: argument parsing, key commands, times and tables."""

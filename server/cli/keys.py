@@ -1,0 +1,136 @@
+"""`siraya-router keys ...`: create, list, show, revoke and rotate gateway keys in the gateway's store.
+
+The store is the one `serve` uses with the same `--config` / `--data-dir`; where it is goes to
+stderr on every run, so a key made in the wrong place is seen at once, not found by a 401 later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from server.accounts.backends import DATABASE_FILE, open_account_store
+from server.accounts.key_views import key_view
+from server.accounts.keys import KeyManager, NewKey
+from server.cli.output import describe, print_json, print_key, print_keys
+from server.cli.times import parse_time
+from server.config import GatewayConfig
+from server.startup import database_label
+
+__all__ = ["KEYS_FIELDS", "add_key_commands", "run_keys"]
+
+# The only config fields the key commands read; the rest of the file (and its ${VAR}s) is not loaded.
+KEYS_FIELDS = {"server": ("data_dir",), "accounts": ("database_url", "ledger_flush_interval")}
+
+
+def add_key_commands(keys: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    create = commands.add_parser("create", parents=[common], help="create a key and print its secret once")
+    create.add_argument("--name", default="default")
+    create.add_argument(
+        "--expires-at",
+        type=parse_time,
+        metavar="WHEN",
+        help="2027-01-01, 2027-01-01T12:00:00Z (UTC unless a zone is given) or unix seconds",
+    )
+    create.add_argument("--allowed-model", action="append", default=[], metavar="MODEL")
+    create.add_argument("--credit-limit", type=float, metavar="USD", help="unlimited when omitted")
+    create.add_argument("--rpm", type=int, help="requests per minute")
+    create.add_argument("--tpm", type=int, help="tokens per minute")
+    commands.add_parser("list", parents=[common], help="list keys (never their secrets)")
+    for name, text in (
+        ("get", "show one key"),
+        ("revoke", "revoke a key"),
+        ("rotate", "replace a key's secret"),
+    ):
+        commands.add_parser(name, parents=[common], help=text).add_argument("key_id")
+
+
+def _where(config: GatewayConfig) -> tuple[str, Path | None]:
+    """How to name the store, and its SQLite file (None for Postgres)."""
+    if config.accounts.database_url:
+        return database_label(config.accounts.database_url, ""), None
+    path = Path(os.path.abspath(config.server.data_dir)) / DATABASE_FILE
+    return str(path), path
+
+
+async def run_keys(config: GatewayConfig, args: argparse.Namespace, as_json: bool) -> int:
+    label, sqlite_file = _where(config)
+    source = config.source if config.source == "embedded defaults" else os.path.abspath(config.source)
+    print(f"keys database: {label} (config: {source})", file=sys.stderr)
+    command = args.keys_command
+    if sqlite_file is not None and not sqlite_file.exists():
+        if command != "create":
+            print(
+                f"siraya-router: no keys database at {sqlite_file}: the gateway creates it when it first "
+                "starts; give the same --config or --data-dir as the running gateway",
+                file=sys.stderr,
+            )
+            return 1
+        print(
+            f"siraya-router: note: {sqlite_file} did not exist and is created now; a gateway using "
+            "another data directory will not accept this key (give it the same --config or --data-dir)",
+            file=sys.stderr,
+        )
+    if command == "create" and args.expires_at is not None and args.expires_at <= time.time():
+        print(f"siraya-router: --expires-at {args.expires_at} is in the past", file=sys.stderr)
+        return 2
+    try:
+        store = await open_account_store(config)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"siraya-router: cannot open the keys database {label}: {reason}", file=sys.stderr)
+        return 2
+    manager = KeyManager(store)
+    try:
+        if command == "create":
+            record, secret = await manager.create(
+                NewKey(
+                    name=args.name,
+                    expires_at=args.expires_at,
+                    allowed_models=tuple(args.allowed_model),
+                    credit_limit=args.credit_limit,
+                    rpm_limit=args.rpm,
+                    tpm_limit=args.tpm,
+                )
+            )
+            if as_json:
+                print_json({"key": key_view(record), "secret": secret})
+            else:
+                # The secret is the only `sk-` word and the last line: scripts take either.
+                print(f"Created key {record.id} ({describe(record)}).")
+                print("This is the only time the secret is shown:")
+                print(secret)
+            return 0
+        if command == "list":
+            records = await manager.list()
+            if as_json:
+                print_json([key_view(record) for record in records])
+            else:
+                print_keys(records)
+            return 0
+        if command == "rotate":
+            rotated = await manager.rotate(args.key_id)
+            if rotated is None:
+                print(f"siraya-router: no active key with id {args.key_id}", file=sys.stderr)
+                return 1
+            if as_json:
+                print_json({"key": key_view(rotated[0]), "secret": rotated[1]})
+            else:
+                print(f"Rotated {args.key_id}. This is the only time the new secret is shown:")
+                print(rotated[1])
+            return 0
+        found = await (manager.get(args.key_id) if command == "get" else manager.revoke(args.key_id))
+        if found is None:
+            print(f"siraya-router: no key with id {args.key_id}", file=sys.stderr)
+            return 1
+        if as_json:
+            print_json(key_view(found))
+        else:
+            print_key(found)
+        return 0
+    finally:
+        await store.close()
