@@ -134,7 +134,7 @@ def test_a_config_file_that_is_not_yaml(tmp_path: Path) -> None:
 def test_a_config_file_with_a_bad_field(tmp_path: Path) -> None:
     config = _config(tmp_path, "server: {http_port: eighty}\n")
     done = _serve(tmp_path, config)
-    _assert_one_line(done, "invalid configuration", "server.http_port: expected a number")
+    _assert_one_line(done, "invalid configuration", "server.http_port: expected an integer")
 
 
 def test_a_database_that_cannot_be_reached(tmp_path: Path) -> None:
