@@ -21,7 +21,7 @@ import jsonschema
 import openai
 import pytest
 
-from server.config import ProviderConfig
+from server.config import LocalProviderConfig
 from server.providers.local import LocalProvider
 from server.providers.local.bundled import (
     BUNDLED_MODELS,
@@ -51,7 +51,7 @@ CAPITAL = [
 ]
 # The README's quick-start question, which sets no max_tokens.
 README_QUESTION = [{"role": "user", "content": "What is the meaning of life?"}]
-DEFAULT_MAX_TOKENS = ProviderConfig(name="local", type="local", base_url="").default_max_tokens
+DEFAULT_MAX_TOKENS = LocalProviderConfig(name="local").default_max_tokens
 TUNED_REPEAT_PENALTY = BUNDLED_MODELS[DEFAULT_BUNDLED_MODEL].repeat_penalty
 # A grammar that forces a long reply whatever the model would rather do: a long run of digits.
 LONG_REPLY = {
@@ -142,7 +142,7 @@ def test_the_tuned_repeat_penalty_lets_the_readme_question_end_by_itself(
 
 def test_the_log_says_when_the_model_loads_and_when_it_is_ready(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="siraya.providers.local")
-    config = ProviderConfig(name="loadlog", type="local", base_url="", bundled_model=DEFAULT_BUNDLED_MODEL)
+    config = LocalProviderConfig(name="loadlog", bundled_model=DEFAULT_BUNDLED_MODEL)
     provider = LocalProvider(config)
     try:
         provider.engine()

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.config import WELL_KNOWN_PROVIDERS
+from server.config.providers.openai import WELL_KNOWN_HOSTS as WELL_KNOWN_PROVIDERS
 from server.providers.local.bundled import DEFAULT_BUNDLED_MODEL, bundled_model_path, llama_cpp_installed
 
 pytestmark = [
