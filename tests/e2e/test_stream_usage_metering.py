@@ -163,7 +163,8 @@ def test_usage_sent_on_the_finish_chunk_is_charged_and_shown_as_openai_does(
     harness: MeteringHarness, include_usage: bool
 ) -> None:
     """An upstream that puts its usage on the finish chunk (no usage chunk of its own): charged
-    exactly; the client sees no usage unless it asked, and then one usage chunk at the end."""
+    exactly; the client sees no usage unless it asked, and then one usage chunk at the end. (This
+    upstream writes no `usage: null` on its chunks, and the relay adds none.)"""
     secret = harness.new_key()
     usage = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS}
     harness.openai.script_chat(ScriptedReply(content=TEXT, usage=usage, usage_on_finish=True))
@@ -172,7 +173,7 @@ def test_usage_sent_on_the_finish_chunk_is_charged_and_shown_as_openai_does(
     assert text_of(chunks) == TEXT
     if include_usage:
         *content, last = chunks
-        assert all(chunk["usage"] is None for chunk in content) and last["choices"] == []
+        assert all(chunk.get("usage") is None for chunk in content) and last["choices"] == []
         assert (last["usage"]["prompt_tokens"], last["usage"]["completion_tokens"]) == (
             PROMPT_TOKENS,
             COMPLETION_TOKENS,
@@ -294,16 +295,18 @@ def test_a_cancelled_response_stream_is_charged_the_prompt_and_what_was_relayed(
 
 
 async def proto_stream(
-    harness: MeteringHarness, secret: str, params: chat_pb2.ChatCompletionParams, request_id: str
-) -> list[chat_pb2.ChatCompletionChunk]:
-    """Every chunk of the gRPC API's own (proto) chat stream."""
+    harness: MeteringHarness, secret: str, params: chat_pb2.ChatCompletionParams
+) -> tuple[str, list[chat_pb2.ChatCompletionChunk]]:
+    """(the gateway's request id, every chunk) of the gRPC API's own (proto) chat stream."""
     async with grpc.aio.insecure_channel(harness.grpc_target) as channel:
         stub = chat_pb2_grpc.ChatServiceStub(channel)
-        metadata = (("authorization", f"Bearer {secret}"), ("x-request-id", request_id))
         call = stub.StreamChatCompletion(
-            chat_pb2.StreamChatCompletionRequest(params=params), metadata=metadata
+            chat_pb2.StreamChatCompletionRequest(params=params),
+            metadata=(("authorization", f"Bearer {secret}"),),
         )
-        return [reply.chunk async for reply in call]
+        chunks = [reply.chunk async for reply in call]
+        # A gRPC caller's own id is only a label: the ledger's is the gateway's, sent back here.
+        return dict(await call.initial_metadata())["x-request-id"], chunks
 
 
 @pytest.mark.parametrize("model", CHAT_MODELS)
@@ -318,8 +321,7 @@ def test_a_grpc_proto_stream_shows_usage_only_when_asked_and_is_charged_either_w
     )
     if include_usage:
         params.stream_options.include_usage = True
-    request_id = f"req-proto-{model}-{include_usage}"
-    received = asyncio.run(proto_stream(harness, secret, params, request_id))
+    request_id, received = asyncio.run(proto_stream(harness, secret, params))
     with_usage = [chunk for chunk in received if chunk.HasField("usage")]
     if include_usage:
         assert len(with_usage) == 1 and with_usage[0] is received[-1] and not received[-1].choices
