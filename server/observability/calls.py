@@ -50,6 +50,10 @@ _ENDPOINTS = {
     "RotateKey": ("/v1/keys/{id}/rotate", "rotate_key"),
     "GetCurrentKey": ("/v1/key", "get_current_key"),
     "GetGeneration": ("/v1/generation", "get_generation"),
+    "ListGenerations": ("/v1/generations", "list_generations"),
+    "GetUsage": ("/v1/usage", "get_usage"),
+    "ListProviders": ("/v1/providers", "list_providers"),
+    "ListAuditEvents": ("/v1/audit", "list_audit_events"),
 }
 _SERVICES = {
     method.name: service.full_name
