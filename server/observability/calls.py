@@ -50,6 +50,10 @@ _ENDPOINTS = {
     "CreateMessage": ("/v1/messages", "chat"),
     "StreamMessage": ("/v1/messages", "chat"),
     "CountTokens": ("/v1/messages/count_tokens", "count_tokens"),
+    "ListGenerations": ("/v1/generations", "list_generations"),
+    "GetUsage": ("/v1/usage", "get_usage"),
+    "ListProviders": ("/v1/providers", "list_providers"),
+    "ListAuditEvents": ("/v1/audit", "list_audit_events"),
 }
 _SERVICES = {
     method.name: contract.full_name for contract in SERVICES for method in contract.descriptor.methods

@@ -1,13 +1,16 @@
-"""Observed speed and health per deployment: exponentially weighted moving averages of latency,
-throughput and error rate, plus attempt counts since start (for GET /v1/providers and metrics)."""
+"""Observed speed and health per deployment: exponentially weighted moving averages of latency and
+throughput, the error rate over the latest attempts, and attempt counts since start (for
+GET /v1/providers and metrics)."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 DEFAULT_ALPHA = 0.3
-# Error rate moves slower than latency: one failure among many successes is not an outage.
-ERROR_ALPHA = 0.1
+# The error rate is the share of this many most recent attempts that failed: a plain ratio a person
+# can check against the counts, where a moving average seeded by one early failure would read 90%.
+ERROR_WINDOW = 100
 
 
 @dataclass(slots=True)
@@ -28,30 +31,42 @@ class LatencyStats:
         self.alpha = alpha
         self._latency: dict[str, _Ewma] = {}
         self._throughput: dict[str, _Ewma] = {}
-        self._errors: dict[str, _Ewma] = {}
-        # [attempts, failures] since start.
+        # [attempts, failures] since start, and [failures among] the last ERROR_WINDOW outcomes.
         self._counts: dict[str, list[int]] = {}
+        self._recent: dict[str, deque[int]] = {}
+        self._recent_failures: dict[str, int] = {}
 
     def observe_latency(self, key: str, seconds: float) -> None:
         """A successful attempt and how long it took to answer (or to its first item)."""
         self._latency.setdefault(key, _Ewma()).add(seconds, self.alpha)
-        self._errors.setdefault(key, _Ewma()).add(0.0, ERROR_ALPHA)
         counts = self._counts.get(key)
         if counts is None:
             self._counts[key] = [1, 0]
-        else:
-            counts[0] += 1
+            self._recent[key] = deque((0,), ERROR_WINDOW)
+            self._recent_failures[key] = 0
+            return
+        counts[0] += 1
+        recent = self._recent[key]
+        if len(recent) == ERROR_WINDOW:
+            self._recent_failures[key] -= recent[0]
+        recent.append(0)
 
     def observe_failure(self, key: str) -> None:
         """A failed attempt."""
-        self._errors.setdefault(key, _Ewma()).add(1.0, ERROR_ALPHA)
         counts = self._counts.setdefault(key, [0, 0])
         counts[0] += 1
         counts[1] += 1
+        recent = self._recent.setdefault(key, deque((), ERROR_WINDOW))
+        failures = self._recent_failures.get(key, 0)
+        if len(recent) == ERROR_WINDOW:
+            failures -= recent[0]
+        recent.append(1)
+        self._recent_failures[key] = failures + 1
 
     def error_rate(self, key: str) -> float | None:
-        ewma = self._errors.get(key)
-        return None if ewma is None else ewma.value
+        """The share of the last ERROR_WINDOW attempts that failed; None before the first."""
+        recent = self._recent.get(key)
+        return None if not recent else self._recent_failures[key] / len(recent)
 
     def counts(self, key: str) -> tuple[int, int]:
         """(attempts, failures) seen since start."""

@@ -16,9 +16,11 @@ from tests.e2e.harness import GatewayHarness
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleHarness]:
-    harness = ConsoleHarness(Path(tmp_path_factory.mktemp("console-http"))).start()
+@pytest.fixture(scope="module", params=["in_process", "grpc_hop"])
+def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleHarness]:
+    """The console calls the API through the bridge's stubs: in-process, and over loopback gRPC."""
+    in_process = request.param == "in_process"
+    harness = ConsoleHarness(Path(tmp_path_factory.mktemp("console-http")), in_process=in_process).start()
     try:
         yield harness
     finally:
