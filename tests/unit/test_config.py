@@ -139,3 +139,49 @@ def test_the_http_edge_settings_parse_and_default(tmp_path: Path) -> None:
     assert (defaults.max_connections, defaults.max_in_flight_per_key) == (0, 256)
     with pytest.raises(ConfigError, match="server.header_timeout"):
         load_config(write(tmp_path, "server: {header_timeout: 0}\n"))
+
+
+def test_local_provider_defaults_and_their_overrides(tmp_path: Path) -> None:
+    from server.providers.local.bundled import bundled_model_path, llama_cpp_installed
+
+    if not llama_cpp_installed() or bundled_model_path("smollm2-135m-instruct") is None:
+        pytest.skip("the local extra or the bundled model is not installed")
+    from server.providers.local import LocalProvider  # noqa: F401  (the provider module must import)
+    from server.providers.local.provider import default_repeat_penalty
+
+    path = tmp_path / "siraya.yaml"
+    path.write_text(
+        "providers:\n  a: {type: local, bundled_model: smollm2-135m-instruct}\n"
+        "  b: {type: local, bundled_model: smollm2-135m-instruct,"
+        " default_max_tokens: 64, repeat_penalty: 1.25}\n"
+    )
+    config = load_config(path, {})
+    a, b = config.providers["a"], config.providers["b"]
+    assert (a.default_max_tokens, default_repeat_penalty(a)) == (512, 1.1)
+    assert (b.default_max_tokens, default_repeat_penalty(b)) == (64, 1.25)
+
+
+def test_a_relative_data_dir_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "siraya.yaml"
+    path.parent.mkdir()
+    path.write_text("server: {data_dir: ../state}\n")
+    assert load_config(path, {}).server.data_dir == str(tmp_path / "state")
+    path.write_text("server: {}\n")
+    assert load_config(path, {}).server.data_dir == str(tmp_path / "conf" / "data")
+
+
+def test_only_reads_the_fields_a_tool_uses(tmp_path: Path) -> None:
+    path = tmp_path / "siraya.yaml"
+    path.write_text(
+        "server: {data_dir: '${DATA}', admin_key: '${ADMIN_KEY}', bogus: 1}\n"
+        "providers: {x: {type: openai, base_url: '${URL}'}}\n"
+        "accounts: {database_url: '${DB:-}'}\n"
+    )
+    only = {"server": ("data_dir",), "accounts": ("database_url",)}
+    config = load_config(path, {"DATA": "/srv/siraya"}, only=only)
+    assert config.server.data_dir == "/srv/siraya" and config.server.admin_key is None
+    assert config.providers == {} and config.accounts.database_url is None
+    with pytest.raises(ConfigError, match="server.data_dir: environment variable DATA is not set"):
+        load_config(path, {}, only=only)
+    with pytest.raises(ConfigError, match="ADMIN_KEY|bogus"):
+        load_config(path, {"DATA": "/srv/siraya"})

@@ -126,3 +126,13 @@ def test_the_support_list_names_no_tools_and_no_images() -> None:
         "seed",
         "response_format",
     } <= LOCAL_SUPPORT.supported
+
+
+def test_the_providers_defaults_apply_only_when_the_request_sets_nothing() -> None:
+    def job(**body: Any) -> Any:
+        return to_generation(params(**body), "local", default_max_tokens=512, repeat_penalty=1.1)
+
+    assert (job().max_tokens, job().sampling.repeat_penalty) == (512, 1.1)
+    own = job(max_tokens=2000, repeat_penalty=1.0)
+    assert (own.max_tokens, own.sampling.repeat_penalty) == (2000, 1.0)
+    assert job(max_completion_tokens=7).max_tokens == 7
