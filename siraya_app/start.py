@@ -1,4 +1,5 @@
-"""Wiring: build the core from config, then serve gRPC and the REST bridge in one process."""
+"""The composition root: build the core from config, then serve gRPC, the REST bridge and operations
+in one process. The only package that imports both `server` and `http_bridge`."""
 
 from __future__ import annotations
 
@@ -6,92 +7,29 @@ import errno
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import grpc
 from aiohttp import web
 
-from http_bridge.app import READY, build_app
+from http_bridge.app import build_app
 from http_bridge.console import console_options
 from http_bridge.edge import EdgeAppRunner, EdgeSettings
 from http_bridge.stubs import GatewayStubs, stubs_for_channel
-from server.accounts.backends import DATABASE_FILE, Accounts, open_accounts
-from server.accounts.in_flight import InFlightLimit
-from server.accounts.sqlite_store import SqliteStore
-from server.background_responses import BackgroundResponses
+from server.build import build_gateway
 from server.config import GatewayConfig, ServerConfig
-from server.gateway import Gateway
 from server.grpc_server import MAX_MESSAGE_BYTES, Servicers, build_grpc_server, mark_serving
 from server.inprocess import InProcessStub
 from server.lifecycle import ServingState, attach
-from server.providers.base import Provider
-from server.providers.registry import build_provider
-from server.response_cache import build_cache
-from server.routing.catalogue import Catalogue
-from server.routing.dispatch import build_dispatcher
-from server.startup import StartupError, database_label, ensure_ports_free, port_in_use
-from server.stored_responses import ResponseState
+from server.startup import StartupError, ensure_ports_free, port_in_use
 from siraya.router.services import SERVICE_NAMES, SERVICES
+from siraya_app.operations import configure_process, serve_until_signalled, start_operations
+from siraya_app.running import STOP_SECONDS, RunningGateway
+
+__all__ = ["RunningGateway", "build_gateway", "in_process_stubs", "serve_forever", "start_gateway"]
 
 logger = logging.getLogger("siraya.server")
-# How long `stop` lets HTTP handlers still running finish (aiohttp would wait 60 s).
-STOP_SECONDS = 5.0
-
-
-def open_store(config: GatewayConfig) -> SqliteStore:
-    return SqliteStore(Path(config.server.data_dir) / DATABASE_FILE)
-
-
-async def _open_accounts(config: GatewayConfig) -> Accounts:
-    """The accounts backends, or a StartupError naming the database (never its password) and why."""
-    try:
-        return await open_accounts(config)
-    except Exception as error:
-        where = database_label(
-            config.accounts.database_url, str(Path(config.server.data_dir) / DATABASE_FILE)
-        )
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise StartupError(f"cannot open the accounts database {where}: {reason}") from error
-
-
-async def build_gateway(config: GatewayConfig) -> Gateway:
-    accounts = await _open_accounts(config)
-    providers: dict[str, Provider] = {}
-    try:
-        accounts.metering.start()
-        for name, provider in config.providers.items():
-            providers[name] = build_provider(provider, config.limits)
-        store = open_store(config)
-        catalogue = Catalogue(config)
-        dispatcher = build_dispatcher(config, providers, catalogue)
-    except BaseException:
-        # Nothing half-built may outlive a failed start: a model loading on its thread would.
-        for built in providers.values():
-            await built.close()
-        await accounts.metering.close()
-        raise
-    state = ResponseState(accounts.store)
-    background = BackgroundResponses(
-        state,
-        lease_seconds=config.responses.background_lease_seconds,
-        retention_days=config.responses.retention_days,
-        release=accounts.store.release,
-    )
-    background.start()
-    return Gateway(
-        catalogue,
-        providers,
-        accounts.keys,
-        store,
-        metering=accounts.metering,
-        dispatcher=dispatcher,
-        in_flight=InFlightLimit(config.server.max_in_flight_per_key),
-        state=state,
-        background=background,
-        cache=build_cache(config, providers, accounts.metering),
-    )
 
 
 def in_process_stubs(servicers: Servicers) -> GatewayStubs:
@@ -112,36 +50,6 @@ def edge_settings(server: ServerConfig) -> EdgeSettings:
         max_header_bytes=server.max_header_bytes,
         max_headers=server.max_headers,
     )
-
-
-@dataclass
-class RunningGateway:
-    """A started gateway; `http_port` and `grpc_port` are the bound ports."""
-
-    gateway: Gateway
-    http_port: int
-    grpc_port: int
-    _stack: AsyncExitStack
-    _app: web.Application
-    servicers: Any = None
-    serving: ServingState = field(default_factory=ServingState)
-    # The gRPC health servicer and the names it reports (operations.ReadinessMonitor sets them).
-    health: Any = None
-    health_services: tuple[str, ...] = ()
-    monitor: Any = None
-    admin_port: int | None = None
-
-    async def stop(self) -> None:
-        """Stop serving now: handlers still running after STOP_SECONDS are cancelled (a graceful
-        stop drains first, see `drain`)."""
-        self._app[READY][0] = False
-        await self._stack.aclose()
-
-    async def drain(self, grace: float) -> None:
-        """SIGTERM's graceful stop: see server/operations.py."""
-        from server import operations
-
-        await operations.drain(self, grace)
 
 
 async def start_gateway(config: GatewayConfig, *, in_process: bool | None = None) -> RunningGateway:
@@ -235,8 +143,6 @@ async def _start(config: GatewayConfig, stack: AsyncExitStack, in_process: bool 
     running = RunningGateway(
         gateway, http_port, grpc_port, stack, app, servicers, serving, health_servicer, ("", *SERVICE_NAMES)
     )
-    from server.operations import start_operations
-
     await start_operations(running, config, stack)
     return running
 
@@ -251,8 +157,6 @@ async def serve_forever(
     `command` is how to run this CLI with the gateway's own --config, for the banner's next steps.
     """
     from server.banner import banner
-    from server.operations import configure_process, serve_until_signalled
-
     configure_process(config)
     running = await start_gateway(config)
     print("\n".join(banner(config, running.http_port, running.grpc_port, command)), flush=True)

@@ -17,20 +17,19 @@ import logging
 import signal
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from grpc_health.v1 import health_pb2
 
 from http_bridge.app import READY, live, ready
 from http_bridge.observe import BRIDGE_STATE, metrics_handler
+from server.build import build_gateway
 from server.config import ConfigError, GatewayConfig
 from server.lifecycle import swap_gateway
 from server.observability import metrics, tracing
 from server.observability.logs import configure_logging, remember_secrets
-
-if TYPE_CHECKING:
-    from server.app import RunningGateway
+from siraya_app.running import RunningGateway
 
 __all__ = [
     "ReadinessMonitor",
@@ -212,8 +211,6 @@ async def drain(running: RunningGateway, grace: float) -> None:
 
 async def reload(running: RunningGateway, load: Callable[[], GatewayConfig]) -> bool:
     """Swap in a gateway built from `load()`; on any failure keep the current one and return False."""
-    from server.app import build_gateway
-
     try:
         config = load()
         gateway = await build_gateway(config)
