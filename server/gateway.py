@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -99,6 +99,8 @@ class Gateway:
         self.state = state
         self.background = background
         self.cache = cache
+        if cache is not None:
+            cache.embedder = self._cache_embedding
 
     async def close(self) -> None:
         if self.background is not None:
@@ -555,6 +557,21 @@ class Gateway:
         return self._response_events(turn.params, key, ctx, started, turn.params_for)
 
     # embeddings and images
+
+    async def _cache_embedding(
+        self, model: str, text: str, key: KeyRecord, ctx: RequestContext
+    ) -> Sequence[float]:
+        """A text's embedding for the response cache's semantic tier: an ordinary embeddings request
+        of the same key (charged and in the ledger as such, under its own id)."""
+        own = RequestContext(
+            request_id=ctx.request_id + "-semantic",
+            key_id=key.id,
+            client_request_id=ctx.client_request_id,
+            deadline=ctx.deadline,
+            forward_headers=ctx.forward_headers,
+        )
+        result = await self.embed(embeddings_pb2.EmbeddingParams(model=model, text=text), key, own)
+        return result.data[0].embedding if result.data else ()
 
     async def embed(
         self, params: embeddings_pb2.EmbeddingParams, key: KeyRecord, ctx: RequestContext

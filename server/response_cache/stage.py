@@ -10,6 +10,11 @@ what the client was sent - the whole answer, or every stream item in order - is 
 settlement, so a streamed hit replays a stream of the same shape (its usage priced at zero).
 
 The namespace of every entry is the calling key's id: one key never sees another's answers.
+
+The optional semantic tier (semantic.py) serves a single-turn request whose exact key misses from a
+remembered single-turn request of the same key, model and settings whose text embeds alike
+(`cache.semantic: {embedding_model, threshold}`); the embedding is an ordinary embeddings request
+of the key.
 The answer carries `x-siraya-cache: hit` or `miss` (cacheable requests only).
 """
 
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
@@ -26,10 +31,12 @@ from google.protobuf.message import Message
 from server.accounts.keys import KeyRecord
 from server.accounts.metering import Consumption, Metering
 from server.accounts.money import micros_to_usd
-from server.config import GatewayConfig, ModelCacheConfig
+from server.config import GatewayConfig, ModelCacheConfig, SemanticCacheConfig
+from server.errors import GatewayError
 from server.observability import metrics
 from server.providers.base import Provider, RequestContext
 from server.response_cache.keys import cache_key, is_sampled, parse_directive
+from server.response_cache.semantic import SemanticIndex, single_turn_text, template_key
 from server.response_cache.stores import CacheStore, MemoryCacheStore, RedisCacheStore
 from server.routing.catalogue import CatalogueEntry
 from server.routing.route import Route
@@ -42,6 +49,8 @@ CACHE_HEADER = "x-siraya-cache"
 Item = TypeVar("Item")
 M = TypeVar("M", bound=Message)
 _LENGTH = struct.Struct(">I")
+# (embedding model, text, key, ctx) -> the text's embedding: the gateway's own embeddings pipeline.
+Embedder = Callable[[str, str, KeyRecord, RequestContext], Awaitable[Sequence[float]]]
 
 
 class Form(Protocol[Item]):
@@ -93,6 +102,13 @@ class ResponseCache:
         self._providers = providers
         self._metering = metering
         self.max_entry_bytes = max_entry_bytes
+        # Set by the gateway: how the semantic tier embeds a text.
+        self.embedder: Embedder | None = None
+        self.semantic_indexes = {
+            model: SemanticIndex(config.semantic.max_entries)
+            for model, config in models.items()
+            if config.semantic is not None
+        }
 
     def plan(
         self,
@@ -119,7 +135,14 @@ class ResponseCache:
         if is_sampled(params) and not (config is not None and config.allow_sampled):
             return None
         shape = f"{'stream' if streamed else 'whole'}/{form.name}"
-        return CacheLookup(self, cache_key(key.id, shape, entry.id, params), ttl, form, entry)
+        lookup = CacheLookup(self, cache_key(key.id, shape, entry.id, params), ttl, form, entry)
+        if config is not None and config.semantic is not None:
+            text = single_turn_text(params)
+            if text is not None:
+                lookup.semantic = _Semantic(
+                    config.semantic, template_key(key.id, shape, entry.id, params), text
+                )
+        return lookup
 
     def _route(self, entry: CatalogueEntry, deployment_key: str) -> Route | None:
         for deployment in entry.deployments:
@@ -141,7 +164,7 @@ class ResponseCache:
 class CacheLookup(Generic[Item]):
     """One cacheable request: its hit, or the items it sends, kept at its end."""
 
-    __slots__ = ("cache", "key", "ttl", "form", "entry", "_items", "_size")
+    __slots__ = ("cache", "key", "ttl", "form", "entry", "semantic", "_items", "_size")
 
     def __init__(
         self, cache: ResponseCache, key: str, ttl: float, form: Form[Item], entry: CatalogueEntry
@@ -151,17 +174,18 @@ class CacheLookup(Generic[Item]):
         self.ttl = ttl
         self.form = form
         self.entry = entry
+        self.semantic: _Semantic | None = None
         self._items: list[bytes] | None = []
         self._size = 0
 
     async def hit(self, key: KeyRecord, ctx: RequestContext) -> tuple[list[Item], Route, Consumption] | None:
         """The cached items, the route that first served them and their usage; None on a miss."""
         cache = self.cache
-        try:
-            data = await cache.store.get(self.key)
-        except Exception:
-            logger.warning("response cache lookup failed; answering from the upstream", exc_info=True)
-            data = None
+        data = await self._get(self.key)
+        result = "hit"
+        if data is None and self.semantic is not None:
+            data = await self._similar(key, ctx)
+            result = "semantic_hit"
         found = None if data is None else _decode(data)
         route = None if found is None else cache._route(self.entry, found[0])
         if found is None or route is None:
@@ -171,11 +195,32 @@ class CacheLookup(Generic[Item]):
         _, consumption, blobs = found
         items = [self.form.decode(blob) for blob in blobs]
         saved = await cache._metering.record_cache_hit(key, self.entry, route.deployment, consumption, ctx)
-        metrics.CACHE_LOOKUPS.labels(self.entry.id, "hit").inc()
+        metrics.CACHE_LOOKUPS.labels(self.entry.id, result).inc()
         if saved:
             metrics.CACHE_SAVED.labels(self.entry.id).inc(micros_to_usd(saved))
         cache._mark(ctx, "hit")
         return items, route, consumption
+
+    async def _get(self, key: str) -> bytes | None:
+        try:
+            return await self.cache.store.get(key)
+        except Exception:
+            logger.warning("response cache lookup failed; answering from the upstream", exc_info=True)
+            return None
+
+    async def _similar(self, key: KeyRecord, ctx: RequestContext) -> bytes | None:
+        """The answer to a remembered single-turn request that means the same, if there is one."""
+        semantic, embedder = self.semantic, self.cache.embedder
+        index = self.cache.semantic_indexes.get(self.entry.id)
+        if semantic is None or embedder is None or index is None:
+            return None
+        try:
+            semantic.vector = await embedder(semantic.config.embedding_model, semantic.text, key, ctx)
+        except GatewayError as error:
+            logger.warning("the semantic cache could not embed a request: %s", error.message)
+            return None
+        answer = index.nearest(semantic.template, semantic.vector, semantic.config.threshold)
+        return None if answer is None else await self._get(answer)
 
     def add(self, item: Item) -> None:
         """One item as the client was sent it (before later ones); an answer too big is dropped."""
@@ -200,9 +245,25 @@ class CacheLookup(Generic[Item]):
             logger.warning("could not write to the response cache", exc_info=True)
             return
         metrics.CACHE_STORED_BYTES.inc(len(data))
+        semantic = self.semantic
+        index = self.cache.semantic_indexes.get(self.entry.id)
+        if semantic is not None and semantic.vector is not None and index is not None:
+            index.add(semantic.template, semantic.vector, self.key)
         size = store.size_bytes()
         if size is not None:
             metrics.CACHE_MEMORY_BYTES.set(size)
+
+
+class _Semantic:
+    """A single-turn request's part in the semantic tier: its template, text and (once) embedding."""
+
+    __slots__ = ("config", "template", "text", "vector")
+
+    def __init__(self, config: SemanticCacheConfig, template: str, text: str) -> None:
+        self.config = config
+        self.template = template
+        self.text = text
+        self.vector: Sequence[float] | None = None
 
 
 def replay(

@@ -69,6 +69,14 @@ models:
     upstream_model: claude-sonnet-4-5-20250929
     pricing: {{input_per_million: 1000, output_per_million: 2000}}
     cache: {{ttl: 300}}
+  - id: embed-plain
+    provider: native
+    upstream_model: text-embedding-3-small
+    kind: embedding
+  - id: gpt-semantic
+    provider: chatonly
+    upstream_model: llama-3
+    cache: {{ttl: 300, semantic: {{embedding_model: embed-plain, threshold: 0.95}}}}
   - id: embed-cached
     provider: native
     upstream_model: text-embedding-3-small

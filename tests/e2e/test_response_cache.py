@@ -238,3 +238,45 @@ def test_metrics_count_hits_misses_and_savings(
     assert 'siraya_cache_lookups_total{model="gpt-cached",result="miss"}' in text
     assert "siraya_cache_stored_bytes_total" in text and "siraya_cache_memory_bytes" in text
     assert 'siraya_cache_saved_usd_total{model="gpt-cached"}' in text
+
+
+def test_single_turn_requests_that_mean_the_same_share_an_answer(
+    client: openai.OpenAI, harness: StateHarness, request: pytest.FixtureRequest
+) -> None:
+    harness.native.embed_loosely = True  # the fake's stand-in for "means the same"
+    try:
+        system: Any = {"role": "system", "content": "Be terse."}
+
+        def ask(*messages: Any, **fields: Any) -> Any:
+            return client.chat.completions.with_raw_response.create(
+                model="gpt-semantic", messages=[system, *messages], temperature=0, **fields
+            )
+
+        question = unique("What is the capital of France?", request)
+        before = chat_calls(harness)
+        first = ask({"role": "user", "content": question})
+        assert first.headers["x-siraya-cache"] == "miss"
+        alike = ask({"role": "user", "content": unique("what is the capital of france", request)})
+        assert alike.headers["x-siraya-cache"] == "hit"
+        assert alike.parse().choices[0].message.content == first.parse().choices[0].message.content
+        assert chat_calls(harness) == before + 1
+
+        # Another question, other parameters, or a second turn: never a semantic hit.
+        other = ask({"role": "user", "content": unique("What is the capital of Spain?", request)})
+        assert other.headers["x-siraya-cache"] == "miss"
+        longer = ask(
+            {"role": "user", "content": unique("what is the capital of france", request)}, max_tokens=5
+        )
+        assert longer.headers["x-siraya-cache"] == "miss"
+        second_turn = ask(
+            {"role": "user", "content": "Hi."},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": unique("what is the capital of france", request)},
+        )
+        assert second_turn.headers["x-siraya-cache"] == "miss"
+        assert chat_calls(harness) == before + 4
+        # The key's embedding calls went to the embedding model like any request of it.
+        embedded = [sent.json["input"] for sent in harness.native.requests_to("/v1/embeddings")]
+        assert question in embedded
+    finally:
+        harness.native.embed_loosely = False
