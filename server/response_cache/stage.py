@@ -1,25 +1,29 @@
 """The response cache as a stage of the gateway's pipeline.
 
 `Gateway._unary` and `Gateway._stream` ask `ResponseCache.plan` once the model is resolved (and the
-key allowed to use it). A request is cacheable when its model opts in (`cache: {ttl}`) or the
-request does (`x-siraya-cache: ttl=60`), `x-siraya-cache: no-store` does not bypass it, and its
-answer is not sampled (keys.py). For a cacheable request the plan's `hit` is looked up before
-admission: a hit costs nothing, moves no credit, passes no limit, never reaches an upstream, and is
-written to the ledger as `cache_hit` with what it saved. A miss runs the pipeline as usual, and
-what the client was sent - the whole answer, or every stream item in order - is kept after
-settlement, so a streamed hit replays a stream of the same shape (its usage priced at zero).
+key allowed to use it: a revoked, expired or unknown key, or a model the key may not use, is refused
+before any lookup). A request is cacheable when its model opts in (`cache: {ttl}`) or the request
+does (`x-siraya-cache: ttl=60`), `x-siraya-cache: no-store` does not bypass it, and its answer is not
+sampled (keys.py). For a cacheable request the plan's `hit` is looked up before the credit
+reservation. A hit is still admitted (`Metering.admit_cache_hit`): it counts as one request against
+the key's rate limit and passes moderation like any other, but it costs nothing, moves no credit,
+never reaches an upstream, and is written to the ledger as `cache_hit` with what it saved. A miss
+runs the pipeline as usual, and what the client was sent - the whole answer, or every stream item
+in order - is kept after settlement, so a streamed hit replays a stream of the same shape (its
+usage priced at zero).
 
-The namespace of every entry is the calling key's id: one key never sees another's answers.
+Entries live in the calling key's cache namespace (`keys.cache_namespace_of`: its own id unless an
+admin set one): keys that share a namespace share answers, and no other key ever sees them.
 
 The optional semantic tier (semantic.py) serves a single-turn request whose exact key misses from a
-remembered single-turn request of the same key, model and settings whose text embeds alike
+remembered single-turn request of the same namespace, model and settings whose text embeds alike
 (`cache.semantic: {embedding_model, threshold}`); the embedding is an ordinary embeddings request
 of the key.
 The answer carries `x-siraya-cache: hit` or `miss` (cacheable requests only).
 """
-
 from __future__ import annotations
 
+import hashlib
 import logging
 import struct
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -28,8 +32,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import orjson
 from google.protobuf.message import Message
 
-from server.accounts.keys import KeyRecord
-from server.accounts.metering import Consumption, Metering
+from server.accounts.keys import KeyRecord, cache_namespace_of
+from server.accounts.metering import Consumption, Demand, Metering
 from server.accounts.money import micros_to_usd
 from server.config import GatewayConfig, ModelCacheConfig, SemanticCacheConfig
 from server.errors import GatewayError
@@ -41,7 +45,15 @@ from server.response_cache.stores import CacheStore, MemoryCacheStore, RedisCach
 from server.routing.catalogue import CatalogueEntry
 from server.routing.route import Route
 
-__all__ = ["CACHE_HEADER", "CacheLookup", "JsonForm", "ProtoForm", "ResponseCache", "build_cache"]
+__all__ = [
+    "CACHE_HEADER",
+    "CacheLookup",
+    "JsonForm",
+    "MessagesForm",
+    "ProtoForm",
+    "ResponseCache",
+    "build_cache",
+]
 
 logger = logging.getLogger("siraya.cache")
 
@@ -56,7 +68,13 @@ Embedder = Callable[[str, str, KeyRecord, RequestContext], Awaitable[Sequence[fl
 class Form(Protocol[Item]):
     """How one kind of reply item is written to and read from the cache."""
 
-    name: str
+    # Whether the semantic tier may serve it: its key must be the request's proto alone.
+    semantic: bool
+
+    @property
+    def name(self) -> str:
+        """Part of the cache key: answers of different forms never mix."""
+        ...
 
     def encode(self, item: Item) -> bytes: ...
 
@@ -67,6 +85,7 @@ class ProtoForm(Generic[M]):
     def __init__(self, message: type[M]) -> None:
         self.message = message
         self.name = message.DESCRIPTOR.full_name
+        self.semantic = True
 
     def encode(self, item: M) -> bytes:
         return item.SerializeToString()
@@ -79,6 +98,44 @@ class JsonForm:
     """OpenAI's JSON objects, as the gateway passes an OpenAI-protocol upstream's answers on."""
 
     name = "json"
+    semantic = True
+
+    def encode(self, item: Any) -> bytes:
+        return orjson.dumps(item)
+
+    def decode(self, data: bytes) -> Any:
+        return orjson.loads(data)
+
+
+# Fields of a Messages body that never change the answer (the model is keyed as its catalogue id).
+_MESSAGES_IGNORED = ("model", "stream", "metadata")
+_ANTHROPIC_BETA = "anthropic-beta"
+
+
+class MessagesForm:
+    """Anthropic's Message JSON (a reply or stream events), for one request.
+
+    The key is the chat translation of the request and, through this form's name, a digest of the
+    body as written and its `anthropic-beta`: an Anthropic upstream is sent that body, and fields
+    the translation folds together (thinking budgets, say) still change its answer. The digest is
+    taken only for a cacheable request, when the name is first read.
+    """
+
+    semantic = False
+
+    def __init__(self, body: Mapping[str, Any], forward_headers: Mapping[str, str]) -> None:
+        self._body = body
+        self._beta = forward_headers.get(_ANTHROPIC_BETA)
+        self._name: str | None = None
+
+    @property
+    def name(self) -> str:
+        if self._name is None:
+            kept = {key: value for key, value in self._body.items() if key not in _MESSAGES_IGNORED}
+            digest = hashlib.blake2b(orjson.dumps(kept, option=orjson.OPT_SORT_KEYS), digest_size=16)
+            digest.update(b"\x00" + (self._beta or "").encode())
+            self._name = "messages/" + digest.hexdigest()
+        return self._name
 
     def encode(self, item: Any) -> bytes:
         return orjson.dumps(item)
@@ -113,13 +170,14 @@ class ResponseCache:
     def plan(
         self,
         entry: CatalogueEntry,
-        params: Message | None,
+        demand: Demand,
         key: KeyRecord,
         ctx: RequestContext,
         form: Form[Any],
         streamed: bool,
     ) -> CacheLookup[Any] | None:
         """The lookup for a cacheable request; None (at the cost of a dict lookup) for any other."""
+        params = demand.params
         raw = ctx.cache_directive
         config = self._models.get(entry.id)
         if raw is None and config is None:
@@ -135,12 +193,13 @@ class ResponseCache:
         if is_sampled(params) and not (config is not None and config.allow_sampled):
             return None
         shape = f"{'stream' if streamed else 'whole'}/{form.name}"
-        lookup = CacheLookup(self, cache_key(key.id, shape, entry.id, params), ttl, form, entry)
-        if config is not None and config.semantic is not None:
+        namespace = cache_namespace_of(key)
+        lookup = CacheLookup(self, cache_key(namespace, shape, entry.id, params), ttl, form, entry, demand)
+        if config is not None and config.semantic is not None and form.semantic:
             text = single_turn_text(params)
             if text is not None:
                 lookup.semantic = _Semantic(
-                    config.semantic, template_key(key.id, shape, entry.id, params), text
+                    config.semantic, template_key(namespace, shape, entry.id, params), text
                 )
         return lookup
 
@@ -164,22 +223,33 @@ class ResponseCache:
 class CacheLookup(Generic[Item]):
     """One cacheable request: its hit, or the items it sends, kept at its end."""
 
-    __slots__ = ("cache", "key", "ttl", "form", "entry", "semantic", "_items", "_size")
+    __slots__ = ("cache", "key", "ttl", "form", "entry", "demand", "semantic", "_items", "_size")
 
     def __init__(
-        self, cache: ResponseCache, key: str, ttl: float, form: Form[Item], entry: CatalogueEntry
+        self,
+        cache: ResponseCache,
+        key: str,
+        ttl: float,
+        form: Form[Item],
+        entry: CatalogueEntry,
+        demand: Demand,
     ) -> None:
         self.cache = cache
         self.key = key
         self.ttl = ttl
         self.form = form
         self.entry = entry
+        self.demand = demand
         self.semantic: _Semantic | None = None
         self._items: list[bytes] | None = []
         self._size = 0
 
     async def hit(self, key: KeyRecord, ctx: RequestContext) -> tuple[list[Item], Route, Consumption] | None:
-        """The cached items, the route that first served them and their usage; None on a miss."""
+        """The cached items, the route that first served them and their usage; None on a miss.
+
+        A hit is admitted before it is answered: the key's rate limit or moderation may refuse it
+        (429, 403), as they would a miss.
+        """
         cache = self.cache
         data = await self._get(self.key)
         result = "hit"
@@ -194,7 +264,9 @@ class CacheLookup(Generic[Item]):
             return None
         _, consumption, blobs = found
         items = [self.form.decode(blob) for blob in blobs]
-        saved = await cache._metering.record_cache_hit(key, self.entry, route.deployment, consumption, ctx)
+        saved = await cache._metering.admit_cache_hit(
+            key, self.entry, self.demand, route.deployment, consumption, ctx
+        )
         metrics.CACHE_LOOKUPS.labels(self.entry.id, result).inc()
         if saved:
             metrics.CACHE_SAVED.labels(self.entry.id).inc(micros_to_usd(saved))
