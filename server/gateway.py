@@ -457,9 +457,7 @@ class Gateway:
             lambda route: messages_relay.message_events_json(
                 route.provider, body, params, route.deployment.upstream_model, ctx, input_estimate
             ),
-            dataclasses.replace(
-                _MESSAGE_EVENTS, form=MessagesForm(body, ctx.forward_headers)
-            ),
+            dataclasses.replace(_MESSAGE_EVENTS, form=MessagesForm(body, ctx.forward_headers)),
         )
 
     # responses

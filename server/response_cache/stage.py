@@ -21,6 +21,7 @@ remembered single-turn request of the same namespace, model and settings whose t
 of the key.
 The answer carries `x-siraya-cache: hit` or `miss` (cacheable requests only).
 """
+
 from __future__ import annotations
 
 import hashlib
