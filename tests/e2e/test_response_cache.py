@@ -469,3 +469,50 @@ def test_a_streamed_message_hit_replays_the_events(
     assert miss[-2]["usage"]["cost"] > 0 and hit[-2]["usage"]["cost"] == 0
     # The unary answer to the same body is another shape, cached apart.
     assert post_message(harness, {**body, "stream": False}).headers["x-siraya-cache"] == "miss"
+
+
+def response_events(harness: StateHarness, body: dict[str, Any]) -> tuple[dict[str, str], list[Any]]:
+    with httpx.stream(
+        "POST",
+        f"{harness.base_url}/responses",
+        headers={"Authorization": f"Bearer {harness.api_key}"},
+        json=body,
+        timeout=20,
+    ) as response:
+        assert response.status_code == 200
+        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+        headers = dict(response.headers)
+    return headers, [orjson.loads(line.removeprefix("data: ")) for line in lines]
+
+
+def without_identity(value: Any) -> Any:
+    """`shape`, less what each stored response has of its own: its id and creation time."""
+    if isinstance(value, dict):
+        return {
+            key: without_identity(item)
+            for key, item in value.items()
+            if key not in ("id", "created_at", "cost")
+        }
+    if isinstance(value, list):
+        return [without_identity(item) for item in value]
+    return value
+
+
+def test_a_streamed_responses_hit_has_the_shape_of_the_miss(
+    client: openai.OpenAI, harness: StateHarness, request: pytest.FixtureRequest
+) -> None:
+    body = {"model": "gpt-cached", "input": unique("Stream a response.", request), "temperature": 0}
+    before = chat_calls(harness)
+    miss_headers, miss = response_events(harness, {**body, "stream": True})
+    hit_headers, hit = response_events(harness, {**body, "stream": True})
+    assert chat_calls(harness) == before + 1
+    assert miss_headers["x-siraya-cache"] == "miss" and hit_headers["x-siraya-cache"] == "hit"
+    assert hit[0]["type"] == "response.created" and hit[-1]["type"] == "response.completed"
+    assert len(hit) > 3 and without_identity(hit) == without_identity(miss)
+    first, second = miss[-1]["response"], hit[-1]["response"]
+    assert first["usage"]["cost"] > 0 and second["usage"]["cost"] == 0
+    assert second["id"] != first["id"]  # each is a stored response of its own
+    assert (
+        client.responses.retrieve(second["id"]).output_text
+        == client.responses.retrieve(first["id"]).output_text
+    )
