@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from server.accounts.keys import KeyRecord
+from server.accounts.keys import KeyRecord, cache_namespace_of
 from server.accounts.money import micros_to_usd
 from server.accounts.store import LedgerRecord
 from siraya.router.v1 import admin_pb2
@@ -36,6 +36,7 @@ def key_view(record: KeyRecord) -> dict[str, Any]:
         "credit_used": record.credit_used,
         "rpm_limit": record.rpm_limit,
         "tpm_limit": record.tpm_limit,
+        "cache_namespace": cache_namespace_of(record),
     }
 
 
@@ -47,6 +48,7 @@ def key_info(record: KeyRecord) -> admin_pb2.KeyInfo:
         created_at=record.created_at,
         allowed_models=record.allowed_models,
         credit_used=record.credit_used,
+        cache_namespace=cache_namespace_of(record),
     )
     if record.expires_at is not None:
         info.expires_at = record.expires_at

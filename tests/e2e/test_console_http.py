@@ -147,3 +147,22 @@ def test_the_console_can_be_turned_off(tmp_path: Path) -> None:
         assert not (tmp_path / "data" / "console-secret").exists()
     finally:
         harness.stop()
+
+
+def test_the_key_form_sets_and_clears_a_cache_namespace(gw: ConsoleHarness) -> None:
+    with _browser(gw) as client:
+        _sign_in(client, ADMIN_KEY)
+        token = _token(client)
+        made = client.post(
+            "/console/keys", data={"name": "teamed", "cache_namespace": "team-c", "csrf_token": token}
+        )
+        assert made.status_code == 303
+        key = next(key for key in gw.get("/keys").json()["data"] if key["name"] == "teamed")
+        assert key["cache_namespace"] == "team-c"
+        page = client.get(f"/console/keys/{key['id']}").text
+        assert 'name="cache_namespace"' in page and 'value="team-c"' in page
+        edited = client.post(
+            f"/console/keys/{key['id']}", data={"name": "teamed", "cache_namespace": " ", "csrf_token": token}
+        )
+        assert edited.status_code == 303
+    assert gw.get(f"/keys/{key['id']}").json()["cache_namespace"] == key["id"]

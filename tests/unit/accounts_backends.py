@@ -110,6 +110,7 @@ def key_record(
     allowed_models: tuple[str, ...] = (),
     rpm_limit: int | None = None,
     tpm_limit: int | None = None,
+    cache_namespace: str | None = None,
 ) -> tuple[KeyRecord, str]:
     """A key record and the hash of its (made-up) secret."""
     key_id = key_id or "key_" + secrets.token_hex(8)
@@ -122,6 +123,7 @@ def key_record(
         credit_limit=credit_limit,
         rpm_limit=rpm_limit,
         tpm_limit=tpm_limit,
+        cache_namespace=cache_namespace,
     )
     return record, "hash-" + key_id
 

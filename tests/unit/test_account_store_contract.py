@@ -246,6 +246,22 @@ async def test_update_key_changes_only_the_named_settings(store: AccountStore) -
     assert await store.update_key("key_nope", KeyChanges(frozenset({"name"}), name="x")) is None
 
 
+async def test_a_key_keeps_its_cache_namespace_until_it_is_changed_or_cleared(store: AccountStore) -> None:
+    shared = await add_key(store, cache_namespace="team-a")
+    own = await add_key(store)
+    found = await store.key_by_id(shared)
+    assert found is not None and found.cache_namespace == "team-a"
+    assert [key.cache_namespace for key in await store.list_keys() if key.id == own] == [None]
+    moved = await store.update_key(own, KeyChanges(frozenset({"cache_namespace"}), cache_namespace="team-a"))
+    assert moved is not None and moved.cache_namespace == "team-a"
+    renamed = await store.update_key(own, KeyChanges(frozenset({"name"}), name="still shared"))
+    assert renamed is not None and renamed.cache_namespace == "team-a"
+    cleared = await store.update_key(shared, KeyChanges(frozenset({"cache_namespace"})))
+    assert cleared is not None and cleared.cache_namespace is None
+    by_hash = await store.key_by_hash("hash-" + own)
+    assert by_hash is not None and by_hash[0].cache_namespace == "team-a"
+
+
 async def test_release_stale_frees_reservations_of_dead_requests(store: AccountStore) -> None:
     first, second = await add_key(store, credit_limit=0.001), await add_key(store, credit_limit=0.001)
     assert await store.reserve(first, "old-1", 300)

@@ -124,3 +124,38 @@ async def test_the_redis_store_expires_entries() -> None:
     finally:
         await store.close()
         await delete_prefix(prefix)
+
+
+def test_the_semantic_index_finds_the_nearest_text_above_the_threshold() -> None:
+    from server.response_cache.semantic import SemanticIndex
+
+    index = SemanticIndex(max_entries=2)
+    index.add("t", [1.0, 0.0, 0.0], "answer-x")
+    index.add("t", [0.0, 1.0, 0.0], "answer-y")
+    assert index.nearest("t", [0.99, 0.1, 0.0], 0.95) == "answer-x"
+    assert index.nearest("t", [0.7, 0.7, 0.0], 0.95) is None  # 0.707 alike: below the threshold
+    assert index.nearest("other-template", [1.0, 0.0, 0.0], 0.5) is None
+    assert index.nearest("t", [0.0, 0.0, 0.0], 0.1) is None
+    index.add("t", [0.0, 0.0, 1.0], "answer-z")  # the oldest text is forgotten
+    assert index.nearest("t", [1.0, 0.0, 0.0], 0.5) is None
+    assert index.nearest("t", [0.0, 0.0, 2.0], 0.95) == "answer-z"
+
+
+def test_only_single_turn_requests_take_part() -> None:
+    from server.response_cache.semantic import single_turn_text, template_key
+
+    single = chat("What is up?")
+    single.messages.insert(0, chat_pb2.ChatMessage(role=chat_pb2.CHAT_ROLE_SYSTEM, text="Be brief."))
+    assert single_turn_text(single) == "What is up?"
+    two_turns = chat("first")
+    two_turns.messages.add(role=chat_pb2.CHAT_ROLE_ASSISTANT, text="ok")
+    two_turns.messages.add(role=chat_pb2.CHAT_ROLE_USER, text="second")
+    assert single_turn_text(two_turns) is None
+    with_tools = chat("x")
+    with_tools.tools.add(type="function").function.name = "f"
+    assert single_turn_text(with_tools) is None
+    assert single_turn_text(responses_pb2.ResponseParams(model="m", input_text="hey")) == "hey"
+    assert single_turn_text(embeddings_pb2.EmbeddingParams(model="m", text="x")) is None
+    # The template is the request without its text: same for any text, not for other settings.
+    assert template_key("k", "s", "m", chat("a")) == template_key("k", "s", "m", chat("b"))
+    assert template_key("k", "s", "m", chat("a")) != template_key("k", "s", "m", chat("a", max_tokens=3))

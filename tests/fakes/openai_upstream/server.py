@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.policy
+import re
 import time
 from collections import deque
 from email.parser import BytesParser
@@ -98,6 +99,9 @@ class FakeOpenAIUpstream(LoopbackServer):
         self._images: set[str] = set()
         self._closed_signal = asyncio.Event()
         self._stopping = False
+        # Texts that differ only in case, spacing and punctuation embed alike (a stand-in for
+        # similar meaning, for the semantic cache tests); off: every text its own vector.
+        self.embed_loosely = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -330,6 +334,8 @@ class FakeOpenAIUpstream(LoopbackServer):
                 error_response(400, f"Invalid encoding_format: '{encoding}'.", param="encoding_format")
             )
         dimensions = int(body.get("dimensions") or DEFAULT_DIMENSIONS)
+        if self.embed_loosely:
+            inputs = [(" ".join(re.findall(r"\w+", text.lower())), count) for text, count in inputs]
         return json_response(embeddings_body(body["model"], inputs, dimensions, encoding))
 
     async def _images_generate(self, request: web.Request) -> web.Response:
