@@ -157,7 +157,7 @@ def test_a_key_is_created_used_logged_with_its_waterfall_and_revoked(
     view.get_by_role("link", name="Keys").click()
     view.get_by_text("Create a key").click()
     form = view.locator("#create-key")
-    form.get_by_label("Name").fill("browser-made")
+    form.get_by_label("Name", exact=True).fill("browser-made")
     form.get_by_label("Credit limit (USD)").fill("5")
     form.get_by_label("duo", exact=True).check()
     form.get_by_label("solo-beta", exact=True).check()
