@@ -97,6 +97,36 @@ class UpstreamUnderTest:
         else:
             self.fake.script(GeminiReply(calls=[ScriptedCall(tool, arguments)]))
 
+    def requested_schema(self) -> Any:
+        """The JSON Schema the last generation asked the upstream to answer in, or None."""
+        body = self.generations()[-1]
+        if self.name == "anthropic":
+            return ((body.get("output_config") or {}).get("format") or {}).get("schema")
+        if self.name == "gemini":
+            return (body.get("generationConfig") or {}).get("responseJsonSchema")
+        chat_format = body.get("response_format") or {}
+        if chat_format.get("type") == "json_schema":
+            return chat_format["json_schema"]["schema"]
+        responses_format = (body.get("text") or {}).get("format") or {}
+        return responses_format.get("schema")
+
+    def forced_tool(self) -> str | None:
+        """The tool the last generation obliged the upstream to call: its name, "*" for any, or None."""
+        body = self.generations()[-1]
+        if self.name == "gemini":
+            calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+            if calling.get("mode") != "ANY":
+                return None
+            names = calling.get("allowedFunctionNames") or []
+            return names[0] if len(names) == 1 else "*"
+        choice = body.get("tool_choice")
+        if choice == "required" or isinstance(choice, dict) and choice.get("type") == "any":
+            return "*"
+        if isinstance(choice, dict):
+            named = choice.get("name") or (choice.get("function") or {}).get("name")
+            return str(named) if named else None
+        return None
+
     def generations(self) -> list[Any]:
         """The JSON bodies of the generation requests the upstream received, oldest first."""
         return [r.json for r in self.fake.requests if r.path.endswith(_GENERATION_PATHS)]
