@@ -131,6 +131,11 @@ class UpstreamUnderTest:
         """The JSON bodies of the generation requests the upstream received, oldest first."""
         return [r.json for r in self.fake.requests if r.path.endswith(_GENERATION_PATHS)]
 
+    def last_generation_streamed(self) -> bool:
+        """Whether the upstream was asked to stream its last generation."""
+        last = [r for r in self.fake.requests if r.path.endswith(_GENERATION_PATHS)][-1]
+        return last.path.endswith(":streamGenerateContent") or last.json.get("stream") is True
+
 
 class ClientsGatewayHarness(LoopGateway):
     """Owns a loop thread running the three fakes and one gateway with a model on each."""
