@@ -13,6 +13,7 @@ hop changes nothing a JavaScript client sees (the Python libraries cover both mo
 from __future__ import annotations
 
 import subprocess
+import threading
 from typing import Any
 
 import orjson
@@ -70,18 +71,34 @@ def _run(clients: NodeClients, gateway: ClientsGatewayHarness, upstream: Upstrea
         "model": upstream.chat_model,
         "embeddingModel": upstream.embedding_model,
     }
-    # The script's first request is the tool round trip's first turn.
-    upstream.script_tool_call("get_weather", {"city": "Paris"})
-    done = subprocess.run(
+    node = subprocess.Popen(
         ["node", str(clients.script("vercel_ai.mjs")), orjson.dumps(spec).decode()],
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=NODE_TIMEOUT,
         cwd=clients.directory,
-        stdin=subprocess.DEVNULL,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    result: Report = orjson.loads(done.stdout)
+    assert node.stdin is not None and node.stdout is not None and node.stderr is not None
+    deadline = threading.Timer(NODE_TIMEOUT, node.kill)
+    deadline.start()
+    try:
+        for line in node.stdout:
+            message = orjson.loads(line)
+            if "pause" not in message:
+                result: Report = message
+                break
+            # A tool round trip comes next: its first answer is a tool call.
+            upstream.script_tool_call("get_weather", {"city": "Paris"})
+            node.stdin.write("go\n")
+            node.stdin.flush()
+        else:
+            raise AssertionError(f"vercel_ai.mjs ended without a report: {node.stderr.read()[-2000:]}")
+        assert node.wait() == 0, node.stderr.read()[-2000:]
+    finally:
+        deadline.cancel()
+        node.kill()
+        node.wait()
     return result
 
 
@@ -105,8 +122,9 @@ def test_stream_with_usage(report: Report) -> None:
     assert outcome["usage"]["inputTokens"] > 0 and outcome["usage"]["outputTokens"] > 0
 
 
-def test_tool_round_trip(report: Report) -> None:
-    outcome = _capability(report, "tools")
+@pytest.mark.parametrize("capability", ["tools", "tools_stream"], ids=["unary", "streamed"])
+def test_tool_round_trip(report: Report, capability: str) -> None:
+    outcome = _capability(report, capability)
     assert outcome["toolCalls"] == [{"name": "get_weather", "input": {"city": "Paris"}}]
     assert outcome["toolResults"] == ["SUNNY-42 in Paris"]
     assert outcome["steps"] == 2 and "SUNNY-42 in Paris" in outcome["text"]
@@ -115,6 +133,13 @@ def test_tool_round_trip(report: Report) -> None:
 def test_structured_output_by_json_schema(report: Report) -> None:
     outcome = _capability(report, "structured_json_schema")
     assert isinstance(outcome["object"]["city"], str) and isinstance(outcome["object"]["celsius"], int)
+
+
+def test_structured_output_streamed(report: Report) -> None:
+    outcome = _capability(report, "structured_stream")
+    assert outcome["partials"] >= 1
+    assert isinstance(outcome["object"]["city"], str) and isinstance(outcome["object"]["celsius"], int)
+    assert outcome["usage"]["inputTokens"] > 0
 
 
 def test_structured_output_by_forced_tool(report: Report) -> None:

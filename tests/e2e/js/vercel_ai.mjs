@@ -3,14 +3,26 @@
 // Usage: node vercel_ai.mjs '<json>' with {baseURL, apiKey, flavour, model, embeddingModel}, where
 // flavour is "openai-compatible" (@ai-sdk/openai-compatible), "openai-chat" (@ai-sdk/openai's
 // chat model) or "openai-responses" (@ai-sdk/openai's default model, the Responses API).
-// Prints one JSON object: for each capability what the SDK returned, or {error} with the SDK's
-// message and the gateway's response body. The Python test (test_client_vercel_ai.py) judges it.
+// Prints, as its last line, one JSON object: for each capability what the SDK returned, or {error}
+// with the SDK's message and the gateway's response body. The Python test
+// (test_client_vercel_ai.py) judges it.
 //
-// The tool round trip runs first: the test scripts the upstream's first answer as a tool call.
+// Before each tool round trip it prints {"pause": "<capability>"} and waits for a line on stdin: the
+// test scripts the upstream's next answer as a tool call, then lets it go on.
 
 import { createOpenAI } from "@ai-sdk/openai";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
-import { embed, embedMany, generateObject, generateText, stepCountIs, streamText, tool } from "ai";
+import {
+  embed,
+  embedMany,
+  generateObject,
+  generateText,
+  stepCountIs,
+  streamObject,
+  streamText,
+  tool,
+} from "ai";
+import { createInterface } from "node:readline";
 import { z } from "zod";
 
 const spec = JSON.parse(process.argv[2]);
@@ -41,26 +53,41 @@ function usageOf(usage) {
   return { inputTokens: usage.inputTokens ?? null, outputTokens: usage.outputTokens ?? null };
 }
 
+const weatherTool = tool({
+  description: "The current weather in a city",
+  inputSchema: weatherInput,
+  execute: async ({ city }) => `SUNNY-42 in ${city}`,
+});
+
+function roundTrip(steps, text) {
+  return {
+    steps: steps.length,
+    toolCalls: steps.flatMap((s) => s.toolCalls.map((c) => ({ name: c.toolName, input: c.input }))),
+    toolResults: steps.flatMap((s) => s.toolResults.map((r) => r.output)),
+    text,
+  };
+}
+
 const capabilities = {
   async tools() {
     const result = await generateText({
       model: chat,
       prompt: "What is the weather in Paris?",
-      tools: {
-        get_weather: tool({
-          description: "The current weather in a city",
-          inputSchema: weatherInput,
-          execute: async ({ city }) => `SUNNY-42 in ${city}`,
-        }),
-      },
+      tools: { get_weather: weatherTool },
       stopWhen: stepCountIs(3),
     });
-    return {
-      steps: result.steps.length,
-      toolCalls: result.steps.flatMap((s) => s.toolCalls.map((c) => ({ name: c.toolName, input: c.input }))),
-      toolResults: result.steps.flatMap((s) => s.toolResults.map((r) => r.output)),
-      text: result.text,
-    };
+    return roundTrip(result.steps, result.text);
+  },
+  async tools_stream() {
+    const result = streamText({
+      model: chat,
+      prompt: "What is the weather in Paris?",
+      tools: { get_weather: weatherTool },
+      stopWhen: stepCountIs(3),
+      onError: () => {},
+    });
+    for await (const _ of result.textStream);
+    return roundTrip(await result.steps, await result.text);
   },
   async invoke() {
     const result = await generateText({ model: chat, prompt: "Say hello" });
@@ -80,6 +107,12 @@ const capabilities = {
   async structured_json_schema() {
     const result = await generateObject({ model: chat, schema: Weather, prompt: "Weather in Paris?" });
     return { object: result.object };
+  },
+  async structured_stream() {
+    const result = streamObject({ model: chat, schema: Weather, prompt: "Weather in Paris?", onError: () => {} });
+    let partials = 0;
+    for await (const _ of result.partialObjectStream) partials += 1;
+    return { partials, object: await result.object, usage: usageOf(await result.usage) };
   },
   async structured_tool() {
     const result = await generateText({
@@ -113,12 +146,21 @@ function describe(error) {
   };
 }
 
+const ROUND_TRIPS = new Set(["tools", "tools_stream"]);
+const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+
+async function pause(name) {
+  process.stdout.write(JSON.stringify({ pause: name }) + "\n");
+  await stdinLines.next();
+}
+
 const report = {};
 for (const [name, run] of Object.entries(capabilities)) {
+  if (ROUND_TRIPS.has(name)) await pause(name);
   try {
     report[name] = await run();
   } catch (error) {
     report[name] = describe(error);
   }
 }
-process.stdout.write(JSON.stringify(report));
+process.stdout.write(JSON.stringify(report) + "\n", () => process.exit(0));
