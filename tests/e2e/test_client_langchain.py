@@ -1,6 +1,8 @@
 """LangChain's OpenAI integration (`langchain-openai`), with its default settings, against a model on
 each upstream behind the gateway: invoke, stream (with usage when asked), a tool round trip,
-structured output by json_schema and by function calling, and embeddings.
+structured output by json_schema and by function calling, and embeddings. Each through Chat
+Completions (the default) and the Responses API (`use_responses_api=True`, which LangChain also
+switches to by itself for some features).
 
 Defaults that once failed: `with_structured_output(method="function_calling")` sends
 `parallel_tool_calls: false` and a named tool_choice; `OpenAIEmbeddings` sends cl100k token ids
@@ -40,13 +42,19 @@ def upstream(request: pytest.FixtureRequest, clients_gateway: ClientsGatewayHarn
     return clients_gateway.upstream(request.param)
 
 
-def chat_model(gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest, **settings: Any) -> Any:
+@pytest.fixture(params=["chat", "responses"])
+def api(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def chat_model(gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest, api: str, **settings: Any) -> Any:
     return langchain_openai.ChatOpenAI(
         model=upstream.chat_model,
         base_url=gateway.base_url,
         api_key=gateway.api_key,
         max_retries=0,
         timeout=20,
+        use_responses_api=api == "responses",
         **settings,
     )
 
@@ -57,23 +65,23 @@ def get_weather(city: str) -> str:
     return f"SUNNY-42 in {city}"
 
 
-def test_invoke(clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest) -> None:
-    answer = chat_model(clients_gateway, upstream).invoke("Say hello")
-    assert "Say hello" in answer.content
+def test_invoke(clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest, api: str) -> None:
+    answer = chat_model(clients_gateway, upstream, api).invoke("Say hello")
+    assert "Say hello" in answer.text
     assert answer.usage_metadata["input_tokens"] > 0 and answer.usage_metadata["output_tokens"] > 0
     assert answer.response_metadata["model_name"] == upstream.chat_model
 
 
-def test_stream_with_usage(clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest) -> None:
-    # With a base_url of its own, LangChain asks for stream usage only with stream_usage=True.
-    plain = list(chat_model(clients_gateway, upstream).stream("Stream hello"))
-    assert "Stream hello" in "".join(str(chunk.content) for chunk in plain)
-    chunks = list(chat_model(clients_gateway, upstream, stream_usage=True).stream("Stream hello"))
+def test_stream_with_usage(clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest, api: str) -> None:
+    # With a base_url of its own, LangChain asks for chat stream usage only with stream_usage=True.
+    plain = list(chat_model(clients_gateway, upstream, api).stream("Stream hello"))
+    assert "Stream hello" in "".join(chunk.text for chunk in plain)
+    chunks = list(chat_model(clients_gateway, upstream, api, stream_usage=True).stream("Stream hello"))
     assert len(chunks) > 2
     total = chunks[0]
     for chunk in chunks[1:]:
         total += chunk
-    assert "Stream hello" in total.content
+    assert "Stream hello" in total.text
     usage = total.usage_metadata
     assert usage is not None and usage["input_tokens"] > 0 and usage["output_tokens"] > 0
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
@@ -81,9 +89,9 @@ def test_stream_with_usage(clients_gateway: ClientsGatewayHarness, upstream: Ups
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["unary", "streamed"])
 def test_tool_round_trip(
-    clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest, streamed: bool
+    clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest, api: str, streamed: bool
 ) -> None:
-    llm = chat_model(clients_gateway, upstream).bind_tools([get_weather])
+    llm = chat_model(clients_gateway, upstream, api).bind_tools([get_weather])
     upstream.script_tool_call("get_weather", {"city": "Paris"})
     history: list[Any] = [messages.HumanMessage("What is the weather in Paris?")]
     if streamed:
@@ -96,14 +104,14 @@ def test_tool_round_trip(
     assert [(call["name"], call["args"]) for call in first.tool_calls] == [("get_weather", {"city": "Paris"})]
     history += [first, get_weather.invoke(first.tool_calls[0])]
     final = llm.invoke(history)
-    assert "SUNNY-42 in Paris" in final.content
+    assert "SUNNY-42 in Paris" in final.text
     assert not final.tool_calls
 
 
 def test_structured_output_by_json_schema(
-    clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest
+    clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest, api: str
 ) -> None:
-    llm = chat_model(clients_gateway, upstream)
+    llm = chat_model(clients_gateway, upstream, api)
     result = llm.with_structured_output(Weather, method="json_schema").invoke("Weather in Paris?")
     assert isinstance(result, Weather)
     assert upstream.requested_schema()["required"] == ["city", "celsius"]
@@ -111,9 +119,9 @@ def test_structured_output_by_json_schema(
 
 
 def test_structured_output_by_function_calling(
-    clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest
+    clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest, api: str
 ) -> None:
-    llm = chat_model(clients_gateway, upstream)
+    llm = chat_model(clients_gateway, upstream, api)
     result = llm.with_structured_output(Weather, method="function_calling").invoke("Weather in Paris?")
     assert isinstance(result, Weather)
     assert upstream.forced_tool() == "Weather"
