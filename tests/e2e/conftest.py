@@ -31,7 +31,9 @@ def clients_gateway(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ClientsGatewayHarness]:
     """One gateway in front of the OpenAI-compatible, Anthropic and Gemini fakes, in each mode."""
-    running = ClientsGatewayHarness(tmp_path_factory.mktemp(f"clients-{request.param}"), in_process=request.param == "in_process")
+    running = ClientsGatewayHarness(
+        tmp_path_factory.mktemp(f"clients-{request.param}"), in_process=request.param == "in_process"
+    )
     running.start()
     yield running
     running.stop()

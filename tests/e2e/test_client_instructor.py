@@ -36,7 +36,9 @@ def client(gateway: ClientsGatewayHarness, **settings: Any) -> Any:
     return instructor.from_openai(sdk, **settings)
 
 
-def test_function_calling_by_default(clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest) -> None:
+def test_function_calling_by_default(
+    clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest
+) -> None:
     weather, completion = client(clients_gateway).create_with_completion(
         model=upstream.chat_model, response_model=Weather, messages=PROMPT, max_retries=0
     )
@@ -91,7 +93,10 @@ def test_iterable(clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnde
     assert cities and all(isinstance(city, Weather) for city in cities)
 
 
-def test_plain_text_passes_through(clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest) -> None:
-    completion = client(clients_gateway).create(model=upstream.chat_model, response_model=None, messages=PROMPT)
+def test_plain_text_passes_through(
+    clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest
+) -> None:
+    completion = client(clients_gateway).create(
+        model=upstream.chat_model, response_model=None, messages=PROMPT
+    )
     assert "What is the weather in Paris?" in completion.choices[0].message.content
-

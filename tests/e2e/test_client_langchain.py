@@ -72,7 +72,9 @@ def test_invoke(clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderT
     assert answer.response_metadata["model_name"] == upstream.chat_model
 
 
-def test_stream_with_usage(clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest, api: str) -> None:
+def test_stream_with_usage(
+    clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest, api: str
+) -> None:
     # With a base_url of its own, LangChain asks for chat stream usage only with stream_usage=True.
     plain = list(chat_model(clients_gateway, upstream, api).stream("Stream hello"))
     assert "Stream hello" in "".join(chunk.text for chunk in plain)
@@ -142,7 +144,7 @@ def test_embeddings_with_token_ids_by_default(
     assert len(vectors) == 2 and all(vectors) and vectors[0] != vectors[1]
     assert embeddings.embed_query("hello world") == vectors[0]
     if upstream.name == "gemini":
-        sent = upstream.fake.requests_to("gemini-embedding-001:batchEmbedContents")[-2].json
+        sent = clients_gateway.gemini.requests_to("gemini-embedding-001:batchEmbedContents")[-2].json
         assert [r["content"]["parts"][0]["text"] for r in sent["requests"]] == [
             "hello world",
             "the second document",

@@ -38,7 +38,9 @@ def upstream(request: pytest.FixtureRequest, clients_gateway: ClientsGatewayHarn
 def model(
     request: pytest.FixtureRequest, clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest
 ) -> Any:
-    provider = openai_provider.OpenAIProvider(base_url=clients_gateway.base_url, api_key=clients_gateway.api_key)
+    provider = openai_provider.OpenAIProvider(
+        base_url=clients_gateway.base_url, api_key=clients_gateway.api_key
+    )
     if request.param == "chat":
         return openai_models.OpenAIChatModel(upstream.chat_model, provider=provider)
     return openai_models.OpenAIResponsesModel(upstream.chat_model, provider=provider)
@@ -101,8 +103,12 @@ def test_structured_output_by_json_schema(model: Any, upstream: UpstreamUnderTes
 def test_embeddings(clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest) -> None:
     if upstream.embedding_model is None:
         pytest.skip(f"the {upstream.name} upstream has no embeddings")
-    provider = openai_provider.OpenAIProvider(base_url=clients_gateway.base_url, api_key=clients_gateway.api_key)
-    embedder = embeddings.Embedder(openai_embeddings.OpenAIEmbeddingModel(upstream.embedding_model, provider=provider))
+    provider = openai_provider.OpenAIProvider(
+        base_url=clients_gateway.base_url, api_key=clients_gateway.api_key
+    )
+    embedder = embeddings.Embedder(
+        openai_embeddings.OpenAIEmbeddingModel(upstream.embedding_model, provider=provider)
+    )
     documents = embedder.embed_documents_sync(["hello world", "the second document"])
     vectors = [list(vector) for vector in documents.embeddings]
     assert len(vectors) == 2 and all(vectors) and vectors[0] != vectors[1]

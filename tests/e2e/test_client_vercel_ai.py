@@ -63,7 +63,9 @@ def report(
     return reports[key]
 
 
-def _run(clients: NodeClients, gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest, flavour: str) -> Report:
+def _run(
+    clients: NodeClients, gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest, flavour: str
+) -> Report:
     spec = {
         "baseURL": gateway.base_url,
         "apiKey": gateway.api_key,
