@@ -162,7 +162,7 @@ def test_streaming_follows_anthropics_event_order(client: anthropic.Anthropic, m
             model=model, max_tokens=64, messages=[{"role": "user", "content": "stream this"}], stream=True
         )
     )
-    types = [event.type for event in events]
+    types: list[str] = [event.type for event in events]
     assert_anthropic_event_order(types, [getattr(event, "index", None) for event in events])
     assert "ping" not in types  # the SDK drops pings; test_raw_sse_frames_name_their_events sees them
     text = "".join(
@@ -258,10 +258,10 @@ def test_streamed_tool_input(client: anthropic.Anthropic, model: str) -> None:
             stream=True,
         )
     )
-    types = [event.type for event in events]
+    types: list[str] = [event.type for event in events]
     assert_anthropic_event_order(types, [getattr(event, "index", None) for event in events])
     starts = [e for e in events if e.type == "content_block_start" and e.content_block.type == "tool_use"]
-    assert len(starts) == 1 and starts[0].content_block.name == "get_weather"
+    assert len(starts) == 1 and starts[0].content_block.name == "get_weather"  # type: ignore[union-attr]
     fragments = [
         e.delta.partial_json
         for e in events
@@ -758,7 +758,7 @@ def test_a_failure_mid_stream_is_an_error_event(gateway: MessagesGatewayHarness)
         AnthropicFault(error_after_events=4, error_type="overloaded_error", message="Overloaded")
     )
     with pytest.raises(anthropic.APIStatusError):
-        list(sdk(gateway).messages.create(stream=True, **{k: v for k, v in body.items() if k != "stream"}))
+        list(sdk(gateway).messages.create(stream=True, **{k: v for k, v in body.items() if k != "stream"}))  # type: ignore[call-overload]
 
 
 def test_anthropic_beta_reaches_an_anthropic_upstream(gateway: MessagesGatewayHarness) -> None:
