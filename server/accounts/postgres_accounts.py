@@ -151,6 +151,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "accounts/0006_ledger_store_bodies",
+        "ALTER TABLE usage_ledger ADD COLUMN prompt_text TEXT;\n"
+        "ALTER TABLE usage_ledger ADD COLUMN answer_text TEXT;\n",
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"

@@ -168,6 +168,13 @@ ACCOUNT_MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        "accounts/0006_ledger_store_bodies",
+        (
+            "ALTER TABLE usage_ledger ADD COLUMN prompt_text TEXT",
+            "ALTER TABLE usage_ledger ADD COLUMN answer_text TEXT",
+        ),
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"
