@@ -370,3 +370,28 @@ def test_phone_width_and_the_keyboard(gw: ConsoleHarness, browser: Browser) -> N
         page.clean()
     finally:
         context.close()
+
+
+def test_stored_prompts_and_answers_show_in_the_log_entry(
+    tmp_path_factory: pytest.TempPathFactory, browser: Browser
+) -> None:
+    """With `observability.store_bodies: true` a log entry opens to its prompt and answer too."""
+    harness = ConsoleHarness(
+        Path(tmp_path_factory.mktemp("console-bodies")), extra_config="observability:\n  store_bodies: true\n"
+    ).start()
+    context = browser.new_context(viewport=DESKTOP)
+    page = Watched(context.new_page())
+    try:
+        request_id = chat(harness, harness.new_key("bodies")[1])
+        view = page.page
+        sign_in(view, harness, ADMIN_KEY)
+        view.get_by_role("link", name="Logs").click()
+        entry = view.locator(f'details[data-request-id="{request_id}"]')
+        entry.locator("summary").click()
+        expect(entry.locator("pre.prompt-text")).to_have_text("user: hi")
+        expect(entry.locator("pre.answer-text")).to_have_text("echo: hi")
+        page.shot("logs-with-bodies")
+        page.clean()
+    finally:
+        context.close()
+        harness.stop()
