@@ -31,14 +31,14 @@ ARTIFACTS = Path(
     os.environ.get("SIRAYA_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
 )
 SHOTS = ARTIFACTS / "console"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: Any = {"width": 1280, "height": 800}
+PHONE: Any = {"width": 390, "height": 844}
 CHAT = "/v1/chat/completions"
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
 except ImportError:  # pragma: no cover - the skip below says why
-    sync_playwright = None
+    sync_playwright = None  # type: ignore[assignment]
 
 pytestmark = pytest.mark.skipif(
     sync_playwright is None or shutil.which(CHROMIUM) is None,
@@ -289,7 +289,8 @@ def test_a_user_key_sees_only_its_own_usage_and_no_admin_page(gw: ConsoleHarness
 def test_a_mutating_post_without_the_csrf_token_is_refused(gw: ConsoleHarness, page: Watched) -> None:
     view = page.page
     sign_in(view, gw, ADMIN_KEY)
-    for form in ({"name": "forged"}, {"name": "forged", "csrf_token": "not-the-token"}):
+    forms: list[Any] = [{"name": "forged"}, {"name": "forged", "csrf_token": "not-the-token"}]
+    for form in forms:
         response = view.request.post(gw.root_url + "/console/keys", form=form)
         assert response.status == 403
         assert "CSRF" in response.text()
