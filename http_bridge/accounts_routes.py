@@ -79,6 +79,9 @@ def generation_json(gen: admin_pb2.Generation) -> dict[str, Any]:
         "cancelled": gen.status == "cancelled",
         "cache_hit": gen.status == "cache_hit",
         "cache_saved": gen.cache_saved,
+        # Only with observability.store_bodies; null otherwise.
+        "prompt_text": gen.prompt_text if gen.HasField("prompt_text") else None,
+        "answer_text": gen.answer_text if gen.HasField("answer_text") else None,
         "attempts": [attempt_json(attempt) for attempt in gen.attempts],
     }
 

@@ -184,6 +184,8 @@ class Gateway:
             except BaseException as error:
                 await meter.fail(error)
                 raise
+            if ctx.outcome.bodies is not None:
+                ctx.outcome.bodies.answer(result)
             consumption = consumed(result, demand)
             cost = await meter.settle(route.deployment, consumption)
         finally:
@@ -244,6 +246,7 @@ class Gateway:
             settled = reported = False
             # The last item that carried running usage, and that usage, taken off it.
             running: tuple[Result, Any] | None = None
+            bodies = ctx.outcome.bodies  # observability.store_bodies: the answer's text, as it streams
             try:
                 attempts = observed_stream(call, ctx, kind)
                 routed = self.dispatcher.stream(
@@ -257,6 +260,8 @@ class Gateway:
                 async for item, route in routed:
                     if ctx.outcome.first_item_at is None:
                         ctx.outcome.first_item_at = time.monotonic()
+                    if bodies is not None:
+                        bodies.add(item)
                     if (usage := items.consumed(item, total)) is not None:
                         reported = True
                         if items.final(item):

@@ -111,7 +111,9 @@ async def _start(config: GatewayConfig, stack: AsyncExitStack, in_process: bool 
 
     ui = config.ui
     console = (
-        console_options(ui.session_secret, Path(config.server.data_dir), ui.session_hours)
+        console_options(
+            ui.session_secret, Path(config.server.data_dir), ui.session_hours, ui.login_failures_per_minute
+        )
         if ui.enabled
         else None
     )

@@ -9,6 +9,9 @@
     cache hit  (admit_cache_hit) rate limit as one request of no tokens -> 429; moderation -> 403;
             no credit moves; a ledger record at zero cost, with what the answer would have cost
 
+With `store_bodies` (observability.store_bodies), admission starts a BodyCapture of the prompt on
+the request's outcome, the gateway adds the answer to it, and the record keeps both texts.
+
 A key without a credit limit reserves nothing (a reservation is a store write on the hot path);
 its charges are still settled, so its usage is tracked. Reservations use an id of their own, not
 the request id: a client may resend an X-Request-Id, and that must never look like a replay.
@@ -41,6 +44,7 @@ from server.accounts.store import (
 )
 from server.config import PricingConfig
 from server.errors import GatewayError, InsufficientCredits, RateLimited
+from server.observability.bodies import BodyCapture
 from server.observability.ids import new_reservation_id
 from server.providers.base import RequestContext
 from server.routing.catalogue import CatalogueEntry, Deployment
@@ -105,11 +109,14 @@ class AccountMetering(Metering):
         limits: LimitStore,
         ledger: LedgerWriter,
         moderator: Moderator | None = None,
+        *,
+        store_bodies: bool = False,
     ) -> None:
         self.accounts = accounts
         self.limits = limits
         self.ledger = ledger
         self.moderator = moderator
+        self.store_bodies = store_bodies
         # Credits held in this process are moved without a task or a thread hop.
         self.sync_credits = accounts if isinstance(accounts, SyncCredits) else None
         self._sweeper: asyncio.Task[None] | None = None
@@ -124,6 +131,8 @@ class AccountMetering(Metering):
     ) -> Meter:
         started = time.monotonic()
         ctx.key_id = key.id
+        if self.store_bodies:
+            ctx.outcome.bodies = BodyCapture(demand.params)
         estimated = demand.prompt_tokens + demand.max_output_tokens
         if key.rpm_limit is not None or key.tpm_limit is not None:
             await self._limit(key, entry, ctx, started, estimated)
@@ -232,6 +241,7 @@ class AccountMetering(Metering):
         else:
             http_status, code = (CLIENT_CLOSED_STATUS if status == "cancelled" else 200), None
         consumed = consumed or Consumption()
+        bodies: BodyCapture | None = ctx.outcome.bodies
         record = LedgerRecord(
             request_id=ctx.request_id,
             key_id=key.id,
@@ -252,6 +262,8 @@ class AccountMetering(Metering):
             streamed=first is not None,
             cache_write_tokens=consumed.cache_write_tokens,
             cache_saved_micros=saved,
+            prompt_text=None if bodies is None else bodies.prompt,
+            answer_text=None if bodies is None else bodies.answer_text(),
             attempts=() if ctx.outcome.attempts is None else _attempts(ctx.outcome.attempts, started, status),
         )
         try:

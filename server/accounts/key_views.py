@@ -89,6 +89,10 @@ def generation(record: LedgerRecord) -> admin_pb2.Generation:
         out.error_code = record.error_code
     if record.ttft_ms is not None:
         out.ttft_ms = record.ttft_ms
+    if record.prompt_text is not None:
+        out.prompt_text = record.prompt_text
+    if record.answer_text is not None:
+        out.answer_text = record.answer_text
     for attempt in record.attempts:
         item = out.attempts.add(
             provider=attempt.provider,

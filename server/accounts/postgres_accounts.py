@@ -156,6 +156,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         # NULL: the key's own id (keys.cache_namespace_of).
         "ALTER TABLE keys ADD COLUMN cache_namespace TEXT;",
     ),
+    (
+        "accounts/0007_ledger_store_bodies",
+        "ALTER TABLE usage_ledger ADD COLUMN prompt_text TEXT;\n"
+        "ALTER TABLE usage_ledger ADD COLUMN answer_text TEXT;\n",
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"

@@ -14,7 +14,14 @@ import orjson
 import pytest
 from google.protobuf import json_format
 
-from server.errors import GatewayError, InvalidRequest, RateLimited, RequestTimeout, UpstreamError
+from server.errors import (
+    GatewayError,
+    InvalidRequest,
+    RateLimited,
+    RequestTimeout,
+    UpstreamError,
+    UpstreamOverloaded,
+)
 from server.providers.anthropic.errors import error_from_event, error_from_response
 from server.providers.anthropic.request import (
     ANTHROPIC_SUPPORT,
@@ -811,7 +818,7 @@ def test_unknown_event_and_delta_types_are_skipped() -> None:
 @pytest.mark.parametrize(
     ("error_type", "cls", "status"),
     [
-        ("overloaded_error", UpstreamError, 502),
+        ("overloaded_error", UpstreamOverloaded, 502),
         ("api_error", UpstreamError, 502),
         ("rate_limit_error", RateLimited, 429),
         ("invalid_request_error", InvalidRequest, 400),
@@ -850,7 +857,7 @@ def anthropic_error(error_type: str, message: str) -> bytes:
         (429, "rate_limit_error", RateLimited, 429),
         (500, "api_error", UpstreamError, 502),
         (504, "timeout_error", RequestTimeout, 408),
-        (529, "overloaded_error", UpstreamError, 502),
+        (529, "overloaded_error", UpstreamOverloaded, 502),
     ],
 )
 def test_error_mapping_never_leaks_the_key(
@@ -901,7 +908,8 @@ def test_overloaded_is_a_502_not_a_rate_limit() -> None:
     [
         (413, InvalidRequest),
         (502, UpstreamError),
-        (529, UpstreamError),
+        (503, UpstreamOverloaded),
+        (529, UpstreamOverloaded),
         (429, RateLimited),
         (418, InvalidRequest),
     ],

@@ -12,6 +12,8 @@ from server.errors import (
     InvalidRequest,
     ModelNotFound,
     RateLimited,
+    UpstreamError,
+    UpstreamOverloaded,
 )
 from server.rpc_status import from_status_proto, to_status_proto
 
@@ -51,3 +53,23 @@ def test_model_not_found_shape() -> None:
     error = ModelNotFound("x")
     assert error.envelope()["error"]["code"] == "model_not_found"
     assert error.kind.http_status == 404
+
+
+def test_an_overloaded_upstream_keeps_the_502_row_and_crosses_grpc_as_itself() -> None:
+    error = UpstreamOverloaded("busy", retry_after=3)
+    assert error.envelope() == UpstreamError("busy").envelope()
+    status = to_status_proto(error)
+    infos = [d for d in status.details if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR)]
+    info = error_details_pb2.ErrorInfo()
+    infos[0].Unpack(info)
+    assert (info.reason, info.metadata["http_status"], info.metadata["code"]) == (
+        "PROVIDER_OVERLOADED",
+        "502",
+        "provider_error",
+    )
+    back = from_status_proto(status)
+    assert type(back) is UpstreamOverloaded and back.retry_after == 3
+    # The reason never moves an error to another row: a 400 that names it stays a 400.
+    info.metadata["http_status"] = "400"
+    status.details[0].Pack(info)
+    assert type(from_status_proto(status)) is InvalidRequest

@@ -8,7 +8,15 @@ from typing import Any
 import orjson
 import pytest
 
-from server.errors import GatewayError, InvalidRequest, NotFound, RateLimited, RequestTimeout, UpstreamError
+from server.errors import (
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    RequestTimeout,
+    UpstreamError,
+    UpstreamOverloaded,
+)
 from server.providers.gemini.errors import error_from_body, parse_retry_delay
 from server.providers.gemini.media import (
     aspect_ratio,
@@ -1057,7 +1065,8 @@ KEY_INVALID = {
         (429, _google(429, "RESOURCE_EXHAUSTED", "Quota exceeded.", RETRY_INFO), "5", RateLimited, 37.0),
         (429, _google(429, "RESOURCE_EXHAUSTED", "Quota exceeded."), "12", RateLimited, 12.0),
         (500, _google(500, "INTERNAL", "An internal error has occurred."), None, UpstreamError, None),
-        (503, _google(503, "UNAVAILABLE", "The model is overloaded."), None, UpstreamError, None),
+        (503, _google(503, "UNAVAILABLE", "The model is overloaded."), None, UpstreamOverloaded, None),
+        (503, b"<html><body>Service Unavailable</body></html>", "3", UpstreamOverloaded, 3.0),
         (
             504,
             _google(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),

@@ -23,6 +23,7 @@ from server.errors import (
     RateLimited,
     RequestTimeout,
     UpstreamError,
+    UpstreamOverloaded,
 )
 from server.providers.base import RequestContext
 from server.routing.breaker import InProcessBreakers
@@ -210,6 +211,21 @@ async def test_every_candidate_rate_limited_is_a_429_with_the_shortest_wait() ->
     assert caught.value.retry_after == 20 and (a.calls, b.calls) == (1, 1)
 
 
+async def test_every_candidate_overloaded_stays_overloaded_with_the_shortest_wait() -> None:
+    a = Scripted("a", [status_error(UpstreamOverloaded, 529, retry_after=9)] * 2)
+    b = Scripted("b", [status_error(UpstreamOverloaded, 503, retry_after=4)] * 2)
+    d, _ = dispatcher(a, b)
+    with pytest.raises(UpstreamOverloaded) as caught:
+        await unary(d, entry("m", "a", "b", resilience=ResilienceConfig()), ordered("a", "b"))
+    assert caught.value.retry_after == 4 and "is overloaded" in caught.value.message
+    assert caught.value.kind.http_status == 502
+    # One overloaded and one plainly failed: an ordinary upstream failure.
+    a.script, b.script = [status_error(UpstreamOverloaded, 529)], [status_error(UpstreamError, 500)]
+    with pytest.raises(UpstreamError) as mixed:
+        await unary(d, entry("m", "a", "b", resilience=ResilienceConfig()), ordered("a", "b"))
+    assert type(mixed.value) is UpstreamError
+
+
 async def test_a_total_timeout_is_a_408_unless_a_fallback_succeeds() -> None:
     slow = ResilienceConfig(retry=RetryConfig(max_attempts=1), timeouts=TimeoutConfig(total=0.05))
     a, b = Scripted("a", [("hang", 5)]), Scripted("b")
@@ -280,7 +296,7 @@ async def test_an_open_breaker_skips_the_deployment_until_the_probe() -> None:
     assert dead.calls == 3, "one half-open probe"
     assert (await unary(d, model, ordered("dead", "alive")))[1].deployment.provider == "alive"
     assert dead.calls == 3
-    with pytest.raises(UpstreamError) as caught:
+    with pytest.raises(UpstreamOverloaded) as caught:
         await unary(d, entry("m", "dead", resilience=policy), ordered("dead"))
     assert "circuit is open" in caught.value.message and dead.calls == 3
 

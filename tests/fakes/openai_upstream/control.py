@@ -56,6 +56,7 @@ class ScriptedReply:
     plays an OpenAI-compatible server that reports no usage at all: none in a chat completion, and
     no usage chunk even when `stream_options.include_usage` asks for one. `usage_on_finish` plays
     an upstream that streams its usage on the finish chunk, asked or not, and no usage chunk.
+    `reasoning` is the model's thinking, sent in the server's `reasoning_field` (if it has one).
     """
 
     content: str | None = None
@@ -64,6 +65,7 @@ class ScriptedReply:
     usage: dict[str, int] | None = None
     no_usage: bool = False
     usage_on_finish: bool = False
+    reasoning: str | None = None
 
 
 @dataclass(frozen=True)

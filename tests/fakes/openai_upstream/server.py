@@ -16,7 +16,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ..loopback import LoopbackServer
-from .chat import ChatMeta, chat_completion, chat_conversation, chat_stream_chunks, chat_usage
+from .chat import (
+    ChatMeta,
+    chat_completion,
+    chat_conversation,
+    chat_stream_chunks,
+    chat_usage,
+    wants_thinking,
+)
 from .control import Fault, RecordedFile, RecordedRequest, ScriptedReply
 from .media import DEFAULT_DIMENSIONS, TINY_PNG, embedding_inputs, embeddings_body, images_body
 from .replies import plan_reply
@@ -81,12 +88,21 @@ class FakeOpenAIUpstream(LoopbackServer):
     api_prefix = "/v1"
 
     def __init__(
-        self, api_key: str = "sk-upstream-secret", *, native_responses: bool = True, chunk_delay: float = 0.0
+        self,
+        api_key: str = "sk-upstream-secret",
+        *,
+        native_responses: bool = True,
+        chunk_delay: float = 0.0,
+        reasoning_field: str | None = None,
     ) -> None:
+        """`reasoning_field`: play a reasoning model that thinks when `reasoning_effort` asks it to,
+        and sends its thinking in that field of the message and of the stream's deltas
+        ("reasoning_content" as vLLM and DeepSeek do, "reasoning" as OpenRouter does)."""
         super().__init__()
         self.api_key = api_key
         self.native_responses = native_responses
         self.chunk_delay = chunk_delay
+        self.reasoning_field = reasoning_field
         self.requests: list[RecordedRequest] = []
         self.closed_early = 0
         # Requests whose client went away while a fault's `hang` held them.
@@ -293,20 +309,26 @@ class FakeOpenAIUpstream(LoopbackServer):
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = self._body(request, "model", "messages")
         scripted = self._scripts.popleft() if self._scripts else None
-        reply = plan_reply(chat_conversation(body), scripted, lambda: self._new_id("call_"))
+        conversation = chat_conversation(body)
+        if self.reasoning_field:
+            conversation = dataclasses.replace(conversation, think=wants_thinking(body))
+        reply = plan_reply(conversation, scripted, lambda: self._new_id("call_"))
         meta = ChatMeta(id=self._new_id("chatcmpl-fake"), created=int(time.time()), model=body["model"])
         n = int(body.get("n") or 1)
         silent = scripted is not None and scripted.no_usage
+        field = self.reasoning_field
         if not _is_stream(request[_RECORD]):
-            completion = chat_completion(meta, reply, n)
+            completion = chat_completion(meta, reply, n, field)
             if silent:
                 del completion["usage"]
             return json_response(completion)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and not silent
         on_finish = scripted is not None and scripted.usage_on_finish
-        chunks = chat_stream_chunks(meta, reply, n, include_usage and not on_finish)
+        chunks = chat_stream_chunks(meta, reply, n, include_usage and not on_finish, field)
         if on_finish:
-            chunks[-1]["usage"] = chat_usage(reply.prompt_tokens, reply.completion_tokens * n)
+            chunks[-1]["usage"] = chat_usage(
+                reply.prompt_tokens, reply.completion_tokens * n, reply.reasoning_tokens * n
+            )
         return await self._stream(request, [sse_data(chunk) for chunk in chunks], DONE)
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
