@@ -7,7 +7,6 @@ Anthropic would refuse (roles not alternating, tool_result out of place, ...) fa
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -36,6 +35,7 @@ from server.providers.param_policy import enforce_chat_support
 from siraya.router.codec.chat_request import decode_chat_request
 from siraya.router.v1 import chat_pb2
 from tests.fakes.anthropic_upstream import sign_thinking, validate_request
+from tests.paths import UNIT_DATA
 
 MODEL = "claude-sonnet-4-5-20250929"
 KEY = "sk-ant-api03-SECRET-do-not-leak-0123456789"
@@ -663,7 +663,7 @@ def test_malformed_replies_are_shape_errors(body: Any) -> None:
 # --- streams ----------------------------------------------------------------------------------
 
 # A stream as Anthropic sends it: thinking, text, then two tool_use blocks, with pings between.
-RECORDED_STREAM = (Path(__file__).parent / "data" / "anthropic_stream_thinking_tools.sse").read_text()
+RECORDED_STREAM = (UNIT_DATA / "anthropic_stream_thinking_tools.sse").read_text()
 
 
 RECORDED_SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"

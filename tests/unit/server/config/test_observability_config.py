@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from server.config import ConfigError, load_config, parse_config
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import ROOT
 
 
 def test_defaults_are_json_logs_with_access_lines_and_no_tracing() -> None:

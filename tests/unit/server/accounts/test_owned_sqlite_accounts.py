@@ -21,9 +21,8 @@ import pytest
 from server.accounts.owned_sqlite_accounts import OwnedSqliteAccountStore, open_owned_or_shared
 from server.accounts.sqlite_accounts import CreditsOwnedElsewhere, SqliteAccountStore
 from server.accounts.store import Balance
-from tests.unit.accounts_backends import key_record
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import ROOT
+from tests.unit.server.accounts.accounts_backends import key_record
 
 
 def _owned(path: Path, flush_interval: float = 0.05) -> OwnedSqliteAccountStore:

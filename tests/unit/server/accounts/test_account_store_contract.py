@@ -25,7 +25,12 @@ from server.accounts.store import (
     LedgerRecord,
     StoredResponse,
 )
-from tests.unit.accounts_backends import key_record, ledger_record, postgres_unavailable, temporary_database
+from tests.unit.server.accounts.accounts_backends import (
+    key_record,
+    ledger_record,
+    postgres_unavailable,
+    temporary_database,
+)
 
 
 @dataclass

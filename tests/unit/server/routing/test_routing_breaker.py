@@ -9,7 +9,7 @@ import pytest
 
 from server.config import BreakerConfig
 from server.routing.breaker import CLOSED, HALF_OPEN, OPEN, BreakerBoard, InProcessBreakers, RedisBreakers
-from tests.unit.accounts_backends import REDIS_URL, delete_prefix, redis_unavailable
+from tests.unit.server.accounts.accounts_backends import REDIS_URL, delete_prefix, redis_unavailable
 
 POLICY = BreakerConfig(consecutive_failures=3, failure_rate=0.5, window=60, min_requests=10, cooldown=30)
 

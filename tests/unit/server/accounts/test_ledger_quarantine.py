@@ -18,7 +18,11 @@ from server.accounts.ledger_writer import LedgerWriter
 from server.accounts.postgres_accounts import PostgresAccountStore
 from server.accounts.sqlite_accounts import SqliteAccountStore
 from server.accounts.store import AccountStore, LedgerRecord
-from tests.unit.accounts_backends import ledger_record, postgres_unavailable, temporary_database
+from tests.unit.server.accounts.accounts_backends import (
+    ledger_record,
+    postgres_unavailable,
+    temporary_database,
+)
 
 # A lone surrogate: what a header byte that is not UTF-8 decodes to. No driver can encode it.
 POISON = "bad\udcff"

@@ -4,7 +4,6 @@ deploy/siraya.yaml load, and the embedded defaults (no config file) are what the
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +11,8 @@ import yaml
 
 from server.config import load_config, parse_config
 from server.providers.local.bundled import DEFAULT_BUNDLED_MODEL, bundled_model_path, llama_cpp_installed
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 README_BLOCKS = re.findall(r"```ya?ml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
 LOCAL_INSTALLED = llama_cpp_installed() and bundled_model_path(DEFAULT_BUNDLED_MODEL) is not None
 

@@ -12,7 +12,7 @@ import pytest
 from server.accounts.ledger_writer import LedgerWriter
 from server.accounts.sqlite_accounts import SqliteAccountStore
 from server.accounts.store import LedgerRecord
-from tests.unit.accounts_backends import ledger_record
+from tests.unit.server.accounts.accounts_backends import ledger_record
 
 
 class RecordingSink:

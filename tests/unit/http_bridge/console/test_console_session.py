@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 from http_bridge.console.session import SECRET_FILE, SessionSealer, load_secret
+from tests.paths import ROOT
 
-VENDOR = Path(__file__).resolve().parents[2] / "http_bridge" / "console" / "static" / "vendor"
+VENDOR = ROOT / "http_bridge" / "console" / "static" / "vendor"
 KEY = "sk-sr-secret-key-0123456789abcdef"
 
 

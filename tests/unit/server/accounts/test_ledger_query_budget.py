@@ -27,7 +27,7 @@ from server.accounts.ledger_queries import (
     usage_sql,
 )
 from server.accounts.postgres_accounts import PostgresAccountStore
-from tests.unit.accounts_backends import postgres_unavailable, run_sync, temporary_database
+from tests.unit.server.accounts.accounts_backends import postgres_unavailable, run_sync, temporary_database
 
 ROWS = 1_000_000
 DAYS = 100

@@ -21,7 +21,7 @@ import pytest
 from server.accounts.postgres_accounts import PostgresAccountStore
 from server.accounts.sqlite_accounts import SqliteAccountStore
 from server.accounts.store import AccountStore, Balance
-from tests.unit.accounts_backends import (
+from tests.unit.server.accounts.accounts_backends import (
     REDIS_URL,
     delete_prefix,
     key_record,

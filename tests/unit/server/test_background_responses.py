@@ -12,7 +12,7 @@ from server.background_responses import BackgroundResponses
 from server.providers.base import RequestContext
 from server.stored_responses import ResponseState, Turn
 from siraya.router.v1 import responses_pb2
-from tests.unit.accounts_backends import key_record
+from tests.unit.server.accounts.accounts_backends import key_record
 
 
 def record(key_id: str, response_id: str, status: str, **fields: object) -> StoredResponse:

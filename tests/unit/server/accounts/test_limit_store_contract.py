@@ -10,7 +10,7 @@ import pytest
 from server.accounts.memory_limits import MemoryLimitStore
 from server.accounts.redis_limits import RedisLimitStore
 from server.accounts.store import LimitDecision, LimitStore, format_reset
-from tests.unit.accounts_backends import REDIS_URL, delete_prefix, redis_unavailable
+from tests.unit.server.accounts.accounts_backends import REDIS_URL, delete_prefix, redis_unavailable
 
 NOW = 1_700_000_000.0
 

@@ -8,7 +8,6 @@ events must be the upstream's own sequence, with only what the chat form cannot 
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -28,6 +27,7 @@ from siraya.router.codec.messages_request import decode_message_request
 from siraya.router.codec.messages_to_chat import effort_for_budget, to_chat_params
 from siraya.router.codec.routing import value_to_python
 from siraya.router.v1 import chat_pb2, messages_pb2
+from tests.paths import UNIT_DATA
 
 R = chat_pb2.ChatRole
 SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
@@ -432,7 +432,7 @@ def test_arguments_that_are_not_an_object_are_untranslatable() -> None:
 
 # --- streams ----------------------------------------------------------------------------------
 
-RECORDED_STREAM = (Path(__file__).parent / "data" / "anthropic_stream_thinking_tools.sse").read_text()
+RECORDED_STREAM = (UNIT_DATA / "anthropic_stream_thinking_tools.sse").read_text()
 
 
 def recorded_events(raw: str) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from server.errors import InvalidRequest
 from server.response_cache.keys import cache_key, is_sampled, parse_directive
 from server.response_cache.stores import MemoryCacheStore, RedisCacheStore
 from siraya.router.v1 import chat_pb2, embeddings_pb2, responses_pb2
-from tests.unit.accounts_backends import REDIS_URL, delete_prefix, redis_unavailable
+from tests.unit.server.accounts.accounts_backends import REDIS_URL, delete_prefix, redis_unavailable
 
 
 class Clock:
