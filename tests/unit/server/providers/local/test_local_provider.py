@@ -1,6 +1,6 @@
 """LocalProvider around a scripted engine: chunk order, usage, and how failures are classified.
 
-The real model is exercised end to end in tests/e2e/test_local_model.py; here the engine is a
+The real model is exercised end to end in tests/e2e/operations/test_local_model.py; here the engine is a
 stand-in so that these run everywhere, extra installed or not.
 """
 

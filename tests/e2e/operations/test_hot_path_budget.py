@@ -27,7 +27,7 @@ from server.config import load_config
 from siraya_app.start import start_gateway
 from tests.fakes.loopback import LoopbackServer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OWN_CODE = tuple(str(ROOT / package) for package in ("server", "http_bridge", "siraya"))
 REQUESTS = 300
 WARM_UP = 30

@@ -28,7 +28,7 @@ from tests.fakes.openai_upstream import Fault
 
 CHROMIUM = os.environ.get("SIRAYA_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(
-    os.environ.get("SIRAYA_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
+    os.environ.get("SIRAYA_TEST_ARTIFACTS", Path(__file__).resolve().parents[3] / "test-artifacts")
 )
 SHOTS = ARTIFACTS / "console"
 DESKTOP: Any = {"width": 1280, "height": 800}

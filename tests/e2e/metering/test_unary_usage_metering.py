@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.metering.test_stream_usage_metering import generation
 from tests.e2e.metering_harness import MeteringHarness, cost_of
-from tests.e2e.test_stream_usage_metering import generation
 
 INPUTS = ["the quick brown fox jumps over the lazy dog", "a second sentence to embed"]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # 2099-01-01T00:00:00Z and 2099-01-01T12:00:00Z.
 NEW_YEAR_2099 = 4070908800
 NOON_2099 = 4070952000

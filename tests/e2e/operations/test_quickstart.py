@@ -39,7 +39,7 @@ pytestmark = [
     pytest.mark.timeout(600),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MODEL = f"local/{DEFAULT_BUNDLED_MODEL}"
 _BLOCK = re.compile(r"<!-- quickstart:([\w-]+) -->\n```(\w+)\n(.*?)\n```", re.S)
 # The local provider's default_max_tokens: no README example sets max_tokens.

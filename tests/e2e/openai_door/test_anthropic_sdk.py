@@ -13,8 +13,8 @@ import pytest
 
 from tests.e2e.anthropic_harness import ANTHROPIC_KEY, UPSTREAM_MODEL, AnthropicGatewayHarness
 from tests.e2e.conformance import Surfaces
-from tests.e2e.test_schema_key_order import SCHEMA as ORDERED_SCHEMA
-from tests.e2e.test_schema_key_order import SCHEMA_BYTES as ORDERED_SCHEMA_BYTES
+from tests.e2e.openai_door.test_schema_key_order import SCHEMA as ORDERED_SCHEMA
+from tests.e2e.openai_door.test_schema_key_order import SCHEMA_BYTES as ORDERED_SCHEMA_BYTES
 from tests.fakes.anthropic_upstream import SIGNATURE, THINKING_TEXT, AnthropicFault
 
 MODEL = "claude-sonnet"

@@ -16,8 +16,8 @@ import pytest
 from siraya.router.v1 import videos_pb2, videos_pb2_grpc
 from tests.e2e.conformance import Surfaces
 from tests.e2e.gemini_harness import GEMINI_KEY, GeminiGatewayHarness
-from tests.e2e.test_schema_key_order import SCHEMA as ORDERED_SCHEMA
-from tests.e2e.test_schema_key_order import SCHEMA_BYTES as ORDERED_SCHEMA_BYTES
+from tests.e2e.openai_door.test_schema_key_order import SCHEMA as ORDERED_SCHEMA
+from tests.e2e.openai_door.test_schema_key_order import SCHEMA_BYTES as ORDERED_SCHEMA_BYTES
 from tests.fakes.gemini_upstream import GeminiFault, GeminiReply, ScriptedCall
 from tests.fakes.openai_upstream.media import TINY_PNG
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # A start-up failure must not take longer than this (the model is never loaded for one).
 EXIT_WITHIN = 60
 
