@@ -57,7 +57,11 @@ def add_completions_routes(
                 return await handler(request)
             except (GatewayError, CodecError) as refused:
                 authenticate = request.app[stubs_key].authenticate
-                if request.get(RPC_CALLED) or isinstance(refused, AuthenticationFailed) or authenticate is None:
+                if (
+                    request.get(RPC_CALLED)
+                    or isinstance(refused, AuthenticationFailed)
+                    or authenticate is None
+                ):
                     raise
                 await authenticate(request.headers.get("Authorization"))
                 raise
@@ -70,9 +74,16 @@ def add_completions_routes(
         stub = request.app[stubs_key].completions
         metadata = call_metadata(request)
         if body.get("stream") is True:
-            call = stub.StreamCompletion(completions_pb2.StreamCompletionRequest(params=params), metadata=metadata)
+            call = stub.StreamCompletion(
+                completions_pb2.StreamCompletionRequest(params=params), metadata=metadata
+            )
             return await relay_stream(
-                request, call, _chunk_frame, error_event, request_id_of(request), first_headers=_provider_header
+                request,
+                call,
+                _chunk_frame,
+                error_event,
+                request_id_of(request),
+                first_headers=_provider_header,
             )
         reply, headers = await unary(
             stub.CreateCompletion(completions_pb2.CreateCompletionRequest(params=params), metadata=metadata)

@@ -34,7 +34,10 @@ __all__ = ["CompletionsServicer"]
 
 
 async def _admitted(
-    gateway: Gateway, params: completions_pb2.CompletionParams, context: grpc.aio.ServicerContext, streaming: bool
+    gateway: Gateway,
+    params: completions_pb2.CompletionParams,
+    context: grpc.aio.ServicerContext,
+    streaming: bool,
 ) -> tuple[KeyRecord, RequestContext, chat_pb2.ChatCompletionParams, list[str]]:
     """(the key, the call's context, the chat request without its message, the prompts)."""
     authorization, ctx = call_context(context)

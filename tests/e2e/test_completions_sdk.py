@@ -121,7 +121,9 @@ def test_unary_completion(clients_gateway: ClientsGatewayHarness, upstream: Upst
     assert choice.text == reply_to(upstream, "Say hello")
     assert completion.usage is not None
     assert completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
-    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    assert (
+        completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
     assert raw.headers["x-siraya-provider"] == body["provider"]
     assert upstream_max_tokens(upstream) == 50
     # Metered and written to the ledger as a chat request is.
@@ -133,7 +135,9 @@ def test_unary_completion(clients_gateway: ClientsGatewayHarness, upstream: Upst
     )
 
 
-def test_max_tokens_defaults_to_16(clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest) -> None:
+def test_max_tokens_defaults_to_16(
+    clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest
+) -> None:
     completion = sdk(clients_gateway).completions.create(model=upstream.chat_model, prompt=LONG_PROMPT)
     assert upstream_max_tokens(upstream) == 16
     [choice] = completion.choices
@@ -171,7 +175,9 @@ def test_n_with_a_prompt_array_orders_choices_as_openai(clients_gateway: Clients
     ]
 
 
-def test_echo_and_token_id_prompt(clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest) -> None:
+def test_echo_and_token_id_prompt(
+    clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest
+) -> None:
     client = sdk(clients_gateway)
     echoed = client.completions.create(model=upstream.chat_model, prompt="Echo me", echo=True)
     assert echoed.choices[0].text == "Echo me" + reply_to(upstream, "Echo me")
@@ -292,7 +298,17 @@ def test_stream_without_usage_echo_and_prompts(
         ({"temperature": 3}, "temperature"),
         ({"stream": True, "best_of": 2, "n": 1}, "best_of"),
     ],
-    ids=["suffix", "best_of", "logprobs-range", "no-prompt", "mixed-prompt", "bad-token", "max-tokens", "temp", "best_of-stream"],
+    ids=[
+        "suffix",
+        "best_of",
+        "logprobs-range",
+        "no-prompt",
+        "mixed-prompt",
+        "bad-token",
+        "max-tokens",
+        "temp",
+        "best_of-stream",
+    ],
 )
 def test_bad_requests_are_400_in_openai_shape(
     clients_gateway: ClientsGatewayHarness, body: dict[str, Any], param: str

@@ -72,7 +72,9 @@ def check_completion_params(params: completions_pb2.CompletionParams) -> None:
         )
 
 
-def to_chat_params(params: completions_pb2.CompletionParams, streaming: bool) -> chat_pb2.ChatCompletionParams:
+def to_chat_params(
+    params: completions_pb2.CompletionParams, streaming: bool
+) -> chat_pb2.ChatCompletionParams:
     """Everything of the chat request but its message (`with_prompt` adds one per prompt)."""
     chat = chat_pb2.ChatCompletionParams(model=params.model)
     chat.max_tokens = params.max_tokens if params.HasField("max_tokens") else DEFAULT_MAX_TOKENS
