@@ -17,6 +17,7 @@ import pytest
 
 from server import tokens
 from tests.e2e.clients_harness import UPSTREAMS, ClientsGatewayHarness, UpstreamUnderTest
+from tests.fakes.openai_upstream import Fault
 from tests.openapi_schema import assert_matches_schema
 
 LONG_PROMPT = " ".join(f"word{i}" for i in range(30))
@@ -345,3 +346,19 @@ def test_auth_and_model_errors(clients_gateway: ClientsGatewayHarness) -> None:
 def test_stream_error_before_the_first_chunk_is_a_real_status(clients_gateway: ClientsGatewayHarness) -> None:
     with pytest.raises(openai.NotFoundError):
         list(sdk(clients_gateway).completions.create(model="no-such-model", prompt="x", stream=True))
+
+
+def test_upstream_failures_before_and_after_the_first_chunk(clients_gateway: ClientsGatewayHarness) -> None:
+    fake = clients_gateway.openai
+    fake.inject(Fault(path="/v1/chat/completions", status=503))
+    refused = post(clients_gateway, {"model": "gpt-test", "prompt": "x", "stream": True})
+    assert refused.status_code == 502 and refused.json()["error"]["code"] == "provider_error"
+    fake.inject(Fault(path="/v1/chat/completions", reset_after_chunks=3))
+    stream = sdk(clients_gateway).completions.create(
+        model="gpt-test", prompt="one two three four five six", stream=True
+    )
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            received.append(chunk)
+    assert received and received[0].object == "text_completion"
