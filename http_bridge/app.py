@@ -12,6 +12,7 @@ from aiohttp import BodyPartReader, web
 
 from http_bridge.accounts_routes import add_account_routes
 from http_bridge.call_headers import unary
+from http_bridge.completions_routes import add_completions_routes
 from http_bridge.console import ConsoleOptions, add_console
 from http_bridge.errors import as_gateway_error, error_event, error_response, payload_error
 from http_bridge.json_depth import too_deep
@@ -445,6 +446,7 @@ def build_app(
     app.router.add_get("/v1/videos/{video_id}/content", download_video)
     add_account_routes(app, STUBS, read_json, call_metadata, request_id_of)
     add_messages_routes(app, STUBS, read_json, call_metadata, request_id_of)
+    add_completions_routes(app, STUBS, read_json, call_metadata, request_id_of)
     add_response_routes(app, STUBS, call_metadata, json_response, relay_response_events)
     add_usage_routes(app, STUBS, call_metadata, request_id_of)
     if console is not None:

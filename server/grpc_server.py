@@ -20,6 +20,7 @@ from server.gateway import Gateway
 from server.rpc_decoding import SafeDecoding
 from server.services.admin import AccountServicer, KeysServicer
 from server.services.chat import ChatServicer
+from server.services.completions import CompletionsServicer
 from server.services.embeddings import EmbeddingsServicer
 from server.services.images import ImagesServicer
 from server.services.messages import MessagesServicer
@@ -48,6 +49,7 @@ class Servicers:
         self.videos = VideosServicer(gateway)
         self.messages = MessagesServicer(gateway)
         self.usage = UsageServicer(gateway, admin_key)
+        self.completions = CompletionsServicer(gateway)
 
     def each(self) -> list[Any]:
         """Every servicer, in the order of siraya.router.services.SERVICES."""

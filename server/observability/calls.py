@@ -23,6 +23,8 @@ __all__ = ["CallObservation", "RpcInfo", "rpc_info"]
 _ENDPOINTS = {
     "CreateChatCompletion": ("/v1/chat/completions", "chat"),
     "StreamChatCompletion": ("/v1/chat/completions", "chat"),
+    "CreateCompletion": ("/v1/completions", "text_completion"),
+    "StreamCompletion": ("/v1/completions", "text_completion"),
     "CreateResponse": ("/v1/responses", "chat"),
     "StreamResponse": ("/v1/responses", "chat"),
     "GetResponse": ("/v1/responses/{id}", "get_response"),

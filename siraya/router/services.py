@@ -19,6 +19,8 @@ from siraya.router.v1 import (
     admin_pb2_grpc,
     chat_pb2,
     chat_pb2_grpc,
+    completions_pb2,
+    completions_pb2_grpc,
     embeddings_pb2,
     embeddings_pb2_grpc,
     images_pb2,
@@ -70,5 +72,6 @@ SERVICES: tuple[ServiceContract, ...] = (
     _contract("account", admin_pb2, admin_pb2_grpc, "AccountService"),
     _contract("messages", messages_pb2, messages_pb2_grpc, "MessagesService"),
     _contract("usage", admin_pb2, admin_pb2_grpc, "UsageService"),
+    _contract("completions", completions_pb2, completions_pb2_grpc, "CompletionsService"),
 )
 SERVICE_NAMES: tuple[str, ...] = tuple(contract.full_name for contract in SERVICES)

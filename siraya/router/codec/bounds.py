@@ -1,8 +1,9 @@
 """The bounds OpenAI documents for request fields, in one table, checked on the decoded params.
 
-The checks read the protos (`ChatCompletionParams`, `ResponseParams`, `EmbeddingParams`), not the
-JSON, so a request that arrives over REST and one that arrives over gRPC meet the same bounds. The
-gateway calls them as a request enters (server/gateway.py). Ranges are OpenAI's
+The checks read the protos (`ChatCompletionParams`, `ResponseParams`, `EmbeddingParams`,
+`CompletionParams`), not the JSON, so a request that arrives over REST and one that arrives over
+gRPC meet the same bounds. The gateway calls them as a request enters (server/gateway.py; the
+completions servicer for `CompletionParams`). Ranges are OpenAI's
 (openai-openapi.yaml) where it gives one; where it gives none (token counts, `dimensions`, the size
 of `logit_bias`) the cap is one no model comes near, so that a single field cannot ask an upstream
 for an unbounded answer (issue #20: `dimensions: 19417038` brought back 103 MB).
@@ -14,10 +15,11 @@ An out-of-range value raises CodecError naming the field, with OpenAI's codes
 from __future__ import annotations
 
 from siraya.router.codec.errors import CodecError
-from siraya.router.v1 import chat_pb2, embeddings_pb2, responses_pb2
+from siraya.router.v1 import chat_pb2, completions_pb2, embeddings_pb2, responses_pb2
 
 __all__ = [
     "CHAT_BOUNDS",
+    "COMPLETION_BOUNDS",
     "EMBEDDING_BOUNDS",
     "LOGIT_BIAS_ENTRIES",
     "LOGIT_BIAS_RANGE",
@@ -25,6 +27,7 @@ __all__ = [
     "MAX_OUTPUT_TOKENS",
     "RESPONSE_BOUNDS",
     "check_chat",
+    "check_completion",
     "check_embedding",
     "check_response",
 ]
@@ -54,6 +57,17 @@ RESPONSE_BOUNDS: tuple[Bound, ...] = (
     ("top_logprobs", 0, 20),
 )
 EMBEDDING_BOUNDS: tuple[Bound, ...] = (("dimensions", 1, MAX_DIMENSIONS),)
+# OpenAI allows `max_tokens: 0` (with `echo`, to score a prompt); a chat model generates at least one.
+COMPLETION_BOUNDS: tuple[Bound, ...] = (
+    ("temperature", 0, 2),
+    ("top_p", 0, 1),
+    ("presence_penalty", -2, 2),
+    ("frequency_penalty", -2, 2),
+    ("n", 1, 128),
+    ("max_tokens", 1, MAX_OUTPUT_TOKENS),
+    ("logprobs", 0, 5),
+    ("best_of", 0, 20),
+)
 
 
 def _number(value: float) -> str:
@@ -116,3 +130,8 @@ def check_response(params: responses_pb2.ResponseParams) -> None:
 
 def check_embedding(params: embeddings_pb2.EmbeddingParams) -> None:
     _check(params, EMBEDDING_BOUNDS)
+
+
+def check_completion(params: completions_pb2.CompletionParams) -> None:
+    # `logit_bias` is checked on the chat request it becomes (`check_chat`), with the same names.
+    _check(params, COMPLETION_BOUNDS)

@@ -35,6 +35,7 @@ __all__ = [
     "encode_chat_request",
     "normalize_chat_chunk",
     "normalize_chat_completion",
+    "usage_object",
 ]
 
 _BAD_SHAPE = (TypeError, ValueError)
@@ -347,6 +348,11 @@ def chat_completion_object(completion: chat_pb2.ChatCompletion) -> JsonObject:
 def chat_chunk_object(chunk: chat_pb2.ChatCompletionChunk, include_usage_field: bool = False) -> JsonObject:
     """The JSON object `encode_chat_chunk` serializes."""
     return _chunk_dict(chunk, include_usage_field)
+
+
+def usage_object(usage: common_pb2.Usage) -> JsonObject:
+    """OpenAI's CompletionUsage object, as a chat completion carries it (legacy completions share it)."""
+    return _usage_dict(usage)
 
 
 _INT32 = 2**31

@@ -1,8 +1,9 @@
 """LlamaIndex (`llama-index-llms-openai-like`, `llama-index-embeddings-openai-like`) against a model on
 each upstream behind the gateway, with the library's defaults.
 
-`OpenAILike` is told what the model is, as its own documentation does: `is_chat_model=True` (else it
-would call the legacy /v1/completions, which the gateway does not serve) and
+`OpenAILike` with its DEFAULT `is_chat_model=False` calls the legacy /v1/completions for `complete` and
+`stream_complete`; the gateway serves it for every model (through its chat pipeline). The other tests
+tell it what the model is, as its own documentation does: `is_chat_model=True` and
 `is_function_calling_model=True`; `should_use_structured_outputs=True` picks json_schema for
 structured output, and without it LlamaIndex extracts by function calling (tool_choice "required",
 `parallel_tool_calls: false`). Stream usage is asked for the way LlamaIndex passes any OpenAI
@@ -55,6 +56,33 @@ def llm(gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest, **settings:
         timeout=20,
         **settings,
     )
+
+
+def test_default_settings_complete_through_legacy_completions(
+    clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest
+) -> None:
+    """Nothing but the model, the URL and the key: `complete` and `stream_complete` use /v1/completions."""
+    model = openai_like.OpenAILike(
+        model=upstream.chat_model, api_base=clients_gateway.base_url, api_key=clients_gateway.api_key
+    )
+    assert model.metadata.is_chat_model is False
+    answer = model.complete("Say hello")
+    assert "Say hello" in answer.text
+    assert answer.raw.object == "text_completion"
+    assert answer.raw.usage.prompt_tokens > 0 and answer.raw.usage.completion_tokens > 0
+    streamed = list(model.stream_complete("Stream hello"))
+    assert len(streamed) >= 2 and streamed[-1].text.endswith("Stream hello")
+    assert "".join(part.delta or "" for part in streamed) == streamed[-1].text
+    assert {part.raw.object for part in streamed} == {"text_completion"}
+    with_usage = openai_like.OpenAILike(
+        model=upstream.chat_model,
+        api_base=clients_gateway.base_url,
+        api_key=clients_gateway.api_key,
+        additional_kwargs={"stream_options": {"include_usage": True}},
+    )
+    counted = [p.additional_kwargs for p in with_usage.stream_complete("Count me") if p.additional_kwargs]
+    assert counted and counted[-1]["completion_tokens"] > 0
+    assert counted[-1]["total_tokens"] == counted[-1]["prompt_tokens"] + counted[-1]["completion_tokens"]
 
 
 def test_complete_and_chat(clients_gateway: ClientsGatewayHarness, upstream: UpstreamUnderTest) -> None:

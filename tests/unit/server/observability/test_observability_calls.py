@@ -5,21 +5,10 @@ from __future__ import annotations
 import pytest
 
 from server.observability.calls import rpc_info
-from siraya.router.v1 import (
-    admin_pb2,
-    chat_pb2,
-    embeddings_pb2,
-    images_pb2,
-    models_pb2,
-    responses_pb2,
-    videos_pb2,
-)
+from siraya.router.services import SERVICES
 
 METHODS = [
-    (service.full_name, method.name)
-    for module in (chat_pb2, responses_pb2, embeddings_pb2, images_pb2, models_pb2, videos_pb2, admin_pb2)
-    for service in module.DESCRIPTOR.services_by_name.values()
-    for method in service.methods
+    (contract.full_name, method.name) for contract in SERVICES for method in contract.descriptor.methods
 ]
 
 

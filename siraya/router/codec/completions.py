@@ -1,0 +1,213 @@
+"""OpenAI legacy completions JSON <-> `CompletionParams` / `Completion`.
+
+`decode_completion_request` checks a client's `POST /v1/completions` body has the shape the proto
+needs and names the offending field in every error; the rules on values (ranges, `suffix`, `best_of`,
+token ids) are checked on the proto, for REST and gRPC callers alike (`bounds.check_completion`,
+`completions_to_chat.check_completion_params`, server/completion_prompts.py). `encode_completion`
+writes OpenAI's CreateCompletionResponse, which is also the shape of each streamed chunk.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from siraya.router.codec.chat import usage_object
+from siraya.router.codec.errors import CodecError
+from siraya.router.codec.fields import (
+    JsonObject,
+    opt_bool,
+    opt_float,
+    opt_int,
+    opt_object,
+    opt_str,
+)
+from siraya.router.codec.routing import collect_extra_body, decode_routing, require_model
+from siraya.router.codec.validate import invalid_token_id
+from siraya.router.v1 import completions_pb2
+
+__all__ = ["completion_object", "decode_completion_request", "encode_completion"]
+
+_FLOAT_PARAMS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+_INT32_PARAMS = ("max_tokens", "n", "logprobs", "best_of")
+_KNOWN_KEYS = frozenset(
+    {
+        *_FLOAT_PARAMS,
+        *_INT32_PARAMS,
+        "model",
+        "prompt",
+        "suffix",
+        "stop",
+        "seed",
+        "echo",
+        "logit_bias",
+        "user",
+        "stream",
+        "stream_options",
+    }
+)
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_PROMPT_SHAPES = "a string, an array of strings, an array of token ids or an array of token id arrays"
+
+
+def _invalid_type(param: str, expected: str) -> CodecError:
+    return CodecError(f"Invalid type for '{param}': expected {expected}.", param, "invalid_type")
+
+
+def _int_in(value: int | None, lowest: int, highest: int, param: str) -> int | None:
+    if value is not None and not lowest <= value <= highest:
+        raise CodecError(f"Invalid value for '{param}': integer out of range.", param)
+    return value
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+def decode_completion_request(body: JsonObject) -> completions_pb2.CompletionParams:
+    """Decode a client's `POST /v1/completions` body (OpenAI's CreateCompletionRequest + routing)."""
+    params = completions_pb2.CompletionParams(model=require_model(body))
+    _decode_prompt(body.get("prompt"), params)
+    for key in _FLOAT_PARAMS:
+        if key in body and (number := opt_float(body, key)) is not None:
+            setattr(params, key, number)
+    for key in _INT32_PARAMS:
+        if key in body and (integer := _int_in(opt_int(body, key), _INT32_MIN, _INT32_MAX, key)) is not None:
+            setattr(params, key, integer)
+    for key in ("suffix", "user"):
+        if (text := opt_str(body, key)) is not None:
+            setattr(params, key, text)
+    for key in ("echo", "stream"):
+        if (flag := opt_bool(body, key)) is not None:
+            setattr(params, key, flag)
+    seed = _int_in(opt_int(body, "seed"), _INT64_MIN, _INT64_MAX, "seed")
+    if seed is not None:
+        params.seed = seed
+    _decode_stop(body.get("stop"), params)
+    logit_bias = opt_object(body, "logit_bias")
+    if logit_bias:
+        for token in logit_bias:
+            path = f"logit_bias.{token}"
+            weight = _int_in(opt_int(logit_bias, token, path), _INT32_MIN, _INT32_MAX, path)
+            if weight is None:
+                raise _invalid_type(path, "an integer")
+            params.logit_bias[token] = weight
+    stream_options = opt_object(body, "stream_options")
+    if stream_options is not None:
+        params.stream_options.SetInParent()
+        for key in ("include_usage", "include_obfuscation"):
+            flag = opt_bool(stream_options, key, f"stream_options.{key}")
+            if flag is not None:
+                setattr(params.stream_options, key, flag)
+    decode_routing(body, params.routing)
+    collect_extra_body(body, _KNOWN_KEYS, params.extra_body)
+    return params
+
+
+def _decode_prompt(value: Any, params: completions_pb2.CompletionParams) -> None:
+    """Fill the prompt oneof. An empty array and ids no tokenizer knows are refused on the proto
+    (server/completion_prompts.py); here only a shape the proto cannot hold is."""
+    if isinstance(value, str):
+        params.text = value
+        return
+    if value is None:
+        raise CodecError("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
+    if not isinstance(value, list):
+        raise _invalid_type("prompt", _PROMPT_SHAPES)
+    if not value:
+        params.texts.SetInParent()
+        return
+    first = value[0]
+    if isinstance(first, str):
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                raise CodecError(
+                    f"Invalid value for 'prompt[{index}]': an array of strings must hold only strings.",
+                    f"prompt[{index}]",
+                )
+        params.texts.values.extend(value)
+    elif isinstance(first, list):
+        for index, ids in enumerate(value):
+            if not isinstance(ids, list):
+                raise CodecError(
+                    f"Invalid value for 'prompt[{index}]': an array of token id arrays must hold only "
+                    "arrays of token ids.",
+                    f"prompt[{index}]",
+                )
+            params.token_lists.values.add().values.extend(_token_ids(ids, f"prompt[{index}]"))
+    elif type(first) is int:
+        params.tokens.values.extend(_token_ids(value, "prompt"))
+    else:
+        raise CodecError(f"Invalid value for 'prompt[0]': expected {_PROMPT_SHAPES}.", "prompt[0]")
+
+
+def _token_ids(ids: list[Any], param: str) -> list[int]:
+    for index, token in enumerate(ids):
+        # `type(...) is int` also refuses bools, which are ints to Python.
+        if type(token) is not int or not _INT64_MIN <= token <= _INT64_MAX:
+            raise invalid_token_id(param, index)
+    return ids
+
+
+def _decode_stop(value: Any, params: completions_pb2.CompletionParams) -> None:
+    if value is None:
+        return
+    if isinstance(value, str):
+        params.stop.append(value)
+        return
+    if not isinstance(value, list):
+        raise _invalid_type("stop", "a string or an array of strings")
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise _invalid_type(f"stop[{index}]", "a string")
+    params.stop.extend(value)
+
+
+# --- replies ----------------------------------------------------------------------------------
+
+
+def encode_completion(completion: completions_pb2.Completion) -> bytes:
+    """OpenAI's CreateCompletionResponse bytes: a unary completion, or one `data:` chunk of a stream."""
+    return orjson.dumps(completion_object(completion))
+
+
+def completion_object(completion: completions_pb2.Completion) -> JsonObject:
+    """The JSON object `encode_completion` serializes, in OpenAI's key order.
+
+    A chunk's unfinished choice has `finish_reason: null`, as OpenAI's stream does; `usage` appears
+    only where the completion has it. `usage.cost` and `provider` are the gateway's additions.
+    """
+    out: JsonObject = {
+        "id": completion.id,
+        "object": "text_completion",
+        "created": completion.created,
+        "model": completion.model,
+        "choices": [
+            {
+                "text": choice.text,
+                "index": choice.index,
+                "logprobs": _logprobs_object(choice.logprobs) if choice.HasField("logprobs") else None,
+                "finish_reason": choice.finish_reason if choice.HasField("finish_reason") else None,
+            }
+            for choice in completion.choices
+        ],
+    }
+    if completion.HasField("system_fingerprint"):
+        out["system_fingerprint"] = completion.system_fingerprint
+    if completion.HasField("usage"):
+        out["usage"] = usage_object(completion.usage)
+    if completion.HasField("provider"):
+        out["provider"] = completion.provider
+    return out
+
+
+def _logprobs_object(logprobs: completions_pb2.CompletionLogprobs) -> JsonObject:
+    return {
+        "tokens": list(logprobs.tokens),
+        "token_logprobs": list(logprobs.token_logprobs),
+        "top_logprobs": [
+            {entry.token: entry.logprob for entry in position.entries} for position in logprobs.top_logprobs
+        ],
+        "text_offset": list(logprobs.text_offset),
+    }
