@@ -958,4 +958,5 @@ def test_public_names() -> None:
         "chat_completion_object",
         "normalize_chat_chunk",
         "normalize_chat_completion",
+        "usage_object",
     }
