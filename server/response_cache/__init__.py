@@ -5,6 +5,6 @@ stores.py   where answers live: an in-process LRU bounded in bytes, or Redis
 stage.py    the pipeline stage: the lookup before admission, the keep after settlement
 """
 
-from server.response_cache.stage import CACHE_HEADER, JsonForm, ProtoForm, ResponseCache, build_cache
+from server.response_cache.stage import CACHE_HEADER, ProtoForm, ResponseCache, build_cache
 
-__all__ = ["CACHE_HEADER", "JsonForm", "ProtoForm", "ResponseCache", "build_cache"]
+__all__ = ["CACHE_HEADER", "ProtoForm", "ResponseCache", "build_cache"]

@@ -34,7 +34,7 @@ from server.response_cache.stores import CacheStore, MemoryCacheStore, RedisCach
 from server.routing.catalogue import CatalogueEntry
 from server.routing.route import Route
 
-__all__ = ["CACHE_HEADER", "CacheLookup", "JsonForm", "ProtoForm", "ResponseCache", "build_cache"]
+__all__ = ["CACHE_HEADER", "CacheLookup", "Form", "ProtoForm", "ResponseCache", "build_cache"]
 
 logger = logging.getLogger("siraya.cache")
 
@@ -64,18 +64,6 @@ class ProtoForm(Generic[M]):
 
     def decode(self, data: bytes) -> M:
         return self.message.FromString(data)
-
-
-class JsonForm:
-    """OpenAI's JSON objects, as the gateway passes an OpenAI-protocol upstream's answers on."""
-
-    name = "json"
-
-    def encode(self, item: Any) -> bytes:
-        return orjson.dumps(item)
-
-    def decode(self, data: bytes) -> Any:
-        return orjson.loads(data)
 
 
 class ResponseCache:

@@ -132,7 +132,9 @@ def test_stream_chunks_come_back_as_the_upstream_wrote_them(
     assert [data for _, data in frames[:-1]] == expected
 
 
-def test_the_sdk_sees_vendor_fields_unary_and_streamed(client: openai.OpenAI, harness: GatewayHarness) -> None:
+def test_the_sdk_sees_vendor_fields_unary_and_streamed(
+    client: openai.OpenAI, harness: GatewayHarness
+) -> None:
     harness.native.script_chat(ScriptedReply(content="unary", **VENDOR_REPLY))
     completion = client.chat.completions.create(
         model=PUBLIC_MODEL, messages=[{"role": "user", "content": "hi"}]
