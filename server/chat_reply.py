@@ -38,7 +38,7 @@ from server.gateway_usage import (
     usage_chunk,
     usage_chunk_json,
 )
-from server.providers.openai_relay import TEXT_PATTERN, EventStamp, stamp_object
+from server.providers.openai_relay import EventStamp, relayed_text_bytes, stamp_object
 from server.routing.route import Route
 from siraya.router.codec.chat import (
     decode_chat_chunk,
@@ -67,7 +67,6 @@ __all__ = [
 ]
 
 ChatChunk = bytes | JsonObject | chat_pb2.ChatCompletionChunk
-_findall = TEXT_PATTERN.findall
 
 
 class ChatAnswer:
@@ -145,7 +144,7 @@ def fold_any_chunk(chunk: ChatChunk, total: Consumption) -> Any:
     only its text is counted, for the estimate of a stream that ends without usage.
     """
     if type(chunk) is bytes:
-        size = sum(map(len, _findall(chunk)))
+        size = relayed_text_bytes(chunk)
         if size:
             total.completion_tokens += -(-size // BYTES_PER_TOKEN)
         return None

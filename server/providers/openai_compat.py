@@ -22,7 +22,7 @@ from server.providers.http1_client import Http1Response
 from server.providers.openai_relay import (
     chunk_problem,
     completion_problem,
-    relay_ready,
+    relay_event,
     relay_request,
     without_cache_control,
 )
@@ -157,11 +157,8 @@ class OpenAICompatibleProvider:
             raise _stream_error(self.name, parsed["error"], self._secrets)
         return parsed
 
-    def _relay_event(self, event: str | None, data: bytes) -> bytes | JsonObject:
-        """A chat stream event for the relay lane: its bytes, or parsed when it carries usage or an
-        error (`relay_ready`)."""
-        if relay_ready(data):
-            return data
+    def _relay_chunk(self, event: str | None, data: bytes) -> JsonObject:
+        """A chat stream event the relay lane must read (`relay_event`): parsed and checked."""
         chunk = self._parse_event(event, data)
         problem = chunk_problem(chunk)
         if problem is not None:
@@ -225,9 +222,9 @@ class OpenAICompatibleProvider:
         upstream_model: str,
         ctx: RequestContext,
     ) -> AsyncIterator[bytes | JsonObject]:
-        """The upstream's stream events as they came (`_relay_event`), until [DONE]."""
+        """The upstream's stream events as they came (`relay_event`), until [DONE]."""
         body = self._relayed_body(params, openai_body, upstream_model, stream=True)
-        return self._stream_events("/chat/completions", body, ctx, self._relay_event)
+        return self._stream_events("/chat/completions", body, ctx, partial(relay_event, self._relay_chunk))
 
     @staticmethod
     def _relayed_body(

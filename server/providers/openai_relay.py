@@ -22,6 +22,7 @@ with certainty, is parsed, and then re-serialized with its keys in their order.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -35,7 +36,7 @@ __all__ = [
     "EventStamp",
     "chunk_problem",
     "completion_problem",
-    "relay_ready",
+    "relay_event",
     "relay_request",
     "relayed_text_bytes",
     "stamp_object",
@@ -48,11 +49,13 @@ _RESERVED_STREAMING = frozenset({"model", "messages", "stream"})
 _RESERVED = _RESERVED_STREAMING | {"stream_options"}
 
 _USAGE = b'"usage"'
-_USAGE_NULL = b'"usage":null'
-_ERROR = b'"error"'
+# The keys of the text deltas, most frequent first (see `relayed_text_bytes`).
+_TEXT_KEYS = (b'"content":"', b'"arguments":"', b'"reasoning_content":"', b'"reasoning":"')
 _MODEL = b'"model":'
-_PROVIDER = b'"provider"'
 _COMMA_USAGE_NULL = b',"usage":null'
+_USAGE_NULL_END = b',"usage":null}'
+# What an event must be parsed for: usage that is not null, an error, or the upstream's own provider.
+_MUST_READ = re.compile(rb'"(?:usage"\s*:\s*[^n\s]|error"|provider")')
 _QUOTE, _BACKSLASH, _CLOSE = ord('"'), ord("\\"), ord("}")
 _NESTING = re.compile(rb"[{}\[\]]")
 # The text an answer is made of, for the bytes/4 estimate of a stream whose upstream reports no
@@ -122,19 +125,19 @@ def _without_key(item: Any) -> Any:
     return {key: value for key, value in item.items() if key != _CACHE_CONTROL}
 
 
-def relay_ready(data: bytes) -> bool:
-    """Whether a stream event can go on unparsed: an object that carries neither usage nor an error,
-    the two things the gateway must read.
+def relay_event(
+    parse: Callable[[str | None, bytes], JsonObject], event: str | None, data: bytes
+) -> bytes | JsonObject:
+    """One stream event for the relay lane: its bytes when they can go on unparsed, else `parse`'s.
 
-    An unescaped `"usage"` or `"error"` is a key or a string value, never text inside a string (JSON
-    escapes the quotes there), so counting them in the bytes is enough; `"usage":null` is no usage.
+    Bytes go on when they are an object with no usage and no error (the two things the gateway must
+    read) and no `provider` of the upstream's (which the gateway replaces). An unescaped `"usage"`
+    is a key or a string value, never text inside a string (JSON escapes the quotes there), so one
+    search of the bytes is enough; `"usage":null` is no usage.
     """
-    return (
-        data[:1] == b"{"
-        and data[-1:] == b"}"
-        and data.count(_USAGE) == data.count(_USAGE_NULL)
-        and _ERROR not in data
-    )
+    if data[:1] == b"{" and data[-1:] == b"}" and _MUST_READ.search(data) is None:
+        return data
+    return parse(event, data)
 
 
 # The detail counts the gateway meters (server/gateway_usage.py: usage_consumption_json).
@@ -195,7 +198,26 @@ def chunk_problem(chunk: Any) -> str | None:
 
 
 def relayed_text_bytes(data: bytes) -> int:
-    """How many bytes of answer text one stream event carries (see `TEXT_PATTERN`)."""
+    """How many bytes of answer text one stream event carries, escapes as written.
+
+    Most events carry one text delta (content, tool-call arguments, reasoning): the first of those
+    keys found is read directly. An event with none of them is searched for every text key
+    (`TEXT_PATTERN`, which also reads spaced JSON).
+    """
+    for key in _TEXT_KEYS:
+        at = data.find(key)
+        if at < 0:
+            continue
+        start = at + len(key)
+        end = data.find(b'"', start)
+        while end > 0 and data[end - 1] == _BACKSLASH:
+            run = end - 1
+            while data[run - 1] == _BACKSLASH:
+                run -= 1
+            if (end - run) % 2 == 0:  # an even run of backslashes escapes itself: the quote is real
+                break
+            end = data.find(b'"', end + 1)
+        return end - start if end > 0 else 0
     return sum(map(len, TEXT_PATTERN.findall(data)))
 
 
@@ -215,16 +237,26 @@ def stamp_object(answer: JsonObject, model: str, provider: str, keep_usage_null:
 class EventStamp:
     """Writes the gateway's fields into each relayed event of one stream; the event's bytes out.
 
-    An event that was not parsed is patched as bytes: the top-level `"model":"..."` is found among the
-    scalars that open the event (OpenAI writes id, object, created, then model) and its value
-    swapped, a final `,"usage":null` is taken out when the client did not ask for usage, and
-    `,"provider":"..."` goes in before the closing brace. The patch reads only what it can be sure
-    of; anything else (`model` after a nested object, spaces, an escape, the upstream's own
-    `provider`) is parsed instead, stamped with `stamp_object` and serialized again: the same
-    result, at the cost of a parse. An event already parsed (it carried usage) takes that way too.
+    It takes what `relay_event` gives: an event's bytes, or the parsed event. Bytes are patched as
+    bytes: the top-level `"model":"..."` is found among the scalars that open the event (OpenAI
+    writes id, object, created, then model) and its value swapped, a `,"usage":null` of the event's
+    own is taken out when the client did not ask for usage, and `,"provider":"..."` goes in before
+    the closing brace. The events of one stream share their head (id, object, created, model), so
+    once one event's head is known the next ones that start with the same bytes need no search. The
+    patch acts only where it can be sure; anything else (`model` after a nested object, spaces, an
+    escape) is parsed instead, stamped with `stamp_object` and serialized again: the same result, at
+    the cost of a parse. An event already parsed (it carried usage) takes that way too.
     """
 
-    __slots__ = ("_model_field", "_provider_tail", "keep_usage_null", "model", "provider")
+    __slots__ = (
+        "_head",
+        "_model_field",
+        "_new_head",
+        "_provider_tail",
+        "keep_usage_null",
+        "model",
+        "provider",
+    )
 
     def __init__(self, model: str, provider: str, keep_usage_null: bool) -> None:
         self.model = model
@@ -232,33 +264,46 @@ class EventStamp:
         self.keep_usage_null = keep_usage_null
         self._model_field = _MODEL + orjson.dumps(model)
         self._provider_tail = b',"provider":' + orjson.dumps(provider) + b"}"
+        # The upstream's head up to the end of its model value, and what replaces it.
+        self._head = self._new_head = b"\x00"
 
     def __call__(self, event: bytes | JsonObject) -> bytes:
         if type(event) is dict:
             return self.stamped(event)
         data: bytes = event  # type: ignore[assignment]
+        if not data.startswith(self._head) and not self._learn_head(data):
+            return self.stamped(self.parse(data))
+        start = len(self._head)
+        if self.keep_usage_null:
+            return self._new_head + data[start:-1] + self._provider_tail
+        # A `,"usage":null` with nothing nested after it up to the closing brace is the event's own.
+        if data.endswith(_USAGE_NULL_END):
+            return self._new_head + data[start:-14] + self._provider_tail
+        cut = data.rfind(_COMMA_USAGE_NULL)
+        if cut >= start and _NESTING.search(data, cut + 13, len(data) - 1) is None:
+            return b"".join((self._new_head, data[start:cut], data[cut + 13 : -1], self._provider_tail))
+        if cut < 0 and _USAGE not in data:
+            return self._new_head + data[start:-1] + self._provider_tail
+        return self.stamped(self.parse(data))
+
+    def _learn_head(self, data: bytes) -> bool:
+        """Find the event's own `"model":"..."`; its head (all up to the value's end) is then known.
+
+        False when it cannot be sure: no model among the scalars that open the event, a model value
+        with an escape or spaces before it, or an event that does not end with its closing brace.
+        """
         at = data.find(_MODEL)
         # Nothing but scalars before it: then it is a key of the event itself, not of a nested object.
-        if at <= 0 or data[0] != 0x7B or _NESTING.search(data, 1, at) is not None:
-            return self.stamped(self.parse(data))
-        start = at + 8
+        if at <= 0 or data[0] != 0x7B or data[-1] != _CLOSE or _NESTING.search(data, 1, at) is not None:
+            return False
+        start = at + len(_MODEL)
         if data[at - 1] == _BACKSLASH or start >= len(data) or data[start] != _QUOTE:
-            return self.stamped(self.parse(data))
+            return False
         end = data.find(b'"', start + 1)
-        if end < 0 or data[end - 1] == _BACKSLASH or data[-1] != _CLOSE or _PROVIDER in data:
-            return self.stamped(self.parse(data))
-        if self.keep_usage_null:
-            return b"".join((data[:at], self._model_field, data[end + 1 : -1], self._provider_tail))
-        cut = data.rfind(_COMMA_USAGE_NULL)
-        if cut < 0:
-            if _USAGE in data:
-                return self.stamped(self.parse(data))
-            return b"".join((data[:at], self._model_field, data[end + 1 : -1], self._provider_tail))
-        # It must be the event's own usage key: the only one, with nothing but scalars after it.
-        tail = data[cut + 13 : -1]
-        if cut < end or data.count(_USAGE) != 1 or _NESTING.search(tail) is not None:
-            return self.stamped(self.parse(data))
-        return b"".join((data[:at], self._model_field, data[end + 1 : cut], tail, self._provider_tail))
+        if end < 0 or data[end - 1] == _BACKSLASH:
+            return False
+        self._head, self._new_head = data[: end + 1], data[:at] + self._model_field
+        return True
 
     def stamped(self, event: JsonObject) -> bytes:
         stamp_object(event, self.model, self.provider, self.keep_usage_null)

@@ -27,7 +27,7 @@ from server.providers.openai_relay import (
     EventStamp,
     chunk_problem,
     completion_problem,
-    relay_ready,
+    relay_event,
     relay_request,
     relayed_text_bytes,
 )
@@ -53,6 +53,10 @@ USAGE_CHUNK = (
     b'"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,'
     b'"rejected_prediction_tokens":0}},"obfuscation":"a"}'
 )
+
+
+def relay_ready(data: bytes) -> bool:
+    return relay_event(lambda event, data: {}, None, data) is data
 
 
 def _by_parsing(stamp: EventStamp, data: bytes) -> bytes:
@@ -81,9 +85,41 @@ def test_a_recorded_openai_stream_is_patched_as_bytes(
     assert b'"content":"Hello \\"world\\" {x}"' in stamp(OPENAI_STREAM[1])
 
 
+# A vLLM-shaped stream (no obfuscation): after the first event, each is patched by its known head.
+HEADED_STREAM = [
+    b'{"id":"chatcmpl-v","object":"chat.completion.chunk","created":1,"model":"llama","choices":[{"index":0,'
+    b'"delta":{"content":"' + word + b'"},"logprobs":null,"finish_reason":null}],"usage":null}'
+    for word in (b"", b"Hi", b" there", b' \\"quoted\\"', b"!")
+]
+
+
+@pytest.mark.parametrize("keep_usage_null", [False, True], ids=["plain", "include_usage"])
+def test_events_that_share_a_head_are_patched_without_a_search(
+    keep_usage_null: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stamp = EventStamp("public", "fake", keep_usage_null)
+    expected = [_by_parsing(stamp, data) for data in HEADED_STREAM]
+    searched = 0
+    learn_head = EventStamp._learn_head
+
+    def counted(self: EventStamp, data: bytes) -> bool:
+        nonlocal searched
+        searched += 1
+        return learn_head(self, data)
+
+    monkeypatch.setattr(EventStamp, "_learn_head", counted)
+    assert [stamp(data) for data in HEADED_STREAM] == expected
+    assert searched == 1
+    # Another head (a new id) is searched for once more, then known again.
+    other = [data.replace(b"chatcmpl-v", b"chatcmpl-w") for data in HEADED_STREAM[:2]]
+    assert [stamp(data) for data in other] == [_by_parsing(stamp, data) for data in other]
+    assert searched == 2
+
+
 def test_the_upstreams_own_provider_is_replaced_where_it_stands() -> None:
     data = b'{"id":"x","created":1,"model":"m","provider":"OpenAI","choices":[]}'
-    stamped = EventStamp("public", "fake", False)(data)
+    assert not relay_ready(data)
+    stamped = EventStamp("public", "fake", False)(orjson.loads(data))
     assert stamped == b'{"id":"x","created":1,"model":"public","provider":"fake","choices":[]}'
 
 
@@ -177,6 +213,8 @@ def test_random_events_patch_exactly_as_they_parse(monkeypatch: pytest.MonkeyPat
     for _ in range(4000):
         event = _random_event(rng)
         data = json.dumps(event).encode() if rng.random() < 0.2 else orjson.dumps(event)
+        if not relay_ready(data):
+            continue  # parsed by the adapter, never patched
         for stamp in stamps:
             events += 1
             assert stamp(data) == stamp.stamped(orjson.loads(data)), data
@@ -188,7 +226,8 @@ def test_random_events_patch_exactly_as_they_parse(monkeypatch: pytest.MonkeyPat
 def test_an_event_needs_parsing_only_for_usage_or_an_error() -> None:
     assert all(relay_ready(data) for data in OPENAI_STREAM)
     assert not relay_ready(USAGE_CHUNK)
-    assert not relay_ready(b'{"choices":[],"usage": null}')  # spaced: not sure, so parsed
+    assert relay_ready(b'{"choices":[],"usage": null}')
+    assert not relay_ready(b'{"choices":[],"usage" : {"prompt_tokens":1}}')
     assert not relay_ready(b'{"error":{"message":"overloaded"}}')
     assert not relay_ready(b"not json")
     # Quotes inside a string are escaped: a delta that talks about usage is still plain.
@@ -221,7 +260,8 @@ def test_relayed_text_is_counted_as_written() -> None:
     chunks = {
         b'{"choices":[{"delta":{"content":"Hello there"}}]}': 11,
         b'{"choices":[{"delta":{"reasoning_content":"thinking"}}]}': 8,
-        b'{"choices":[{"delta":{"tool_calls":[{"function":{"name":"f","arguments":"{\\"a\\":"}}]}}]}': 1 + 7,
+        # A call's name comes once, in its first delta; its arguments are the text that streams.
+        b'{"choices":[{"delta":{"tool_calls":[{"function":{"name":"f","arguments":"{\\"a\\":"}}]}}]}': 7,
         b'{"choices":[{"delta":{"tool_calls":[{"custom":{"name":"g","input":"raw"}}]}}]}': 4,
         b'{"choices":[{"delta":{"role":"assistant","content":""}}],"usage":null}': 0,
         b'{"choices":[{"delta": {"content" : "spaced"}}]}': 6,
