@@ -33,7 +33,8 @@ from server.providers.openai_relay import (
 )
 from siraya.router.codec.chat import decode_chat_chunk
 
-# Recorded from api.openai.com (ids shortened): the shapes the byte patch is written for.
+# Chunks shaped as api.openai.com writes them (key order, `usage: null` once usage is asked for,
+# `obfuscation` last): the shapes the byte patch is written for.
 OPENAI_STREAM = [
     b'{"id":"chatcmpl-C1","object":"chat.completion.chunk","created":1765000000,"model":"gpt-4o-mini-2024-07-18",'
     b'"service_tier":"default","system_fingerprint":"fp_51db84afab","choices":[{"index":0,"delta":{"role":'
@@ -56,6 +57,7 @@ USAGE_CHUNK = (
 
 
 def relay_ready(data: bytes) -> bool:
+    """Whether `relay_event` passes the bytes on unparsed."""
     return relay_event(lambda event, data: {}, None, data) is data
 
 
