@@ -30,6 +30,7 @@ from server.providers.openai_relay import (
     relay_event,
     relay_request,
     relayed_text_bytes,
+    without_cache_control,
 )
 from siraya.router.codec.chat import decode_chat_chunk
 
@@ -258,6 +259,33 @@ def test_the_clients_body_goes_upstream_with_only_the_gateways_fields_changed() 
     assert "stream_options" not in unary and unary["stream"] is False and unary["model"] == "upstream-name"
 
 
+def test_cache_control_never_reaches_an_openai_compatible_upstream() -> None:
+    """Anthropic's breakpoints (on the request, a message, a content part, a tool) are taken out;
+    every other key keeps its value and place, and the objects that held none are the client's own."""
+    mark = {"type": "ephemeral"}
+    plain_message = {"role": "user", "content": "no breakpoint", "x_vendor": 1}
+    tool_without = {"type": "function", "function": {"name": "b"}}
+    body = {
+        "model": "public",
+        "cache_control": mark,
+        "messages": [
+            {"role": "system", "content": "s", "cache_control": mark, "name": "n"},
+            {"role": "user", "content": [{"type": "text", "text": "a", "cache_control": mark, "x": 1}]},
+            plain_message,
+        ],
+        "tools": [{"type": "function", "function": {"name": "a"}, "cache_control": mark}, tool_without],
+        "x_vendor_knob": True,
+    }
+    original = copy.deepcopy(body)
+    out = without_cache_control(body)
+    assert body == original
+    assert b"cache_control" not in orjson.dumps(out)
+    assert list(out) == ["model", "messages", "tools", "x_vendor_knob"]
+    assert out["messages"][0] == {"role": "system", "content": "s", "name": "n"}
+    assert out["messages"][1]["content"] == [{"type": "text", "text": "a", "x": 1}]
+    assert out["messages"][2] is plain_message and out["tools"][1] is tool_without
+
+
 def test_relayed_text_is_counted_as_written() -> None:
     chunks = {
         b'{"choices":[{"delta":{"content":"Hello there"}}]}': 11,
@@ -319,6 +347,7 @@ def test_a_relayed_answer_is_checked_only_where_the_gateway_reads_it() -> None:
         == "'usage' must hold integer counts"
     )
     assert completion_problem({"choices": [], "usage": {"prompt_tokens_details": {"cached_tokens": True}}})
+    assert completion_problem({"choices": [], "usage": {"prompt_tokens_details": {"cache_write_tokens": -1}}})
     assert chunk_problem({"choices": [], "usage": None}) is None
     assert chunk_problem({"choices": None}) == "'choices' must be an array"
 
