@@ -213,11 +213,14 @@ async def _key_first(request: web.Request, failure: GatewayError) -> GatewayErro
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
-    params = chat_codec.decode_chat_request(body)
+    params: chat_pb2.ChatCompletionParams | None = chat_codec.decode_chat_request(body)
     # The body as the client wrote it too (aiohttp keeps what it read): an OpenAI-compatible upstream
-    # receives its fields as written, the relay lane.
+    # receives its fields as written, the relay lane. Over a real gRPC hop it travels alone (the
+    # servicer decodes the params again): both would double a request at the message size limit.
     raw = await request.read()
     stubs = request.app[STUBS]
+    if stubs.serialized:
+        params = None
     metadata = call_metadata(request)
     if body.get("stream") is True:
         call = stubs.chat.StreamChatCompletion(

@@ -95,12 +95,11 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
 
 
 def in_process_stubs(servicers: Servicers) -> GatewayStubs:
-    return GatewayStubs(
-        **{
-            contract.attribute: InProcessStub(servicer, contract.descriptor)
-            for contract, servicer in zip(SERVICES, servicers.each(), strict=True)
-        }
-    )
+    stubs: dict[str, Any] = {
+        contract.attribute: InProcessStub(servicer, contract.descriptor)
+        for contract, servicer in zip(SERVICES, servicers.each(), strict=True)
+    }
+    return GatewayStubs(**stubs)
 
 
 def edge_settings(server: ServerConfig) -> EdgeSettings:

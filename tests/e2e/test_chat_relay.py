@@ -25,7 +25,7 @@ PUBLIC_MODEL, UPSTREAM_MODEL = "gpt-test", "gpt-4o-mini"
 VENDOR_KNOB = {"a": [1, 2]}
 # A vendor's reply keys: at the top, inside the message (a signed reasoning trace, which must come
 # back byte for byte to be accepted again) and inside the usage.
-VENDOR_REPLY = {
+VENDOR_REPLY: dict[str, Any] = {
     "extra_fields": {"x_vendor_trace": {"id": "t-1", "scores": [0.5, 1.0]}},
     "extra_message_fields": {"reasoning_details": [{"type": "reasoning.encrypted", "data": "c2lnbg=="}]},
     "extra_usage_fields": {"x_vendor_units": 7},
@@ -158,7 +158,10 @@ def test_the_sdk_sees_vendor_fields_unary_and_streamed(
 def test_the_gateway_owns_provider_and_cost(harness: GatewayHarness) -> None:
     """An upstream's own `provider` (OpenRouter sends one) and `usage.cost` (its price to us, never
     the client's) are replaced by the gateway's, unary and streamed."""
-    owned = {"extra_fields": {"provider": "upstream-internal"}, "extra_usage_fields": {"cost": 99.5}}
+    owned: dict[str, Any] = {
+        "extra_fields": {"provider": "upstream-internal"},
+        "extra_usage_fields": {"cost": 99.5},
+    }
     harness.native.script_chat(ScriptedReply(content="mine", **owned))
     answer = post(harness, orjson.dumps(client_body(False))).json()
     assert answer["provider"] == "fake" and answer["usage"]["cost"] != 99.5

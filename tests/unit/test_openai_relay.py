@@ -328,7 +328,7 @@ def test_usage_and_text_are_read_the_same_from_the_json_object_and_the_proto(bod
     usage_json = fold_chunk_json(body, from_json)
     assert from_json == from_proto
     assert (usage_json is None) == (usage is None)
-    if usage is not None:
+    if usage is not None and usage_json is not None:
         assert (usage_json["prompt_tokens"], usage_json["completion_tokens"]) == (
             usage.prompt_tokens,
             usage.completion_tokens,
