@@ -74,10 +74,11 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
 def _params_of(request: ChatRequest, ctx: RequestContext) -> chat_pb2.ChatCompletionParams:
     """The request's params, checked as REST checks them. With `openai_body`, what the gateway routes,
     meters and moderates must be what the upstream receives: the bridge decoded `params` from that
-    same body (over the loopback gRPC hop it sends the body alone); any other caller's `params` are
-    decoded from its body here."""
+    same body; any other caller's `params` are decoded from its body here. Over the loopback gRPC hop
+    the bridge sends only the model in `params` (no messages, which every request has): those are
+    decoded from the body here too."""
     params = request.params
-    if request.openai_body and not (ctx.from_bridge and request.HasField("params")):
+    if request.openai_body and not (ctx.from_bridge and params.messages):
         try:
             body = orjson.loads(request.openai_body)
             if not isinstance(body, dict):
