@@ -61,8 +61,8 @@ console-assets:
 	echo "vendored htmx.org $(HTMX_VERSION) and chart.js $(CHARTJS_VERSION) into $(CONSOLE_VENDOR)"
 
 lint: $(STAMP)
-	$(PY) -m ruff check server http_bridge siraya/router tests
-	$(PY) -m mypy server http_bridge siraya/router
+	$(PY) -m ruff check server http_bridge siraya/router siraya_app tests
+	$(PY) -m mypy server http_bridge siraya/router siraya_app
 
 # The gateway against its floors on this machine (bench/run.py); BENCH_ARGS="--duration 10" etc.
 bench: $(STAMP)

@@ -1,7 +1,7 @@
 """REST for accounts: key administration under /v1/keys (admin key), and a key's own view.
 
 POST   /v1/keys                 create {name, expires_at?, allowed_models?, credit_limit?, rpm_limit?,
-                                tpm_limit?}; the secret is in this response only
+                                tpm_limit?, cache_namespace?}; the secret is in this response only
 GET    /v1/keys                 list
 GET    /v1/keys/{id}            get
 PATCH  /v1/keys/{id}            any of the create fields; null clears one (no expiry, no limit)
@@ -25,7 +25,15 @@ from siraya.router.v1 import admin_pb2
 
 _JSON = "application/json"
 # A key's settings, as POST and PATCH take them (and as the admin API's KeySpec holds them).
-KEY_FIELDS = ("name", "expires_at", "allowed_models", "credit_limit", "rpm_limit", "tpm_limit")
+KEY_FIELDS = (
+    "name",
+    "expires_at",
+    "allowed_models",
+    "credit_limit",
+    "rpm_limit",
+    "tpm_limit",
+    "cache_namespace",
+)
 # (field, whether it must be an integer) of the numeric settings.
 _NUMBERS = (("expires_at", True), ("credit_limit", False), ("rpm_limit", True), ("tpm_limit", True))
 
@@ -44,6 +52,7 @@ def _key_json(key: admin_pb2.KeyInfo) -> dict[str, Any]:
         "credit_used": key.credit_used,
         "rpm_limit": key.rpm_limit if key.HasField("rpm_limit") else None,
         "tpm_limit": key.tpm_limit if key.HasField("tpm_limit") else None,
+        "cache_namespace": key.cache_namespace,
     }
 
 
@@ -70,6 +79,9 @@ def generation_json(gen: admin_pb2.Generation) -> dict[str, Any]:
         "cancelled": gen.status == "cancelled",
         "cache_hit": gen.status == "cache_hit",
         "cache_saved": gen.cache_saved,
+        # Only with observability.store_bodies; null otherwise.
+        "prompt_text": gen.prompt_text if gen.HasField("prompt_text") else None,
+        "answer_text": gen.answer_text if gen.HasField("answer_text") else None,
         "attempts": [attempt_json(attempt) for attempt in gen.attempts],
     }
 
@@ -110,6 +122,13 @@ def _spec_fields(body: dict[str, Any]) -> admin_pb2.KeySpec:
         if not isinstance(name, str):
             raise InvalidRequest("'name' must be a string.", param="name", code="invalid_type")
         spec.name = name
+    namespace = body.get("cache_namespace")
+    if namespace is not None:
+        if not isinstance(namespace, str):
+            raise InvalidRequest(
+                "'cache_namespace' must be a string.", param="cache_namespace", code="invalid_type"
+            )
+        spec.cache_namespace = namespace
     models = body.get("allowed_models") or []
     if not isinstance(models, list) or not all(isinstance(model, str) for model in models):
         raise InvalidRequest(

@@ -18,12 +18,17 @@ from http_bridge.json_depth import too_deep
 from http_bridge.messages_routes import add_messages_routes
 from http_bridge.observe import RPC_CALLED
 from http_bridge.observe import install as install_observability
+from http_bridge.request_ids import (
+    client_request_id_of,
+    echo_client_request_id,
+    request_id_of,
+)
 from http_bridge.responses_routes import add_response_routes
 from http_bridge.sse import relay_stream
 from http_bridge.stubs import GatewayStubs
 from http_bridge.usage_routes import add_usage_routes
 from server.errors import AuthenticationFailed, GatewayError, InvalidRequest, MethodNotAllowed
-from server.observability.ids import BRIDGE_TOKEN, client_request_id, new_request_id
+from server.observability.ids import BRIDGE_TOKEN
 from server.routing.timeouts import TIMEOUT_HEADERS, parse_timeout
 from siraya.router.codec import chat as chat_codec
 from siraya.router.codec import embeddings as embeddings_codec
@@ -59,31 +64,6 @@ _INVALID_JSON = (
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-REQUEST_ID = web.RequestKey("request_id", str)
-CLIENT_REQUEST_ID_HEADER = "X-Client-Request-Id"
-
-
-def request_id_of(request: web.Request) -> str:
-    """The gateway's own id of this request: what X-Request-Id answers and the ledger is keyed by."""
-    rid = request.get(REQUEST_ID)
-    if rid is None:
-        rid = request[REQUEST_ID] = new_request_id()
-    return rid
-
-
-def client_request_id_of(request: web.Request) -> str | None:
-    """The client's own id (X-Client-Request-Id, else X-Request-Id) if short printable ASCII."""
-    headers = request.headers
-    return client_request_id(headers.get(CLIENT_REQUEST_ID_HEADER) or headers.get("X-Request-Id"))
-
-
-async def echo_client_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """Every response hands a valid client id back beside ours, so the client can correlate both."""
-    client_id = client_request_id_of(request)
-    if client_id is not None:
-        response.headers[CLIENT_REQUEST_ID_HEADER] = client_id
 
 
 def call_metadata(request: web.Request) -> list[tuple[str, str]]:

@@ -14,8 +14,13 @@ each row onto the Anthropic status and type that means the same to an Anthropic 
     timeout_error                     408   504             timeout_error
     rate_limit_error                  429   429             rate_limit_error (Retry-After kept)
     upstream_error                    502   500             api_error
+      UpstreamOverloaded              502   529             overloaded_error (Retry-After kept)
     service_unavailable_error         503   529             overloaded_error
     server_error                      500   500             api_error
+
+UpstreamOverloaded is the upstream saying it is overloaded (Anthropic's 529, an HTTP 503, Google's
+UNAVAILABLE) or every deployment's circuit being open: an OpenAI client sees the table's 502, an
+Anthropic client the 529 its SDK knows to retry.
 
 A failure after a stream's first event is one `event: error` frame with the same body.
 """
@@ -27,10 +32,13 @@ import math
 import orjson
 from aiohttp import web
 
-from server.errors import GatewayError
+from server.errors import GatewayError, UpstreamOverloaded
 
 __all__ = ["anthropic_error", "anthropic_error_event", "anthropic_error_response"]
 
+_TOO_LARGE = (413, "request_too_large")
+_OVERLOADED = (529, "overloaded_error")
+_FALLBACK = (500, "api_error")
 _BY_STATUS: dict[int, tuple[int, str]] = {
     400: (400, "invalid_request_error"),
     401: (401, "authentication_error"),
@@ -41,16 +49,16 @@ _BY_STATUS: dict[int, tuple[int, str]] = {
     429: (429, "rate_limit_error"),
     500: (500, "api_error"),
     502: (500, "api_error"),
-    503: (529, "overloaded_error"),
+    503: _OVERLOADED,
 }
-_TOO_LARGE = (413, "request_too_large")
-_FALLBACK = (500, "api_error")
 
 
 def anthropic_error(error: GatewayError) -> tuple[int, str]:
     """(the HTTP status, Anthropic's error.type) for a gateway error."""
     if error.code == "request_too_large":
         return _TOO_LARGE
+    if isinstance(error, UpstreamOverloaded):
+        return _OVERLOADED
     return _BY_STATUS.get(error.kind.http_status, _FALLBACK)
 
 

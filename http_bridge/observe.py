@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from http_bridge.errors import error_response
+from http_bridge.request_ids import client_request_id_of, request_id_of
 from server.errors import NoAvailableProvider
 from server.observability import metrics
 from server.observability.logs import ACCESS_LOG
@@ -43,8 +44,6 @@ async def metrics_handler(request: web.Request) -> web.StreamResponse:
 
 
 def _refuse(request: web.Request) -> web.StreamResponse:
-    from http_bridge.app import request_id_of
-
     error = NoAvailableProvider(
         "The gateway is shutting down; retry the request.", code="server_shutting_down"
     )
@@ -79,8 +78,6 @@ def _record_bridge_only(request: web.Request, status: int, elapsed: float) -> No
     metrics.REQUESTS.labels(endpoint, "", "", metrics.status_class(status)).inc()
     metrics.REQUEST_SECONDS.labels(endpoint, "", "").observe(elapsed)
     if ACCESS_LOG.enabled:
-        from http_bridge.app import client_request_id_of, request_id_of
-
         ACCESS_LOG.write(
             {
                 "request_id": request_id_of(request),

@@ -101,10 +101,10 @@ def _supervise(config: GatewayConfig, args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from server.app import serve_forever
     from server.banner import cli_command
     from server.gc_tuning import tune_for_serving
     from server.malloc_tuning import return_large_buffers
+    from siraya_app.start import serve_forever
 
     config = _with_overrides(_load(args), args)
     if config.server.workers > 1 and not os.environ.get("SIRAYA_WORKER"):

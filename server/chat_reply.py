@@ -234,6 +234,8 @@ _CARRIES_USAGE = re.compile(rb'"usage"\s*:\s*\{')
 
 class ChatAnswerForm:
     name = "chat"
+    # The semantic tier may serve it: the key is the request's proto alone.
+    semantic = True
 
     def encode(self, answer: ChatAnswer) -> bytes:
         held = answer.answer
@@ -251,6 +253,7 @@ class ChatChunkForm:
     """Stamped chunks: relayed bytes come back as bytes, or parsed when they carry usage."""
 
     name = "chat"
+    semantic = True
 
     def encode(self, chunk: ChatChunk) -> bytes:
         if type(chunk) is bytes:

@@ -126,6 +126,8 @@ def generation_view(record: LedgerRecord) -> dict[str, Any]:
         "cancelled": record.status == "cancelled",
         "cache_hit": record.status == "cache_hit",
         "cache_saved": micros_to_usd(record.cache_saved_micros),
+        "prompt_text": record.prompt_text,
+        "answer_text": record.answer_text,
         "attempts": [attempt._asdict() for attempt in record.attempts],
     }
 

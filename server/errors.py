@@ -11,10 +11,16 @@
     ├── RequestTimeout          408  DEADLINE_EXCEEDED    timeout_error
     ├── RateLimited             429  RESOURCE_EXHAUSTED   rate_limit_error
     ├── UpstreamError           502  UNAVAILABLE          upstream_error
+    │   └── UpstreamOverloaded  502  UNAVAILABLE          upstream_error, PROVIDER_OVERLOADED
     ├── NoAvailableProvider     503  UNAVAILABLE          service_unavailable_error
     └── InternalError           500  INTERNAL             server_error
 
 Code decides which class to raise; nothing re-decides status, type or code case by case.
+
+A subclass that keeps its parent's row (UpstreamOverloaded) differs only in its `reason`, the
+`google.rpc.ErrorInfo` reason it crosses gRPC with (REASON_CLASSES brings it back): a front door
+whose protocol tells it apart says so (the Messages door's 529 overloaded_error), the others answer
+the parent's row.
 """
 
 from __future__ import annotations
@@ -60,6 +66,11 @@ class GatewayError(Exception):
         self.retry_after = retry_after
         # Extra response headers (lower-case names), e.g. a refused request's x-ratelimit-*.
         self.headers = headers
+
+    @property
+    def reason(self) -> str:
+        """The machine-readable cause, as `google.rpc.ErrorInfo.reason` spells it."""
+        return self.code.upper()
 
     def envelope(self) -> dict[str, dict[str, str | None]]:
         return {
@@ -128,6 +139,18 @@ class UpstreamError(GatewayError):
     kind = ErrorKind(502, grpc.StatusCode.UNAVAILABLE, "upstream_error", "provider_error")
 
 
+class UpstreamOverloaded(UpstreamError):
+    """The upstream said it is overloaded for now (Anthropic's 529, an HTTP 503, Google's UNAVAILABLE),
+    or every deployment's circuit is open: worth retrying shortly. To an OpenAI client it is the same
+    502 as any upstream failure; an Anthropic client gets Anthropic's own 529 overloaded_error."""
+
+    REASON: ClassVar[str] = "PROVIDER_OVERLOADED"
+
+    @property
+    def reason(self) -> str:
+        return self.REASON
+
+
 class NoAvailableProvider(GatewayError):
     kind = ErrorKind(503, grpc.StatusCode.UNAVAILABLE, "service_unavailable_error", "no_available_provider")
 
@@ -149,8 +172,17 @@ ERROR_CLASSES: tuple[type[GatewayError], ...] = (
     InternalError,
 )
 _CLASS_BY_HTTP_STATUS: dict[int, type[GatewayError]] = {cls.kind.http_status: cls for cls in ERROR_CLASSES}
+# Subclasses that share their parent's row, told apart by their ErrorInfo reason.
+REASON_CLASSES: dict[str, type[GatewayError]] = {UpstreamOverloaded.REASON: UpstreamOverloaded}
 
 
 def error_for_http_status(http_status: int) -> type[GatewayError]:
     """The class for a status from the table (used when an error crosses the gRPC boundary)."""
     return _CLASS_BY_HTTP_STATUS.get(http_status, InternalError)
+
+
+def error_class(http_status: int, reason: str) -> type[GatewayError]:
+    """The class an error that crossed gRPC had: its row's, or the subclass its reason names."""
+    cls = _CLASS_BY_HTTP_STATUS.get(http_status, InternalError)
+    special = REASON_CLASSES.get(reason)
+    return special if special is not None and issubclass(special, cls) else cls

@@ -6,9 +6,10 @@ It knows neither gRPC nor HTTP: servicers call it with protos and a RequestConte
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -51,7 +52,7 @@ from server.messages_usage import (
 from server.observability.attempts import observed_call, observed_stream
 from server.providers import messages_relay
 from server.providers.base import Provider, RelayChatProvider, RequestContext, VideoContent
-from server.response_cache.stage import Form, ProtoForm, ResponseCache, replay
+from server.response_cache.stage import Form, MessagesForm, ProtoForm, ResponseCache, replay
 from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
 from server.routing.dispatch import Dispatcher
 from server.routing.route import Route
@@ -102,6 +103,8 @@ class Gateway:
         self.state = state
         self.background = background
         self.cache = cache
+        if cache is not None:
+            cache.embedder = self._cache_embedding
 
     async def close(self) -> None:
         if self.background is not None:
@@ -160,7 +163,7 @@ class Gateway:
         ctx.key_id, ctx.outcome.model = key.id, entry.id
         cached = None
         if form is not None and self.cache is not None:
-            cached = self.cache.plan(entry, demand.params, key, ctx, form, False)
+            cached = self.cache.plan(entry, demand, key, ctx, form, False)
             hit = None if cached is None else await cached.hit(key, ctx)
             if hit is not None:
                 _record(ctx, hit[1], hit[2], 0.0)
@@ -184,6 +187,8 @@ class Gateway:
             except BaseException as error:
                 await meter.fail(error)
                 raise
+            if ctx.outcome.bodies is not None:
+                ctx.outcome.bodies.answer(result)
             consumption = consumed(result, demand)
             cost = await meter.settle(route.deployment, consumption)
         finally:
@@ -224,7 +229,7 @@ class Gateway:
         ctx.key_id, ctx.outcome.model = key.id, entry.id
         cached = None
         if self.cache is not None and items.form is not None:
-            cached = self.cache.plan(entry, demand.params, key, ctx, items.form, True)
+            cached = self.cache.plan(entry, demand, key, ctx, items.form, True)
             hit = None if cached is None else await cached.hit(key, ctx)
             if hit is not None:
                 _record(ctx, hit[1], hit[2], 0.0)
@@ -246,6 +251,7 @@ class Gateway:
             running: tuple[Result, Any] | None = None
             # Marks each item with what served it and gives it in its final form (the first item's).
             stamp: Callable[[Result], Result] | None = None
+            bodies = ctx.outcome.bodies  # observability.store_bodies: the answer's text, as it streams
             try:
                 attempts = observed_stream(call, ctx, kind)
                 routed = self.dispatcher.stream(
@@ -261,6 +267,8 @@ class Gateway:
                         ctx.outcome.first_item_at = time.monotonic()
                         ctx.outcome.provider = route.deployment.provider
                         stamp = items.stamper(route, show_usage, item)
+                    if bodies is not None:
+                        bodies.add(item)
                     if (usage := items.consumed(item, total)) is not None:
                         reported = True
                         if items.final(item):
@@ -410,7 +418,7 @@ class Gateway:
                 route.provider, body, params, route.deployment.upstream_model, ctx
             ),
             lambda answer, _demand: message_consumption(answer),
-            None,  # Messages answers are not cached yet: their cache key would need the protocol
+            MessagesForm(body, ctx.forward_headers),
         )
         usage = answer.get("usage")
         if isinstance(usage, dict):
@@ -434,7 +442,7 @@ class Gateway:
             lambda route: messages_relay.message_events_json(
                 route.provider, body, params, route.deployment.upstream_model, ctx, input_estimate
             ),
-            _MESSAGE_EVENTS,
+            dataclasses.replace(_MESSAGE_EVENTS, form=MessagesForm(body, ctx.forward_headers)),
         )
 
     # responses
@@ -535,6 +543,21 @@ class Gateway:
         return self._response_events(turn.params, key, ctx, started, turn.params_for)
 
     # embeddings and images
+
+    async def _cache_embedding(
+        self, model: str, text: str, key: KeyRecord, ctx: RequestContext
+    ) -> Sequence[float]:
+        """A text's embedding for the response cache's semantic tier: an ordinary embeddings request
+        of the same key (charged and in the ledger as such, under its own id)."""
+        own = RequestContext(
+            request_id=ctx.request_id + "-semantic",
+            key_id=key.id,
+            client_request_id=ctx.client_request_id,
+            deadline=ctx.deadline,
+            forward_headers=ctx.forward_headers,
+        )
+        result = await self.embed(embeddings_pb2.EmbeddingParams(model=model, text=text), key, own)
+        return result.data[0].embedding if result.data else ()
 
     async def embed(
         self, params: embeddings_pb2.EmbeddingParams, key: KeyRecord, ctx: RequestContext
@@ -775,7 +798,7 @@ _MESSAGE_EVENTS = StreamItems(
     _stamp_message_events,
     _no_running_usage,
     _no_running_usage,
-    None,
+    None,  # each request's own MessagesForm: its cache key holds the body as written
 )
 _RESPONSE = ProtoForm(responses_pb2.Response)
 _EMBEDDINGS = ProtoForm(embeddings_pb2.EmbeddingList)

@@ -7,7 +7,7 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from server.errors import GatewayError, InternalError, error_for_http_status
+from server.errors import GatewayError, InternalError, error_class, error_for_http_status
 
 DOMAIN = "siraya.ai"
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -29,7 +29,7 @@ _GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
 def to_status_proto(error: GatewayError) -> status_pb2.Status:
     kind = error.kind
     info = error_details_pb2.ErrorInfo(
-        reason=error.code.upper(),
+        reason=error.reason,
         domain=DOMAIN,
         metadata={"type": kind.type, "code": error.code, "http_status": str(kind.http_status)},
     )
@@ -81,7 +81,7 @@ def from_status_proto(status: status_pb2.Status) -> GatewayError:
             retry_after = retry.retry_delay.ToMilliseconds() / 1000
     if info is None or info.domain != DOMAIN:
         return _from_bare_code(grpc_code_from_int(status.code), status.message)
-    cls = error_for_http_status(int(info.metadata.get("http_status", "500")))
+    cls = error_class(int(info.metadata.get("http_status", "500")), info.reason)
     return cls(
         status.message,
         param=info.metadata.get("param"),

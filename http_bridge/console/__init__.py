@@ -8,6 +8,7 @@ with the signed-in key (frame.py); sessions are sealed cookies (session.py). Tur
 
     frame.py       security headers, sessions on requests, API metadata, rendering
     session.py     the sealed session cookie and its CSRF token
+    login_throttle.py  failed sign-ins per client address (429 past the limit)
     pages.py       sign in and out, overview, logs, models and providers, audit log
     keys.py        key administration (admin key)
     playground.py  a streamed chat answer through the gateway
@@ -27,6 +28,7 @@ from aiohttp import web
 
 from http_bridge.console.frame import CONSOLE, PREFIX, SECURITY_HEADERS, Console, redirect, render
 from http_bridge.console.keys import add_key_pages
+from http_bridge.console.login_throttle import LoginThrottle
 from http_bridge.console.pages import add_pages
 from http_bridge.console.playground import add_playground
 from http_bridge.console.session import SessionSealer, load_secret
@@ -40,11 +42,16 @@ STATIC = Path(__file__).parent / "static"
 class ConsoleOptions:
     secret: bytes
     session_seconds: float
+    login_failures_per_minute: int = 10
 
 
-def console_options(session_secret: str | None, data_dir: Path, session_hours: float) -> ConsoleOptions:
+def console_options(
+    session_secret: str | None, data_dir: Path, session_hours: float, login_failures_per_minute: int = 10
+) -> ConsoleOptions:
     """The console's settings from `ui:`; the secret from the config, else this machine's file."""
-    return ConsoleOptions(load_secret(session_secret, data_dir), session_hours * 3600.0)
+    return ConsoleOptions(
+        load_secret(session_secret, data_dir), session_hours * 3600.0, login_failures_per_minute
+    )
 
 
 def _static_files() -> dict[str, tuple[bytes, str, str]]:
@@ -65,7 +72,12 @@ def add_console(
     app: web.Application, stubs_key: Any, options: ConsoleOptions, request_id_of: Callable[[web.Request], str]
 ) -> None:
     """Serve the console: `/` leads to it, its pages and files live under /console/."""
-    app[CONSOLE] = Console(stubs_key, SessionSealer(options.secret, options.session_seconds), request_id_of)
+    app[CONSOLE] = Console(
+        stubs_key,
+        SessionSealer(options.secret, options.session_seconds),
+        request_id_of,
+        LoginThrottle(options.login_failures_per_minute),
+    )
     files = _static_files()
 
     async def static(request: web.Request) -> web.StreamResponse:

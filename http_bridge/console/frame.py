@@ -19,6 +19,7 @@ import grpc
 import jinja2
 from aiohttp import web
 
+from http_bridge.console.login_throttle import LoginThrottle
 from http_bridge.console.session import COOKIE, Session, SessionSealer
 from http_bridge.errors import as_gateway_error
 from server.errors import AuthenticationFailed, GatewayError, PermissionDenied
@@ -71,11 +72,16 @@ class Console:
     """The console's state on the app: the bridge's stubs, the session sealer and the templates."""
 
     def __init__(
-        self, stubs_key: Any, sealer: SessionSealer, request_id_of: Callable[[web.Request], str]
+        self,
+        stubs_key: Any,
+        sealer: SessionSealer,
+        request_id_of: Callable[[web.Request], str],
+        login_throttle: LoginThrottle | None = None,
     ) -> None:
         self.stubs_key = stubs_key
         self.sealer = sealer
         self.request_id_of = request_id_of
+        self.login_throttle = login_throttle or LoginThrottle()
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES),
             autoescape=True,

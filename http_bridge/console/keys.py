@@ -62,6 +62,8 @@ def key_body(fields: dict[str, Any]) -> dict[str, Any]:
         "rpm_limit": _number(fields, "rpm_limit", integer=True),
         "tpm_limit": _number(fields, "tpm_limit", integer=True),
         "expires_at": _expiry(str(fields.get("expires_at", ""))),
+        # Empty: the key's own namespace (its cached answers are its alone).
+        "cache_namespace": str(fields.get("cache_namespace", "")).strip() or None,
     }
     assert set(body) == set(KEY_FIELDS)
     return body
@@ -91,6 +93,7 @@ def _key_view(key: admin_pb2.KeyInfo, spend: float = 0.0) -> dict[str, Any]:
         "credit_used": key.credit_used,
         "rpm_limit": key.rpm_limit if key.HasField("rpm_limit") else None,
         "tpm_limit": key.tpm_limit if key.HasField("tpm_limit") else None,
+        "cache_namespace": key.cache_namespace,
         "spend": spend,
     }
 

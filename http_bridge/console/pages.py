@@ -6,6 +6,7 @@ comes back. A user key's pages show only its own usage because that is all the A
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -67,6 +68,19 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 async def login(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
     session = console.session(request)
+    address = request.remote or ""
+    wait = console.login_throttle.retry_after(address)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        response = render(
+            request,
+            "login.html",
+            status=429,
+            csrf=(session or console.sealer.anonymous()).csrf,
+            message=f"Too many failed sign-ins from your address: wait {seconds} seconds and try again.",
+        )
+        response.headers["Retry-After"] = str(seconds)
+        return response
     form = await request.post()
     key = str(form.get("key", "")).strip()
     token = form.get("csrf_token")
@@ -81,6 +95,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     try:
         signed_in = await _identify(request, key)
     except GatewayError as error:
+        if isinstance(error, AuthenticationFailed):
+            console.login_throttle.failed(address)
         return render(request, "login.html", status=401, csrf=session.csrf, message=error.message)
     response = redirect(f"{PREFIX}/")
     console.set_session(response, request, signed_in)

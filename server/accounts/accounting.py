@@ -6,6 +6,11 @@
     settle  charge the actual usage at the serving deployment's price, release the rest,
             correct the tpm bucket by actual minus estimated tokens, write the ledger record
     fail    release the whole reservation, give the estimated tokens back, write the ledger record
+    cache hit  (admit_cache_hit) rate limit as one request of no tokens -> 429; moderation -> 403;
+            no credit moves; a ledger record at zero cost, with what the answer would have cost
+
+With `store_bodies` (observability.store_bodies), admission starts a BodyCapture of the prompt on
+the request's outcome, the gateway adds the answer to it, and the record keeps both texts.
 
 A key without a credit limit reserves nothing (a reservation is a store write on the hot path);
 its charges are still settled, so its usage is tracked. Reservations use an id of their own, not
@@ -39,6 +44,7 @@ from server.accounts.store import (
 )
 from server.config import PricingConfig
 from server.errors import GatewayError, InsufficientCredits, RateLimited
+from server.observability.bodies import BodyCapture
 from server.observability.ids import new_reservation_id
 from server.providers.base import RequestContext
 from server.routing.catalogue import CatalogueEntry, Deployment
@@ -103,11 +109,14 @@ class AccountMetering(Metering):
         limits: LimitStore,
         ledger: LedgerWriter,
         moderator: Moderator | None = None,
+        *,
+        store_bodies: bool = False,
     ) -> None:
         self.accounts = accounts
         self.limits = limits
         self.ledger = ledger
         self.moderator = moderator
+        self.store_bodies = store_bodies
         # Credits held in this process are moved without a task or a thread hop.
         self.sync_credits = accounts if isinstance(accounts, SyncCredits) else None
         self._sweeper: asyncio.Task[None] | None = None
@@ -122,25 +131,11 @@ class AccountMetering(Metering):
     ) -> Meter:
         started = time.monotonic()
         ctx.key_id = key.id
+        if self.store_bodies:
+            ctx.outcome.bodies = BodyCapture(demand.params)
         estimated = demand.prompt_tokens + demand.max_output_tokens
-        limited = key.rpm_limit is not None or key.tpm_limit is not None
-        if limited:
-            decision = await self.limits.hit(key.id, key.rpm_limit, key.tpm_limit, estimated, time.time())
-            headers = decision.headers()
-            headers.pop("retry-after", None)
-            if not decision.allowed:
-                if ctx.response_headers:
-                    headers.update(ctx.response_headers)
-                error = RateLimited(
-                    _limit_message(decision.remaining_requests == 0, key),
-                    retry_after=decision.retry_after_s,
-                    headers=headers,
-                )
-                self._record(key, entry.id, ctx, started, "error", error=error)
-                raise error
-            if ctx.response_headers:
-                headers.update(ctx.response_headers)
-            ctx.response_headers = headers
+        if key.rpm_limit is not None or key.tpm_limit is not None:
+            await self._limit(key, entry, ctx, started, estimated)
         meter = _AccountMeter(self, key, entry, ctx, started, estimated if key.tpm_limit is not None else 0)
         if key.credit_limit is not None:
             amount = _worst_case(entry, demand)
@@ -165,22 +160,55 @@ class AccountMetering(Metering):
                 raise
         return meter
 
-    async def record_cache_hit(
+    async def _limit(
+        self, key: KeyRecord, entry: CatalogueEntry, ctx: RequestContext, started: float, tokens: int
+    ) -> None:
+        """Count one request of `tokens` against the key's rate limits: a 429 (recorded) when over."""
+        decision = await self.limits.hit(key.id, key.rpm_limit, key.tpm_limit, tokens, time.time())
+        headers = decision.headers()
+        headers.pop("retry-after", None)
+        if not decision.allowed:
+            if ctx.response_headers:
+                headers.update(ctx.response_headers)
+            error = RateLimited(
+                _limit_message(decision.remaining_requests == 0, key),
+                retry_after=decision.retry_after_s,
+                headers=headers,
+            )
+            self._record(key, entry.id, ctx, started, "error", error=error)
+            raise error
+        if ctx.response_headers:
+            headers.update(ctx.response_headers)
+        ctx.response_headers = headers
+
+    async def admit_cache_hit(
         self,
         key: KeyRecord,
         entry: CatalogueEntry,
+        demand: Demand,
         deployment: Deployment,
         consumed: Consumption,
         ctx: RequestContext,
     ) -> int:
-        """A cache hit moves no credit and passes no limit (no upstream is called): one ledger record
-        at zero cost, with what the answer would have cost as its saving."""
+        """A cache hit is a request like any other to the key's rate limit (one request; no tokens,
+        since no upstream is called) and to moderation, but it moves no credit: one ledger record at
+        zero cost, with what the answer would have cost as its saving."""
+        started = time.monotonic()
+        ctx.key_id = key.id
+        if key.rpm_limit is not None or key.tpm_limit is not None:
+            await self._limit(key, entry, ctx, started, 0)
+        if self.moderator is not None and self.moderator.enabled:
+            try:
+                await self.moderator.check(key.id, entry.id, demand.params)
+            except GatewayError as error:
+                self._record(key, entry.id, ctx, started, "error", error=error)
+                raise
         saved = _charge(deployment_price(entry, deployment), consumed)
         self._record(
             key,
             entry.id,
             ctx,
-            time.monotonic(),
+            started,
             "cache_hit",
             deployment=deployment,
             consumed=consumed,
@@ -213,6 +241,7 @@ class AccountMetering(Metering):
         else:
             http_status, code = (CLIENT_CLOSED_STATUS if status == "cancelled" else 200), None
         consumed = consumed or Consumption()
+        bodies: BodyCapture | None = ctx.outcome.bodies
         record = LedgerRecord(
             request_id=ctx.request_id,
             key_id=key.id,
@@ -233,6 +262,8 @@ class AccountMetering(Metering):
             streamed=first is not None,
             cache_write_tokens=consumed.cache_write_tokens,
             cache_saved_micros=saved,
+            prompt_text=None if bodies is None else bodies.prompt,
+            answer_text=None if bodies is None else bodies.answer_text(),
             attempts=() if ctx.outcome.attempts is None else _attempts(ctx.outcome.attempts, started, status),
         )
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from server.accounts.keys import KeyRecord
+from server.accounts.keys import KeyRecord, cache_namespace_of
 from server.accounts.money import micros_to_usd
 from server.accounts.store import LedgerRecord
 from siraya.router.v1 import admin_pb2
@@ -36,6 +36,7 @@ def key_view(record: KeyRecord) -> dict[str, Any]:
         "credit_used": record.credit_used,
         "rpm_limit": record.rpm_limit,
         "tpm_limit": record.tpm_limit,
+        "cache_namespace": cache_namespace_of(record),
     }
 
 
@@ -47,6 +48,7 @@ def key_info(record: KeyRecord) -> admin_pb2.KeyInfo:
         created_at=record.created_at,
         allowed_models=record.allowed_models,
         credit_used=record.credit_used,
+        cache_namespace=cache_namespace_of(record),
     )
     if record.expires_at is not None:
         info.expires_at = record.expires_at
@@ -87,6 +89,10 @@ def generation(record: LedgerRecord) -> admin_pb2.Generation:
         out.error_code = record.error_code
     if record.ttft_ms is not None:
         out.ttft_ms = record.ttft_ms
+    if record.prompt_text is not None:
+        out.prompt_text = record.prompt_text
+    if record.answer_text is not None:
+        out.answer_text = record.answer_text
     for attempt in record.attempts:
         item = out.attempts.add(
             provider=attempt.provider,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from server.errors import AuthenticationFailed
 
 KEY_PREFIX = "sk-sr-"
 VISIBLE_PREFIX_LENGTH = len(KEY_PREFIX) + 4
+# A cache namespace as an admin may set it: visible ASCII, no spaces (it is part of a hashed key).
+CACHE_NAMESPACE = re.compile(r"[!-~]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,8 @@ class KeyRecord:
     credit_used: float = 0.0
     rpm_limit: int | None = None
     tpm_limit: int | None = None
+    # The response cache's namespace as set; None: the key's own id (see `cache_namespace_of`).
+    cache_namespace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +48,19 @@ class NewKey:
     credit_limit: float | None = None
     rpm_limit: int | None = None
     tpm_limit: int | None = None
+    cache_namespace: str | None = None
 
 
 # What `KeyChanges` may change; a credit limit changes through AccountStore.set_credit_limit, which
 # also moves the balance a process may hold in memory.
-CHANGEABLE_KEY_FIELDS: tuple[str, ...] = ("name", "expires_at", "allowed_models", "rpm_limit", "tpm_limit")
+CHANGEABLE_KEY_FIELDS: tuple[str, ...] = (
+    "name",
+    "expires_at",
+    "allowed_models",
+    "rpm_limit",
+    "tpm_limit",
+    "cache_namespace",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +73,7 @@ class KeyChanges:
     allowed_models: tuple[str, ...] = ()
     rpm_limit: int | None = None
     tpm_limit: int | None = None
+    cache_namespace: str | None = None
 
     def __post_init__(self) -> None:
         unknown = self.fields - set(CHANGEABLE_KEY_FIELDS)
@@ -90,6 +104,14 @@ class KeyStore(Protocol):
         """Change the settings `changes.fields` names (never credits); the new record, or None for an
         unknown key. A revoked key may still be changed (its revocation stays)."""
         ...
+
+
+def cache_namespace_of(record: KeyRecord) -> str:
+    """Whose cached answers `record` reads and writes: its namespace, by default its own id.
+
+    Keys given the same namespace share answers; naming another key's id shares with that key.
+    """
+    return record.cache_namespace or record.id
 
 
 def generate_secret() -> str:
@@ -128,6 +150,7 @@ class KeyManager:
             credit_limit=spec.credit_limit,
             rpm_limit=spec.rpm_limit,
             tpm_limit=spec.tpm_limit,
+            cache_namespace=spec.cache_namespace,
         )
         await self.store.insert_key(record, hash_secret(secret))
         return record, secret

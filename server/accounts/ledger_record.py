@@ -59,7 +59,12 @@ class LedgerRecord(NamedTuple):
     # Prompt tokens written to the provider's prompt cache (part of prompt_tokens, like cached_tokens).
     cache_write_tokens: int = 0
     cache_saved_micros: int = 0
-    # Every upstream call it made, in start order (empty when it never reached one).
+    # The request's prompt and answer as text, only with `observability.store_bodies` (bounded:
+    # server/observability/bodies.py); None when not stored.
+    prompt_text: str | None = None
+    answer_text: str | None = None
+    # Every upstream call it made, in start order (empty when it never reached one). Always last:
+    # the stores write it as JSON after the other columns.
     attempts: tuple[LedgerAttempt, ...] = ()
 
 

@@ -1,7 +1,8 @@
 """Credits, rate limits, moderation and the ledger around one request.
 
 The gateway asks `Metering.admit` before any upstream call (it may refuse with 402, 403 or 429),
-then settles the returned `Meter` exactly once: `settle` with what was consumed, or `fail`.
+then settles the returned `Meter` exactly once: `settle` with what was consumed, or `fail`. A
+request the response cache answers is `admit_cache_hit` instead (limits and moderation, no credit).
 `Metering` here admits everything and records nothing (a gateway built without accounts);
 accounting.AccountMetering is the real one: rate limits, credits, moderation and the ledger.
 """
@@ -62,15 +63,17 @@ class Metering:
     ) -> Meter:
         return Meter()
 
-    async def record_cache_hit(
+    async def admit_cache_hit(
         self,
         key: KeyRecord,
         entry: CatalogueEntry,
+        demand: Demand,
         deployment: Deployment,
         consumed: Consumption,
         ctx: RequestContext,
     ) -> int:
-        """Record a request the response cache answered (free); what it saved, in micro-dollars."""
+        """Admit and record a request the response cache answers: it may be refused as `admit`
+        refuses (rate limit, moderation), but it is free. What it saved, in micro-dollars."""
         return 0
 
     async def close(self) -> None:

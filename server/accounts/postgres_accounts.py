@@ -151,6 +151,16 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "accounts/0006_key_cache_namespace",
+        # NULL: the key's own id (keys.cache_namespace_of).
+        "ALTER TABLE keys ADD COLUMN cache_namespace TEXT;",
+    ),
+    (
+        "accounts/0007_ledger_store_bodies",
+        "ALTER TABLE usage_ledger ADD COLUMN prompt_text TEXT;\n"
+        "ALTER TABLE usage_ledger ADD COLUMN answer_text TEXT;\n",
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"
@@ -168,7 +178,7 @@ _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 _KEY_COLUMNS = (
     "id, name, prefix, created_at, expires_at, revoked_at, allowed_models,"
-    " credit_limit_micros, credit_used_micros, rpm_limit, tpm_limit"
+    " credit_limit_micros, credit_used_micros, rpm_limit, tpm_limit, cache_namespace"
 )
 _LEDGER_INSERT = (
     f"INSERT INTO usage_ledger ({', '.join(LEDGER_COLUMNS)})"
@@ -282,7 +292,8 @@ class PostgresAccountStore:
     async def insert_key(self, record: KeyRecord, secret_hash: str) -> None:
         await self._pool.execute(
             "INSERT INTO keys (id, name, prefix, secret_hash, created_at, expires_at, allowed_models,"
-            " credit_limit_micros, rpm_limit, tpm_limit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            " credit_limit_micros, rpm_limit, tpm_limit, cache_namespace)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             record.id,
             record.name,
             record.prefix,
@@ -293,6 +304,7 @@ class PostgresAccountStore:
             None if record.credit_limit is None else usd_to_micros(record.credit_limit),
             record.rpm_limit,
             record.tpm_limit,
+            record.cache_namespace,
         )
 
     async def key_by_hash(self, secret_hash: str) -> tuple[KeyRecord, str] | None:
@@ -551,4 +563,5 @@ def _key_from_row(row: Any) -> KeyRecord:
         credit_used=micros_to_usd(row["credit_used_micros"]),
         rpm_limit=row["rpm_limit"],
         tpm_limit=row["tpm_limit"],
+        cache_namespace=row["cache_namespace"],
     )

@@ -168,6 +168,18 @@ ACCOUNT_MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        "accounts/0006_key_cache_namespace",
+        # NULL: the key's own id (keys.cache_namespace_of).
+        ("ALTER TABLE keys ADD COLUMN cache_namespace TEXT",),
+    ),
+    (
+        "accounts/0007_ledger_store_bodies",
+        (
+            "ALTER TABLE usage_ledger ADD COLUMN prompt_text TEXT",
+            "ALTER TABLE usage_ledger ADD COLUMN answer_text TEXT",
+        ),
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"
@@ -182,7 +194,7 @@ _RESPONSE_UPDATE = (
 
 _KEY_COLUMNS = (
     "id, name, prefix, created_at, expires_at, revoked_at, allowed_models,"
-    " credit_limit_micros, credit_used_micros, rpm_limit, tpm_limit"
+    " credit_limit_micros, credit_used_micros, rpm_limit, tpm_limit, cache_namespace"
 )
 _LEDGER_SELECT = f"SELECT {', '.join(LEDGER_COLUMNS)} FROM usage_ledger"
 _LEDGER_INSERT = (
@@ -277,8 +289,8 @@ class SqliteAccountStore:
         await self._run(
             self._db.execute,
             "INSERT INTO keys (id, name, prefix, secret_hash, created_at, expires_at, allowed_models,"
-            " credit_limit, credit_limit_micros, rpm_limit, tpm_limit)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " credit_limit, credit_limit_micros, rpm_limit, tpm_limit, cache_namespace)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id,
                 record.name,
@@ -291,6 +303,7 @@ class SqliteAccountStore:
                 limit,
                 record.rpm_limit,
                 record.tpm_limit,
+                record.cache_namespace,
             ),
         )
 
@@ -669,6 +682,7 @@ def _key_from_row(row: Sequence[Any]) -> KeyRecord:
         credit_used=micros_to_usd(row[8]),
         rpm_limit=row[9],
         tpm_limit=row[10],
+        cache_namespace=row[11],
     )
 
 

@@ -1,4 +1,5 @@
-"""`siraya-router keys ...`: create, list, show, revoke and rotate gateway keys in the gateway's store.
+"""`siraya-router keys ...`: create, list, show, update, revoke and rotate gateway keys in the gateway's
+store.
 
 The store is the one `serve` uses with the same `--config` / `--data-dir`; where it is goes to
 stderr on every run, so a key made in the wrong place is seen at once, not found by a 401 later.
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from server.accounts.backends import DATABASE_FILE, open_account_store
 from server.accounts.key_views import key_view
-from server.accounts.keys import KeyManager, NewKey
+from server.accounts.keys import CACHE_NAMESPACE, KeyChanges, KeyManager, NewKey
 from server.cli.output import describe, print_json, print_key, print_keys
 from server.cli.times import parse_time
 from server.config import GatewayConfig
@@ -24,6 +25,12 @@ __all__ = ["KEYS_FIELDS", "add_key_commands", "run_keys"]
 
 # The only config fields the key commands read; the rest of the file (and its ${VAR}s) is not loaded.
 KEYS_FIELDS = {"server": ("data_dir",), "accounts": ("database_url", "ledger_flush_interval")}
+
+
+_NAMESPACE_HELP = (
+    "whose response-cache answers the key shares: keys with the same namespace share hits"
+    " (default: the key's own id)"
+)
 
 
 def add_key_commands(keys: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
@@ -40,6 +47,12 @@ def add_key_commands(keys: argparse.ArgumentParser, common: argparse.ArgumentPar
     create.add_argument("--credit-limit", type=float, metavar="USD", help="unlimited when omitted")
     create.add_argument("--rpm", type=int, help="requests per minute")
     create.add_argument("--tpm", type=int, help="tokens per minute")
+    create.add_argument("--cache-namespace", metavar="NAME", help=_NAMESPACE_HELP)
+    update = commands.add_parser("update", parents=[common], help="change a key's settings")
+    update.add_argument("key_id")
+    update.add_argument(
+        "--cache-namespace", metavar="NAME", help=_NAMESPACE_HELP + "; '' for the key's own again"
+    )
     commands.add_parser("list", parents=[common], help="list keys (never their secrets)")
     for name, text in (
         ("get", "show one key"),
@@ -78,6 +91,16 @@ async def run_keys(config: GatewayConfig, args: argparse.Namespace, as_json: boo
     if command == "create" and args.expires_at is not None and args.expires_at <= time.time():
         print(f"siraya-router: --expires-at {args.expires_at} is in the past", file=sys.stderr)
         return 2
+    namespace = getattr(args, "cache_namespace", None)
+    if namespace and not CACHE_NAMESPACE.fullmatch(namespace):
+        print(
+            f"siraya-router: --cache-namespace {namespace!r}: 1 to 128 visible ASCII characters, no spaces",
+            file=sys.stderr,
+        )
+        return 2
+    if command == "update" and namespace is None:
+        print("siraya-router: keys update: name a setting to change (--cache-namespace)", file=sys.stderr)
+        return 2
     try:
         store = await open_account_store(config)
     except Exception as error:
@@ -95,6 +118,7 @@ async def run_keys(config: GatewayConfig, args: argparse.Namespace, as_json: boo
                     credit_limit=args.credit_limit,
                     rpm_limit=args.rpm,
                     tpm_limit=args.tpm,
+                    cache_namespace=namespace or None,
                 )
             )
             if as_json:
@@ -123,7 +147,11 @@ async def run_keys(config: GatewayConfig, args: argparse.Namespace, as_json: boo
                 print(f"Rotated {args.key_id}. This is the only time the new secret is shown:")
                 print(rotated[1])
             return 0
-        found = await (manager.get(args.key_id) if command == "get" else manager.revoke(args.key_id))
+        if command == "update":
+            changes = KeyChanges(frozenset({"cache_namespace"}), cache_namespace=namespace or None)
+            found = await manager.update(args.key_id, changes)
+        else:
+            found = await (manager.get(args.key_id) if command == "get" else manager.revoke(args.key_id))
         if found is None:
             print(f"siraya-router: no key with id {args.key_id}", file=sys.stderr)
             return 1

@@ -53,6 +53,7 @@ def _row(record: KeyRecord) -> dict[str, str]:
         "CREDIT": _credit(record),
         "RPM": "" if record.rpm_limit is None else str(record.rpm_limit),
         "TPM": "" if record.tpm_limit is None else str(record.tpm_limit),
+        "CACHE": record.cache_namespace or "own",
     }
 
 
@@ -67,6 +68,8 @@ def describe(record: KeyRecord) -> str:
         f"credit {row['CREDIT']}" if record.credit_limit is not None else "no credit limit",
         *limits,
     ]
+    if record.cache_namespace:
+        parts.append(f"cache namespace {record.cache_namespace}")
     return "; ".join(parts)
 
 

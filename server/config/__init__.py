@@ -24,7 +24,7 @@ Where things are:
 from __future__ import annotations
 
 from server.config.accounts import AccountsConfig, ModerationConfig, ModerationUpstreamConfig
-from server.config.cache import CacheConfig, ModelCacheConfig
+from server.config.cache import CacheConfig, ModelCacheConfig, SemanticCacheConfig
 from server.config.env import interpolate_env
 from server.config.errors import ConfigError
 from server.config.gateway import GatewayConfig
@@ -79,6 +79,7 @@ __all__ = [
     "RetryConfig",
     "RoutingConfig",
     "LimitsConfig",
+    "SemanticCacheConfig",
     "ServerConfig",
     "TimeoutConfig",
     "UiConfig",

@@ -8,7 +8,18 @@ from pydantic import Field
 
 from server.config.base import Settings
 
-__all__ = ["CacheConfig", "ModelCacheConfig"]
+__all__ = ["CacheConfig", "ModelCacheConfig", "SemanticCacheConfig"]
+
+
+class SemanticCacheConfig(Settings):
+    """Single-turn requests whose text means the same (cosine similarity of their embeddings at least
+    `threshold`) share an answer: server/response_cache/semantic.py."""
+
+    # A catalogue model of kind `embedding`; its calls are charged to the requesting key.
+    embedding_model: str
+    threshold: Annotated[float, Field(gt=0, le=1)] = 0.95
+    # Texts remembered per key and answer shape (the oldest are forgotten first).
+    max_entries: Annotated[int, Field(ge=1)] = 10_000
 
 
 class ModelCacheConfig(Settings):
@@ -18,6 +29,8 @@ class ModelCacheConfig(Settings):
     ttl: Annotated[float, Field(gt=0)]
     # Cache sampled requests too (temperature above 0 and no seed), whose answers differ each time.
     allow_sampled: bool = False
+    # The optional semantic tier; None: only identical requests share an answer.
+    semantic: SemanticCacheConfig | None = None
 
 
 class CacheConfig(Settings):

@@ -57,6 +57,10 @@ class ObservabilityConfig(Settings):
     log_format: LogFormat = "json"
     # One JSON line per request.
     access_log: bool = True
+    # Keep each request's prompt and answer text with its ledger record (each cut to 8,000
+    # characters; server/observability/bodies.py), for the console's log and GET /v1/generation.
+    # Off: nothing of either is stored.
+    store_bodies: bool = False
     # A second port serving only /metrics and /health/*, e.g. kept off the public network.
     admin_port: NonNegativeInt | None = None
     tracing: bool = False

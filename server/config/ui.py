@@ -19,3 +19,5 @@ class UiConfig(Settings):
     session_secret: Annotated[str, Field(min_length=32)] | None = None
     # How long a console login lasts.
     session_hours: PositiveInt = 12
+    # Failed sign-ins one client address may make in a minute before it gets a 429 for the rest of it.
+    login_failures_per_minute: PositiveInt = 10

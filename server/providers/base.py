@@ -31,6 +31,9 @@ class Outcome:
     # them): [provider, model, upstream_model, started (monotonic), seconds, outcome, http_status];
     # the last three stay None while the attempt runs. None until the first attempt.
     attempts: list[list[Any]] | None = None
+    # The prompt and answer text for the ledger (server/observability/bodies.BodyCapture), made at
+    # admission only when `observability.store_bodies` is on.
+    bodies: Any = None
 
 
 @dataclass(slots=True)

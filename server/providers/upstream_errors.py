@@ -23,6 +23,7 @@ from server.errors import (
     RateLimited,
     RequestTimeout,
     UpstreamError,
+    UpstreamOverloaded,
 )
 from server.observability.logs import redact as scrub_secrets
 from server.providers.http1_client import ConnectTimeout
@@ -113,7 +114,9 @@ def _classify(
         )
     if status in (400, 413, 422):
         return InvalidRequest(
-            safe_message or f"Provider '{provider}' rejected the request (HTTP {status}).", param=param
+            safe_message or f"Provider '{provider}' rejected the request (HTTP {status}).",
+            param=param,
+            code="request_too_large" if status == 413 else None,
         )
     if status == 404:
         return UpstreamError(
@@ -121,9 +124,19 @@ def _classify(
             + (f" {sentence(safe_message)}" if safe_message else "")
             + NOT_FOUND_HINT
         )
+    if status in OVERLOADED_STATUSES:
+        return UpstreamOverloaded(
+            f"Provider '{provider}' is overloaded (HTTP {status})"
+            + (f": {safe_message}" if safe_message else "; retry shortly."),
+            retry_after=parse_retry_after(retry_after),
+        )
     return UpstreamError(
         f"Provider '{provider}' failed (HTTP {status})" + (f": {safe_message}" if safe_message else ".")
     )
+
+
+# "The engine is currently overloaded" (OpenAI's 503), and the 529 Anthropic-style servers send.
+OVERLOADED_STATUSES = (503, 529)
 
 
 NOT_FOUND_HINT = (

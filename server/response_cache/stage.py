@@ -1,40 +1,60 @@
 """The response cache as a stage of the gateway's pipeline.
 
 `Gateway._unary` and `Gateway._stream` ask `ResponseCache.plan` once the model is resolved (and the
-key allowed to use it). A request is cacheable when its model opts in (`cache: {ttl}`) or the
-request does (`x-siraya-cache: ttl=60`), `x-siraya-cache: no-store` does not bypass it, and its
-answer is not sampled (keys.py). For a cacheable request the plan's `hit` is looked up before
-admission: a hit costs nothing, moves no credit, passes no limit, never reaches an upstream, and is
-written to the ledger as `cache_hit` with what it saved. A miss runs the pipeline as usual, and
-what the client was sent - the whole answer, or every stream item in order - is kept after
-settlement, so a streamed hit replays a stream of the same shape (its usage priced at zero).
+key allowed to use it: a revoked, expired or unknown key, or a model the key may not use, is refused
+before any lookup). A request is cacheable when its model opts in (`cache: {ttl}`) or the request
+does (`x-siraya-cache: ttl=60`), `x-siraya-cache: no-store` does not bypass it, and its answer is not
+sampled (keys.py). For a cacheable request the plan's `hit` is looked up before the credit
+reservation. A hit is still admitted (`Metering.admit_cache_hit`): it counts as one request against
+the key's rate limit and passes moderation like any other, but it costs nothing, moves no credit,
+never reaches an upstream, and is written to the ledger as `cache_hit` with what it saved. A miss
+runs the pipeline as usual, and what the client was sent - the whole answer, or every stream item
+in order - is kept after settlement, so a streamed hit replays a stream of the same shape (its
+usage priced at zero).
 
-The namespace of every entry is the calling key's id: one key never sees another's answers.
+Entries live in the calling key's cache namespace (`keys.cache_namespace_of`: its own id unless an
+admin set one): keys that share a namespace share answers, and no other key ever sees them.
+
+The optional semantic tier (semantic.py) serves a single-turn request whose exact key misses from a
+remembered single-turn request of the same namespace, model and settings whose text embeds alike
+(`cache.semantic: {embedding_model, threshold}`); the embedding is an ordinary embeddings request
+of the key.
 The answer carries `x-siraya-cache: hit` or `miss` (cacheable requests only).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 from google.protobuf.message import Message
 
-from server.accounts.keys import KeyRecord
-from server.accounts.metering import Consumption, Metering
+from server.accounts.keys import KeyRecord, cache_namespace_of
+from server.accounts.metering import Consumption, Demand, Metering
 from server.accounts.money import micros_to_usd
-from server.config import GatewayConfig, ModelCacheConfig
+from server.config import GatewayConfig, ModelCacheConfig, SemanticCacheConfig
+from server.errors import GatewayError
 from server.observability import metrics
 from server.providers.base import Provider, RequestContext
 from server.response_cache.keys import cache_key, is_sampled, parse_directive
+from server.response_cache.semantic import SemanticIndex, single_turn_text, template_key
 from server.response_cache.stores import CacheStore, MemoryCacheStore, RedisCacheStore
 from server.routing.catalogue import CatalogueEntry
 from server.routing.route import Route
 
-__all__ = ["CACHE_HEADER", "CacheLookup", "Form", "ProtoForm", "ResponseCache", "build_cache"]
+__all__ = [
+    "CACHE_HEADER",
+    "CacheLookup",
+    "Form",
+    "MessagesForm",
+    "ProtoForm",
+    "ResponseCache",
+    "build_cache",
+]
 
 logger = logging.getLogger("siraya.cache")
 
@@ -42,12 +62,20 @@ CACHE_HEADER = "x-siraya-cache"
 Item = TypeVar("Item")
 M = TypeVar("M", bound=Message)
 _LENGTH = struct.Struct(">I")
+# (embedding model, text, key, ctx) -> the text's embedding: the gateway's own embeddings pipeline.
+Embedder = Callable[[str, str, KeyRecord, RequestContext], Awaitable[Sequence[float]]]
 
 
 class Form(Protocol[Item]):
     """How one kind of reply item is written to and read from the cache."""
 
-    name: str
+    # Whether the semantic tier may serve it: its key must be the request's proto alone.
+    semantic: bool
+
+    @property
+    def name(self) -> str:
+        """Part of the cache key: answers of different forms never mix."""
+        ...
 
     def encode(self, item: Item) -> bytes: ...
 
@@ -58,12 +86,50 @@ class ProtoForm(Generic[M]):
     def __init__(self, message: type[M]) -> None:
         self.message = message
         self.name = message.DESCRIPTOR.full_name
+        self.semantic = True
 
     def encode(self, item: M) -> bytes:
         return item.SerializeToString()
 
     def decode(self, data: bytes) -> M:
         return self.message.FromString(data)
+
+
+# Fields of a Messages body that never change the answer (the model is keyed as its catalogue id).
+_MESSAGES_IGNORED = ("model", "stream", "metadata")
+_ANTHROPIC_BETA = "anthropic-beta"
+
+
+class MessagesForm:
+    """Anthropic's Message JSON (a reply or stream events), for one request.
+
+    The key is the chat translation of the request and, through this form's name, a digest of the
+    body as written and its `anthropic-beta`: an Anthropic upstream is sent that body, and fields
+    the translation folds together (thinking budgets, say) still change its answer. The digest is
+    taken only for a cacheable request, when the name is first read.
+    """
+
+    semantic = False
+
+    def __init__(self, body: Mapping[str, Any], forward_headers: Mapping[str, str]) -> None:
+        self._body = body
+        self._beta = forward_headers.get(_ANTHROPIC_BETA)
+        self._name: str | None = None
+
+    @property
+    def name(self) -> str:
+        if self._name is None:
+            kept = {key: value for key, value in self._body.items() if key not in _MESSAGES_IGNORED}
+            digest = hashlib.blake2b(orjson.dumps(kept, option=orjson.OPT_SORT_KEYS), digest_size=16)
+            digest.update(b"\x00" + (self._beta or "").encode())
+            self._name = "messages/" + digest.hexdigest()
+        return self._name
+
+    def encode(self, item: Any) -> bytes:
+        return orjson.dumps(item)
+
+    def decode(self, data: bytes) -> Any:
+        return orjson.loads(data)
 
 
 class ResponseCache:
@@ -81,17 +147,25 @@ class ResponseCache:
         self._providers = providers
         self._metering = metering
         self.max_entry_bytes = max_entry_bytes
+        # Set by the gateway: how the semantic tier embeds a text.
+        self.embedder: Embedder | None = None
+        self.semantic_indexes = {
+            model: SemanticIndex(config.semantic.max_entries)
+            for model, config in models.items()
+            if config.semantic is not None
+        }
 
     def plan(
         self,
         entry: CatalogueEntry,
-        params: Message | None,
+        demand: Demand,
         key: KeyRecord,
         ctx: RequestContext,
         form: Form[Any],
         streamed: bool,
     ) -> CacheLookup[Any] | None:
         """The lookup for a cacheable request; None (at the cost of a dict lookup) for any other."""
+        params = demand.params
         raw = ctx.cache_directive
         config = self._models.get(entry.id)
         if raw is None and config is None:
@@ -107,7 +181,15 @@ class ResponseCache:
         if is_sampled(params) and not (config is not None and config.allow_sampled):
             return None
         shape = f"{'stream' if streamed else 'whole'}/{form.name}"
-        return CacheLookup(self, cache_key(key.id, shape, entry.id, params), ttl, form, entry)
+        namespace = cache_namespace_of(key)
+        lookup = CacheLookup(self, cache_key(namespace, shape, entry.id, params), ttl, form, entry, demand)
+        if config is not None and config.semantic is not None and form.semantic:
+            text = single_turn_text(params)
+            if text is not None:
+                lookup.semantic = _Semantic(
+                    config.semantic, template_key(namespace, shape, entry.id, params), text
+                )
+        return lookup
 
     def _route(self, entry: CatalogueEntry, deployment_key: str) -> Route | None:
         for deployment in entry.deployments:
@@ -129,27 +211,39 @@ class ResponseCache:
 class CacheLookup(Generic[Item]):
     """One cacheable request: its hit, or the items it sends, kept at its end."""
 
-    __slots__ = ("cache", "key", "ttl", "form", "entry", "_items", "_size")
+    __slots__ = ("cache", "key", "ttl", "form", "entry", "demand", "semantic", "_items", "_size")
 
     def __init__(
-        self, cache: ResponseCache, key: str, ttl: float, form: Form[Item], entry: CatalogueEntry
+        self,
+        cache: ResponseCache,
+        key: str,
+        ttl: float,
+        form: Form[Item],
+        entry: CatalogueEntry,
+        demand: Demand,
     ) -> None:
         self.cache = cache
         self.key = key
         self.ttl = ttl
         self.form = form
         self.entry = entry
+        self.demand = demand
+        self.semantic: _Semantic | None = None
         self._items: list[bytes] | None = []
         self._size = 0
 
     async def hit(self, key: KeyRecord, ctx: RequestContext) -> tuple[list[Item], Route, Consumption] | None:
-        """The cached items, the route that first served them and their usage; None on a miss."""
+        """The cached items, the route that first served them and their usage; None on a miss.
+
+        A hit is admitted before it is answered: the key's rate limit or moderation may refuse it
+        (429, 403), as they would a miss.
+        """
         cache = self.cache
-        try:
-            data = await cache.store.get(self.key)
-        except Exception:
-            logger.warning("response cache lookup failed; answering from the upstream", exc_info=True)
-            data = None
+        data = await self._get(self.key)
+        result = "hit"
+        if data is None and self.semantic is not None:
+            data = await self._similar(key, ctx)
+            result = "semantic_hit"
         found = None if data is None else _decode(data)
         route = None if found is None else cache._route(self.entry, found[0])
         if found is None or route is None:
@@ -158,12 +252,35 @@ class CacheLookup(Generic[Item]):
             return None
         _, consumption, blobs = found
         items = [self.form.decode(blob) for blob in blobs]
-        saved = await cache._metering.record_cache_hit(key, self.entry, route.deployment, consumption, ctx)
-        metrics.CACHE_LOOKUPS.labels(self.entry.id, "hit").inc()
+        saved = await cache._metering.admit_cache_hit(
+            key, self.entry, self.demand, route.deployment, consumption, ctx
+        )
+        metrics.CACHE_LOOKUPS.labels(self.entry.id, result).inc()
         if saved:
             metrics.CACHE_SAVED.labels(self.entry.id).inc(micros_to_usd(saved))
         cache._mark(ctx, "hit")
         return items, route, consumption
+
+    async def _get(self, key: str) -> bytes | None:
+        try:
+            return await self.cache.store.get(key)
+        except Exception:
+            logger.warning("response cache lookup failed; answering from the upstream", exc_info=True)
+            return None
+
+    async def _similar(self, key: KeyRecord, ctx: RequestContext) -> bytes | None:
+        """The answer to a remembered single-turn request that means the same, if there is one."""
+        semantic, embedder = self.semantic, self.cache.embedder
+        index = self.cache.semantic_indexes.get(self.entry.id)
+        if semantic is None or embedder is None or index is None:
+            return None
+        try:
+            semantic.vector = await embedder(semantic.config.embedding_model, semantic.text, key, ctx)
+        except GatewayError as error:
+            logger.warning("the semantic cache could not embed a request: %s", error.message)
+            return None
+        answer = index.nearest(semantic.template, semantic.vector, semantic.config.threshold)
+        return None if answer is None else await self._get(answer)
 
     def add(self, item: Item) -> None:
         """One item as the client was sent it (before later ones); an answer too big is dropped."""
@@ -188,9 +305,25 @@ class CacheLookup(Generic[Item]):
             logger.warning("could not write to the response cache", exc_info=True)
             return
         metrics.CACHE_STORED_BYTES.inc(len(data))
+        semantic = self.semantic
+        index = self.cache.semantic_indexes.get(self.entry.id)
+        if semantic is not None and semantic.vector is not None and index is not None:
+            index.add(semantic.template, semantic.vector, self.key)
         size = store.size_bytes()
         if size is not None:
             metrics.CACHE_MEMORY_BYTES.set(size)
+
+
+class _Semantic:
+    """A single-turn request's part in the semantic tier: its template, text and (once) embedding."""
+
+    __slots__ = ("config", "template", "text", "vector")
+
+    def __init__(self, config: SemanticCacheConfig, template: str, text: str) -> None:
+        self.config = config
+        self.template = template
+        self.text = text
+        self.vector: Sequence[float] | None = None
 
 
 def replay(

@@ -10,6 +10,7 @@ from server.errors import (
     RateLimited,
     RequestTimeout,
     UpstreamError,
+    UpstreamOverloaded,
 )
 from server.routing.catalogue import Deployment
 
@@ -45,7 +46,8 @@ def final_error(
     deadline_passed: bool,
 ) -> GatewayError:
     """429 when every attempt was rate limited, 408 when they all timed out or the deadline passed,
-    the deployments' own 400 when none could express the request, else 502."""
+    the deployments' own 400 when none could express the request, else 502: overloaded (a
+    temporary state worth a retry) when every deployment said so or had its circuit open."""
     tried = tried_summary(failures, skipped)
     suffix = f" Tried: {tried}." if tried else ""
     errors = [error for _, error in failures]
@@ -67,7 +69,14 @@ def final_error(
         first = errors[0]
         return InvalidRequest(first.message, param=first.param, code=first.code)
     if not errors:
-        return UpstreamError(f"Model '{model}' is unavailable: every provider's circuit is open.{suffix}")
+        return UpstreamOverloaded(
+            f"Model '{model}' is unavailable: every provider's circuit is open.{suffix}"
+        )
+    if all(isinstance(e, UpstreamOverloaded) for e in errors):
+        waits = [e.retry_after for e in errors if e.retry_after is not None]
+        return UpstreamOverloaded(
+            f"{every} '{model}' is overloaded.{suffix}", retry_after=min(waits) if waits else None
+        )
     return UpstreamError(f"{every} '{model}' failed.{suffix}")
 
 

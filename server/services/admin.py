@@ -12,7 +12,7 @@ import orjson
 
 from server.accounts.accounting import AccountMetering
 from server.accounts.key_views import generation, key_info
-from server.accounts.keys import CHANGEABLE_KEY_FIELDS, KeyChanges, KeyRecord, NewKey
+from server.accounts.keys import CACHE_NAMESPACE, CHANGEABLE_KEY_FIELDS, KeyChanges, KeyRecord, NewKey
 from server.accounts.money import micros_to_usd, usd_to_micros
 from server.accounts.store import AuditEvent
 from server.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, PermissionDenied
@@ -55,6 +55,17 @@ def _check_spec(spec: admin_pb2.KeySpec, fields: tuple[str, ...] | set[str]) -> 
                 raise InvalidRequest(
                     f"'{field}' must be a finite number >= 0.", param=field, code="invalid_value"
                 )
+    if (
+        "cache_namespace" in fields
+        and spec.HasField("cache_namespace")
+        and not CACHE_NAMESPACE.fullmatch(spec.cache_namespace)
+    ):
+        raise InvalidRequest(
+            "'cache_namespace' must be 1 to 128 visible ASCII characters (no spaces); leave it unset"
+            " for the key's own namespace.",
+            param="cache_namespace",
+            code="invalid_value",
+        )
     if "expires_at" in fields and spec.HasField("expires_at") and spec.expires_at <= 0:
         raise InvalidRequest(
             "'expires_at' must be a unix time in seconds.", param="expires_at", code="invalid_value"
@@ -161,6 +172,7 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
                 credit_limit=spec.credit_limit if spec.HasField("credit_limit") else None,
                 rpm_limit=spec.rpm_limit if spec.HasField("rpm_limit") else None,
                 tpm_limit=spec.tpm_limit if spec.HasField("tpm_limit") else None,
+                cache_namespace=spec.cache_namespace if spec.HasField("cache_namespace") else None,
             )
         )
         await self._audit(context, "key.create", record.id, _spec_detail(spec, _UPDATABLE))
@@ -255,6 +267,7 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
             ),
             rpm_limit=spec.rpm_limit if spec.HasField("rpm_limit") else None,
             tpm_limit=spec.tpm_limit if spec.HasField("tpm_limit") else None,
+            cache_namespace=spec.cache_namespace if spec.HasField("cache_namespace") else None,
         )
         keys = self._gateway.keys
         if await keys.get(request.id) is None:

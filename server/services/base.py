@@ -17,6 +17,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
 import grpc
@@ -48,9 +49,10 @@ CLIENT_REQUEST_ID_METADATA = "x-client-request-id"
 CACHE_METADATA = "x-siraya-cache"
 SHUTTING_DOWN_CODE = "server_shutting_down"
 
-# The (authorization, RequestContext) of each call in progress, by id of its ServicerContext: the
-# decorator reads the metadata once, and the servicer's own `call_context` gets that same context.
-_CALLS: dict[int, tuple[str | None, RequestContext]] = {}
+# The (authorization, RequestContext) of the call in progress: the decorator reads the metadata once and
+# sets it here; the servicer's own `call_context` gets that same context. Each RPC runs in its own task
+# (gRPC's, or the bridge handler's for in-process calls), so a call never sees another's.
+_CALL: ContextVar[tuple[str | None, RequestContext] | None] = ContextVar("siraya_call", default=None)
 
 
 def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, RequestContext]:
@@ -111,7 +113,7 @@ def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, Reques
 
 def call_context(context: grpc.aio.ServicerContext) -> tuple[str | None, RequestContext]:
     """(the authorization value, the RequestContext) from a call's metadata."""
-    call = _CALLS.get(id(context))
+    call = _CALL.get()
     return call if call is not None else read_metadata(context)
 
 
@@ -148,12 +150,11 @@ def _requested_model(request: Any) -> str | None:
 class _Call:
     """The bookkeeping of one RPC between the decorator's entry and its end."""
 
-    __slots__ = ("key", "state", "gateway", "observation", "request_id")
+    __slots__ = ("token", "state", "gateway", "observation", "request_id")
 
     def __init__(self, servicer: Any, rpc: Any, request: Any, context: grpc.aio.ServicerContext) -> None:
-        self.key = id(context)
         call = read_metadata(context)
-        _CALLS[self.key] = call
+        self.token: Token[tuple[str | None, RequestContext] | None] = _CALL.set(call)
         self.request_id = call[1].request_id
         self.observation = CallObservation(rpc, call[1], _requested_model(request))
         self.state: ServingState | None = getattr(servicer, "_serving", None)
@@ -166,7 +167,10 @@ class _Call:
         return self.state is not None and self.state.draining
 
     def end(self) -> None:
-        _CALLS.pop(self.key, None)
+        try:
+            _CALL.reset(self.token)
+        except ValueError:  # a stream closed from another task (aclose on a dropped generator)
+            pass
         if self.state is not None:
             self.state.leave(self.gateway)
 

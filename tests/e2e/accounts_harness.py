@@ -22,8 +22,8 @@ import pytest
 from aiohttp import web
 
 from server.accounts.keys import NewKey
-from server.app import start_gateway
 from server.config import load_config
+from siraya_app.start import start_gateway
 from tests.e2e.loop_gateway import LoopGateway
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 

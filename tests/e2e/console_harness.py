@@ -62,10 +62,14 @@ models:
 class ConsoleHarness(LoopGateway):
     """Two fakes and a gateway with an admin key on a loop thread."""
 
-    def __init__(self, tmp_dir: Path, *, extra_models: str = "", in_process: bool = True) -> None:
+    def __init__(
+        self, tmp_dir: Path, *, extra_models: str = "", extra_config: str = "", in_process: bool = True
+    ) -> None:
+        """`extra_config`: top-level YAML sections added after the models (`ui:`, `observability:`)."""
         self.alpha = FakeOpenAIUpstream(api_key=UPSTREAM_KEY)
         self.beta = FakeOpenAIUpstream(api_key=UPSTREAM_KEY)
         self.extra_models = extra_models
+        self.extra_config = extra_config
         super().__init__(tmp_dir, in_process=in_process, upstreams=(self.alpha, self.beta))
 
     async def _start(self) -> None:
@@ -78,7 +82,7 @@ class ConsoleHarness(LoopGateway):
             key=UPSTREAM_KEY,
             extra_models=self.extra_models,
         )
-        await self._start_gateway(config, {}, "console-tests")
+        await self._start_gateway(config + self.extra_config, {}, "console-tests")
 
     def new_key(self, name: str = "app", **settings: Any) -> tuple[str, str]:
         """(key id, secret) of a fresh key."""

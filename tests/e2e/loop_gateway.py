@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
 from server.accounts.keys import KeyRecord, NewKey
-from server.app import RunningGateway, start_gateway
 from server.config import load_config
+from siraya_app.start import RunningGateway, start_gateway
 
 T = TypeVar("T")
 

@@ -1,10 +1,12 @@
 """A running gateway with three kinds of upstream behind it, for the Anthropic Messages front door.
 
 One model per upstream protocol: `claude-sonnet` on the fake Anthropic API, `gpt-test` on the fake
-OpenAI-compatible server, `gemini-flash` on the fake Gemini API, plus `claude-dead` on a port
-nobody listens on. Every model is priced, so credits apply. Besides the usual key, the harness
-makes keys that provoke each refusal: one allowed one request a minute, one with almost no credit,
-one allowed only `gpt-test`.
+OpenAI-compatible server (a reasoning model: it thinks in `reasoning_content` when asked to),
+`gemini-flash` on the fake Gemini API (a Gemini 3 model, which refuses a function call sent back
+without its thought signature), plus `claude-dead` on a port nobody listens on. Every model is
+priced, so credits apply. Besides the usual key, the harness makes keys that provoke each refusal:
+one allowed one request a minute, one with almost no credit, one allowed only `gpt-test`, one
+allowed only `claude-dead`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ ANTHROPIC_KEY = "sk-ant-api03-messages-e2e-0123456789"
 OPENAI_KEY = "sk-openai-messages-e2e-0123456789"
 GEMINI_KEY = "AIzaSy-messages-e2e-0123456789"
 CLAUDE_UPSTREAM_MODEL = "claude-sonnet-4-5-20250929"
+GEMINI_UPSTREAM_MODEL = "gemini-3-flash-preview"
 MAX_BODY_BYTES = 262144
 
 CONFIG = """
@@ -64,7 +67,7 @@ models:
     pricing: {{input_per_million: 1.0, output_per_million: 2.0}}
   - id: gemini-flash
     provider: google
-    upstream_model: gemini-2.5-flash
+    upstream_model: {gemini_model}
     pricing: {{input_per_million: 1.0, output_per_million: 2.0}}
   - id: claude-dead
     provider: dead
@@ -86,7 +89,9 @@ class MessagesGatewayHarness(LoopGateway):
 
     def __init__(self, tmp_dir: Path, *, in_process: bool) -> None:
         self.anthropic = FakeAnthropicUpstream(api_key=ANTHROPIC_KEY)
-        self.openai = FakeOpenAIUpstream(api_key=OPENAI_KEY, native_responses=False)
+        self.openai = FakeOpenAIUpstream(
+            api_key=OPENAI_KEY, native_responses=False, reasoning_field="reasoning_content"
+        )
         self.gemini = FakeGeminiUpstream(api_key=GEMINI_KEY)
         super().__init__(tmp_dir, in_process=in_process, upstreams=(self.anthropic, self.openai, self.gemini))
         self.keys: dict[str, str] = {}
@@ -101,6 +106,7 @@ class MessagesGatewayHarness(LoopGateway):
             gemini_url=self.gemini.base_url,
             dead_port=_unused_port(),
             claude_model=CLAUDE_UPSTREAM_MODEL,
+            gemini_model=GEMINI_UPSTREAM_MODEL,
         )
         env = {"ANTHROPIC_KEY": ANTHROPIC_KEY, "OPENAI_KEY": OPENAI_KEY, "GEMINI_KEY": GEMINI_KEY}
         await self._start_gateway(config, env, "messages-e2e")
@@ -109,6 +115,7 @@ class MessagesGatewayHarness(LoopGateway):
             "one_a_minute": {"rpm_limit": 1},
             "broke": {"credit_limit": 0.000001},
             "gpt_only": {"allowed_models": ("gpt-test",)},
+            "dead_only": {"allowed_models": ("claude-dead",)},
         }
         for name, spec in specs.items():
             _, self.keys[name] = await self.running.gateway.keys.create(NewKey(name=name, **spec))

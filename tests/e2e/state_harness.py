@@ -4,9 +4,17 @@ response cache."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
-from server.accounts.keys import NewKey
+from server.accounts.keys import (
+    VISIBLE_PREFIX_LENGTH,
+    KeyRecord,
+    NewKey,
+    generate_secret,
+    hash_secret,
+)
 from tests.e2e.loop_gateway import LoopGateway
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream
 from tests.fakes.gemini_upstream import FakeGeminiUpstream
@@ -69,6 +77,14 @@ models:
     upstream_model: claude-sonnet-4-5-20250929
     pricing: {{input_per_million: 1000, output_per_million: 2000}}
     cache: {{ttl: 300}}
+  - id: embed-plain
+    provider: native
+    upstream_model: text-embedding-3-small
+    kind: embedding
+  - id: gpt-semantic
+    provider: chatonly
+    upstream_model: llama-3
+    cache: {{ttl: 300, semantic: {{embedding_model: embed-plain, threshold: 0.95}}}}
   - id: embed-cached
     provider: native
     upstream_model: text-embedding-3-small
@@ -117,3 +133,25 @@ class StateHarness(LoopGateway):
         await self._start_gateway(self.config_text(), env, "state-e2e")
         assert self.running is not None
         _, self.other_key = await self.running.gateway.keys.create(NewKey(name="someone-else"))
+
+    def new_key(self, key_id: str | None = None, **fields: Any) -> tuple[str, str]:
+        """Another key with these settings (and this id, when given): (its id, its secret)."""
+
+        async def create() -> tuple[str, str]:
+            assert self.running is not None
+            keys = self.running.gateway.keys
+            if key_id is None:
+                record, secret = await keys.create(NewKey(name="test", **fields))
+                return record.id, secret
+            secret = generate_secret()
+            record = KeyRecord(
+                id=key_id,
+                name=key_id,
+                prefix=secret[:VISIBLE_PREFIX_LENGTH],
+                created_at=int(time.time()),
+                **fields,
+            )
+            await keys.store.insert_key(record, hash_secret(secret))
+            return key_id, secret
+
+        return self.run(create())

@@ -261,3 +261,48 @@ def test_a_restricted_key_lists_only_the_models_it_may_use(accounts: AccountsHar
         f"{accounts.base_url}/models/gpt-priced", headers={"Authorization": f"Bearer {restricted}"}
     )
     assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "model_not_found"
+
+
+def test_a_cache_namespace_is_set_changed_and_cleared_over_rest_and_grpc(accounts: AccountsHarness) -> None:
+    base = accounts.base_url
+    own = admin("POST", f"{base}/keys", json={"name": "own"}).json()
+    assert own["cache_namespace"] == own["id"]  # by default a key's answers are its own
+    shared = admin("POST", f"{base}/keys", json={"name": "shared", "cache_namespace": "team-a"})
+    assert shared.status_code == 200, shared.text
+    key = shared.json()
+    assert key["cache_namespace"] == "team-a"
+    url = f"{base}/keys/{key['id']}"
+    assert admin("GET", url).json()["cache_namespace"] == "team-a"
+    assert current_key(accounts, key["secret"])["cache_namespace"] == "team-a"
+
+    moved = admin("PATCH", url, json={"cache_namespace": "team-b"}).json()
+    assert moved["cache_namespace"] == "team-b"
+    assert admin("PATCH", url, json={"rpm_limit": 100}).json()["cache_namespace"] == "team-b"
+    assert admin("PATCH", url, json={"cache_namespace": None}).json()["cache_namespace"] == key["id"]
+    for bad in ("", "has space", "x" * 129, "naïve"):
+        refused = admin("PATCH", url, json={"cache_namespace": bad})
+        assert refused.status_code == 400, bad
+        assert refused.json()["error"]["param"] == "cache_namespace"
+    assert admin("PATCH", url, json={"cache_namespace": 7}).status_code == 400
+    assert admin("POST", f"{base}/keys", json={"name": "x", "cache_namespace": " "}).status_code == 400
+
+    async def through_grpc() -> tuple[str, str, str]:
+        metadata = [("authorization", f"Bearer {ADMIN_KEY}")]
+        async with grpc.aio.insecure_channel(accounts.grpc_target) as channel:
+            stub = admin_pb2_grpc.KeysServiceStub(channel)
+            created = await stub.CreateKey(
+                admin_pb2.CreateKeyRequest(spec=admin_pb2.KeySpec(name="g", cache_namespace="team-g")),
+                metadata=metadata,
+            )
+            updated = await stub.UpdateKey(
+                admin_pb2.UpdateKeyRequest(
+                    id=created.key.id,
+                    key=admin_pb2.KeySpec(),
+                    update_mask=field_mask_pb2.FieldMask(paths=["cache_namespace"]),
+                ),
+                metadata=metadata,
+            )
+            return created.key.cache_namespace, updated.key.cache_namespace, updated.key.id
+
+    created, cleared, key_id = accounts.run(through_grpc())
+    assert (created, cleared) == ("team-g", key_id)  # a named mask path left unset clears it

@@ -15,7 +15,7 @@ import pytest
 from server.accounts.money import usd_to_micros
 from server.accounts.postgres_accounts import PostgresAccountStore
 from tests.e2e.accounts_harness import IMAGE_PRICE, AccountsHarness, GatewayProcess, admin
-from tests.unit.accounts_backends import (
+from tests.unit.server.accounts.accounts_backends import (
     REDIS_URL,
     postgres_unavailable,
     redis_unavailable,

@@ -224,6 +224,47 @@ def test_keys_list_is_a_table_for_people_and_json_for_scripts(tmp_path: Path) ->
     ]
 
 
+def test_a_keys_cache_namespace_is_set_on_create_and_changed_by_update(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    created = json.loads(
+        ok(cli(tmp_path, "keys", "create", "--cache-namespace", "team-a", "--json", "--data-dir", data))
+    )
+    key_id = created["key"]["id"]
+    assert created["key"]["cache_namespace"] == "team-a"
+    plain = json.loads(ok(cli(tmp_path, "keys", "create", "--json", "--data-dir", data)))
+    assert plain["key"]["cache_namespace"] == plain["key"]["id"]
+    moved = json.loads(
+        ok(
+            cli(
+                tmp_path,
+                "keys",
+                "update",
+                key_id,
+                "--cache-namespace",
+                "team-b",
+                "--json",
+                "--data-dir",
+                data,
+            )
+        )
+    )
+    assert moved["cache_namespace"] == "team-b"
+    assert "team-b" in ok(cli(tmp_path, "keys", "get", key_id, "--data-dir", data))
+    back = json.loads(
+        ok(cli(tmp_path, "keys", "update", key_id, "--cache-namespace", "", "--json", "--data-dir", data))
+    )
+    assert back["cache_namespace"] == key_id
+    refused = cli(tmp_path, "keys", "update", key_id, "--cache-namespace", "two words", "--data-dir", data)
+    assert refused.returncode == 2 and "--cache-namespace" in refused.stderr
+    assert cli(tmp_path, "keys", "update", key_id, "--data-dir", data).returncode == 2
+    assert (
+        cli(
+            tmp_path, "keys", "update", "key_missing", "--cache-namespace", "x", "--data-dir", data
+        ).returncode
+        == 1
+    )
+
+
 def test_keys_in_a_directory_without_a_database(tmp_path: Path) -> None:
     listed = cli(tmp_path, "keys", "list")
     assert listed.returncode == 1

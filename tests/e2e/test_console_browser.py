@@ -31,14 +31,14 @@ ARTIFACTS = Path(
     os.environ.get("SIRAYA_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
 )
 SHOTS = ARTIFACTS / "console"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: Any = {"width": 1280, "height": 800}
+PHONE: Any = {"width": 390, "height": 844}
 CHAT = "/v1/chat/completions"
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
 except ImportError:  # pragma: no cover - the skip below says why
-    sync_playwright = None
+    sync_playwright = None  # type: ignore[assignment]
 
 pytestmark = pytest.mark.skipif(
     sync_playwright is None or shutil.which(CHROMIUM) is None,
@@ -157,7 +157,7 @@ def test_a_key_is_created_used_logged_with_its_waterfall_and_revoked(
     view.get_by_role("link", name="Keys").click()
     view.get_by_text("Create a key").click()
     form = view.locator("#create-key")
-    form.get_by_label("Name").fill("browser-made")
+    form.get_by_label("Name", exact=True).fill("browser-made")
     form.get_by_label("Credit limit (USD)").fill("5")
     form.get_by_label("duo", exact=True).check()
     form.get_by_label("solo-beta", exact=True).check()
@@ -289,7 +289,8 @@ def test_a_user_key_sees_only_its_own_usage_and_no_admin_page(gw: ConsoleHarness
 def test_a_mutating_post_without_the_csrf_token_is_refused(gw: ConsoleHarness, page: Watched) -> None:
     view = page.page
     sign_in(view, gw, ADMIN_KEY)
-    for form in ({"name": "forged"}, {"name": "forged", "csrf_token": "not-the-token"}):
+    forms: list[Any] = [{"name": "forged"}, {"name": "forged", "csrf_token": "not-the-token"}]
+    for form in forms:
         response = view.request.post(gw.root_url + "/console/keys", form=form)
         assert response.status == 403
         assert "CSRF" in response.text()
@@ -370,3 +371,28 @@ def test_phone_width_and_the_keyboard(gw: ConsoleHarness, browser: Browser) -> N
         page.clean()
     finally:
         context.close()
+
+
+def test_stored_prompts_and_answers_show_in_the_log_entry(
+    tmp_path_factory: pytest.TempPathFactory, browser: Browser
+) -> None:
+    """With `observability.store_bodies: true` a log entry opens to its prompt and answer too."""
+    harness = ConsoleHarness(
+        Path(tmp_path_factory.mktemp("console-bodies")), extra_config="observability:\n  store_bodies: true\n"
+    ).start()
+    context = browser.new_context(viewport=DESKTOP)
+    page = Watched(context.new_page())
+    try:
+        request_id = chat(harness, harness.new_key("bodies")[1])
+        view = page.page
+        sign_in(view, harness, ADMIN_KEY)
+        view.get_by_role("link", name="Logs").click()
+        entry = view.locator(f'details[data-request-id="{request_id}"]')
+        entry.locator("summary").click()
+        expect(entry.locator("pre.prompt-text")).to_have_text("user: hi")
+        expect(entry.locator("pre.answer-text")).to_have_text("echo: hi")
+        page.shot("logs-with-bodies")
+        page.clean()
+    finally:
+        context.close()
+        harness.stop()

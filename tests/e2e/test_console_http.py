@@ -1,5 +1,6 @@
-"""The console over plain HTTP (no browser, so these run everywhere): signing in, sessions that end
-with their key, CSRF, the admin-only pages, the security headers, and `ui.enabled: false`."""
+"""The console over plain HTTP (no browser, so these run everywhere): signing in and its limit on
+failures, sessions that end with their key, CSRF, the admin-only pages, the security headers, and
+`ui.enabled: false`."""
 
 from __future__ import annotations
 
@@ -137,7 +138,7 @@ def test_the_console_can_be_turned_off(tmp_path: Path) -> None:
     async def without_ui(config_text: str, env: dict[str, str], key_name: str, **kwargs: object) -> object:
         return await original(config_text + "ui:\n  enabled: false\n", env, key_name, **kwargs)  # type: ignore[arg-type]
 
-    harness._start_gateway = without_ui  # type: ignore[method-assign]
+    harness._start_gateway = without_ui  # type: ignore[method-assign,assignment]
     harness.start()
     try:
         for path in ("/", "/console/", "/console/login"):
@@ -145,5 +146,51 @@ def test_the_console_can_be_turned_off(tmp_path: Path) -> None:
             assert response.status_code == 400, path
             assert response.json()["error"]["code"] == "unknown_url"
         assert not (tmp_path / "data" / "console-secret").exists()
+    finally:
+        harness.stop()
+
+
+def test_the_key_form_sets_and_clears_a_cache_namespace(gw: ConsoleHarness) -> None:
+    with _browser(gw) as client:
+        _sign_in(client, ADMIN_KEY)
+        token = _token(client)
+        made = client.post(
+            "/console/keys", data={"name": "teamed", "cache_namespace": "team-c", "csrf_token": token}
+        )
+        assert made.status_code == 303
+        key = next(key for key in gw.get("/keys").json()["data"] if key["name"] == "teamed")
+        assert key["cache_namespace"] == "team-c"
+        page = client.get(f"/console/keys/{key['id']}").text
+        assert 'name="cache_namespace"' in page and 'value="team-c"' in page
+        edited = client.post(
+            f"/console/keys/{key['id']}", data={"name": "teamed", "cache_namespace": " ", "csrf_token": token}
+        )
+        assert edited.status_code == 303
+    assert gw.get(f"/keys/{key['id']}").json()["cache_namespace"] == key["id"]
+
+
+def test_failed_sign_ins_are_limited_per_client_address(tmp_path: Path) -> None:
+    harness = ConsoleHarness(tmp_path, extra_config="ui:\n  login_failures_per_minute: 3\n").start()
+    try:
+        with _browser(harness) as client:
+            for _ in range(3):
+                assert _sign_in(client, "sk-sr-guess-0123456789").status_code == 401
+            # The limit holds for any key, the right one too, and says what to do.
+            limited = _sign_in(client, ADMIN_KEY)
+            assert limited.status_code == 429
+            assert "Too many failed sign-ins" in limited.text
+            assert 1 <= int(limited.headers["retry-after"]) <= 60
+            assert limited.headers["x-frame-options"] == "DENY"
+            assert "set-cookie" not in limited.headers
+            assert client.get("/console/").status_code == 303
+        # Another address is not held back by this one's failures.
+        other = httpx.Client(
+            base_url=harness.root_url,
+            follow_redirects=False,
+            timeout=10,
+            transport=httpx.HTTPTransport(local_address="127.0.0.2"),
+        )
+        with other:
+            assert _sign_in(other, ADMIN_KEY).status_code == 303
     finally:
         harness.stop()

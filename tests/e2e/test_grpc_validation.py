@@ -20,7 +20,6 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from server.accounts.keys import NewKey
-from server.app import start_gateway
 from server.config import load_config
 from siraya.router.codec.chat_request import decode_chat_request
 from siraya.router.codec.embeddings import decode_embedding_request
@@ -41,6 +40,7 @@ from siraya.router.v1 import (
     videos_pb2,
     videos_pb2_grpc,
 )
+from siraya_app.start import start_gateway
 from tests.e2e.accounts_harness import ADMIN_KEY, AccountsHarness
 from tests.e2e.harness import GatewayHarness
 from tests.fakes.openai_upstream import FakeOpenAIUpstream

@@ -23,8 +23,8 @@ import pytest
 from aiohttp import web
 
 from server.accounts.keys import NewKey
-from server.app import start_gateway
 from server.config import load_config
+from siraya_app.start import start_gateway
 from tests.fakes.loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,8 +16,17 @@ import orjson
 import pytest
 
 from siraya.router.v1 import messages_pb2, messages_pb2_grpc
-from tests.e2e.messages_harness import CLAUDE_UPSTREAM_MODEL, MAX_BODY_BYTES, MessagesGatewayHarness
+from tests.e2e.messages_harness import (
+    ANTHROPIC_KEY,
+    CLAUDE_UPSTREAM_MODEL,
+    GEMINI_KEY,
+    MAX_BODY_BYTES,
+    OPENAI_KEY,
+    MessagesGatewayHarness,
+)
 from tests.fakes.anthropic_upstream import SIGNATURE, THINKING_TEXT, AnthropicFault, ScriptedMessage
+from tests.fakes.gemini_upstream import GeminiFault, GeminiReply, ScriptedCall
+from tests.fakes.openai_upstream import Fault
 
 MODELS = ("claude-sonnet", "gpt-test", "gemini-flash")
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
@@ -153,7 +162,7 @@ def test_streaming_follows_anthropics_event_order(client: anthropic.Anthropic, m
             model=model, max_tokens=64, messages=[{"role": "user", "content": "stream this"}], stream=True
         )
     )
-    types = [event.type for event in events]
+    types: list[str] = [event.type for event in events]
     assert_anthropic_event_order(types, [getattr(event, "index", None) for event in events])
     assert "ping" not in types  # the SDK drops pings; test_raw_sse_frames_name_their_events sees them
     text = "".join(
@@ -249,10 +258,10 @@ def test_streamed_tool_input(client: anthropic.Anthropic, model: str) -> None:
             stream=True,
         )
     )
-    types = [event.type for event in events]
+    types: list[str] = [event.type for event in events]
     assert_anthropic_event_order(types, [getattr(event, "index", None) for event in events])
     starts = [e for e in events if e.type == "content_block_start" and e.content_block.type == "tool_use"]
-    assert len(starts) == 1 and starts[0].content_block.name == "get_weather"
+    assert len(starts) == 1 and starts[0].content_block.name == "get_weather"  # type: ignore[union-attr]
     fragments = [
         e.delta.partial_json
         for e in events
@@ -262,38 +271,82 @@ def test_streamed_tool_input(client: anthropic.Anthropic, model: str) -> None:
     assert events[-2].delta.stop_reason == "tool_use"  # type: ignore[union-attr]
 
 
-def test_thinking_signature_survives_a_tool_loop(
-    client: anthropic.Anthropic, gateway: MessagesGatewayHarness
+GEMINI_SIGNATURE = "Z2VtaW5pLXRob3VnaHQtc2lnbmF0dXJl"
+GEMINI_THOUGHTS = "The user wants the weather: I will call get_weather."
+
+
+def arrange_thinking(gateway: MessagesGatewayHarness, model: str, prompt: str) -> tuple[str, str]:
+    """(the thinking the first turn shows, its signature): each fake's own way of thinking.
+
+    Claude signs its thinking block; the OpenAI-compatible fake is a reasoning model that sends
+    `reasoning_content` and signs nothing; Gemini sends thought parts and a thoughtSignature on its
+    function call (scripted here, since the fake only calls a function on its own in ANY mode).
+    """
+    if model.startswith("claude"):
+        return THINKING_TEXT, SIGNATURE
+    if model.startswith("gpt"):
+        return f"Thinking about: {prompt}", ""
+    call = ScriptedCall("get_weather", {"city": "Paris", "celsius": 18}, thought_signature=GEMINI_SIGNATURE)
+    gateway.gemini.script(GeminiReply(thoughts=GEMINI_THOUGHTS, calls=[call]))
+    return GEMINI_THOUGHTS, GEMINI_SIGNATURE
+
+
+def assert_thinking_went_back(
+    gateway: MessagesGatewayHarness, model: str, thinking: str, signature: str, call_id: str
 ) -> None:
-    """The fake checks the signature of the thinking block that comes back, as Anthropic does."""
+    """The second turn reached the upstream with the first turn's thinking as that upstream wants it."""
+    body = gateway.upstream_body(model)
+    if model.startswith("claude"):
+        # The fake checks the signature of the thinking block that comes back, as Anthropic does.
+        sent = body["messages"][1]["content"]
+        assert sent[0] == {"type": "thinking", "thinking": thinking, "signature": signature}
+        assert sent[1]["id"] == call_id
+    elif model.startswith("gpt"):
+        turn = body["messages"][1]
+        assert turn["reasoning"] == thinking and turn["tool_calls"][0]["id"] == call_id
+        assert body["messages"][2]["tool_call_id"] == call_id
+    else:
+        # A Gemini 3 model refuses the turn (the fake does too) unless the call carries its signature.
+        calls = [part for part in body["contents"][1]["parts"] if "functionCall" in part]
+        assert calls[0]["thoughtSignature"] == signature
+        assert body["contents"][2]["parts"][0]["functionResponse"]["name"] == "get_weather"
+
+
+def test_thinking_signature_survives_a_tool_loop(
+    client: anthropic.Anthropic, gateway: MessagesGatewayHarness, model: str
+) -> None:
     for stream in (False, True):
-        messages: list[Any] = [{"role": "user", "content": "Think, then check the weather."}]
+        prompt = f"Think, then check the weather ({'streamed' if stream else 'unary'})."
+        messages: list[Any] = [{"role": "user", "content": prompt}]
         kwargs: Any = {
-            "model": "claude-sonnet",
+            "model": model,
             "max_tokens": 4096,
             "tools": [WEATHER_TOOL],
             "thinking": {"type": "enabled", "budget_tokens": 2048},
         }
+        thinking_text, signature = arrange_thinking(gateway, model, prompt)
         if stream:
             with client.messages.stream(messages=messages, **kwargs) as live:
+                deltas = [e.delta.type for e in live if e.type == "content_block_delta"]
                 first = live.get_final_message()
+            assert "thinking_delta" in deltas and "input_json_delta" in deltas
+            assert ("signature_delta" in deltas) == bool(signature)
         else:
             first = client.messages.create(messages=messages, **kwargs)
         assert [block.type for block in first.content] == ["thinking", "tool_use"]
         thinking = first.content[0]
-        assert (thinking.thinking, thinking.signature) == (THINKING_TEXT, SIGNATURE)  # type: ignore[union-attr]
-        assert first.content[1].id == "toolu_fake01"  # type: ignore[union-attr]
+        assert (thinking.thinking, thinking.signature) == (thinking_text, signature)  # type: ignore[union-attr]
+        call_id = first.content[1].id  # type: ignore[union-attr]
+        assert "__ts_" not in call_id, "the signature is the thinking block's, not part of the id"
+        assert first.stop_reason == "tool_use"
         messages += [
             {"role": "assistant", "content": first.content},
-            {
-                "role": "user",
-                "content": [{"type": "tool_result", "tool_use_id": "toolu_fake01", "content": "18C"}],
-            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call_id, "content": "18C"}]},
         ]
         second = client.messages.create(messages=messages, **kwargs)
-        assert "Tool results: 18C" in text_of(second)
-        sent_back = gateway.anthropic.last_json["messages"][1]["content"]
-        assert sent_back[0] == {"type": "thinking", "thinking": THINKING_TEXT, "signature": SIGNATURE}
+        assert second.stop_reason == "end_turn"
+        assert "18C" in text_of(second)
+        assert_thinking_went_back(gateway, model, thinking_text, signature, call_id)
 
 
 # --- media ------------------------------------------------------------------------------------
@@ -486,6 +539,200 @@ def test_an_unreachable_upstream_is_an_anthropic_server_error(client: anthropic.
     assert "sk-ant" not in message
 
 
+# Every Anthropic error type, against each fake. What the upstream does wrong, in each fake's own
+# words, and what an Anthropic client must see: (status, error.type).
+UPSTREAM_FAILURES: dict[str, tuple[int, str]] = {
+    "rejects the request": (400, "invalid_request_error"),
+    "finds the request too large": (413, "request_too_large"),
+    "refuses the gateway's credentials": (500, "api_error"),
+    "rate limits": (429, "rate_limit_error"),
+    "fails": (500, "api_error"),
+    "is overloaded": (529, "overloaded_error"),
+    "is too slow": (504, "timeout_error"),
+}
+SLOW = 3.0
+RATE_LIMIT_WAIT = "7"
+
+
+def inject_upstream_failure(gateway: MessagesGatewayHarness, model: str, failure: str) -> None:
+    hang = SLOW if failure == "is too slow" else None
+    if model.startswith("claude"):
+        status, error_type = {
+            "rejects the request": (400, "invalid_request_error"),
+            "finds the request too large": (413, "request_too_large"),
+            "refuses the gateway's credentials": (401, "authentication_error"),
+            "rate limits": (429, "rate_limit_error"),
+            "fails": (500, "api_error"),
+            "is overloaded": (529, "overloaded_error"),
+            "is too slow": (None, "api_error"),
+        }[failure]
+        headers = {"retry-after": RATE_LIMIT_WAIT} if status == 429 else {}
+        gateway.anthropic.inject(
+            AnthropicFault(
+                status=status,
+                error_type=error_type,
+                message=f"no ({ANTHROPIC_KEY})",
+                headers=headers,
+                hang=hang,
+            )
+        )
+    elif model.startswith("gpt"):
+        status = {
+            "rejects the request": 400,
+            "finds the request too large": 413,
+            "refuses the gateway's credentials": 401,
+            "rate limits": 429,
+            "fails": 500,
+            "is overloaded": 503,
+            "is too slow": None,
+        }[failure]
+        headers = {"retry-after": RATE_LIMIT_WAIT} if status == 429 else {}
+        gateway.openai.inject(
+            Fault(
+                path="/v1/chat/completions",
+                status=status,
+                message=f"no ({OPENAI_KEY})",
+                headers=headers,
+                hang=hang,
+            )
+        )
+    else:
+        # Google answers an oversized request with a 400 INVALID_ARGUMENT, never a 413: that cell is
+        # the gateway's own body limit (test_the_gateways_own_refusals_are_anthropics_errors).
+        status, grpc_status = {
+            "rejects the request": (400, "INVALID_ARGUMENT"),
+            "finds the request too large": (None, ""),
+            "refuses the gateway's credentials": (403, "PERMISSION_DENIED"),
+            "rate limits": (429, "RESOURCE_EXHAUSTED"),
+            "fails": (500, "INTERNAL"),
+            "is overloaded": (503, "UNAVAILABLE"),
+            "is too slow": (None, ""),
+        }[failure]
+        if status is None and hang is None:
+            pytest.skip("the Gemini API has no 413 of its own")
+        gateway.gemini.inject(
+            GeminiFault(
+                status=status,
+                grpc_status=grpc_status or "INTERNAL",
+                message=f"no ({GEMINI_KEY})",
+                retry_delay=f"{RATE_LIMIT_WAIT}s" if status == 429 else None,
+                hang=hang,
+            )
+        )
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+@pytest.mark.parametrize("failure", list(UPSTREAM_FAILURES))
+def test_every_upstream_failure_is_anthropics_error(
+    gateway: MessagesGatewayHarness, model: str, failure: str, stream: bool
+) -> None:
+    inject_upstream_failure(gateway, model, failure)
+    timeout = {"x-siraya-timeout": "0.5"} if failure == "is too slow" else {}
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        reply = sdk(gateway).messages.create(
+            model=model,
+            max_tokens=16,
+            messages=[{"role": "user", "content": "fail please"}],
+            stream=stream,
+            extra_headers=timeout,
+        )
+        if stream:
+            list(reply)  # type: ignore[call-overload]
+    status, error_type, message = error_of(caught)
+    assert (status, error_type) == UPSTREAM_FAILURES[failure]
+    for secret in (ANTHROPIC_KEY, OPENAI_KEY, GEMINI_KEY):
+        assert secret not in message
+    if error_type == "rate_limit_error":
+        assert caught.value.response.headers["retry-after"] == RATE_LIMIT_WAIT
+    assert caught.value.response.headers["request-id"] == caught.value.body["request_id"]  # type: ignore[index]
+
+
+def test_the_gateways_own_refusals_are_anthropics_errors(gateway: MessagesGatewayHarness, model: str) -> None:
+    """The errors the gateway decides before any upstream call, for each kind of upstream."""
+    ask: Any = {"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}
+    before = [len(fake.requests) for fake in (gateway.anthropic, gateway.openai, gateway.gemini)]
+    cases: list[tuple[str | None, dict[str, Any], tuple[int, str]]] = [
+        ("sk-siraya-wrong", ask, (401, "authentication_error")),
+        (gateway.keys["broke"], {**ask, "max_tokens": 1000}, (402, "billing_error")),
+        (gateway.keys["dead_only"], ask, (403, "permission_error")),
+        (None, {**ask, "messages": [{"role": "system", "content": "x"}]}, (400, "invalid_request_error")),
+        (
+            None,
+            {**ask, "messages": [{"role": "user", "content": "x" * (MAX_BODY_BYTES + 1)}]},
+            (413, "request_too_large"),
+        ),
+        (None, {**ask, "extra_body": {"models": ["no-such-model"]}}, (404, "not_found_error")),
+    ]
+    for key, kwargs, expected in cases:
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            sdk(gateway, key).messages.create(**kwargs)
+        assert error_of(caught)[:2] == expected
+    assert [len(fake.requests) for fake in (gateway.anthropic, gateway.openai, gateway.gemini)] == before
+
+
+def test_a_failure_mid_stream_is_an_error_event_from_every_upstream(
+    gateway: MessagesGatewayHarness, model: str
+) -> None:
+    if model.startswith("claude"):
+        gateway.anthropic.inject(
+            AnthropicFault(error_after_events=4, error_type="overloaded_error", message="Overloaded")
+        )
+        expected = "overloaded_error"
+    elif model.startswith("gpt"):
+        gateway.openai.inject(Fault(path="/v1/chat/completions", reset_after_chunks=2))
+        expected = "api_error"
+    else:
+        gateway.gemini.inject(GeminiFault(error_after_events=1, grpc_status="UNAVAILABLE", message="busy"))
+        expected = "overloaded_error"
+    body = {
+        "model": model,
+        "max_tokens": 64,
+        "stream": True,
+        "messages": [{"role": "user", "content": "cut me off somewhere in the middle please"}],
+    }
+    response = httpx.post(
+        gateway.root_url + "/v1/messages", json=body, headers={"x-api-key": gateway.api_key}, timeout=20
+    )
+    assert response.status_code == 200
+    frames = response.text.strip().split("\n\n")
+    assert frames[0].startswith("event: message_start")
+    name, data = frames[-1].split("\n")
+    assert name == "event: error"
+    error = orjson.loads(data.removeprefix("data: "))
+    assert (error["type"], error["error"]["type"]) == ("error", expected) and error["error"]["message"]
+    assert "message_stop" not in response.text
+
+
+def test_a_gemini_3_call_sent_back_without_its_signature_is_refused(client: anthropic.Anthropic) -> None:
+    """What the signature round trip prevents: a client that drops the thinking block loses the
+    signature, and Gemini 3 (the fake too) refuses the next turn."""
+    first = client.messages.create(
+        model="gemini-flash",
+        max_tokens=256,
+        messages=[{"role": "user", "content": "weather?"}],
+        tools=[WEATHER_TOOL],
+        tool_choice={"type": "any"},
+    )
+    use = first.content[-1]
+    assert use.type == "tool_use" and "__ts_" in use.id, "no thinking: the signature rides in the id"
+    unsigned: Any = {"type": "tool_use", "id": "call_unsigned", "name": use.name, "input": use.input}
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(
+            model="gemini-flash",
+            max_tokens=256,
+            tools=[WEATHER_TOOL],
+            messages=[
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": [unsigned]},
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": "call_unsigned", "content": "18C"}],
+                },
+            ],
+        )
+    assert "thought_signature" in error_of(caught)[2]  # type: ignore[arg-type]
+
+
 def test_a_failure_mid_stream_is_an_error_event(gateway: MessagesGatewayHarness) -> None:
     gateway.anthropic.inject(
         AnthropicFault(error_after_events=4, error_type="overloaded_error", message="Overloaded")
@@ -511,7 +758,7 @@ def test_a_failure_mid_stream_is_an_error_event(gateway: MessagesGatewayHarness)
         AnthropicFault(error_after_events=4, error_type="overloaded_error", message="Overloaded")
     )
     with pytest.raises(anthropic.APIStatusError):
-        list(sdk(gateway).messages.create(stream=True, **{k: v for k, v in body.items() if k != "stream"}))
+        list(sdk(gateway).messages.create(stream=True, **{k: v for k, v in body.items() if k != "stream"}))  # type: ignore[call-overload]
 
 
 def test_anthropic_beta_reaches_an_anthropic_upstream(gateway: MessagesGatewayHarness) -> None:

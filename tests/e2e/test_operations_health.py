@@ -8,8 +8,8 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from server.app import RunningGateway, start_gateway
 from server.config import load_config
+from siraya_app.start import RunningGateway, start_gateway
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 CHAT_SERVICE = "siraya.router.v1.ChatService"

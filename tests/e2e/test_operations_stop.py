@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server import app as server_app
 from server.accounts.keys import NewKey
-from server.app import start_gateway
 from server.config import load_config
+from siraya_app import start as server_app
+from siraya_app.start import start_gateway
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 UPSTREAM_KEY = "sk-upstream-stop-0123456789"

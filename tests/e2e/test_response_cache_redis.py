@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.process_harness import GatewayProcess, UpstreamLoop
-from tests.unit.accounts_backends import (
+from tests.unit.server.accounts.accounts_backends import (
     REDIS_URL,
     delete_prefix,
     postgres_unavailable,

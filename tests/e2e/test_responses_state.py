@@ -93,8 +93,18 @@ def test_a_three_turn_chain_with_a_function_call_replays_the_conversation(
     sent = sent_text(body)
     if model == "gpt-native":
         # The same native deployment served the previous turn: it chains on its own id.
-        assert body["previous_response_id"].startswith("resp_") and body["previous_response_id"] != first.id
+        upstream_first = body["previous_response_id"]
+        assert upstream_first.startswith("resp_") and upstream_first != first.id
         assert [item["type"] for item in body["input"]] == ["function_call_output"]
+        third = client.responses.create(model=model, previous_response_id=second.id, input="And tomorrow?")
+        assert third.previous_response_id == second.id and third.output_text
+        body = last_upstream_body(harness, model)
+        # The third turn chains on the upstream's id of the second, and sends only what is new.
+        assert body["previous_response_id"] not in (upstream_first, first.id, second.id)
+        assert body["previous_response_id"].startswith("resp_")
+        sent = sent_text(body["input"])
+        assert "And tomorrow?" in sent and "Lisbon" not in sent and "celsius" not in sent
+        assert "instructions" not in body  # not carried over
         return
     assert "weather in Lisbon" in sent and "get_weather" in sent and "celsius" in sent
     assert "previous_response_id" not in sent  # replayed, never handed to the upstream

@@ -20,7 +20,7 @@ import pytest
 
 from tests.e2e.routing_harness import UPSTREAM_KEY, RoutingHarness
 from tests.fakes.openai_upstream import Fault
-from tests.unit.accounts_backends import REDIS_URL, delete_prefix, redis_unavailable
+from tests.unit.server.accounts.accounts_backends import REDIS_URL, delete_prefix, redis_unavailable
 
 CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "hi"}]

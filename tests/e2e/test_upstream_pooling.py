@@ -15,8 +15,8 @@ import orjson
 from aiohttp import web
 
 from server.accounts.keys import NewKey
-from server.app import start_gateway
 from server.config import load_config
+from siraya_app.start import start_gateway
 
 COMPLETION = orjson.dumps(
     {

@@ -14,7 +14,8 @@ is only the fallback, for bodies that are not Anthropic's (a proxy's HTML 413, a
     rate_limit_error        429   RateLimited    (retry-after header kept)
     api_error               500   UpstreamError
     timeout_error           504   RequestTimeout
-    overloaded_error        529   UpstreamError  (502; retryable on another deployment, retry-after kept)
+    overloaded_error        529   UpstreamOverloaded (502 on the OpenAI doors, 529 on Messages;
+                                                    retryable on another deployment, retry-after kept)
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from typing import Any
 
 import orjson
 
-from server.errors import GatewayError, InvalidRequest, RateLimited, RequestTimeout, UpstreamError
+from server.errors import (
+    GatewayError,
+    InvalidRequest,
+    RateLimited,
+    RequestTimeout,
+    UpstreamError,
+    UpstreamOverloaded,
+)
 from server.providers.upstream_errors import parse_retry_after, redact
 
 __all__ = ["classify_error", "error_from_event", "error_from_response"]
@@ -50,6 +58,7 @@ _KIND_BY_STATUS = {
     413: "too_large",
     422: "invalid",
     429: "rate_limited",
+    503: "overloaded",
     504: "timeout",
     529: "overloaded",
 }
@@ -106,7 +115,7 @@ def classify_error(
     if kind == "timeout":
         return RequestTimeout(f"Provider '{provider}' timed out ({what}).")
     if kind == "overloaded":
-        return UpstreamError(
+        return UpstreamOverloaded(
             f"Provider '{provider}' is overloaded ({what}); retry shortly.",
             retry_after=parse_retry_after(retry_after),
         )

@@ -15,7 +15,7 @@ The typed `status` decides first, the HTTP status is the fallback (a proxy's bar
     RESOURCE_EXHAUSTED   429   RateLimited    (delay from RetryInfo, else the Retry-After header)
     CANCELLED            499   UpstreamError
     INTERNAL             500   UpstreamError
-    UNAVAILABLE          503   UpstreamError
+    UNAVAILABLE          503   UpstreamOverloaded (a 502 like UpstreamError; the Messages door's 529)
     DEADLINE_EXCEEDED    504   RequestTimeout
 
 A bad API key is a 400 INVALID_ARGUMENT whose details carry `ErrorInfo{reason: API_KEY_INVALID}`:
@@ -30,7 +30,14 @@ from typing import Any
 
 import orjson
 
-from server.errors import GatewayError, InvalidRequest, RateLimited, RequestTimeout, UpstreamError
+from server.errors import (
+    GatewayError,
+    InvalidRequest,
+    RateLimited,
+    RequestTimeout,
+    UpstreamError,
+    UpstreamOverloaded,
+)
 from server.providers.upstream_errors import MAX_RETRY_AFTER_SECONDS, parse_retry_after, redact, sentence
 
 __all__ = ["GoogleError", "classify_error", "error_from_body", "parse_google_error", "parse_retry_delay"]
@@ -51,6 +58,7 @@ _KIND_BY_STATUS = {
     "NOT_FOUND": "not_found",
     "RESOURCE_EXHAUSTED": "rate_limited",
     "DEADLINE_EXCEEDED": "timeout",
+    "UNAVAILABLE": "overloaded",
 }
 _KIND_BY_HTTP = {
     400: "invalid",
@@ -60,6 +68,7 @@ _KIND_BY_HTTP = {
     408: "timeout",
     413: "invalid",
     429: "rate_limited",
+    503: "overloaded",
     504: "timeout",
 }
 
@@ -141,7 +150,10 @@ def classify_error(
             f"Provider '{provider}' rejected the gateway's credentials ({label or 'auth'}){detail}"
         )
     if kind == "invalid":
-        return InvalidRequest(message or f"Provider '{provider}' rejected the request ({label}).")
+        return InvalidRequest(
+            message or f"Provider '{provider}' rejected the request ({label}).",
+            code="request_too_large" if status == 413 else None,
+        )
     if kind == "rate_limited":
         delay = error.retry_delay if error.retry_delay is not None else parse_retry_after(retry_after)
         suffix = f" {message}" if message else ""
@@ -155,6 +167,9 @@ def classify_error(
             + " Check the provider's base_url (it includes the API version, e.g. /v1beta)"
             " and the upstream model name."
         )
+    if kind == "overloaded":
+        wait = error.retry_delay if error.retry_delay is not None else parse_retry_after(retry_after)
+        return UpstreamOverloaded(f"Provider '{provider}' is overloaded ({label}){detail}", retry_after=wait)
     return UpstreamError(f"Provider '{provider}' failed ({label or 'unknown error'}){detail}")
 
 

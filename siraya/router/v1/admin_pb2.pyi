@@ -31,7 +31,7 @@ USAGE_BUCKET_HOUR: UsageBucket
 USAGE_BUCKET_DAY: UsageBucket
 
 class KeyInfo(_message.Message):
-    __slots__ = ("id", "name", "prefix", "created_at", "expires_at", "revoked_at", "allowed_models", "credit_limit", "credit_used", "rpm_limit", "tpm_limit")
+    __slots__ = ("id", "name", "prefix", "created_at", "expires_at", "revoked_at", "allowed_models", "credit_limit", "credit_used", "rpm_limit", "tpm_limit", "cache_namespace")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PREFIX_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,7 @@ class KeyInfo(_message.Message):
     CREDIT_USED_FIELD_NUMBER: _ClassVar[int]
     RPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
     TPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CACHE_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     prefix: str
@@ -54,23 +55,26 @@ class KeyInfo(_message.Message):
     credit_used: float
     rpm_limit: int
     tpm_limit: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., prefix: _Optional[str] = ..., created_at: _Optional[int] = ..., expires_at: _Optional[int] = ..., revoked_at: _Optional[int] = ..., allowed_models: _Optional[_Iterable[str]] = ..., credit_limit: _Optional[float] = ..., credit_used: _Optional[float] = ..., rpm_limit: _Optional[int] = ..., tpm_limit: _Optional[int] = ...) -> None: ...
+    cache_namespace: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., prefix: _Optional[str] = ..., created_at: _Optional[int] = ..., expires_at: _Optional[int] = ..., revoked_at: _Optional[int] = ..., allowed_models: _Optional[_Iterable[str]] = ..., credit_limit: _Optional[float] = ..., credit_used: _Optional[float] = ..., rpm_limit: _Optional[int] = ..., tpm_limit: _Optional[int] = ..., cache_namespace: _Optional[str] = ...) -> None: ...
 
 class KeySpec(_message.Message):
-    __slots__ = ("name", "expires_at", "allowed_models", "credit_limit", "rpm_limit", "tpm_limit")
+    __slots__ = ("name", "expires_at", "allowed_models", "credit_limit", "rpm_limit", "tpm_limit", "cache_namespace")
     NAME_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_MODELS_FIELD_NUMBER: _ClassVar[int]
     CREDIT_LIMIT_FIELD_NUMBER: _ClassVar[int]
     RPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
     TPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CACHE_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     name: str
     expires_at: int
     allowed_models: _containers.RepeatedScalarFieldContainer[str]
     credit_limit: float
     rpm_limit: int
     tpm_limit: int
-    def __init__(self, name: _Optional[str] = ..., expires_at: _Optional[int] = ..., allowed_models: _Optional[_Iterable[str]] = ..., credit_limit: _Optional[float] = ..., rpm_limit: _Optional[int] = ..., tpm_limit: _Optional[int] = ...) -> None: ...
+    cache_namespace: str
+    def __init__(self, name: _Optional[str] = ..., expires_at: _Optional[int] = ..., allowed_models: _Optional[_Iterable[str]] = ..., credit_limit: _Optional[float] = ..., rpm_limit: _Optional[int] = ..., tpm_limit: _Optional[int] = ..., cache_namespace: _Optional[str] = ...) -> None: ...
 
 class CreateKeyRequest(_message.Message):
     __slots__ = ("spec",)
@@ -187,7 +191,7 @@ class GetGenerationRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class Generation(_message.Message):
-    __slots__ = ("id", "key_id", "created_at", "model", "model_served", "provider", "status", "http_status", "error_code", "tokens_prompt", "tokens_completion", "tokens_cached", "tokens_reasoning", "total_cost", "latency_ms", "ttft_ms", "streamed", "tokens_cache_write", "cache_saved", "attempts")
+    __slots__ = ("id", "key_id", "created_at", "model", "model_served", "provider", "status", "http_status", "error_code", "tokens_prompt", "tokens_completion", "tokens_cached", "tokens_reasoning", "total_cost", "latency_ms", "ttft_ms", "streamed", "tokens_cache_write", "cache_saved", "attempts", "prompt_text", "answer_text")
     ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +212,8 @@ class Generation(_message.Message):
     TOKENS_CACHE_WRITE_FIELD_NUMBER: _ClassVar[int]
     CACHE_SAVED_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TEXT_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_TEXT_FIELD_NUMBER: _ClassVar[int]
     id: str
     key_id: str
     created_at: float
@@ -228,7 +234,9 @@ class Generation(_message.Message):
     tokens_cache_write: int
     cache_saved: float
     attempts: _containers.RepeatedCompositeFieldContainer[GenerationAttempt]
-    def __init__(self, id: _Optional[str] = ..., key_id: _Optional[str] = ..., created_at: _Optional[float] = ..., model: _Optional[str] = ..., model_served: _Optional[str] = ..., provider: _Optional[str] = ..., status: _Optional[str] = ..., http_status: _Optional[int] = ..., error_code: _Optional[str] = ..., tokens_prompt: _Optional[int] = ..., tokens_completion: _Optional[int] = ..., tokens_cached: _Optional[int] = ..., tokens_reasoning: _Optional[int] = ..., total_cost: _Optional[float] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., streamed: _Optional[bool] = ..., tokens_cache_write: _Optional[int] = ..., cache_saved: _Optional[float] = ..., attempts: _Optional[_Iterable[_Union[GenerationAttempt, _Mapping]]] = ...) -> None: ...
+    prompt_text: str
+    answer_text: str
+    def __init__(self, id: _Optional[str] = ..., key_id: _Optional[str] = ..., created_at: _Optional[float] = ..., model: _Optional[str] = ..., model_served: _Optional[str] = ..., provider: _Optional[str] = ..., status: _Optional[str] = ..., http_status: _Optional[int] = ..., error_code: _Optional[str] = ..., tokens_prompt: _Optional[int] = ..., tokens_completion: _Optional[int] = ..., tokens_cached: _Optional[int] = ..., tokens_reasoning: _Optional[int] = ..., total_cost: _Optional[float] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., streamed: _Optional[bool] = ..., tokens_cache_write: _Optional[int] = ..., cache_saved: _Optional[float] = ..., attempts: _Optional[_Iterable[_Union[GenerationAttempt, _Mapping]]] = ..., prompt_text: _Optional[str] = ..., answer_text: _Optional[str] = ...) -> None: ...
 
 class GenerationAttempt(_message.Message):
     __slots__ = ("provider", "model", "upstream_model", "outcome", "start_ms", "latency_ms", "error_code", "http_status")

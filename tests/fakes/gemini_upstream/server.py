@@ -9,7 +9,9 @@ the API, `GET /media/<name>` serves a PNG, an image host on a loopback address f
 Like the real API it checks `x-goog-api-key` (missing: 403 PERMISSION_DENIED; wrong: 400
 INVALID_ARGUMENT with ErrorInfo API_KEY_INVALID), answers errors as pretty-printed google.rpc JSON,
 and frames SSE events as `data: <json>\\r\\n\\r\\n`. Every request body is checked against the
-API's shape rules (see `validate.py`) and refused with a 400 when it breaks one.
+API's shape rules (see `validate.py`) and refused with a 400 when it breaks one. A `gemini-3*` model
+also checks thought signatures as Gemini 3 does: in the current turn (since the last user text),
+each model step's first functionCall must carry back the thoughtSignature this fake gave it.
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ class FakeGeminiUpstream(LoopbackServer):
         self._faults: list[GeminiFault] = []
         self._scripts: deque[GeminiReply] = deque()
         self._counter = 0
+        # Every thoughtSignature this fake put on a function call: what a Gemini 3 model accepts back.
+        self.issued_signatures: set[str] = set()
 
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
@@ -226,22 +230,56 @@ class FakeGeminiUpstream(LoopbackServer):
             return self._predict_long_running(body, model)
         raise web.HTTPNotFound()
 
-    def _plan(self, body: Any) -> Any:
+    def _plan(self, body: Any, model: str) -> Any:
         validate.check_generate_content(body)
-        return scripted_plan(self._scripts.popleft(), body) if self._scripts else default_plan(body)
+        if model.startswith("gemini-3"):
+            self._check_thought_signatures(body)
+        plan = scripted_plan(self._scripts.popleft(), body) if self._scripts else default_plan(body)
+        self.issued_signatures.update(call.thought_signature for call in plan.calls if call.thought_signature)
+        return plan
+
+    def _check_thought_signatures(self, body: Any) -> None:
+        contents = body.get("contents") or []
+        turn_start = 0
+        for index, content in enumerate(contents):
+            if content.get("role", "user") == "user" and any("text" in p for p in content.get("parts") or []):
+                turn_start = index
+        for index, content in enumerate(contents[turn_start:], start=turn_start):
+            if content.get("role") != "model":
+                continue
+            parts = content.get("parts") or []
+            first = next((p for p in parts if "functionCall" in p), None)
+            if first is None:
+                continue
+            signature = first.get("thoughtSignature")
+            name = first["functionCall"].get("name")
+            if not signature:
+                raise _Rejected(
+                    google_error(
+                        "INVALID_ARGUMENT",
+                        "Function call is missing a thought_signature in functionCall parts. This is required"
+                        f" for tools to work correctly. Additional data, function call `{name}`, position"
+                        f" {index + 1}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures"
+                        " for more details.",
+                    )
+                )
+            if signature not in self.issued_signatures:
+                raise _Rejected(
+                    google_error("INVALID_ARGUMENT", f"Thought signature is not valid (contents[{index}]).")
+                )
 
     def _generate(self, body: Any, model: str) -> web.Response:
         config = body.get("generationConfig") or {} if isinstance(body, dict) else {}
         if "IMAGE" in (config.get("responseModalities") or []):
             validate.check_generate_content(body)
             return self._image_reply(model)
-        plan = self._plan(body)
+        plan = self._plan(body, model)
         return web.Response(
             body=_pretty(response_body(plan, model, self._next_id("resp"))), content_type="application/json"
         )
 
     async def _stream(self, request: web.Request, body: Any, model: str) -> web.StreamResponse:
-        events = stream_events(self._plan(body), model, self._next_id("resp"))
+        events = stream_events(self._plan(body, model), model, self._next_id("resp"))
         fault = request.get(_FAULT)
         response = web.StreamResponse(headers={"Content-Disposition": "attachment"})
         response.content_type = "text/event-stream"

@@ -7,7 +7,14 @@ from typing import Any
 
 from .replies import Conversation, FunctionTool, Reply, Turn, split_arguments, split_words
 
-__all__ = ["ChatMeta", "chat_completion", "chat_conversation", "chat_stream_chunks", "chat_usage"]
+__all__ = [
+    "ChatMeta",
+    "chat_completion",
+    "chat_conversation",
+    "chat_stream_chunks",
+    "chat_usage",
+    "wants_thinking",
+]
 
 
 @dataclass(frozen=True)
@@ -43,14 +50,20 @@ def chat_conversation(body: dict[str, Any]) -> Conversation:
     )
 
 
-def chat_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+def wants_thinking(body: dict[str, Any]) -> bool:
+    """Whether the request asks a reasoning model to think, as `reasoning_effort` does."""
+    effort = body.get("reasoning_effort")
+    return isinstance(effort, str) and effort != "none"
+
+
+def chat_usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -58,8 +71,14 @@ def chat_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
     }
 
 
-def chat_completion(meta: ChatMeta, reply: Reply, n: int) -> dict[str, Any]:
+def chat_completion(
+    meta: ChatMeta, reply: Reply, n: int, reasoning_field: str | None = None
+) -> dict[str, Any]:
+    """The completion body; a reply's reasoning goes in `reasoning_field` ("reasoning_content" as vLLM
+    and DeepSeek send it, "reasoning" as OpenRouter does), or nowhere without one."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+    if reasoning_field and reply.reasoning:
+        message[reasoning_field] = reply.reasoning
     if reply.tool_calls:
         message["tool_calls"] = [
             {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
@@ -76,31 +95,41 @@ def chat_completion(meta: ChatMeta, reply: Reply, n: int) -> dict[str, Any]:
             {"index": index, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}
             for index in range(n)
         ],
-        "usage": chat_usage(reply.prompt_tokens, reply.completion_tokens * n),
+        "usage": chat_usage(reply.prompt_tokens, reply.completion_tokens * n, reply.reasoning_tokens * n),
         "service_tier": meta.service_tier,
         "system_fingerprint": meta.system_fingerprint,
     }
 
 
-def chat_stream_chunks(meta: ChatMeta, reply: Reply, n: int, include_usage: bool) -> list[dict[str, Any]]:
+def chat_stream_chunks(
+    meta: ChatMeta, reply: Reply, n: int, include_usage: bool, reasoning_field: str | None = None
+) -> list[dict[str, Any]]:
     """Every chunk of the stream, in order; with include_usage a final chunk carries the usage."""
     chunks = []
     for index in range(n):
-        for delta in _deltas(reply):
+        for delta in _deltas(reply, reasoning_field):
             chunks.append(_chunk(meta, include_usage, [_choice(index, delta, None)]))
         chunks.append(_chunk(meta, include_usage, [_choice(index, {}, reply.finish_reason)]))
     if include_usage:
         chunk = _chunk(meta, False, [])
-        chunk["usage"] = chat_usage(reply.prompt_tokens, reply.completion_tokens * n)
+        chunk["usage"] = chat_usage(
+            reply.prompt_tokens, reply.completion_tokens * n, reply.reasoning_tokens * n
+        )
         chunks.append(chunk)
     return chunks
 
 
-def _deltas(reply: Reply) -> list[dict[str, Any]]:
+def _deltas(reply: Reply, reasoning_field: str | None) -> list[dict[str, Any]]:
     # OpenAI opens with the role; a tool-call-only reply folds its first call into that delta.
+    # Reasoning streams first, in its own deltas, after the role.
     deltas: list[dict[str, Any]] = []
-    if reply.content is not None or not reply.tool_calls:
-        deltas.append({"role": "assistant", "content": "", "refusal": None})
+    texted = reply.content is not None or not reply.tool_calls
+    if reasoning_field and reply.reasoning:
+        deltas.append({"role": "assistant", "content": "" if texted else None, "refusal": None})
+        deltas.extend({reasoning_field: piece} for piece in split_words(reply.reasoning))
+    if texted:
+        if not deltas:
+            deltas.append({"role": "assistant", "content": "", "refusal": None})
         deltas.extend({"content": piece} for piece in split_words(reply.content or ""))
     for index, call in enumerate(reply.tool_calls):
         header = {

@@ -56,6 +56,7 @@ class ScriptedReply:
     plays an OpenAI-compatible server that reports no usage at all: none in a chat completion, and
     no usage chunk even when `stream_options.include_usage` asks for one. `usage_on_finish` plays
     an upstream that streams its usage on the finish chunk, asked or not, and no usage chunk.
+    `reasoning` is the model's thinking, sent in the server's `reasoning_field` (if it has one).
 
     The `extra_*` fields play a vendor's extensions, keys OpenAI does not document: `extra_fields`
     go at the top level of the completion and of every chunk, `extra_message_fields` into the
@@ -68,6 +69,7 @@ class ScriptedReply:
     usage: dict[str, int] | None = None
     no_usage: bool = False
     usage_on_finish: bool = False
+    reasoning: str | None = None
     extra_fields: dict[str, Any] = field(default_factory=dict)
     extra_message_fields: dict[str, Any] = field(default_factory=dict)
     extra_usage_fields: dict[str, Any] = field(default_factory=dict)

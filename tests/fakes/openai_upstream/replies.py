@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -56,6 +56,8 @@ class Conversation:
     json_schema: dict[str, Any] | None = None
     max_words: int | None = None
     stop: tuple[str, ...] = ()
+    # The request asked a reasoning model to think (`reasoning_effort` other than "none").
+    think: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,12 @@ class Reply:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    # What the model thought before answering; its words count in completion_tokens too.
+    reasoning: str | None = None
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return len(split_words(self.reasoning or ""))
 
 
 def split_words(text: str) -> list[str]:
@@ -92,6 +100,17 @@ def plan_reply(
     prompt_tokens = sum(len(turn.text.split()) for turn in conversation.turns)
     if scripted is not None:
         return _scripted_reply(scripted, prompt_tokens, new_call_id)
+    reply = _default_reply(conversation, prompt_tokens, new_call_id)
+    if not conversation.think:
+        return reply
+    last = conversation.turns[-1].text if conversation.turns else ""
+    reasoning = "Thinking about: " + last
+    return replace(
+        reply, reasoning=reasoning, completion_tokens=reply.completion_tokens + len(split_words(reasoning))
+    )
+
+
+def _default_reply(conversation: Conversation, prompt_tokens: int, new_call_id: Callable[[], str]) -> Reply:
     turns = conversation.turns
     last = turns[-1] if turns else None
     if last is not None and last.role == "tool":
@@ -138,6 +157,7 @@ def _scripted_reply(scripted: ScriptedReply, prompt_tokens: int, new_call_id: Ca
     completion = len(split_words(scripted.content or "")) + sum(
         len(split_arguments(call.arguments)) for call in calls
     )
+    completion += len(split_words(scripted.reasoning or ""))
     usage = scripted.usage or {}
     return Reply(
         content=scripted.content,
@@ -145,6 +165,7 @@ def _scripted_reply(scripted: ScriptedReply, prompt_tokens: int, new_call_id: Ca
         finish_reason=scripted.finish_reason or ("tool_calls" if calls else "stop"),
         prompt_tokens=usage.get("prompt_tokens", prompt_tokens),
         completion_tokens=usage.get("completion_tokens", completion),
+        reasoning=scripted.reasoning,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.policy
+import re
 import time
 from collections import deque
 from email.parser import BytesParser
@@ -15,7 +16,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ..loopback import LoopbackServer
-from .chat import ChatMeta, chat_completion, chat_conversation, chat_stream_chunks, chat_usage
+from .chat import (
+    ChatMeta,
+    chat_completion,
+    chat_conversation,
+    chat_stream_chunks,
+    chat_usage,
+    wants_thinking,
+)
 from .control import Fault, RecordedFile, RecordedRequest, ScriptedReply
 from .media import DEFAULT_DIMENSIONS, TINY_PNG, embedding_inputs, embeddings_body, images_body
 from .replies import plan_reply
@@ -80,12 +88,21 @@ class FakeOpenAIUpstream(LoopbackServer):
     api_prefix = "/v1"
 
     def __init__(
-        self, api_key: str = "sk-upstream-secret", *, native_responses: bool = True, chunk_delay: float = 0.0
+        self,
+        api_key: str = "sk-upstream-secret",
+        *,
+        native_responses: bool = True,
+        chunk_delay: float = 0.0,
+        reasoning_field: str | None = None,
     ) -> None:
+        """`reasoning_field`: play a reasoning model that thinks when `reasoning_effort` asks it to,
+        and sends its thinking in that field of the message and of the stream's deltas
+        ("reasoning_content" as vLLM and DeepSeek do, "reasoning" as OpenRouter does)."""
         super().__init__()
         self.api_key = api_key
         self.native_responses = native_responses
         self.chunk_delay = chunk_delay
+        self.reasoning_field = reasoning_field
         self.requests: list[RecordedRequest] = []
         self.closed_early = 0
         # Requests whose client went away while a fault's `hang` held them.
@@ -98,6 +115,9 @@ class FakeOpenAIUpstream(LoopbackServer):
         self._images: set[str] = set()
         self._closed_signal = asyncio.Event()
         self._stopping = False
+        # Texts that differ only in case, spacing and punctuation embed alike (a stand-in for
+        # similar meaning, for the semantic cache tests); off: every text its own vector.
+        self.embed_loosely = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -289,13 +309,17 @@ class FakeOpenAIUpstream(LoopbackServer):
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = self._body(request, "model", "messages")
         scripted = self._scripts.popleft() if self._scripts else None
-        reply = plan_reply(chat_conversation(body), scripted, lambda: self._new_id("call_"))
+        conversation = chat_conversation(body)
+        if self.reasoning_field:
+            conversation = dataclasses.replace(conversation, think=wants_thinking(body))
+        reply = plan_reply(conversation, scripted, lambda: self._new_id("call_"))
         meta = ChatMeta(id=self._new_id("chatcmpl-fake"), created=int(time.time()), model=body["model"])
         n = int(body.get("n") or 1)
         silent = scripted is not None and scripted.no_usage
+        field = self.reasoning_field
         record = request[_RECORD]
         if not _is_stream(record):
-            completion = chat_completion(meta, reply, n)
+            completion = chat_completion(meta, reply, n, field)
             if silent:
                 del completion["usage"]
             if scripted is not None:
@@ -304,9 +328,11 @@ class FakeOpenAIUpstream(LoopbackServer):
             return web.Response(body=record.reply, content_type="application/json")
         include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and not silent
         on_finish = scripted is not None and scripted.usage_on_finish
-        chunks = chat_stream_chunks(meta, reply, n, include_usage and not on_finish)
+        chunks = chat_stream_chunks(meta, reply, n, include_usage and not on_finish, field)
         if on_finish:
-            chunks[-1]["usage"] = chat_usage(reply.prompt_tokens, reply.completion_tokens * n)
+            chunks[-1]["usage"] = chat_usage(
+                reply.prompt_tokens, reply.completion_tokens * n, reply.reasoning_tokens * n
+            )
         if scripted is not None:
             for chunk in chunks:
                 _add_extras(chunk, scripted)
@@ -339,6 +365,8 @@ class FakeOpenAIUpstream(LoopbackServer):
                 error_response(400, f"Invalid encoding_format: '{encoding}'.", param="encoding_format")
             )
         dimensions = int(body.get("dimensions") or DEFAULT_DIMENSIONS)
+        if self.embed_loosely:
+            inputs = [(" ".join(re.findall(r"\w+", text.lower())), count) for text, count in inputs]
         return json_response(embeddings_body(body["model"], inputs, dimensions, encoding))
 
     async def _images_generate(self, request: web.Request) -> web.Response:
