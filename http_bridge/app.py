@@ -195,11 +195,19 @@ async def _key_first(request: web.Request, failure: GatewayError) -> GatewayErro
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
     params = chat_codec.decode_chat_request(body)
+    # The body as the client wrote it too (aiohttp keeps what it read): an OpenAI-compatible upstream
+    # receives its fields as written, the relay lane. Over a real gRPC hop the params carry only the
+    # model (the call's labels) and the servicer decodes the rest from the body again: both in full
+    # would double a request at the message size limit.
+    raw = await request.read()
     stubs = request.app[STUBS]
+    if stubs.serialized:
+        params = chat_pb2.ChatCompletionParams(model=params.model)
     metadata = call_metadata(request)
     if body.get("stream") is True:
         call = stubs.chat.StreamChatCompletion(
-            chat_pb2.StreamChatCompletionRequest(params=params, openai_json=True), metadata=metadata
+            chat_pb2.StreamChatCompletionRequest(params=params, openai_json=True, openai_body=raw),
+            metadata=metadata,
         )
         return await relay_stream(
             request,
@@ -211,7 +219,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         )
     reply, headers = await unary(
         stubs.chat.CreateChatCompletion(
-            chat_pb2.CreateChatCompletionRequest(params=params, openai_json=True), metadata=metadata
+            chat_pb2.CreateChatCompletionRequest(params=params, openai_json=True, openai_body=raw),
+            metadata=metadata,
         )
     )
     return json_response(request, reply.completion_json, _with_provider(headers, reply.provider))

@@ -28,7 +28,11 @@ class GatewayStubs:
     # `async (authorization header or None) -> key`, raising AuthenticationFailed: lets the bridge
     # answer 401 before a body error without a gRPC call (the composition root provides it).
     authenticate: Any = None
+    # Whether each request is serialized onto a real gRPC channel (the loopback hop), not handed
+    # over in process: a request that carries the client's own body then need not carry it twice.
+    serialized: bool = False
 
 
 def stubs_for_channel(channel: grpc.aio.Channel) -> GatewayStubs:
-    return GatewayStubs(**{contract.attribute: contract.stub(channel) for contract in SERVICES})
+    stubs = {contract.attribute: contract.stub(channel) for contract in SERVICES}
+    return GatewayStubs(**stubs, serialized=True)

@@ -18,25 +18,28 @@ from server.accounts.keys import KeyManager, KeyRecord
 from server.accounts.metering import Consumption, Demand, Metering
 from server.accounts.sqlite_store import SqliteStore, VideoJob
 from server.background_responses import BackgroundResponses
+from server.chat_reply import (
+    CHAT_ANSWER_FORM,
+    CHAT_CHUNK_FORM,
+    ChatAnswer,
+    ChatChunk,
+    charge_chunk_usage,
+    charge_usage_json,
+    chunk_is_final_any,
+    chunk_stamper,
+    fold_any_chunk,
+    strip_chunk_usage,
+    usage_chunk_like,
+)
 from server.errors import ModelNotFound, NoAvailableProvider, NotFound, PermissionDenied
 from server.gateway_usage import (
     chat_demand,
-    chunk_is_final,
-    chunk_is_final_json,
-    completion_consumption,
-    completion_consumption_json,
     embedding_consumption,
     embedding_demand,
     event_is_final,
-    fold_chunk,
-    fold_chunk_json,
     fold_response_event,
     response_answer_consumption,
     response_demand,
-    strip_usage,
-    strip_usage_json,
-    usage_chunk,
-    usage_chunk_json,
     video_seconds,
 )
 from server.messages_usage import (
@@ -48,8 +51,8 @@ from server.messages_usage import (
 )
 from server.observability.attempts import observed_call, observed_stream
 from server.providers import messages_relay
-from server.providers.base import Provider, RequestContext, VideoContent, chat_json, stream_chat_json
-from server.response_cache.stage import Form, JsonForm, MessagesForm, ProtoForm, ResponseCache, replay
+from server.providers.base import Provider, RelayChatProvider, RequestContext, VideoContent
+from server.response_cache.stage import Form, MessagesForm, ProtoForm, ResponseCache, replay
 from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
 from server.routing.dispatch import Dispatcher
 from server.routing.route import Route
@@ -246,6 +249,8 @@ class Gateway:
             settled = reported = False
             # The last item that carried running usage, and that usage, taken off it.
             running: tuple[Result, Any] | None = None
+            # Marks each item with what served it and gives it in its final form (the first item's).
+            stamp: Callable[[Result], Result] | None = None
             bodies = ctx.outcome.bodies  # observability.store_bodies: the answer's text, as it streams
             try:
                 attempts = observed_stream(call, ctx, kind)
@@ -258,8 +263,10 @@ class Gateway:
                     params=demand.params,
                 )
                 async for item, route in routed:
-                    if ctx.outcome.first_item_at is None:
+                    if stamp is None:
                         ctx.outcome.first_item_at = time.monotonic()
+                        ctx.outcome.provider = route.deployment.provider
+                        stamp = items.stamper(route, show_usage, item)
                     if bodies is not None:
                         bodies.add(item)
                     if (usage := items.consumed(item, total)) is not None:
@@ -270,13 +277,13 @@ class Gateway:
                                 settled = True
                                 cost = await meter.settle(route.deployment, total)
                                 _record(ctx, route, total, cost)
-                                if cost is not None and show_usage:
+                                if show_usage:
                                     items.charge(usage, cost)
                             if not show_usage:
                                 continue
                         else:
                             running = (item, items.strip(item, show_usage))
-                    items.stamp(item, route)
+                    item = stamp(item)
                     if cached is not None:
                         cached.add(item)
                     yield item
@@ -298,12 +305,10 @@ class Gateway:
                     total.prompt_tokens = demand.prompt_tokens
                 cost = await meter.settle(route.deployment, total)
                 _record(ctx, route, total, cost)
-                if show_usage and running is not None:
+                if show_usage and running is not None and stamp is not None:
                     like, usage = running
-                    if cost is not None:
-                        items.charge(usage, cost)
-                    last = items.usage_item(like, usage)
-                    items.stamp(last, route)
+                    items.charge(usage, cost)
+                    last = stamp(items.usage_item(like, usage))
                     if cached is not None:
                         cached.add(last)
                     yield last
@@ -364,63 +369,38 @@ class Gateway:
         )
 
     async def chat(
-        self, params: chat_pb2.ChatCompletionParams, key: KeyRecord, ctx: RequestContext
-    ) -> chat_pb2.ChatCompletion:
-        completion, route, cost = await self._chat_unary(
-            params,
-            key,
-            ctx,
-            lambda route: route.provider.chat(params, route.deployment.upstream_model, ctx),
-            completion_consumption,
-            _COMPLETION,
-        )
-        completion.model = route.entry.id
-        completion.provider = route.deployment.provider
-        if cost is not None and completion.HasField("usage"):
-            completion.usage.cost = cost
-        return completion
+        self,
+        params: chat_pb2.ChatCompletionParams,
+        key: KeyRecord,
+        ctx: RequestContext,
+        openai_body: bytes = b"",
+    ) -> ChatAnswer:
+        """One chat completion, in whichever form its provider gave it (see `ChatAnswer`).
 
-    async def chat_json(
-        self, params: chat_pb2.ChatCompletionParams, key: KeyRecord, ctx: RequestContext
-    ) -> JsonObject:
-        """`chat` with the completion as the JSON object OpenAI sends: for callers that write JSON
-        anyway, an OpenAI-protocol upstream's answer then never becomes a proto."""
-        completion, route, cost = await self._chat_unary(
+        `openai_body` is the client's own OpenAI JSON (what `params` was decoded from): an
+        OpenAI-compatible upstream receives it as written, with only the gateway's fields changed.
+        """
+        answer, route, cost = await self._chat_unary(
             params,
             key,
             ctx,
-            lambda route: chat_json(route.provider, params, route.deployment.upstream_model, ctx),
-            completion_consumption_json,
-            _JSON,
+            lambda route: _chat_answer(route, params, openai_body, ctx),
+            ChatAnswer.consumption,
+            CHAT_ANSWER_FORM,
         )
-        usage = completion.get("usage")
-        if cost is not None and usage is not None:
-            _charge_usage_json(usage, cost)
-        _stamp_json(completion, route)
-        return completion
+        answer.stamp(route.entry.id, route.deployment.provider, cost)
+        return answer
 
     def stream_chat(
-        self, params: chat_pb2.ChatCompletionParams, key: KeyRecord, ctx: RequestContext
-    ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
+        self,
+        params: chat_pb2.ChatCompletionParams,
+        key: KeyRecord,
+        ctx: RequestContext,
+        openai_body: bytes = b"",
+    ) -> AsyncIterator[ChatChunk]:
+        """The chunks of one chat stream, stamped: relayed bytes or protos (see `server/chat_reply.py`)."""
         return self._chat_stream(
-            params,
-            key,
-            ctx,
-            lambda route: route.provider.stream_chat(params, route.deployment.upstream_model, ctx),
-            _CHUNKS,
-        )
-
-    def stream_chat_json(
-        self, params: chat_pb2.ChatCompletionParams, key: KeyRecord, ctx: RequestContext
-    ) -> AsyncIterator[JsonObject]:
-        """`stream_chat` with each chunk as the JSON object OpenAI's stream carries: for callers that
-        write JSON anyway, an OpenAI-protocol upstream's chunks then never become protos."""
-        return self._chat_stream(
-            params,
-            key,
-            ctx,
-            lambda route: stream_chat_json(route.provider, params, route.deployment.upstream_model, ctx),
-            _JSON_CHUNKS,
+            params, key, ctx, lambda route: _chat_chunks(route, params, openai_body, ctx), _CHUNKS
         )
 
     # Anthropic messages: relayed to Anthropic upstreams, translated through chat to the others
@@ -441,8 +421,8 @@ class Gateway:
             MessagesForm(body, ctx.forward_headers),
         )
         usage = answer.get("usage")
-        if cost is not None and isinstance(usage, dict):
-            _charge_usage_json(usage, cost)
+        if isinstance(usage, dict):
+            charge_usage_json(usage, cost)
         stamp_message(answer, route)
         return answer
 
@@ -706,29 +686,56 @@ def _record(ctx: RequestContext, route: Route, consumption: Consumption, cost: f
     outcome.cost = cost
 
 
-def _stamp_chunk(chunk: chat_pb2.ChatCompletionChunk, route: Route) -> None:
-    chunk.model = route.entry.id
-    chunk.provider = route.deployment.provider
+def _stamp_events(
+    route: Route, show_usage: bool, first: responses_pb2.ResponseStreamEvent
+) -> Callable[[responses_pb2.ResponseStreamEvent], responses_pb2.ResponseStreamEvent]:
+    model, provider = route.entry.id, route.deployment.provider
+
+    def stamp(event: responses_pb2.ResponseStreamEvent) -> responses_pb2.ResponseStreamEvent:
+        if event.HasField("response"):
+            event.response.model = model
+            event.response.provider = provider
+        return event
+
+    return stamp
 
 
-def _stamp_event(event: responses_pb2.ResponseStreamEvent, route: Route) -> None:
-    if event.HasField("response"):
-        event.response.model = route.entry.id
-        event.response.provider = route.deployment.provider
+def _stamp_message_events(
+    route: Route, show_usage: bool, first: JsonObject
+) -> Callable[[JsonObject], JsonObject]:
+    def stamp(event: JsonObject) -> JsonObject:
+        stamp_message_event(event, route)
+        return event
+
+    return stamp
 
 
-def _stamp_json(answer: JsonObject, route: Route) -> None:
-    """A completion or chunk kept as OpenAI's JSON object: `provider` goes last, as in the encoder."""
-    answer["model"] = route.entry.id
-    answer["provider"] = route.deployment.provider
+def _charge_usage(usage: UsageMessage, cost: float | None) -> None:
+    if cost is not None:
+        usage.cost = cost
 
 
-def _charge_usage(usage: UsageMessage, cost: float) -> None:
-    usage.cost = cost
+async def _chat_answer(
+    route: Route, params: chat_pb2.ChatCompletionParams, openai_body: bytes, ctx: RequestContext
+) -> ChatAnswer:
+    """One attempt's completion: relayed from an OpenAI-protocol upstream, else the adapter's proto."""
+    provider = route.provider
+    upstream_model = route.deployment.upstream_model
+    relay = getattr(provider, "relay_chat", None)
+    if relay is not None:
+        return ChatAnswer(await relay(params, openai_body, upstream_model, ctx))
+    return ChatAnswer(await provider.chat(params, upstream_model, ctx))
 
 
-def _charge_usage_json(usage: JsonObject, cost: float) -> None:
-    usage["cost"] = cost
+def _chat_chunks(
+    route: Route, params: chat_pb2.ChatCompletionParams, openai_body: bytes, ctx: RequestContext
+) -> AsyncIterator[ChatChunk]:
+    provider = route.provider
+    upstream_model = route.deployment.upstream_model
+    if getattr(provider, "relay_stream_chat", None) is not None:
+        relay: RelayChatProvider = provider  # type: ignore[assignment]
+        return relay.relay_stream_chat(params, openai_body, upstream_model, ctx)
+    return provider.stream_chat(params, upstream_model, ctx)
 
 
 @dataclass(frozen=True, slots=True)
@@ -739,10 +746,11 @@ class StreamItems(Generic[Result]):
     consumed: Callable[[Result, Consumption], Any]
     # Whether the item whose usage was just folded carries the upstream's final usage.
     final: Callable[[Result], bool]
-    # Put the stream's cost into that usage.
-    charge: Callable[[Any, float], None]
-    # Mark the item with what served it.
-    stamp: Callable[[Result, Route], None]
+    # Put the stream's cost into that usage (None: no cost known, so none is shown).
+    charge: Callable[[Any, float | None], None]
+    # (route, show_usage, first item) -> the stamp for every item of the stream: it marks an item
+    # with what served it and returns it in its final form.
+    stamper: Callable[[Route, bool, Result], Callable[[Result], Result]]
     # Take running usage off an item (True: the client asked for usage); that usage.
     strip: Callable[[Result, bool], Any]
     # The usage item to end a stream with, like the given item, for usage that came on another.
@@ -765,30 +773,20 @@ def _no_running_usage(item: Any, _: Any) -> Any:
     raise AssertionError("every usage a Responses stream carries is final")
 
 
-_JSON = JsonForm()
-_CHUNKS = StreamItems(
-    fold_chunk,
-    chunk_is_final,
-    _charge_usage,
-    _stamp_chunk,
-    strip_usage,
-    usage_chunk,
-    ProtoForm(chat_pb2.ChatCompletionChunk),
-)
-_JSON_CHUNKS = StreamItems(
-    fold_chunk_json,
-    chunk_is_final_json,
-    _charge_usage_json,
-    _stamp_json,
-    strip_usage_json,
-    usage_chunk_json,
-    _JSON,
+_CHUNKS: StreamItems[Any] = StreamItems(
+    fold_any_chunk,
+    chunk_is_final_any,
+    charge_chunk_usage,
+    chunk_stamper,
+    strip_chunk_usage,
+    usage_chunk_like,
+    CHAT_CHUNK_FORM,
 )
 _EVENTS = StreamItems(
     fold_response_event,
     event_is_final,
     _charge_usage,
-    _stamp_event,
+    _stamp_events,
     _no_running_usage,
     _no_running_usage,
     ProtoForm(responses_pb2.ResponseStreamEvent),
@@ -796,13 +794,12 @@ _EVENTS = StreamItems(
 _MESSAGE_EVENTS = StreamItems(
     _fold_message_event,
     _always_final,
-    _charge_usage_json,
-    stamp_message_event,
+    charge_usage_json,
+    _stamp_message_events,
     _no_running_usage,
     _no_running_usage,
     None,  # each request's own MessagesForm: its cache key holds the body as written
 )
-_COMPLETION = ProtoForm(chat_pb2.ChatCompletion)
 _RESPONSE = ProtoForm(responses_pb2.Response)
 _EMBEDDINGS = ProtoForm(embeddings_pb2.EmbeddingList)
 

@@ -103,40 +103,72 @@ def fold_chunk(chunk: chat_pb2.ChatCompletionChunk, total: Consumption) -> commo
         size = len(delta.content) + len(delta.reasoning)
         for call in delta.tool_calls:
             size += len(call.function.arguments) + len(call.function.name)
+        if delta.HasField("function_call"):
+            size += len(delta.function_call.arguments) + len(delta.function_call.name)
         if size:
             total.completion_tokens += estimate_tokens(size)
     return usage
 
 
-def usage_consumption_json(usage: JsonObject | None) -> Consumption:
-    """`usage_consumption` of a usage kept as OpenAI's JSON object (the normalizers' form)."""
-    if usage is None:
-        return Consumption()
+def usage_consumption_json(usage: JsonObject) -> Consumption:
+    """`usage_consumption` of a usage kept as OpenAI's JSON object (a relayed answer's, checked by
+    `openai_relay.valid_usage`: counts are integers or absent)."""
     prompt = usage.get("prompt_tokens_details") or {}
     completion = usage.get("completion_tokens_details") or {}
     return Consumption(
-        prompt_tokens=usage["prompt_tokens"],
-        completion_tokens=usage["completion_tokens"],
-        cached_tokens=prompt.get("cached_tokens", 0),
-        reasoning_tokens=completion.get("reasoning_tokens", 0),
-        cache_write_tokens=prompt.get("cache_write_tokens", 0),
+        prompt_tokens=usage.get("prompt_tokens") or 0,
+        completion_tokens=usage.get("completion_tokens") or 0,
+        cached_tokens=prompt.get("cached_tokens") or 0,
+        reasoning_tokens=completion.get("reasoning_tokens") or 0,
+        cache_write_tokens=prompt.get("cache_write_tokens") or 0,
     )
 
 
+# The string keys of a message or delta whose text the answer is made of.
+_TEXT_KEYS = ("content", "reasoning", "reasoning_content")
+_CALL_TEXT_KEYS = ("name", "arguments", "input")
+
+
+def answer_text_size(choices: object, part: str) -> int:
+    """Characters of answer text in the choices of a JSON completion (`part="message"`) or chunk
+    (`"delta"`): content, reasoning, tool-call names and arguments, a custom tool's input.
+
+    It reads an upstream's JSON as it came, so anything of an unexpected type is skipped, not trusted.
+    """
+    size = 0
+    if type(choices) is not list:
+        return 0
+    for choice in choices:
+        body = choice.get(part) if type(choice) is dict else None
+        if type(body) is not dict:
+            continue
+        for key in _TEXT_KEYS:
+            value = body.get(key)
+            if type(value) is str:
+                size += len(value)
+        calls = body.get("tool_calls")
+        if type(calls) is list:
+            for call in calls:
+                if type(call) is dict:
+                    size += _call_text_size(call.get("function") or call.get("custom"))
+        size += _call_text_size(body.get("function_call"))
+    return size
+
+
+def _call_text_size(call: object) -> int:
+    if type(call) is not dict:
+        return 0
+    return sum(len(value) for key in _CALL_TEXT_KEYS if type(value := call.get(key)) is str)
+
+
 def fold_chunk_json(chunk: JsonObject, total: Consumption) -> JsonObject | None:
-    """`fold_chunk` for a chunk kept as OpenAI's JSON object (normalize_chat_chunk's form)."""
-    usage: JsonObject | None = chunk.get("usage")
+    """`fold_chunk` for a chunk kept as OpenAI's JSON object (a relayed chunk that was parsed)."""
+    usage = chunk.get("usage")
     if usage is not None:
         _replace_counts(total, usage_consumption_json(usage))
-    for choice in chunk["choices"]:
-        delta = choice["delta"]
-        size = len(delta.get("content") or "") + len(delta.get("reasoning") or "")
-        for call in delta.get("tool_calls", ()):
-            function = call.get("function") or call.get("custom") or {}
-            size += len(function.get("arguments") or function.get("input") or "")
-            size += len(function.get("name") or "")
-        if size:
-            total.completion_tokens += estimate_tokens(size)
+    size = answer_text_size(chunk.get("choices"), "delta")
+    if size:
+        total.completion_tokens += estimate_tokens(size)
     return usage
 
 
@@ -163,7 +195,7 @@ def chunk_is_final(chunk: chat_pb2.ChatCompletionChunk) -> bool:
 
 
 def chunk_is_final_json(chunk: JsonObject) -> bool:
-    return not chunk["choices"]
+    return not chunk.get("choices")
 
 
 def strip_usage(chunk: chat_pb2.ChatCompletionChunk, shown: bool) -> common_pb2.Usage:
@@ -198,12 +230,12 @@ def usage_chunk(like: chat_pb2.ChatCompletionChunk, usage: common_pb2.Usage) -> 
 
 
 def usage_chunk_json(like: JsonObject, usage: JsonObject) -> JsonObject:
-    """`usage_chunk` in OpenAI's JSON, keys in the encoder's order."""
+    """`usage_chunk` in OpenAI's JSON, keys in OpenAI's order."""
     out: JsonObject = {
-        "id": like["id"],
-        "object": like["object"],
-        "created": like["created"],
-        "model": like["model"],
+        "id": like.get("id"),
+        "object": like.get("object") or "chat.completion.chunk",
+        "created": like.get("created"),
+        "model": like.get("model"),
     }
     for key in ("service_tier", "system_fingerprint"):
         if key in like:
@@ -232,7 +264,9 @@ def completion_consumption(completion: chat_pb2.ChatCompletion, demand: Demand) 
         message = choice.message
         size += len(message.content) + len(message.reasoning)
         for call in message.tool_calls:
-            size += len(call.function.arguments) + len(call.function.name)
+            size += len(call.function.arguments) + len(call.function.name) + len(call.custom_input)
+        if message.HasField("function_call"):
+            size += len(message.function_call.arguments) + len(message.function_call.name)
     return Consumption(prompt_tokens=demand.prompt_tokens, completion_tokens=estimate_tokens(size))
 
 
@@ -240,14 +274,7 @@ def completion_consumption_json(completion: JsonObject, demand: Demand) -> Consu
     usage = completion.get("usage")
     if usage is not None:
         return usage_consumption_json(usage)
-    size = 0
-    for choice in completion["choices"]:
-        message = choice["message"]
-        size += len(message.get("content") or "") + len(message.get("reasoning") or "")
-        for call in message.get("tool_calls") or ():
-            function = call.get("function") or call.get("custom") or {}
-            size += len(function.get("arguments") or function.get("input") or "")
-            size += len(function.get("name") or "")
+    size = answer_text_size(completion.get("choices"), "message")
     return Consumption(prompt_tokens=demand.prompt_tokens, completion_tokens=estimate_tokens(size))
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 from aiohttp import web
@@ -33,12 +34,11 @@ logger = logging.getLogger("siraya.server")
 
 
 def in_process_stubs(servicers: Servicers) -> GatewayStubs:
-    return GatewayStubs(
-        **{
-            contract.attribute: InProcessStub(servicer, contract.descriptor)
-            for contract, servicer in zip(SERVICES, servicers.each(), strict=True)
-        }
-    )
+    stubs: dict[str, Any] = {
+        contract.attribute: InProcessStub(servicer, contract.descriptor)
+        for contract, servicer in zip(SERVICES, servicers.each(), strict=True)
+    }
+    return GatewayStubs(**stubs)
 
 
 def edge_settings(server: ServerConfig) -> EdgeSettings:

@@ -183,6 +183,8 @@ def observed_stream(
 def _usage_attributes(result: Any) -> dict[str, Any] | None:
     if not tracing.enabled():
         return None
+    # A chat answer (server/chat_reply.py) holds the upstream's own form: a relayed JSON object or a proto.
+    result = getattr(result, "answer", result)
     if isinstance(result, dict):  # an answer kept as OpenAI's JSON object
         usage = result.get("usage")
         if not isinstance(usage, dict):

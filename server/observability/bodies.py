@@ -119,6 +119,9 @@ class BodyCapture:
     def answer(self, result: object) -> None:
         """Keep the text of a unary answer."""
         out: list[str] = []
+        # A chat answer (server/chat_reply.py) holds the upstream's own form: relayed JSON, or a proto.
+        if not isinstance(result, Message):
+            result = getattr(result, "answer", result)
         if isinstance(result, chat_pb2.ChatCompletion):
             if result.choices:
                 message = result.choices[0].message
@@ -160,6 +163,10 @@ class BodyCapture:
                 self._put(item.delta)
         elif isinstance(item, dict):
             self._json_item(item)
+        elif type(item) is bytes:  # a relayed chat event, read only when bodies are stored
+            event = orjson.loads(item)
+            if isinstance(event, dict):
+                self._json_item(event)
 
     def _chat_delta_proto(self, delta: chat_pb2.ChatCompletionDelta) -> None:
         if delta.HasField("content"):

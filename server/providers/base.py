@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from siraya.router.codec.chat import chat_chunk_object, chat_completion_object
 from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
 
@@ -46,6 +45,8 @@ class RequestContext:
     key_id: str | None = None
     # The client's own X-Request-Id (printable ASCII, short), kept for correlation only.
     client_request_id: str | None = None
+    # Whether the call came from this process's own HTTP bridge (it carries the bridge's token).
+    from_bridge: bool = False
     # Absolute `time.monotonic()` deadline, if the caller set one.
     deadline: float | None = None
     # Headers to forward to the upstream (request id, traceparent).
@@ -111,52 +112,27 @@ class Provider(Protocol):
     async def close(self) -> None: ...
 
 
-class JsonChatProvider(Protocol):
-    """A provider whose upstream speaks OpenAI's chat JSON, so it can hand answers on without a proto."""
+class RelayChatProvider(Protocol):
+    """A provider whose upstream speaks OpenAI's chat protocol: the gateway relays to it (the relay lane).
 
-    async def chat_json(
-        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
-    ) -> JsonObject: ...
+    The client's OpenAI body (`openai_body`, empty when a gRPC caller sent only `params`) goes up with
+    only the gateway's own fields changed, and the answer comes back as the upstream wrote it: a
+    completion as its JSON object, a stream as each event's bytes (or the parsed object of an event
+    that carries usage). See `server/providers/openai_relay.py`.
+    """
 
-    def stream_chat_json(
+    async def relay_chat(
         self,
         params: chat_pb2.ChatCompletionParams,
+        openai_body: bytes,
         upstream_model: str,
         ctx: RequestContext,
-        include_usage_field: bool,
-    ) -> AsyncIterator[JsonObject]: ...
+    ) -> JsonObject: ...
 
-
-async def chat_json(
-    provider: Provider, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
-) -> JsonObject:
-    """The provider's completion as the JSON object OpenAI sends (`encode_chat_completion`'s)."""
-    if getattr(provider, "chat_json", None) is not None:
-        return await cast(JsonChatProvider, provider).chat_json(params, upstream_model, ctx)
-    return chat_completion_object(await provider.chat(params, upstream_model, ctx))
-
-
-def stream_chat_json(
-    provider: Provider, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
-) -> AsyncIterator[JsonObject]:
-    """The provider's chunks as the JSON objects OpenAI's stream carries (`encode_chat_chunk`'s)."""
-    include_usage_field = params.stream_options.include_usage
-    native = getattr(provider, "stream_chat_json", None)
-    if native is not None:
-        return cast(JsonChatProvider, provider).stream_chat_json(
-            params, upstream_model, ctx, include_usage_field
-        )
-    return _encoded(provider.stream_chat(params, upstream_model, ctx), include_usage_field)
-
-
-async def _encoded(
-    chunks: AsyncIterator[chat_pb2.ChatCompletionChunk], include_usage_field: bool
-) -> AsyncIterator[JsonObject]:
-    try:
-        async for chunk in chunks:
-            yield chat_chunk_object(chunk, include_usage_field)
-    finally:
-        # Closing this stream must close the provider's at once (it holds an upstream connection).
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    def relay_stream_chat(
+        self,
+        params: chat_pb2.ChatCompletionParams,
+        openai_body: bytes,
+        upstream_model: str,
+        ctx: RequestContext,
+    ) -> AsyncIterator[bytes | JsonObject]: ...

@@ -19,6 +19,13 @@ from server.errors import GatewayError, RequestTimeout, UpstreamError
 from server.providers.base import RequestContext, VideoContent
 from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
 from server.providers.http1_client import Http1Response
+from server.providers.openai_relay import (
+    chunk_problem,
+    completion_problem,
+    relay_event,
+    relay_request,
+    without_cache_control,
+)
 from server.providers.sse_reader import SseParser
 from server.providers.upstream_errors import classify_http_error, redact
 from server.providers.upstream_http import UpstreamHttp
@@ -73,7 +80,8 @@ class OpenAICompatibleProvider:
         params: dict[str, str] | None = None,
         limit: int | None = None,
     ) -> AbstractAsyncContextManager[Http1Response]:
-        data = orjson.dumps(body) if body is not None else None
+        """`body` is JSON to encode, or bytes already encoded (a relayed request)."""
+        data = body if body is None or type(body) is bytes else orjson.dumps(body)
         url = self._base_url + path
         return self._http.request(
             method, url, ctx, self._request_headers(ctx), data, params=params, limit=limit
@@ -100,12 +108,13 @@ class OpenAICompatibleProvider:
             ) from None
 
     async def _stream_events(
-        self, path: str, body: Any, ctx: RequestContext, decode: Callable[[Any], T], what: str
+        self, path: str, body: Any, ctx: RequestContext, handle: Callable[[str | None, bytes], T]
     ) -> AsyncIterator[T]:
-        """`decode` of each SSE event's JSON until [DONE] (or, for typed event streams, the body's end).
+        """`handle(event name, data)` of each SSE event until [DONE] (or, for typed event streams, the
+        body's end).
 
-        It reads the network itself and decodes in a plain loop: one generator between the socket
-        and the caller, since every layer is paid again for each chunk.
+        It reads the network itself and handles each event in a plain loop: one generator between
+        the socket and the caller, since every layer is paid again for each chunk.
         """
         async with self._open("POST", path, ctx, body) as response:
             content_type = response.headers.get("Content-Type", "")
@@ -118,11 +127,11 @@ class OpenAICompatibleProvider:
                     for event, data in parser.feed(received):
                         if data == _DONE:
                             return
-                        yield self._decode_event(event, data, decode, what)
+                        yield handle(event, data)
                 for event, data in parser.end():
                     if data == _DONE:
                         return
-                    yield self._decode_event(event, data, decode, what)
+                    yield handle(event, data)
             except TimeoutError:
                 raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
             except aiohttp.ClientPayloadError:
@@ -132,17 +141,29 @@ class OpenAICompatibleProvider:
 
     def _decode_event(self, event: str | None, data: bytes, decode: Callable[[Any], T], what: str) -> T:
         try:
+            return decode(self._parse_event(event, data))
+        except CodecError as error:
+            raise UpstreamError(
+                f"Provider '{self.name}' sent an invalid {what}: {_describe(error)}"
+            ) from None
+
+    def _parse_event(self, event: str | None, data: bytes) -> Any:
+        """An event's JSON; an error event (OpenAI's `{"error": ...}` mid-stream) raises."""
+        try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise UpstreamError(f"Provider '{self.name}' sent a malformed stream event.") from None
         if isinstance(parsed, dict) and "error" in parsed and event in (None, "error"):
             raise _stream_error(self.name, parsed["error"], self._secrets)
-        try:
-            return decode(parsed)
-        except CodecError as error:
-            raise UpstreamError(
-                f"Provider '{self.name}' sent an invalid {what}: {_describe(error)}"
-            ) from None
+        return parsed
+
+    def _relay_chunk(self, event: str | None, data: bytes) -> JsonObject:
+        """A chat stream event the relay lane must read (`relay_event`): parsed and checked."""
+        chunk = self._parse_event(event, data)
+        problem = chunk_problem(chunk)
+        if problem is not None:
+            raise UpstreamError(f"Provider '{self.name}' sent an invalid chunk: {problem}.")
+        return chunk  # type: ignore[no-any-return]
 
     # chat
 
@@ -159,42 +180,63 @@ class OpenAICompatibleProvider:
             limit=self._limits.reply_bytes_chat,
         )
 
-    async def chat_json(
-        self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
-    ) -> JsonObject:
-        """`chat` with the completion as the JSON object the bridge writes (no proto)."""
-        body = chat_codec.encode_chat_request(params, upstream_model, stream=False)
-        return await self._call_json(
-            "POST",
-            "/chat/completions",
-            ctx,
-            chat_codec.normalize_chat_completion,
-            body,
-            limit=self._limits.reply_bytes_chat,
-        )
-
     def stream_chat(
         self, params: chat_pb2.ChatCompletionParams, upstream_model: str, ctx: RequestContext
     ) -> AsyncIterator[chat_pb2.ChatCompletionChunk]:
         body = _asking_for_usage(chat_codec.encode_chat_request(params, upstream_model, stream=True))
-        return self._stream_events("/chat/completions", body, ctx, chat_codec.decode_chat_chunk, "chunk")
+        decode = partial(self._decode_event, decode=chat_codec.decode_chat_chunk, what="chunk")
+        return self._stream_events("/chat/completions", body, ctx, decode)
 
-    def stream_chat_json(
+    # chat, relayed: the client's OpenAI body goes up as written, the upstream's answer comes back so
+
+    async def relay_chat(
         self,
         params: chat_pb2.ChatCompletionParams,
+        openai_body: bytes,
         upstream_model: str,
         ctx: RequestContext,
-        include_usage_field: bool,
-    ) -> AsyncIterator[JsonObject]:
-        """`stream_chat` with each chunk as the JSON object the bridge writes (no proto)."""
-        body = _asking_for_usage(chat_codec.encode_chat_request(params, upstream_model, stream=True))
-        return self._stream_events(
-            "/chat/completions",
-            body,
-            ctx,
-            partial(chat_codec.normalize_chat_chunk, include_usage_field=include_usage_field),
-            "chunk",
-        )
+    ) -> JsonObject:
+        """The upstream's completion as the JSON object it sent, checked only where the gateway reads it.
+
+        `openai_body` is the client's own request (empty for a gRPC caller that sent only `params`).
+        """
+        body = self._relayed_body(params, openai_body, upstream_model, stream=False)
+        limit = self._limits.reply_bytes_chat
+        async with self._open("POST", "/chat/completions", ctx, body, limit=limit) as response:
+            raw = await response.read()
+        problem: str | None = "the body is not JSON"
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            answer = None
+        else:
+            problem = completion_problem(answer)
+        if problem is not None:
+            raise UpstreamError(f"Provider '{self.name}' returned an invalid response: {problem}.")
+        return answer  # type: ignore[no-any-return]
+
+    def relay_stream_chat(
+        self,
+        params: chat_pb2.ChatCompletionParams,
+        openai_body: bytes,
+        upstream_model: str,
+        ctx: RequestContext,
+    ) -> AsyncIterator[bytes | JsonObject]:
+        """The upstream's stream events as they came (`relay_event`), until [DONE]."""
+        body = self._relayed_body(params, openai_body, upstream_model, stream=True)
+        return self._stream_events("/chat/completions", body, ctx, partial(relay_event, self._relay_chunk))
+
+    @staticmethod
+    def _relayed_body(
+        params: chat_pb2.ChatCompletionParams, openai_body: bytes, upstream_model: str, stream: bool
+    ) -> bytes:
+        if openai_body:
+            client_body = orjson.loads(openai_body)
+            if b'"cache_control"' in openai_body:
+                client_body = without_cache_control(client_body)
+            return relay_request(client_body, upstream_model, stream)
+        body = chat_codec.encode_chat_request(params, upstream_model, stream=stream)
+        return orjson.dumps(_asking_for_usage(body) if stream else body)
 
     # responses
 
@@ -218,9 +260,8 @@ class OpenAICompatibleProvider:
     ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
         if self.native_responses:
             body = responses_codec.encode_response_request(params, upstream_model, stream=True)
-            events = self._stream_events(
-                "/responses", body, ctx, responses_codec.decode_response_event, "event"
-            )
+            decode = partial(self._decode_event, decode=responses_codec.decode_response_event, what="event")
+            events = self._stream_events("/responses", body, ctx, decode)
             async for event in events:
                 yield event
             return

@@ -7,6 +7,6 @@ stage.py     the pipeline stage: the lookup before the credit reservation (a hit
 semantic.py  the optional tier: single-turn requests whose text embeds alike share an answer
 """
 
-from server.response_cache.stage import CACHE_HEADER, JsonForm, ProtoForm, ResponseCache, build_cache
+from server.response_cache.stage import CACHE_HEADER, ProtoForm, ResponseCache, build_cache
 
-__all__ = ["CACHE_HEADER", "JsonForm", "ProtoForm", "ResponseCache", "build_cache"]
+__all__ = ["CACHE_HEADER", "ProtoForm", "ResponseCache", "build_cache"]

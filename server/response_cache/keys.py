@@ -1,7 +1,8 @@
 """What makes two requests the same answer: a canonical hash, and the rule for what may be cached.
 
 The key hashes the namespace (whose answers these are), the kind of call and its reply form (a
-stream is cached apart from a whole answer, JSON apart from protos), the catalogue model the
+stream is cached apart from a whole answer; a chat entry holds the upstream's own form, relayed
+JSON or a proto, and serves JSON and proto callers alike), the catalogue model the
 request resolved to, and the request's protobuf serialized deterministically (map entries sorted),
 less the fields that cannot change the answer: the model name as written (an alias resolves to
 the same entry), `user`, `metadata`, `store`, `stream`, `service_tier`, `safety_identifier` and

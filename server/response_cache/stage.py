@@ -49,7 +49,7 @@ from server.routing.route import Route
 __all__ = [
     "CACHE_HEADER",
     "CacheLookup",
-    "JsonForm",
+    "Form",
     "MessagesForm",
     "ProtoForm",
     "ResponseCache",
@@ -93,19 +93,6 @@ class ProtoForm(Generic[M]):
 
     def decode(self, data: bytes) -> M:
         return self.message.FromString(data)
-
-
-class JsonForm:
-    """OpenAI's JSON objects, as the gateway passes an OpenAI-protocol upstream's answers on."""
-
-    name = "json"
-    semantic = True
-
-    def encode(self, item: Any) -> bytes:
-        return orjson.dumps(item)
-
-    def decode(self, data: bytes) -> Any:
-        return orjson.loads(data)
 
 
 # Fields of a Messages body that never change the answer (the model is keyed as its catalogue id).

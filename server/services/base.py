@@ -101,6 +101,7 @@ def read_metadata(context: grpc.aio.ServicerContext) -> tuple[str | None, Reques
     return authorization, RequestContext(
         request_id=request_id,
         client_request_id=client_id,
+        from_bridge=from_bridge,
         deadline=deadline,
         response_headers=response_headers,
         forward_headers=forward,

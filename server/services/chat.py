@@ -1,19 +1,28 @@
-"""ChatService: chat completions, unary and server-streaming."""
+"""ChatService: chat completions, unary and server-streaming.
+
+The gateway has one path per RPC; the servicer picks the wire form the caller asked for: OpenAI's
+JSON bytes with `openai_json` (what the HTTP bridge asks for), else the proto.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import grpc
 import orjson
 
+from server.chat_reply import chunk_as_json, chunk_as_proto
+from server.errors import InvalidRequest
 from server.gateway import Gateway
+from server.providers.base import RequestContext
 from server.services.base import call_context, streaming_rpc, unary_rpc
 from server.services.response_headers import send_response_headers
-from siraya.router.codec.fields import JsonObject
+from siraya.router.codec.chat import decode_chat_request
+from siraya.router.codec.errors import CodecError
 from siraya.router.codec.validate import check_chat_params
 from siraya.router.v1 import chat_pb2, chat_pb2_grpc
+
+ChatRequest = chat_pb2.CreateChatCompletionRequest | chat_pb2.StreamChatCompletionRequest
 
 
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
@@ -26,16 +35,14 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     ) -> chat_pb2.CreateChatCompletionResponse:
         authorization, ctx = call_context(context)
         key = await self._gateway.authenticate(authorization, ctx)
-        check_chat_params(request.params)
-        if request.openai_json:
-            answer = await self._gateway.chat_json(request.params, key, ctx)
-            await send_response_headers(context, ctx)
-            return chat_pb2.CreateChatCompletionResponse(
-                completion_json=orjson.dumps(answer), provider=answer["provider"]
-            )
-        completion = await self._gateway.chat(request.params, key, ctx)
+        params = _params_of(request, ctx)
+        answer = await self._gateway.chat(params, key, ctx, request.openai_body)
         await send_response_headers(context, ctx)
-        return chat_pb2.CreateChatCompletionResponse(completion=completion)
+        if request.openai_json:
+            return chat_pb2.CreateChatCompletionResponse(
+                completion_json=answer.as_json(), provider=answer.provider
+            )
+        return chat_pb2.CreateChatCompletionResponse(completion=answer.as_proto())
 
     @streaming_rpc
     async def StreamChatCompletion(
@@ -43,25 +50,51 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
         authorization, ctx = call_context(context)
         key = await self._gateway.authenticate(authorization, ctx)
-        check_chat_params(request.params)
+        params = _params_of(request, ctx)
+        chunks = self._gateway.stream_chat(params, key, ctx, request.openai_body)
+        as_json = request.openai_json
+        include_usage = params.stream_options.include_usage
+        reply = chat_pb2.StreamChatCompletionResponse
+        provider, first = "", True
         # One loop for both forms: each layer here is paid again for every chunk.
-        if request.openai_json:
-            chunks: AsyncIterator[Any] = self._gateway.stream_chat_json(request.params, key, ctx)
-            reply: Callable[[Any], chat_pb2.StreamChatCompletionResponse] = _json_reply
-        else:
-            chunks = self._gateway.stream_chat(request.params, key, ctx)
-            reply = _proto_reply
-        first = True
         async for chunk in chunks:
             if first:
                 first = False
+                provider = ctx.outcome.provider or ""
                 await send_response_headers(context, ctx)
-            yield reply(chunk)
+            if as_json:
+                yield reply(
+                    chunk_json=chunk if type(chunk) is bytes else chunk_as_json(chunk, include_usage),
+                    provider=provider,
+                )
+            else:
+                yield reply(chunk=chunk_as_proto(chunk, provider))
 
 
-def _proto_reply(chunk: chat_pb2.ChatCompletionChunk) -> chat_pb2.StreamChatCompletionResponse:
-    return chat_pb2.StreamChatCompletionResponse(chunk=chunk)
-
-
-def _json_reply(chunk: JsonObject) -> chat_pb2.StreamChatCompletionResponse:
-    return chat_pb2.StreamChatCompletionResponse(chunk_json=orjson.dumps(chunk), provider=chunk["provider"])
+def _params_of(request: ChatRequest, ctx: RequestContext) -> chat_pb2.ChatCompletionParams:
+    """The request's params, checked as REST checks them. With `openai_body`, what the gateway routes,
+    meters and moderates must be what the upstream receives: the bridge decoded `params` from that
+    same body; any other caller's `params` are decoded from its body here. Over the loopback gRPC hop
+    the bridge sends only the model in `params` (no messages, which every request has): those are
+    decoded from the body here too."""
+    params = request.params
+    if request.openai_body and not (ctx.from_bridge and params.messages):
+        try:
+            body = orjson.loads(request.openai_body)
+            if not isinstance(body, dict):
+                raise CodecError("The request body must be a JSON object.", None, "invalid_json")
+            params = decode_chat_request(body)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest(
+                "'openai_body' is not valid JSON.", param="openai_body", code="invalid_json"
+            ) from None
+        except RecursionError:
+            raise InvalidRequest(
+                "'openai_body' nests arrays and objects too deep.",
+                param="openai_body",
+                code="nesting_too_deep",
+            ) from None
+        except CodecError as error:
+            raise InvalidRequest(error.message, param=error.param, code=error.code) from None
+    check_chat_params(params)
+    return params

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 import grpc
 import orjson
 
+from server.chat_reply import chunk_as_proto
 from server.errors import InvalidRequest, UpstreamError
 from server.gateway import Gateway
 from server.services.base import call_context, streaming_rpc, unary_rpc
@@ -96,7 +97,7 @@ class MessagesServicer(messages_pb2_grpc.MessagesServiceServicer):
             return messages_pb2.CreateMessageResponse(
                 message_json=orjson.dumps(answer), provider=answer["provider"]
             )
-        completion = await self._gateway.chat(params, key, ctx)
+        completion = (await self._gateway.chat(params, key, ctx)).as_proto()
         try:
             message = message_from_chat(completion)
         except UntranslatableReply as error:
@@ -133,7 +134,7 @@ class MessagesServicer(messages_pb2_grpc.MessagesServiceServicer):
         async for chunk in self._gateway.stream_chat(params, key, ctx):
             if not translator.started:
                 await send_response_headers(context, ctx)
-            for event in translator.feed(chunk):
+            for event in translator.feed(chunk_as_proto(chunk, ctx.outcome.provider or "")):
                 yield messages_pb2.StreamMessageResponse(event=event)
         for event in translator.finish():
             yield messages_pb2.StreamMessageResponse(event=event)

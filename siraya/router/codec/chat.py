@@ -3,13 +3,13 @@
 Upstream replies are decoded tolerantly (missing or null optional fields are simply unset) but
 strictly about the essentials: an object with a `choices` array, and a `message` in every choice.
 Scalars are passed straight to the proto constructors, which type-check them in C; a wrong type
-becomes a `CodecError` naming the choice (the caller answers 502). Responses are encoded in
-OpenAI's key order, so a completion from OpenAI goes back to the client byte for byte.
+becomes a `CodecError` naming the choice (the caller answers 502). Protos are encoded in OpenAI's
+key order. An OpenAI-compatible upstream's answer to a JSON client never takes this way: the relay
+lane (`server/providers/openai_relay.py`) passes it on as the upstream wrote it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -25,16 +25,12 @@ from siraya.router.codec.fields import JsonObject, fill_struct, struct_to_dict
 from siraya.router.v1 import chat_pb2, common_pb2
 
 __all__ = [
-    "chat_chunk_object",
-    "chat_completion_object",
     "decode_chat_chunk",
     "decode_chat_completion",
     "decode_chat_request",
     "encode_chat_chunk",
     "encode_chat_completion",
     "encode_chat_request",
-    "normalize_chat_chunk",
-    "normalize_chat_completion",
     "usage_object",
 ]
 
@@ -340,255 +336,9 @@ def encode_chat_chunk(chunk: chat_pb2.ChatCompletionChunk, include_usage_field: 
     return orjson.dumps(_chunk_dict(chunk, include_usage_field))
 
 
-def chat_completion_object(completion: chat_pb2.ChatCompletion) -> JsonObject:
-    """The JSON object `encode_chat_completion` serializes."""
-    return _completion_dict(completion)
-
-
-def chat_chunk_object(chunk: chat_pb2.ChatCompletionChunk, include_usage_field: bool = False) -> JsonObject:
-    """The JSON object `encode_chat_chunk` serializes."""
-    return _chunk_dict(chunk, include_usage_field)
-
-
 def usage_object(usage: common_pb2.Usage) -> JsonObject:
     """OpenAI's CompletionUsage object, as a chat completion carries it (legacy completions share it)."""
     return _usage_dict(usage)
-
-
-_INT32 = 2**31
-_INT64 = 2**63
-# The optional strings of a completion or chunk, in the order the encoder writes them.
-_PLAIN_OPTIONAL = ("service_tier", "system_fingerprint", "obfuscation")
-# Message keys whose presence (any truthy value) means the answer is not plain text.
-_NOT_PLAIN_MESSAGE = ("tool_calls", "annotations")
-# The usage detail keys the encoder always writes, in its order (the decoder's tables, JSON side).
-_PROMPT_DETAIL_KEYS = ("cached_tokens", "audio_tokens")
-_COMPLETION_DETAIL_KEYS = tuple(key for key, _ in _COMPLETION_DETAILS)
-# The delta keys a plain chunk may hold, in the proto's field order (which the encoder writes).
-_PLAIN_DELTA_ORDER = ("role", "content", "refusal", "reasoning")
-_NOT_PLAIN = frozenset(("tool_calls", "function_call"))
-
-
-def normalize_chat_completion(body: Any) -> JsonObject:
-    """The JSON object `encode_chat_completion` writes for `decode_chat_completion(body)`.
-
-    Like `normalize_chat_chunk`: a plain text answer is rebuilt straight from the upstream's
-    object; any other shape (tool calls, logprobs, audio, annotations) takes the proto round trip.
-    """
-    fast = _plain_completion(body)
-    if fast is None:
-        return _completion_dict(decode_chat_completion(body))
-    return fast
-
-
-def _plain_completion(body: Any) -> JsonObject | None:
-    head = _plain_head(body)
-    if head is None:
-        return None
-    out, optional = head
-    out["object"] = "chat.completion"
-    choices = _plain_choices(body, _plain_answer)
-    if choices is None:
-        return None
-    out["choices"] = choices
-    usage = body.get("usage")
-    if usage is not None:
-        plain_usage = _plain_usage(usage)
-        if plain_usage is None:
-            return None
-        out["usage"] = plain_usage
-    optional.pop("obfuscation", None)  # a chunk's field only: the decoder drops it from a completion
-    out.update(optional)  # service_tier, then system_fingerprint: the encoder's order
-    return out
-
-
-def _plain_head(body: Any) -> tuple[JsonObject, JsonObject] | None:
-    """id, object, created and model of a chunk or completion, plus its optional strings in the
-    order the encoder writes them; None when one of them is not the plain type."""
-    if type(body) is not dict:
-        return None
-    chunk_id, model, created = body.get("id"), body.get("model"), body.get("created")
-    if not (
-        (chunk_id is None or type(chunk_id) is str)
-        and (model is None or type(model) is str)
-        and type(created) is int
-        and -_INT64 <= created < _INT64
-    ):
-        return None
-    out: JsonObject = {"id": chunk_id or "", "object": "", "created": created, "model": model or ""}
-    optional: JsonObject = {}
-    for key in _PLAIN_OPTIONAL:
-        value = body.get(key)
-        if value is not None:
-            if type(value) is not str:
-                return None
-            optional[key] = value
-    return out, optional
-
-
-def _plain_choices(
-    body: JsonObject, plain: Callable[[Any, int], JsonObject | None]
-) -> list[JsonObject] | None:
-    """Each of the body's choices through `plain`; None if `choices` is not a list or one is not plain."""
-    choices = body.get("choices")
-    if type(choices) is not list:
-        return None
-    out: list[JsonObject] = []
-    for position, raw in enumerate(choices):
-        choice = plain(raw, position)
-        if choice is None:
-            return None
-        out.append(choice)
-    return out
-
-
-def _plain_answer(raw: Any, position: int) -> JsonObject | None:
-    if type(raw) is not dict or raw.get("logprobs") is not None:
-        return None
-    index = _plain_index(raw.get("index"), position)
-    finish_reason, message = raw.get("finish_reason"), raw.get("message")
-    if index is None or type(message) is not dict:
-        return None
-    if finish_reason is not None and type(finish_reason) is not str:
-        return None
-    role, content, refusal = message.get("role"), message.get("content"), message.get("refusal")
-    reasoning = message.get("reasoning")
-    if reasoning is None:
-        reasoning = message.get("reasoning_content")
-    for text in (role, content, refusal, reasoning):
-        if text is not None and type(text) is not str:
-            return None
-    if any(message.get(key) for key in _NOT_PLAIN_MESSAGE):
-        return None
-    if message.get("audio") is not None or message.get("function_call") is not None:
-        return None
-    answer: JsonObject = {"role": role or "assistant", "content": content, "refusal": refusal}
-    if reasoning is not None:
-        answer["reasoning"] = reasoning
-    return {"index": index, "message": answer, "logprobs": None, "finish_reason": finish_reason or None}
-
-
-def _plain_index(index: Any, position: int) -> int | None:
-    if index is None:
-        return position
-    if type(index) is not int or not -_INT32 <= index < _INT32:
-        return None
-    return index
-
-
-def _plain_count(value: Any) -> bool:
-    return type(value) is int and 0 <= value < _INT32
-
-
-def _plain_usage(raw: Any) -> JsonObject | None:
-    if type(raw) is not dict:
-        return None
-    out: JsonObject = {}
-    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
-        value = raw.get(key) or 0
-        if not _plain_count(value):
-            return None
-        out[key] = value
-    prompt = raw.get("prompt_tokens_details")
-    if prompt is not None:
-        details = _plain_details(prompt, _PROMPT_DETAIL_KEYS)
-        if details is None:
-            return None
-        write = prompt.get("cache_write_tokens")
-        if write is not None:
-            if not _plain_count(write):
-                return None
-            details["cache_write_tokens"] = write
-        out["prompt_tokens_details"] = details
-    completion = raw.get("completion_tokens_details")
-    if completion is not None:
-        details = _plain_details(completion, _COMPLETION_DETAIL_KEYS)
-        if details is None:
-            return None
-        out["completion_tokens_details"] = details
-    return out
-
-
-def _plain_details(raw: Any, keys: tuple[str, ...]) -> JsonObject | None:
-    if type(raw) is not dict:
-        return None
-    details: JsonObject = {}
-    for key in keys:
-        value = raw.get(key)
-        if value is None:
-            value = 0
-        elif not _plain_count(value):
-            return None
-        details[key] = value
-    return details
-
-
-def normalize_chat_chunk(body: Any, include_usage_field: bool = False) -> JsonObject:
-    """The JSON object `encode_chat_chunk` writes for `decode_chat_chunk(body)`, without the proto.
-
-    Most chunks are one text delta: those are rebuilt straight from the upstream's object. Any
-    other shape (tool calls, logprobs, usage, an unexpected type) takes the proto round trip, so
-    both ways agree on every input by construction.
-    """
-    fast = _plain_chunk(body, include_usage_field)
-    if fast is None:
-        return _chunk_dict(decode_chat_chunk(body), include_usage_field)
-    return fast
-
-
-def _plain_chunk(body: Any, include_usage_field: bool) -> JsonObject | None:
-    """`normalize_chat_chunk` for a chunk of plain text deltas (or the usage chunk); None for any
-    other shape."""
-    head = _plain_head(body)
-    if head is None:
-        return None
-    usage = body.get("usage")
-    plain_usage = None
-    if usage is not None and (plain_usage := _plain_usage(usage)) is None:
-        return None
-    out, optional = head
-    out["object"] = "chat.completion.chunk"
-    obfuscation = optional.pop("obfuscation", None)
-    out.update(optional)
-    choices = _plain_choices(body, _plain_choice)
-    if choices is None:
-        return None
-    out["choices"] = choices
-    if plain_usage is not None or include_usage_field:
-        out["usage"] = plain_usage
-    if obfuscation is not None:
-        out["obfuscation"] = obfuscation
-    return out
-
-
-def _plain_choice(raw: Any, position: int) -> JsonObject | None:
-    if type(raw) is not dict or raw.get("logprobs") is not None:
-        return None
-    index, finish_reason = _plain_index(raw.get("index"), position), raw.get("finish_reason")
-    if index is None or not (finish_reason is None or type(finish_reason) is str):
-        return None
-    raw_delta = raw.get("delta")
-    delta: JsonObject = {}
-    if raw_delta:
-        if type(raw_delta) is not dict:
-            return None
-        found: dict[str, str] = {}
-        for key, value in raw_delta.items():
-            if value is None:
-                continue
-            field = _DELTA_STRINGS.get(key)
-            if field is None:
-                if key in _NOT_PLAIN:
-                    return None
-                continue  # a key the decoder ignores
-            if type(value) is not str or field in found:
-                return None  # a wrong type, or both `reasoning` and `reasoning_content`
-            found[field] = value
-        if len(found) == 1:
-            delta = found
-        else:
-            delta = {field: found[field] for field in _PLAIN_DELTA_ORDER if field in found}
-    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
 
 def _completion_dict(completion: chat_pb2.ChatCompletion) -> JsonObject:

@@ -465,12 +465,14 @@ class ChatCompletionChunk(_message.Message):
     def __init__(self, id: _Optional[str] = ..., object: _Optional[str] = ..., created: _Optional[int] = ..., model: _Optional[str] = ..., choices: _Optional[_Iterable[_Union[ChatCompletionChunkChoice, _Mapping]]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., system_fingerprint: _Optional[str] = ..., service_tier: _Optional[str] = ..., provider: _Optional[str] = ..., obfuscation: _Optional[str] = ...) -> None: ...
 
 class CreateChatCompletionRequest(_message.Message):
-    __slots__ = ("params", "openai_json")
+    __slots__ = ("params", "openai_json", "openai_body")
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     OPENAI_JSON_FIELD_NUMBER: _ClassVar[int]
+    OPENAI_BODY_FIELD_NUMBER: _ClassVar[int]
     params: ChatCompletionParams
     openai_json: bool
-    def __init__(self, params: _Optional[_Union[ChatCompletionParams, _Mapping]] = ..., openai_json: _Optional[bool] = ...) -> None: ...
+    openai_body: bytes
+    def __init__(self, params: _Optional[_Union[ChatCompletionParams, _Mapping]] = ..., openai_json: _Optional[bool] = ..., openai_body: _Optional[bytes] = ...) -> None: ...
 
 class CreateChatCompletionResponse(_message.Message):
     __slots__ = ("completion", "completion_json", "provider")
@@ -483,12 +485,14 @@ class CreateChatCompletionResponse(_message.Message):
     def __init__(self, completion: _Optional[_Union[ChatCompletion, _Mapping]] = ..., completion_json: _Optional[bytes] = ..., provider: _Optional[str] = ...) -> None: ...
 
 class StreamChatCompletionRequest(_message.Message):
-    __slots__ = ("params", "openai_json")
+    __slots__ = ("params", "openai_json", "openai_body")
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     OPENAI_JSON_FIELD_NUMBER: _ClassVar[int]
+    OPENAI_BODY_FIELD_NUMBER: _ClassVar[int]
     params: ChatCompletionParams
     openai_json: bool
-    def __init__(self, params: _Optional[_Union[ChatCompletionParams, _Mapping]] = ..., openai_json: _Optional[bool] = ...) -> None: ...
+    openai_body: bytes
+    def __init__(self, params: _Optional[_Union[ChatCompletionParams, _Mapping]] = ..., openai_json: _Optional[bool] = ..., openai_body: _Optional[bytes] = ...) -> None: ...
 
 class StreamChatCompletionResponse(_message.Message):
     __slots__ = ("chunk", "chunk_json", "provider")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from siraya.router.codec.chat import encode_chat_chunk, encode_chat_completion
+from siraya.router.codec.chat import decode_chat_chunk, decode_chat_completion
 from siraya.router.v1 import (
     chat_pb2,
     chat_pb2_grpc,
@@ -74,15 +75,26 @@ def test_chat_unary_and_stream(harness: GatewayHarness) -> None:
     run(harness, body)
 
 
+def _without_per_call_fields(message: Any) -> Any:
+    """What two calls for the same answer share: not the id, the time, nor the gateway's stamps."""
+    message.ClearField("id")
+    message.ClearField("created")
+    message.ClearField("provider")
+    if message.HasField("usage"):
+        message.usage.ClearField("cost")
+    return message
+
+
 def test_chat_stream_as_openai_json_matches_the_proto_stream(harness: GatewayHarness) -> None:
-    """`openai_json` (what the HTTP bridge asks for) carries the same chunks, encoded as OpenAI's JSON."""
+    """`openai_json` (what the HTTP bridge asks for) carries the upstream's own chunks (the relay
+    lane: keys in the upstream's order, unknown ones kept); decoded, they are the proto stream."""
 
     async def body(channel: grpc.aio.Channel, auth) -> None:  # type: ignore[no-untyped-def]
         chat = chat_pb2_grpc.ChatServiceStub(channel)
         params = chat_params("the same either way")
         params.stream_options.include_usage = True
         as_protos = [
-            json.loads(encode_chat_chunk(message.chunk, True))
+            message.chunk
             async for message in chat.StreamChatCompletion(
                 chat_pb2.StreamChatCompletionRequest(params=params), metadata=auth
             )
@@ -96,11 +108,10 @@ def test_chat_stream_as_openai_json_matches_the_proto_stream(harness: GatewayHar
         assert all(reply.WhichOneof("reply") == "chunk_json" for reply in replies)
         assert {reply.provider for reply in replies} == {"fake"}
         as_json = [json.loads(reply.chunk_json) for reply in replies]
-        for chunk in as_protos + as_json:
-            chunk.pop("id")
-            chunk.pop("created")
-        assert as_json == as_protos
-        assert "cost" in as_json[-1]["usage"] and as_json[0]["model"] == "gpt-test"
+        assert {chunk["provider"] for chunk in as_json} == {"fake"} and as_json[0]["model"] == "gpt-test"
+        assert "cost" in as_json[-1]["usage"] and as_protos[-1].usage.HasField("cost")
+        decoded = [decode_chat_chunk(chunk) for chunk in as_json]
+        assert list(map(_without_per_call_fields, decoded)) == list(map(_without_per_call_fields, as_protos))
 
     run(harness, body)
 
@@ -116,13 +127,42 @@ def test_chat_as_openai_json_matches_the_proto_completion(harness: GatewayHarnes
             chat_pb2.CreateChatCompletionRequest(params=params, openai_json=True), metadata=auth
         )
         assert as_json.WhichOneof("reply") == "completion_json" and as_json.provider == "fake"
-        expected = json.loads(encode_chat_completion(as_proto.completion))
         got = json.loads(as_json.completion_json)
-        for answer in (expected, got):
-            answer.pop("id")
-            answer.pop("created")
-        assert got == expected
-        assert got["model"] == "gpt-test" and "cost" in got["usage"]
+        assert got["model"] == "gpt-test" and got["provider"] == "fake" and "cost" in got["usage"]
+        assert as_proto.completion.provider == "fake" and as_proto.completion.usage.HasField("cost")
+        assert _without_per_call_fields(decode_chat_completion(got)) == _without_per_call_fields(
+            as_proto.completion
+        )
+
+    run(harness, body)
+
+
+def test_a_grpc_caller_may_send_its_openai_body(harness: GatewayHarness) -> None:
+    """`openai_body` from a gRPC caller: the gateway decodes the params it routes, meters and
+    moderates from that body (whatever `params` says), and relays the body's fields as written."""
+
+    async def body(channel: grpc.aio.Channel, auth) -> None:  # type: ignore[no-untyped-def]
+        chat = chat_pb2_grpc.ChatServiceStub(channel)
+        openai_body = (
+            b'{"model":"gpt-test","messages":[{"role":"user","content":"from the body"}],'
+            b'"x_vendor_knob":{"a":[1,2]}}'
+        )
+        reply = await chat.CreateChatCompletion(
+            chat_pb2.CreateChatCompletionRequest(
+                params=chat_params("from params", model="gpt-translated"), openai_body=openai_body
+            ),
+            metadata=auth,
+        )
+        assert reply.completion.choices[0].message.content == "echo: from the body"
+        assert reply.completion.model == "gpt-test" and reply.completion.provider == "fake"
+        sent = harness.native.requests_to("/v1/chat/completions")[-1].body
+        assert sent == openai_body.replace(b'"gpt-test"', b'"gpt-4o-mini"')[:-1] + b',"stream":false}'
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await chat.CreateChatCompletion(
+                chat_pb2.CreateChatCompletionRequest(openai_body=b'{"model":"gpt-test"}'), metadata=auth
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "messages" in (refused.value.details() or "")
 
     run(harness, body)
 

@@ -163,7 +163,8 @@ def test_usage_sent_on_the_finish_chunk_is_charged_and_shown_as_openai_does(
     harness: MeteringHarness, include_usage: bool
 ) -> None:
     """An upstream that puts its usage on the finish chunk (no usage chunk of its own): charged
-    exactly; the client sees no usage unless it asked, and then one usage chunk at the end."""
+    exactly; the client sees no usage unless it asked, and then one usage chunk at the end. (This
+    upstream writes no `usage: null` on its chunks, and the relay adds none.)"""
     secret = harness.new_key()
     usage = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS}
     harness.openai.script_chat(ScriptedReply(content=TEXT, usage=usage, usage_on_finish=True))
@@ -172,7 +173,7 @@ def test_usage_sent_on_the_finish_chunk_is_charged_and_shown_as_openai_does(
     assert text_of(chunks) == TEXT
     if include_usage:
         *content, last = chunks
-        assert all(chunk["usage"] is None for chunk in content) and last["choices"] == []
+        assert all(chunk.get("usage") is None for chunk in content) and last["choices"] == []
         assert (last["usage"]["prompt_tokens"], last["usage"]["completion_tokens"]) == (
             PROMPT_TOKENS,
             COMPLETION_TOKENS,
@@ -299,9 +300,9 @@ async def proto_stream(
     """The gateway's request id and every chunk of the gRPC API's own (proto) chat stream."""
     async with grpc.aio.insecure_channel(harness.grpc_target) as channel:
         stub = chat_pb2_grpc.ChatServiceStub(channel)
-        metadata = (("authorization", f"Bearer {secret}"),)
         call = stub.StreamChatCompletion(
-            chat_pb2.StreamChatCompletionRequest(params=params), metadata=metadata
+            chat_pb2.StreamChatCompletionRequest(params=params),
+            metadata=(("authorization", f"Bearer {secret}"),),
         )
         chunks = [reply.chunk async for reply in call]
         return str(dict(await call.initial_metadata())["x-request-id"]), chunks

@@ -57,6 +57,10 @@ class ScriptedReply:
     no usage chunk even when `stream_options.include_usage` asks for one. `usage_on_finish` plays
     an upstream that streams its usage on the finish chunk, asked or not, and no usage chunk.
     `reasoning` is the model's thinking, sent in the server's `reasoning_field` (if it has one).
+
+    The `extra_*` fields play a vendor's extensions, keys OpenAI does not document: `extra_fields`
+    go at the top level of the completion and of every chunk, `extra_message_fields` into the
+    completion's message and the first delta of each choice, `extra_usage_fields` into the usage.
     """
 
     content: str | None = None
@@ -66,6 +70,9 @@ class ScriptedReply:
     no_usage: bool = False
     usage_on_finish: bool = False
     reasoning: str | None = None
+    extra_fields: dict[str, Any] = field(default_factory=dict)
+    extra_message_fields: dict[str, Any] = field(default_factory=dict)
+    extra_usage_fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,10 @@ class RecordedFile:
 
 @dataclass
 class RecordedRequest:
-    """One request as the fake received it. Header names are lower-cased."""
+    """One request as the fake received it. Header names are lower-cased.
+
+    `reply` is what a chat completion request was answered with: the body, or every SSE frame.
+    """
 
     method: str
     path: str
@@ -89,3 +99,4 @@ class RecordedRequest:
     body: bytes
     form: dict[str, str] | None = None
     files: dict[str, RecordedFile] = field(default_factory=dict)
+    reply: bytes = b""

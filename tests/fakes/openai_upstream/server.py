@@ -317,11 +317,15 @@ class FakeOpenAIUpstream(LoopbackServer):
         n = int(body.get("n") or 1)
         silent = scripted is not None and scripted.no_usage
         field = self.reasoning_field
-        if not _is_stream(request[_RECORD]):
+        record = request[_RECORD]
+        if not _is_stream(record):
             completion = chat_completion(meta, reply, n, field)
             if silent:
                 del completion["usage"]
-            return json_response(completion)
+            if scripted is not None:
+                _add_extras(completion, scripted)
+            record.reply = orjson.dumps(completion)
+            return web.Response(body=record.reply, content_type="application/json")
         include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and not silent
         on_finish = scripted is not None and scripted.usage_on_finish
         chunks = chat_stream_chunks(meta, reply, n, include_usage and not on_finish, field)
@@ -329,7 +333,12 @@ class FakeOpenAIUpstream(LoopbackServer):
             chunks[-1]["usage"] = chat_usage(
                 reply.prompt_tokens, reply.completion_tokens * n, reply.reasoning_tokens * n
             )
-        return await self._stream(request, [sse_data(chunk) for chunk in chunks], DONE)
+        if scripted is not None:
+            for chunk in chunks:
+                _add_extras(chunk, scripted)
+        frames = [sse_data(chunk) for chunk in chunks]
+        record.reply = b"".join(frames) + DONE
+        return await self._stream(request, frames, DONE)
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
         body = self._body(request, "model")
@@ -431,6 +440,22 @@ class FakeOpenAIUpstream(LoopbackServer):
         if job is None:
             raise _Rejected(error_response(404, f"Video with id '{video_id}' not found.", param="video_id"))
         return job
+
+
+def _add_extras(answer: dict[str, Any], scripted: ScriptedReply) -> None:
+    """A vendor's own keys in a completion or chunk (`ScriptedReply.extra_*`), where a vendor puts them."""
+    answer.update(scripted.extra_fields)
+    usage = answer.get("usage")
+    if isinstance(usage, dict):
+        usage.update(scripted.extra_usage_fields)
+    if not scripted.extra_message_fields:
+        return
+    for choice in answer["choices"]:
+        message = choice.get("message")
+        if message is not None:
+            message.update(scripted.extra_message_fields)
+        elif choice["delta"].get("role"):  # the first delta of a choice opens with the role
+            choice["delta"].update(scripted.extra_message_fields)
 
 
 def _missing_parameter(name: str) -> _Rejected:

@@ -954,9 +954,5 @@ def test_public_names() -> None:
         "encode_chat_completion",
         "decode_chat_chunk",
         "encode_chat_chunk",
-        "chat_chunk_object",
-        "chat_completion_object",
-        "normalize_chat_chunk",
-        "normalize_chat_completion",
         "usage_object",
     }
