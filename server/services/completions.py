@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from server.accounts.keys import KeyRecord
+from server.chat_reply import chunk_as_proto
 from server.completion_prompts import prompt_texts
 from server.gateway import Gateway
 from server.providers.base import Outcome, RequestContext
@@ -89,7 +90,7 @@ class CompletionsServicer(completions_pb2_grpc.CompletionsServiceServicer):
         answer = CompletionAssembler(_choices_per_prompt(params), params.echo, ctx.request_id)
         for position, prompt in enumerate(prompts):
             prompt_ctx = _prompt_context(ctx, position)
-            chat = await self._gateway.chat(with_prompt(base, prompt), key, prompt_ctx)
+            chat = (await self._gateway.chat(with_prompt(base, prompt), key, prompt_ctx)).as_proto()
             if prompt_ctx is not ctx:
                 _fold(ctx.outcome, prompt_ctx.outcome)
             answer.add(position, prompt, chat)
@@ -105,9 +106,10 @@ class CompletionsServicer(completions_pb2_grpc.CompletionsServiceServicer):
         translator = CompletionStreamTranslator(_choices_per_prompt(params), params.echo, ctx.request_id)
         for position, prompt in enumerate(prompts):
             prompt_ctx = _prompt_context(ctx, position)
-            async for chunk in self._gateway.stream_chat(with_prompt(base, prompt), key, prompt_ctx):
+            async for reply in self._gateway.stream_chat(with_prompt(base, prompt), key, prompt_ctx):
                 if not translator.started:
                     await send_response_headers(context, ctx)
+                chunk = chunk_as_proto(reply, prompt_ctx.outcome.provider or "")
                 translated = translator.feed(position, prompt, chunk)
                 if translated is not None:
                     yield completions_pb2.StreamCompletionResponse(chunk=translated)
