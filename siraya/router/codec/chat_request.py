@@ -37,6 +37,16 @@ from siraya.router.codec.fields import (
     value_to_python,
 )
 from siraya.router.codec.routing import collect_extra_body, decode_routing, encode_extra_body, require_model
+from siraya.router.codec.sampling_fields import (
+    INT32_MAX,
+    INT32_MIN,
+    decode_logit_bias,
+    decode_seed,
+    decode_stop,
+    decode_stream_options,
+    int_in,
+    invalid_type,
+)
 from siraya.router.codec.validate import NOT_A_ROLE
 from siraya.router.v1 import chat_pb2, common_pb2
 
@@ -95,12 +105,6 @@ _RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
 _RESERVED_STREAMING = frozenset({"model", "messages", "stream"})
 # OpenAI rejects stream_options on a non-streaming request.
 _RESERVED = _RESERVED_STREAMING | {"stream_options"}
-_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
-def _invalid_type(param: str, expected: str) -> CodecError:
-    return CodecError(f"Invalid type for '{param}': expected {expected}.", param, "invalid_type")
 
 
 def _missing(param: str) -> CodecError:
@@ -112,12 +116,6 @@ def _require_obj(container: JsonObject, key: str, param: str) -> JsonObject:
     if value is None:
         raise _missing(param)
     return require_object(value, param)
-
-
-def _int_in(value: int | None, lowest: int, highest: int, param: str) -> int | None:
-    if value is not None and not lowest <= value <= highest:
-        raise CodecError(f"Invalid value for '{param}': integer out of range.", param)
-    return value
 
 
 # --- decode -----------------------------------------------------------------------------------
@@ -132,7 +130,7 @@ def decode_chat_request(body: JsonObject) -> chat_pb2.ChatCompletionParams:
     if messages is None:
         raise _missing("messages")
     if not isinstance(messages, list):
-        raise _invalid_type("messages", "an array")
+        raise invalid_type("messages", "an array")
     for index, raw in enumerate(messages):
         _decode_message(raw, params.messages, index)
 
@@ -141,7 +139,7 @@ def decode_chat_request(body: JsonObject) -> chat_pb2.ChatCompletionParams:
         if key in body and (number := opt_float(body, key)) is not None:
             setattr(params, key, number)
     for key in _INT32_PARAMS:
-        if key in body and (integer := _int_in(opt_int(body, key), _INT32_MIN, _INT32_MAX, key)) is not None:
+        if key in body and (integer := int_in(opt_int(body, key), INT32_MIN, INT32_MAX, key)) is not None:
             setattr(params, key, integer)
     for key in _BOOL_PARAMS:
         if key in body and (flag := opt_bool(body, key)) is not None:
@@ -155,21 +153,12 @@ def decode_chat_request(body: JsonObject) -> chat_pb2.ChatCompletionParams:
             target.SetInParent()
             fill_struct(target, struct)
 
-    seed = _int_in(opt_int(body, "seed"), _INT64_MIN, _INT64_MAX, "seed")
-    if seed is not None:
-        params.seed = seed
+    decode_seed(body, params)
     stream = opt_bool(body, "stream")
     if stream is not None:
         params.stream = stream
-    _decode_stop(body.get("stop"), params)
-    logit_bias = opt_object(body, "logit_bias")
-    if logit_bias:
-        for token in logit_bias:
-            path = f"logit_bias.{token}"
-            weight = _int_in(opt_int(logit_bias, token, path), _INT32_MIN, _INT32_MAX, path)
-            if weight is None:
-                raise _invalid_type(path, "an integer")
-            params.logit_bias[token] = weight
+    decode_stop(body.get("stop"), params)
+    decode_logit_bias(body, params)
     params.metadata.update(str_map(body, "metadata"))
     modalities = opt_list(body, "modalities")
     if modalities:
@@ -191,13 +180,7 @@ def decode_chat_request(body: JsonObject) -> chat_pb2.ChatCompletionParams:
     if function_call is not None:
         fill_value(params.function_call, function_call)
 
-    stream_options = opt_object(body, "stream_options")
-    if stream_options is not None:
-        params.stream_options.SetInParent()
-        for key in ("include_usage", "include_obfuscation"):
-            flag = opt_bool(stream_options, key, f"stream_options.{key}")
-            if flag is not None:
-                setattr(params.stream_options, key, flag)
+    decode_stream_options(body, params)
 
     # A shape the proto cannot hold travels untouched in extra_body instead (it overrides typed fields).
     known = _KNOWN_KEYS
@@ -230,7 +213,7 @@ def _decode_cache_control(container: JsonObject, target: common_pb2.CacheControl
 
 def _decode_message(raw: Any, messages: Any, index: int) -> None:
     if not isinstance(raw, dict):
-        raise _invalid_type(f"messages[{index}]", "an object")
+        raise invalid_type(f"messages[{index}]", "an object")
     role_name = raw.get("role")
     # A missing role stays unspecified and any other non-role becomes NOT_A_ROLE: the check refuses both.
     if type(role_name) is str:
@@ -248,7 +231,7 @@ def _decode_message(raw: Any, messages: Any, index: int) -> None:
         for position, part in enumerate(content):
             _decode_part(part, parts.add(), index, position)
     elif content is not None:
-        raise _invalid_type(f"messages[{index}].content", "a string or an array of content parts")
+        raise invalid_type(f"messages[{index}].content", "a string or an array of content parts")
     # Most turns are just {"role", "content"}: they skip the optional lookups.
     if len(raw) > 2 or "content" not in raw:
         _decode_message_extras(raw, message, index)
@@ -259,13 +242,13 @@ def _decode_message_extras(raw: JsonObject, message: chat_pb2.ChatMessage, index
         value = raw.get(key)
         if value is not None:
             if type(value) is not str:
-                raise _invalid_type(f"messages[{index}].{key}", "a string")
+                raise invalid_type(f"messages[{index}].{key}", "a string")
             setattr(message, key, value)
     if not message.HasField("reasoning"):
         reasoning = raw.get("reasoning_content")
         if reasoning is not None:
             if type(reasoning) is not str:
-                raise _invalid_type(f"messages[{index}].reasoning_content", "a string")
+                raise invalid_type(f"messages[{index}].reasoning_content", "a string")
             message.reasoning = reasoning
     tool_calls = raw.get("tool_calls")
     if tool_calls:
@@ -289,7 +272,7 @@ def _decode_message_extras(raw: JsonObject, message: chat_pb2.ChatMessage, index
 def _decode_part(raw: Any, target: chat_pb2.ChatContentPart, index: int, position: int) -> None:
     param = f"messages[{index}].content[{position}]"
     if not isinstance(raw, dict):
-        raise _invalid_type(param, "an object")
+        raise invalid_type(param, "an object")
     kind = raw.get("type")
     if kind == "text":
         target.text.text = require_str(raw, "text", f"{param}.text")
@@ -340,7 +323,7 @@ def decode_tool_call(raw: Any, target: chat_pb2.ToolCall, param: str) -> None:
         # Some OpenAI-compatible servers (Ollama among them) send the arguments as an object.
         arguments = orjson.dumps(arguments).decode()
     elif arguments is not None and not isinstance(arguments, str):
-        raise _invalid_type(f"{param}.function.arguments", "a string")
+        raise invalid_type(f"{param}.function.arguments", "a string")
     target.function.arguments = arguments or ""
 
 
@@ -382,7 +365,7 @@ def _decode_tool_choice(value: Any, target: chat_pb2.ToolChoice) -> None:
         target.mode = value
         return
     if not isinstance(value, dict):
-        raise _invalid_type("tool_choice", "a string or an object")
+        raise invalid_type("tool_choice", "a string or an object")
     kind = value.get("type")
     named = value.get(kind) if kind in ("function", "custom") and len(value) == 2 else None
     name = named.get("name") if isinstance(named, dict) and len(named) == 1 else None
@@ -427,21 +410,10 @@ def _decode_audio(value: JsonObject, target: chat_pb2.AudioOutputParams) -> bool
     return True
 
 
-def _decode_stop(value: Any, params: chat_pb2.ChatCompletionParams) -> None:
-    if value is None:
-        return
-    if isinstance(value, str):
-        params.stop.append(value)
-    elif isinstance(value, list):
-        params.stop.extend(_str_items(value, "stop"))
-    else:
-        raise _invalid_type("stop", "a string or an array of strings")
-
-
 def _str_items(values: list[Any], param: str) -> list[str]:
     for index, item in enumerate(values):
         if not isinstance(item, str):
-            raise _invalid_type(f"{param}[{index}]", "a string")
+            raise invalid_type(f"{param}[{index}]", "a string")
     return values
 
 

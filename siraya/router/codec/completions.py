@@ -20,10 +20,21 @@ from siraya.router.codec.fields import (
     opt_bool,
     opt_float,
     opt_int,
-    opt_object,
     opt_str,
 )
 from siraya.router.codec.routing import collect_extra_body, decode_routing, require_model
+from siraya.router.codec.sampling_fields import (
+    INT32_MAX,
+    INT32_MIN,
+    INT64_MAX,
+    INT64_MIN,
+    decode_logit_bias,
+    decode_seed,
+    decode_stop,
+    decode_stream_options,
+    int_in,
+    invalid_type,
+)
 from siraya.router.codec.validate import invalid_token_id
 from siraya.router.v1 import completions_pb2
 
@@ -47,19 +58,7 @@ _KNOWN_KEYS = frozenset(
         "stream_options",
     }
 )
-_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _PROMPT_SHAPES = "a string, an array of strings, an array of token ids or an array of token id arrays"
-
-
-def _invalid_type(param: str, expected: str) -> CodecError:
-    return CodecError(f"Invalid type for '{param}': expected {expected}.", param, "invalid_type")
-
-
-def _int_in(value: int | None, lowest: int, highest: int, param: str) -> int | None:
-    if value is not None and not lowest <= value <= highest:
-        raise CodecError(f"Invalid value for '{param}': integer out of range.", param)
-    return value
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -73,7 +72,7 @@ def decode_completion_request(body: JsonObject) -> completions_pb2.CompletionPar
         if key in body and (number := opt_float(body, key)) is not None:
             setattr(params, key, number)
     for key in _INT32_PARAMS:
-        if key in body and (integer := _int_in(opt_int(body, key), _INT32_MIN, _INT32_MAX, key)) is not None:
+        if key in body and (integer := int_in(opt_int(body, key), INT32_MIN, INT32_MAX, key)) is not None:
             setattr(params, key, integer)
     for key in ("suffix", "user"):
         if (text := opt_str(body, key)) is not None:
@@ -81,25 +80,10 @@ def decode_completion_request(body: JsonObject) -> completions_pb2.CompletionPar
     for key in ("echo", "stream"):
         if (flag := opt_bool(body, key)) is not None:
             setattr(params, key, flag)
-    seed = _int_in(opt_int(body, "seed"), _INT64_MIN, _INT64_MAX, "seed")
-    if seed is not None:
-        params.seed = seed
-    _decode_stop(body.get("stop"), params)
-    logit_bias = opt_object(body, "logit_bias")
-    if logit_bias:
-        for token in logit_bias:
-            path = f"logit_bias.{token}"
-            weight = _int_in(opt_int(logit_bias, token, path), _INT32_MIN, _INT32_MAX, path)
-            if weight is None:
-                raise _invalid_type(path, "an integer")
-            params.logit_bias[token] = weight
-    stream_options = opt_object(body, "stream_options")
-    if stream_options is not None:
-        params.stream_options.SetInParent()
-        for key in ("include_usage", "include_obfuscation"):
-            flag = opt_bool(stream_options, key, f"stream_options.{key}")
-            if flag is not None:
-                setattr(params.stream_options, key, flag)
+    decode_seed(body, params)
+    decode_stop(body.get("stop"), params)
+    decode_logit_bias(body, params)
+    decode_stream_options(body, params)
     decode_routing(body, params.routing)
     collect_extra_body(body, _KNOWN_KEYS, params.extra_body)
     return params
@@ -114,7 +98,7 @@ def _decode_prompt(value: Any, params: completions_pb2.CompletionParams) -> None
     if value is None:
         raise CodecError("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
     if not isinstance(value, list):
-        raise _invalid_type("prompt", _PROMPT_SHAPES)
+        raise invalid_type("prompt", _PROMPT_SHAPES)
     if not value:
         params.texts.SetInParent()
         return
@@ -145,23 +129,9 @@ def _decode_prompt(value: Any, params: completions_pb2.CompletionParams) -> None
 def _token_ids(ids: list[Any], param: str) -> list[int]:
     for index, token in enumerate(ids):
         # `type(...) is int` also refuses bools, which are ints to Python.
-        if type(token) is not int or not _INT64_MIN <= token <= _INT64_MAX:
+        if type(token) is not int or not INT64_MIN <= token <= INT64_MAX:
             raise invalid_token_id(param, index)
     return ids
-
-
-def _decode_stop(value: Any, params: completions_pb2.CompletionParams) -> None:
-    if value is None:
-        return
-    if isinstance(value, str):
-        params.stop.append(value)
-        return
-    if not isinstance(value, list):
-        raise _invalid_type("stop", "a string or an array of strings")
-    for index, item in enumerate(value):
-        if not isinstance(item, str):
-            raise _invalid_type(f"stop[{index}]", "a string")
-    params.stop.extend(value)
 
 
 # --- replies ----------------------------------------------------------------------------------
