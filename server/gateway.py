@@ -49,7 +49,7 @@ from server.observability.attempts import observed_call, observed_stream
 from server.providers import messages_relay
 from server.providers.base import Provider, RequestContext, VideoContent, chat_json, stream_chat_json
 from server.response_cache.stage import Form, JsonForm, ProtoForm, ResponseCache, replay
-from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
+from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto, unpriced_refusal
 from server.routing.dispatch import Dispatcher
 from server.routing.route import Route
 from server.stored_responses import ResponseState, Turn
@@ -133,6 +133,8 @@ class Gateway:
                 param="model",
                 code="model_not_allowed",
             )
+        if entry.unpriced and key.credit_limit is not None:
+            raise unpriced_refusal(entry)
         return entry
 
     async def _unary(
