@@ -6,10 +6,10 @@ from server.accounts.metering import Consumption, Demand
 from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2, common_pb2, embeddings_pb2, responses_pb2, videos_pb2
 
-# A token is taken as four bytes of the encoded request: OpenAI's own rule of thumb. No tokenizer is
-# used: tiktoken fetches its encodings from the internet on first use, which an offline or
-# air-gapped gateway cannot, and it fits only OpenAI's models. The estimate only sizes the credit
-# reservation and the tpm pre-check; both are settled to the upstream's reported usage.
+# A token is taken as four bytes of the encoded request: OpenAI's own rule of thumb, cheap enough for
+# every request. It sizes only the tpm pre-check (settled to the upstream's reported usage) and the
+# prompt of an upstream that reports none. The credit reservation does not use it: it bounds the
+# prompt from above (server/accounts/prompt_bound.py, with the real tokenizer when it must).
 BYTES_PER_TOKEN = 4
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 DEFAULT_VIDEO_SECONDS = 4.0
@@ -20,26 +20,31 @@ def estimate_tokens(byte_count: int) -> int:
 
 
 def chat_demand(params: chat_pb2.ChatCompletionParams) -> Demand:
+    given = True
     if params.HasField("max_completion_tokens"):
         max_output = params.max_completion_tokens
     elif params.HasField("max_tokens"):
         max_output = params.max_tokens
     else:
-        max_output = DEFAULT_MAX_OUTPUT_TOKENS
+        max_output, given = DEFAULT_MAX_OUTPUT_TOKENS, False
     choices = params.n if params.HasField("n") and params.n > 0 else 1
     return Demand(
         prompt_tokens=estimate_tokens(params.ByteSize()),
         max_output_tokens=max_output * choices,
         params=params,
+        max_output_given=given,
+        choices=choices,
     )
 
 
 def response_demand(params: responses_pb2.ResponseParams) -> Demand:
-    max_output = (
-        params.max_output_tokens if params.HasField("max_output_tokens") else DEFAULT_MAX_OUTPUT_TOKENS
-    )
+    given = params.HasField("max_output_tokens")
+    max_output = params.max_output_tokens if given else DEFAULT_MAX_OUTPUT_TOKENS
     return Demand(
-        prompt_tokens=estimate_tokens(params.ByteSize()), max_output_tokens=max_output, params=params
+        prompt_tokens=estimate_tokens(params.ByteSize()),
+        max_output_tokens=max_output,
+        params=params,
+        max_output_given=given,
     )
 
 

@@ -48,6 +48,7 @@ from server.accounts.store import (
     Balance,
     LedgerRecord,
     StoredResponse,
+    check_reserve_bounds,
 )
 
 __all__ = ["MIGRATIONS", "PostgresAccountStore"]
@@ -186,6 +187,23 @@ WITH k AS (
 INSERT INTO credit_reservations (key_id, request_id, amount_micros, state, created_at)
 SELECT id, $2, $3, 'open', $4 FROM k
 RETURNING 1
+"""
+# The row lock taken by FOR UPDATE makes the amount and the update one step: a concurrent reserve
+# waits for it, then reads the balance this one left.
+_RESERVE_UP_TO = """
+WITH cur AS (
+    SELECT id, CASE WHEN credit_limit_micros IS NULL THEN $4::bigint
+                    ELSE LEAST($4::bigint, credit_limit_micros - credit_used_micros - credit_reserved_micros)
+               END AS amount
+    FROM keys WHERE id = $1 FOR UPDATE
+), k AS (
+    UPDATE keys SET credit_reserved_micros = credit_reserved_micros + cur.amount
+    FROM cur WHERE keys.id = cur.id AND cur.amount >= $3::bigint
+    RETURNING cur.amount
+)
+INSERT INTO credit_reservations (key_id, request_id, amount_micros, state, created_at)
+SELECT $1, $2, amount, 'open', $5 FROM k
+RETURNING amount_micros
 """
 _SETTLE_OPEN = """
 WITH r AS (
@@ -365,6 +383,25 @@ class PostgresAccountStore:
             "SELECT state FROM credit_reservations WHERE key_id = $1 AND request_id = $2", key_id, request_id
         )
         return bool(state == "open")
+
+    async def reserve_up_to(
+        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+    ) -> int | None:
+        check_reserve_bounds(minimum_micros, maximum_micros)
+        try:
+            held = await self._pool.fetchval(
+                _RESERVE_UP_TO, key_id, request_id, minimum_micros, maximum_micros, time.time()
+            )
+            if held is not None:
+                return int(held)
+        except asyncpg.UniqueViolationError:
+            pass  # the statement rolled back whole; report the existing reservation
+        row = await self._pool.fetchrow(
+            "SELECT state, amount_micros FROM credit_reservations WHERE key_id = $1 AND request_id = $2",
+            key_id,
+            request_id,
+        )
+        return int(row[1]) if row is not None and row[0] == "open" else None
 
     async def settle(self, key_id: str, request_id: str, actual_micros: int) -> bool:
         if actual_micros < 0:

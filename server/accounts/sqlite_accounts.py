@@ -66,6 +66,7 @@ from server.accounts.store import (
     Balance,
     LedgerRecord,
     StoredResponse,
+    check_reserve_bounds,
 )
 
 __all__ = ["ACCOUNT_MIGRATIONS", "CreditsOwnedElsewhere", "SqliteAccountStore", "credit_lock_path"]
@@ -383,6 +384,45 @@ class SqliteAccountStore:
                 (key_id, request_id, amount, now),
             )
             return True
+
+    async def reserve_up_to(
+        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+    ) -> int | None:
+        check_reserve_bounds(minimum_micros, maximum_micros)
+        self._claim_credits()
+        return await self._run(
+            self._reserve_up_to, key_id, request_id, minimum_micros, maximum_micros, time.time()
+        )
+
+    def _reserve_up_to(self, key_id: str, request_id: str, low: int, high: int, now: float) -> int | None:
+        with self._immediate() as db:
+            row = db.execute(
+                "SELECT state, amount_micros FROM credit_reservations WHERE key_id = ? AND request_id = ?",
+                (key_id, request_id),
+            ).fetchone()
+            if row is not None:
+                return int(row[1]) if row[0] == "open" else None
+            key = db.execute(
+                "SELECT credit_limit_micros, credit_used_micros, credit_reserved_micros"
+                " FROM keys WHERE id = ?",
+                (key_id,),
+            ).fetchone()
+            if key is None:
+                return None
+            limit, used, reserved = key
+            amount = high if limit is None else min(high, limit - used - reserved)
+            if amount < low:
+                return None
+            db.execute(
+                "UPDATE keys SET credit_reserved_micros = credit_reserved_micros + ? WHERE id = ?",
+                (amount, key_id),
+            )
+            db.execute(
+                "INSERT INTO credit_reservations (key_id, request_id, amount_micros, state, created_at)"
+                " VALUES (?, ?, ?, 'open', ?)",
+                (key_id, request_id, amount, now),
+            )
+            return int(amount)
 
     async def settle(self, key_id: str, request_id: str, actual_micros: int) -> bool:
         if actual_micros < 0:

@@ -33,6 +33,7 @@ meaning of x-ratelimit-reset-*); `retry_after` is the time until the refused req
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,11 +57,30 @@ __all__ = [
     "LedgerStatus",
     "LimitDecision",
     "LimitStore",
+    "NOT_LOADED",
+    "NotLoaded",
     "ResponseStore",
     "StoredResponse",
     "SyncCredits",
+    "check_reserve_bounds",
     "format_reset",
 ]
+
+
+class NotLoaded(enum.Enum):
+    """A SyncCredits answer meaning: this process cannot decide without I/O; await the store."""
+
+    NOT_LOADED = "not loaded"
+
+
+NOT_LOADED = NotLoaded.NOT_LOADED
+
+
+def check_reserve_bounds(minimum_micros: int, maximum_micros: int) -> None:
+    if minimum_micros < 0:
+        raise ValueError("a reservation cannot be negative")
+    if maximum_micros < minimum_micros:
+        raise ValueError("a reservation's maximum cannot be below its minimum")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +233,17 @@ class AccountStore(KeyStore, LedgerSink, ResponseStore, LedgerQueries, Protocol)
         """
         ...
 
+    async def reserve_up_to(
+        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+    ) -> int | None:
+        """Hold as much of `maximum_micros` as the limit covers, atomically, if that is at least
+        `minimum_micros`; the amount held, or None when refused (an unknown key too).
+
+        An unlimited key is granted the maximum. An id that already has a reservation changes
+        nothing: its amount while it is open, None once it is settled or released.
+        """
+        ...
+
     async def settle(self, key_id: str, request_id: str, actual_micros: int) -> bool:
         """Release the reservation and charge the actual cost. False if already settled/released."""
         ...
@@ -247,6 +278,12 @@ class SyncCredits(Protocol):
     """
 
     def reserve_nowait(self, key_id: str, request_id: str, amount_micros: int) -> bool | None: ...
+    def reserve_up_to_nowait(
+        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+    ) -> int | None | NotLoaded:
+        """`reserve_up_to` without suspending; NOT_LOADED when the key is not loaded yet."""
+        ...
+
     def settle_nowait(self, key_id: str, request_id: str, actual_micros: int) -> bool | None: ...
     def release_nowait(self, key_id: str, request_id: str) -> bool: ...
 

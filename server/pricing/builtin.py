@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "CATALOGUE_FILE",
+    "DEFAULT_COUNTING",
     "PRICE_FIELDS",
     "ListedModel",
     "PriceCatalogue",
@@ -44,6 +45,12 @@ PRICE_FIELDS = (
 
 _Price = Annotated[float, Field(ge=0)]
 _Tokens = Annotated[int, Field(gt=0)]
+_Encoding = Literal["cl100k_base", "o200k_base"]
+_Factor = Annotated[float, Field(ge=1)]
+
+# How a prompt's tokens are bounded for a provider the catalogue does not list (a self-hosted
+# server, a local model): cl100k_base with a wide margin; the byte bound caps it anyway.
+DEFAULT_COUNTING: tuple[str, float] = ("cl100k_base", 1.5)
 
 
 class _Strict(BaseModel):
@@ -52,6 +59,7 @@ class _Strict(BaseModel):
 
 class _Entry(_Strict):
     aliases: tuple[str, ...] = ()
+    tokenizer: _Encoding | None = None
     input_per_million: _Price | None = None
     output_per_million: _Price | None = None
     cache_read_per_million: _Price | None = None
@@ -76,6 +84,8 @@ class _Entry(_Strict):
 class _Provider(_Strict):
     hosts: tuple[str, ...] = ()
     output_limit_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    tokenizer: _Encoding = "cl100k_base"
+    tokenizer_factor: _Factor = DEFAULT_COUNTING[1]
     models: dict[str, _Entry]
 
 
@@ -100,6 +110,8 @@ class ListedModel:
     source: str = ""
     as_of: str = ""
     note: str | None = None
+    # The prompt-token bound for a reservation: (OpenAI encoding, factor over its count).
+    counting: tuple[str, float] = DEFAULT_COUNTING
 
     def prices(self) -> dict[str, float]:
         """The prices the catalogue gives for this model, by config field name."""
@@ -110,6 +122,7 @@ class ListedModel:
 class _Listing:
     hosts: tuple[str, ...]
     output_limit_field: str
+    counting: tuple[str, float]
     models: dict[str, ListedModel]
 
 
@@ -141,6 +154,14 @@ class PriceCatalogue:
         listing = None if provider is None else self._providers.get(provider)
         return "max_tokens" if listing is None else listing.output_limit_field
 
+    def counting(self, provider: str | None, model: str) -> tuple[str, float]:
+        """How to bound a prompt's tokens for `model` at `provider`: (OpenAI encoding, factor)."""
+        listing = None if provider is None else self._providers.get(provider)
+        if listing is None:
+            return DEFAULT_COUNTING
+        listed = listing.models.get(model)
+        return listing.counting if listed is None else listed.counting
+
     def lookup(self, provider: str | None, model: str) -> ListedModel | None:
         listing = None if provider is None else self._providers.get(provider)
         return None if listing is None else listing.models.get(model)
@@ -159,15 +180,17 @@ def load_catalogue(text: str) -> PriceCatalogue:
     providers: dict[str, _Listing] = {}
     for name, provider in parsed.providers.items():
         models: dict[str, ListedModel] = {}
+        counting = (provider.tokenizer, provider.tokenizer_factor)
         for model_id, entry in provider.models.items():
-            values = entry.model_dump(exclude={"aliases"})
-            listed = ListedModel(provider=name, model=model_id, **values)
+            values = entry.model_dump(exclude={"aliases", "tokenizer"})
+            own = counting if entry.tokenizer is None else (entry.tokenizer, provider.tokenizer_factor)
+            listed = ListedModel(provider=name, model=model_id, counting=own, **values)
             for known_as in (model_id, *entry.aliases):
                 if known_as in models:
                     raise ValueError(f"{name}: model {known_as!r} is listed twice")
                 models[known_as] = listed
         hosts = tuple(host.lower() for host in provider.hosts)
-        providers[name] = _Listing(hosts, provider.output_limit_field, models)
+        providers[name] = _Listing(hosts, provider.output_limit_field, counting, models)
     return PriceCatalogue(providers)
 
 

@@ -19,6 +19,7 @@ from server.config import (
 )
 from server.errors import InvalidRequest, ModelNotFound, PermissionDenied
 from server.pricing import ListedModel, PriceCatalogue, builtin_catalogue
+from server.pricing.builtin import DEFAULT_COUNTING
 from server.providers.param_policy import CONTENT_PART_KINDS
 from server.routing.parameters import adapter_parameters
 from siraya.router.v1 import models_pb2
@@ -59,6 +60,8 @@ class Deployment:
     key: str = ""
     # The most tokens one reply may hold (config, else the built-in catalogue); None: unknown.
     max_output_tokens: int | None = None
+    # How a prompt's tokens are bounded for its reservation: (OpenAI encoding, factor).
+    counting: tuple[str, float] = DEFAULT_COUNTING
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -86,6 +89,8 @@ class CatalogueEntry:
     # The request field that caps a reply on every deployment (`max_completion_tokens` only where
     # all of them are known to take it; every OpenAI-compatible server takes `max_tokens`).
     output_limit_field: str = "max_tokens"
+    # The distinct prompt-token countings of the deployments (server/accounts/prompt_bound.py).
+    counting: tuple[tuple[str, float], ...] = (DEFAULT_COUNTING,)
 
 
 def unpriced_refusal(entry: CatalogueEntry) -> PermissionDenied:
@@ -161,6 +166,7 @@ class Catalogue:
                 pricing=pricing,
                 context_window=None if listed is None else listed.context_window,
                 max_output_tokens=None if listed is None else listed.max_output_tokens,
+                counting=self._prices.counting(price_provider, upstream_model),
             )
             return CatalogueEntry(
                 id=model_id,
@@ -174,6 +180,7 @@ class Catalogue:
                 max_output_tokens=deployment.max_output_tokens,
                 unpriced=() if _priced(pricing, "any") else (deployment.key,),
                 output_limit_field=self._prices.output_limit_field(price_provider),
+                counting=(deployment.counting,),
             )
         raise ModelNotFound(model_id)
 
@@ -229,6 +236,7 @@ class Catalogue:
             max_output_tokens=_smallest([d.max_output_tokens for d in deployments]),
             unpriced=tuple(d.key for d in deployments if not _priced(d.pricing, model.kind)),
             output_limit_field=fields.pop() if len(fields) == 1 else "max_tokens",
+            counting=tuple(dict.fromkeys(d.counting for d in deployments)),
         )
 
     def _deployment(self, config: DeploymentConfig, kind: str) -> Deployment:
@@ -236,7 +244,8 @@ class Catalogue:
             supported = frozenset(config.supported_parameters)
         else:
             supported = adapter_parameters(self._provider_types.get(config.provider, "openai"), kind)
-        listed = self._prices.lookup(self._price_provider.get(config.provider), config.upstream_model)
+        price_provider = self._price_provider.get(config.provider)
+        listed = self._prices.lookup(price_provider, config.upstream_model)
         context_window, max_output = config.context_window, config.max_output_tokens
         if listed is not None:
             context_window = context_window if context_window is not None else listed.context_window
@@ -249,6 +258,7 @@ class Catalogue:
             context_window=context_window,
             supported_parameters=supported,
             max_output_tokens=max_output,
+            counting=self._prices.counting(price_provider, config.upstream_model),
         )
 
 
