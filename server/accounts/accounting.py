@@ -59,8 +59,10 @@ __all__ = ["AccountMetering", "deployment_price"]
 
 logger = logging.getLogger("siraya.accounts")
 
-# A reservation this old belongs to a request whose process died; its credit goes back.
+# A reservation this old belongs to a request whose process died; its credit goes back. The backstop:
+# a dead process's leased reservations go back within seconds (`_keep_leases`).
 STALE_RESERVATION_SECONDS = 2 * 3600.0
+DEFAULT_LEASE_SECONDS = 10.0
 STALE_SWEEP_SECONDS = 600.0
 CLIENT_CLOSED_STATUS = 499
 _NO_PRICE = PricingConfig()
@@ -106,6 +108,8 @@ class AccountMetering(Metering):
         limits: LimitStore,
         ledger: LedgerWriter,
         moderator: Moderator | None = None,
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         self.accounts = accounts
         self.limits = limits
@@ -113,12 +117,20 @@ class AccountMetering(Metering):
         self.moderator = moderator
         # Credits held in this process are moved without a task or a thread hop.
         self.sync_credits = accounts if isinstance(accounts, SyncCredits) else None
+        self.lease_seconds = lease_seconds
+        if hasattr(accounts, "lease_seconds"):
+            accounts.lease_seconds = lease_seconds
         self._sweeper: asyncio.Task[None] | None = None
+        self._leases: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start background work (the stale-reservation sweep) on the running loop."""
+        """Start background work on the running loop: the lease on this process's reservations (and
+        the reclaim of dead processes' ones), and the stale-reservation sweep."""
+        loop = asyncio.get_running_loop()
         if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="reservation-sweep")
+            self._sweeper = loop.create_task(self._sweep(), name="reservation-sweep")
+        if self._leases is None:
+            self._leases = loop.create_task(self._keep_leases(), name="reservation-leases")
 
     async def admit(
         self, key: KeyRecord, entry: CatalogueEntry, demand: Demand, ctx: RequestContext
@@ -271,12 +283,32 @@ class AccountMetering(Metering):
                 logger.exception("stale reservation sweep failed")
             await asyncio.sleep(STALE_SWEEP_SECONDS)
 
+    async def _keep_leases(self) -> None:
+        """Renew this process's lease every fifth of it, and reclaim the reservations of processes
+        whose lease ended: a killed replica's credit is free again within about 1.2 leases."""
+        interval = self.lease_seconds / 5
+        while True:
+            try:
+                now = time.time()
+                await self.accounts.renew_lease(now + self.lease_seconds)
+                reclaimed = await self.accounts.reclaim_expired(now)
+                if reclaimed:
+                    logger.warning(
+                        "released %d credit reservations of a gateway whose lease ended", reclaimed
+                    )
+            except Exception:
+                logger.exception("could not renew the reservation lease or reclaim expired ones")
+            await asyncio.sleep(interval)
+
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        for task in (self._sweeper, self._leases):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper = self._leases = None
+        with contextlib.suppress(Exception):
+            await self.accounts.end_lease()
         await self.ledger.close()
         if self.moderator is not None:
             await self.moderator.close()

@@ -65,5 +65,7 @@ async def open_accounts(config: GatewayConfig) -> Accounts:
         dead_letter=LedgerDeadLetter(Path(config.server.data_dir) / DEAD_LETTER_FILE),
     )
     moderator = Moderator(config.accounts.moderation) if config.accounts.moderation else None
-    metering = AccountMetering(store, limits, ledger, moderator)
+    metering = AccountMetering(
+        store, limits, ledger, moderator, lease_seconds=config.accounts.reservation_lease
+    )
     return Accounts(store, KeyManager(store, cache_ttl=config.accounts.key_cache_ttl), metering)

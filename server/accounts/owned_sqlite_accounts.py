@@ -321,6 +321,18 @@ class OwnedSqliteAccountStore:
             self.release_nowait(key_id, request_id)
         return len(stale)
 
+    # Leases: nothing to vouch for. This process is the only one moving the file's credit, and its
+    # reservations live in its memory: they die with it, which releases them.
+
+    async def renew_lease(self, until: float) -> None:
+        return None
+
+    async def end_lease(self) -> None:
+        return None
+
+    async def reclaim_expired(self, now: float) -> int:
+        return 0
+
     async def balance(self, key_id: str) -> Balance | None:
         account = await self._account(key_id)
         return None if account is None else Balance(account.limit, account.used, account.reserved)

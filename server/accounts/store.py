@@ -18,7 +18,15 @@ Credits. A request's life is `reserve` (worst case, before the upstream call) th
 The first of settle/release for a request id wins; later calls are no-ops that return False, so a
 retry after a timeout can never charge twice. `settle` never refuses: if the actual cost exceeds
 the reservation the key is charged the actual cost, even past its limit, because the tokens were
-spent. A reservation whose request died with its process is released by `release_stale`.
+spent.
+
+Leases. Each store instance (one per gateway process) names itself (`holder_id`) on every
+reservation it makes and vouches for them with a lease it renews (`renew_lease`). When a process
+dies, another one's `reclaim_expired` releases its reservations once the lease has ended (state
+`expired`), so a killed replica's credit is usable again within seconds. A settle that arrives for
+an expired reservation (its process was only slow, not dead) still charges what was spent.
+`release_stale` stays as the backstop: it releases any reservation open for hours (rows from before
+leases have no holder), and a late settle of one charges nothing.
 
 Stored responses (ResponseStore) are the Responses API's state: each one belongs to the key that
 made it, and every read, update and delete names that key, so another key's id reads as absent.
@@ -253,7 +261,21 @@ class AccountStore(KeyStore, LedgerSink, ResponseStore, LedgerQueries, Protocol)
         ...
 
     async def release_stale(self, before: float) -> int:
-        """Release open reservations made before `before` (unix seconds); how many were released."""
+        """Release open reservations made before `before` (unix seconds); how many were released.
+        The backstop behind leases (and for rows of gateways from before them)."""
+        ...
+
+    async def renew_lease(self, until: float) -> None:
+        """Vouch until `until` (unix seconds) for the open reservations this store made."""
+        ...
+
+    async def end_lease(self) -> None:
+        """Stop vouching (a graceful stop): what is still open is reclaimed by the next sweep."""
+        ...
+
+    async def reclaim_expired(self, now: float) -> int:
+        """Release the open reservations of other stores whose lease ended before `now` (their process
+        died); how many. A late settle of one still charges what was spent."""
         ...
 
     async def balance(self, key_id: str) -> Balance | None: ...

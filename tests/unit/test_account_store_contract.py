@@ -307,6 +307,51 @@ async def test_concurrent_reserve_up_to_never_overspends(store: AccountStore) ->
     assert await store.balance(key_id) == Balance(10_000, 0, sum(held))
 
 
+async def _second_store(backend: Backend) -> AccountStore:
+    if backend.name == "sqlite-owned":
+        pytest.skip("one process owns the file's credits: its reservations die with it, no lease")
+    return await backend.open()
+
+
+async def test_a_dead_holders_reservations_are_reclaimed_once_its_lease_ends(
+    backend: Backend, store: AccountStore
+) -> None:
+    other = await _second_store(backend)
+    try:
+        key_id = await add_key(store, credit_limit=0.001)
+        now = time.time()
+        await store.renew_lease(now + 5)
+        assert await store.reserve_up_to(key_id, "dying", 100, 700) == 700
+        assert await store.reserve(key_id, "dying-too", 200)
+        assert await other.reclaim_expired(now) == 0  # its lease still runs
+        assert await store.reclaim_expired(now + 60) == 0  # never its own
+        assert await other.reclaim_expired(now + 6) == 2
+        assert await store.balance(key_id) == Balance(1000, 0, 0)
+        assert await other.reserve(key_id, "survivor", 900)  # the money is usable again
+        assert not await store.release(key_id, "dying")  # already given back
+        # It was only slow, not dead: what it spent is charged all the same, once.
+        assert await store.settle(key_id, "dying-too", 150)
+        assert not await store.settle(key_id, "dying-too", 150)
+        assert await store.balance(key_id) == Balance(1000, 150, 900)
+        assert await other.reclaim_expired(now + 7) == 0
+    finally:
+        await other.close()
+
+
+async def test_an_ended_lease_is_reclaimed_at_once(backend: Backend, store: AccountStore) -> None:
+    other = await _second_store(backend)
+    try:
+        key_id = await add_key(store, credit_limit=0.001)
+        await store.renew_lease(time.time() + 3600)
+        assert await store.reserve(key_id, "held", 400)
+        assert await other.reclaim_expired(time.time()) == 0
+        await store.end_lease()
+        assert await other.reclaim_expired(time.time()) == 1
+        assert await store.balance(key_id) == Balance(1000, 0, 0)
+    finally:
+        await other.close()
+
+
 # ledger
 
 
