@@ -70,6 +70,7 @@ def generation_json(gen: admin_pb2.Generation) -> dict[str, Any]:
         "cancelled": gen.status == "cancelled",
         "cache_hit": gen.status == "cache_hit",
         "cache_saved": gen.cache_saved,
+        "token_source": gen.token_source,
         "attempts": [attempt_json(attempt) for attempt in gen.attempts],
     }
 

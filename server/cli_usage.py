@@ -126,6 +126,7 @@ def generation_view(record: LedgerRecord) -> dict[str, Any]:
         "cancelled": record.status == "cancelled",
         "cache_hit": record.status == "cache_hit",
         "cache_saved": micros_to_usd(record.cache_saved_micros),
+        "token_source": record.token_source,
         "attempts": [attempt._asdict() for attempt in record.attempts],
     }
 

@@ -24,6 +24,7 @@ from server.gateway_usage import (
     chunk_is_final_json,
     completion_consumption,
     completion_consumption_json,
+    count_prompt,
     embedding_consumption,
     embedding_demand,
     event_is_final,
@@ -281,7 +282,7 @@ class Gateway:
                     await meter.fail(error)
                     raise
                 if not reported:
-                    total.prompt_tokens = demand.prompt_tokens
+                    count_prompt(total, demand)
                 _record(ctx, route, total, await meter.settle(route.deployment, total, cancelled=True))
                 raise
             if route is None:
@@ -289,7 +290,7 @@ class Gateway:
                 return
             if not settled:
                 if not reported:
-                    total.prompt_tokens = demand.prompt_tokens
+                    count_prompt(total, demand)
                 cost = await meter.settle(route.deployment, total)
                 _record(ctx, route, total, cost)
                 if show_usage and running is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from server import tokens
 from server.accounts.metering import Consumption, Demand
+from server.accounts.prompt_bound import prompt_shape
 from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2, common_pb2, embeddings_pb2, responses_pb2, videos_pb2
 
@@ -17,6 +19,26 @@ DEFAULT_VIDEO_SECONDS = 4.0
 
 def estimate_tokens(byte_count: int) -> int:
     return -(-byte_count // BYTES_PER_TOKEN)
+
+
+def counted_tokens(text_length: int, texts: list[str]) -> int:
+    """Tokens of a reply the upstream gave no usage for, counted with the real tokenizer (offline)."""
+    if not text_length:
+        return 0
+    encoding = tokens.encoding(tokens.DEFAULT_ENCODING)
+    return sum(len(encoding.encode_ordinary(text)) for text in texts)
+
+
+def count_prompt(total: Consumption, demand: Demand) -> None:
+    """The prompt of a request whose upstream reported no usage, counted by the gateway: the request's
+    text with the real tokenizer, plus the fixed allowances for images and framing
+    (server/accounts/prompt_bound.py); the quick estimate when the request is not at hand."""
+    params = demand.params
+    if params is None:
+        total.prompt_tokens = demand.prompt_tokens
+    else:
+        total.prompt_tokens = prompt_shape(params).counted_bound(((tokens.DEFAULT_ENCODING, 1.0),))
+    total.counted = True
 
 
 def chat_demand(params: chat_pb2.ChatCompletionParams) -> Demand:
@@ -225,52 +247,60 @@ def event_is_final(event: responses_pb2.ResponseStreamEvent) -> bool:
 
 # --- unary answers --------------------------------------------------------------------------
 #
-# When an upstream reports no usage at all, the prompt is the request's estimate and the completion
-# is counted from the answer's text: the fallback, never used when usage was sent.
+# When an upstream reports no usage at all, the gateway counts the prompt and the answer's text with
+# the real tokenizer (`count_prompt`, `counted_tokens`) and marks the consumption `counted`: the
+# fallback, never used when usage was sent. A stream's running count stays the cheap estimate per
+# chunk; a stream that ends without usage is marked counted too.
 
 
 def completion_consumption(completion: chat_pb2.ChatCompletion, demand: Demand) -> Consumption:
     if completion.HasField("usage"):
         return usage_consumption(completion.usage)
-    size = 0
+    texts: list[str] = []
     for choice in completion.choices:
         message = choice.message
-        size += len(message.content) + len(message.reasoning)
+        texts += (message.content, message.reasoning)
         for call in message.tool_calls:
-            size += len(call.function.arguments) + len(call.function.name)
-    return Consumption(prompt_tokens=demand.prompt_tokens, completion_tokens=estimate_tokens(size))
+            texts += (call.function.arguments, call.function.name)
+    return _counted(demand, texts)
 
 
 def completion_consumption_json(completion: JsonObject, demand: Demand) -> Consumption:
     usage = completion.get("usage")
     if usage is not None:
         return usage_consumption_json(usage)
-    size = 0
+    texts: list[str] = []
     for choice in completion["choices"]:
         message = choice["message"]
-        size += len(message.get("content") or "") + len(message.get("reasoning") or "")
+        texts += (message.get("content") or "", message.get("reasoning") or "")
         for call in message.get("tool_calls") or ():
             function = call.get("function") or call.get("custom") or {}
-            size += len(function.get("arguments") or function.get("input") or "")
-            size += len(function.get("name") or "")
-    return Consumption(prompt_tokens=demand.prompt_tokens, completion_tokens=estimate_tokens(size))
+            texts += (function.get("arguments") or function.get("input") or "", function.get("name") or "")
+    return _counted(demand, texts)
 
 
 def response_answer_consumption(response: responses_pb2.Response, demand: Demand) -> Consumption:
     if response.HasField("usage"):
         return response_consumption(response.usage)
-    size = 0
+    texts: list[str] = []
     for item in response.output:
-        size += len(item.arguments) + len(item.content_text)
-        for part in item.content:
-            size += len(part.text)
-        for summary in item.summary:
-            size += len(summary.text)
-    return Consumption(prompt_tokens=demand.prompt_tokens, completion_tokens=estimate_tokens(size))
+        texts += (item.arguments, item.content_text)
+        texts += (part.text for part in item.content)
+        texts += (summary.text for summary in item.summary)
+    return _counted(demand, texts)
 
 
 def embedding_consumption(result: embeddings_pb2.EmbeddingList, demand: Demand) -> Consumption:
-    """Gemini's batchEmbedContents reports no token count: the request's estimate stands in."""
+    """Gemini's batchEmbedContents reports no token count: the gateway counts the input itself."""
     if result.HasField("usage"):
         return usage_consumption(result.usage)
-    return Consumption(prompt_tokens=demand.prompt_tokens)
+    total = Consumption()
+    count_prompt(total, demand)
+    return total
+
+
+def _counted(demand: Demand, texts: list[str]) -> Consumption:
+    """The consumption of an answer that came without usage: its prompt and reply counted here."""
+    total = Consumption(completion_tokens=counted_tokens(sum(map(len, texts)), [t for t in texts if t]))
+    count_prompt(total, demand)
+    return total

@@ -266,6 +266,7 @@ class AccountMetering(Metering):
             streamed=first is not None,
             cache_write_tokens=consumed.cache_write_tokens,
             cache_saved_micros=saved,
+            token_source="counted" if consumed.counted else "reported",
             attempts=() if ctx.outcome.attempts is None else _attempts(ctx.outcome.attempts, started, status),
         )
         try:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-__all__ = ["LEDGER_COLUMNS", "LedgerAttempt", "LedgerRecord", "LedgerStatus"]
+__all__ = ["LEDGER_COLUMNS", "LedgerAttempt", "LedgerRecord", "LedgerStatus", "TokenSource"]
 
 # cache_hit: answered from the response cache, at no cost (cache_saved_micros is what it saved).
 LedgerStatus = Literal["success", "error", "cancelled", "cache_hit"]
+TokenSource = Literal["reported", "counted"]
 
 
 class LedgerAttempt(NamedTuple):
@@ -59,6 +60,9 @@ class LedgerRecord(NamedTuple):
     # Prompt tokens written to the provider's prompt cache (part of prompt_tokens, like cached_tokens).
     cache_write_tokens: int = 0
     cache_saved_micros: int = 0
+    # Where its token counts came from: "reported" by the upstream, or "counted" by the gateway
+    # (an upstream that sent no usage, a stream cut before its usage).
+    token_source: TokenSource = "reported"
     # Every upstream call it made, in start order (empty when it never reached one).
     attempts: tuple[LedgerAttempt, ...] = ()
 

@@ -47,6 +47,8 @@ class Consumption:
     images: int = 0
     video_seconds: float = 0.0
     cache_write_tokens: int = 0
+    # The gateway counted (some of) these tokens itself: the upstream reported no usage.
+    counted: bool = False
 
 
 class Meter:

@@ -375,6 +375,7 @@ async def test_ledger_records_belong_to_their_key(store: AccountStore) -> None:
         latency_ms=812.5,
         ttft_ms=95.25,
         streamed=True,
+        token_source="counted",
         attempts=(
             LedgerAttempt("anthropic", "auto", "claude-x", "error", 0.5, 120.25, "provider_error", 502),
             LedgerAttempt("openai", "auto", "gpt-4o-2024-08-06", "ok", 121.0, 690.5),
