@@ -82,6 +82,7 @@ def generation_json(gen: admin_pb2.Generation) -> dict[str, Any]:
         # Only with observability.store_bodies; null otherwise.
         "prompt_text": gen.prompt_text if gen.HasField("prompt_text") else None,
         "answer_text": gen.answer_text if gen.HasField("answer_text") else None,
+        "token_source": gen.token_source,
         "attempts": [attempt_json(attempt) for attempt in gen.attempts],
     }
 

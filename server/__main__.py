@@ -147,6 +147,12 @@ def _keys(args: argparse.Namespace) -> int:
     return asyncio.run(run_keys(config, args, as_json=global_option(args, "json")))
 
 
+def _prices(args: argparse.Namespace) -> int:
+    from server.cli.prices import run_prices
+
+    return run_prices(_load(args), as_json=global_option(args, "json"))
+
+
 def _usage(args: argparse.Namespace) -> int:
     from server.cli_usage import run_usage_command
 
@@ -171,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args)
         if command == "keys":
             return _keys(args)
+        if command == "prices":
+            return _prices(args)
         if command in ("usage", "logs"):
             return _usage(args)
         return _serve(args)

@@ -128,6 +128,7 @@ def generation_view(record: LedgerRecord) -> dict[str, Any]:
         "cache_saved": micros_to_usd(record.cache_saved_micros),
         "prompt_text": record.prompt_text,
         "answer_text": record.answer_text,
+        "token_source": record.token_source,
         "attempts": [attempt._asdict() for attempt in record.attempts],
     }
 

@@ -34,6 +34,7 @@ from server.chat_reply import (
 from server.errors import ModelNotFound, NoAvailableProvider, NotFound, PermissionDenied
 from server.gateway_usage import (
     chat_demand,
+    count_prompt,
     embedding_consumption,
     embedding_demand,
     event_is_final,
@@ -53,7 +54,7 @@ from server.observability.attempts import observed_call, observed_stream
 from server.providers import messages_relay
 from server.providers.base import Provider, RelayChatProvider, RequestContext, VideoContent
 from server.response_cache.stage import Form, MessagesForm, ProtoForm, ResponseCache, replay
-from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto
+from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto, unpriced_refusal
 from server.routing.dispatch import Dispatcher
 from server.routing.route import Route
 from server.stored_responses import ResponseState, Turn
@@ -139,6 +140,8 @@ class Gateway:
                 param="model",
                 code="model_not_allowed",
             )
+        if entry.unpriced and key.credit_limit is not None:
+            raise unpriced_refusal(entry)
         return entry
 
     async def _unary(
@@ -294,7 +297,7 @@ class Gateway:
                     await meter.fail(error)
                     raise
                 if not reported:
-                    total.prompt_tokens = demand.prompt_tokens
+                    count_prompt(total, demand)
                 _record(ctx, route, total, await meter.settle(route.deployment, total, cancelled=True))
                 raise
             if route is None:
@@ -302,7 +305,7 @@ class Gateway:
                 return
             if not settled:
                 if not reported:
-                    total.prompt_tokens = demand.prompt_tokens
+                    count_prompt(total, demand)
                 cost = await meter.settle(route.deployment, total)
                 _record(ctx, route, total, cost)
                 if show_usage and running is not None and stamp is not None:

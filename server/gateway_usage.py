@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from server import tokens
 from server.accounts.metering import Consumption, Demand
+from server.accounts.prompt_bound import prompt_shape
 from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2, common_pb2, embeddings_pb2, responses_pb2, videos_pb2
 
-# A token is taken as four bytes of the encoded request: OpenAI's own rule of thumb. No tokenizer is
-# used: tiktoken fetches its encodings from the internet on first use, which an offline or
-# air-gapped gateway cannot, and it fits only OpenAI's models. The estimate only sizes the credit
-# reservation and the tpm pre-check; both are settled to the upstream's reported usage.
+# A token is taken as four bytes of the encoded request: OpenAI's own rule of thumb, cheap enough for
+# every request. It sizes only the tpm pre-check (settled to the upstream's reported usage) and the
+# prompt of an upstream that reports none. The credit reservation does not use it: it bounds the
+# prompt from above (server/accounts/prompt_bound.py, with the real tokenizer when it must).
 BYTES_PER_TOKEN = 4
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 DEFAULT_VIDEO_SECONDS = 4.0
@@ -19,27 +21,52 @@ def estimate_tokens(byte_count: int) -> int:
     return -(-byte_count // BYTES_PER_TOKEN)
 
 
+def counted_tokens(text_length: int, texts: list[str]) -> int:
+    """Tokens of a reply the upstream gave no usage for, counted with the real tokenizer (offline)."""
+    if not text_length:
+        return 0
+    encoding = tokens.encoding(tokens.DEFAULT_ENCODING)
+    return sum(len(encoding.encode_ordinary(text)) for text in texts)
+
+
+def count_prompt(total: Consumption, demand: Demand) -> None:
+    """The prompt of a request whose upstream reported no usage, counted by the gateway: the request's
+    text with the real tokenizer, plus the fixed allowances for images and framing
+    (server/accounts/prompt_bound.py); the quick estimate when the request is not at hand."""
+    params = demand.params
+    if params is None:
+        total.prompt_tokens = demand.prompt_tokens
+    else:
+        total.prompt_tokens = prompt_shape(params).counted_bound(((tokens.DEFAULT_ENCODING, 1.0),))
+    total.counted = True
+
+
 def chat_demand(params: chat_pb2.ChatCompletionParams) -> Demand:
+    given = True
     if params.HasField("max_completion_tokens"):
         max_output = params.max_completion_tokens
     elif params.HasField("max_tokens"):
         max_output = params.max_tokens
     else:
-        max_output = DEFAULT_MAX_OUTPUT_TOKENS
+        max_output, given = DEFAULT_MAX_OUTPUT_TOKENS, False
     choices = params.n if params.HasField("n") and params.n > 0 else 1
     return Demand(
         prompt_tokens=estimate_tokens(params.ByteSize()),
         max_output_tokens=max_output * choices,
         params=params,
+        max_output_given=given,
+        choices=choices,
     )
 
 
 def response_demand(params: responses_pb2.ResponseParams) -> Demand:
-    max_output = (
-        params.max_output_tokens if params.HasField("max_output_tokens") else DEFAULT_MAX_OUTPUT_TOKENS
-    )
+    given = params.HasField("max_output_tokens")
+    max_output = params.max_output_tokens if given else DEFAULT_MAX_OUTPUT_TOKENS
     return Demand(
-        prompt_tokens=estimate_tokens(params.ByteSize()), max_output_tokens=max_output, params=params
+        prompt_tokens=estimate_tokens(params.ByteSize()),
+        max_output_tokens=max_output,
+        params=params,
+        max_output_given=given,
     )
 
 
@@ -155,6 +182,31 @@ def answer_text_size(choices: object, part: str) -> int:
     return size
 
 
+def answer_texts(choices: object, part: str) -> list[str]:
+    """The answer's texts that `answer_text_size` measures, to count with the tokenizer (unary only:
+    a stream's running estimate keeps to the cheap size)."""
+    texts: list[str] = []
+    if type(choices) is not list:
+        return texts
+    for choice in choices:
+        body = choice.get(part) if type(choice) is dict else None
+        if type(body) is not dict:
+            continue
+        texts += (value for key in _TEXT_KEYS if type(value := body.get(key)) is str)
+        calls = body.get("tool_calls")
+        for call in calls if type(calls) is list else ():
+            if type(call) is dict:
+                texts += _call_texts(call.get("function") or call.get("custom"))
+        texts += _call_texts(body.get("function_call"))
+    return texts
+
+
+def _call_texts(call: object) -> list[str]:
+    if type(call) is not dict:
+        return []
+    return [value for key in _CALL_TEXT_KEYS if type(value := call.get(key)) is str]
+
+
 def _call_text_size(call: object) -> int:
     if type(call) is not dict:
         return 0
@@ -252,47 +304,55 @@ def event_is_final(event: responses_pb2.ResponseStreamEvent) -> bool:
 
 # --- unary answers --------------------------------------------------------------------------
 #
-# When an upstream reports no usage at all, the prompt is the request's estimate and the completion
-# is counted from the answer's text: the fallback, never used when usage was sent.
+# When an upstream reports no usage at all, the gateway counts the prompt and the answer's text with
+# the real tokenizer (`count_prompt`, `counted_tokens`) and marks the consumption `counted`: the
+# fallback, never used when usage was sent. A stream's running count stays the cheap estimate per
+# chunk; a stream that ends without usage is marked counted too.
 
 
 def completion_consumption(completion: chat_pb2.ChatCompletion, demand: Demand) -> Consumption:
     if completion.HasField("usage"):
         return usage_consumption(completion.usage)
-    size = 0
+    texts: list[str] = []
     for choice in completion.choices:
         message = choice.message
-        size += len(message.content) + len(message.reasoning)
+        texts += (message.content, message.reasoning)
         for call in message.tool_calls:
-            size += len(call.function.arguments) + len(call.function.name) + len(call.custom_input)
+            texts += (call.function.arguments, call.function.name, call.custom_input)
         if message.HasField("function_call"):
-            size += len(message.function_call.arguments) + len(message.function_call.name)
-    return Consumption(prompt_tokens=demand.prompt_tokens, completion_tokens=estimate_tokens(size))
+            texts += (message.function_call.arguments, message.function_call.name)
+    return _counted(demand, texts)
 
 
 def completion_consumption_json(completion: JsonObject, demand: Demand) -> Consumption:
     usage = completion.get("usage")
     if usage is not None:
         return usage_consumption_json(usage)
-    size = answer_text_size(completion.get("choices"), "message")
-    return Consumption(prompt_tokens=demand.prompt_tokens, completion_tokens=estimate_tokens(size))
+    return _counted(demand, answer_texts(completion.get("choices"), "message"))
 
 
 def response_answer_consumption(response: responses_pb2.Response, demand: Demand) -> Consumption:
     if response.HasField("usage"):
         return response_consumption(response.usage)
-    size = 0
+    texts: list[str] = []
     for item in response.output:
-        size += len(item.arguments) + len(item.content_text)
-        for part in item.content:
-            size += len(part.text)
-        for summary in item.summary:
-            size += len(summary.text)
-    return Consumption(prompt_tokens=demand.prompt_tokens, completion_tokens=estimate_tokens(size))
+        texts += (item.arguments, item.content_text)
+        texts += (part.text for part in item.content)
+        texts += (summary.text for summary in item.summary)
+    return _counted(demand, texts)
 
 
 def embedding_consumption(result: embeddings_pb2.EmbeddingList, demand: Demand) -> Consumption:
-    """Gemini's batchEmbedContents reports no token count: the request's estimate stands in."""
+    """Gemini's batchEmbedContents reports no token count: the gateway counts the input itself."""
     if result.HasField("usage"):
         return usage_consumption(result.usage)
-    return Consumption(prompt_tokens=demand.prompt_tokens)
+    total = Consumption()
+    count_prompt(total, demand)
+    return total
+
+
+def _counted(demand: Demand, texts: list[str]) -> Consumption:
+    """The consumption of an answer that came without usage: its prompt and reply counted here."""
+    total = Consumption(completion_tokens=counted_tokens(sum(map(len, texts)), [t for t in texts if t]))
+    count_prompt(total, demand)
+    return total

@@ -1,16 +1,24 @@
 """The real Metering: rate limits, credit reservations, moderation and one ledger record per request.
 
     admit   rate limit (rpm, tpm on the estimate)  -> 429 with x-ratelimit-* and Retry-After
-            reserve the worst case at the highest price among the model's deployments -> 402
+            reserve a true upper bound at the highest price among the model's deployments -> 402;
+            with no reply cap from the client, cap the reply at what the reservation pays for
             moderation                              -> 403 content_flagged (the reservation is released)
     settle  charge the actual usage at the serving deployment's price, release the rest,
-            correct the tpm bucket by actual minus estimated tokens, write the ledger record
+            correct the tpm bucket by actual minus estimated tokens, write the ledger record;
+            a charge beyond the reservation (an upstream billing more than it was allowed) is
+            still charged in full, logged and counted (siraya_credit_overruns_total)
     fail    release the whole reservation, give the estimated tokens back, write the ledger record
     cache hit  (admit_cache_hit) rate limit as one request of no tokens -> 429; moderation -> 403;
             no credit moves; a ledger record at zero cost, with what the answer would have cost
 
 With `store_bodies` (observability.store_bodies), admission starts a BodyCapture of the prompt on
 the request's outcome, the gateway adds the answer to it, and the record keeps both texts.
+
+The reservation (reservation.py) bounds the prompt by its UTF-8 bytes first, which needs no
+tokenizer and is exact enough when the key has credit to spare; only when that bound does not fit
+(refused, or granted less than the reply ceiling) is the prompt counted with the real tokenizer
+(prompt_bound.py), in a worker thread, and the reservation asked again or the cap raised to match.
 
 A key without a credit limit reserves nothing (a reservation is a store write on the hot path);
 its charges are still settled, so its usage is tracked. Reservations use an id of their own, not
@@ -33,8 +41,11 @@ from server.accounts.keys import KeyRecord
 from server.accounts.ledger_writer import LedgerWriter
 from server.accounts.metering import Consumption, Demand, Meter, Metering
 from server.accounts.moderation import Moderator
-from server.accounts.money import Price, estimate_cost, micros_to_usd
+from server.accounts.money import Price, micros_to_usd
+from server.accounts.prompt_bound import prompt_shape
+from server.accounts.reservation import apply_output_cap, bounds, reply_cap
 from server.accounts.store import (
+    NOT_LOADED,
     AccountStore,
     LedgerAttempt,
     LedgerRecord,
@@ -44,6 +55,7 @@ from server.accounts.store import (
 )
 from server.config import PricingConfig
 from server.errors import GatewayError, InsufficientCredits, RateLimited
+from server.observability import metrics
 from server.observability.bodies import BodyCapture
 from server.observability.ids import new_reservation_id
 from server.providers.base import RequestContext
@@ -53,11 +65,15 @@ __all__ = ["AccountMetering", "deployment_price"]
 
 logger = logging.getLogger("siraya.accounts")
 
-# A reservation this old belongs to a request whose process died; its credit goes back.
+# A reservation this old belongs to a request whose process died; its credit goes back. The backstop:
+# a dead process's leased reservations go back within seconds (`_keep_leases`).
 STALE_RESERVATION_SECONDS = 2 * 3600.0
+DEFAULT_LEASE_SECONDS = 10.0
 STALE_SWEEP_SECONDS = 600.0
 CLIENT_CLOSED_STATUS = 499
 _NO_PRICE = PricingConfig()
+# Model kinds billed by tokens: their reservation bounds the prompt.
+_TOKEN_KINDS = frozenset({"chat", "embedding", "any"})
 
 
 @functools.lru_cache(maxsize=4096)
@@ -91,17 +107,6 @@ def _charge(price: Price, consumed: Consumption) -> int:
     return tokens + _media_cost(price, consumed.images, consumed.video_seconds)
 
 
-def _worst_case(entry: CatalogueEntry, demand: Demand) -> int:
-    worst = 0
-    for deployment in entry.deployments:
-        price = deployment_price(entry, deployment)
-        cost = estimate_cost(
-            price, demand.prompt_tokens, demand.max_output_tokens, context_window=entry.context_window
-        )
-        worst = max(worst, cost + _media_cost(price, demand.images, demand.video_seconds))
-    return worst
-
-
 class AccountMetering(Metering):
     def __init__(
         self,
@@ -111,6 +116,7 @@ class AccountMetering(Metering):
         moderator: Moderator | None = None,
         *,
         store_bodies: bool = False,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         self.accounts = accounts
         self.limits = limits
@@ -119,12 +125,20 @@ class AccountMetering(Metering):
         self.store_bodies = store_bodies
         # Credits held in this process are moved without a task or a thread hop.
         self.sync_credits = accounts if isinstance(accounts, SyncCredits) else None
+        self.lease_seconds = lease_seconds
+        if hasattr(accounts, "lease_seconds"):
+            accounts.lease_seconds = lease_seconds
         self._sweeper: asyncio.Task[None] | None = None
+        self._leases: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start background work (the stale-reservation sweep) on the running loop."""
+        """Start background work on the running loop: the lease on this process's reservations (and
+        the reclaim of dead processes' ones), and the stale-reservation sweep."""
+        loop = asyncio.get_running_loop()
         if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="reservation-sweep")
+            self._sweeper = loop.create_task(self._sweep(), name="reservation-sweep")
+        if self._leases is None:
+            self._leases = loop.create_task(self._keep_leases(), name="reservation-leases")
 
     async def admit(
         self, key: KeyRecord, entry: CatalogueEntry, demand: Demand, ctx: RequestContext
@@ -138,19 +152,7 @@ class AccountMetering(Metering):
             await self._limit(key, entry, ctx, started, estimated)
         meter = _AccountMeter(self, key, entry, ctx, started, estimated if key.tpm_limit is not None else 0)
         if key.credit_limit is not None:
-            amount = _worst_case(entry, demand)
-            sync = self.sync_credits
-            held = None if sync is None else sync.reserve_nowait(key.id, meter.reservation_id, amount)
-            if held is None:
-                held = await self.accounts.reserve(key.id, meter.reservation_id, amount)
-            if not held:
-                refused = InsufficientCredits(
-                    "This key does not have enough credits for this request: it may cost up to "
-                    f"${micros_to_usd(amount):.6f}. Add credits or lower max_tokens."
-                )
-                await meter.fail(refused)
-                raise refused
-            meter.reserved = True
+            await self._reserve(key, entry, demand, meter)
             ctx.reservation_id = meter.reservation_id
         if self.moderator is not None and self.moderator.enabled:
             try:
@@ -180,6 +182,36 @@ class AccountMetering(Metering):
         if ctx.response_headers:
             headers.update(ctx.response_headers)
         ctx.response_headers = headers
+
+    async def _reserve(
+        self, key: KeyRecord, entry: CatalogueEntry, demand: Demand, meter: _AccountMeter
+    ) -> None:
+        """Hold a true upper bound of the request's cost, and cap its reply at what that pays for."""
+        prices = []
+        for deployment in entry.deployments:  # a loop, not a comprehension: one call fewer per request
+            prices.append(deployment_price(entry, deployment))
+        params = demand.params
+        shape = prompt_shape(params) if params is not None and entry.kind in _TOKEN_KINDS else None
+        # Without the request to read (a caller that only says how big it is), its own estimate.
+        prompt = demand.prompt_tokens if shape is None else shape.text_bytes + shape.fixed_tokens
+        low, high = bounds(entry, demand, prompt, prices)
+        sync, key_id, reservation_id = self.sync_credits, key.id, meter.reservation_id
+        held = NOT_LOADED if sync is None else sync.reserve_up_to_nowait(key_id, reservation_id, low, high)
+        if held is NOT_LOADED:
+            held = await self.accounts.reserve_up_to(key_id, reservation_id, low, high)
+        if shape is not None and held != high:
+            prompt = await asyncio.to_thread(shape.counted_bound, entry.counting)
+            if held is None:
+                low, high = bounds(entry, demand, prompt, prices)
+                held = await self.accounts.reserve_up_to(key_id, reservation_id, low, high)
+        if held is None or held is NOT_LOADED:
+            refused = InsufficientCredits(_refusal_message(demand, low))
+            await meter.fail(refused)
+            raise refused
+        meter.reserved, meter.reserved_micros = True, held
+        if not demand.max_output_given and shape is not None:
+            cap = reply_cap(entry, demand, prompt, held, prices)
+            apply_output_cap(params, cap, entry.output_limit_field)
 
     async def admit_cache_hit(
         self,
@@ -264,6 +296,7 @@ class AccountMetering(Metering):
             cache_saved_micros=saved,
             prompt_text=None if bodies is None else bodies.prompt,
             answer_text=None if bodies is None else bodies.answer_text(),
+            token_source="counted" if consumed.counted else "reported",
             attempts=() if ctx.outcome.attempts is None else _attempts(ctx.outcome.attempts, started, status),
         )
         try:
@@ -281,12 +314,32 @@ class AccountMetering(Metering):
                 logger.exception("stale reservation sweep failed")
             await asyncio.sleep(STALE_SWEEP_SECONDS)
 
+    async def _keep_leases(self) -> None:
+        """Renew this process's lease every fifth of it, and reclaim the reservations of processes
+        whose lease ended: a killed replica's credit is free again within about 1.2 leases."""
+        interval = self.lease_seconds / 5
+        while True:
+            try:
+                now = time.time()
+                await self.accounts.renew_lease(now + self.lease_seconds)
+                reclaimed = await self.accounts.reclaim_expired(now)
+                if reclaimed:
+                    logger.warning(
+                        "released %d credit reservations of a gateway whose lease ended", reclaimed
+                    )
+            except Exception:
+                logger.exception("could not renew the reservation lease or reclaim expired ones")
+            await asyncio.sleep(interval)
+
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        for task in (self._sweeper, self._leases):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper = self._leases = None
+        with contextlib.suppress(Exception):
+            await self.accounts.end_lease()
         await self.ledger.close()
         if self.moderator is not None:
             await self.moderator.close()
@@ -312,6 +365,7 @@ class _AccountMeter(Meter):
         self._estimated = estimated_tokens
         self.reservation_id = new_reservation_id()
         self.reserved = False
+        self.reserved_micros = 0
         self._done = False
 
     async def settle(
@@ -322,6 +376,8 @@ class _AccountMeter(Meter):
         self._done = True
         metering, key = self._metering, self._key
         cost = _charge(deployment_price(self._entry, deployment), consumed)
+        if self.reserved and cost > self.reserved_micros:
+            _overrun(self._entry.id, deployment, consumed, cost, self.reserved_micros)
         try:
             if self.reserved or cost:
                 sync = metering.sync_credits
@@ -367,6 +423,22 @@ class _AccountMeter(Meter):
         )
 
 
+def _overrun(model: str, deployment: Deployment, consumed: Consumption, cost: int, reserved: int) -> None:
+    """An upstream billed beyond what it was allowed: charged in full all the same, and said so."""
+    over = cost - reserved
+    metrics.record_overrun(model, deployment.provider, micros_to_usd(over))
+    logger.warning(
+        "a settlement went %d micro-dollars over its reservation of %d (%s on %s: %d prompt, %d completion"
+        " tokens); charged in full",
+        over,
+        reserved,
+        model,
+        deployment.key,
+        consumed.prompt_tokens,
+        consumed.completion_tokens,
+    )
+
+
 def _attempts(rows: list[list[Any]], started: float, status: LedgerStatus) -> tuple[LedgerAttempt, ...]:
     """The ledger's attempts from the rows observability/attempts.py kept.
 
@@ -392,6 +464,18 @@ def _attempts(rows: list[list[Any]], started: float, status: LedgerStatus) -> tu
             )
         )
     return tuple(attempts)
+
+
+def _refusal_message(demand: Demand, least: int) -> str:
+    if demand.max_output_given:
+        return (
+            "This key does not have enough credits for this request: it may cost up to "
+            f"${micros_to_usd(least):.6f}. Add credits or lower max_tokens."
+        )
+    return (
+        "This key does not have enough credits for this request: its prompt and the shortest reply"
+        f" may cost up to ${micros_to_usd(least):.6f}. Add credits or shorten the prompt."
+    )
 
 
 def _limit_message(requests: bool, key: KeyRecord) -> str:

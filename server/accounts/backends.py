@@ -66,6 +66,11 @@ async def open_accounts(config: GatewayConfig) -> Accounts:
     )
     moderator = Moderator(config.accounts.moderation) if config.accounts.moderation else None
     metering = AccountMetering(
-        store, limits, ledger, moderator, store_bodies=config.observability.store_bodies
+        store,
+        limits,
+        ledger,
+        moderator,
+        store_bodies=config.observability.store_bodies,
+        lease_seconds=config.accounts.reservation_lease,
     )
     return Accounts(store, KeyManager(store, cache_ttl=config.accounts.key_cache_ttl), metering)

@@ -80,6 +80,7 @@ def generation(record: LedgerRecord) -> admin_pb2.Generation:
         latency_ms=record.latency_ms,
         streamed=record.streamed,
         cache_saved=micros_to_usd(record.cache_saved_micros),
+        token_source=record.token_source,
     )
     if record.model_served is not None:
         out.model_served = record.model_served

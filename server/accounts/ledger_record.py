@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-__all__ = ["LEDGER_COLUMNS", "LedgerAttempt", "LedgerRecord", "LedgerStatus"]
+__all__ = ["LEDGER_COLUMNS", "LedgerAttempt", "LedgerRecord", "LedgerStatus", "TokenSource"]
 
 # cache_hit: answered from the response cache, at no cost (cache_saved_micros is what it saved).
 LedgerStatus = Literal["success", "error", "cancelled", "cache_hit"]
+TokenSource = Literal["reported", "counted"]
 
 
 class LedgerAttempt(NamedTuple):
@@ -63,6 +64,9 @@ class LedgerRecord(NamedTuple):
     # server/observability/bodies.py); None when not stored.
     prompt_text: str | None = None
     answer_text: str | None = None
+    # Where its token counts came from: "reported" by the upstream, or "counted" by the gateway
+    # (an upstream that sent no usage, a stream cut before its usage).
+    token_source: TokenSource = "reported"
     # Every upstream call it made, in start order (empty when it never reached one). Always last:
     # the stores write it as JSON after the other columns.
     attempts: tuple[LedgerAttempt, ...] = ()

@@ -22,12 +22,18 @@ from server.routing.catalogue import CatalogueEntry, Deployment
 class Demand:
     """The worst case a request may consume, known before the upstream call."""
 
+    # A quick estimate (bytes/4) for rate limits; the credit reservation bounds the prompt itself.
     prompt_tokens: int = 0
+    # All choices together; when the client set no cap, the default the tpm estimate assumes.
     max_output_tokens: int = 0
     images: int = 0
     video_seconds: float = 0.0
-    # The request itself, for moderation to read (never copied, never kept past the request).
+    # The request itself, for moderation and the reservation to read (never kept past the request).
     params: Message | None = None
+    # Whether the client capped the reply (max_tokens, max_completion_tokens, max_output_tokens);
+    # if not, a key with a credit limit gets a cap its credit pays for (server/accounts/reservation.py).
+    max_output_given: bool = True
+    choices: int = 1
 
 
 @dataclass(slots=True)
@@ -42,6 +48,8 @@ class Consumption:
     images: int = 0
     video_seconds: float = 0.0
     cache_write_tokens: int = 0
+    # The gateway counted (some of) these tokens itself: the upstream reported no usage.
+    counted: bool = False
 
 
 class Meter:

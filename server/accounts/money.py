@@ -17,8 +17,10 @@ from typing import Protocol
 
 __all__ = [
     "MICROS_PER_USD",
+    "TOKENS_PER_MILLION",
     "Price",
     "UsdPricing",
+    "affordable_completion_tokens",
     "cost_of",
     "estimate_cost",
     "image_cost",
@@ -27,6 +29,7 @@ __all__ = [
     "usd_to_micros",
     "video_cost",
     "worst_case_completion_tokens",
+    "worst_token_cost",
 ]
 
 MICROS_PER_USD = 1_000_000
@@ -300,6 +303,32 @@ class Price:
         return video_cost(seconds, self.per_video_second)
 
 
+def _dearest_input(price: Price) -> int:
+    return max(
+        price.input_per_million, price.cached_input_per_million or 0, price.cache_write_per_million or 0
+    )
+
+
+def worst_token_cost(price: Price, prompt_tokens: int, completion_tokens: int) -> int:
+    """The most `prompt_tokens` and `completion_tokens` can cost before anyone knows what the prompt
+    cache will hit or write: every prompt token at the dearest of the input and cache prices."""
+    dearest = _dearest_input(price)
+    prompt = _whole("prompt_tokens", prompt_tokens)
+    completion = _whole("completion_tokens", completion_tokens)
+    return _token_charge(prompt, completion, 0, dearest, price.output_per_million, dearest)
+
+
+def affordable_completion_tokens(price: Price, prompt_tokens: int, budget_micros: int) -> int | None:
+    """The most completion tokens `budget_micros` pays for on top of the prompt (taken as in
+    `worst_token_cost`); None when output is free. Exact: `worst_token_cost(price, prompt, k)` is
+    within the budget for this k and above it for k + 1."""
+    output = price.output_per_million
+    if output == 0:
+        return None
+    room = budget_micros * TOKENS_PER_MILLION - _whole("prompt_tokens", prompt_tokens) * _dearest_input(price)
+    return max(0, room // output)
+
+
 def estimate_cost(
     price: Price,
     prompt_tokens: int,
@@ -316,8 +345,4 @@ def estimate_cost(
     completion = worst_case_completion_tokens(
         max_tokens, prompt_tokens, context_window=context_window, default_max_tokens=default_max_tokens
     )
-    dearest = max(
-        price.input_per_million, price.cached_input_per_million or 0, price.cache_write_per_million or 0
-    )
-    prompt = _whole("prompt_tokens", prompt_tokens)
-    return _token_charge(prompt, completion, 0, dearest, price.output_per_million, dearest)
+    return worst_token_cost(price, prompt_tokens, completion)

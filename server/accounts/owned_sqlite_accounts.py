@@ -56,7 +56,16 @@ from server.accounts.keys import KeyChanges, KeyRecord
 from server.accounts.ledger_queries import Cursor, GenerationFilter, GenerationPage, UsageQuery, UsageRow
 from server.accounts.money import micros_to_usd
 from server.accounts.sqlite_accounts import SqliteAccountStore, credit_lock_path
-from server.accounts.store import AccountStore, AuditEvent, Balance, LedgerRecord, StoredResponse
+from server.accounts.store import (
+    NOT_LOADED,
+    AccountStore,
+    AuditEvent,
+    Balance,
+    LedgerRecord,
+    NotLoaded,
+    StoredResponse,
+    check_reserve_bounds,
+)
 
 __all__ = ["OwnedSqliteAccountStore", "open_owned_or_shared"]
 
@@ -187,6 +196,33 @@ class OwnedSqliteAccountStore:
         self._open[ident] = (amount_micros, time.time())
         return True
 
+    def reserve_up_to_nowait(
+        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+    ) -> int | None | NotLoaded:
+        """`reserve_up_to` without suspending; NOT_LOADED when the key is not loaded yet.
+
+        Same fresh-id rule as `reserve_nowait`.
+        """
+        if not 0 <= minimum_micros <= maximum_micros:
+            check_reserve_bounds(minimum_micros, maximum_micros)  # says which
+        account = self._accounts.get(key_id)
+        if account is None:
+            return NOT_LOADED
+        ident = (key_id, request_id)
+        held = self._open.get(ident)
+        if held is not None:
+            return held[0]
+        if ident in self._finished:
+            return None
+        amount = maximum_micros
+        if account.limit is not None:
+            amount = min(amount, account.limit - account.used - account.reserved)
+        if amount < minimum_micros:
+            return None
+        account.reserved += amount
+        self._open[ident] = (amount, time.time())
+        return amount
+
     def settle_nowait(self, key_id: str, request_id: str, actual_micros: int) -> bool | None:
         """`settle` without suspending; None when the key is not loaded yet (use `settle`).
 
@@ -257,6 +293,18 @@ class OwnedSqliteAccountStore:
             return False
         return bool(self.reserve_nowait(key_id, request_id, amount_micros))
 
+    async def reserve_up_to(
+        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+    ) -> int | None:
+        check_reserve_bounds(minimum_micros, maximum_micros)
+        if await self._account(key_id) is None:
+            return None
+        ident = (key_id, request_id)
+        if ident not in self._open and await self._finished_in_file(key_id, request_id):
+            return None
+        held = self.reserve_up_to_nowait(key_id, request_id, minimum_micros, maximum_micros)
+        return None if held is NOT_LOADED else held  # type: ignore[return-value]
+
     async def settle(self, key_id: str, request_id: str, actual_micros: int) -> bool:
         if actual_micros < 0:
             raise ValueError("a charge cannot be negative")
@@ -272,6 +320,18 @@ class OwnedSqliteAccountStore:
         for key_id, request_id in stale:
             self.release_nowait(key_id, request_id)
         return len(stale)
+
+    # Leases: nothing to vouch for. This process is the only one moving the file's credit, and its
+    # reservations live in its memory: they die with it, which releases them.
+
+    async def renew_lease(self, until: float) -> None:
+        return None
+
+    async def end_lease(self) -> None:
+        return None
+
+    async def reclaim_expired(self, now: float) -> int:
+        return 0
 
     async def balance(self, key_id: str) -> Balance | None:
         account = await self._account(key_id)

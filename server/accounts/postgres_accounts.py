@@ -48,7 +48,9 @@ from server.accounts.store import (
     Balance,
     LedgerRecord,
     StoredResponse,
+    check_reserve_bounds,
 )
+from server.observability.ids import new_holder_id
 
 __all__ = ["MIGRATIONS", "PostgresAccountStore"]
 
@@ -161,6 +163,21 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         "ALTER TABLE usage_ledger ADD COLUMN prompt_text TEXT;\n"
         "ALTER TABLE usage_ledger ADD COLUMN answer_text TEXT;\n",
     ),
+    (
+        "accounts/0008_reservation_leases",
+        """
+        ALTER TABLE credit_reservations ADD COLUMN holder_id TEXT;
+        CREATE INDEX credit_reservations_held ON credit_reservations (holder_id) WHERE state = 'open';
+        CREATE TABLE reservation_holders (
+            holder_id TEXT PRIMARY KEY,
+            lease_until DOUBLE PRECISION NOT NULL
+        );
+        """,
+    ),
+    (
+        "accounts/0009_ledger_token_source",
+        "ALTER TABLE usage_ledger ADD COLUMN token_source TEXT NOT NULL DEFAULT 'reported';",
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"
@@ -193,9 +210,26 @@ WITH k AS (
                        OR credit_used_micros + credit_reserved_micros + $3 <= credit_limit_micros)
     RETURNING id
 )
-INSERT INTO credit_reservations (key_id, request_id, amount_micros, state, created_at)
-SELECT id, $2, $3, 'open', $4 FROM k
+INSERT INTO credit_reservations (key_id, request_id, amount_micros, state, created_at, holder_id)
+SELECT id, $2, $3, 'open', $4, $5 FROM k
 RETURNING 1
+"""
+# The row lock taken by FOR UPDATE makes the amount and the update one step: a concurrent reserve
+# waits for it, then reads the balance this one left.
+_RESERVE_UP_TO = """
+WITH cur AS (
+    SELECT id, CASE WHEN credit_limit_micros IS NULL THEN $4::bigint
+                    ELSE LEAST($4::bigint, credit_limit_micros - credit_used_micros - credit_reserved_micros)
+               END AS amount
+    FROM keys WHERE id = $1 FOR UPDATE
+), k AS (
+    UPDATE keys SET credit_reserved_micros = credit_reserved_micros + cur.amount
+    FROM cur WHERE keys.id = cur.id AND cur.amount >= $3::bigint
+    RETURNING cur.amount
+)
+INSERT INTO credit_reservations (key_id, request_id, amount_micros, state, created_at, holder_id)
+SELECT $1, $2, amount, 'open', $5, $6 FROM k
+RETURNING amount_micros
 """
 _SETTLE_OPEN = """
 WITH r AS (
@@ -205,6 +239,17 @@ WITH r AS (
 )
 UPDATE keys SET credit_reserved_micros = credit_reserved_micros - r.amount_micros,
                 credit_used_micros = credit_used_micros + $3
+FROM r WHERE keys.id = $1
+RETURNING 1
+"""
+# A reservation reclaimed from a process thought dead: its money went back, so charge what was spent.
+_SETTLE_EXPIRED = """
+WITH r AS (
+    UPDATE credit_reservations SET state = 'settled', settled_micros = $3
+    WHERE key_id = $1 AND request_id = $2 AND state = 'expired'
+    RETURNING 1
+)
+UPDATE keys SET credit_used_micros = credit_used_micros + $3
 FROM r WHERE keys.id = $1
 RETURNING 1
 """
@@ -246,11 +291,41 @@ SELECT count(*) FROM r
 """
 
 
+# Every other holder whose lease ended (or that ended it) loses its open reservations, one statement.
+_RECLAIM = """
+WITH r AS (
+    UPDATE credit_reservations c SET state = 'expired'
+    WHERE c.state = 'open' AND c.holder_id IS NOT NULL AND c.holder_id <> $2
+      AND NOT EXISTS (
+          SELECT 1 FROM reservation_holders h WHERE h.holder_id = c.holder_id AND h.lease_until >= $1
+      )
+    RETURNING c.key_id, c.amount_micros
+), totals AS (
+    SELECT key_id, sum(amount_micros)::bigint AS total FROM r GROUP BY key_id
+), k AS (
+    UPDATE keys SET credit_reserved_micros = credit_reserved_micros - totals.total
+    FROM totals WHERE keys.id = totals.key_id
+    RETURNING 1
+)
+SELECT count(*) FROM r
+"""
+_RENEW = (
+    "INSERT INTO reservation_holders (holder_id, lease_until) VALUES ($1, $2)"
+    " ON CONFLICT (holder_id) DO UPDATE SET lease_until = EXCLUDED.lease_until"
+)
+# Holders gone this long have had their reservations reclaimed: their rows are just clutter.
+HOLDER_RETENTION_SECONDS = 3600.0
+
+
 class PostgresAccountStore:
     """AccountStore over an asyncpg pool. Open it with `await PostgresAccountStore.open(dsn)`."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, lease_seconds: float = 10.0) -> None:
         self._pool = pool
+        # This process's name on its reservations, and how long a renewal vouches for them.
+        self.holder_id = new_holder_id()
+        self.lease_seconds = lease_seconds
+        self._leased = False
 
     @classmethod
     async def open(
@@ -365,9 +440,13 @@ class PostgresAccountStore:
     async def reserve(self, key_id: str, request_id: str, amount_micros: int) -> bool:
         if amount_micros < 0:
             raise ValueError("a reservation cannot be negative")
+        if not self._leased:
+            await self.renew_lease(time.time() + self.lease_seconds)
         try:
             if (
-                await self._pool.fetchval(_RESERVE, key_id, request_id, amount_micros, time.time())
+                await self._pool.fetchval(
+                    _RESERVE, key_id, request_id, amount_micros, time.time(), self.holder_id
+                )
                 is not None
             ):
                 return True
@@ -378,10 +457,39 @@ class PostgresAccountStore:
         )
         return bool(state == "open")
 
+    async def reserve_up_to(
+        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+    ) -> int | None:
+        check_reserve_bounds(minimum_micros, maximum_micros)
+        if not self._leased:
+            await self.renew_lease(time.time() + self.lease_seconds)
+        try:
+            held = await self._pool.fetchval(
+                _RESERVE_UP_TO,
+                key_id,
+                request_id,
+                minimum_micros,
+                maximum_micros,
+                time.time(),
+                self.holder_id,
+            )
+            if held is not None:
+                return int(held)
+        except asyncpg.UniqueViolationError:
+            pass  # the statement rolled back whole; report the existing reservation
+        row = await self._pool.fetchrow(
+            "SELECT state, amount_micros FROM credit_reservations WHERE key_id = $1 AND request_id = $2",
+            key_id,
+            request_id,
+        )
+        return int(row[1]) if row is not None and row[0] == "open" else None
+
     async def settle(self, key_id: str, request_id: str, actual_micros: int) -> bool:
         if actual_micros < 0:
             raise ValueError("a charge cannot be negative")
         if await self._pool.fetchval(_SETTLE_OPEN, key_id, request_id, actual_micros) is not None:
+            return True
+        if await self._pool.fetchval(_SETTLE_EXPIRED, key_id, request_id, actual_micros) is not None:
             return True
         now = time.time()
         return (
@@ -393,6 +501,21 @@ class PostgresAccountStore:
 
     async def release_stale(self, before: float) -> int:
         return int(await self._pool.fetchval(_RELEASE_STALE, before))
+
+    async def renew_lease(self, until: float) -> None:
+        await self._pool.execute(_RENEW, self.holder_id, until)
+        self._leased = True
+
+    async def end_lease(self) -> None:
+        await self._pool.execute("DELETE FROM reservation_holders WHERE holder_id = $1", self.holder_id)
+        self._leased = False
+
+    async def reclaim_expired(self, now: float) -> int:
+        reclaimed = int(await self._pool.fetchval(_RECLAIM, now, self.holder_id))
+        await self._pool.execute(
+            "DELETE FROM reservation_holders WHERE lease_until < $1", now - HOLDER_RETENTION_SECONDS
+        )
+        return reclaimed
 
     async def balance(self, key_id: str) -> Balance | None:
         row = await self._pool.fetchrow(

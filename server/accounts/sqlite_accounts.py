@@ -66,7 +66,9 @@ from server.accounts.store import (
     Balance,
     LedgerRecord,
     StoredResponse,
+    check_reserve_bounds,
 )
+from server.observability.ids import new_holder_id
 
 __all__ = ["ACCOUNT_MIGRATIONS", "CreditsOwnedElsewhere", "SqliteAccountStore", "credit_lock_path"]
 
@@ -180,6 +182,21 @@ ACCOUNT_MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "ALTER TABLE usage_ledger ADD COLUMN answer_text TEXT",
         ),
     ),
+    (
+        "accounts/0008_reservation_leases",
+        (
+            "ALTER TABLE credit_reservations ADD COLUMN holder_id TEXT",
+            "CREATE INDEX credit_reservations_held ON credit_reservations (holder_id) WHERE state = 'open'",
+            """CREATE TABLE reservation_holders (
+                holder_id TEXT PRIMARY KEY,
+                lease_until REAL NOT NULL
+            )""",
+        ),
+    ),
+    (
+        "accounts/0009_ledger_token_source",
+        ("ALTER TABLE usage_ledger ADD COLUMN token_source TEXT NOT NULL DEFAULT 'reported'",),
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"
@@ -201,6 +218,17 @@ _LEDGER_INSERT = (
     f"INSERT OR IGNORE INTO usage_ledger ({', '.join(LEDGER_COLUMNS)})"
     f" VALUES ({', '.join('?' for _ in LEDGER_COLUMNS)})"
 )
+_RENEW = (
+    "INSERT INTO reservation_holders (holder_id, lease_until) VALUES (?, ?)"
+    " ON CONFLICT (holder_id) DO UPDATE SET lease_until = excluded.lease_until"
+)
+# Open reservations of other holders whose lease ended, or that ended it (a graceful stop).
+_EXPIRED_WHERE = (
+    "state = 'open' AND holder_id IS NOT NULL AND holder_id != ? AND NOT EXISTS (SELECT 1 FROM"
+    " reservation_holders h WHERE h.holder_id = credit_reservations.holder_id AND h.lease_until >= ?)"
+)
+# Holders gone this long have had their reservations reclaimed: their rows are just clutter.
+HOLDER_RETENTION_SECONDS = 3600.0
 _CHARGE = (
     "UPDATE keys SET credit_reserved_micros = credit_reserved_micros - ?,"
     " credit_used_micros = credit_used_micros + ?, credit_used = (credit_used_micros + ?) / 1000000.0"
@@ -234,6 +262,10 @@ class SqliteAccountStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-accounts")
         with self._immediate():
             _migrate(self._db)
+        # This process's name on its reservations, and how long a renewal vouches for them.
+        self.holder_id = new_holder_id()
+        self.lease_seconds = 10.0
+        self._leased = False
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -390,12 +422,54 @@ class SqliteAccountStore:
             )
             if cursor.rowcount == 0:
                 return False
-            db.execute(
-                "INSERT INTO credit_reservations (key_id, request_id, amount_micros, state, created_at)"
-                " VALUES (?, ?, ?, 'open', ?)",
-                (key_id, request_id, amount, now),
-            )
+            self._hold(db, key_id, request_id, amount, now)
             return True
+
+    def _hold(self, db: sqlite3.Connection, key_id: str, request_id: str, amount: int, now: float) -> None:
+        """Write an open reservation under this store's lease (taken first, in the same transaction)."""
+        if not self._leased:
+            db.execute(_RENEW, (self.holder_id, now + self.lease_seconds))
+            self._leased = True
+        db.execute(
+            "INSERT INTO credit_reservations (key_id, request_id, amount_micros, state, created_at,"
+            " holder_id) VALUES (?, ?, ?, 'open', ?, ?)",
+            (key_id, request_id, amount, now, self.holder_id),
+        )
+
+    async def reserve_up_to(
+        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+    ) -> int | None:
+        check_reserve_bounds(minimum_micros, maximum_micros)
+        self._claim_credits()
+        return await self._run(
+            self._reserve_up_to, key_id, request_id, minimum_micros, maximum_micros, time.time()
+        )
+
+    def _reserve_up_to(self, key_id: str, request_id: str, low: int, high: int, now: float) -> int | None:
+        with self._immediate() as db:
+            row = db.execute(
+                "SELECT state, amount_micros FROM credit_reservations WHERE key_id = ? AND request_id = ?",
+                (key_id, request_id),
+            ).fetchone()
+            if row is not None:
+                return int(row[1]) if row[0] == "open" else None
+            key = db.execute(
+                "SELECT credit_limit_micros, credit_used_micros, credit_reserved_micros"
+                " FROM keys WHERE id = ?",
+                (key_id,),
+            ).fetchone()
+            if key is None:
+                return None
+            limit, used, reserved = key
+            amount = high if limit is None else min(high, limit - used - reserved)
+            if amount < low:
+                return None
+            db.execute(
+                "UPDATE keys SET credit_reserved_micros = credit_reserved_micros + ? WHERE id = ?",
+                (amount, key_id),
+            )
+            self._hold(db, key_id, request_id, amount, now)
+            return int(amount)
 
     async def settle(self, key_id: str, request_id: str, actual_micros: int) -> bool:
         if actual_micros < 0:
@@ -409,9 +483,10 @@ class SqliteAccountStore:
                 "SELECT state, amount_micros FROM credit_reservations WHERE key_id = ? AND request_id = ?",
                 (key_id, request_id),
             ).fetchone()
-            if row is not None and row[0] != "open":
+            if row is not None and row[0] not in ("open", "expired"):
                 return False
-            reserved = 0 if row is None else int(row[1])
+            # An expired reservation's money already went back: charge what was spent, nothing more.
+            reserved = 0 if row is None or row[0] == "expired" else int(row[1])
             if db.execute(_CHARGE, (reserved, actual, actual, key_id)).rowcount == 0:
                 return False
             # A settle with no reservation still leaves a row, so that a repeat is a no-op.
@@ -466,6 +541,44 @@ class SqliteAccountStore:
                 [(total, key_id) for key_id, total in totals],
             )
             return int(released)
+
+    async def renew_lease(self, until: float) -> None:
+        await self._run(self._renew, until)
+
+    def _renew(self, until: float) -> None:
+        with self._immediate() as db:
+            db.execute(_RENEW, (self.holder_id, until))
+        self._leased = True
+
+    async def end_lease(self) -> None:
+        await self._run(
+            self._db.execute, "DELETE FROM reservation_holders WHERE holder_id = ?", (self.holder_id,)
+        )
+        self._leased = False
+
+    async def reclaim_expired(self, now: float) -> int:
+        self._claim_credits()
+        return await self._run(self._reclaim_expired, now)
+
+    def _reclaim_expired(self, now: float) -> int:
+        with self._immediate() as db:
+            totals = db.execute(
+                f"SELECT key_id, SUM(amount_micros) FROM credit_reservations WHERE {_EXPIRED_WHERE}"
+                " GROUP BY key_id",
+                (self.holder_id, now),
+            ).fetchall()
+            reclaimed = db.execute(
+                f"UPDATE credit_reservations SET state = 'expired' WHERE {_EXPIRED_WHERE}",
+                (self.holder_id, now),
+            ).rowcount
+            db.executemany(
+                "UPDATE keys SET credit_reserved_micros = credit_reserved_micros - ? WHERE id = ?",
+                [(total, key_id) for key_id, total in totals],
+            )
+            db.execute(
+                "DELETE FROM reservation_holders WHERE lease_until < ?", (now - HOLDER_RETENTION_SECONDS,)
+            )
+            return int(reclaimed)
 
     async def reservation_state(self, key_id: str, request_id: str) -> str | None:
         """'open', 'settled' or 'released'; None when the file has no row for the request."""

@@ -10,15 +10,23 @@
       RedisLimitStore       (redis_limits.py)       replicas: one Lua script, one round trip per hit
 
 All money is `int` micro-dollars (see money.py). The same contract suites in
-tests/unit/server/accounts/test_account_store_contract.py and tests/unit/server/accounts/test_limit_store_contract.py run against
-every implementation.
+tests/unit/server/accounts/ (test_account_store_contract.py, test_limit_store_contract.py) run
+against every implementation.
 
 Credits. A request's life is `reserve` (worst case, before the upstream call) then exactly one of
 `settle` (actual usage; also what a cancelled stream produced) or `release` (failure: refund all).
 The first of settle/release for a request id wins; later calls are no-ops that return False, so a
 retry after a timeout can never charge twice. `settle` never refuses: if the actual cost exceeds
 the reservation the key is charged the actual cost, even past its limit, because the tokens were
-spent. A reservation whose request died with its process is released by `release_stale`.
+spent.
+
+Leases. Each store instance (one per gateway process) names itself (`holder_id`) on every
+reservation it makes and vouches for them with a lease it renews (`renew_lease`). When a process
+dies, another one's `reclaim_expired` releases its reservations once the lease has ended (state
+`expired`), so a killed replica's credit is usable again within seconds. A settle that arrives for
+an expired reservation (its process was only slow, not dead) still charges what was spent.
+`release_stale` stays as the backstop: it releases any reservation open for hours (rows from before
+leases have no holder), and a late settle of one charges nothing.
 
 Stored responses (ResponseStore) are the Responses API's state: each one belongs to the key that
 made it, and every read, update and delete names that key, so another key's id reads as absent.
@@ -33,6 +41,7 @@ meaning of x-ratelimit-reset-*); `retry_after` is the time until the refused req
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,11 +65,30 @@ __all__ = [
     "LedgerStatus",
     "LimitDecision",
     "LimitStore",
+    "NOT_LOADED",
+    "NotLoaded",
     "ResponseStore",
     "StoredResponse",
     "SyncCredits",
+    "check_reserve_bounds",
     "format_reset",
 ]
+
+
+class NotLoaded(enum.Enum):
+    """A SyncCredits answer meaning: this process cannot decide without I/O; await the store."""
+
+    NOT_LOADED = "not loaded"
+
+
+NOT_LOADED = NotLoaded.NOT_LOADED
+
+
+def check_reserve_bounds(minimum_micros: int, maximum_micros: int) -> None:
+    if minimum_micros < 0:
+        raise ValueError("a reservation cannot be negative")
+    if maximum_micros < minimum_micros:
+        raise ValueError("a reservation's maximum cannot be below its minimum")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +241,17 @@ class AccountStore(KeyStore, LedgerSink, ResponseStore, LedgerQueries, Protocol)
         """
         ...
 
+    async def reserve_up_to(
+        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+    ) -> int | None:
+        """Hold as much of `maximum_micros` as the limit covers, atomically, if that is at least
+        `minimum_micros`; the amount held, or None when refused (an unknown key too).
+
+        An unlimited key is granted the maximum. An id that already has a reservation changes
+        nothing: its amount while it is open, None once it is settled or released.
+        """
+        ...
+
     async def settle(self, key_id: str, request_id: str, actual_micros: int) -> bool:
         """Release the reservation and charge the actual cost. False if already settled/released."""
         ...
@@ -222,7 +261,21 @@ class AccountStore(KeyStore, LedgerSink, ResponseStore, LedgerQueries, Protocol)
         ...
 
     async def release_stale(self, before: float) -> int:
-        """Release open reservations made before `before` (unix seconds); how many were released."""
+        """Release open reservations made before `before` (unix seconds); how many were released.
+        The backstop behind leases (and for rows of gateways from before them)."""
+        ...
+
+    async def renew_lease(self, until: float) -> None:
+        """Vouch until `until` (unix seconds) for the open reservations this store made."""
+        ...
+
+    async def end_lease(self) -> None:
+        """Stop vouching (a graceful stop): what is still open is reclaimed by the next sweep."""
+        ...
+
+    async def reclaim_expired(self, now: float) -> int:
+        """Release the open reservations of other stores whose lease ended before `now` (their process
+        died); how many. A late settle of one still charges what was spent."""
         ...
 
     async def balance(self, key_id: str) -> Balance | None: ...
@@ -247,6 +300,12 @@ class SyncCredits(Protocol):
     """
 
     def reserve_nowait(self, key_id: str, request_id: str, amount_micros: int) -> bool | None: ...
+    def reserve_up_to_nowait(
+        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+    ) -> int | None | NotLoaded:
+        """`reserve_up_to` without suspending; NOT_LOADED when the key is not loaded yet."""
+        ...
+
     def settle_nowait(self, key_id: str, request_id: str, actual_micros: int) -> bool | None: ...
     def release_nowait(self, key_id: str, request_id: str) -> bool: ...
 

@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from server.cli.keys import add_key_commands
+from server.cli.prices import add_price_commands
 from server.cli_usage import add_usage_commands
 
 __all__ = ["CONFIG_ENV", "build_parser", "global_option"]
@@ -80,5 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check", parents=[common], help="validate a config file (FILE, else --config) without starting"
     )
     check.add_argument("file", nargs="?")
+    prices = commands.add_parser("prices", parents=[common], help="what the served models cost")
+    add_price_commands(prices, common)
     add_usage_commands(commands)
     return parser

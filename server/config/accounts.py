@@ -75,4 +75,8 @@ class AccountsConfig(Settings):
     redis_url: RedisUrl | None = None
     ledger_flush_interval: Annotated[float, Field(ge=0.001)] = 1.0
     key_cache_ttl: NonNegative = 5.0
+    # Seconds a gateway process vouches for its open credit reservations; it renews that lease every
+    # fifth of it. The reservations of a process that died are released by the others once its lease
+    # ends (Postgres, or SQLite shared by several workers), so its credit is usable again in seconds.
+    reservation_lease: Annotated[float, Field(ge=1)] = 10.0
     moderation: tuple[ModerationConfig, ...] = ()

@@ -14,7 +14,7 @@ from server.config.base import LoadContext
 from server.config.env import Environment
 from server.config.errors import ConfigError, describe
 from server.config.gateway import GatewayConfig
-from server.config.models import ModelConfig
+from server.config.models import ModelConfig, PricingConfig
 from server.config.providers import LocalProviderConfig, OpenAIProviderConfig, ProviderConfig
 from server.config.providers.openai import WELL_KNOWN_HOSTS
 
@@ -125,5 +125,7 @@ def bundled_local_default() -> tuple[LocalProviderConfig, ModelConfig] | None:
         upstream_model=DEFAULT_BUNDLED_MODEL,
         owned_by="local",
         context_window=provider.context_size,
+        # It runs on this machine's CPU: nothing to pay, and said so (a limited key may use it).
+        pricing=PricingConfig(free=True),
     )
     return provider, model

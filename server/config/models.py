@@ -1,13 +1,17 @@
 """The `models:` list: each public model id, its aliases, and the deployments that serve it.
 
 A model is either the single-provider shorthand (`provider`, `upstream_model`) or a `deployments` list.
-A deployment inherits `upstream_model`, `pricing`, `context_window` and `supported_parameters` from its
-model unless it sets them; `upstream_model` defaults to the model's id.
+A deployment inherits `upstream_model`, `pricing`, `context_window`, `max_output_tokens` and
+`supported_parameters` from its model unless it sets them; `upstream_model` defaults to the model's id.
+
+Prices and limits the config leaves out come from the built-in catalogue (server/pricing/), field by
+field, when the provider is one it lists. A model with no price at all is refused for keys with a
+credit limit: `pricing: free` says explicitly that it costs nothing (a local model, a free tier).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
@@ -15,10 +19,21 @@ from server.config.base import NonEmptyStr, NonNegative, PositiveInt, Settings, 
 from server.config.cache import ModelCacheConfig
 from server.config.routing import ResilienceConfig
 
-__all__ = ["MODEL_KINDS", "DeploymentConfig", "ModelConfig", "PricingConfig"]
+__all__ = ["MODEL_KINDS", "PRICE_FIELDS", "DeploymentConfig", "ModelConfig", "PricingConfig"]
 
 ModelKind = Literal["chat", "embedding", "image", "video"]
 MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
+
+
+# The price fields of `pricing:` (USD), as the built-in catalogue names them too.
+PRICE_FIELDS = (
+    "input_per_million",
+    "output_per_million",
+    "cache_read_per_million",
+    "cache_write_per_million",
+    "per_image",
+    "per_video_second",
+)
 
 
 class PricingConfig(Settings):
@@ -29,6 +44,41 @@ class PricingConfig(Settings):
     # Prompt tokens read from / written to the provider's prompt cache; unset: the input price.
     cache_read_per_million: NonNegative | None = None
     cache_write_per_million: NonNegative | None = None
+    # Costs nothing, on purpose (`pricing: free`): the only way a model with no price serves keys
+    # that have a credit limit. Never set together with a price.
+    free: bool = False
+    # Where the prices came from and when they were read (the built-in catalogue sets both).
+    source: str | None = None
+    as_of: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _free_shorthand(cls, data: Any) -> Any:
+        return {"free": True} if data == "free" else data
+
+    @model_validator(mode="after")
+    def _free_has_no_price(self) -> PricingConfig:
+        if self.free:
+            priced = [name for name in PRICE_FIELDS if getattr(self, name) is not None]
+            if priced:
+                raise problem(f"a free model has no prices; remove {', '.join(priced)}", at="free")
+        return self
+
+    def prices(self) -> dict[str, float]:
+        """The prices it sets, by field name."""
+        return {name: value for name in PRICE_FIELDS if (value := getattr(self, name)) is not None}
+
+    def priced_for(self, kind: str) -> bool:
+        """Whether every quantity a `kind` request is billed by has a price (or the model is free)."""
+        if self.free:
+            return True
+        if kind == "embedding":
+            return self.input_per_million is not None
+        if kind == "image":
+            return self.per_image is not None
+        if kind == "video":
+            return self.per_video_second is not None
+        return self.input_per_million is not None and self.output_per_million is not None
 
 
 def _known_provider(name: str, info: ValidationInfo) -> str:
@@ -50,12 +100,14 @@ class DeploymentConfig(Settings):
     weight: NonNegative = 1.0
     pricing: PricingConfig = PricingConfig()
     context_window: PositiveInt | None = None
+    # The most tokens one reply may hold; None: the built-in catalogue's, else what the window leaves.
+    max_output_tokens: PositiveInt | None = None
     # None: whatever the provider's adapter translates.
     supported_parameters: tuple[NonEmptyStr, ...] | None = None
 
 
 # What a deployment takes from its model when it does not say.
-_INHERITED = ("pricing", "context_window", "supported_parameters")
+_INHERITED = ("pricing", "context_window", "max_output_tokens", "supported_parameters")
 
 
 class ModelConfig(ResilienceConfig):
@@ -66,6 +118,7 @@ class ModelConfig(ResilienceConfig):
     kind: ModelKind = "chat"
     owned_by: str | None = None
     context_window: PositiveInt | None = None
+    max_output_tokens: PositiveInt | None = None
     pricing: PricingConfig = PricingConfig()
     created: Annotated[int, Field(ge=0)] = 0
     # Empty means one deployment: `provider` / `upstream_model`.
@@ -139,6 +192,7 @@ class ModelConfig(ResilienceConfig):
                 upstream_model=self.upstream_model,
                 pricing=self.pricing,
                 context_window=self.context_window,
+                max_output_tokens=self.max_output_tokens,
                 supported_parameters=self.supported_parameters,
             ),
         )

@@ -15,6 +15,7 @@ __all__ = [
     "BRIDGE_TOKEN",
     "MAX_CLIENT_REQUEST_ID",
     "client_request_id",
+    "new_holder_id",
     "new_request_id",
     "new_reservation_id",
 ]
@@ -57,3 +58,8 @@ def client_request_id(value: str | None) -> str | None:
     if value and len(value) <= MAX_CLIENT_REQUEST_ID and value.isascii() and value.isprintable():
         return value
     return None
+
+
+def new_holder_id() -> str:
+    """The name an account store puts on its credit reservations (one per store, so per process)."""
+    return f"holder_{os.urandom(12).hex()}"

@@ -23,6 +23,7 @@ __all__ = [
     "record_attempt",
     "record_fallback",
     "record_hedge",
+    "record_overrun",
     "record_refusal",
     "record_reload",
     "record_retry",
@@ -131,6 +132,17 @@ CACHE_MEMORY_BYTES = Gauge(
 CACHE_SAVED = Counter(
     "siraya_cache_saved_usd", "What cache hits would have cost, in USD (they cost nothing).", ("model",)
 )
+CREDIT_OVERRUNS = Counter(
+    "siraya_credit_overruns",
+    "Settlements that charged more than their reservation (an upstream that billed beyond what was"
+    " asked), by model and provider.",
+    ("model", "provider"),
+)
+CREDIT_OVERRUN = Counter(
+    "siraya_credit_overrun_usd",
+    "What settlements charged beyond their reservations, in USD (charged in full all the same).",
+    ("model", "provider"),
+)
 CONFIG_RELOADS = Counter(
     "siraya_config_reloads", "Configuration reloads, by result (ok, error).", ("result",)
 )
@@ -161,6 +173,12 @@ _REFUSAL_CODES = frozenset({"rate_limit_exceeded", "insufficient_credits"})
 
 def status_class(status: int) -> str:
     return _STATUS_CLASSES.get(status // 100, "other")
+
+
+def record_overrun(model: str, provider: str, usd: float) -> None:
+    """A settlement charged `usd` more than its reservation held (rare: not worth cached children)."""
+    CREDIT_OVERRUNS.labels(model, provider).inc()
+    CREDIT_OVERRUN.labels(model, provider).inc(usd)
 
 
 def record_refusal(endpoint: str, code: str | None) -> None:

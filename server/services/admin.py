@@ -304,7 +304,8 @@ class AccountServicer(admin_pb2_grpc.AccountServiceServicer):
             key=key_info(record), usage=micros_to_usd(balance.used), reserved=micros_to_usd(balance.reserved)
         )
         if balance.available is not None:
-            reply.limit_remaining = micros_to_usd(max(0, balance.available))
+            # Negative when an upstream billed beyond its reservation: the overrun is shown, not hidden.
+            reply.limit_remaining = micros_to_usd(balance.available)
         return reply
 
     @unary_rpc

@@ -43,6 +43,12 @@ def _chat_params(params: messages_pb2.MessageParams) -> chat_pb2.ChatCompletionP
         raise InvalidRequest(
             "max_tokens: Field required", param="max_tokens", code="missing_required_parameter"
         )
+    if params.max_tokens < 1:
+        raise InvalidRequest(
+            "max_tokens: Input should be greater than or equal to 1",
+            param="max_tokens",
+            code="integer_below_min_value",
+        )
     try:
         return to_chat_params(params)
     except CodecError as error:

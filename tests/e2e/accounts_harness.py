@@ -57,6 +57,11 @@ providers:
     type: openai
     base_url: {upstream_url}
     api_key: {upstream_key}
+  listed:
+    type: openai
+    base_url: {upstream_url}
+    api_key: {upstream_key}
+    price_catalogue: openai
   dead:
     type: openai
     base_url: http://127.0.0.1:{dead_port}/v1
@@ -73,11 +78,20 @@ models:
   - id: gpt-free
     provider: fake
     upstream_model: gpt-4o-mini
+    pricing: free
   - id: gpt-moderated
     provider: fake
     upstream_model: gpt-4o-mini
+    pricing: free
   - id: gpt-upstream-moderated
     provider: fake
+    upstream_model: gpt-4o-mini
+    pricing: free
+  - id: gpt-unpriced
+    provider: fake
+    upstream_model: gpt-4o-mini
+  - id: gpt-listed
+    provider: listed
     upstream_model: gpt-4o-mini
   - id: image-priced
     provider: fake

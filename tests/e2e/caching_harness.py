@@ -85,16 +85,20 @@ models:
   - id: gpt-test
     provider: openai
     upstream_model: gpt-4o-mini
+    pricing: free
   - id: gpt-sticky
     prompt_cache_affinity: true
     prompt_cache_affinity_ttl: 600
+    pricing: free
     deployments:
 {sticky_deployments}
   - id: gpt-spread
+    pricing: free
     deployments:
 {sticky_deployments}
   - id: gpt-to-claude
     provider: dead
+    pricing: free
 routing:
   breaker: {{enabled: false}}
 """

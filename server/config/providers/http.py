@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import ValidationInfo, model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 
-from server.config.base import FromLoader, HttpUrl, NonNegative, PositiveInt, Settings, load_context
+from server.config.base import (
+    FromLoader,
+    HttpUrl,
+    NonNegative,
+    PositiveInt,
+    Settings,
+    load_context,
+    problem,
+)
 
 __all__ = ["HttpProviderConfig"]
 
@@ -33,6 +41,19 @@ class HttpProviderConfig(Settings):
     max_connections: PositiveInt = 256
     # Serve "<provider>/<model>" for any upstream model, beyond the ones listed under models.
     passthrough_models: bool = False
+    # Whose list prices and limits (server/pricing/catalogue.yaml) its models take where the config
+    # gives none; None: the provider whose API host `base_url` names, if any (a proxy names one here).
+    price_catalogue: str | None = None
+
+    @field_validator("price_catalogue")
+    @classmethod
+    def _listed(cls, name: str | None) -> str | None:
+        from server.pricing import builtin_catalogue
+
+        known = builtin_catalogue().provider_names
+        if name is not None and name not in known:
+            raise problem(f"unknown price catalogue '{name}' (known: {', '.join(known)})")
+        return name
 
     @model_validator(mode="before")
     @classmethod

@@ -28,8 +28,9 @@ _PRICES = (
 
 
 def encode_model(model: models_pb2.Model) -> JsonObject:
-    """Build one Model object: OpenAI's four keys, then `type`, `context_window`, `pricing` and
-    `supported_parameters` (the first three only when known)."""
+    """Build one Model object: OpenAI's four keys, then `type`, `context_window`, `max_output_tokens`,
+    `pricing` (with `free`, `source` and `as_of` when set) and `supported_parameters` (all but the
+    last only when known)."""
     out: JsonObject = {
         "id": model.id,
         "object": "model",
@@ -41,9 +42,16 @@ def encode_model(model: models_pb2.Model) -> JsonObject:
         out["type"] = kind
     if model.HasField("context_window"):
         out["context_window"] = model.context_window
+    if model.HasField("max_output_tokens"):
+        out["max_output_tokens"] = model.max_output_tokens
     pricing = model.pricing
-    prices = {key: getattr(pricing, key) for key in _PRICES if pricing.HasField(key)}
+    prices: JsonObject = {key: getattr(pricing, key) for key in _PRICES if pricing.HasField(key)}
+    if pricing.free:
+        prices["free"] = True
     if prices:
+        for key in ("source", "as_of"):
+            if pricing.HasField(key):
+                prices[key] = getattr(pricing, key)
         out["pricing"] = prices
     out["supported_parameters"] = list(model.supported_parameters)
     return out

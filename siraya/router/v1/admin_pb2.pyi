@@ -191,7 +191,7 @@ class GetGenerationRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class Generation(_message.Message):
-    __slots__ = ("id", "key_id", "created_at", "model", "model_served", "provider", "status", "http_status", "error_code", "tokens_prompt", "tokens_completion", "tokens_cached", "tokens_reasoning", "total_cost", "latency_ms", "ttft_ms", "streamed", "tokens_cache_write", "cache_saved", "attempts", "prompt_text", "answer_text")
+    __slots__ = ("id", "key_id", "created_at", "model", "model_served", "provider", "status", "http_status", "error_code", "tokens_prompt", "tokens_completion", "tokens_cached", "tokens_reasoning", "total_cost", "latency_ms", "ttft_ms", "streamed", "tokens_cache_write", "cache_saved", "token_source", "attempts", "prompt_text", "answer_text")
     ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -211,6 +211,7 @@ class Generation(_message.Message):
     STREAMED_FIELD_NUMBER: _ClassVar[int]
     TOKENS_CACHE_WRITE_FIELD_NUMBER: _ClassVar[int]
     CACHE_SAVED_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_SOURCE_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TEXT_FIELD_NUMBER: _ClassVar[int]
     ANSWER_TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -233,10 +234,11 @@ class Generation(_message.Message):
     streamed: bool
     tokens_cache_write: int
     cache_saved: float
+    token_source: str
     attempts: _containers.RepeatedCompositeFieldContainer[GenerationAttempt]
     prompt_text: str
     answer_text: str
-    def __init__(self, id: _Optional[str] = ..., key_id: _Optional[str] = ..., created_at: _Optional[float] = ..., model: _Optional[str] = ..., model_served: _Optional[str] = ..., provider: _Optional[str] = ..., status: _Optional[str] = ..., http_status: _Optional[int] = ..., error_code: _Optional[str] = ..., tokens_prompt: _Optional[int] = ..., tokens_completion: _Optional[int] = ..., tokens_cached: _Optional[int] = ..., tokens_reasoning: _Optional[int] = ..., total_cost: _Optional[float] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., streamed: _Optional[bool] = ..., tokens_cache_write: _Optional[int] = ..., cache_saved: _Optional[float] = ..., attempts: _Optional[_Iterable[_Union[GenerationAttempt, _Mapping]]] = ..., prompt_text: _Optional[str] = ..., answer_text: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., key_id: _Optional[str] = ..., created_at: _Optional[float] = ..., model: _Optional[str] = ..., model_served: _Optional[str] = ..., provider: _Optional[str] = ..., status: _Optional[str] = ..., http_status: _Optional[int] = ..., error_code: _Optional[str] = ..., tokens_prompt: _Optional[int] = ..., tokens_completion: _Optional[int] = ..., tokens_cached: _Optional[int] = ..., tokens_reasoning: _Optional[int] = ..., total_cost: _Optional[float] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., streamed: _Optional[bool] = ..., tokens_cache_write: _Optional[int] = ..., cache_saved: _Optional[float] = ..., token_source: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[GenerationAttempt, _Mapping]]] = ..., prompt_text: _Optional[str] = ..., answer_text: _Optional[str] = ...) -> None: ...
 
 class GenerationAttempt(_message.Message):
     __slots__ = ("provider", "model", "upstream_model", "outcome", "start_ms", "latency_ms", "error_code", "http_status")

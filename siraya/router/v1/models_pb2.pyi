@@ -21,23 +21,29 @@ MODEL_KIND_IMAGE: ModelKind
 MODEL_KIND_VIDEO: ModelKind
 
 class ModelPricing(_message.Message):
-    __slots__ = ("input_per_million", "output_per_million", "per_image", "per_video_second", "cache_read_per_million", "cache_write_per_million")
+    __slots__ = ("input_per_million", "output_per_million", "per_image", "per_video_second", "cache_read_per_million", "cache_write_per_million", "free", "source", "as_of")
     INPUT_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
     PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     PER_VIDEO_SECOND_FIELD_NUMBER: _ClassVar[int]
     CACHE_READ_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
     CACHE_WRITE_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
+    FREE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
     input_per_million: float
     output_per_million: float
     per_image: float
     per_video_second: float
     cache_read_per_million: float
     cache_write_per_million: float
-    def __init__(self, input_per_million: _Optional[float] = ..., output_per_million: _Optional[float] = ..., per_image: _Optional[float] = ..., per_video_second: _Optional[float] = ..., cache_read_per_million: _Optional[float] = ..., cache_write_per_million: _Optional[float] = ...) -> None: ...
+    free: bool
+    source: str
+    as_of: str
+    def __init__(self, input_per_million: _Optional[float] = ..., output_per_million: _Optional[float] = ..., per_image: _Optional[float] = ..., per_video_second: _Optional[float] = ..., cache_read_per_million: _Optional[float] = ..., cache_write_per_million: _Optional[float] = ..., free: _Optional[bool] = ..., source: _Optional[str] = ..., as_of: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "object", "created", "owned_by", "kind", "context_window", "pricing", "supported_parameters")
+    __slots__ = ("id", "object", "created", "owned_by", "kind", "context_window", "pricing", "supported_parameters", "max_output_tokens")
     ID_FIELD_NUMBER: _ClassVar[int]
     OBJECT_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +52,7 @@ class Model(_message.Message):
     CONTEXT_WINDOW_FIELD_NUMBER: _ClassVar[int]
     PRICING_FIELD_NUMBER: _ClassVar[int]
     SUPPORTED_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    MAX_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     id: str
     object: str
     created: int
@@ -54,7 +61,8 @@ class Model(_message.Message):
     context_window: int
     pricing: ModelPricing
     supported_parameters: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., object: _Optional[str] = ..., created: _Optional[int] = ..., owned_by: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., context_window: _Optional[int] = ..., pricing: _Optional[_Union[ModelPricing, _Mapping]] = ..., supported_parameters: _Optional[_Iterable[str]] = ...) -> None: ...
+    max_output_tokens: int
+    def __init__(self, id: _Optional[str] = ..., object: _Optional[str] = ..., created: _Optional[int] = ..., owned_by: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., context_window: _Optional[int] = ..., pricing: _Optional[_Union[ModelPricing, _Mapping]] = ..., supported_parameters: _Optional[_Iterable[str]] = ..., max_output_tokens: _Optional[int] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()

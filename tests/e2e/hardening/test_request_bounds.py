@@ -39,6 +39,7 @@ OUT_OF_BOUNDS: list[tuple[str, dict[str, Any], str, str]] = [
     ("/v1/chat/completions", {**CHAT, "n": 1000}, "n", "integer_above_max_value"),
     ("/v1/chat/completions", {**CHAT, "n": 0}, "n", "integer_below_min_value"),
     ("/v1/chat/completions", {**CHAT, "max_tokens": 0}, "max_tokens", "integer_below_min_value"),
+    ("/v1/chat/completions", {**CHAT, "max_tokens": -1}, "max_tokens", "integer_below_min_value"),
     ("/v1/chat/completions", {**CHAT, "max_tokens": 2**31 - 1}, "max_tokens", "integer_above_max_value"),
     (
         "/v1/chat/completions",
@@ -68,6 +69,7 @@ OUT_OF_BOUNDS: list[tuple[str, dict[str, Any], str, str]] = [
     ("/v1/responses", {**RESPONSE, "temperature": 2.01}, "temperature", "decimal_above_max_value"),
     ("/v1/responses", {**RESPONSE, "top_p": -0.1}, "top_p", "decimal_below_min_value"),
     ("/v1/responses", {**RESPONSE, "max_output_tokens": 0}, "max_output_tokens", "integer_below_min_value"),
+    ("/v1/responses", {**RESPONSE, "max_output_tokens": -1}, "max_output_tokens", "integer_below_min_value"),
     ("/v1/responses", {**RESPONSE, "top_logprobs": 25}, "top_logprobs", "integer_above_max_value"),
     (
         "/v1/responses",
@@ -95,6 +97,21 @@ def test_an_out_of_bounds_field_is_a_400_naming_it_before_any_upstream_call(
     assert reply.status_code == 400, reply.text
     error = reply.json()["error"]
     assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code)
+    assert len(harness.native.requests) == before
+
+
+@pytest.mark.parametrize("max_tokens", [0, -1])
+def test_a_messages_max_tokens_below_one_is_a_400_naming_it(harness: GatewayHarness, max_tokens: int) -> None:
+    before = len(harness.native.requests)
+    reply = httpx.post(
+        harness.base_url + "/messages",
+        json={"model": "gpt-test", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"x-api-key": harness.api_key, "anthropic-version": "2023-06-01"},
+        timeout=20,
+    )
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["message"].startswith("max_tokens:")
     assert len(harness.native.requests) == before
 
 

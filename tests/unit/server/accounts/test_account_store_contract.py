@@ -288,6 +288,91 @@ async def test_concurrent_reserves_never_overspend(store: AccountStore) -> None:
     assert await store.balance(key_id) == Balance(7000, 0, 7000)
 
 
+async def test_reserve_up_to_holds_what_the_balance_covers_between_the_bounds(store: AccountStore) -> None:
+    key_id = await add_key(store, credit_limit=0.001)  # 1000 micros
+    assert await store.reserve_up_to(key_id, "r1", 100, 600) == 600  # all of it fits
+    assert await store.reserve_up_to(key_id, "r2", 100, 600) == 400  # what is left
+    assert await store.balance(key_id) == Balance(1000, 0, 1000)
+    assert await store.reserve_up_to(key_id, "r3", 1, 600) is None  # not even the minimum
+    assert await store.reserve_up_to(key_id, "r2", 100, 600) == 400  # a repeat: the open amount
+    assert await store.settle(key_id, "r2", 150)
+    assert await store.reserve_up_to(key_id, "r2", 1, 600) is None  # closed: the id is spent
+    assert await store.reserve_up_to(key_id, "r4", 300, 300) is None  # 250 left < 300
+    assert await store.reserve_up_to(key_id, "r4", 0, 300) == 250
+    assert await store.balance(key_id) == Balance(1000, 150, 850)
+
+
+async def test_reserve_up_to_on_unlimited_and_unknown_keys(store: AccountStore) -> None:
+    key_id = await add_key(store)
+    assert await store.reserve_up_to(key_id, "r1", 5, 10**12) == 10**12
+    assert await store.reserve_up_to("key_nope", "r1", 0, 1) is None
+    with pytest.raises(ValueError):
+        await store.reserve_up_to(key_id, "r2", 10, 5)
+
+
+async def test_reserve_up_to_sees_an_overrun_balance(store: AccountStore) -> None:
+    key_id = await add_key(store, credit_limit=0.001)
+    assert await store.reserve_up_to(key_id, "r1", 500, 500) == 500
+    assert await store.settle(key_id, "r1", 1_300)  # billed beyond the limit: charged in full
+    assert await store.balance(key_id) == Balance(1000, 1300, 0)
+    assert await store.reserve_up_to(key_id, "r2", 0, 100) is None  # negative: nothing is left
+
+
+async def test_concurrent_reserve_up_to_never_overspends(store: AccountStore) -> None:
+    key_id = await add_key(store, credit_limit=0.01)  # 10_000 micros
+    granted = await asyncio.gather(*(store.reserve_up_to(key_id, f"r{i}", 700, 3000) for i in range(40)))
+    held = [amount for amount in granted if amount is not None]
+    assert sum(held) <= 10_000
+    assert all(700 <= amount <= 3000 for amount in held)
+    assert sum(held) > 10_000 - 700  # no grant was refused while the minimum still fitted
+    assert await store.balance(key_id) == Balance(10_000, 0, sum(held))
+
+
+async def _second_store(backend: Backend) -> AccountStore:
+    if backend.name == "sqlite-owned":
+        pytest.skip("one process owns the file's credits: its reservations die with it, no lease")
+    return await backend.open()
+
+
+async def test_a_dead_holders_reservations_are_reclaimed_once_its_lease_ends(
+    backend: Backend, store: AccountStore
+) -> None:
+    other = await _second_store(backend)
+    try:
+        key_id = await add_key(store, credit_limit=0.001)
+        now = time.time()
+        await store.renew_lease(now + 5)
+        assert await store.reserve_up_to(key_id, "dying", 100, 700) == 700
+        assert await store.reserve(key_id, "dying-too", 200)
+        assert await other.reclaim_expired(now) == 0  # its lease still runs
+        assert await store.reclaim_expired(now + 60) == 0  # never its own
+        assert await other.reclaim_expired(now + 6) == 2
+        assert await store.balance(key_id) == Balance(1000, 0, 0)
+        assert await other.reserve(key_id, "survivor", 900)  # the money is usable again
+        assert not await store.release(key_id, "dying")  # already given back
+        # It was only slow, not dead: what it spent is charged all the same, once.
+        assert await store.settle(key_id, "dying-too", 150)
+        assert not await store.settle(key_id, "dying-too", 150)
+        assert await store.balance(key_id) == Balance(1000, 150, 900)
+        assert await other.reclaim_expired(now + 7) == 0
+    finally:
+        await other.close()
+
+
+async def test_an_ended_lease_is_reclaimed_at_once(backend: Backend, store: AccountStore) -> None:
+    other = await _second_store(backend)
+    try:
+        key_id = await add_key(store, credit_limit=0.001)
+        await store.renew_lease(time.time() + 3600)
+        assert await store.reserve(key_id, "held", 400)
+        assert await other.reclaim_expired(time.time()) == 0
+        await store.end_lease()
+        assert await other.reclaim_expired(time.time()) == 1
+        assert await store.balance(key_id) == Balance(1000, 0, 0)
+    finally:
+        await other.close()
+
+
 # ledger
 
 
@@ -313,6 +398,7 @@ async def test_ledger_records_belong_to_their_key(store: AccountStore) -> None:
         streamed=True,
         prompt_text="system: Be brief.\nuser: Wie spät ist es? 🕰",
         answer_text='Es ist 12 Uhr.\nget_time({"tz": "Europe/Berlin"})',
+        token_source="counted",
         attempts=(
             LedgerAttempt("anthropic", "auto", "claude-x", "error", 0.5, 120.25, "provider_error", 502),
             LedgerAttempt("openai", "auto", "gpt-4o-2024-08-06", "ok", 121.0, 690.5),

@@ -3,10 +3,12 @@ actual, refund on failure, settle once, and moderation snippets."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from server.accounts.accounting import AccountMetering, deployment_price
 from server.accounts.keys import KeyManager, KeyRecord, NewKey
@@ -14,6 +16,7 @@ from server.accounts.ledger_writer import LedgerWriter
 from server.accounts.memory_limits import MemoryLimitStore
 from server.accounts.metering import Consumption, Demand
 from server.accounts.moderation import Flag, Moderator, snippet
+from server.accounts.prompt_bound import prompt_shape
 from server.accounts.sqlite_accounts import SqliteAccountStore
 from server.config import ModerationConfig, PricingConfig
 from server.errors import InsufficientCredits, PermissionDenied, RateLimited, UpstreamError
@@ -123,6 +126,82 @@ async def test_moderation_flags_before_the_upstream_and_releases(setup: tuple) -
         await metering.admit(record, ENTRY, Demand(max_output_tokens=10, params=params), RequestContext("r1"))
     assert caught.value.code == "content_flagged" and "violence" in caught.value.message
     assert (await store.balance(record.id)).reserved == 0  # type: ignore[union-attr]
+
+
+def _chat(text: str, **fields: int) -> chat_pb2.ChatCompletionParams:
+    return chat_pb2.ChatCompletionParams(
+        model="gpt-priced",
+        messages=[chat_pb2.ChatMessage(role=chat_pb2.CHAT_ROLE_USER, text=text)],
+        **fields,
+    )
+
+
+async def test_without_max_tokens_the_reply_is_capped_at_what_the_credit_pays_for(setup: tuple) -> None:  # type: ignore[type-arg]
+    metering, keys, store = setup
+    ample = await key(keys, credit_limit=100.0)
+    params = _chat("hi")
+    await metering.admit(ample, ENTRY, Demand(params=params, max_output_given=False), RequestContext("r1"))
+    assert params.max_tokens == 4096  # the model's ceiling: its credit pays for all of it
+    limited = dataclasses.replace(ENTRY, max_output_tokens=500)
+    params = _chat("hi")
+    await metering.admit(ample, limited, Demand(params=params, max_output_given=False), RequestContext("r2"))
+    assert params.max_tokens == 500
+    small = await key(keys, credit_limit=0.0003)  # 300 micros: ~100 reply tokens at $2/M after the prompt
+    params = _chat("hi")
+    meter = await metering.admit(
+        small, ENTRY, Demand(params=params, max_output_given=False), RequestContext("r3")
+    )
+    balance = await store.balance(small.id)
+    assert balance is not None and balance.reserved == 300
+    assert 90 <= params.max_tokens < 150
+    # A well-behaved upstream bills at most the prompt and the cap: within the reservation.
+    worst = Consumption(prompt_tokens=prompt_shape(params).byte_bound(), completion_tokens=params.max_tokens)
+    cost = await meter.settle(DEPLOYMENT, worst)
+    assert cost is not None and cost <= 0.0003
+    given = _chat("hi", max_tokens=7)
+    await metering.admit(ample, ENTRY, Demand(params=given, max_output_tokens=7), RequestContext("r4"))
+    assert given.max_tokens == 7  # the client's own cap is never changed
+
+
+async def test_near_the_limit_the_prompt_is_counted_with_the_tokenizer(setup: tuple) -> None:  # type: ignore[type-arg]
+    metering, keys, store = setup
+    record = await key(keys, credit_limit=0.005)  # 5000 micros
+    text = "hello " * 1000  # 6000 bytes, about 1000 tokens
+    params = _chat(text, max_tokens=100)
+    assert prompt_shape(params).byte_bound() * 1 > 5000  # the byte bound alone would not fit
+    await metering.admit(record, ENTRY, Demand(params=params, max_output_tokens=100), RequestContext("r1"))
+    balance = await store.balance(record.id)
+    # ~1000 tokens times the 1.5 margin of a provider the catalogue does not know, plus the reply.
+    assert balance is not None and 1500 < balance.reserved < 2000
+    uncapped = _chat(text)
+    await metering.admit(record, ENTRY, Demand(params=uncapped, max_output_given=False), RequestContext("r2"))
+    balance = await store.balance(record.id)
+    assert balance is not None and balance.reserved == 5000  # what was left, all of it
+    assert uncapped.max_tokens > 800  # the tokenizer's count leaves room the byte bound would not
+
+
+async def test_an_overrun_is_charged_in_full_and_counted(setup: tuple) -> None:  # type: ignore[type-arg]
+    metering, keys, store = setup
+    record = await key(keys, credit_limit=0.001)
+    before = _overruns()
+    meter = await metering.admit(
+        record, ENTRY, Demand(params=_chat("hi", max_tokens=10), max_output_tokens=10), RequestContext("r1")
+    )
+    await meter.settle(DEPLOYMENT, Consumption(prompt_tokens=1000, completion_tokens=10))  # billed past it
+    balance = await store.balance(record.id)
+    assert balance is not None and balance.used == 1020 and balance.available == -20
+    assert _overruns() == before + 1
+    with pytest.raises(InsufficientCredits):  # the next admission sees the negative balance
+        await metering.admit(
+            record, ENTRY, Demand(params=_chat("hi", max_tokens=1), max_output_tokens=1), RequestContext("r2")
+        )
+
+
+def _overruns() -> float:
+    value = REGISTRY.get_sample_value(
+        "siraya_credit_overruns_total", {"model": "gpt-priced", "provider": "fake"}
+    )
+    return value or 0.0
 
 
 def test_snippet_is_truncated_around_the_match() -> None:

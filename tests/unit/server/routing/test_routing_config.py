@@ -77,7 +77,12 @@ def test_aliases_resolve_to_their_model_and_the_shorthand_is_one_deployment(tmp_
 def test_the_model_list_carries_the_catalogue_fields(tmp_path: Path) -> None:
     body = encode_model(entry_to_proto(load(tmp_path).get("gpt-4o")))
     assert body["type"] == "chat" and body["context_window"] == 128000
-    assert body["pricing"] == {"input_per_million": 2.5, "output_per_million": 10}
+    # The config's prices, and the cached-input price it leaves out from the built-in catalogue.
+    assert body["pricing"] == {
+        "input_per_million": 2.5,
+        "output_per_million": 10,
+        "cache_read_per_million": 1.25,
+    }
     assert "temperature" in body["supported_parameters"] and "image_url" not in body["supported_parameters"]
     assert orjson.loads(orjson.dumps(body))["id"] == "gpt-4o"
 
