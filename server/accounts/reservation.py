@@ -43,10 +43,10 @@ def reply_ceiling(entry: CatalogueEntry, demand: Demand, prompt_tokens: int) -> 
     return per_choice * demand.choices
 
 
-# `bounds` and `reply_cap` run on every request of a key with a credit limit, so they do in a loop what
-# money.worst_token_cost and money.affordable_completion_tokens say (tests/unit/test_reservation.py
-# checks that they agree): each prompt token at the dearest of the input and cache prices, one
-# rounding up per request, images and video seconds at their own prices.
+# `bounds` and `reply_cap` run on every request of a key with a credit limit, so they do in a loop
+# what money.worst_token_cost and money.affordable_completion_tokens say (the unit test
+# test_reservation.py checks that they agree): each prompt token at the dearest of the input and
+# cache prices, one rounding up per request, images and video seconds at their own prices.
 
 
 def bounds(entry: CatalogueEntry, demand: Demand, prompt_tokens: int, prices: list[Price]) -> tuple[int, int]:

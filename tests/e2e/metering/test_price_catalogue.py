@@ -21,7 +21,7 @@ from server.pricing import builtin_catalogue
 from tests.e2e.accounts_harness import AccountsHarness, generation, running_accounts, sdk
 from tests.fakes.openai_upstream import ScriptedReply
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
