@@ -15,7 +15,7 @@ import pytest
 from server.accounts.postgres_accounts import PostgresAccountStore
 from tests.e2e.accounts_harness import AccountsHarness, GatewayProcess, admin
 from tests.fakes.openai_upstream import Fault
-from tests.unit.accounts_backends import (
+from tests.unit.server.accounts.accounts_backends import (
     REDIS_URL,
     postgres_unavailable,
     redis_unavailable,

@@ -20,7 +20,7 @@ import pytest
 from server.accounts.money import usd_to_micros
 from server.accounts.postgres_accounts import PostgresAccountStore
 from tests.e2e.accounts_harness import AccountsHarness, GatewayProcess, admin, current_key
-from tests.unit.accounts_backends import (
+from tests.unit.server.accounts.accounts_backends import (
     REDIS_URL,
     postgres_unavailable,
     redis_unavailable,
