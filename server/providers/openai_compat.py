@@ -39,6 +39,7 @@ from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
 
 T = TypeVar("T")
+_REPLY_CAPS = ("max_tokens", "max_completion_tokens")
 _DONE = b"[DONE]"
 _DOWNLOAD_CHUNK_BYTES = 64 * 1024
 
@@ -234,6 +235,11 @@ class OpenAICompatibleProvider:
             client_body = orjson.loads(openai_body)
             if b'"cache_control"' in openai_body:
                 client_body = without_cache_control(client_body)
+            for cap in _REPLY_CAPS:
+                # The gateway's own reply cap (what a limited key's credit pays for) when the client
+                # set none: the one field of the request the gateway adds.
+                if cap not in client_body and params.HasField(cap):
+                    client_body[cap] = getattr(params, cap)
             return relay_request(client_body, upstream_model, stream)
         body = chat_codec.encode_chat_request(params, upstream_model, stream=stream)
         return orjson.dumps(_asking_for_usage(body) if stream else body)
