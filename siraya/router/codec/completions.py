@@ -9,12 +9,9 @@ writes OpenAI's CreateCompletionResponse, which is also the shape of each stream
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from siraya.router.codec.chat import usage_object
-from siraya.router.codec.errors import CodecError
 from siraya.router.codec.fields import (
     JsonObject,
     opt_bool,
@@ -26,16 +23,13 @@ from siraya.router.codec.routing import collect_extra_body, decode_routing, requ
 from siraya.router.codec.sampling_fields import (
     INT32_MAX,
     INT32_MIN,
-    INT64_MAX,
-    INT64_MIN,
     decode_logit_bias,
     decode_seed,
     decode_stop,
     decode_stream_options,
     int_in,
-    invalid_type,
 )
-from siraya.router.codec.validate import invalid_token_id
+from siraya.router.codec.text_or_tokens import decode_text_or_tokens
 from siraya.router.v1 import completions_pb2
 
 __all__ = ["completion_object", "decode_completion_request", "encode_completion"]
@@ -58,7 +52,6 @@ _KNOWN_KEYS = frozenset(
         "stream_options",
     }
 )
-_PROMPT_SHAPES = "a string, an array of strings, an array of token ids or an array of token id arrays"
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -67,7 +60,7 @@ _PROMPT_SHAPES = "a string, an array of strings, an array of token ids or an arr
 def decode_completion_request(body: JsonObject) -> completions_pb2.CompletionParams:
     """Decode a client's `POST /v1/completions` body (OpenAI's CreateCompletionRequest + routing)."""
     params = completions_pb2.CompletionParams(model=require_model(body))
-    _decode_prompt(body.get("prompt"), params)
+    decode_text_or_tokens(body.get("prompt"), params, "prompt")
     for key in _FLOAT_PARAMS:
         if key in body and (number := opt_float(body, key)) is not None:
             setattr(params, key, number)
@@ -87,51 +80,6 @@ def decode_completion_request(body: JsonObject) -> completions_pb2.CompletionPar
     decode_routing(body, params.routing)
     collect_extra_body(body, _KNOWN_KEYS, params.extra_body)
     return params
-
-
-def _decode_prompt(value: Any, params: completions_pb2.CompletionParams) -> None:
-    """Fill the prompt oneof. An empty array and ids no tokenizer knows are refused on the proto
-    (server/completion_prompts.py); here only a shape the proto cannot hold is."""
-    if isinstance(value, str):
-        params.text = value
-        return
-    if value is None:
-        raise CodecError("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
-    if not isinstance(value, list):
-        raise invalid_type("prompt", _PROMPT_SHAPES)
-    if not value:
-        params.texts.SetInParent()
-        return
-    first = value[0]
-    if isinstance(first, str):
-        for index, item in enumerate(value):
-            if not isinstance(item, str):
-                raise CodecError(
-                    f"Invalid value for 'prompt[{index}]': an array of strings must hold only strings.",
-                    f"prompt[{index}]",
-                )
-        params.texts.values.extend(value)
-    elif isinstance(first, list):
-        for index, ids in enumerate(value):
-            if not isinstance(ids, list):
-                raise CodecError(
-                    f"Invalid value for 'prompt[{index}]': an array of token id arrays must hold only "
-                    "arrays of token ids.",
-                    f"prompt[{index}]",
-                )
-            params.token_lists.values.add().values.extend(_token_ids(ids, f"prompt[{index}]"))
-    elif type(first) is int:
-        params.tokens.values.extend(_token_ids(value, "prompt"))
-    else:
-        raise CodecError(f"Invalid value for 'prompt[0]': expected {_PROMPT_SHAPES}.", "prompt[0]")
-
-
-def _token_ids(ids: list[Any], param: str) -> list[int]:
-    for index, token in enumerate(ids):
-        # `type(...) is int` also refuses bools, which are ints to Python.
-        if type(token) is not int or not INT64_MIN <= token <= INT64_MAX:
-            raise invalid_token_id(param, index)
-    return ids
 
 
 # --- replies ----------------------------------------------------------------------------------

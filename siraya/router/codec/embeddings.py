@@ -19,7 +19,7 @@ import orjson
 from siraya.router.codec.errors import CodecError
 from siraya.router.codec.fields import JsonObject, opt_int, opt_str, require_list, require_object
 from siraya.router.codec.routing import collect_extra_body, decode_routing, encode_extra_body, require_model
-from siraya.router.codec.validate import invalid_token_id
+from siraya.router.codec.text_or_tokens import decode_text_or_tokens
 from siraya.router.v1 import embeddings_pb2
 
 __all__ = [
@@ -31,7 +31,6 @@ __all__ = [
 
 _KNOWN_KEYS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
 _RESERVED = frozenset({"model", "input"})
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _INT32_MAX = 2**31 - 1
 # OpenAI's base64 is little-endian float32, whatever the host.
 _SWAP_BYTES = sys.byteorder == "big"
@@ -43,7 +42,7 @@ _SWAP_BYTES = sys.byteorder == "big"
 def decode_embedding_request(body: JsonObject) -> embeddings_pb2.EmbeddingParams:
     """Decode a client's `POST /v1/embeddings` body (OpenAI's CreateEmbeddingRequest + routing)."""
     params = embeddings_pb2.EmbeddingParams(model=require_model(body))
-    _decode_input(body.get("input"), params)
+    decode_text_or_tokens(body.get("input"), params, "input")
     encoding_format = opt_str(body, "encoding_format")
     if encoding_format is not None:
         params.encoding_format = encoding_format
@@ -74,63 +73,6 @@ def encode_embedding_request(params: embeddings_pb2.EmbeddingParams, upstream_mo
         body["user"] = params.user
     encode_extra_body(params.extra_body, body, _RESERVED)
     return body
-
-
-def _decode_input(value: Any, params: embeddings_pb2.EmbeddingParams) -> None:
-    """Fill the input oneof. Empty inputs and negative token ids are `check_embedding_params`'s to
-    refuse; here only a shape the proto cannot hold is."""
-    if isinstance(value, str):
-        params.text = value
-        return
-    if value is None:
-        raise CodecError("Missing required parameter: 'input'.", "input", "missing_required_parameter")
-    if not isinstance(value, list):
-        raise CodecError(
-            "Invalid type for 'input': expected a string or an array of strings, token ids or "
-            "token id arrays.",
-            "input",
-            "invalid_type",
-        )
-    if not value:
-        # An empty array: the oneof is set to an empty list, which the check refuses.
-        params.texts.SetInParent()
-        return
-    first = value[0]
-    if isinstance(first, str):
-        for index, item in enumerate(value):
-            if not isinstance(item, str):
-                raise CodecError(
-                    f"Invalid value for 'input[{index}]': every item of a string array must be a "
-                    "non-empty string.",
-                    f"input[{index}]",
-                )
-        params.texts.values.extend(value)
-    elif isinstance(first, list):
-        token_lists = params.token_lists.values
-        for index, ids in enumerate(value):
-            if not isinstance(ids, list):
-                raise CodecError(
-                    f"Invalid value for 'input[{index}]': every item of an array of token arrays must "
-                    "be a non-empty array of token ids.",
-                    f"input[{index}]",
-                )
-            token_lists.add().values.extend(_check_token_ids(ids, f"input[{index}]"))
-    elif type(first) is int:
-        params.tokens.values.extend(_check_token_ids(value, "input"))
-    else:
-        raise CodecError(
-            "Invalid value for 'input[0]': expected a string, a token id or an array of token ids.",
-            "input[0]",
-        )
-
-
-def _check_token_ids(ids: list[Any], param: str) -> list[int]:
-    """Integers an int64 holds; that they are token ids (>= 0) is the check's rule."""
-    for index, token in enumerate(ids):
-        # `type(...) is int` also refuses bools, which are ints to Python.
-        if type(token) is not int or token > _INT64_MAX or token < _INT64_MIN:
-            raise invalid_token_id(param, index)
-    return ids
 
 
 def _encode_input(params: embeddings_pb2.EmbeddingParams) -> str | list[str] | list[int] | list[list[int]]:
