@@ -11,15 +11,15 @@ from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any, TypeVar
 
-import aiohttp
 import orjson
 
 from server.config import LimitsConfig, OpenAIProviderConfig
-from server.errors import GatewayError, RequestTimeout, UpstreamError
+from server.errors import GatewayError, UpstreamError
 from server.providers.base import RequestContext, VideoContent
 from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
-from server.providers.http1_client import Http1Response
 from server.providers.sse_reader import SseParser
+from server.providers.stream_edge import StreamEdge, ended_early, require_event_stream
+from server.providers.transport import Reply, TransportError
 from server.providers.upstream_errors import classify_http_error, redact
 from server.providers.upstream_http import UpstreamHttp
 from siraya.router.codec import chat as chat_codec
@@ -72,7 +72,7 @@ class OpenAICompatibleProvider:
         body: Any = None,
         params: dict[str, str] | None = None,
         limit: int | None = None,
-    ) -> AbstractAsyncContextManager[Http1Response]:
+    ) -> AbstractAsyncContextManager[Reply]:
         data = orjson.dumps(body) if body is not None else None
         url = self._base_url + path
         return self._http.request(
@@ -108,12 +108,10 @@ class OpenAICompatibleProvider:
         and the caller, since every layer is paid again for each chunk.
         """
         async with self._open("POST", path, ctx, body) as response:
-            content_type = response.headers.get("Content-Type", "")
-            if "text/event-stream" not in content_type:
-                raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")
+            require_event_stream(self.name, response)
             parser = SseParser(self._limits.sse_event_bytes)
             content = response.content
-            try:
+            with StreamEdge(self.name):
                 while received := await content.readany():
                     for event, data in parser.feed(received):
                         if data == _DONE:
@@ -123,12 +121,8 @@ class OpenAICompatibleProvider:
                     if data == _DONE:
                         return
                     yield self._decode_event(event, data, decode, what)
-            except TimeoutError:
-                raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
-            except aiohttp.ClientPayloadError:
-                raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None
             if path.endswith("/chat/completions"):
-                raise UpstreamError(f"Provider '{self.name}' ended the stream before [DONE].")
+                raise ended_early(self.name, "[DONE]")
 
     def _decode_event(self, event: str | None, data: bytes, decode: Callable[[Any], T], what: str) -> T:
         try:
@@ -280,7 +274,7 @@ class OpenAICompatibleProvider:
             try:
                 async for chunk in response.content.iter_chunked(_DOWNLOAD_CHUNK_BYTES):
                     yield chunk
-            except aiohttp.ClientError:
+            except TransportError:
                 raise UpstreamError(f"Provider '{self.name}' cut the video download short.") from None
             finally:
                 await opened.__aexit__(None, None, None)

@@ -1,4 +1,5 @@
-"""What every provider type that calls an upstream over HTTP shares: URL, key, headers, pool and timeouts."""
+"""What every provider type that calls an upstream over HTTP shares: URL, key, headers, pool, timeouts
+and proxy."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any, ClassVar
 from pydantic import ValidationInfo, model_validator
 
 from server.config.base import FromLoader, HttpUrl, NonNegative, PositiveInt, Settings, load_context
+from server.config.proxy import ProxySetting, check_environment_proxies
+from server.providers.transport.proxies import DIRECT, parse_proxy_url
 
 __all__ = ["HttpProviderConfig"]
 
@@ -33,6 +36,9 @@ class HttpProviderConfig(Settings):
     max_connections: PositiveInt = 256
     # Serve "<provider>/<model>" for any upstream model, beyond the ones listed under models.
     passthrough_models: bool = False
+    # http://[user:pass@]host:port for every call to this provider, or `none`; unset: the
+    # environment's HTTPS_PROXY / HTTP_PROXY / NO_PROXY (server/providers/transport/proxies.py).
+    proxy: ProxySetting | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -43,7 +49,14 @@ class HttpProviderConfig(Settings):
         key = context.env.get(cls.api_key_env)
         return {**data, "api_key": FromLoader(key)} if key else data
 
+    @model_validator(mode="after")
+    def _environment_proxies_usable(self, info: ValidationInfo) -> HttpProviderConfig:
+        check_environment_proxies(self.proxy, load_context(info))
+        return self
+
     def secrets(self) -> tuple[str, ...]:
         """The credentials this provider holds, for the log redactor to know by value."""
         found = [self.api_key, *(v for k, v in self.headers.items() if k.lower() in self.secret_headers)]
+        if self.proxy is not None and self.proxy != DIRECT:
+            found.append(parse_proxy_url(self.proxy).password)
         return tuple(secret for secret in found if secret)
