@@ -1063,3 +1063,31 @@ async def test_close_fails_requests_queued_for_the_limit(make_client: ClientFact
         with pytest.raises(ClientClosed):
             await queued
     assert [request.split(b" ")[1] for request in seen] == [b"/holder"]
+
+
+# -- connect_to -----------------------------------------------------------------------------------
+
+
+async def test_connect_to_dials_only_the_given_addresses_keeping_the_host_name(
+    make_client: ClientFactory,
+) -> None:
+    # `.invalid` never resolves: success proves the name was not looked up; the refused address
+    # first proves the addresses are tried in turn.
+    seen: list[bytes] = []
+    client = make_client()
+    async with RawServer(answer_each_request(OK_REPLY, seen)) as server:
+        url = f"http://media.invalid:{server.port}/a.png"
+        async with client.request("GET", url, {}, connect_to=["127.0.0.2", "127.0.0.1"]) as response:
+            assert await response.read() == b"ok"
+    assert seen[0].startswith(f"GET /a.png HTTP/1.1\r\nHost: media.invalid:{server.port}\r\n".encode())
+    assert client.in_use == 0
+
+
+async def test_connect_to_with_no_address_that_answers_is_a_connect_error(make_client: ClientFactory) -> None:
+    client = make_client()
+    with pytest.raises(ConnectError, match="ConnectionRefusedError"):
+        async with client.request(
+            "GET", f"http://media.invalid:{closed_port()}/", {}, connect_to=["127.0.0.1"]
+        ):
+            pass
+    assert client.in_use == 0
