@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 
 from server.config import ConfigError, HttpProviderConfig, LimitsConfig
 from server.errors import GatewayError, RequestTimeout, UpstreamError
+from server.observability.logs import remember_secrets
 from server.providers.base import RequestContext
 from server.providers.transport import (
     Http1Client,
@@ -117,8 +118,14 @@ class UpstreamHttp:
 
 
 def provider_proxies(config: HttpProviderConfig, environ: Mapping[str, str]) -> ProxyRoutes:
-    """The proxies `config`'s calls go through; an unusable setting or variable is a ConfigError."""
+    """The proxies `config`'s calls go through; an unusable setting or variable is a ConfigError.
+
+    No message names a proxy's credentials; the log scrubber also learns its password by value, in
+    case a line from elsewhere ever quotes one.
+    """
     try:
-        return proxy_routes(config.proxy, environ)
+        routes = proxy_routes(config.proxy, environ)
     except ProxySettingError as error:
         raise ConfigError(f"providers.{config.name}: {error}") from None
+    remember_secrets(routes.secrets())
+    return routes
