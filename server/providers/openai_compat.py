@@ -18,7 +18,13 @@ from server.errors import GatewayError, UpstreamError
 from server.providers.base import RequestContext, VideoContent
 from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
 from server.providers.sse_reader import SseParser
-from server.providers.stream_edge import StreamEdge, ended_early, require_event_stream
+from server.providers.stream_edge import (
+    EVENT_STREAM,
+    STREAM_FAILURES,
+    ended_early,
+    not_an_event_stream,
+    stream_failure,
+)
 from server.providers.transport import Reply, TransportError
 from server.providers.upstream_errors import classify_http_error, redact
 from server.providers.upstream_http import UpstreamHttp
@@ -108,10 +114,11 @@ class OpenAICompatibleProvider:
         and the caller, since every layer is paid again for each chunk.
         """
         async with self._open("POST", path, ctx, body) as response:
-            require_event_stream(self.name, response)
+            if EVENT_STREAM not in response.headers.get("Content-Type", ""):
+                raise not_an_event_stream(self.name)
             parser = SseParser(self._limits.sse_event_bytes)
             content = response.content
-            with StreamEdge(self.name):
+            try:
                 while received := await content.readany():
                     for event, data in parser.feed(received):
                         if data == _DONE:
@@ -121,6 +128,8 @@ class OpenAICompatibleProvider:
                     if data == _DONE:
                         return
                     yield self._decode_event(event, data, decode, what)
+            except STREAM_FAILURES as error:
+                raise stream_failure(self.name, error) from None
             if path.endswith("/chat/completions"):
                 raise ended_early(self.name, "[DONE]")
 

@@ -29,7 +29,13 @@ from server.providers.base import RequestContext
 from server.providers.chat_only import ChatOnly
 from server.providers.param_policy import enforce_chat_support
 from server.providers.sse_reader import read_sse
-from server.providers.stream_edge import StreamEdge, ended_early, require_event_stream
+from server.providers.stream_edge import (
+    EVENT_STREAM,
+    STREAM_FAILURES,
+    ended_early,
+    not_an_event_stream,
+    stream_failure,
+)
 from server.providers.tool_call_limit import first_tool_call_only, first_tool_calls_streamed, single_tool_call
 from server.providers.transport import Reply
 from server.providers.upstream_http import UpstreamHttp
@@ -127,12 +133,14 @@ class AnthropicProvider(ChatOnly):
         body = self._body(params, upstream_model, stream=True)
         translator = StreamTranslator(self.name, secrets=self._secrets)
         async with self._post(body, ctx) as response:
-            require_event_stream(self.name, response)
+            if EVENT_STREAM not in response.headers.get("Content-Type", ""):
+                raise not_an_event_stream(self.name)
             try:
-                with StreamEdge(self.name):
-                    async for _, data in read_sse(response.content, self._limits.sse_event_bytes):
-                        for chunk in translator.feed(orjson.loads(data)):
-                            yield chunk
+                async for _, data in read_sse(response.content, self._limits.sse_event_bytes):
+                    for chunk in translator.feed(orjson.loads(data)):
+                        yield chunk
+            except STREAM_FAILURES as error:
+                raise stream_failure(self.name, error) from None
             except AnthropicShapeError as error:
                 raise UpstreamError(
                     f"Provider '{self.name}' sent an invalid stream event: {error}."
@@ -160,8 +168,9 @@ class AnthropicProvider(ChatOnly):
     async def relay_message_stream(self, body: JsonObject, ctx: RequestContext) -> AsyncIterator[JsonObject]:
         finished = False
         async with self._post(orjson.dumps(body), ctx) as response:
-            require_event_stream(self.name, response)
-            with StreamEdge(self.name):
+            if EVENT_STREAM not in response.headers.get("Content-Type", ""):
+                raise not_an_event_stream(self.name)
+            try:
                 async for _, data in read_sse(response.content):
                     event = orjson.loads(data)
                     if not isinstance(event, dict):
@@ -174,5 +183,7 @@ class AnthropicProvider(ChatOnly):
                     if kind == "message_stop":
                         finished = True
                     yield event
+            except STREAM_FAILURES as error:
+                raise stream_failure(self.name, error) from None
         if not finished:
             raise ended_early(self.name, "message_stop")

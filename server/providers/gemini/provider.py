@@ -39,7 +39,7 @@ from server.providers.media_splice import Payload, Splicer
 from server.providers.param_policy import enforce_chat_support, requires_parameters
 from server.providers.remote_media import Media, MediaFetcher, MediaPolicy, sniff_media_type
 from server.providers.sse_reader import read_sse
-from server.providers.stream_edge import StreamEdge, require_event_stream
+from server.providers.stream_edge import EVENT_STREAM, STREAM_FAILURES, not_an_event_stream, stream_failure
 from server.providers.tool_call_limit import first_tool_call_only, first_tool_calls_streamed, single_tool_call
 from server.providers.transport import Reply, TransportError
 from server.providers.upstream_http import UpstreamHttp
@@ -150,14 +150,17 @@ class GeminiProvider(ResponsesThroughChat):
     async def _stream_events(self, path: str, body: Payload, ctx: RequestContext) -> AsyncIterator[Any]:
         async with self._open("POST", self._url(path), ctx, body) as response:
             body.sent()
-            require_event_stream(self.name, response)
-            with StreamEdge(self.name):
+            if EVENT_STREAM not in response.headers.get("Content-Type", ""):
+                raise not_an_event_stream(self.name)
+            try:
                 async for _, data in read_sse(response.content, self._limits.sse_event_bytes):
                     parsed = orjson.loads(data)
                     if isinstance(parsed, dict) and "error" in parsed:
                         error = parse_google_error(parsed["error"])
                         raise classify_error(self.name, error, None, None, self._secrets)
                     yield parsed
+            except STREAM_FAILURES as error:
+                raise stream_failure(self.name, error) from None
 
     # -- chat and responses --------------------------------------------------------------------
 

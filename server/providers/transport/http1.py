@@ -45,13 +45,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from server.providers.transport.connection import (
-    Http1Connection,
-    Http1Response,
-    Origin,
-    ReplyBody,
-    wait_limit,
-)
+from server.providers.transport.connection import Http1Connection, Http1Response, Origin, ReplyBody
 from server.providers.transport.errors import (
     ClientClosed,
     ConnectError,
@@ -59,6 +53,7 @@ from server.providers.transport.errors import (
     InvalidURL,
     PoolTimeout,
     ProxyError,
+    ReadTimeout,
     ServerDisconnected,
     TransportError,
 )
@@ -148,8 +143,16 @@ class Http1Client:
         return self._open - idle - self._draining_count
 
     def wait_limit(self, deadline: float | None) -> float | None:
-        """The longest one wait on the server may take: the read timeout, cut to the deadline."""
-        return wait_limit(self._read_timeout, deadline)
+        """The longest one wait on the server may take: the read timeout, cut to the deadline.
+
+        (connection.wait_limit's body, written out: this runs on every call, and each call counts.)
+        """
+        if deadline is None:
+            return self._read_timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ReadTimeout()
+        return left if self._read_timeout is None else min(left, self._read_timeout)
 
     def _target(self, url: str) -> _Target:
         target = self._targets.get(url)
