@@ -31,7 +31,8 @@ from server.providers.remote_media import (
     parse_data_url,
     sniff_media_type,
 )
-from server.providers.transport import ClientClosed, Http1Client, Reply
+from server.providers.transport import ClientClosed, Http1Client, Reply, proxy_routes
+from tests.fakes.http_proxy import LoopbackProxy
 
 PARAM = "messages[0].content[1].image_url"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 56
@@ -664,3 +665,36 @@ def test_sniff_media_type() -> None:
     ]
     assert sniff_media_type(b"RIFF\x00\x00\x00\x00WAVE") is None
     assert sniff_media_type(b"") is None
+
+
+# --- through a proxy: the tunnel goes to the vetted address ------------------------------------
+
+
+async def test_through_a_proxy_the_tunnel_goes_to_the_vetted_address(server: MediaServer) -> None:
+    # The proxy could resolve media.test itself (to anything): it is given the vetted address instead.
+    async with LoopbackProxy() as proxy:
+        fetcher = MediaFetcher(
+            LOCAL,
+            resolve=_stub_dns({"media.test": ["127.0.0.1"]}),
+            proxies=proxy_routes(None, {"HTTPS_PROXY": proxy.url, "HTTP_PROXY": proxy.url}),
+        )
+        try:
+            media = await fetcher.fetch(server.url("/media/png", host="media.test"), PARAM)
+        finally:
+            await fetcher.close()
+    assert media.data == PNG
+    assert proxy.seen.tunnels == [f"127.0.0.1:{server.port}"]
+    assert proxy.seen.forwarded == []
+    assert server.hosts == [f"media.test:{server.port}"]
+
+
+async def test_a_proxy_that_refuses_is_a_refusal_naming_the_gateways_proxy(server: MediaServer) -> None:
+    async with LoopbackProxy(credentials=("u", "p")) as proxy:
+        fetcher = MediaFetcher(LOCAL, proxies=proxy_routes(proxy.url, {}))
+        try:
+            with pytest.raises(InvalidRequest) as error:
+                await fetcher.fetch(server.url("/media/png"), PARAM)
+        finally:
+            await fetcher.close()
+    assert "could not be fetched: the gateway's proxy asked for credentials" in _refusal(error)
+    assert server.paths == []
