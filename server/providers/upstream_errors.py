@@ -168,9 +168,12 @@ def transport_error(
     cause = error.__cause__ if isinstance(error, ConnectError) else None
     if isinstance(error, ConnectTimeout):
         limit = f" within {connect_timeout:g}s" if connect_timeout is not None else ""
+        through = " through its proxy" if error.proxy is not None else ""
         failure: GatewayError = RequestTimeout(
-            f"Provider '{provider}' could not be connected to{limit} (connect timeout) [{target}]."
+            f"Provider '{provider}' could not be connected to{through}{limit} (connect timeout) [{target}]."
         )
+        if error.proxy is not None:
+            url = f"{url} via proxy {error.proxy}"
     elif isinstance(error, PoolTimeout):
         failure = RequestTimeout(
             f"Provider '{provider}' had no free connection in time: all of its max_connections were"

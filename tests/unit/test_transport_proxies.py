@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from server.config import OpenAIProviderConfig
-from server.errors import UpstreamError
+from server.errors import RequestTimeout, UpstreamError
 from server.providers.base import RequestContext
 from server.providers.transport import (
     ConnectError,
@@ -377,3 +377,32 @@ async def test_a_proxy_failure_tells_the_client_what_happened_and_only_the_log_w
         f" http://127.0.0.1:{guarded_proxy.port}"
     )
     assert f"wrong-{PASSWORD}" in http.secrets  # the log scrubber knows the password by value
+
+
+async def test_a_proxy_that_never_answers_is_a_connect_timeout_through_the_proxy() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = OpenAIProviderConfig(
+        name="proxied",
+        base_url="https://api.example.com/v1",
+        proxy=f"http://127.0.0.1:{port}",
+        connect_timeout=0.2,
+    )
+    http = UpstreamHttp(config, classify_http_error)
+    try:
+        with pytest.raises(RequestTimeout) as raised:
+            async with http.request("POST", config.base_url + "/chat/completions", RequestContext("r1"), {}):
+                pass
+    finally:
+        await http.close()
+        server.close()
+    assert raised.value.message == (
+        "Provider 'proxied' could not be connected to through its proxy within 0.2s (connect timeout)"
+        " [POST /v1/chat/completions]."
+    )
+    assert raised.value.upstream_url == (
+        f"POST https://api.example.com/v1/chat/completions via proxy http://127.0.0.1:{port}"
+    )

@@ -67,7 +67,14 @@ class TransportTimeout(TransportError, TimeoutError):
 
 
 class ConnectTimeout(TransportTimeout):
-    """The TCP (and tunnel, and TLS) connect did not finish within `connect_timeout` or the deadline."""
+    """The TCP (and tunnel, and TLS) connect did not finish within `connect_timeout` or the deadline.
+
+    `proxy` is the proxy the connect went through (as shown: no credentials), if any.
+    """
+
+    def __init__(self, proxy: str | None = None) -> None:
+        super().__init__()
+        self.proxy = proxy
 
 
 class ReadTimeout(TransportTimeout):

@@ -324,10 +324,11 @@ class Http1Client:
         self, target: _Target, connect_to: Sequence[str] | None, deadline: float | None
     ) -> Http1Connection:
         limit = self._connect_timeout
+        proxy = target.proxy.shown if target.proxy is not None else None
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise ConnectTimeout()
+                raise ConnectTimeout(proxy)
             limit = left if limit is None else min(limit, left)
         try:
             return await asyncio.wait_for(self._dial(target, connect_to), limit)
@@ -335,7 +336,7 @@ class Http1Client:
             if isinstance(error, TransportError):
                 raise
             # An OSError too, but a slow connect is a timeout (408), not an unreachable host.
-            raise ConnectTimeout() from None
+            raise ConnectTimeout(proxy) from None
 
     async def _dial(self, target: _Target, connect_to: Sequence[str] | None) -> Http1Connection:
         """One connection for `target`: direct, to its proxy, or tunnelled through its proxy; each of
