@@ -4,21 +4,27 @@ Policies come from `accounts.moderation` in the config; each applies to its list
 (an empty list means all). A flag is a 403 `content_flagged` whose message names the categories and
 quotes a short snippet of the flagged input. When the upstream cannot answer, a policy either admits
 the request (fail-open) or refuses it (fail-closed, also a 403 `content_flagged`, saying so).
+
+The upstream is called through the transport seam (server/providers/transport/): one pooled client
+per policy, through the upstream's `proxy:` or the environment's proxies, each call bounded by the
+upstream's `timeout`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
 from google.protobuf.message import Message
 
-from server.config import ModerationConfig
+from server.config import ConfigError, ModerationConfig
 from server.errors import PermissionDenied
+from server.providers.transport import Http1Client, ProxySettingError, TransportError, proxy_routes
 from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, responses_pb2, videos_pb2
 
 __all__ = ["Flag", "ModerationUnavailable", "Moderator", "input_texts"]
@@ -81,8 +87,12 @@ def snippet(flag: Flag, limit: int) -> str:
     return ("…" if start else "") + cut + ("…" if start + limit < len(text) else "")
 
 
+# Verdict calls in flight at once, per policy.
+MAX_CONNECTIONS = 64
+
+
 class _Policy:
-    def __init__(self, config: ModerationConfig) -> None:
+    def __init__(self, config: ModerationConfig, environ: Mapping[str, str]) -> None:
         self.config = config
         self.models = frozenset(config.models)
         self.keys = frozenset(config.keys)
@@ -92,7 +102,14 @@ class _Policy:
         self._headers = {"Content-Type": "application/json"}
         if upstream is not None and upstream.api_key:
             self._headers["Authorization"] = f"Bearer {upstream.api_key}"
-        self._timeout = aiohttp.ClientTimeout(total=upstream.timeout if upstream else 5.0)
+        self._timeout = upstream.timeout if upstream else 5.0
+        self._client: Http1Client | None = None
+        if upstream is not None:
+            try:
+                proxies = proxy_routes(upstream.proxy, environ)
+            except ProxySettingError as error:
+                raise ConfigError(f"accounts.moderation ({config.name}).upstream: {error}") from None
+            self._client = Http1Client(MAX_CONNECTIONS, self._timeout, None, proxies=proxies)
 
     def applies(self, key_id: str, model: str) -> bool:
         return (not self.models or model in self.models) and (not self.keys or key_id in self.keys)
@@ -111,20 +128,21 @@ class _Policy:
                 return Flag(tuple(reasons), text, start)
         return None
 
-    async def ask_upstream(self, session: aiohttp.ClientSession, texts: Sequence[str]) -> Flag | None:
-        if self._url is None or not texts:
+    async def ask_upstream(self, texts: Sequence[str]) -> Flag | None:
+        if self._url is None or self._client is None or not texts:
             return None
         body: dict[str, object] = {"input": list(texts)}
         if self.config.upstream is not None and self.config.upstream.model:
             body["model"] = self.config.upstream.model
+        deadline = time.monotonic() + self._timeout
         try:
-            async with session.post(
-                self._url, data=orjson.dumps(body), headers=self._headers, timeout=self._timeout
+            async with self._client.request(
+                "POST", self._url, self._headers, orjson.dumps(body), deadline=deadline, limit=MAX_REPLY_BYTES
             ) as response:
                 if response.status != 200:
                     raise ModerationUnavailable(f"the moderation upstream answered {response.status}")
-                payload = orjson.loads(await _read_capped(response))
-        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as error:
+                payload = orjson.loads(await response.read())
+        except (TransportError, TimeoutError, orjson.JSONDecodeError) as error:
             raise ModerationUnavailable(type(error).__name__) from None
         results = payload.get("results") if isinstance(payload, dict) else None
         if not isinstance(results, list):
@@ -138,34 +156,23 @@ class _Policy:
                 return Flag(reasons, text)
         return None
 
-
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    """The verdicts, refused past MAX_REPLY_BYTES: an upstream must not make us hold an unbounded body."""
-    if (response.content_length or 0) > MAX_REPLY_BYTES:
-        raise ModerationUnavailable("the moderation upstream's reply is too large")
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > MAX_REPLY_BYTES:
-            raise ModerationUnavailable("the moderation upstream's reply is too large")
-    return bytes(body)
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
 
 
 class Moderator:
     """Every configured policy; `check` raises PermissionDenied(content_flagged) on a flag."""
 
-    def __init__(self, policies: Sequence[ModerationConfig]) -> None:
-        self._policies = tuple(_Policy(policy) for policy in policies)
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(
+        self, policies: Sequence[ModerationConfig], environ: Mapping[str, str] | None = None
+    ) -> None:
+        environ = os.environ if environ is None else environ
+        self._policies = tuple(_Policy(policy, environ) for policy in policies)
 
     @property
     def enabled(self) -> bool:
         return bool(self._policies)
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
 
     async def check(self, key_id: str, model: str, params: Message | None) -> None:
         policies = [policy for policy in self._policies if policy.applies(key_id, model)]
@@ -178,7 +185,7 @@ class Moderator:
             flag = policy.match_patterns(texts)
             if flag is None:
                 try:
-                    flag = await policy.ask_upstream(self._client(), texts)
+                    flag = await policy.ask_upstream(texts)
                 except ModerationUnavailable as error:
                     if policy.config.fail_open:
                         logger.warning(
@@ -197,6 +204,5 @@ class Moderator:
                 )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for policy in self._policies:
+            await policy.close()

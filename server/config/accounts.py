@@ -5,9 +5,19 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
 
-from server.config.base import HttpUrl, NonNegative, PostgresUrl, RedisUrl, Settings, problem, problems
+from server.config.base import (
+    HttpUrl,
+    NonNegative,
+    PostgresUrl,
+    RedisUrl,
+    Settings,
+    load_context,
+    problem,
+    problems,
+)
+from server.config.proxy import ProxySetting, check_environment_proxies
 
 __all__ = ["AccountsConfig", "ModerationConfig", "ModerationUpstreamConfig"]
 
@@ -19,6 +29,13 @@ class ModerationUpstreamConfig(Settings):
     api_key: str | None = None
     model: str | None = None
     timeout: Annotated[float, Field(ge=0.001)] = 5.0
+    # http://[user:pass@]host:port, or `none`; unset: the environment's HTTPS_PROXY / NO_PROXY.
+    proxy: ProxySetting | None = None
+
+    @model_validator(mode="after")
+    def _environment_proxies_usable(self, info: ValidationInfo) -> ModerationUpstreamConfig:
+        check_environment_proxies(self.proxy, load_context(info))
+        return self
 
 
 def _mapping_items(value: Any) -> Any:

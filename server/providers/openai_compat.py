@@ -11,14 +11,12 @@ from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any, TypeVar
 
-import aiohttp
 import orjson
 
 from server.config import LimitsConfig, OpenAIProviderConfig
-from server.errors import GatewayError, RequestTimeout, UpstreamError
+from server.errors import GatewayError, UpstreamError
 from server.providers.base import RequestContext, VideoContent
 from server.providers.chat_backed_responses import respond_via_chat, stream_response_via_chat
-from server.providers.http1_client import Http1Response
 from server.providers.openai_relay import (
     chunk_problem,
     completion_problem,
@@ -27,6 +25,14 @@ from server.providers.openai_relay import (
     without_cache_control,
 )
 from server.providers.sse_reader import SseParser
+from server.providers.stream_edge import (
+    EVENT_STREAM,
+    STREAM_FAILURES,
+    ended_early,
+    not_an_event_stream,
+    stream_failure,
+)
+from server.providers.transport import Reply, TransportError
 from server.providers.upstream_errors import classify_http_error, redact
 from server.providers.upstream_http import UpstreamHttp
 from siraya.router.codec import chat as chat_codec
@@ -80,7 +86,7 @@ class OpenAICompatibleProvider:
         body: Any = None,
         params: dict[str, str] | None = None,
         limit: int | None = None,
-    ) -> AbstractAsyncContextManager[Http1Response]:
+    ) -> AbstractAsyncContextManager[Reply]:
         """`body` is JSON to encode, or bytes already encoded (a relayed request)."""
         data = body if body is None or type(body) is bytes else orjson.dumps(body)
         url = self._base_url + path
@@ -118,9 +124,8 @@ class OpenAICompatibleProvider:
         the socket and the caller, since every layer is paid again for each chunk.
         """
         async with self._open("POST", path, ctx, body) as response:
-            content_type = response.headers.get("Content-Type", "")
-            if "text/event-stream" not in content_type:
-                raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")
+            if EVENT_STREAM not in response.headers.get("Content-Type", ""):
+                raise not_an_event_stream(self.name)
             parser = SseParser(self._limits.sse_event_bytes)
             content = response.content
             try:
@@ -133,12 +138,10 @@ class OpenAICompatibleProvider:
                     if data == _DONE:
                         return
                     yield handle(event, data)
-            except TimeoutError:
-                raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
-            except aiohttp.ClientPayloadError:
-                raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None
+            except STREAM_FAILURES as error:
+                raise stream_failure(self.name, error) from None
             if path.endswith("/chat/completions"):
-                raise UpstreamError(f"Provider '{self.name}' ended the stream before [DONE].")
+                raise ended_early(self.name, "[DONE]")
 
     def _decode_event(self, event: str | None, data: bytes, decode: Callable[[Any], T], what: str) -> T:
         try:
@@ -327,7 +330,7 @@ class OpenAICompatibleProvider:
             try:
                 async for chunk in response.content.iter_chunked(_DOWNLOAD_CHUNK_BYTES):
                     yield chunk
-            except aiohttp.ClientError:
+            except TransportError:
                 raise UpstreamError(f"Provider '{self.name}' cut the video download short.") from None
             finally:
                 await opened.__aexit__(None, None, None)

@@ -5,9 +5,11 @@ Fetching it is a server-side request forgery risk, so every hop is vetted:
 
 - the host is resolved once, before connecting, and refused if ANY address is non-public
   (loopback, private, link-local, unspecified, multicast, reserved, ...) unless the policy allows it;
-- the connection then goes only to those vetted addresses: the session's connector uses a resolver
-  pinned to them (no second lookup, so no DNS rebinding), while the Host header and TLS SNI stay
-  the original hostname;
+- the connection then goes only to those vetted addresses: the transport dials them (`connect_to`;
+  no second lookup, so no DNS rebinding), while the Host header and TLS SNI stay the original
+  hostname; through a proxy (the environment's HTTPS_PROXY / HTTP_PROXY / NO_PROXY: media comes
+  from anywhere, so a provider's own `proxy:` does not apply) the tunnel is opened to the vetted
+  address, so the proxy does not resolve the name again either;
 - redirects are followed by hand (at most three), each target vetted again;
 - one total timeout, a size cap enforced while streaming, and a content-type allow-list
   (with magic-byte sniffing when the server says `application/octet-stream`);
@@ -23,20 +25,30 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextvars
 import ipaddress
+import os
 import socket
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import unquote_to_bytes
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from server.errors import InvalidRequest
 from server.providers.media_budget import MediaLease, MediaLimits, ProcessMediaBudget, process_budget
+from server.providers.transport import (
+    ConnectError,
+    Http1Client,
+    InvalidURL,
+    ProxyError,
+    ProxyRoutes,
+    Reply,
+    ReplyError,
+    Transport,
+    TransportError,
+    proxy_routes,
+)
 
 __all__ = [
     "Media",
@@ -44,7 +56,6 @@ __all__ = [
     "MediaPolicy",
     "base64_text",
     "parse_data_url",
-    "pinned_connector",
     "sniff_media_type",
 ]
 
@@ -55,7 +66,8 @@ _CHUNK_BYTES = 64 * 1024
 # Types that say nothing about the bytes; the magic bytes decide instead.
 _UNTYPED = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/unknown"})
 _TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
-_NUMERIC_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+# Connections the default transport keeps, across every host fetched from.
+_MAX_CONNECTIONS = 32
 _USER_AGENT = "SirayaModelRouter/1 (media fetch)"
 
 Resolve = Callable[[str, int], Awaitable[list[str]]]
@@ -205,54 +217,6 @@ def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
-# The addresses vetted for the current fetch hop, by hostname. A context variable keeps
-# concurrent fetches (each in its own task) from ever seeing each other's answers.
-_PINNED: contextvars.ContextVar[Mapping[str, tuple[str, ...]]] = contextvars.ContextVar("_PINNED")
-
-
-class _PinnedResolver(AbstractResolver):
-    """Answers only with the addresses the fetcher vetted for this hop; never asks DNS."""
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        addresses = _PINNED.get({}).get(host.rstrip(".").lower())
-        if not addresses:
-            # Reached only if something connects without vetting first: refuse rather than look up.
-            raise OSError(f"{host} was not vetted for this fetch")
-        results: list[ResolveResult] = []
-        for address in addresses:
-            address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            if family in (socket.AF_INET, socket.AF_INET6) and family != address_family:
-                continue
-            results.append(
-                {
-                    "hostname": host,
-                    "host": address,
-                    "port": port,
-                    "family": address_family,
-                    "proto": socket.IPPROTO_TCP,
-                    "flags": _NUMERIC_FLAGS,
-                }
-            )
-        if not results:
-            raise OSError(f"{host} has no vetted address of the requested family")
-        return results
-
-    async def close(self) -> None:
-        return None
-
-
-def pinned_connector(**kwargs: Any) -> aiohttp.TCPConnector:
-    """A connector that dials only addresses `MediaFetcher` vetted.
-
-    A custom `session_factory` must build its session on this connector, or the vetting can be
-    bypassed by a second DNS answer (rebinding).
-    """
-    kwargs.setdefault("limit", 32)
-    return aiohttp.TCPConnector(resolver=_PinnedResolver(), use_dns_cache=False, **kwargs)
-
-
 async def _getaddrinfo(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(
         host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
@@ -264,53 +228,49 @@ async def _getaddrinfo(host: str, port: int) -> list[str]:
 
 
 class MediaFetcher:
-    """Fetches client media under a `MediaPolicy`; one pooled session, created on first use.
+    """Fetches client media under a `MediaPolicy`; one pooled transport, created on first use.
 
     `resolve(host, port) -> [address, ...]` replaces the event loop's getaddrinfo (tests map
     made-up hostnames with it); its answer is both what is vetted and what is dialled. `budget` is
     the process's media budget (by default the one shared by every fetcher with these `limits`).
+    `transport_factory` builds the transport (by default an Http1Client through the environment's
+    proxies); it must dial the `connect_to` addresses it is given, or vetting can be bypassed.
     """
 
     def __init__(
         self,
         policy: MediaPolicy = MediaPolicy(),  # noqa: B008 - frozen, so sharing the default is safe
-        session_factory: Callable[[], aiohttp.ClientSession] | None = None,
+        transport_factory: Callable[[], Transport] | None = None,
         *,
         resolve: Resolve | None = None,
         limits: MediaLimits = MediaLimits(),  # noqa: B008 - frozen
         budget: ProcessMediaBudget | None = None,
+        proxies: ProxyRoutes | None = None,
     ) -> None:
         self._policy = policy
         self._limits = limits
         self._budget = budget or process_budget(limits.bytes_in_flight, limits.fetches_in_flight)
-        self._session_factory = session_factory or self._default_session
+        self._proxies = proxies if proxies is not None else proxy_routes(None, os.environ)
+        self._transport_factory = transport_factory or self._default_transport
         self._resolve = resolve or _getaddrinfo
         self._allowed_types = frozenset(_normalize_type(t) for t in policy.allowed_content_types)
         self._accept = ", ".join(policy.allowed_content_types)
-        self._session: aiohttp.ClientSession | None = None
+        self._transport: Transport | None = None
 
-    @staticmethod
-    def _default_session() -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(
-            connector=pinned_connector(),
-            # The fetch's own deadline governs; aiohttp's 5-minute default must not cut in first.
-            timeout=aiohttp.ClientTimeout(total=None),
-            # Never carry one client's cookies into another client's fetch.
-            cookie_jar=aiohttp.DummyCookieJar(),
-            # Bytes are counted as they arrive; a compressed body could expand past the cap unseen.
-            auto_decompress=False,
-            trust_env=False,
-        )
+    def _default_transport(self) -> Transport:
+        # The fetch's own timeout governs every wait; the connect gets no more than all of it.
+        # Nothing is decompressed (no Accept-Encoding is sent) and no cookie is ever kept.
+        return Http1Client(_MAX_CONNECTIONS, self._policy.timeout, None, proxies=self._proxies)
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = self._session_factory()
-        return self._session
+    def _client(self) -> Transport:
+        if self._transport is None:
+            self._transport = self._transport_factory()
+        return self._transport
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._transport is not None:
+            await self._transport.close()
+            self._transport = None
 
     async def fetch(self, url: str, param: str) -> Media:
         """The bytes behind `url`: a data: URL decoded, an https:// URL fetched; others refused.
@@ -397,11 +357,7 @@ class MediaFetcher:
             host = target.raw_host
             assert host is not None and target.port is not None  # _check_url ensured both
             addresses = await self._vet_host(host, target.port, param)
-            token = _PINNED.set({host.rstrip(".").lower(): addresses})
-            try:
-                location = await self._get(target, param, lease)
-            finally:
-                _PINNED.reset(token)
+            location = await self._get(target, addresses, param, lease)
             if isinstance(location, Media):
                 return location
             try:
@@ -448,11 +404,14 @@ class MediaFetcher:
             raise _refuse(f"The URL's host '{host}' is a private, local or reserved network address", param)
         return tuple(dict.fromkeys(addresses))
 
-    async def _get(self, url: URL, param: str, lease: MediaLease) -> Media | str:
-        """One hop: the media, or the Location of a redirect."""
+    async def _get(self, url: URL, addresses: Sequence[str], param: str, lease: MediaLease) -> Media | str:
+        """One hop, dialling only the vetted `addresses`: the media, or the Location of a redirect.
+
+        A refusal raised inside the reply's block closes its connection instead of reading the rest.
+        """
         headers = {"Accept": self._accept, "Accept-Encoding": "identity", "User-Agent": _USER_AGENT}
         try:
-            async with self._client().get(url, headers=headers, allow_redirects=False) as response:
+            async with self._client().request("GET", str(url), headers, connect_to=addresses) as response:
                 if response.status in _REDIRECT_STATUSES:
                     location = response.headers.get("Location")
                     if not location:
@@ -468,20 +427,23 @@ class MediaFetcher:
                     self._check_type(declared, param)
                 length = response.content_length
                 if length is not None and length > self._policy.max_bytes:
-                    response.close()
                     raise self._too_large(param)
                 data = await self._read_capped(response, param, lease)
-        except InvalidRequest:
-            raise
-        except aiohttp.ClientConnectorCertificateError:
-            raise _refuse("The URL's TLS certificate could not be verified", param) from None
-        except aiohttp.ClientConnectorError:
+        except (InvalidRequest, TimeoutError):
+            raise  # a timeout is the whole fetch's, reported with its limit by _fetch_one
+        except ProxyError as error:
+            raise _refuse(
+                f"The URL could not be fetched: the gateway's proxy {error.reason}", param
+            ) from None
+        except ConnectError as error:
+            if isinstance(error.__cause__, ssl.SSLCertVerificationError):
+                raise _refuse("The URL's TLS certificate could not be verified", param) from None
             raise _refuse("The URL's host could not be reached", param) from None
-        except aiohttp.ClientPayloadError:
+        except ReplyError:
             raise _refuse("The URL's response body was cut short or malformed", param) from None
-        except aiohttp.InvalidURL:
+        except InvalidURL:
             raise _refuse("The URL is malformed", param) from None
-        except (aiohttp.ClientError, OSError) as error:
+        except TransportError as error:
             raise _refuse(f"The URL could not be fetched ({type(error).__name__})", param) from None
         media_type = declared
         if declared in _UNTYPED:
@@ -489,9 +451,7 @@ class MediaFetcher:
             self._check_type(media_type, param)
         return Media(data=data, media_type=media_type)
 
-    async def _read_capped(
-        self, response: aiohttp.ClientResponse, param: str, lease: MediaLease
-    ) -> bytearray:
+    async def _read_capped(self, response: Reply, param: str, lease: MediaLease) -> bytearray:
         """The body, counted against the URL's cap and the request's budget as it arrives.
 
         A declared length is counted at once and read into one buffer of that size (no copy when
@@ -521,11 +481,8 @@ class MediaFetcher:
                     lease.take(len(chunk), param)
                     if len(body) > self._policy.max_bytes:
                         raise self._too_large(param)
-        except BaseException as error:
+        except BaseException:
             del body[:]
-            if isinstance(error, InvalidRequest):
-                # Drop the connection instead of draining the rest of a refused body.
-                response.close()
             raise
         if not body:
             raise _refuse("The URL answered with an empty body", param)

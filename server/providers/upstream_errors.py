@@ -14,7 +14,6 @@ import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from server.errors import (
@@ -26,7 +25,14 @@ from server.errors import (
     UpstreamOverloaded,
 )
 from server.observability.logs import redact as scrub_secrets
-from server.providers.http1_client import ConnectTimeout
+from server.providers.transport.errors import (
+    ConnectError,
+    ConnectTimeout,
+    PoolTimeout,
+    ProxyError,
+    ReplyError,
+    ServerDisconnected,
+)
 
 MAX_RETRY_AFTER_SECONDS = 3600.0
 # An upstream's own message is cut to this many characters: enough for any real explanation.
@@ -163,21 +169,38 @@ def transport_error(
     connect_timeout: float | None = None,
     read_timeout: float | None = None,
 ) -> GatewayError:
-    """The one mapping of a failure on the wire (no HTTP answer, or a cut one) to the error tree.
+    """The one mapping of the transport's error tree (a failure on the wire: no HTTP answer, or a
+    cut one) to the gateway's.
 
-    Refused, DNS, TLS, connect timeout, a dropped connection and a reply cut short each say so:
-    they call for different fixes (start the server, fix the host name, fix the scheme or the
-    certificate, look at the network, look at the upstream's health).
+    Refused, DNS, TLS, connect timeout, a proxy that would not relay, a dropped connection and a
+    reply cut short each say so: they call for different fixes (start the server, fix the host name,
+    fix the scheme or the certificate, fix the proxy, look at the network, look at the upstream's
+    health). The client is told that a proxy failed and how; the log line (`upstream_url`) also
+    names the proxy, by its host and port only, never its credentials.
     """
-    cause = error.__cause__ if isinstance(error, aiohttp.ClientConnectionError) else None
+    cause = error.__cause__ if isinstance(error, ConnectError) else None
     if isinstance(error, ConnectTimeout):
         limit = f" within {connect_timeout:g}s" if connect_timeout is not None else ""
+        through = " through its proxy" if error.proxy is not None else ""
         failure: GatewayError = RequestTimeout(
-            f"Provider '{provider}' could not be connected to{limit} (connect timeout) [{target}]."
+            f"Provider '{provider}' could not be connected to{through}{limit} (connect timeout) [{target}]."
+        )
+        if error.proxy is not None:
+            url = f"{url} via proxy {error.proxy}"
+    elif isinstance(error, PoolTimeout):
+        failure = RequestTimeout(
+            f"Provider '{provider}' had no free connection in time: all of its max_connections were"
+            f" busy [{target}]."
         )
     elif isinstance(error, TimeoutError):
         limit = f" within {read_timeout:g}s" if read_timeout is not None else ""
         failure = RequestTimeout(f"Provider '{provider}' did not answer{limit} (read timeout) [{target}].")
+    elif isinstance(error, ProxyError):
+        failure = UpstreamError(
+            f"Provider '{provider}' could not be reached through its proxy: the proxy {error.reason}"
+            f" [{target}]."
+        )
+        url = f"{url} via proxy {error.proxy}"
     elif isinstance(cause, ConnectionRefusedError):
         failure = UpstreamError(
             f"Provider '{provider}' refused the connection: nothing listens at its base_url's host"
@@ -198,9 +221,9 @@ def transport_error(
             f"Provider '{provider}' failed the TLS handshake ({cause.reason or 'TLS error'}); does its"
             f" base_url use https for a server that speaks plain http? [{target}]."
         )
-    elif isinstance(error, aiohttp.ServerDisconnectedError):
+    elif isinstance(error, ServerDisconnected):
         failure = UpstreamError(f"Provider '{provider}' closed the connection without answering [{target}].")
-    elif isinstance(error, aiohttp.ClientPayloadError):
+    elif isinstance(error, ReplyError):
         failure = UpstreamError(f"Provider '{provider}' cut its reply short [{target}].")
     elif isinstance(cause, OSError):
         failure = UpstreamError(

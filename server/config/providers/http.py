@@ -1,4 +1,5 @@
-"""What every provider type that calls an upstream over HTTP shares: URL, key, headers, pool and timeouts."""
+"""What every provider type that calls an upstream over HTTP shares: URL, key, headers, pool, timeouts
+and proxy."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from server.config.base import (
     load_context,
     problem,
 )
+from server.config.proxy import ProxySetting, check_environment_proxies
+from server.providers.transport.proxies import DIRECT, parse_proxy_url
 
 __all__ = ["HttpProviderConfig"]
 
@@ -55,6 +58,10 @@ class HttpProviderConfig(Settings):
             raise problem(f"unknown price catalogue '{name}' (known: {', '.join(known)})")
         return name
 
+    # http://[user:pass@]host:port for every call to this provider, or `none`; unset: the
+    # environment's HTTPS_PROXY / HTTP_PROXY / NO_PROXY (server/providers/transport/proxies.py).
+    proxy: ProxySetting | None = None
+
     @model_validator(mode="before")
     @classmethod
     def _api_key_from_env(cls, data: Any, info: ValidationInfo) -> Any:
@@ -64,7 +71,14 @@ class HttpProviderConfig(Settings):
         key = context.env.get(cls.api_key_env)
         return {**data, "api_key": FromLoader(key)} if key else data
 
+    @model_validator(mode="after")
+    def _environment_proxies_usable(self, info: ValidationInfo) -> HttpProviderConfig:
+        check_environment_proxies(self.proxy, load_context(info))
+        return self
+
     def secrets(self) -> tuple[str, ...]:
         """The credentials this provider holds, for the log redactor to know by value."""
         found = [self.api_key, *(v for k, v in self.headers.items() if k.lower() in self.secret_headers)]
+        if self.proxy is not None and self.proxy != DIRECT:
+            found.append(parse_proxy_url(self.proxy).password)
         return tuple(secret for secret in found if secret)

@@ -16,22 +16,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 
-import aiohttp
 import orjson
 
 from server.config import AnthropicProviderConfig, LimitsConfig
 from server.config.providers.anthropic import DEFAULT_BASE_URL
-from server.errors import RequestTimeout, UpstreamError
+from server.errors import UpstreamError
 from server.providers.anthropic.errors import error_from_event, error_from_response
 from server.providers.anthropic.request import ANTHROPIC_SUPPORT, resolve_media, to_anthropic
 from server.providers.anthropic.response import AnthropicShapeError, from_anthropic
 from server.providers.anthropic.stream import StreamTranslator
 from server.providers.base import RequestContext
 from server.providers.chat_only import ChatOnly
-from server.providers.http1_client import Http1Response
 from server.providers.param_policy import enforce_chat_support
 from server.providers.sse_reader import read_sse
+from server.providers.stream_edge import (
+    EVENT_STREAM,
+    STREAM_FAILURES,
+    ended_early,
+    not_an_event_stream,
+    stream_failure,
+)
 from server.providers.tool_call_limit import first_tool_call_only, first_tool_calls_streamed, single_tool_call
+from server.providers.transport import Reply
 from server.providers.upstream_http import UpstreamHttp
 from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2
@@ -93,7 +99,7 @@ class AnthropicProvider(ChatOnly):
 
     def _post(
         self, body: bytes, ctx: RequestContext, limit: int | None = None
-    ) -> AbstractAsyncContextManager[Http1Response]:
+    ) -> AbstractAsyncContextManager[Reply]:
         return self._http.request("POST", self._url, ctx, self._request_headers(ctx), body, limit=limit)
 
     # chat
@@ -127,24 +133,20 @@ class AnthropicProvider(ChatOnly):
         body = self._body(params, upstream_model, stream=True)
         translator = StreamTranslator(self.name, secrets=self._secrets)
         async with self._post(body, ctx) as response:
-            if "text/event-stream" not in response.headers.get("Content-Type", ""):
-                raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")
+            if EVENT_STREAM not in response.headers.get("Content-Type", ""):
+                raise not_an_event_stream(self.name)
             try:
                 async for _, data in read_sse(response.content, self._limits.sse_event_bytes):
                     for chunk in translator.feed(orjson.loads(data)):
                         yield chunk
-            except orjson.JSONDecodeError:
-                raise UpstreamError(f"Provider '{self.name}' sent a malformed stream event.") from None
+            except STREAM_FAILURES as error:
+                raise stream_failure(self.name, error) from None
             except AnthropicShapeError as error:
                 raise UpstreamError(
                     f"Provider '{self.name}' sent an invalid stream event: {error}."
                 ) from None
-            except TimeoutError:
-                raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
-            except aiohttp.ClientPayloadError:
-                raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None
         if not translator.finished:
-            raise UpstreamError(f"Provider '{self.name}' ended the stream before message_stop.")
+            raise ended_early(self.name, "message_stop")
 
     # Anthropic Messages, relayed: the body and the events pass through, parsed only to be metered
 
@@ -166,8 +168,8 @@ class AnthropicProvider(ChatOnly):
     async def relay_message_stream(self, body: JsonObject, ctx: RequestContext) -> AsyncIterator[JsonObject]:
         finished = False
         async with self._post(orjson.dumps(body), ctx) as response:
-            if "text/event-stream" not in response.headers.get("Content-Type", ""):
-                raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")
+            if EVENT_STREAM not in response.headers.get("Content-Type", ""):
+                raise not_an_event_stream(self.name)
             try:
                 async for _, data in read_sse(response.content):
                     event = orjson.loads(data)
@@ -181,11 +183,7 @@ class AnthropicProvider(ChatOnly):
                     if kind == "message_stop":
                         finished = True
                     yield event
-            except orjson.JSONDecodeError:
-                raise UpstreamError(f"Provider '{self.name}' sent a malformed stream event.") from None
-            except TimeoutError:
-                raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
-            except aiohttp.ClientPayloadError:
-                raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None
+            except STREAM_FAILURES as error:
+                raise stream_failure(self.name, error) from None
         if not finished:
-            raise UpstreamError(f"Provider '{self.name}' ended the stream before message_stop.")
+            raise ended_early(self.name, "message_stop")

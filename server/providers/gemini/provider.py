@@ -19,13 +19,12 @@ from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 from yarl import URL
 
 from server.config import GeminiProviderConfig, LimitsConfig
 from server.config.providers.gemini import DEFAULT_BASE_URL
-from server.errors import InvalidRequest, RequestTimeout, UpstreamError
+from server.errors import InvalidRequest, UpstreamError
 from server.providers.base import RequestContext, VideoContent
 from server.providers.chat_only import ResponsesThroughChat
 from server.providers.embedding_input import load_tokenizer_for
@@ -35,13 +34,14 @@ from server.providers.gemini.errors import classify_error, error_from_body, pars
 from server.providers.gemini.request import CHAT_SUPPORT, generate_content_request, media_references
 from server.providers.gemini.response import MalformedResponse, chat_completion
 from server.providers.gemini.stream import ChunkTranslator
-from server.providers.http1_client import Http1Response
 from server.providers.media_budget import MediaLimits
 from server.providers.media_splice import Payload, Splicer
 from server.providers.param_policy import enforce_chat_support, requires_parameters
 from server.providers.remote_media import Media, MediaFetcher, MediaPolicy, sniff_media_type
 from server.providers.sse_reader import read_sse
+from server.providers.stream_edge import EVENT_STREAM, STREAM_FAILURES, not_an_event_stream, stream_failure
 from server.providers.tool_call_limit import first_tool_call_only, first_tool_calls_streamed, single_tool_call
+from server.providers.transport import Reply, TransportError
 from server.providers.upstream_http import UpstreamHttp
 from siraya.router.v1 import chat_pb2, embeddings_pb2, images_pb2, videos_pb2
 
@@ -114,7 +114,7 @@ class GeminiProvider(ResponsesThroughChat):
         *,
         with_key: bool = True,
         limit: int | None = None,
-    ) -> AbstractAsyncContextManager[Http1Response]:
+    ) -> AbstractAsyncContextManager[Reply]:
         if isinstance(body, Payload):
             data: bytes | list[bytes] | None = body.pieces
         else:
@@ -150,24 +150,17 @@ class GeminiProvider(ResponsesThroughChat):
     async def _stream_events(self, path: str, body: Payload, ctx: RequestContext) -> AsyncIterator[Any]:
         async with self._open("POST", self._url(path), ctx, body) as response:
             body.sent()
-            if "text/event-stream" not in response.headers.get("Content-Type", ""):
-                raise UpstreamError(f"Provider '{self.name}' did not answer with an event stream.")
+            if EVENT_STREAM not in response.headers.get("Content-Type", ""):
+                raise not_an_event_stream(self.name)
             try:
                 async for _, data in read_sse(response.content, self._limits.sse_event_bytes):
-                    try:
-                        parsed = orjson.loads(data)
-                    except orjson.JSONDecodeError:
-                        raise UpstreamError(
-                            f"Provider '{self.name}' sent a malformed stream event."
-                        ) from None
+                    parsed = orjson.loads(data)
                     if isinstance(parsed, dict) and "error" in parsed:
                         error = parse_google_error(parsed["error"])
                         raise classify_error(self.name, error, None, None, self._secrets)
                     yield parsed
-            except TimeoutError:
-                raise RequestTimeout(f"Provider '{self.name}' stalled mid-stream.") from None
-            except aiohttp.ClientPayloadError:
-                raise UpstreamError(f"Provider '{self.name}' cut the stream short.") from None
+            except STREAM_FAILURES as error:
+                raise stream_failure(self.name, error) from None
 
     # -- chat and responses --------------------------------------------------------------------
 
@@ -311,7 +304,7 @@ class GeminiProvider(ResponsesThroughChat):
 
     async def _open_download(
         self, uri: str, ctx: RequestContext
-    ) -> tuple[AbstractAsyncContextManager[Http1Response], Http1Response]:
+    ) -> tuple[AbstractAsyncContextManager[Reply], Reply]:
         """Open the file URI, following redirects by hand so the key never leaves the API's origin."""
         for _ in range(_MAX_REDIRECTS + 1):
             opened = self._open("GET", uri, ctx, with_key=_origin(uri) == self._origin)
@@ -338,7 +331,7 @@ class GeminiProvider(ResponsesThroughChat):
             try:
                 async for chunk in response.content.iter_chunked(_DOWNLOAD_CHUNK_BYTES):
                     yield chunk
-            except (TimeoutError, aiohttp.ClientError):
+            except TransportError:
                 raise UpstreamError(f"Provider '{self.name}' cut the video download short.") from None
             finally:
                 await opened.__aexit__(None, None, None)

@@ -47,7 +47,7 @@ def test_every_problem_in_the_file_is_reported_at_once_with_its_path(tmp_path: P
         "providers.vllm.headers.X-Team: unclosed '${' (expected ${NAME} or ${NAME:-default}; "
         "write $${ for a literal ${)",
         "providers.claude.native_responses: unknown field (known: base_url, api_key, headers, "
-        "connect_timeout, read_timeout, max_connections, passthrough_models, price_catalogue, type)",
+        "connect_timeout, read_timeout, max_connections, passthrough_models, price_catalogue, proxy, type)",
         "models[0].upstream_modle: unknown field; did you mean `upstream_model`?",
         "models[1].id: duplicate model id 'llama'",
         "models[1].provider: unknown provider 'nope'",

@@ -37,12 +37,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
-from server.providers import http1_client
-from server.providers.http1_client import DRAIN_BYTES, DRAIN_SECONDS, HIGH_WATER, Http1Client
+from server.providers.transport import (
+    ClientClosed,
+    ConnectError,
+    InvalidURL,
+    ReplyError,
+    ServerDisconnected,
+    TransportError,
+    http1,
+)
+from server.providers.transport.connection import HIGH_WATER
+from server.providers.transport.http1 import DRAIN_BYTES, DRAIN_SECONDS, Http1Client
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -350,7 +358,7 @@ async def test_reply_headers_are_case_insensitive_and_keep_repeats(make_client: 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "http:///no-host", "not a url"])
 async def test_unusable_url_raises_invalid_url(make_client: ClientFactory, url: str) -> None:
     client = make_client()
-    with pytest.raises(aiohttp.InvalidURL):
+    with pytest.raises(InvalidURL):
         async with client.request("GET", url, {}):
             pass
     assert client.in_use == 0
@@ -585,7 +593,7 @@ async def test_a_dropped_request_is_sent_again_at_most_once_and_only_if_nothing_
     client = make_client(limit=1)
     async with RawServer(answer_first_then(after, answered_connections)) as server:
         assert await get_body(client, server.url) == (200, b"ok")
-        with pytest.raises(aiohttp.ServerDisconnectedError):
+        with pytest.raises(ServerDisconnected):
             await get_body(client, server.url)
         assert server.accepted == (1 if after else 2)
         assert client.in_use == 0
@@ -594,7 +602,7 @@ async def test_a_dropped_request_is_sent_again_at_most_once_and_only_if_nothing_
         if after:
             assert await get_body(client, server.url) == (200, b"ok")
         else:
-            with pytest.raises(aiohttp.ServerDisconnectedError):
+            with pytest.raises(ServerDisconnected):
                 await get_body(client, server.url)  # a new connection, dropped: not sent again
             assert server.accepted == 3
     assert client.in_use == 0
@@ -811,7 +819,7 @@ async def test_slow_reader_gets_a_large_body_complete_with_reading_paused(make_c
 async def test_refused_connection_raises_and_frees_its_slot(make_client: ClientFactory) -> None:
     client = make_client(limit=1)
     for _ in range(2):
-        with pytest.raises(aiohttp.ClientConnectionError, match="ConnectionRefusedError"):
+        with pytest.raises(ConnectError, match="ConnectionRefusedError"):
             await get_body(client, f"http://127.0.0.1:{closed_port()}/")
         assert client.in_use == 0
     async with RawServer(answer_each_request(OK_REPLY)) as server:
@@ -824,9 +832,9 @@ async def test_server_hanging_up_before_the_reply_raises_disconnected(make_clien
 
     client = make_client()
     async with RawServer(hang_up) as server:
-        with pytest.raises(aiohttp.ClientConnectionError) as raised:
+        with pytest.raises(TransportError) as raised:
             await get_body(client, server.url)
-    assert isinstance(raised.value, aiohttp.ServerDisconnectedError)
+    assert isinstance(raised.value, ServerDisconnected)
     assert client.in_use == 0
 
 
@@ -840,7 +848,7 @@ async def test_chunked_body_cut_midway_raises_payload_error(make_client: ClientF
     client = make_client()
     received = bytearray()
     async with RawServer(cut) as server:
-        with pytest.raises(aiohttp.ClientPayloadError, match="mid-reply"):
+        with pytest.raises(ReplyError, match="mid-reply"):
             async with client.request("GET", server.url, {}) as response:
                 if reading == "read":
                     await response.read()
@@ -857,7 +865,7 @@ async def test_body_shorter_than_its_content_length_raises_payload_error(make_cl
         await writer.drain()
 
     async with RawServer(short) as server:
-        with pytest.raises(aiohttp.ClientPayloadError):
+        with pytest.raises(ReplyError):
             await get_body(make_client(), server.url)
 
 
@@ -870,7 +878,7 @@ async def test_invalid_reply_raises_payload_error(make_client: ClientFactory) ->
 
     client = make_client()
     async with RawServer(garbage) as server:
-        with pytest.raises(aiohttp.ClientPayloadError, match="invalid HTTP reply"):
+        with pytest.raises(ReplyError, match="invalid HTTP reply"):
             await get_body(client, server.url)
         assert await eventually(lambda: server.ended == 1)  # the client dropped the connection
     assert client.in_use == 0
@@ -886,7 +894,7 @@ async def test_header_with_a_line_break_is_refused_before_sending(
 ) -> None:
     client = make_client()
     async with RawServer(answer_each_request(OK_REPLY)) as server:
-        with pytest.raises(aiohttp.ClientConnectionError, match="line break"):
+        with pytest.raises(InvalidURL, match="line break"):
             async with client.request("POST", server.url, headers, b"{}"):
                 pass
         await asyncio.sleep(0.02)
@@ -996,7 +1004,7 @@ async def test_self_signed_certificate_is_rejected(
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     client = make_client()
     async with RawServer(answer_each_request(OK_REPLY), tls=server_tls(*self_signed)) as server:
-        with pytest.raises(aiohttp.ClientConnectionError, match="SSLCertVerificationError"):
+        with pytest.raises(ConnectError, match="SSLCertVerificationError"):
             await get_body(client, server.url)
     assert server.accepted == 0  # no request got through a handshake
     assert client.in_use == 0
@@ -1008,7 +1016,7 @@ async def test_trusted_certificate_carries_requests_over_tls(
     # The system's default context reads SSL_CERT_FILE: trust the test certificate the ordinary way.
     # The client loads that context once per process, so this test gets a fresh one of its own.
     monkeypatch.setenv("SSL_CERT_FILE", str(self_signed[0]))
-    monkeypatch.setattr(http1_client, "_default_tls", functools.cache(ssl.create_default_context))
+    monkeypatch.setattr(http1, "_default_tls", functools.cache(ssl.create_default_context))
     seen: list[bytes] = []
     client = make_client()
     async with RawServer(answer_each_request(OK_REPLY, seen), tls=server_tls(*self_signed)) as server:
@@ -1028,7 +1036,7 @@ async def test_close_drops_idle_connections_and_refuses_new_requests(make_client
         assert await get_body(client, server.url) == (200, b"ok")
         await client.close()
         assert await eventually(lambda: server.ended == 1)
-        with pytest.raises(aiohttp.ClientConnectionError, match="closed"):
+        with pytest.raises(ClientClosed, match="closed"):
             await get_body(client, server.url)
     assert server.accepted == 1
     assert client.in_use == 0
@@ -1052,6 +1060,34 @@ async def test_close_fails_requests_queued_for_the_limit(make_client: ClientFact
             await asyncio.sleep(0.02)
             await client.close()
             assert await response.read() == b"ok"
-        with pytest.raises(aiohttp.ClientConnectionError):
+        with pytest.raises(ClientClosed):
             await queued
     assert [request.split(b" ")[1] for request in seen] == [b"/holder"]
+
+
+# -- connect_to -----------------------------------------------------------------------------------
+
+
+async def test_connect_to_dials_only_the_given_addresses_keeping_the_host_name(
+    make_client: ClientFactory,
+) -> None:
+    # `.invalid` never resolves: success proves the name was not looked up; the refused address
+    # first proves the addresses are tried in turn.
+    seen: list[bytes] = []
+    client = make_client()
+    async with RawServer(answer_each_request(OK_REPLY, seen)) as server:
+        url = f"http://media.invalid:{server.port}/a.png"
+        async with client.request("GET", url, {}, connect_to=["127.0.0.2", "127.0.0.1"]) as response:
+            assert await response.read() == b"ok"
+    assert seen[0].startswith(f"GET /a.png HTTP/1.1\r\nHost: media.invalid:{server.port}\r\n".encode())
+    assert client.in_use == 0
+
+
+async def test_connect_to_with_no_address_that_answers_is_a_connect_error(make_client: ClientFactory) -> None:
+    client = make_client()
+    with pytest.raises(ConnectError, match="ConnectionRefusedError"):
+        async with client.request(
+            "GET", f"http://media.invalid:{closed_port()}/", {}, connect_to=["127.0.0.1"]
+        ):
+            pass
+    assert client.in_use == 0

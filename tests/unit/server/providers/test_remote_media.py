@@ -2,7 +2,7 @@
 
 Loopback is private, so the positive tests opt in with `allow_private_addresses=True` (and
 `allow_http=True`). Refusals of private targets are proved before any connection is made: those
-fetchers get a session factory that fails the test if it is ever called. Made-up hostnames are
+fetchers get a transport factory that fails the test if it is ever called. Made-up hostnames are
 mapped with the fetcher's `resolve` hook, never sent to a real resolver.
 """
 
@@ -14,15 +14,14 @@ import shutil
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from server.errors import InvalidRequest
 from server.providers.remote_media import (
@@ -30,9 +29,10 @@ from server.providers.remote_media import (
     MediaFetcher,
     MediaPolicy,
     parse_data_url,
-    pinned_connector,
     sniff_media_type,
 )
+from server.providers.transport import ClientClosed, Http1Client, Reply, proxy_routes
+from tests.fakes.http_proxy import LoopbackProxy
 
 PARAM = "messages[0].content[1].image_url"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 56
@@ -52,7 +52,7 @@ def _refusal(error: pytest.ExceptionInfo[InvalidRequest]) -> str:
     return error.value.message
 
 
-def _no_session() -> NoReturn:
+def _no_transport() -> NoReturn:
     pytest.fail("the fetcher tried to connect")
 
 
@@ -73,20 +73,29 @@ def _stub_dns(
     return resolve
 
 
-class _LoopbackResolver(AbstractResolver):
-    """A connector-level resolver that dials 127.0.0.1 for any name (a stand-in for the internet)."""
+class _LoopbackTransport:
+    """A transport that dials 127.0.0.1 whatever addresses it is given (a stand-in for the internet),
+    and notes the addresses the fetcher asked for."""
 
-    async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[ResolveResult]:  # type: ignore[override]
-        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": 2, "proto": 6, "flags": 0}]
+    def __init__(self) -> None:
+        self._client = Http1Client(8, 5.0, None)
+        self.asked: list[tuple[str, ...]] = []
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        data: bytes | list[bytes] | None = None,
+        *,
+        connect_to: Sequence[str] | None = None,
+        **options: Any,
+    ) -> AbstractAsyncContextManager[Reply]:
+        self.asked.append(tuple(connect_to or ()))
+        return self._client.request(method, url, headers, data, connect_to=["127.0.0.1"], **options)
 
     async def close(self) -> None:
-        return None
-
-
-def _loopback_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(resolver=_LoopbackResolver(), use_dns_cache=False)
-    )
+        await self._client.close()
 
 
 # --- the media server ---------------------------------------------------------------------------
@@ -241,11 +250,11 @@ async def test_fetches_allowed_media(
     assert await local.fetch(server.url(path), PARAM) == Media(data=data, media_type=media_type)
 
 
-async def test_reuses_one_pooled_session(server: MediaServer) -> None:
-    created: list[aiohttp.ClientSession] = []
+async def test_reuses_one_pooled_transport(server: MediaServer) -> None:
+    created: list[Http1Client] = []
 
-    def factory() -> aiohttp.ClientSession:
-        created.append(aiohttp.ClientSession(connector=pinned_connector()))
+    def factory() -> Http1Client:
+        created.append(Http1Client(8, 5.0, None))
         return created[-1]
 
     fetcher = MediaFetcher(LOCAL, factory)
@@ -254,7 +263,9 @@ async def test_reuses_one_pooled_session(server: MediaServer) -> None:
     await fetcher.fetch(server.url("/media/png"), PARAM)
     assert len(created) == 1
     await fetcher.close()
-    assert created[0].closed
+    with pytest.raises(ClientClosed):
+        async with created[0].request("GET", server.url("/media/png"), {}):
+            pass
 
 
 async def test_follows_up_to_three_redirects(server: MediaServer, local: MediaFetcher) -> None:
@@ -289,12 +300,6 @@ async def test_dials_only_the_vetted_address_and_keeps_the_host_header(server: M
     assert server.hosts == [f"media.test:{server.port}"]
 
 
-async def test_pinned_connector_never_falls_back_to_dns() -> None:
-    async with aiohttp.ClientSession(connector=pinned_connector()) as session:
-        with pytest.raises(aiohttp.ClientConnectorError):
-            await session.get("http://unvetted.test:1/")
-
-
 # --- refusals before connecting -----------------------------------------------------------------
 
 
@@ -323,14 +328,14 @@ async def test_pinned_connector_never_falls_back_to_dns() -> None:
     ],
 )
 async def test_refuses_non_public_literal_addresses(url: str) -> None:
-    fetcher = MediaFetcher(MediaPolicy(), _no_session, resolve=_no_dns)
+    fetcher = MediaFetcher(MediaPolicy(), _no_transport, resolve=_no_dns)
     with pytest.raises(InvalidRequest) as error:
         await fetcher.fetch(url, PARAM)
     assert "private, local or reserved" in _refusal(error)
 
 
 async def test_refuses_localhost_through_the_real_resolver() -> None:
-    fetcher = MediaFetcher(MediaPolicy(), _no_session)
+    fetcher = MediaFetcher(MediaPolicy(), _no_transport)
     with pytest.raises(InvalidRequest) as error:
         await fetcher.fetch("https://localhost/a.png", PARAM)
     assert "'localhost' is a private, local or reserved network address" in _refusal(error)
@@ -338,7 +343,7 @@ async def test_refuses_localhost_through_the_real_resolver() -> None:
 
 async def test_refuses_a_name_if_any_address_is_private() -> None:
     dns = _stub_dns({"mixed.test": [PUBLIC_IP, "10.0.0.7"]})
-    fetcher = MediaFetcher(MediaPolicy(), _no_session, resolve=dns)
+    fetcher = MediaFetcher(MediaPolicy(), _no_transport, resolve=dns)
     with pytest.raises(InvalidRequest) as error:
         await fetcher.fetch("https://mixed.test/a.png", PARAM)
     message = _refusal(error)
@@ -347,7 +352,7 @@ async def test_refuses_a_name_if_any_address_is_private() -> None:
 
 
 async def test_refuses_an_unresolvable_name() -> None:
-    fetcher = MediaFetcher(MediaPolicy(), _no_session, resolve=_stub_dns({}))
+    fetcher = MediaFetcher(MediaPolicy(), _no_transport, resolve=_stub_dns({}))
     with pytest.raises(InvalidRequest) as error:
         await fetcher.fetch("https://nowhere.test/a.png", PARAM)
     assert "could not be resolved" in _refusal(error)
@@ -365,7 +370,7 @@ async def test_refuses_an_unresolvable_name() -> None:
     ],
 )
 async def test_refuses_other_schemes_and_shapes(url: str, reason: str) -> None:
-    fetcher = MediaFetcher(MediaPolicy(), _no_session, resolve=_no_dns)
+    fetcher = MediaFetcher(MediaPolicy(), _no_transport, resolve=_no_dns)
     with pytest.raises(InvalidRequest) as error:
         await fetcher.fetch(url, PARAM)
     assert reason in _refusal(error)
@@ -385,10 +390,11 @@ async def test_refuses_other_schemes_and_shapes(url: str, reason: str) -> None:
     ],
 )
 async def test_refuses_a_redirect_to_a_private_address(server: MediaServer, target: str) -> None:
-    # public.test passes vetting; the test session dials it on loopback. internal.test is private.
+    # public.test passes vetting; the test transport dials it on loopback. internal.test is private.
     dns = _stub_dns({"public.test": [PUBLIC_IP], "internal.test": ["127.0.0.1"], "localhost": ["127.0.0.1"]})
     policy = MediaPolicy(allow_http=True)
-    fetcher = MediaFetcher(policy, _loopback_session, resolve=dns)
+    transport = _LoopbackTransport()
+    fetcher = MediaFetcher(policy, lambda: transport, resolve=dns)
     location = target.format(port=server.port)
     try:
         with pytest.raises(InvalidRequest) as error:
@@ -397,6 +403,7 @@ async def test_refuses_a_redirect_to_a_private_address(server: MediaServer, targ
         await fetcher.close()
     assert "private, local or reserved" in _refusal(error)
     assert [path.split("?")[0] for path in server.paths] == ["/redirect-to"]
+    assert transport.asked == [(PUBLIC_IP,)]  # the fetcher asked for the vetted address only
 
 
 @pytest.mark.parametrize(
@@ -565,11 +572,11 @@ async def test_https_keeps_sni_and_verifies_the_original_hostname(certificate: t
     runner = await _serve(state, server_context)
     client_context = ssl.create_default_context(cafile=str(cert))
 
-    def session() -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(connector=pinned_connector(ssl=client_context))
+    def transport() -> Http1Client:
+        return Http1Client(8, 5.0, None, tls=client_context)
 
     dns = _stub_dns({"media.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
-    fetcher = MediaFetcher(MediaPolicy(allow_private_addresses=True), session, resolve=dns)
+    fetcher = MediaFetcher(MediaPolicy(allow_private_addresses=True), transport, resolve=dns)
     try:
         media = await fetcher.fetch(state.url("/media/png", host="media.test", scheme="https"), PARAM)
         assert media.data == PNG
@@ -635,7 +642,7 @@ def test_parse_data_url_refuses_malformed_urls(url: str, reason: str) -> None:
 
 
 async def test_fetch_decodes_data_urls_under_the_policy() -> None:
-    fetcher = MediaFetcher(MediaPolicy(max_bytes=len(PNG)), _no_session, resolve=_no_dns)
+    fetcher = MediaFetcher(MediaPolicy(max_bytes=len(PNG)), _no_transport, resolve=_no_dns)
     assert await fetcher.fetch(_data_url(PNG), PARAM) == Media(PNG, "image/png")
     with pytest.raises(InvalidRequest) as error:
         await fetcher.fetch(_data_url(PNG + b"\x00"), PARAM)
@@ -658,3 +665,36 @@ def test_sniff_media_type() -> None:
     ]
     assert sniff_media_type(b"RIFF\x00\x00\x00\x00WAVE") is None
     assert sniff_media_type(b"") is None
+
+
+# --- through a proxy: the tunnel goes to the vetted address ------------------------------------
+
+
+async def test_through_a_proxy_the_tunnel_goes_to_the_vetted_address(server: MediaServer) -> None:
+    # The proxy could resolve media.test itself (to anything): it is given the vetted address instead.
+    async with LoopbackProxy() as proxy:
+        fetcher = MediaFetcher(
+            LOCAL,
+            resolve=_stub_dns({"media.test": ["127.0.0.1"]}),
+            proxies=proxy_routes(None, {"HTTPS_PROXY": proxy.url, "HTTP_PROXY": proxy.url}),
+        )
+        try:
+            media = await fetcher.fetch(server.url("/media/png", host="media.test"), PARAM)
+        finally:
+            await fetcher.close()
+    assert media.data == PNG
+    assert proxy.seen.tunnels == [f"127.0.0.1:{server.port}"]
+    assert proxy.seen.forwarded == []
+    assert server.hosts == [f"media.test:{server.port}"]
+
+
+async def test_a_proxy_that_refuses_is_a_refusal_naming_the_gateways_proxy(server: MediaServer) -> None:
+    async with LoopbackProxy(credentials=("u", "p")) as proxy:
+        fetcher = MediaFetcher(LOCAL, proxies=proxy_routes(proxy.url, {}))
+        try:
+            with pytest.raises(InvalidRequest) as error:
+                await fetcher.fetch(server.url("/media/png"), PARAM)
+        finally:
+            await fetcher.close()
+    assert "could not be fetched: the gateway's proxy asked for credentials" in _refusal(error)
+    assert server.paths == []

@@ -16,8 +16,8 @@ from aiohttp import web
 from server.config import OpenAIProviderConfig
 from server.errors import UpstreamError
 from server.providers.base import RequestContext
-from server.providers.http1_client import Http1Client, ReplyTooLarge
 from server.providers.sse_reader import SseParser
+from server.providers.transport import Http1Client, ReplyTooLarge
 from server.providers.upstream_errors import classify_http_error
 from server.providers.upstream_http import UpstreamHttp
 
