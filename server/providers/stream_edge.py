@@ -16,7 +16,7 @@ Each adapter reads the network in its own loop and uses these as
         raise stream_failure(self.name, error) from None
 
 so that a healthy stream pays no call for any of it: every call per stream and per chunk is counted
-(tests/e2e/test_hot_path_budget.py).
+(tests/e2e/operations/test_hot_path_budget.py).
 """
 
 from __future__ import annotations
