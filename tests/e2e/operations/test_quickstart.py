@@ -123,7 +123,8 @@ def newcomer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newcomer]:
     )
     try:
         deadline = time.monotonic() + 60
-        while not _ready(http_port):
+        # Ready to serve comes a moment before the banner is printed: wait for both.
+        while not _ready(http_port) or "REST on" not in out.read_text():
             assert process.poll() is None, f"the gateway exited: {out.read_text()}"
             assert time.monotonic() < deadline, f"the gateway did not become ready: {out.read_text()}"
             time.sleep(0.2)
