@@ -9,6 +9,9 @@ and lets a cancelled request stop between two tokens.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import io
 import random
 import threading
 from collections.abc import Callable
@@ -35,6 +38,29 @@ class GenerationResult:
     completion_tokens: int
 
 
+@ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+def _no_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    """llama.cpp's own log lines (model load details, timings): not ours to print."""
+
+
+def _quiet_llama(llama_cpp: Any, model_path: Path, context_size: int, threads: int | None) -> Any:
+    """Load the model without a word on stdout or stderr.
+
+    llama-cpp-python's own quiet mode (`verbose=False`) points file descriptors 1 and 2 at /dev/null
+    while it loads and then back; on a thread, while the event loop opens and closes descriptors,
+    the way back can land on /dev/null and the process loses its stdout and stderr for good (the
+    banner and every log line after it). So the C library logs to nothing, and the wrapper's own
+    Python prints of a verbose load (all to sys.stderr) go to a buffer; no descriptor is touched.
+    """
+    llama_cpp.llama_log_set(_no_log, ctypes.c_void_p(0))
+    with contextlib.redirect_stderr(io.StringIO()):  # the wrapper prints its verbose lines to stderr
+        llama = llama_cpp.Llama(
+            model_path=str(model_path), n_ctx=context_size, n_threads=threads, verbose=True
+        )
+    llama.verbose = False
+    return llama
+
+
 class LlamaEngine:
     """Not thread-safe: the worker thread is its only caller."""
 
@@ -43,9 +69,7 @@ class LlamaEngine:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         try:
-            self._llama = llama_cpp.Llama(
-                model_path=str(model_path), n_ctx=context_size, n_threads=threads, verbose=False
-            )
+            self._llama = _quiet_llama(llama_cpp, model_path, context_size, threads)
         except (ValueError, RuntimeError) as error:
             raise ModelLoadError(f"cannot load {model_path.name}: {error}") from None
         template = self._llama.metadata.get("tokenizer.chat_template")
