@@ -4,6 +4,7 @@ gateway keeps keys and balances, and a graceful stop writes every pending ledger
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,70 @@ def test_key_admin_needs_the_admin_key(accounts: AccountsHarness) -> None:
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "invalid_api_key"
         assert ADMIN_KEY not in response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/keys", b"{{{"),
+        ("POST", "/keys", b"[1]"),
+        ("POST", "/keys", b'{"nom": "typo"}'),
+        ("POST", "/keys", b'{"name": "x", "rpm_limit": "many"}'),
+        ("PATCH", "/keys/key_123", b"{{{"),
+        ("PATCH", "/keys/key_123", b"{}"),
+        ("PATCH", "/keys/key_123", b'{"name": ""}'),
+    ],
+)
+def test_key_admin_hears_401_before_its_body_errors(
+    accounts: AccountsHarness, method: str, path: str, body: bytes
+) -> None:
+    """Nobody without the admin key learns how the admin API validates its bodies."""
+    _, user_secret = accounts.create_key()
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {user_secret}"}):
+        response = httpx.request(
+            method,
+            f"{accounts.base_url}{path}",
+            content=body,
+            headers={**headers, "Content-Type": "application/json"},
+            timeout=20,
+        )
+        assert response.status_code == 401, (headers, response.text)
+        assert response.json()["error"]["code"] == "invalid_api_key"
+    with_admin = admin(method, f"{accounts.base_url}{path}", content=body)
+    assert with_admin.status_code == 400, with_admin.text
+
+
+# Query values each route refuses, where it reads the parameter at all.
+_BAD_QUERY = (
+    "?limit=abc&stream=true&starting_after=x&since=never&until=never&min_cost=-1"
+    "&group_by=nope&bucket=nope&order=sideways&id="
+)
+
+
+def test_every_v1_route_tells_an_unknown_key_401_before_anything_else(accounts: AccountsHarness) -> None:
+    """Walks the router, so a route added later is covered the day it appears: whatever is wrong with
+    its body or query, a caller without a valid key hears 401 (in its door's shape) and nothing more."""
+    assert accounts.running is not None
+    routes = sorted(
+        {
+            (route.method, route.resource.canonical)
+            for route in accounts.running._app.router.routes()
+            if route.resource is not None
+            and route.resource.canonical.startswith("/v1/")
+            and route.method not in ("HEAD", "*")
+        }
+    )
+    assert ("POST", "/v1/messages") in routes and ("GET", "/v1/responses/{response_id}") in routes
+    wrong: list[str] = []
+    for method, path in routes:
+        url = accounts.root_url + re.sub(r"\{[^}]+\}", "nope", path) + _BAD_QUERY
+        for headers in ({}, {"Authorization": "Bearer sk-sr-" + "x" * 43}, {"x-api-key": "sk-sr-unknown"}):
+            response = httpx.request(
+                method, url, content=b"{{{", headers={**headers, "Content-Type": "application/json"}
+            )
+            if response.status_code != 401 or "authentication_error" not in response.text:
+                wrong.append(f"{method} {path} {sorted(headers)}: {response.status_code} {response.text[:120]}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_create_list_get_update_rotate_revoke(accounts: AccountsHarness) -> None:
