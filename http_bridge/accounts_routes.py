@@ -24,6 +24,8 @@ from server.errors import InvalidRequest
 from siraya.router.v1 import admin_pb2
 
 _JSON = "application/json"
+# Key administration lives under this path, and only there: route_auth.py asks for the admin key by it.
+KEYS_PATH = "/v1/keys"
 # A key's settings, as POST and PATCH take them (and as the admin API's KeySpec holds them).
 KEY_FIELDS = ("name", "expires_at", "allowed_models", "credit_limit", "rpm_limit", "tpm_limit")
 # (field, whether it must be an integer) of the numeric settings.
@@ -230,11 +232,11 @@ def add_account_routes(
         )
         return _respond(request, {"data": generation_json(reply.generation)}, request_id_of(request))
 
-    app.router.add_post("/v1/keys", create_key)
-    app.router.add_get("/v1/keys", list_keys)
-    app.router.add_get("/v1/keys/{key_id}", get_key)
-    app.router.add_patch("/v1/keys/{key_id}", update_key)
-    app.router.add_delete("/v1/keys/{key_id}", revoke_key)
-    app.router.add_post("/v1/keys/{key_id}/rotate", rotate_key)
+    app.router.add_post(KEYS_PATH, create_key)
+    app.router.add_get(KEYS_PATH, list_keys)
+    app.router.add_get(KEYS_PATH + "/{key_id}", get_key)
+    app.router.add_patch(KEYS_PATH + "/{key_id}", update_key)
+    app.router.add_delete(KEYS_PATH + "/{key_id}", revoke_key)
+    app.router.add_post(KEYS_PATH + "/{key_id}/rotate", rotate_key)
     app.router.add_get("/v1/key", current_key)
     app.router.add_get("/v1/generation", get_generation)

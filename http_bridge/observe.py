@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from http_bridge.errors import error_response
+from http_bridge.refusals import refusal_response
 from server.errors import NoAvailableProvider
 from server.observability import metrics
 from server.observability.logs import ACCESS_LOG
@@ -48,7 +48,7 @@ def _refuse(request: web.Request) -> web.StreamResponse:
     error = NoAvailableProvider(
         "The gateway is shutting down; retry the request.", code="server_shutting_down"
     )
-    response = error_response(error, request_id_of(request))
+    response = refusal_response(request.path, error, request_id_of(request))
     response.headers["Connection"] = "close"
     return response
 

@@ -27,6 +27,9 @@ class GatewayStubs:
     # `async (authorization header or None) -> key`, raising AuthenticationFailed: lets the bridge
     # answer 401 before a body error without a gRPC call (the composition root provides it).
     authenticate: Any = None
+    # `(authorization header or None) -> None`, raising what KeysService raises for a caller without
+    # the admin key (AuthenticationFailed, or PermissionDenied when key administration is off).
+    authorize_admin: Any = None
 
 
 def stubs_for_channel(channel: grpc.aio.Channel) -> GatewayStubs:

@@ -126,6 +126,11 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
 
     def _check_admin(self, context: grpc.aio.ServicerContext) -> None:
         authorization, _ = call_context(context)
+        self.check_admin(authorization)
+
+    def check_admin(self, authorization: str | None) -> None:
+        """Raise unless `authorization` (an Authorization header's value) is the admin key's. The
+        bridge asks this too, so that nobody without the admin key hears about a body's errors."""
         if self._admin is None:
             raise PermissionDenied("Key administration is disabled: set server.admin_key to enable it.")
         if not is_admin(authorization, self._admin):

@@ -51,8 +51,11 @@ _BUCKETS = {
 
 
 def is_admin(authorization: str | None, admin: bytes | None) -> bool:
-    """Whether the Authorization value is the admin key's Bearer token (constant time)."""
-    return bool(admin and authorization and hmac.compare_digest(authorization.encode(), admin))
+    """Whether the Authorization value is the admin key's Bearer token (constant time). A value that
+    is not ASCII (a header's odd bytes arrive surrogate-escaped, which would not encode) is not."""
+    if not admin or not authorization or not authorization.isascii():
+        return False
+    return hmac.compare_digest(authorization.encode(), admin)
 
 
 def admin_token(admin_key: str | None) -> bytes | None:

@@ -4,6 +4,7 @@ gateway keeps keys and balances, and a graceful stop writes every pending ledger
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from tests.e2e.accounts_harness import (
     running_accounts,
     sdk,
 )
+from tests.e2e.raw_http import exchange, request_bytes
 from tests.fakes.openai_upstream import ScriptedReply
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -89,6 +91,11 @@ def test_key_admin_hears_401_before_its_body_errors(
     assert with_admin.status_code == 400, with_admin.text
 
 
+def _http_port(accounts: AccountsHarness) -> int:
+    assert accounts.running is not None
+    return accounts.running.http_port
+
+
 # Query values each route refuses, where it reads the parameter at all.
 _BAD_QUERY = (
     "?limit=abc&stream=true&starting_after=x&since=never&until=never&min_cost=-1"
@@ -118,8 +125,23 @@ def test_every_v1_route_tells_an_unknown_key_401_before_anything_else(accounts: 
                 method, url, content=b"{{{", headers={**headers, "Content-Type": "application/json"}
             )
             if response.status_code != 401 or "authentication_error" not in response.text:
-                wrong.append(f"{method} {path} {sorted(headers)}: {response.status_code} {response.text[:120]}")
+                answer = f"{response.status_code} {response.text[:120]}"
+                wrong.append(f"{method} {path} {sorted(headers)}: {answer}")
     assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages", "/v1/keys"])
+def test_a_non_ascii_bearer_token_with_a_bad_body_is_401_without_a_traceback(
+    accounts: AccountsHarness, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The key check a refused body waits for copes with any bytes a header can carry (aiohttp hands
+    them over surrogate-escaped), the admin key's comparison included."""
+    headers = {"Authorization": "Bearer sk-sr-\xe9", "Content-Type": "application/json"}
+    with caplog.at_level(logging.DEBUG):
+        response = exchange(_http_port(accounts), request_bytes("POST", path, headers, b"{{{"))
+    assert response.status == 401, response.body[:300]
+    assert b"authentication_error" in response.body
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
 
 
 def test_create_list_get_update_rotate_revoke(accounts: AccountsHarness) -> None:
