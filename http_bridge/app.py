@@ -19,6 +19,7 @@ from http_bridge.messages_errors import is_messages_path
 from http_bridge.messages_routes import add_messages_routes
 from http_bridge.observe import RPC_CALLED
 from http_bridge.observe import install as install_observability
+from http_bridge.openapi import add_openapi_route
 from http_bridge.refusals import refusal_response
 from http_bridge.responses_routes import add_response_routes
 from http_bridge.route_auth import caller_refusal
@@ -443,4 +444,5 @@ def build_app(
         add_console(app, STUBS, console, request_id_of)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
+    add_openapi_route(app)
     return app

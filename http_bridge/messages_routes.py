@@ -25,7 +25,7 @@ from aiohttp import web
 from http_bridge.call_headers import unary
 from http_bridge.errors import as_gateway_error, payload_error
 from http_bridge.messages_errors import MESSAGES_PATH, anthropic_error_event, anthropic_error_response
-from http_bridge.observe import RPC_CALLED
+from http_bridge.request_keys import RPC_CALLED
 from http_bridge.route_auth import caller_refusal
 from http_bridge.sse import relay_stream
 from server.errors import GatewayError

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from http_bridge.refusals import refusal_response
+from http_bridge.request_keys import RPC_CALLED
 from server.errors import NoAvailableProvider
 from server.observability import metrics
 from server.observability.logs import ACCESS_LOG
@@ -22,7 +23,6 @@ from server.observability.logs import ACCESS_LOG
 __all__ = ["BRIDGE_STATE", "RPC_CALLED", "BridgeState", "install", "metrics_handler"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-RPC_CALLED = web.RequestKey("siraya_rpc_called", bool)
 # Probes and scrapes are neither refused while draining nor logged: they run every few seconds.
 UNOBSERVED_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 
