@@ -2,7 +2,8 @@
 
 It is made from the aiohttp router, not written by hand: every route the router holds (the
 console's pages aside) is one operation. Its request and response schemas are OpenAI's where
-OpenAI's spec has the path (`openai_subset.json`, vendored from that spec by vendor.py), else ours
+OpenAI's spec has the path (`openai_subset.json`, vendored from that spec by vendor.py, with the
+few corrections in corrections.py where OpenAI's API sends what its spec does not allow), else ours
 (owned.py). Each operation also gets the error reply of its door as `default` (OpenAI's envelope,
 or Anthropic's on the Messages paths) and the key it needs (route_auth.key_need). A route with no
 operation anywhere is left out, and tests/e2e/test_openapi_document.py fails naming it: a new route
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from http_bridge.console.frame import PREFIX as CONSOLE_PREFIX
 from http_bridge.messages_errors import is_messages_path
+from http_bridge.openapi.corrections import corrected, with_sse_events
 from http_bridge.openapi.owned import ANTHROPIC_ERROR, OWNED_OPERATIONS, OWNED_SCHEMAS
 from http_bridge.route_auth import KeyNeed, key_need
 
@@ -51,15 +53,15 @@ _SECURITY: dict[KeyNeed, list[JsonObject]] = {
 _MESSAGES_SECURITY: list[JsonObject] = [{"GatewayKey": []}, {"AnthropicApiKey": []}]
 
 
-def _error_reply(schema: str) -> JsonObject:
+_OPENAI_ERROR = {"$ref": "#/components/schemas/ErrorResponse"}
+_ANTHROPIC_ERROR = {"$ref": f"#/components/schemas/{ANTHROPIC_ERROR}"}
+
+
+def _error_reply(schema: JsonObject) -> JsonObject:
     return {
         "description": "A refusal or a failure, in this door's error shape.",
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        "content": {"application/json": {"schema": schema}},
     }
-
-
-_OPENAI_ERROR_REPLY = _error_reply("ErrorResponse")
-_ANTHROPIC_ERROR_REPLY = _error_reply(ANTHROPIC_ERROR)
 
 
 def _is_console(path: str) -> bool:
@@ -97,7 +99,10 @@ def operation_for(method: str, path: str) -> JsonObject | None:
 def _as_served(operation: JsonObject, path: str) -> JsonObject:
     served = copy.deepcopy(operation)
     messages = is_messages_path(path)
-    served["responses"].setdefault("default", _ANTHROPIC_ERROR_REPLY if messages else _OPENAI_ERROR_REPLY)
+    error = _ANTHROPIC_ERROR if messages else _OPENAI_ERROR
+    responses = with_sse_events(served["responses"], error)
+    responses.setdefault("default", _error_reply(error))
+    served["responses"] = responses
     served["security"] = _MESSAGES_SECURITY if messages else _SECURITY[key_need(path)]
     return served
 
@@ -130,7 +135,7 @@ def openapi_document(app: web.Application) -> JsonObject:
         },
         "paths": paths,
         "components": {
-            "schemas": {**components.get("schemas", {}), **OWNED_SCHEMAS},
+            "schemas": {**corrected(components.get("schemas", {})), **OWNED_SCHEMAS},
             "responses": components.get("responses", {}),
             "securitySchemes": _SECURITY_SCHEMES,
         },
