@@ -100,8 +100,8 @@ def call_metadata(request: web.Request) -> list[tuple[str, str]]:
         metadata.append(("x-client-request-id", client_id))
     authorization = headers.get("Authorization")
     if authorization is not None:
-        if not authorization.isascii():
-            raise AuthenticationFailed("Incorrect API key provided: it is not ASCII.")
+        if not (authorization.isascii() and authorization.isprintable()):
+            raise AuthenticationFailed("Incorrect API key provided: it is not printable ASCII.")
         metadata.append(("authorization", authorization))
     traceparent = headers.get("traceparent")
     if traceparent is not None and _TRACEPARENT.fullmatch(traceparent):

@@ -28,7 +28,7 @@ from http_bridge.messages_errors import MESSAGES_PATH, anthropic_error_event, an
 from http_bridge.request_keys import RPC_CALLED
 from http_bridge.route_auth import caller_refusal
 from http_bridge.sse import relay_stream
-from server.errors import GatewayError
+from server.errors import AuthenticationFailed, GatewayError, InvalidRequest
 from siraya.router.codec import messages as messages_codec
 from siraya.router.codec.errors import CodecError
 from siraya.router.codec.messages_request import decode_count_tokens_request, decode_message_request
@@ -72,9 +72,14 @@ def add_messages_routes(
         if "Authorization" not in headers:
             from_api_key = authorization(request)
             if from_api_key is not None:
+                if not (from_api_key.isascii() and from_api_key.isprintable()):
+                    # No key holds such bytes, and gRPC metadata cannot carry them.
+                    raise AuthenticationFailed("Incorrect API key provided: it is not printable ASCII.")
                 pairs.append(("authorization", from_api_key))
         beta = headers.get(BETA_HEADER)
         if beta is not None:
+            if not (beta.isascii() and beta.isprintable()):
+                raise InvalidRequest(f"The {BETA_HEADER} header must be printable ASCII.")
             pairs.append((BETA_HEADER, beta))
         return pairs
 

@@ -312,3 +312,39 @@ def test_a_valid_x_api_key_still_hears_its_body_errors(harness: GatewayHarness, 
     headers = {**_api_key(harness), "Content-Type": "application/json"}
     response = exchange(_port(harness), request_bytes("POST", path, headers, b"{{{"))
     assert_anthropic_error(response, 400, "invalid_request_error")
+
+
+@pytest.mark.parametrize("path", MESSAGES_PATHS)
+def test_a_non_ascii_x_api_key_is_401_without_a_traceback(
+    harness: GatewayHarness, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = {"x-api-key": "sk-sr-\xe9", "Content-Type": "application/json"}
+    with caplog.at_level(logging.DEBUG):
+        response = exchange(_port(harness), request_bytes("POST", path, headers, MESSAGE))
+    assert_anthropic_error(response, 401, "authentication_error")
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+@pytest.mark.parametrize("header", ["Authorization", "x-api-key"])
+def test_a_key_with_a_tab_inside_is_401_without_a_traceback(
+    harness: GatewayHarness, header: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    value = "Bearer sk-sr-a\tb" if header == "Authorization" else "sk-sr-a\tb"
+    headers = {header: value, "Content-Type": "application/json"}
+    with caplog.at_level(logging.DEBUG):
+        response = exchange(_port(harness), request_bytes("POST", "/v1/messages", headers, MESSAGE))
+        openai = exchange(_port(harness), request_bytes("POST", "/v1/chat/completions", headers, CHAT))
+    assert_anthropic_error(response, 401, "authentication_error")
+    assert openai.status == 401, openai.body
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+@pytest.mark.parametrize("beta", ["tools-\xe9", "a\tb"])
+def test_an_anthropic_beta_gRPC_cannot_carry_is_400_without_a_traceback(
+    harness: GatewayHarness, beta: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = {**_api_key(harness), "anthropic-beta": beta, "Content-Type": "application/json"}
+    with caplog.at_level(logging.DEBUG):
+        response = exchange(_port(harness), request_bytes("POST", "/v1/messages", headers, MESSAGE))
+    assert_anthropic_error(response, 400, "invalid_request_error")
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
