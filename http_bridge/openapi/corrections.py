@@ -47,7 +47,7 @@ CORRECTIONS: tuple[Correction, ...] = (
 
 def corrected(schemas: dict[str, JsonObject]) -> dict[str, JsonObject]:
     """`schemas` with every correction applied (the corrected schemas copied, the rest shared)."""
-    result = dict(schemas)
+    result = with_discriminator_mappings(schemas)
     for correction in CORRECTIONS:
         schema = result[correction.schema] = copy.deepcopy(result[correction.schema])
         parent = schema
@@ -55,6 +55,65 @@ def corrected(schemas: dict[str, JsonObject]) -> dict[str, JsonObject]:
             parent = parent[key]
         parent[correction.path[-1]] = correction.replace(parent[correction.path[-1]])
     return result
+
+
+_REF = "#/components/schemas/"
+
+
+def _tag_values(schemas: dict[str, JsonObject], ref: str, name: str, depth: int = 0) -> list[str] | None:
+    """The values the `name` property of the schema `ref` names may hold (its enum or const)."""
+    if not ref.startswith(_REF) or depth > 3:
+        return None
+    schema = schemas.get(ref[len(_REF) :])
+    if schema is None:
+        return None
+    tag = schema.get("properties", {}).get(name)
+    if isinstance(tag, dict):
+        if "const" in tag:
+            return [tag["const"]]
+        if isinstance(tag.get("enum"), list):
+            return [value for value in tag["enum"] if isinstance(value, str)]
+    for part in schema.get("allOf", ()):
+        if isinstance(part, dict) and isinstance(part.get("$ref"), str):
+            found = _tag_values(schemas, part["$ref"], name, depth + 1)
+            if found:
+                return found
+    return None
+
+
+def _mapped(node: Any, schemas: dict[str, JsonObject]) -> Any:
+    if isinstance(node, list):
+        return [_mapped(item, schemas) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _mapped(value, schemas) for key, value in node.items()}
+    discriminator = node.get("discriminator")
+    if isinstance(discriminator, dict) and "mapping" not in discriminator:
+        name = discriminator.get("propertyName", "")
+        mapping: dict[str, str] = {}
+        for alternative in node.get("oneOf") or node.get("anyOf") or ():
+            ref = alternative.get("$ref") if isinstance(alternative, dict) else None
+            values = _tag_values(schemas, ref, name) if isinstance(ref, str) else None
+            if not isinstance(ref, str) or not values:
+                mapping = {}
+                break
+            mapping.update({value: ref for value in values if value not in mapping})
+        if mapping:
+            node["discriminator"] = {**discriminator, "mapping": mapping}
+        else:
+            del node["discriminator"]
+    return node
+
+
+def with_discriminator_mappings(schemas: dict[str, JsonObject]) -> dict[str, JsonObject]:
+    """`schemas` with each discriminator mapping the tag values the API sends to their schemas.
+
+    OpenAI's discriminators name only the property (`type`). Without a mapping, OpenAPI maps each
+    alternative by its schema's name, so a tool call of `"type": "function"` would match none; the
+    mapping is read from each alternative's `enum`/`const` of that property, and a discriminator
+    whose alternatives do not all say their value is dropped (it only ever was a hint).
+    """
+    return {name: _mapped(schema, schemas) for name, schema in schemas.items()}
 
 
 def with_sse_events(responses: JsonObject, error: JsonObject) -> JsonObject:

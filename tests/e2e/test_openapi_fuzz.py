@@ -176,11 +176,18 @@ def test_no_server_error_and_replies_match_the_document(
     run()
 
 
+TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+
+
 @pytest.mark.parametrize(
     ("path", "body"),
     [
         ("/v1/chat/completions", {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}),
         ("/v1/chat/completions", {"model": "claude-test", "messages": [{"role": "user", "content": "hi"}]}),
+        (
+            "/v1/chat/completions",
+            {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}], "tools": [TOOL]},
+        ),
         ("/v1/responses", {"model": "gpt-test", "input": "hi"}),
         (
             "/v1/messages",
