@@ -3,7 +3,9 @@
 Requests are generated from /openapi.json: bodies, queries and path parameters that fit the
 schemas (positive) and that break them (negative), for the endpoints a client reaches most: chat
 completions, embeddings, Responses, Anthropic's Messages and token count, key administration, the
-ledger's queries, stored Responses and models. Upstreams are the fakes in tests/fakes. A generated
+ledger's queries, stored Responses and models. Upstreams are the fakes in tests/fakes, the OpenAI one
+strict (it refuses a body that breaks OpenAI's request schema with a 400, as the real API does, for
+the bodies the gateway forwards as written: the gateway must relay that 400). A generated
 `model` is often replaced by one the gateway serves, so that requests get past the catalogue to an
 upstream and back. Every answer must not be a 5xx, and must match the schema the document gives
 for its status (OpenAI's own for OpenAI's paths).
@@ -95,7 +97,7 @@ class FuzzHarness(LoopGateway):
     """The gateway with an admin key, in front of a fake OpenAI-compatible and a fake Anthropic API."""
 
     def __init__(self, tmp_dir: Path) -> None:
-        self.openai = FakeOpenAIUpstream(api_key=UPSTREAM_KEY, native_responses=True)
+        self.openai = FakeOpenAIUpstream(api_key=UPSTREAM_KEY, native_responses=True, strict=True)
         self.anthropic = FakeAnthropicUpstream(api_key=ANTHROPIC_KEY)
         super().__init__(tmp_dir, in_process=True, upstreams=(self.openai, self.anthropic))
 
@@ -297,3 +299,33 @@ def test_a_stored_response_query_out_of_range_is_400(gateway: FuzzHarness, query
     response = _call(gateway, "GET", "/v1/responses/resp_none" + query)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] in ("limit", "starting_after")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/v1/chat/completions",
+            {
+                "model": "gpt-test",
+                "messages": [{"role": "user", "content": "hi"}],
+                "tool_choice": {"type": "function", "function": 1},
+            },
+        ),
+        (
+            "/v1/responses",
+            {
+                "model": "gpt-test",
+                "input": "hi",
+                "tools": [{"type": "mcp", "server_label": "x", "defer_loading": []}],
+            },
+        ),
+    ],
+)
+def test_a_body_the_upstream_refuses_is_its_400_not_a_5xx(
+    gateway: FuzzHarness, path: str, body: dict[str, Any]
+) -> None:
+    """Shapes the gateway forwards as written (tool_choice, tools): the upstream's refusal is relayed."""
+    response = _call(gateway, "POST", path, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request_error"
