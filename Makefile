@@ -12,7 +12,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF $(if $(filter x86_64,$(shell uname -m)),-D
 PROTO_DIR := protos
 PROTOS := $(wildcard $(PROTO_DIR)/siraya/router/v1/*.proto)
 
-.PHONY: install run test proto proto-check lint bench clean console-assets
+.PHONY: install run test fuzz proto proto-check lint bench clean console-assets openapi-subset
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,17 @@ run: $(STAMP)
 
 test: $(STAMP) proto-check
 	$(PY) -m pytest -q
+
+# The fuzz suites with many more examples than `make test` runs: schemathesis against the running
+# bridge's /openapi.json, and Hypothesis against the gRPC services. FUZZ_EXAMPLES=5000 make fuzz.
+FUZZ_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider --timeout=0 tests/e2e/test_openapi_fuzz.py tests/e2e/test_grpc_fuzz.py
+
+# Re-vendor the part of OpenAI's spec that /openapi.json serves, after adding a route on an OpenAI
+# path or updating tests/reference/openai-openapi.yaml (tests/unit/test_openapi_vendor.py checks it).
+openapi-subset: $(STAMP)
+	$(PY) -m http_bridge.openapi.vendor tests/reference/openai-openapi.yaml
 
 # Regenerate the committed gRPC/protobuf code from the contracts.
 proto: $(STAMP)

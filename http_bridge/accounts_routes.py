@@ -24,6 +24,8 @@ from server.errors import InvalidRequest
 from siraya.router.v1 import admin_pb2
 
 _JSON = "application/json"
+# Key administration lives under this path, and only there: route_auth.py asks for the admin key by it.
+KEYS_PATH = "/v1/keys"
 # A key's settings, as POST and PATCH take them (and as the admin API's KeySpec holds them).
 KEY_FIELDS = (
     "name",
@@ -34,8 +36,8 @@ KEY_FIELDS = (
     "tpm_limit",
     "cache_namespace",
 )
-# (field, whether it must be an integer) of the numeric settings.
-_NUMBERS = (("expires_at", True), ("credit_limit", False), ("rpm_limit", True), ("tpm_limit", True))
+# (field, the bit width of its integer in KeySpec, or 0 for a number) of the numeric settings.
+_NUMBERS = (("expires_at", 64), ("credit_limit", 0), ("rpm_limit", 32), ("tpm_limit", 64))
 
 
 def _key_json(key: admin_pb2.KeyInfo) -> dict[str, Any]:
@@ -104,14 +106,17 @@ def _respond(request: web.Request, body: dict[str, Any], request_id: str) -> web
     return web.Response(body=orjson.dumps(body), content_type=_JSON, headers={"X-Request-Id": request_id})
 
 
-def _optional_number(body: dict[str, Any], name: str, *, integer: bool) -> Any:
+def _optional_number(body: dict[str, Any], name: str, *, bits: int) -> Any:
+    """`body[name]`: a number, or with `bits` an integer that fits KeySpec's field of that width."""
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+    if isinstance(value, bool) or not isinstance(value, int if bits else (int, float)):
         raise InvalidRequest(
-            f"'{name}' must be {'an integer' if integer else 'a number'}.", param=name, code="invalid_type"
+            f"'{name}' must be {'an integer' if bits else 'a number'}.", param=name, code="invalid_type"
         )
+    if bits and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        raise InvalidRequest(f"'{name}' is out of range.", param=name, code="invalid_value")
     return value
 
 
@@ -136,8 +141,8 @@ def _spec_fields(body: dict[str, Any]) -> admin_pb2.KeySpec:
             "'allowed_models' must be a list of model ids.", param="allowed_models", code="invalid_type"
         )
     spec.allowed_models.extend(models)
-    for field, integer in _NUMBERS:
-        value = _optional_number(body, field, integer=integer)
+    for field, bits in _NUMBERS:
+        value = _optional_number(body, field, bits=bits)
         if value is not None:
             setattr(spec, field, value)
     return spec
@@ -250,11 +255,11 @@ def add_account_routes(
         )
         return _respond(request, {"data": generation_json(reply.generation)}, request_id_of(request))
 
-    app.router.add_post("/v1/keys", create_key)
-    app.router.add_get("/v1/keys", list_keys)
-    app.router.add_get("/v1/keys/{key_id}", get_key)
-    app.router.add_patch("/v1/keys/{key_id}", update_key)
-    app.router.add_delete("/v1/keys/{key_id}", revoke_key)
-    app.router.add_post("/v1/keys/{key_id}/rotate", rotate_key)
+    app.router.add_post(KEYS_PATH, create_key)
+    app.router.add_get(KEYS_PATH, list_keys)
+    app.router.add_get(KEYS_PATH + "/{key_id}", get_key)
+    app.router.add_patch(KEYS_PATH + "/{key_id}", update_key)
+    app.router.add_delete(KEYS_PATH + "/{key_id}", revoke_key)
+    app.router.add_post(KEYS_PATH + "/{key_id}/rotate", rotate_key)
     app.router.add_get("/v1/key", current_key)
     app.router.add_get("/v1/generation", get_generation)

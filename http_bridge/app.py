@@ -14,21 +14,25 @@ from http_bridge.accounts_routes import add_account_routes
 from http_bridge.call_headers import unary
 from http_bridge.completions_routes import add_completions_routes
 from http_bridge.console import ConsoleOptions, add_console
-from http_bridge.errors import as_gateway_error, error_event, error_response, payload_error
+from http_bridge.errors import as_gateway_error, error_event, payload_error
 from http_bridge.json_depth import too_deep
+from http_bridge.messages_errors import is_messages_path
 from http_bridge.messages_routes import add_messages_routes
 from http_bridge.observe import RPC_CALLED
 from http_bridge.observe import install as install_observability
+from http_bridge.openapi import add_openapi_route
+from http_bridge.refusals import refusal_response
 from http_bridge.request_ids import (
     client_request_id_of,
     echo_client_request_id,
     request_id_of,
 )
 from http_bridge.responses_routes import add_response_routes
+from http_bridge.route_auth import caller_refusal
 from http_bridge.sse import relay_stream
 from http_bridge.stubs import GatewayStubs
 from http_bridge.usage_routes import add_usage_routes
-from server.errors import AuthenticationFailed, GatewayError, InvalidRequest, MethodNotAllowed
+from server.errors import AuthenticationFailed, GatewayError, InvalidRequest, MethodNotAllowed, NotFound
 from server.observability.ids import BRIDGE_TOKEN
 from server.routing.timeouts import TIMEOUT_HEADERS, parse_timeout
 from siraya.router.codec import chat as chat_codec
@@ -77,8 +81,8 @@ def call_metadata(request: web.Request) -> list[tuple[str, str]]:
         metadata.append(("x-client-request-id", client_id))
     authorization = headers.get("Authorization")
     if authorization is not None:
-        if not authorization.isascii():
-            raise AuthenticationFailed("Incorrect API key provided: it is not ASCII.")
+        if not (authorization.isascii() and authorization.isprintable()):
+            raise AuthenticationFailed("Incorrect API key provided: it is not printable ASCII.")
         metadata.append(("authorization", authorization))
     traceparent = headers.get("traceparent")
     if traceparent is not None and _TRACEPARENT.fullmatch(traceparent):
@@ -159,34 +163,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.RequestPayloadError as error:
         failure = payload_error(error)
     except web.HTTPNotFound:
-        return error_response(
-            InvalidRequest(f"Invalid URL ({request.method} {request.path})", code="unknown_url"),
-            request_id_of(request),
-        )
+        # OpenAI answers an unknown URL with a 400; Anthropic's doors with a 404.
+        unknown = NotFound if is_messages_path(request.path) else InvalidRequest
+        failure = unknown(f"Invalid URL ({request.method} {request.path})", code="unknown_url")
+        return refusal_response(request.path, failure, request_id_of(request))
     except web.HTTPMethodNotAllowed as refused:
         failure = MethodNotAllowed(
             f"Method {request.method} is not allowed on {request.path}",
             headers={"allow": ", ".join(sorted(refused.allowed_methods))},
         )
-        return error_response(failure, request_id_of(request))
-    if not request.get(RPC_CALLED) and not isinstance(failure, AuthenticationFailed):
-        failure = await _key_first(request, failure)
-    return error_response(failure, request_id_of(request))
-
-
-async def _key_first(request: web.Request, failure: GatewayError) -> GatewayError:
-    """A request refused before its call (its body or headers were bad) hears 401 first if its key
-    is missing or unknown: nobody without a key learns how the API validates. Only refusals pay for
-    this check; a good request's key is checked once, by its call."""
-    authenticate = request.app[STUBS].authenticate
-    resource = request.match_info.route.resource
-    if authenticate is None or resource is None or resource.canonical not in KEYED_PATHS:
-        return failure
-    try:
-        await authenticate(request.headers.get("Authorization"))
-    except AuthenticationFailed as refused:
-        return refused
-    return failure
+        return refusal_response(request.path, failure, request_id_of(request))
+    if not request.get(RPC_CALLED):
+        # Refused before its call: a caller without the key the route needs hears that first.
+        resource = request.match_info.route.resource
+        if resource is not None:
+            authorization = request.headers.get("Authorization")
+            failure = await caller_refusal(request.app[STUBS], resource.canonical, authorization, failure)
+    return refusal_response(request.path, failure, request_id_of(request))
 
 
 # chat
@@ -410,26 +403,6 @@ async def ready(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ready" if ok else "not ready"}, status=200 if ok else 503)
 
 
-# The paths whose calls need a gateway key (the key administration under /v1/keys takes the admin
-# key instead, and health and metrics none).
-KEYED_PATHS = frozenset(
-    {
-        "/v1/models",
-        "/v1/models/{model}",
-        "/v1/chat/completions",
-        "/v1/responses",
-        "/v1/embeddings",
-        "/v1/images/generations",
-        "/v1/videos",
-        "/v1/videos/generations",
-        "/v1/videos/{video_id}",
-        "/v1/videos/{video_id}/content",
-        "/v1/key",
-        "/v1/generation",
-    }
-)
-
-
 def build_app(
     stubs: GatewayStubs,
     max_body_bytes: int,
@@ -462,4 +435,5 @@ def build_app(
         add_console(app, STUBS, console, request_id_of)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
+    add_openapi_route(app)
     return app

@@ -16,7 +16,9 @@ What it does not have is added here, in a subclass of its `RequestHandler` (one 
   and closed (a client that had already sent its request may see a reset instead).
 - Refusals in our shape: aiohttp answers a request its parser rejects in plain text from
   `handle_error`; here that is OpenAI's error body with a fitting status (431 for a head too large,
-  else 400), logged at debug level only, since anyone can send garbage. A body the parser rejects
+  else 400), or Anthropic's on the Messages paths (read from the head's first bytes: the parser
+  leaves no path to a request it refused, see refusals.py), logged at debug level only, since anyone
+  can send garbage. A body the parser rejects
   once its handler is reading it (a bad chunk size) fails that handler's read with a 400; aiohttp
   would leave the handler waiting for the rest of a body that never comes.
 
@@ -30,6 +32,7 @@ tests/e2e/test_edge_*.py fail if an upgrade changes them.
 from __future__ import annotations
 
 import asyncio
+import http
 import logging
 import resource
 from dataclasses import dataclass
@@ -42,7 +45,8 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from aiohttp.web_request import BaseRequest
 
-from http_bridge.errors import error_response
+from http_bridge.messages_errors import anthropic_error, is_messages_path
+from http_bridge.refusals import HEAD_PREFIX_BYTES, head_path, refusal_response
 from server.errors import (
     GatewayError,
     HeadersTooLarge,
@@ -135,11 +139,19 @@ def _malformed_body(exc: BaseException) -> InvalidRequest:
     )
 
 
-def _raw_response(status: int, reason: str, error: GatewayError, *extra_headers: str) -> bytes:
-    """A whole response that closes the connection, for answers written with no request to answer."""
-    body = orjson.dumps(error.envelope())
+def _raw_response(error: GatewayError, *extra_headers: str, anthropic: bool = False) -> bytes:
+    """A whole response that closes the connection, for answers written with no request to answer:
+    in OpenAI's shape, or with `anthropic` in Anthropic's (no request id: there is no request)."""
+    if anthropic:
+        status, error_type = anthropic_error(error)
+        body = orjson.dumps(
+            {"type": "error", "error": {"type": error_type, "message": error.message}, "request_id": None}
+        )
+    else:
+        status = error.kind.http_status
+        body = orjson.dumps(error.envelope())
     head = (
-        f"HTTP/1.1 {status} {reason}",
+        f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
         "Content-Type: application/json",
         f"Content-Length: {len(body)}",
         "Connection: close",
@@ -158,6 +170,7 @@ class EdgeState:
         "open",
         "too_many",
         "headers_too_slow",
+        "headers_too_slow_anthropic",
         "header_timeouts",
         "body_timeouts",
     )
@@ -167,21 +180,18 @@ class EdgeState:
         self.body_timeout = settings.body_timeout
         self.max_connections = connection_limit(settings.max_connections)
         self.open = 0
+        # Refused before a byte is read: no path to pick a door's shape by, so OpenAI's.
         self.too_many = _raw_response(
-            503,
-            "Service Unavailable",
             NoAvailableProvider(
                 "The gateway has too many open connections; retry shortly.", code="too_many_connections"
             ),
             "Retry-After: 1",
         )
-        self.headers_too_slow = _raw_response(
-            408,
-            "Request Timeout",
-            RequestTimeout(
-                f"The request headers were not received within {settings.header_timeout:g} seconds."
-            ),
+        too_slow = RequestTimeout(
+            f"The request headers were not received within {settings.header_timeout:g} seconds."
         )
+        self.headers_too_slow = _raw_response(too_slow)
+        self.headers_too_slow_anthropic = _raw_response(too_slow, anthropic=True)
         self.header_timeouts = metrics.HTTP_TIMEOUTS.labels("headers")
         self.body_timeouts = metrics.HTTP_TIMEOUTS.labels("body")
 
@@ -189,7 +199,16 @@ class EdgeState:
 class EdgeRequestHandler(RequestHandler):
     """aiohttp's protocol for one connection, with the deadlines, the cap and the refusals above."""
 
-    __slots__ = ("_edge", "_counted", "_head_started", "_head_timer", "_body", "_body_started", "_body_timer")
+    __slots__ = (
+        "_edge",
+        "_counted",
+        "_head_started",
+        "_head_bytes",
+        "_head_timer",
+        "_body",
+        "_body_started",
+        "_body_timer",
+    )
 
     def __init__(self, manager: web.Server, edge: EdgeState, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -197,6 +216,8 @@ class EdgeRequestHandler(RequestHandler):
         self._counted = False
         # When the head being received began; None while no request head is in progress.
         self._head_started: float | None = None
+        # The first bytes of the latest request head (its request line): which door a refusal is for.
+        self._head_bytes = b""
         self._head_timer: asyncio.TimerHandle | None = None
         # The body being received (the latest request's), and when its head was complete.
         self._body: StreamReader | None = None
@@ -236,10 +257,13 @@ class EdgeRequestHandler(RequestHandler):
         if self._head_started is None and self._waiter is not None:
             # The first bytes of the next request on a kept-alive connection: its head's clock starts.
             self._head_started = self._loop.time()
+            self._head_bytes = b""
             if self._head_timer is None:
                 self._head_timer = self._loop.call_at(
                     self._head_started + self._edge.header_timeout, self._head_deadline
                 )
+        if self._head_started is not None and len(self._head_bytes) < HEAD_PREFIX_BYTES:
+            self._head_bytes += data[: HEAD_PREFIX_BYTES - len(self._head_bytes)]
         super().data_received(data)
         messages = self._messages
         if messages:
@@ -280,7 +304,8 @@ class EdgeRequestHandler(RequestHandler):
             self._head_timer = self._loop.call_at(deadline, self._head_deadline)
             return
         self._edge.header_timeouts.inc()
-        transport.write(self._edge.headers_too_slow)
+        anthropic = is_messages_path(head_path(self._head_bytes))
+        transport.write(self._edge.headers_too_slow_anthropic if anthropic else self._edge.headers_too_slow)
         self.force_close()
 
     def _body_deadline(self) -> None:
@@ -316,9 +341,13 @@ class EdgeRequestHandler(RequestHandler):
         message: str | None = None,
     ) -> web.StreamResponse:
         """aiohttp's answer to a request its parser refused (400), to a handler that raised (500) or
-        timed out (504): here in OpenAI's shape, and only a bug's is logged above debug level."""
+        timed out (504): here in the shape of the door the request was for (a parser's refusal has no
+        parsed path, so it is read from the head's first bytes), and only a bug's is logged above
+        debug level."""
         error = protocol_error(status, exc, self.max_field_size, self.max_headers)
+        path = request.path
         if isinstance(exc, HttpProcessingError):
+            path = head_path(self._head_bytes)
             metrics.HTTP_PROTOCOL_ERRORS.labels(str(error.kind.http_status)).inc()
             logger.debug("refused a malformed request from %s: %s", request.remote, _reason(exc))
         elif status == 500:
@@ -328,7 +357,7 @@ class EdgeRequestHandler(RequestHandler):
             raise ConnectionError(
                 "Response is sent already, cannot send another response with the error message"
             )
-        response = error_response(error)
+        response = refusal_response(path, error)
         response.force_close()
         return response
 

@@ -7,6 +7,8 @@ each row onto the Anthropic status and type that means the same to an Anthropic 
     gateway                           HTTP  Anthropic HTTP  error.type
     invalid_request_error             400   400             invalid_request_error
       code request_too_large          400   413             request_too_large
+      method not allowed              405   405             invalid_request_error (Allow kept)
+      request head too large          431   431             invalid_request_error
     authentication_error              401   401             authentication_error
     insufficient_credits              402   402             billing_error
     permission_error                  403   403             permission_error
@@ -22,7 +24,9 @@ UpstreamOverloaded is the upstream saying it is overloaded (Anthropic's 529, an 
 UNAVAILABLE) or every deployment's circuit being open: an OpenAI client sees the table's 502, an
 Anthropic client the 529 its SDK knows to retry.
 
-A failure after a stream's first event is one `event: error` frame with the same body.
+A failure after a stream's first event is one `event: error` frame with the same body. Every path
+of the Messages door (`is_messages_path`) answers in this shape, including the refusals the router
+and the HTTP edge decide before any handler runs.
 """
 
 from __future__ import annotations
@@ -34,7 +38,16 @@ from aiohttp import web
 
 from server.errors import GatewayError, UpstreamOverloaded
 
-__all__ = ["anthropic_error", "anthropic_error_event", "anthropic_error_response"]
+__all__ = [
+    "MESSAGES_PATH",
+    "anthropic_error",
+    "anthropic_error_event",
+    "anthropic_error_response",
+    "is_messages_path",
+]
+
+MESSAGES_PATH = "/v1/messages"
+_UNDER_MESSAGES = MESSAGES_PATH + "/"
 
 _TOO_LARGE = (413, "request_too_large")
 _OVERLOADED = (529, "overloaded_error")
@@ -45,12 +58,19 @@ _BY_STATUS: dict[int, tuple[int, str]] = {
     402: (402, "billing_error"),
     403: (403, "permission_error"),
     404: (404, "not_found_error"),
+    405: (405, "invalid_request_error"),
     408: (504, "timeout_error"),
     429: (429, "rate_limit_error"),
     500: (500, "api_error"),
     502: (500, "api_error"),
     503: _OVERLOADED,
+    431: (431, "invalid_request_error"),
 }
+
+
+def is_messages_path(path: str) -> bool:
+    """Whether `path` belongs to the Messages door (whose every answer is Anthropic-shaped)."""
+    return path == MESSAGES_PATH or path.startswith(_UNDER_MESSAGES)
 
 
 def anthropic_error(error: GatewayError) -> tuple[int, str]:

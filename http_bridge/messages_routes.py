@@ -10,7 +10,8 @@ Auth is the gateway key, sent the way Anthropic's clients send theirs: `x-api-ke
 `Authorization: Bearer` (the Anthropic SDK's `auth_token`, Claude Code's ANTHROPIC_AUTH_TOKEN).
 `anthropic-version` is accepted (the gateway speaks 2023-06-01 to its upstreams whatever the
 client sends) and `anthropic-beta` is passed on to the upstream. Every error is Anthropic's shape,
-with Anthropic's status codes (`messages_errors.py`), including the ones decided before the call.
+with Anthropic's status codes (`messages_errors.py`), including the ones decided before the call;
+a caller without a valid key hears 401 before anything about its body (route_auth.py).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import grpc
 from aiohttp import web
 
 from http_bridge.call_headers import unary
-from http_bridge.errors import as_gateway_error
-from http_bridge.messages_errors import anthropic_error_event, anthropic_error_response
+from http_bridge.errors import as_gateway_error, payload_error
+from http_bridge.messages_errors import MESSAGES_PATH, anthropic_error_event, anthropic_error_response
+from http_bridge.request_keys import RPC_CALLED
+from http_bridge.route_auth import caller_refusal
 from http_bridge.sse import relay_stream
-from server.errors import GatewayError
+from server.errors import AuthenticationFailed, GatewayError, InvalidRequest
 from siraya.router.codec import messages as messages_codec
 from siraya.router.codec.errors import CodecError
 from siraya.router.codec.messages_request import decode_count_tokens_request, decode_message_request
@@ -53,15 +56,30 @@ def add_messages_routes(
 ) -> None:
     """Register the routes; the bridge passes its own helpers so every route shares one request path."""
 
+    def authorization(request: web.Request) -> str | None:
+        """The caller's key as an Authorization value: Bearer, else Anthropic's `x-api-key`."""
+        headers = request.headers
+        value = headers.get("Authorization")
+        if value is None:
+            api_key = headers.get("x-api-key")
+            if api_key is not None:
+                value = f"Bearer {api_key}"
+        return value
+
     def metadata(request: web.Request) -> list[tuple[str, str]]:
         pairs: list[tuple[str, str]] = call_metadata(request)
         headers = request.headers
         if "Authorization" not in headers:
-            api_key = headers.get("x-api-key")
-            if api_key is not None:
-                pairs.append(("authorization", f"Bearer {api_key}"))
+            from_api_key = authorization(request)
+            if from_api_key is not None:
+                if not (from_api_key.isascii() and from_api_key.isprintable()):
+                    # No key holds such bytes, and gRPC metadata cannot carry them.
+                    raise AuthenticationFailed("Incorrect API key provided: it is not printable ASCII.")
+                pairs.append(("authorization", from_api_key))
         beta = headers.get(BETA_HEADER)
         if beta is not None:
+            if not (beta.isascii() and beta.isprintable()):
+                raise InvalidRequest(f"The {BETA_HEADER} header must be printable ASCII.")
             pairs.append((BETA_HEADER, beta))
         return pairs
 
@@ -80,7 +98,13 @@ def add_messages_routes(
             try:
                 return await handler(request)
             except (GatewayError, CodecError, grpc.aio.AioRpcError) as error:
-                return anthropic_error_response(as_gateway_error(error), request_id_of(request))
+                failure = as_gateway_error(error)
+            except web.RequestPayloadError as error:
+                failure = payload_error(error)
+            if not request.get(RPC_CALLED):
+                stubs = request.app[stubs_key]
+                failure = await caller_refusal(stubs, request.path, authorization(request), failure)
+            return anthropic_error_response(failure, request_id_of(request))
 
         return guarded
 
@@ -115,5 +139,5 @@ def add_messages_routes(
         )
         return respond(request, messages_codec.encode_count_tokens(reply.input_tokens), headers)
 
-    app.router.add_post("/v1/messages", anthropic_errors(create_message))
-    app.router.add_post("/v1/messages/count_tokens", anthropic_errors(count_tokens))
+    app.router.add_post(MESSAGES_PATH, anthropic_errors(create_message))
+    app.router.add_post(MESSAGES_PATH + "/count_tokens", anthropic_errors(count_tokens))

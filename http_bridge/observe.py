@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from http_bridge.errors import error_response
+from http_bridge.refusals import refusal_response
 from http_bridge.request_ids import client_request_id_of, request_id_of
+from http_bridge.request_keys import RPC_CALLED
 from server.errors import NoAvailableProvider
 from server.observability import metrics
 from server.observability.logs import ACCESS_LOG
@@ -23,7 +24,6 @@ from server.observability.logs import ACCESS_LOG
 __all__ = ["BRIDGE_STATE", "RPC_CALLED", "BridgeState", "install", "metrics_handler"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-RPC_CALLED = web.RequestKey("siraya_rpc_called", bool)
 # Probes and scrapes are neither refused while draining nor logged: they run every few seconds.
 UNOBSERVED_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 
@@ -47,7 +47,7 @@ def _refuse(request: web.Request) -> web.StreamResponse:
     error = NoAvailableProvider(
         "The gateway is shutting down; retry the request.", code="server_shutting_down"
     )
-    response = error_response(error, request_id_of(request))
+    response = refusal_response(request.path, error, request_id_of(request))
     response.headers["Connection"] = "close"
     return response
 

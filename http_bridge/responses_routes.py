@@ -21,14 +21,18 @@ from siraya.router.v1 import responses_pb2
 __all__ = ["add_response_routes"]
 
 
-def _integer(request: web.Request, name: str) -> int | None:
+def _integer(request: web.Request, name: str, bits: int) -> int | None:
+    """A query parameter holding an integer that fits the request's signed field of `bits`."""
     raw = request.query.get(name)
     if raw is None:
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise InvalidRequest(f"Invalid '{name}': expected an integer.", param=name) from None
+    if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        raise InvalidRequest(f"Invalid '{name}': out of range.", param=name, code="invalid_value")
+    return value
 
 
 def add_response_routes(
@@ -46,7 +50,7 @@ def add_response_routes(
     async def get_response(request: web.Request) -> web.StreamResponse:
         if request.query.get("stream") == "true":
             watch = responses_pb2.WatchResponseRequest(id=request.match_info["response_id"])
-            after = _integer(request, "starting_after")
+            after = _integer(request, "starting_after", 64)
             if after is not None:
                 watch.starting_after = after
             return await relay_events(
@@ -67,7 +71,7 @@ def add_response_routes(
 
     async def list_input_items(request: web.Request) -> web.StreamResponse:
         listing = responses_pb2.ListInputItemsRequest(id=request.match_info["response_id"])
-        limit = _integer(request, "limit")
+        limit = _integer(request, "limit", 32)
         if limit is not None:
             listing.limit = limit
         for name in ("order", "after"):

@@ -31,6 +31,9 @@ class GatewayStubs:
     # Whether each request is serialized onto a real gRPC channel (the loopback hop), not handed
     # over in process: a request that carries the client's own body then need not carry it twice.
     serialized: bool = False
+    # `(authorization header or None) -> None`, raising what KeysService raises for a caller without
+    # the admin key (AuthenticationFailed, or PermissionDenied when key administration is off).
+    authorize_admin: Any = None
 
 
 def stubs_for_channel(channel: grpc.aio.Channel) -> GatewayStubs:

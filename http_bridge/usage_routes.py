@@ -15,6 +15,7 @@ The admin key reads every key's records; a user key only its own (naming another
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -61,8 +62,21 @@ def _number(query: Mapping[str, str], name: str) -> float | None:
         value = float(text)
     except ValueError:
         raise InvalidRequest(f"'{name}' must be a number.", param=name, code="invalid_type") from None
-    if value < 0:
-        raise InvalidRequest(f"'{name}' must not be negative.", param=name, code="invalid_value")
+    if not 0 <= value < math.inf:  # also NaN
+        raise InvalidRequest(f"'{name}' must be a finite number >= 0.", param=name, code="invalid_value")
+    return value
+
+
+def _whole_number(query: Mapping[str, str], name: str, bits: int) -> int | None:
+    """A query parameter holding a whole number (ASCII digits) that fits an unsigned field of `bits`."""
+    text = query.get(name)
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise InvalidRequest(f"'{name}' must be a whole number.", param=name, code="invalid_type")
+    value = int(text)
+    if value >= 2 ** (bits - 1):
+        raise InvalidRequest(f"'{name}' is out of range.", param=name, code="invalid_value")
     return value
 
 
@@ -107,12 +121,9 @@ def generations_request(
 ) -> admin_pb2.ListGenerationsRequest:
     """The RPC request of GET /v1/generations' query string (unknown parameters are refused)."""
     reject_unknown_fields(query, LIST_FIELDS, "the query of /v1/generations")
-    limit = query.get("limit", "0")
-    if not limit.isdigit():
-        raise InvalidRequest("'limit' must be a whole number.", param="limit", code="invalid_type")
     return admin_pb2.ListGenerationsRequest(
         filter=generation_filter(query, time.time() if now is None else now),
-        limit=int(limit),
+        limit=_whole_number(query, "limit", 32) or 0,
         cursor=query.get("cursor", ""),
     )
 
@@ -231,12 +242,10 @@ def add_usage_routes(
         query = request.query
         reject_unknown_fields(query, ("limit", "before_id"), "the query of /v1/audit")
         call = admin_pb2.ListAuditEventsRequest()
-        for name in ("limit", "before_id"):
-            value = query.get(name)
+        for name, bits in (("limit", 32), ("before_id", 64)):
+            value = _whole_number(query, name, bits)
             if value is not None:
-                if not value.isdigit():
-                    raise InvalidRequest(f"'{name}' must be a whole number.", param=name, code="invalid_type")
-                setattr(call, name, int(value))
+                setattr(call, name, value)
         reply = await request.app[stubs_key].usage.ListAuditEvents(call, metadata=call_metadata(request))
         return respond(request, {"object": "list", "data": [audit_event_json(e) for e in reply.events]})
 

@@ -118,7 +118,7 @@ async def _start(config: GatewayConfig, stack: AsyncExitStack, in_process: bool 
         else None
     )
     app = build_app(
-        replace(stubs, authenticate=authenticate),
+        replace(stubs, authenticate=authenticate, authorize_admin=servicers.keys.check_admin),
         config.server.max_body_bytes,
         config.limits.max_json_depth,
         console,

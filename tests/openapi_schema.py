@@ -47,9 +47,14 @@ def _validator(schema_name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, registry=_registry())
 
 
+def schema_violations(body: Any, schema_name: str, limit: int = 10) -> list[str]:
+    """Up to `limit` violations of `schema_name` in `body`, each `path: message`; empty if it matches."""
+    errors = sorted(_validator(schema_name).iter_errors(body), key=lambda e: list(e.absolute_path))
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}" for e in errors[:limit]]
+
+
 def assert_matches_schema(body: Any, schema_name: str) -> None:
     """Raise AssertionError listing every violation of `schema_name` in `body`."""
-    errors = sorted(_validator(schema_name).iter_errors(body), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}" for e in errors[:10]]
+    lines = schema_violations(body, schema_name)
+    if lines:
         raise AssertionError(f"body does not match {schema_name}:\n" + "\n".join(lines))

@@ -325,9 +325,11 @@ def parse_time(text: str, now: float) -> float | None:
     back from `now` ("90s", "15m", "24h", "7d", "2w"). None when it is neither."""
     text = text.strip()
     try:
-        return float(text)
+        moment = float(text)
     except ValueError:
         pass
+    else:
+        return moment if math.isfinite(moment) else None
     unit = _UNITS.get(text[-1:].lower())
     if unit is None:
         return None
@@ -337,4 +339,5 @@ def parse_time(text: str, now: float) -> float | None:
         return None
     if amount < 0 or not math.isfinite(amount):
         return None
-    return now - amount * unit
+    moment = now - amount * unit
+    return moment if math.isfinite(moment) else None

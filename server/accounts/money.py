@@ -16,6 +16,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Protocol
 
 __all__ = [
+    "MAX_USD",
     "MICROS_PER_USD",
     "TOKENS_PER_MILLION",
     "Price",
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 MICROS_PER_USD = 1_000_000
+# The largest amount a store can keep: its micro-dollars must fit a signed 64-bit column.
+MAX_USD = (2**63 - 1) // MICROS_PER_USD
 TOKENS_PER_MILLION = 1_000_000
 _MICRO = Decimal(1) / MICROS_PER_USD
 

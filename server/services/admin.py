@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import Any
 
@@ -13,7 +12,7 @@ import orjson
 from server.accounts.accounting import AccountMetering
 from server.accounts.key_views import generation, key_info
 from server.accounts.keys import CACHE_NAMESPACE, CHANGEABLE_KEY_FIELDS, KeyChanges, KeyRecord, NewKey
-from server.accounts.money import micros_to_usd, usd_to_micros
+from server.accounts.money import MAX_USD, micros_to_usd, usd_to_micros
 from server.accounts.store import AuditEvent
 from server.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, PermissionDenied
 from server.gateway import Gateway
@@ -31,6 +30,7 @@ VIA_METADATA = "x-siraya-via"
 # Every KeySpec field an UpdateKey mask may name.
 _UPDATABLE = (*CHANGEABLE_KEY_FIELDS, "credit_limit")
 _LIMITS = ("credit_limit", "rpm_limit", "tpm_limit")
+_INT64_MAX = 2**63 - 1
 
 
 def _metering(gateway: Gateway) -> AccountMetering:
@@ -43,18 +43,21 @@ def _key_not_found(key_id: str) -> NotFound:
     return NotFound(f"No key found with id '{key_id}'.", param="id", code="key_not_found")
 
 
+def _limit_message(field: str) -> str:
+    highest = MAX_USD if field == "credit_limit" else _INT64_MAX
+    return f"'{field}' must be a number from 0 to {highest}."
+
+
 def _check_spec(spec: admin_pb2.KeySpec, fields: tuple[str, ...] | set[str]) -> None:
     """The checks every key setting passes, on create and on update, for the fields given."""
     if "name" in fields and not spec.name:
         raise InvalidRequest("A key needs a name.", param="name", code="missing_required_parameter")
     for field in _LIMITS:
-        # `not >= 0` also refuses NaN, and isfinite an infinity: a gRPC double can hold both.
+        # The range test also refuses NaN and the infinities, which a gRPC double can hold.
         if field in fields and spec.HasField(field):
             value = getattr(spec, field)
-            if not (value >= 0 and math.isfinite(value)):
-                raise InvalidRequest(
-                    f"'{field}' must be a finite number >= 0.", param=field, code="invalid_value"
-                )
+            if not 0 <= value <= (MAX_USD if field == "credit_limit" else _INT64_MAX):
+                raise InvalidRequest(_limit_message(field), param=field, code="invalid_value")
     if (
         "cache_namespace" in fields
         and spec.HasField("cache_namespace")
@@ -137,6 +140,11 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
 
     def _check_admin(self, context: grpc.aio.ServicerContext) -> None:
         authorization, _ = call_context(context)
+        self.check_admin(authorization)
+
+    def check_admin(self, authorization: str | None) -> None:
+        """Raise unless `authorization` (an Authorization header's value) is the admin key's. The
+        bridge asks this too, so that nobody without the admin key hears about a body's errors."""
         if self._admin is None:
             raise PermissionDenied("Key administration is disabled: set server.admin_key to enable it.")
         if not is_admin(authorization, self._admin):
@@ -224,12 +232,8 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
         self, request: admin_pb2.SetCreditLimitRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.SetCreditLimitResponse:
         self._check_admin(context)
-        if request.HasField("credit_limit") and not (
-            request.credit_limit >= 0 and math.isfinite(request.credit_limit)
-        ):
-            raise InvalidRequest(
-                "'credit_limit' must be a finite number >= 0.", param="credit_limit", code="invalid_value"
-            )
+        if request.HasField("credit_limit") and not 0 <= request.credit_limit <= MAX_USD:
+            raise InvalidRequest(_limit_message("credit_limit"), param="credit_limit", code="invalid_value")
         limit = usd_to_micros(request.credit_limit) if request.HasField("credit_limit") else None
         if await _metering(self._gateway).accounts.set_credit_limit(request.id, limit) is None:
             raise _key_not_found(request.id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hmac
+import math
 import time
 
 import grpc
@@ -25,7 +26,7 @@ from server.accounts.ledger_queries import (
     UsageQuery,
     valid_status,
 )
-from server.accounts.money import micros_to_usd, usd_to_micros
+from server.accounts.money import MAX_USD, micros_to_usd, usd_to_micros
 from server.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 from server.gateway import Gateway, may_use
 from server.services.base import call_context, unary_rpc
@@ -51,8 +52,11 @@ _BUCKETS = {
 
 
 def is_admin(authorization: str | None, admin: bytes | None) -> bool:
-    """Whether the Authorization value is the admin key's Bearer token (constant time)."""
-    return bool(admin and authorization and hmac.compare_digest(authorization.encode(), admin))
+    """Whether the Authorization value is the admin key's Bearer token (constant time). A value that
+    is not ASCII (a header's odd bytes arrive surrogate-escaped, which would not encode) is not."""
+    if not admin or not authorization or not authorization.isascii():
+        return False
+    return hmac.compare_digest(authorization.encode(), admin)
 
 
 def admin_token(admin_key: str | None) -> bytes | None:
@@ -92,8 +96,8 @@ def ledger_filter(spec: admin_pb2.GenerationFilter, key: KeyRecord | None) -> Ge
             param="status",
             code="invalid_value",
         )
-    since = spec.since if spec.HasField("since") else None
-    until = spec.until if spec.HasField("until") else None
+    since = _finite(spec, "since")
+    until = _finite(spec, "until")
     if since is not None and until is not None and since >= until:
         raise InvalidRequest("'since' must be before 'until'.", param="since", code="invalid_value")
     return GenerationFilter(
@@ -103,9 +107,31 @@ def ledger_filter(spec: admin_pb2.GenerationFilter, key: KeyRecord | None) -> Ge
         status=status,
         since=since,
         until=until,
-        min_cost_micros=usd_to_micros(spec.min_cost) if spec.HasField("min_cost") else None,
-        max_cost_micros=usd_to_micros(spec.max_cost) if spec.HasField("max_cost") else None,
+        min_cost_micros=_cost_micros(spec, "min_cost"),
+        max_cost_micros=_cost_micros(spec, "max_cost"),
     )
+
+
+def _finite(spec: admin_pb2.GenerationFilter, name: str) -> float | None:
+    """A time bound of the filter, refused unless it is a finite number (a gRPC double can be NaN)."""
+    if not spec.HasField(name):  # type: ignore[arg-type]
+        return None
+    value: float = getattr(spec, name)
+    if not math.isfinite(value):
+        raise InvalidRequest(f"'{name}' must be a finite unix time.", param=name, code="invalid_value")
+    return value
+
+
+def _cost_micros(spec: admin_pb2.GenerationFilter, name: str) -> int | None:
+    """A cost bound of the filter in micro-dollars, refused unless 0 <= it <= what a store can hold."""
+    if not spec.HasField(name):  # type: ignore[arg-type]
+        return None
+    value: float = getattr(spec, name)
+    if not 0 <= value <= MAX_USD:  # also refuses NaN
+        raise InvalidRequest(
+            f"'{name}' must be a number of US dollars from 0 to {MAX_USD}.", param=name, code="invalid_value"
+        )
+    return usd_to_micros(value)
 
 
 class UsageServicer(admin_pb2_grpc.UsageServiceServicer):

@@ -70,3 +70,16 @@ def assert_openai_error(
         assert error["code"] == code, error
     assert isinstance(error["message"], str) and error["message"], error
     return error
+
+
+def assert_anthropic_error(response: RawResponse, status: int, type_: str) -> dict[str, Any]:
+    """The response is `status` with exactly Anthropic's error shape; returns the `error` object."""
+    assert response.status == status, (response.status, response.body[:300])
+    assert response.headers.get("content-type", "").startswith("application/json"), response.headers
+    body = response.json()
+    assert body.get("type") == "error" and set(body) <= {"type", "error", "request_id"}, body
+    error = body["error"]
+    assert set(error) == {"type", "message"}, error
+    assert error["type"] == type_, error
+    assert isinstance(error["message"], str) and error["message"], error
+    return error

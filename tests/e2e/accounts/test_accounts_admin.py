@@ -4,6 +4,8 @@ gateway keeps keys and balances, and a graceful stop writes every pending ledger
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ from tests.e2e.accounts_harness import (
     running_accounts,
     sdk,
 )
+from tests.e2e.raw_http import exchange, request_bytes
 from tests.fakes.openai_upstream import ScriptedReply
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -55,6 +58,90 @@ def test_key_admin_needs_the_admin_key(accounts: AccountsHarness) -> None:
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "invalid_api_key"
         assert ADMIN_KEY not in response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/keys", b"{{{"),
+        ("POST", "/keys", b"[1]"),
+        ("POST", "/keys", b'{"nom": "typo"}'),
+        ("POST", "/keys", b'{"name": "x", "rpm_limit": "many"}'),
+        ("PATCH", "/keys/key_123", b"{{{"),
+        ("PATCH", "/keys/key_123", b"{}"),
+        ("PATCH", "/keys/key_123", b'{"name": ""}'),
+    ],
+)
+def test_key_admin_hears_401_before_its_body_errors(
+    accounts: AccountsHarness, method: str, path: str, body: bytes
+) -> None:
+    """Nobody without the admin key learns how the admin API validates its bodies."""
+    _, user_secret = accounts.create_key()
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {user_secret}"}):
+        response = httpx.request(
+            method,
+            f"{accounts.base_url}{path}",
+            content=body,
+            headers={**headers, "Content-Type": "application/json"},
+            timeout=20,
+        )
+        assert response.status_code == 401, (headers, response.text)
+        assert response.json()["error"]["code"] == "invalid_api_key"
+    with_admin = admin(method, f"{accounts.base_url}{path}", content=body)
+    assert with_admin.status_code == 400, with_admin.text
+
+
+def _http_port(accounts: AccountsHarness) -> int:
+    assert accounts.running is not None
+    return accounts.running.http_port
+
+
+# Query values each route refuses, where it reads the parameter at all.
+_BAD_QUERY = (
+    "?limit=abc&stream=true&starting_after=x&since=never&until=never&min_cost=-1"
+    "&group_by=nope&bucket=nope&order=sideways&id="
+)
+
+
+def test_every_v1_route_tells_an_unknown_key_401_before_anything_else(accounts: AccountsHarness) -> None:
+    """Walks the router, so a route added later is covered the day it appears: whatever is wrong with
+    its body or query, a caller without a valid key hears 401 (in its door's shape) and nothing more."""
+    assert accounts.running is not None
+    routes = sorted(
+        {
+            (route.method, route.resource.canonical)
+            for route in accounts.running._app.router.routes()
+            if route.resource is not None
+            and route.resource.canonical.startswith("/v1/")
+            and route.method not in ("HEAD", "*")
+        }
+    )
+    assert ("POST", "/v1/messages") in routes and ("GET", "/v1/responses/{response_id}") in routes
+    wrong: list[str] = []
+    for method, path in routes:
+        url = accounts.root_url + re.sub(r"\{[^}]+\}", "nope", path) + _BAD_QUERY
+        for headers in ({}, {"Authorization": "Bearer sk-sr-" + "x" * 43}, {"x-api-key": "sk-sr-unknown"}):
+            response = httpx.request(
+                method, url, content=b"{{{", headers={**headers, "Content-Type": "application/json"}
+            )
+            if response.status_code != 401 or "authentication_error" not in response.text:
+                answer = f"{response.status_code} {response.text[:120]}"
+                wrong.append(f"{method} {path} {sorted(headers)}: {answer}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages", "/v1/keys"])
+def test_a_non_ascii_bearer_token_with_a_bad_body_is_401_without_a_traceback(
+    accounts: AccountsHarness, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The key check a refused body waits for copes with any bytes a header can carry (aiohttp hands
+    them over surrogate-escaped), the admin key's comparison included."""
+    headers = {"Authorization": "Bearer sk-sr-\xe9", "Content-Type": "application/json"}
+    with caplog.at_level(logging.DEBUG):
+        response = exchange(_http_port(accounts), request_bytes("POST", path, headers, b"{{{"))
+    assert response.status == 401, response.body[:300]
+    assert b"authentication_error" in response.body
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
 
 
 def test_create_list_get_update_rotate_revoke(accounts: AccountsHarness) -> None:

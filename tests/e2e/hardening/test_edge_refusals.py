@@ -15,7 +15,7 @@ import logging
 import pytest
 
 from tests.e2e.harness import GatewayHarness
-from tests.e2e.raw_http import assert_openai_error, exchange, request_bytes
+from tests.e2e.raw_http import assert_anthropic_error, assert_openai_error, exchange, request_bytes
 
 CHAT = json.dumps({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}).encode()
 UNKNOWN_KEY = "sk-sr-" + "x" * 43
@@ -194,4 +194,157 @@ def test_a_garbage_body_with_content_encoding_is_400(
             _port(harness), request_bytes("POST", "/v1/chat/completions", headers, b"0123456789")
         )
     assert_openai_error(response, 400, "invalid_request_error", "invalid_body_encoding")
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+# the Anthropic door: the same refusals in Anthropic's shape
+
+MESSAGES_PATHS = ["/v1/messages", "/v1/messages/count_tokens"]
+MESSAGE = json.dumps(
+    {"model": "gpt-test", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+).encode()
+
+
+def _api_key(harness: GatewayHarness) -> dict[str, str]:
+    return {"x-api-key": harness.api_key}
+
+
+@pytest.mark.parametrize("path", MESSAGES_PATHS)
+def test_a_one_megabyte_header_on_messages_is_431_in_anthropics_shape(
+    harness: GatewayHarness, path: str
+) -> None:
+    data = request_bytes("POST", path, {**_api_key(harness), "X-Big": "a" * 1_000_000}, MESSAGE)
+    assert_anthropic_error(exchange(_port(harness), data), 431, "invalid_request_error")
+
+
+@pytest.mark.parametrize("path", MESSAGES_PATHS)
+def test_five_hundred_headers_on_messages_are_431_in_anthropics_shape(
+    harness: GatewayHarness, path: str
+) -> None:
+    headers = [*_api_key(harness).items(), *((f"X-H{i}", "v") for i in range(500))]
+    response = exchange(_port(harness), request_bytes("POST", path, headers, MESSAGE))
+    assert_anthropic_error(response, 431, "invalid_request_error")
+
+
+def test_an_overlong_messages_url_is_431_in_anthropics_shape(harness: GatewayHarness) -> None:
+    path = "/v1/messages?pad=" + "a" * 20_000
+    response = exchange(_port(harness), request_bytes("POST", path, _api_key(harness), MESSAGE))
+    assert_anthropic_error(response, 431, "invalid_request_error")
+
+
+@pytest.mark.parametrize("path", MESSAGES_PATHS)
+def test_obs_fold_on_messages_is_400_in_anthropics_shape(harness: GatewayHarness, path: str) -> None:
+    data = request_bytes("POST", path, _api_key(harness), MESSAGE).replace(
+        b"\r\n\r\n", b"\r\nX-A: b\r\n c\r\n\r\n", 1
+    )
+    assert_anthropic_error(exchange(_port(harness), data), 400, "invalid_request_error")
+
+
+@pytest.mark.parametrize("path", MESSAGES_PATHS)
+def test_a_negative_content_length_on_messages_is_400_in_anthropics_shape(
+    harness: GatewayHarness, path: str
+) -> None:
+    data = request_bytes("POST", path, {**_api_key(harness), "Content-Length": "-1"})
+    assert_anthropic_error(exchange(_port(harness), data), 400, "invalid_request_error")
+
+
+@pytest.mark.parametrize("path", MESSAGES_PATHS)
+def test_a_bad_chunk_size_on_messages_is_400_in_anthropics_shape(harness: GatewayHarness, path: str) -> None:
+    head = request_bytes("POST", path, {**_api_key(harness), "Transfer-Encoding": "chunked"})
+    assert_anthropic_error(exchange(_port(harness), head + b"zz\r\n"), 400, "invalid_request_error")
+    # The handler is already reading the body when the bad chunk comes.
+    response = exchange(_port(harness), head, b"zz\r\n", timeout=5)
+    assert_anthropic_error(response, 400, "invalid_request_error")
+
+
+def test_a_method_no_parser_knows_on_messages_is_400_in_anthropics_shape(harness: GatewayHarness) -> None:
+    response = exchange(_port(harness), request_bytes("FOO", "/v1/messages", _api_key(harness)))
+    assert_anthropic_error(response, 400, "invalid_request_error")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br"])
+def test_a_garbage_body_with_content_encoding_on_messages_is_400_in_anthropics_shape(
+    harness: GatewayHarness, encoding: str
+) -> None:
+    headers = {**_api_key(harness), "Content-Type": "application/json", "Content-Encoding": encoding}
+    response = exchange(_port(harness), request_bytes("POST", "/v1/messages", headers, b"0123456789"))
+    assert_anthropic_error(response, 400, "invalid_request_error")
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "TRACE"])
+@pytest.mark.parametrize("path", MESSAGES_PATHS)
+def test_a_wrong_method_on_messages_is_405_in_anthropics_shape(
+    harness: GatewayHarness, method: str, path: str
+) -> None:
+    response = exchange(_port(harness), request_bytes(method, path, _api_key(harness)))
+    assert_anthropic_error(response, 405, "invalid_request_error")
+    assert {m.strip() for m in response.headers["allow"].split(",")} == {"POST"}
+
+
+def test_an_unknown_path_under_messages_is_404_in_anthropics_shape(harness: GatewayHarness) -> None:
+    response = exchange(_port(harness), request_bytes("POST", "/v1/messages/batches", _api_key(harness)))
+    assert_anthropic_error(response, 404, "not_found_error")
+
+
+def test_the_openai_paths_keep_openais_shape_beside_messages(harness: GatewayHarness) -> None:
+    """Only the Messages door answers in Anthropic's shape: a path that merely starts alike does not."""
+    response = exchange(_port(harness), request_bytes("GET", "/v1/messagesx", _bearer(harness)))
+    assert_openai_error(response, 400, "invalid_request_error", "unknown_url")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"x-api-key": UNKNOWN_KEY}, {"Authorization": f"Bearer {UNKNOWN_KEY}"}],
+    ids=["no-key", "unknown-x-api-key", "unknown-bearer"],
+)
+@pytest.mark.parametrize("path", MESSAGES_PATHS)
+@pytest.mark.parametrize("body", [b"{{{", b'{"model": "gpt-test"}'], ids=["not-json", "no-messages"])
+def test_a_missing_or_unknown_key_on_messages_hears_401_before_body_errors(
+    harness: GatewayHarness, headers: dict[str, str], path: str, body: bytes
+) -> None:
+    headers = {**headers, "Content-Type": "application/json"}
+    response = exchange(_port(harness), request_bytes("POST", path, headers, body))
+    assert_anthropic_error(response, 401, "authentication_error")
+
+
+@pytest.mark.parametrize("path", MESSAGES_PATHS)
+def test_a_valid_x_api_key_still_hears_its_body_errors(harness: GatewayHarness, path: str) -> None:
+    headers = {**_api_key(harness), "Content-Type": "application/json"}
+    response = exchange(_port(harness), request_bytes("POST", path, headers, b"{{{"))
+    assert_anthropic_error(response, 400, "invalid_request_error")
+
+
+@pytest.mark.parametrize("path", MESSAGES_PATHS)
+def test_a_non_ascii_x_api_key_is_401_without_a_traceback(
+    harness: GatewayHarness, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = {"x-api-key": "sk-sr-\xe9", "Content-Type": "application/json"}
+    with caplog.at_level(logging.DEBUG):
+        response = exchange(_port(harness), request_bytes("POST", path, headers, MESSAGE))
+    assert_anthropic_error(response, 401, "authentication_error")
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+@pytest.mark.parametrize("header", ["Authorization", "x-api-key"])
+def test_a_key_with_a_tab_inside_is_401_without_a_traceback(
+    harness: GatewayHarness, header: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    value = "Bearer sk-sr-a\tb" if header == "Authorization" else "sk-sr-a\tb"
+    headers = {header: value, "Content-Type": "application/json"}
+    with caplog.at_level(logging.DEBUG):
+        response = exchange(_port(harness), request_bytes("POST", "/v1/messages", headers, MESSAGE))
+        openai = exchange(_port(harness), request_bytes("POST", "/v1/chat/completions", headers, CHAT))
+    assert_anthropic_error(response, 401, "authentication_error")
+    assert openai.status == 401, openai.body
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+@pytest.mark.parametrize("beta", ["tools-\xe9", "a\tb"])
+def test_an_anthropic_beta_gRPC_cannot_carry_is_400_without_a_traceback(
+    harness: GatewayHarness, beta: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = {**_api_key(harness), "anthropic-beta": beta, "Content-Type": "application/json"}
+    with caplog.at_level(logging.DEBUG):
+        response = exchange(_port(harness), request_bytes("POST", "/v1/messages", headers, MESSAGE))
+    assert_anthropic_error(response, 400, "invalid_request_error")
     assert not [r for r in caplog.records if r.exc_info], caplog.text

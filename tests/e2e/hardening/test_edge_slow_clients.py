@@ -21,7 +21,7 @@ import pytest
 
 from server.accounts.keys import NewKey
 from tests.e2e.harness import CONFIG_TEMPLATE, UPSTREAM_KEY, GatewayHarness, _unused_port
-from tests.e2e.raw_http import assert_openai_error, exchange, request_bytes
+from tests.e2e.raw_http import assert_anthropic_error, assert_openai_error, exchange, request_bytes
 from tests.fakes.openai_upstream import Fault
 
 SLOW_CLIENTS = 1000
@@ -233,6 +233,25 @@ def test_a_body_that_stops_arriving_gets_a_408(edge: EdgeHarness) -> None:
     response = exchange(edge.running.http_port, head + b'{"model": ', timeout=BODY_TIMEOUT + GRACE + 5)
     assert time.monotonic() - started <= BODY_TIMEOUT + GRACE
     assert_openai_error(response, 408, "timeout_error", "request_timeout")
+    assert response.headers.get("connection", "").lower() == "close"
+
+
+def test_slow_headers_on_messages_get_a_timeout_in_anthropics_shape(edge: EdgeHarness) -> None:
+    """The header deadline's answer takes the shape of the door the request line names."""
+    assert edge.running is not None
+    head = b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+    started = time.monotonic()
+    response = exchange(edge.running.http_port, head, timeout=HEADER_TIMEOUT + GRACE + 5)
+    assert time.monotonic() - started <= HEADER_TIMEOUT + GRACE
+    assert_anthropic_error(response, 504, "timeout_error")
+
+
+def test_a_messages_body_that_stops_arriving_gets_a_timeout_in_anthropics_shape(edge: EdgeHarness) -> None:
+    assert edge.running is not None
+    headers = {"x-api-key": edge.api_key, "Content-Type": "application/json", "Content-Length": "1000"}
+    head = request_bytes("POST", "/v1/messages", headers)
+    response = exchange(edge.running.http_port, head + b'{"model": ', timeout=BODY_TIMEOUT + GRACE + 5)
+    assert_anthropic_error(response, 504, "timeout_error")
     assert response.headers.get("connection", "").lower() == "close"
 
 

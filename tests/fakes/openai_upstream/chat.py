@@ -183,7 +183,7 @@ def _turn(message: dict[str, Any]) -> Turn:
 
 def _tool_choice(choice: Any) -> str | None:
     if isinstance(choice, dict):
-        function = choice.get("function") or {}
-        name = function.get("name") or choice.get("name")
+        function = choice.get("function")
+        name = (function.get("name") if isinstance(function, dict) else None) or choice.get("name")
         return str(name) if name else None
     return str(choice) if choice is not None else None

@@ -66,6 +66,12 @@ _BAD_JSON = (
     "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
 )
 _RECORD = web.RequestKey("record", RecordedRequest)
+# The request body schema (in OpenAI's spec) of each endpoint a strict fake checks.
+_REQUEST_SCHEMAS = {
+    "/v1/chat/completions": "CreateChatCompletionRequest",
+    "/v1/responses": "CreateResponse",
+    "/v1/embeddings": "CreateEmbeddingRequest",
+}
 _FAULT = web.RequestKey("fault", Fault)
 _DOWNLOAD_PIECE = 64 * 1024
 
@@ -82,7 +88,9 @@ class FakeOpenAIUpstream(LoopbackServer):
     """An OpenAI-compatible server for end-to-end tests, byte-faithful to OpenAI's wire format.
 
     Replies are deterministic (see `replies.plan_reply`); `inject` queues faults and `script_chat`
-    queues replies. Every request lands in `requests`.
+    queues replies. Every request lands in `requests`. A `strict` fake refuses a chat, Responses or
+    embeddings body that breaks OpenAI's request schema with OpenAI's 400, as the real API does
+    (the fuzz suite sends such bodies; other tests rely on a lenient fake).
     """
 
     api_prefix = "/v1"
@@ -94,12 +102,14 @@ class FakeOpenAIUpstream(LoopbackServer):
         native_responses: bool = True,
         chunk_delay: float = 0.0,
         reasoning_field: str | None = None,
+        strict: bool = False,
     ) -> None:
         """`reasoning_field`: play a reasoning model that thinks when `reasoning_effort` asks it to,
         and sends its thinking in that field of the message and of the stream's deltas
         ("reasoning_content" as vLLM and DeepSeek do, "reasoning" as OpenRouter does)."""
         super().__init__()
         self.api_key = api_key
+        self.strict = strict
         self.native_responses = native_responses
         self.chunk_delay = chunk_delay
         self.reasoning_field = reasoning_field
@@ -192,6 +202,8 @@ class FakeOpenAIUpstream(LoopbackServer):
                 return early
         if not request.path.startswith("/files/") and (denied := self._check_auth(request)) is not None:
             return denied
+        if self.strict and (refused := _schema_refusal(request.path, record.json)) is not None:
+            return refused
         try:
             return await handler(request)
         except _Rejected as rejected:
@@ -481,6 +493,20 @@ async def _abort(request: web.Request) -> None:
             break
         await asyncio.sleep(0.005)
     transport.abort()
+
+
+def _schema_refusal(path: str, body: Any) -> web.Response | None:
+    """OpenAI's 400 for a body that breaks its endpoint's request schema, or None."""
+    schema = _REQUEST_SCHEMAS.get(path)
+    if schema is None or not isinstance(body, dict):
+        return None
+    from tests.openapi_schema import schema_violations
+
+    violations = schema_violations(body, schema, limit=1)
+    if not violations:
+        return None
+    where, _, what = violations[0].partition(": ")
+    return error_response(400, f"Invalid request: {what}", param=where.replace("/", ".") or None)
 
 
 def _record(request: web.Request, body: bytes) -> RecordedRequest:
