@@ -35,10 +35,10 @@ test: $(STAMP) proto-check
 # bridge's /openapi.json, and Hypothesis against the gRPC services. FUZZ_EXAMPLES=5000 make fuzz.
 FUZZ_EXAMPLES ?= 500
 fuzz: $(STAMP)
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider --timeout=0 tests/e2e/test_openapi_fuzz.py tests/e2e/test_grpc_fuzz.py
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider --timeout=0 tests/e2e/hardening/test_openapi_fuzz.py tests/e2e/hardening/test_grpc_fuzz.py
 
 # Re-vendor the part of OpenAI's spec that /openapi.json serves, after adding a route on an OpenAI
-# path or updating tests/reference/openai-openapi.yaml (tests/unit/test_openapi_vendor.py checks it).
+# path or updating tests/reference/openai-openapi.yaml (tests/unit/http_bridge/openapi/test_openapi_vendor.py checks it).
 openapi-subset: $(STAMP)
 	$(PY) -m http_bridge.openapi.vendor tests/reference/openai-openapi.yaml
 

@@ -6,7 +6,7 @@ OpenAI's spec has the path (`openai_subset.json`, vendored from that spec by ven
 few corrections in corrections.py where OpenAI's API sends what its spec does not allow), else ours
 (owned.py). Each operation also gets the error reply of its door as `default` (OpenAI's envelope,
 or Anthropic's on the Messages paths) and the key it needs (route_auth.key_need). A route with no
-operation anywhere is left out, and tests/e2e/test_openapi_document.py fails naming it: a new route
+operation anywhere is left out, and tests/e2e/hardening/test_openapi_document.py fails naming it: a new route
 is documented the day it is added.
 
 The document is built on its first request and kept: the router cannot change once serving.

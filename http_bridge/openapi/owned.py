@@ -4,7 +4,7 @@ Key administration, a key's own view and the ledger (`/v1/keys`, `/v1/key`, `/v1
 `/v1/usage`, `/v1/providers`, `/v1/audit`), Anthropic's Messages door (`/v1/messages`), the video
 alias `/v1/videos/generations`, and operations (`/health/*`, `/metrics`, `/openapi.json`). Each one
 is written from its handler (http_bridge/*_routes.py): the request it takes and the reply it gives,
-so that schemathesis can hold the running gateway to them (tests/e2e/test_openapi_fuzz.py). A
+so that schemathesis can hold the running gateway to them (tests/e2e/hardening/test_openapi_fuzz.py). A
 schema may reference OpenAI's components; the vendoring (vendor.py) copies what they name.
 """
 

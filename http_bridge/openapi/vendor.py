@@ -10,8 +10,9 @@ code samples, and the like) are dropped, and OpenAPI 3.0's `nullable: true`, whi
 3.1 spec still use, becomes 3.1's null type, so validators read the schemas as OpenAI means them.
 
 The running gateway reads only the result: the full spec (3 MB of YAML) stays out of the package.
-tests/unit/test_openapi_vendor.py regenerates the file from the reference copy of the spec and
-fails if the committed one differs, so a route added on an OpenAI path needs this run again.
+A unit test (tests/unit/http_bridge/openapi/test_openapi_vendor.py) regenerates the file from the
+reference copy of the spec and fails if the committed one differs, so a route added on an OpenAI
+path needs this run again.
 """
 
 from __future__ import annotations
