@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def bridge_routes() -> list[tuple[str, str]]:
     from http_bridge.openapi.document import served_routes
     from http_bridge.stubs import GatewayStubs
 
-    stubs = GatewayStubs(**{field.name: None for field in fields(GatewayStubs)})
+    stubs = GatewayStubs(**{field.name: None for field in fields(GatewayStubs) if field.default is MISSING})
     return served_routes(build_app(stubs, max_body_bytes=1))
 
 
