@@ -48,7 +48,8 @@ def bridge_routes() -> list[tuple[str, str]]:
     from http_bridge.openapi.document import served_routes
     from http_bridge.stubs import GatewayStubs
 
-    stubs = GatewayStubs(**{field.name: None for field in fields(GatewayStubs) if field.default is MISSING})
+    absent: dict[str, Any] = {field.name: None for field in fields(GatewayStubs) if field.default is MISSING}
+    stubs = GatewayStubs(**absent)
     return served_routes(build_app(stubs, max_body_bytes=1))
 
 
