@@ -28,6 +28,12 @@ an expired reservation (its process was only slow, not dead) still charges what 
 `release_stale` stays as the backstop: it releases any reservation open for hours (rows from before
 leases have no holder), and a late settle of one charges nothing.
 
+Levels (budgets.py, teams.py). A reservation may also have to fit spend levels besides the key's
+lifetime credit: the key's period budget, its team's lifetime credit and period budget, the global
+budget. `reserve_up_to(..., levels)` holds the same amount at the key and in each level's bucket, in
+one atomic step, only if every level's window has room; the reservation remembers its levels, so
+settle, release and the lease and stale sweeps move every level with the key.
+
 Stored responses (ResponseStore) are the Responses API's state: each one belongs to the key that
 made it, and every read, update and delete names that key, so another key's id reads as absent.
 A background response holds a lease (`lease_until`) that its process renews while it runs; one
@@ -47,9 +53,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from server.accounts.budgets import Spend, SpendLevel
 from server.accounts.keys import KeyStore
 from server.accounts.ledger_queries import Cursor, GenerationFilter, GenerationPage, UsageQuery, UsageRow
 from server.accounts.ledger_record import LEDGER_COLUMNS, LedgerAttempt, LedgerRecord, LedgerStatus
+from server.accounts.teams import TeamStore
 
 __all__ = [
     "ACTIVE_RESPONSE_STATES",
@@ -220,7 +228,7 @@ class LedgerQueries(Protocol):
         ...
 
 
-class AccountStore(KeyStore, LedgerSink, ResponseStore, LedgerQueries, Protocol):
+class AccountStore(KeyStore, TeamStore, LedgerSink, ResponseStore, LedgerQueries, Protocol):
     """Keys, credits and the usage ledger behind one async interface.
 
     Key methods back keys.KeyManager. KeyRecord.credit_limit/credit_used are USD floats for display
@@ -242,14 +250,25 @@ class AccountStore(KeyStore, LedgerSink, ResponseStore, LedgerQueries, Protocol)
         ...
 
     async def reserve_up_to(
-        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+        self,
+        key_id: str,
+        request_id: str,
+        minimum_micros: int,
+        maximum_micros: int,
+        levels: Sequence[SpendLevel] = (),
     ) -> int | None:
         """Hold as much of `maximum_micros` as the limit covers, atomically, if that is at least
         `minimum_micros`; the amount held, or None when refused (an unknown key too).
 
-        An unlimited key is granted the maximum. An id that already has a reservation changes
-        nothing: its amount while it is open, None once it is settled or released.
+        With `levels` (sorted by scope), the amount also fits each level's window and is held in
+        each level's bucket in the same step. An unlimited key with no limited level is granted the
+        maximum. An id that already has a reservation changes nothing: its amount while it is open,
+        None once it is settled or released.
         """
+        ...
+
+    async def spent(self, levels: Sequence[SpendLevel]) -> list[Spend]:
+        """Each level's spend in its window now: charged, and held by requests in flight."""
         ...
 
     async def settle(self, key_id: str, request_id: str, actual_micros: int) -> bool:
@@ -301,9 +320,15 @@ class SyncCredits(Protocol):
 
     def reserve_nowait(self, key_id: str, request_id: str, amount_micros: int) -> bool | None: ...
     def reserve_up_to_nowait(
-        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+        self,
+        key_id: str,
+        request_id: str,
+        minimum_micros: int,
+        maximum_micros: int,
+        levels: Sequence[SpendLevel] = (),
     ) -> int | None | NotLoaded:
-        """`reserve_up_to` without suspending; NOT_LOADED when the key is not loaded yet."""
+        """`reserve_up_to` without suspending; NOT_LOADED when the key or a level's window is not
+        loaded yet."""
         ...
 
     def settle_nowait(self, key_id: str, request_id: str, actual_micros: int) -> bool | None: ...
