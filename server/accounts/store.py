@@ -5,7 +5,7 @@
       OwnedSqliteAccountStore (owned_sqlite_accounts.py) embedded default with one worker: credits
                             in memory, settlements journaled then batched into the same file
       PostgresAccountStore  (postgres_accounts.py)  replicas: asyncpg pool, one statement per operation
-    LimitStore     requests and tokens per minute, per key
+    LimitStore     requests and tokens per minute, per key (and per team, over its keys)
       MemoryLimitStore      (memory_limits.py)      in-process default
       RedisLimitStore       (redis_limits.py)       replicas: one Lua script, one round trip per hit
 
@@ -78,6 +78,7 @@ __all__ = [
     "ResponseStore",
     "StoredResponse",
     "SyncCredits",
+    "TeamRates",
     "check_reserve_bounds",
     "format_reset",
 ]
@@ -350,6 +351,8 @@ class LimitDecision:
     remaining_tokens: int | None
     reset_tokens_s: float
     retry_after_s: float | None = None
+    # On a refusal: "key" when the key's own limits refused, "team" when its team's did.
+    refused_by: str | None = None
 
     def headers(self) -> dict[str, str]:
         """OpenAI's rate-limit headers, plus Retry-After (whole seconds, at least 1) on a refusal."""
@@ -370,21 +373,40 @@ class LimitDecision:
 UNLIMITED = LimitDecision(True, None, None, 0.0, None, None, 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class TeamRates:
+    """A team's rate limits, checked with each of its keys' (None: that dimension is unlimited)."""
+
+    id: str
+    rpm: int | None
+    tpm: int | None
+
+
 class LimitStore(Protocol):
     """Per-key requests-per-minute and tokens-per-minute buckets."""
 
     async def hit(
-        self, key_id: str, rpm: int | None, tpm: int | None, estimated_tokens: int, now: float
+        self,
+        key_id: str,
+        rpm: int | None,
+        tpm: int | None,
+        estimated_tokens: int,
+        now: float,
+        team: TeamRates | None = None,
     ) -> LimitDecision:
-        """Admit one request costing `estimated_tokens`, atomically on both buckets, or refuse it.
+        """Admit one request costing `estimated_tokens`, atomically on both buckets (and on its team's
+        two, with `team`), or refuse it.
 
         A refusal consumes nothing. A request larger than the whole tpm passes when the token
         bucket is full and leaves it in debt, so a small tpm never blocks a big request forever.
         """
         ...
 
-    async def adjust_tokens(self, key_id: str, delta_tokens: int, now: float) -> None:
-        """Correct the token bucket by actual minus estimated tokens (negative gives tokens back)."""
+    async def adjust_tokens(
+        self, key_id: str, delta_tokens: int, now: float, team_id: str | None = None
+    ) -> None:
+        """Correct the token bucket by actual minus estimated tokens (negative gives tokens back), and
+        the team's, with the `team_id` given to `hit`."""
         ...
 
     async def close(self) -> None: ...

@@ -1,0 +1,95 @@
+"""What a budget has spent in its window now, and which level refused a request, in words.
+
+The admin views, `/v1/key` and the CLI show a budget with its spend (`BudgetStatus`); a 402 that a
+budget or a team caused names that level (`level_refusal`), so a client knows which cap it hit and
+when a calendar one resets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from server.accounts.budgets import (
+    Budget,
+    BudgetReset,
+    Spend,
+    SpendLevel,
+    Window,
+    global_scope,
+    key_scope,
+    team_budget_scope,
+    team_scope,
+    window,
+)
+from server.accounts.keys import KeyRecord
+from server.accounts.money import micros_to_usd
+from server.accounts.teams import TeamRecord
+
+__all__ = ["BudgetStatus", "budget_status", "level_refusal"]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """A budget, and its window now: micro-dollars charged and held in it, and what is left
+    (negative after an upstream billed beyond its reservation: shown, never hidden)."""
+
+    budget: Budget
+    spend: Spend
+    window: Window
+
+    @property
+    def remaining(self) -> int:
+        return self.budget.limit - self.spend.total
+
+
+def budget_status(budget: Budget, spend: Spend, now: float) -> BudgetStatus:
+    return BudgetStatus(budget, spend, window(budget, now))
+
+
+def _usd(micros: int) -> str:
+    return f"${micros_to_usd(micros):.2f}" if micros % 10_000 == 0 else f"${micros_to_usd(micros):.6f}"
+
+
+def _budget_words(budget: Budget, now: float) -> str:
+    if budget.reset is BudgetReset.ROLLING:
+        span = {"day": "24 hours", "week": "7 days", "month": "30 days"}[budget.period.value]
+        return f"budget of {_usd(budget.limit)} per {span} (rolling)"
+    resets = datetime.fromtimestamp(window(budget, now).resets_at or now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    adjective = {"day": "daily", "week": "weekly", "month": "monthly"}[budget.period.value]
+    return f"{adjective} budget of {_usd(budget.limit)} (it resets at {resets})"
+
+
+def level_refusal(
+    levels: tuple[SpendLevel, ...],
+    spends: list[Spend],
+    least: int,
+    key: KeyRecord,
+    team: TeamRecord | None,
+    global_budget: Budget | None,
+    now: float,
+) -> str | None:
+    """The message of a 402 a level caused: the first level without `least` micro-dollars left;
+    None when every level had room (the key's own credit refused)."""
+    for level, spend in zip(levels, spends, strict=True):
+        if level.limit is None or level.limit - spend.total >= least:
+            continue
+        if key.budget is not None and level.scope == key_scope(key.id, key.budget):
+            what = f"this key's {_budget_words(key.budget, now)}"
+        elif team is not None and level.scope == team_scope(team.id):
+            what = f"the credit limit of its team '{team.name}' ({_usd(level.limit)})"
+        elif (
+            team is not None
+            and team.budget is not None
+            and level.scope == team_budget_scope(team.id, team.budget)
+        ):
+            what = f"the {_budget_words(team.budget, now)} of its team '{team.name}'"
+        elif global_budget is not None and level.scope == global_scope(global_budget):
+            what = f"the gateway's {_budget_words(global_budget, now)}"
+        else:
+            what = "a budget"
+        return (
+            f"This request does not fit {what}: {_usd(max(0, level.limit - spend.total))} is left, and it may"
+            f" cost up to {_usd(least)}."
+        )
+    return None
