@@ -7,8 +7,10 @@ when a calendar one resets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from server.accounts.budgets import (
     Budget,
@@ -16,8 +18,10 @@ from server.accounts.budgets import (
     Spend,
     SpendLevel,
     Window,
+    budget_level,
     global_scope,
     key_scope,
+    lifetime_level,
     team_budget_scope,
     team_scope,
     window,
@@ -26,7 +30,10 @@ from server.accounts.keys import KeyRecord
 from server.accounts.money import micros_to_usd
 from server.accounts.teams import TeamRecord
 
-__all__ = ["BudgetStatus", "budget_status", "level_refusal"]
+if TYPE_CHECKING:
+    from server.accounts.store import AccountStore
+
+__all__ = ["BudgetStatus", "budget_status", "key_budget_statuses", "level_refusal", "team_spend"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,34 @@ class BudgetStatus:
 
 def budget_status(budget: Budget, spend: Spend, now: float) -> BudgetStatus:
     return BudgetStatus(budget, spend, window(budget, now))
+
+
+async def key_budget_statuses(
+    accounts: AccountStore, keys: Sequence[KeyRecord], now: float
+) -> dict[str, BudgetStatus]:
+    """The budget window now of each key that has a budget, by key id (one store call for all)."""
+    budgeted = [key for key in keys if key.budget is not None]
+    if not budgeted:
+        return {}
+    levels = [budget_level(key_scope(key.id, key.budget), key.budget, now) for key in budgeted if key.budget]
+    spends = await accounts.spent(levels)
+    return {
+        key.id: budget_status(key.budget, spend, now)
+        for key, spend in zip(budgeted, spends, strict=True)
+        if key.budget is not None
+    }
+
+
+async def team_spend(
+    accounts: AccountStore, team: TeamRecord, now: float
+) -> tuple[Spend, BudgetStatus | None]:
+    """A team's spend since it was made, and its budget's window now (None without a budget)."""
+    levels = [lifetime_level(team_scope(team.id), team.credit_limit)]
+    if team.budget is not None:
+        levels.append(budget_level(team_budget_scope(team.id, team.budget), team.budget, now))
+    spends = await accounts.spent(levels)
+    status = None if team.budget is None else budget_status(team.budget, spends[1], now)
+    return spends[0], status
 
 
 def _usd(micros: int) -> str:
