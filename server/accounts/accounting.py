@@ -165,8 +165,11 @@ class AccountMetering(Metering):
         if self.store_bodies:
             ctx.outcome.bodies = BodyCapture(demand.params)
         estimated = demand.prompt_tokens + demand.max_output_tokens
-        team = None if key.team_id is None else await self.teams.cached(key.team_id)
-        rates = _team_rates(team)
+        # Most keys have no team: no call for them (every call on this path is counted).
+        team = rates = None
+        if key.team_id is not None:
+            team = await self.teams.cached(key.team_id)
+            rates = _team_rates(team)
         if key.rpm_limit is not None or key.tpm_limit is not None or rates is not None:
             await self._limit(key, entry, ctx, started, estimated, team, rates)
         tokens_limited = key.tpm_limit is not None or (rates is not None and rates.tpm is not None)
@@ -277,8 +280,10 @@ class AccountMetering(Metering):
         zero cost, with what the answer would have cost as its saving."""
         started = time.monotonic()
         ctx.key_id = key.id
-        team = None if key.team_id is None else await self.teams.cached(key.team_id)
-        rates = _team_rates(team)
+        team = rates = None
+        if key.team_id is not None:
+            team = await self.teams.cached(key.team_id)
+            rates = _team_rates(team)
         if key.rpm_limit is not None or key.tpm_limit is not None or rates is not None:
             await self._limit(key, entry, ctx, started, 0, team, rates)
         if self.moderator is not None and self.moderator.enabled:
