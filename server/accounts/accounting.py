@@ -257,7 +257,11 @@ class AccountMetering(Metering):
             message = None
             if levels:
                 spends = await self.accounts.spent(levels)
-                message = level_refusal(levels, spends, low, key, team, self.global_budget, self.clock())
+                balance = None if key.credit_limit is None else await self.accounts.balance(key_id)
+                room = None if balance is None else balance.available
+                message = level_refusal(
+                    levels, spends, low, key, team, self.global_budget, self.clock(), room
+                )
             refused = InsufficientCredits(message or _refusal_message(demand, low))
             await meter.fail(refused)
             raise refused

@@ -103,28 +103,32 @@ def level_refusal(
     team: TeamRecord | None,
     global_budget: Budget | None,
     now: float,
+    key_room: int | None = None,
 ) -> str | None:
-    """The message of a 402 a level caused: the first level without `least` micro-dollars left;
-    None when every level had room (the key's own credit refused)."""
+    """The message of a 402 a level caused: the level with the least room left (read after the
+    refusal, so requests in flight may have moved it since); None when the key's own credit
+    (`key_room` left, None when unlimited) is tighter still."""
+    tightest: tuple[int, SpendLevel] | None = None
     for level, spend in zip(levels, spends, strict=True):
-        if level.limit is None or level.limit - spend.total >= least:
-            continue
-        if key.budget is not None and level.scope == key_scope(key.id, key.budget):
-            what = f"this key's {_budget_words(key.budget, now)}"
-        elif team is not None and level.scope == team_scope(team.id):
-            what = f"the credit limit of its team '{team.name}' ({_usd(level.limit)})"
-        elif (
-            team is not None
-            and team.budget is not None
-            and level.scope == team_budget_scope(team.id, team.budget)
-        ):
-            what = f"the {_budget_words(team.budget, now)} of its team '{team.name}'"
-        elif global_budget is not None and level.scope == global_scope(global_budget):
-            what = f"the gateway's {_budget_words(global_budget, now)}"
-        else:
-            what = "a budget"
-        return (
-            f"This request does not fit {what}: {_usd(max(0, level.limit - spend.total))} is left, and it may"
-            f" cost up to {_usd(least)}."
-        )
-    return None
+        if level.limit is not None and (tightest is None or level.limit - spend.total < tightest[0]):
+            tightest = (level.limit - spend.total, level)
+    if tightest is None or (key_room is not None and key_room <= tightest[0]):
+        return None
+    room, level = tightest
+    assert level.limit is not None
+    if key.budget is not None and level.scope == key_scope(key.id, key.budget):
+        what = f"this key's {_budget_words(key.budget, now)}"
+    elif team is not None and level.scope == team_scope(team.id):
+        what = f"the credit limit of its team '{team.name}' ({_usd(level.limit)})"
+    elif (
+        team is not None
+        and team.budget is not None
+        and level.scope == team_budget_scope(team.id, team.budget)
+    ):
+        what = f"the {_budget_words(team.budget, now)} of its team '{team.name}'"
+    elif global_budget is not None and level.scope == global_scope(global_budget):
+        what = f"the gateway's {_budget_words(global_budget, now)}"
+    else:
+        what = "a budget"
+    left = f"{_usd(max(0, room))} is left" if room < least else "requests in flight held what was left"
+    return f"This request does not fit {what}: {left}, and it may cost up to {_usd(least)}."

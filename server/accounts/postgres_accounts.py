@@ -579,7 +579,11 @@ class PostgresAccountStore:
         if not self._leased:
             await self.renew_lease(time.time() + self.lease_seconds)
         if levels:
-            held = await self._reserve_within(key_id, request_id, minimum_micros, maximum_micros, levels)
+            try:
+                held = await self._reserve_within(key_id, request_id, minimum_micros, maximum_micros, levels)
+            except asyncpg.UniqueViolationError:
+                # The same id reserved at the same moment: the transaction rolled back whole.
+                held = await self._open_amount(key_id, request_id)
             if held is not None:
                 self._with_levels.add((key_id, request_id))
             return held
@@ -597,6 +601,10 @@ class PostgresAccountStore:
                 return int(held)
         except asyncpg.UniqueViolationError:
             pass  # the statement rolled back whole; report the existing reservation
+        return await self._open_amount(key_id, request_id)
+
+    async def _open_amount(self, key_id: str, request_id: str) -> int | None:
+        """What an existing reservation holds while it is open; None otherwise."""
         row = await self._pool.fetchrow(
             "SELECT state, amount_micros FROM credit_reservations WHERE key_id = $1 AND request_id = $2",
             key_id,

@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from server.accounts.budget_status import level_refusal
 from server.accounts.budgets import (
     ROLLING_BUCKETS,
     Budget,
     BudgetPeriod,
     BudgetReset,
+    Spend,
     SpendLevel,
     window,
 )
@@ -97,3 +99,23 @@ def test_the_levels_of_a_key_sorted_by_scope() -> None:
         ),
     )
     assert spend_levels(KeyRecord("key_2", "k", "sk-sr-y", 0), None, None, now) == ()
+
+
+def test_a_refusal_names_the_tightest_level_unless_the_keys_own_credit_is_tighter() -> None:
+    now = at("2026-03-15T13:00:00")
+    team = TeamRecord("team_1", "Research", 0, credit_limit=5_000, budget=Budget(9_000, BudgetPeriod.DAY))
+    key = KeyRecord("key_1", "k", "sk-sr-x", 0, team_id="team_1", credit_limit=1.0)
+    levels = spend_levels(key, team, None, now)  # the team's lifetime, then its day
+    spends = [Spend(4_500, 0), Spend(4_500, 0)]
+    said = level_refusal(levels, spends, 600, key, team, None, now, key_room=900_000)
+    assert said == (
+        "This request does not fit the credit limit of its team 'Research' ($0.005000): $0.000500 is left,"
+        " and it may cost up to $0.000600."
+    )
+    # The key's own credit is tighter: the key's own refusal says so, not this.
+    assert level_refusal(levels, spends, 600, key, team, None, now, key_room=100) is None
+    # Read after requests in flight settled: the level has room again, and is still the one named.
+    later = level_refusal(levels, [Spend(1_000, 0), Spend(1_000, 0)], 600, key, team, None, now)
+    assert later is not None and "requests in flight held what was left" in later
+    daily = level_refusal(levels, [Spend(0, 0), Spend(8_800, 0)], 600, key, team, None, now)
+    assert daily is not None and "daily budget of $0.009000 (it resets at 2026-03-16T00:00:00Z)" in daily
