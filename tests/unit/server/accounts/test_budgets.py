@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from server.accounts.backends import global_budget
 from server.accounts.budget_status import level_refusal
 from server.accounts.budgets import (
     ROLLING_BUCKETS,
@@ -20,6 +22,7 @@ from server.accounts.budgets import (
 )
 from server.accounts.keys import KeyRecord
 from server.accounts.teams import TeamRecord, spend_levels
+from server.config import ConfigError, load_config
 
 
 def at(text: str) -> float:
@@ -119,3 +122,17 @@ def test_a_refusal_names_the_tightest_level_unless_the_keys_own_credit_is_tighte
     assert later is not None and "requests in flight held what was left" in later
     daily = level_refusal(levels, [Spend(0, 0), Spend(8_800, 0)], 600, key, team, None, now)
     assert daily is not None and "daily budget of $0.009000 (it resets at 2026-03-16T00:00:00Z)" in daily
+
+
+def test_the_global_budget_comes_from_the_accounts_section(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("accounts:\n  global_budget: {limit: 12.5, period: week, reset: rolling}\n")
+    assert global_budget(load_config(path, {})) == Budget(12_500_000, BudgetPeriod.WEEK, BudgetReset.ROLLING)
+    path.write_text("accounts:\n  global_budget: {limit: 3, period: month}\n")
+    assert global_budget(load_config(path, {})) == Budget(3_000_000, BudgetPeriod.MONTH, BudgetReset.CALENDAR)
+    assert global_budget(load_config(None, {})) is None
+    path.write_text("accounts:\n  global_budget: {limit: 3, period: fortnight, resets: calendar}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert "accounts.global_budget.period" in str(caught.value)
+    assert "accounts.global_budget.resets" in str(caught.value)
