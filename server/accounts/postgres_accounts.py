@@ -6,6 +6,11 @@ write to `credit_reservations`. Under READ COMMITTED, concurrent updates of a ke
 its row lock and each re-checks the WHERE clause against the row as the previous one left it, so
 no interleaving can admit more than the limit covers. One statement is also one round trip.
 
+A reservation that must also fit spend levels (a period budget, a team, the global budget; see
+budgets.py) is one transaction instead: the key's row locked, an advisory lock per level, the
+levels' windows summed, then the holds written; its settle and release are one transaction too.
+The lock order that keeps these free of deadlocks is written beside their SQL below.
+
 Why Postgres, not Redis, holds reservations: the balance must be durable and the ledger must sum
 to it. Reserving in Redis and charging in Postgres would need a reconciliation path for every
 Redis failover or lost write; a conditional UPDATE is exact and costs one round trip either way.
