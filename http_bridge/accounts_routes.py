@@ -1,7 +1,8 @@
 """REST for accounts: key administration under /v1/keys (admin key), and a key's own view.
 
 POST   /v1/keys                 create {name, expires_at?, allowed_models?, credit_limit?, rpm_limit?,
-                                tpm_limit?, cache_namespace?}; the secret is in this response only
+                                tpm_limit?, cache_namespace?, team_id?, budget?}; the secret is in this
+                                response only (a budget: http_bridge/budget_fields.py)
 GET    /v1/keys                 list
 GET    /v1/keys/{id}            get
 PATCH  /v1/keys/{id}            any of the create fields; null clears one (no expiry, no limit)
@@ -9,6 +10,8 @@ DELETE /v1/keys/{id}            revoke
 POST   /v1/keys/{id}/rotate     new secret, shown once
 GET    /v1/key                  the calling key: limit, usage, remaining credit
 GET    /v1/generation?id=...    the ledger record of one of the calling key's requests
+
+and /v1/teams (teams_routes.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from aiohttp import web
 from google.protobuf import field_mask_pb2
 
 from http_bridge.body_fields import reject_unknown_fields
+from http_bridge.budget_fields import budget_json, budget_spec
+from http_bridge.teams_routes import add_team_routes, team_json
 from server.errors import InvalidRequest
 from siraya.router.v1 import admin_pb2
 
@@ -35,6 +40,8 @@ KEY_FIELDS = (
     "rpm_limit",
     "tpm_limit",
     "cache_namespace",
+    "team_id",
+    "budget",
 )
 # (field, the bit width of its integer in KeySpec, or 0 for a number) of the numeric settings.
 _NUMBERS = (("expires_at", 64), ("credit_limit", 0), ("rpm_limit", 32), ("tpm_limit", 64))
@@ -55,6 +62,12 @@ def _key_json(key: admin_pb2.KeyInfo) -> dict[str, Any]:
         "rpm_limit": key.rpm_limit if key.HasField("rpm_limit") else None,
         "tpm_limit": key.tpm_limit if key.HasField("tpm_limit") else None,
         "cache_namespace": key.cache_namespace,
+        "team_id": key.team_id if key.HasField("team_id") else None,
+        "budget": (
+            budget_json(key.budget, key.budget_status if key.HasField("budget_status") else None)
+            if key.HasField("budget")
+            else None
+        ),
     }
 
 
@@ -135,6 +148,15 @@ def _spec_fields(body: dict[str, Any]) -> admin_pb2.KeySpec:
                 "'cache_namespace' must be a string.", param="cache_namespace", code="invalid_type"
             )
         spec.cache_namespace = namespace
+    team_id = body.get("team_id")
+    if team_id is not None:
+        if not isinstance(team_id, str) or not team_id:
+            raise InvalidRequest(
+                "'team_id' must be a team's id, or null for none.", param="team_id", code="invalid_type"
+            )
+        spec.team_id = team_id
+    if body.get("budget") is not None:
+        spec.budget.CopyFrom(budget_spec(body["budget"]))
     models = body.get("allowed_models") or []
     if not isinstance(models, list) or not all(isinstance(model, str) for model in models):
         raise InvalidRequest(
@@ -246,6 +268,7 @@ def add_account_routes(
                 "requests_per_minute": key.rpm_limit if key.HasField("rpm_limit") else None,
                 "tokens_per_minute": key.tpm_limit if key.HasField("tpm_limit") else None,
             },
+            "team": team_json(reply.team) if reply.HasField("team") else None,
         }
         return _respond(request, {"data": data}, request_id_of(request))
 
@@ -263,3 +286,4 @@ def add_account_routes(
     app.router.add_post(KEYS_PATH + "/{key_id}/rotate", rotate_key)
     app.router.add_get("/v1/key", current_key)
     app.router.add_get("/v1/generation", get_generation)
+    add_team_routes(app, stubs, read_json, call_metadata, admin_metadata, request_id_of)

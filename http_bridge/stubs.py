@@ -25,6 +25,7 @@ class GatewayStubs:
     messages: Any
     usage: Any
     completions: Any
+    teams: Any
     # `async (authorization header or None) -> key`, raising AuthenticationFailed: lets the bridge
     # answer 401 before a body error without a gRPC call (the composition root provides it).
     authenticate: Any = None

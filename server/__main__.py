@@ -147,6 +147,13 @@ def _keys(args: argparse.Namespace) -> int:
     return asyncio.run(run_keys(config, args, as_json=global_option(args, "json")))
 
 
+def _teams(args: argparse.Namespace) -> int:
+    from server.cli.teams import TEAMS_FIELDS, run_teams
+
+    config = _load(args, only=TEAMS_FIELDS)
+    return asyncio.run(run_teams(config, args, as_json=global_option(args, "json")))
+
+
 def _prices(args: argparse.Namespace) -> int:
     from server.cli.prices import run_prices
 
@@ -177,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args)
         if command == "keys":
             return _keys(args)
+        if command == "teams":
+            return _teams(args)
         if command == "prices":
             return _prices(args)
         if command in ("usage", "logs"):

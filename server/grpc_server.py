@@ -26,6 +26,7 @@ from server.services.images import ImagesServicer
 from server.services.messages import MessagesServicer
 from server.services.models import ModelsServicer
 from server.services.responses import ResponsesServicer
+from server.services.teams import TeamsServicer
 from server.services.usage import UsageServicer
 from server.services.videos import VideosServicer
 from server.startup import StartupError
@@ -50,6 +51,7 @@ class Servicers:
         self.messages = MessagesServicer(gateway)
         self.usage = UsageServicer(gateway, admin_key)
         self.completions = CompletionsServicer(gateway)
+        self.teams = TeamsServicer(gateway, admin_key)
 
     def each(self) -> list[Any]:
         """Every servicer, in the order of siraya.router.services.SERVICES."""

@@ -20,6 +20,11 @@ tokenizer and is exact enough when the key has credit to spare; only when that b
 (refused, or granted less than the reply ceiling) is the prompt counted with the real tokenizer
 (prompt_bound.py), in a worker thread, and the reservation asked again or the cap raised to match.
 
+Budgets and teams (budgets.py, teams.py): a key with a period budget, a key in a team, and every key
+when the gateway has a global budget reserve at each of those levels too, in the same store step
+(teams.spend_levels, computed from the injected `clock`), so a request fits every level or is
+refused with a 402 that names the level. A team's rpm/tpm are checked with the key's, in one step.
+
 A key without a credit limit reserves nothing (a reservation is a store write on the hot path);
 its charges are still settled, so its usage is tracked. Reservations use an id of their own, not
 the request id: a client may resend an X-Request-Id, and that must never look like a replay.
@@ -35,8 +40,11 @@ import contextlib
 import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
+from server.accounts.budget_status import level_refusal
+from server.accounts.budgets import Budget, SpendLevel
 from server.accounts.keys import KeyRecord
 from server.accounts.ledger_writer import LedgerWriter
 from server.accounts.metering import Consumption, Demand, Meter, Metering
@@ -52,7 +60,9 @@ from server.accounts.store import (
     LedgerStatus,
     LimitStore,
     SyncCredits,
+    TeamRates,
 )
+from server.accounts.teams import TeamManager, TeamRecord, spend_levels
 from server.config import PricingConfig
 from server.errors import GatewayError, InsufficientCredits, RateLimited
 from server.observability import metrics
@@ -117,8 +127,15 @@ class AccountMetering(Metering):
         *,
         store_bodies: bool = False,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        global_budget: Budget | None = None,
+        teams: TeamManager | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.accounts = accounts
+        self.global_budget = global_budget
+        self.teams = teams or TeamManager(accounts)
+        # Unix seconds: the budgets' windows and the rate limits' buckets move with it.
+        self.clock = clock
         self.limits = limits
         self.ledger = ledger
         self.moderator = moderator
@@ -148,11 +165,21 @@ class AccountMetering(Metering):
         if self.store_bodies:
             ctx.outcome.bodies = BodyCapture(demand.params)
         estimated = demand.prompt_tokens + demand.max_output_tokens
-        if key.rpm_limit is not None or key.tpm_limit is not None:
-            await self._limit(key, entry, ctx, started, estimated)
-        meter = _AccountMeter(self, key, entry, ctx, started, estimated if key.tpm_limit is not None else 0)
-        if key.credit_limit is not None:
-            await self._reserve(key, entry, demand, meter)
+        # Most keys have no team: no call for them (every call on this path is counted).
+        team = rates = None
+        if key.team_id is not None:
+            team = await self.teams.cached(key.team_id)
+            rates = _team_rates(team)
+        if key.rpm_limit is not None or key.tpm_limit is not None or rates is not None:
+            await self._limit(key, entry, ctx, started, estimated, team, rates)
+        tokens_limited = key.tpm_limit is not None or (rates is not None and rates.tpm is not None)
+        meter = _AccountMeter(self, key, entry, ctx, started, estimated if tokens_limited else 0)
+        meter.team_id = None if rates is None else rates.id
+        levels: tuple[SpendLevel, ...] = ()
+        if team is not None or key.budget is not None or self.global_budget is not None:
+            levels = spend_levels(key, team, self.global_budget, self.clock())
+        if key.credit_limit is not None or levels:
+            await self._reserve(key, entry, demand, meter, levels, team)
             ctx.reservation_id = meter.reservation_id
         if self.moderator is not None and self.moderator.enabled:
             try:
@@ -163,17 +190,28 @@ class AccountMetering(Metering):
         return meter
 
     async def _limit(
-        self, key: KeyRecord, entry: CatalogueEntry, ctx: RequestContext, started: float, tokens: int
+        self,
+        key: KeyRecord,
+        entry: CatalogueEntry,
+        ctx: RequestContext,
+        started: float,
+        tokens: int,
+        team: TeamRecord | None = None,
+        rates: TeamRates | None = None,
     ) -> None:
-        """Count one request of `tokens` against the key's rate limits: a 429 (recorded) when over."""
-        decision = await self.limits.hit(key.id, key.rpm_limit, key.tpm_limit, tokens, time.time())
+        """Count one request of `tokens` against the key's rate limits (and its team's): a 429
+        (recorded) when over."""
+        decision = await self.limits.hit(key.id, key.rpm_limit, key.tpm_limit, tokens, self.clock(), rates)
         headers = decision.headers()
         headers.pop("retry-after", None)
         if not decision.allowed:
             if ctx.response_headers:
                 headers.update(ctx.response_headers)
+            requests = decision.remaining_requests == 0
             error = RateLimited(
-                _limit_message(decision.remaining_requests == 0, key),
+                _team_limit_message(requests, team)
+                if decision.refused_by == "team" and team is not None
+                else _limit_message(requests, key),
                 retry_after=decision.retry_after_s,
                 headers=headers,
             )
@@ -184,9 +222,16 @@ class AccountMetering(Metering):
         ctx.response_headers = headers
 
     async def _reserve(
-        self, key: KeyRecord, entry: CatalogueEntry, demand: Demand, meter: _AccountMeter
+        self,
+        key: KeyRecord,
+        entry: CatalogueEntry,
+        demand: Demand,
+        meter: _AccountMeter,
+        levels: tuple[SpendLevel, ...] = (),
+        team: TeamRecord | None = None,
     ) -> None:
-        """Hold a true upper bound of the request's cost, and cap its reply at what that pays for."""
+        """Hold a true upper bound of the request's cost (at the key and at every level), and cap its
+        reply at what that pays for."""
         prices = []
         for deployment in entry.deployments:  # a loop, not a comprehension: one call fewer per request
             prices.append(deployment_price(entry, deployment))
@@ -196,16 +241,28 @@ class AccountMetering(Metering):
         prompt = demand.prompt_tokens if shape is None else shape.text_bytes + shape.fixed_tokens
         low, high = bounds(entry, demand, prompt, prices)
         sync, key_id, reservation_id = self.sync_credits, key.id, meter.reservation_id
-        held = NOT_LOADED if sync is None else sync.reserve_up_to_nowait(key_id, reservation_id, low, high)
+        held = (
+            NOT_LOADED
+            if sync is None
+            else sync.reserve_up_to_nowait(key_id, reservation_id, low, high, levels)
+        )
         if held is NOT_LOADED:
-            held = await self.accounts.reserve_up_to(key_id, reservation_id, low, high)
+            held = await self.accounts.reserve_up_to(key_id, reservation_id, low, high, levels)
         if shape is not None and held != high:
             prompt = await asyncio.to_thread(shape.counted_bound, entry.counting)
             if held is None:
                 low, high = bounds(entry, demand, prompt, prices)
-                held = await self.accounts.reserve_up_to(key_id, reservation_id, low, high)
+                held = await self.accounts.reserve_up_to(key_id, reservation_id, low, high, levels)
         if held is None or held is NOT_LOADED:
-            refused = InsufficientCredits(_refusal_message(demand, low))
+            message = None
+            if levels:
+                spends = await self.accounts.spent(levels)
+                balance = None if key.credit_limit is None else await self.accounts.balance(key_id)
+                room = None if balance is None else balance.available
+                message = level_refusal(
+                    levels, spends, low, key, team, self.global_budget, self.clock(), room
+                )
+            refused = InsufficientCredits(message or _refusal_message(demand, low))
             await meter.fail(refused)
             raise refused
         meter.reserved, meter.reserved_micros = True, held
@@ -227,8 +284,12 @@ class AccountMetering(Metering):
         zero cost, with what the answer would have cost as its saving."""
         started = time.monotonic()
         ctx.key_id = key.id
-        if key.rpm_limit is not None or key.tpm_limit is not None:
-            await self._limit(key, entry, ctx, started, 0)
+        team = rates = None
+        if key.team_id is not None:
+            team = await self.teams.cached(key.team_id)
+            rates = _team_rates(team)
+        if key.rpm_limit is not None or key.tpm_limit is not None or rates is not None:
+            await self._limit(key, entry, ctx, started, 0, team, rates)
         if self.moderator is not None and self.moderator.enabled:
             try:
                 await self.moderator.check(key.id, entry.id, demand.params)
@@ -366,6 +427,8 @@ class _AccountMeter(Meter):
         self.reservation_id = new_reservation_id()
         self.reserved = False
         self.reserved_micros = 0
+        # The team whose token bucket this request also took from (corrected with the key's).
+        self.team_id: str | None = None
         self._done = False
 
     async def settle(
@@ -386,7 +449,9 @@ class _AccountMeter(Meter):
             if self._estimated:
                 actual = consumed.prompt_tokens + consumed.completion_tokens
                 await asyncio.shield(
-                    metering.limits.adjust_tokens(key.id, actual - self._estimated, time.time())
+                    metering.limits.adjust_tokens(
+                        key.id, actual - self._estimated, metering.clock(), self.team_id
+                    )
                 )
         except Exception:
             # The answer was served: failing it now would not un-spend the tokens. The open
@@ -416,7 +481,9 @@ class _AccountMeter(Meter):
             else:
                 await asyncio.shield(metering.accounts.release(key.id, self.reservation_id))
         if self._estimated:
-            await asyncio.shield(metering.limits.adjust_tokens(key.id, -self._estimated, time.time()))
+            await asyncio.shield(
+                metering.limits.adjust_tokens(key.id, -self._estimated, metering.clock(), self.team_id)
+            )
         cancelled = isinstance(error, (asyncio.CancelledError, GeneratorExit))
         metering._record(
             key, self._entry.id, self._ctx, self._started, "cancelled" if cancelled else "error", error=error
@@ -484,3 +551,21 @@ def _limit_message(requests: bool, key: KeyRecord) -> str:
             f"Rate limit reached for this key: {key.rpm_limit} requests per minute. Please try again later."
         )
     return f"Rate limit reached for this key: {key.tpm_limit} tokens per minute. Please try again later."
+
+
+def _team_rates(team: TeamRecord | None) -> TeamRates | None:
+    if team is None or (team.rpm_limit is None and team.tpm_limit is None):
+        return None
+    return TeamRates(team.id, team.rpm_limit, team.tpm_limit)
+
+
+def _team_limit_message(requests: bool, team: TeamRecord) -> str:
+    if requests:
+        return (
+            f"Rate limit reached for this key's team '{team.name}': {team.rpm_limit} requests per minute"
+            " across its keys. Please try again later."
+        )
+    return (
+        f"Rate limit reached for this key's team '{team.name}': {team.tpm_limit} tokens per minute"
+        " across its keys. Please try again later."
+    )

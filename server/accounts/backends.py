@@ -8,15 +8,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.accounts.accounting import AccountMetering
+from server.accounts.budgets import Budget, BudgetPeriod, BudgetReset
 from server.accounts.keys import KeyManager
 from server.accounts.ledger_dead_letter import DEAD_LETTER_FILE, LedgerDeadLetter
 from server.accounts.ledger_writer import LedgerWriter
 from server.accounts.memory_limits import MemoryLimitStore
 from server.accounts.moderation import Moderator
+from server.accounts.money import usd_to_micros
 from server.accounts.store import AccountStore, LimitStore
+from server.accounts.teams import TeamManager
 from server.config import GatewayConfig
 
-__all__ = ["DATABASE_FILE", "Accounts", "open_account_store", "open_accounts"]
+__all__ = ["DATABASE_FILE", "Accounts", "global_budget", "open_account_store", "open_accounts"]
 
 DATABASE_FILE = "siraya.db"
 
@@ -72,5 +75,15 @@ async def open_accounts(config: GatewayConfig) -> Accounts:
         moderator,
         store_bodies=config.observability.store_bodies,
         lease_seconds=config.accounts.reservation_lease,
+        global_budget=global_budget(config),
+        teams=TeamManager(store, cache_ttl=config.accounts.key_cache_ttl),
     )
     return Accounts(store, KeyManager(store, cache_ttl=config.accounts.key_cache_ttl), metering)
+
+
+def global_budget(config: GatewayConfig) -> Budget | None:
+    """`accounts.global_budget` in micro-dollars; None when it is not set."""
+    found = config.accounts.global_budget
+    if found is None:
+        return None
+    return Budget(usd_to_micros(found.limit), BudgetPeriod(found.period), BudgetReset(found.reset))

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from server.accounts.budgets import Budget
 from server.errors import AuthenticationFailed
 
 KEY_PREFIX = "sk-sr-"
@@ -38,6 +39,10 @@ class KeyRecord:
     tpm_limit: int | None = None
     # The response cache's namespace as set; None: the key's own id (see `cache_namespace_of`).
     cache_namespace: str | None = None
+    # The team that owns the key: its requests must also fit the team's budget and limits.
+    team_id: str | None = None
+    # A spending cap per day, week or month, besides the lifetime credit limit (budgets.py).
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,8 @@ class NewKey:
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     cache_namespace: str | None = None
+    team_id: str | None = None
+    budget: Budget | None = None
 
 
 # What `KeyChanges` may change; a credit limit changes through AccountStore.set_credit_limit, which
@@ -60,6 +67,8 @@ CHANGEABLE_KEY_FIELDS: tuple[str, ...] = (
     "rpm_limit",
     "tpm_limit",
     "cache_namespace",
+    "team_id",
+    "budget",
 )
 
 
@@ -74,6 +83,8 @@ class KeyChanges:
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     cache_namespace: str | None = None
+    team_id: str | None = None
+    budget: Budget | None = None
 
     def __post_init__(self) -> None:
         unknown = self.fields - set(CHANGEABLE_KEY_FIELDS)
@@ -81,8 +92,34 @@ class KeyChanges:
             raise ValueError(f"not changeable through KeyChanges: {', '.join(sorted(unknown))}")
 
     def assignments(self) -> list[tuple[str, str | int | tuple[str, ...] | None]]:
-        """(column, value) of each changed field, in CHANGEABLE_KEY_FIELDS order."""
-        return [(name, getattr(self, name)) for name in CHANGEABLE_KEY_FIELDS if name in self.fields]
+        """(column, value) of each changed field, in CHANGEABLE_KEY_FIELDS order (a budget is three
+        columns)."""
+        found: list[tuple[str, str | int | tuple[str, ...] | None]] = []
+        for name in CHANGEABLE_KEY_FIELDS:
+            if name not in self.fields:
+                continue
+            if name == "budget":
+                found.extend(budget_columns(self.budget))
+            else:
+                found.append((name, getattr(self, name)))
+        return found
+
+
+def budget_columns(budget: Budget | None) -> list[tuple[str, str | int | None]]:
+    """The (column, value) pairs a budget is stored as, in keys and teams alike."""
+    if budget is None:
+        return [("budget_limit_micros", None), ("budget_period", None), ("budget_reset", None)]
+    return [
+        ("budget_limit_micros", budget.limit),
+        ("budget_period", budget.period.value),
+        ("budget_reset", budget.reset.value),
+    ]
+
+
+def budget_from_columns(limit: int | None, period: str | None, reset: str | None) -> Budget | None:
+    if limit is None or period is None or reset is None:
+        return None
+    return Budget(int(limit), period, reset)  # type: ignore[arg-type]
 
 
 class KeyStore(Protocol):
@@ -151,6 +188,8 @@ class KeyManager:
             rpm_limit=spec.rpm_limit,
             tpm_limit=spec.tpm_limit,
             cache_namespace=spec.cache_namespace,
+            team_id=spec.team_id,
+            budget=spec.budget,
         )
         await self.store.insert_key(record, hash_secret(secret))
         return record, secret

@@ -49,13 +49,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+from server.accounts.budgets import ROLLING_BUCKETS, Spend, SpendLevel
 from server.accounts.keys import KeyChanges, KeyRecord
 from server.accounts.ledger_queries import Cursor, GenerationFilter, GenerationPage, UsageQuery, UsageRow
 from server.accounts.money import micros_to_usd
-from server.accounts.sqlite_accounts import SqliteAccountStore, credit_lock_path
+from server.accounts.sqlite_accounts import HOLD_LEVEL, MOVE_LEVEL, SqliteAccountStore, credit_lock_path
 from server.accounts.store import (
     NOT_LOADED,
     AccountStore,
@@ -66,6 +68,7 @@ from server.accounts.store import (
     StoredResponse,
     check_reserve_bounds,
 )
+from server.accounts.teams import TeamChanges, TeamDeletion, TeamRecord
 
 __all__ = ["OwnedSqliteAccountStore", "open_owned_or_shared"]
 
@@ -76,7 +79,11 @@ logger = logging.getLogger("siraya.accounts")
 FINISHED_WINDOW = 16_384
 JOURNAL_GLOB = ".credits-journal."
 
-_Settlement = tuple[str, str, int, int, float]  # key_id, request_id, reserved, actual, at
+_Holds = tuple[tuple[str, int], ...]  # (scope, bucket) of each level a reservation holds
+# key_id, request_id, reserved, actual, at, levels held
+_Settlement = tuple[str, str, int, int, float, _Holds]
+# A window with more buckets than this drops those before the oldest one asked for.
+_WINDOW_PRUNE = 4 * ROLLING_BUCKETS
 
 
 class _Account:
@@ -88,6 +95,32 @@ class _Account:
         self.reserved = reserved
 
 
+class _Window:
+    """One level's spend in memory: [used, reserved] by bucket, every bucket from `since` on."""
+
+    __slots__ = ("buckets", "since")
+
+    def __init__(self, since: int) -> None:
+        self.since = since
+        self.buckets: dict[int, list[int]] = {}
+
+    def spend(self, since: int, bucket: int) -> tuple[int, int]:
+        if since == bucket:  # a calendar period or a lifetime: one bucket
+            found = self.buckets.get(bucket)
+            return (0, 0) if found is None else (found[0], found[1])
+        if len(self.buckets) > _WINDOW_PRUNE and since > self.since:
+            # Buckets before the window (nothing held in them) are in the file; windows only move on.
+            for old in [b for b, (_, held) in self.buckets.items() if b < since and not held]:
+                del self.buckets[old]
+            self.since = since
+        used = held = 0
+        for b, (charged, reserved) in self.buckets.items():
+            if since <= b <= bucket:
+                used += charged
+                held += reserved
+        return used, held
+
+
 class OwnedSqliteAccountStore:
     """AccountStore over a SQLite file this process owns: credits in memory, charges journaled."""
 
@@ -96,7 +129,8 @@ class OwnedSqliteAccountStore:
         self._lock_fd = lock_fd
         self._interval = flush_interval
         self._accounts: dict[str, _Account] = {}
-        self._open: dict[tuple[str, str], tuple[int, float]] = {}  # amount, created_at
+        self._open: dict[tuple[str, str], tuple[int, float, _Holds]] = {}  # amount, created_at, levels
+        self._windows: dict[str, _Window] = {}
         # An OrderedDict, not a dict: dropping a dict's oldest key again and again makes next(iter())
         # walk the deleted slots in front of it (py-spy: 2.4% of a request once the window filled).
         self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -140,8 +174,7 @@ class OwnedSqliteAccountStore:
         for segment in leftovers:
             for line in segment.read_text(encoding="utf-8", errors="replace").splitlines():
                 with contextlib.suppress(ValueError, TypeError):
-                    key_id, request_id, reserved, actual, at = json.loads(line)
-                    settlements.append((str(key_id), str(request_id), int(reserved), int(actual), float(at)))
+                    settlements.append(_settlement(json.loads(line)))
         with self._inner._immediate() as db:
             _apply(db, settlements)
             rows = db.execute(
@@ -149,12 +182,37 @@ class OwnedSqliteAccountStore:
                 " k.credit_used_micros FROM credit_reservations r JOIN keys k ON k.id = r.key_id"
                 " WHERE r.state = 'open'"
             ).fetchall()
+            holds: dict[tuple[str, str], list[tuple[str, int]]] = {}
+            for key_id, request_id, scope, bucket in db.execute(
+                "SELECT h.key_id, h.request_id, h.scope, h.bucket FROM credit_holds h"
+                " JOIN credit_reservations r ON r.key_id = h.key_id AND r.request_id = h.request_id"
+                " WHERE r.state = 'open' ORDER BY h.scope"
+            ):
+                holds.setdefault((key_id, request_id), []).append((scope, bucket))
+            oldest: dict[str, int] = {}
+            for held in holds.values():
+                for scope, bucket in held:
+                    oldest[scope] = min(bucket, oldest.get(scope, bucket))
+            for scope, since in oldest.items():
+                window = self._windows[scope] = _Window(since)
+                for bucket, used, reserved in db.execute(_BUCKETS, (scope, since)):
+                    window.buckets[bucket] = [used, reserved]
+            db.execute(
+                "DELETE FROM credit_holds WHERE EXISTS (SELECT 1 FROM credit_reservations r WHERE"
+                " r.key_id = credit_holds.key_id AND r.request_id = credit_holds.request_id"
+                " AND r.state = 'open')"
+            )
+            db.execute("UPDATE budget_spend SET reserved_micros = 0 WHERE reserved_micros != 0")
             db.execute("DELETE FROM credit_reservations WHERE state = 'open'")
             db.execute("UPDATE keys SET credit_reserved_micros = 0 WHERE credit_reserved_micros != 0")
         for key_id, request_id, amount, created_at, limit, used in rows:
             account = self._accounts.setdefault(key_id, _Account(limit, used))
             account.reserved += amount
-            self._open[(key_id, request_id)] = (amount, created_at)
+            self._open[(key_id, request_id)] = (
+                amount,
+                created_at,
+                tuple(holds.get((key_id, request_id), ())),
+            )
         for segment in leftovers:
             segment.unlink(missing_ok=True)
         if settlements:
@@ -193,13 +251,19 @@ class OwnedSqliteAccountStore:
         if account.limit is not None and account.used + account.reserved + amount_micros > account.limit:
             return False
         account.reserved += amount_micros
-        self._open[ident] = (amount_micros, time.time())
+        self._open[ident] = (amount_micros, time.time(), ())
         return True
 
     def reserve_up_to_nowait(
-        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+        self,
+        key_id: str,
+        request_id: str,
+        minimum_micros: int,
+        maximum_micros: int,
+        levels: Sequence[SpendLevel] = (),
     ) -> int | None | NotLoaded:
-        """`reserve_up_to` without suspending; NOT_LOADED when the key is not loaded yet.
+        """`reserve_up_to` without suspending; NOT_LOADED when the key or a level's window is not
+        loaded yet.
 
         Same fresh-id rule as `reserve_nowait`.
         """
@@ -208,6 +272,12 @@ class OwnedSqliteAccountStore:
         account = self._accounts.get(key_id)
         if account is None:
             return NOT_LOADED
+        windows = []
+        for level in levels:
+            window = self._windows.get(level.scope)
+            if window is None or window.since > level.since:
+                return NOT_LOADED
+            windows.append(window)
         ident = (key_id, request_id)
         held = self._open.get(ident)
         if held is not None:
@@ -217,10 +287,21 @@ class OwnedSqliteAccountStore:
         amount = maximum_micros
         if account.limit is not None:
             amount = min(amount, account.limit - account.used - account.reserved)
+        for level, window in zip(levels, windows, strict=True):
+            if level.limit is not None and amount >= minimum_micros:
+                used, reserved = window.spend(level.since, level.bucket)
+                amount = min(amount, level.limit - used - reserved)
         if amount < minimum_micros:
             return None
         account.reserved += amount
-        self._open[ident] = (amount, time.time())
+        for level, window in zip(levels, windows, strict=True):
+            found = window.buckets.get(level.bucket)
+            if found is None:
+                window.buckets[level.bucket] = [0, amount]
+            else:
+                found[1] += amount
+        holds = tuple((level.scope, level.bucket) for level in levels)
+        self._open[ident] = (amount, time.time(), holds)
         return amount
 
     def settle_nowait(self, key_id: str, request_id: str, actual_micros: int) -> bool | None:
@@ -240,14 +321,17 @@ class OwnedSqliteAccountStore:
         if self._closed:
             raise RuntimeError("the account store is closed")
         held = self._open.pop(ident, None)
-        reserved = 0 if held is None else held[0]
+        reserved, holds = (0, ()) if held is None else (held[0], held[2])
         now = time.time()
-        line = [key_id, request_id, reserved, actual_micros, now]
+        line: list[object] = [key_id, request_id, reserved, actual_micros, now]
+        if holds:
+            line.append(holds)
         os.write(self._journal_fd, orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
         self._journal_dirty = True
         account.reserved -= reserved
         account.used += actual_micros
-        self._pending.append((key_id, request_id, reserved, actual_micros, now))
+        self._move(holds, actual_micros, -reserved)
+        self._pending.append((key_id, request_id, reserved, actual_micros, now, holds))
         self._finish(ident)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="credit-flush")
@@ -260,8 +344,18 @@ class OwnedSqliteAccountStore:
         account = self._accounts.get(key_id)
         if account is not None:
             account.reserved -= held[0]
+        self._move(held[2], 0, -held[0])
         self._finish((key_id, request_id))
         return True
+
+    def _move(self, holds: _Holds, charged: int, held: int) -> None:
+        """Charge and change the held amount of each level's bucket in memory."""
+        for scope, bucket in holds:
+            window = self._windows.get(scope)
+            found = None if window is None else window.buckets.get(bucket)
+            if found is not None:
+                found[0] += charged
+                found[1] += held
 
     def _finish(self, ident: tuple[str, str]) -> None:
         self._finished[ident] = None
@@ -294,16 +388,45 @@ class OwnedSqliteAccountStore:
         return bool(self.reserve_nowait(key_id, request_id, amount_micros))
 
     async def reserve_up_to(
-        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+        self,
+        key_id: str,
+        request_id: str,
+        minimum_micros: int,
+        maximum_micros: int,
+        levels: Sequence[SpendLevel] = (),
     ) -> int | None:
         check_reserve_bounds(minimum_micros, maximum_micros)
         if await self._account(key_id) is None:
             return None
+        for level in levels:
+            await self._window(level.scope, level.since)
         ident = (key_id, request_id)
         if ident not in self._open and await self._finished_in_file(key_id, request_id):
             return None
-        held = self.reserve_up_to_nowait(key_id, request_id, minimum_micros, maximum_micros)
+        held = self.reserve_up_to_nowait(key_id, request_id, minimum_micros, maximum_micros, levels)
         return None if held is NOT_LOADED else held  # type: ignore[return-value]
+
+    async def _window(self, scope: str, since: int) -> _Window:
+        """A level's window in memory from `since` on, read from the file the first time."""
+        window = self._windows.get(scope)
+        if window is not None and window.since <= since:
+            return window
+        until = None if window is None else window.since
+        rows = await self._inner.run(_load_buckets, self._inner, scope, since, until)
+        window = self._windows.get(scope)  # another coroutine may have loaded it meanwhile
+        if window is None:
+            window = self._windows[scope] = _Window(since)
+        for bucket, used, reserved in rows:
+            window.buckets.setdefault(bucket, [used, reserved])
+        window.since = min(window.since, since)
+        return window
+
+    async def spent(self, levels: Sequence[SpendLevel]) -> list[Spend]:
+        found = []
+        for level in levels:
+            window = await self._window(level.scope, level.since)
+            found.append(Spend(*window.spend(level.since, level.bucket)))
+        return found
 
     async def settle(self, key_id: str, request_id: str, actual_micros: int) -> bool:
         if actual_micros < 0:
@@ -316,7 +439,7 @@ class OwnedSqliteAccountStore:
         return self.release_nowait(key_id, request_id)
 
     async def release_stale(self, before: float) -> int:
-        stale = [ident for ident, (_, created) in self._open.items() if created < before]
+        stale = [ident for ident, (_, created, _) in self._open.items() if created < before]
         for key_id, request_id in stale:
             self.release_nowait(key_id, request_id)
         return len(stale)
@@ -372,11 +495,12 @@ class OwnedSqliteAccountStore:
             except BaseException:
                 self._pending[:0] = batch  # the segments stay on disk and in the list
                 raise
-            for key_id, actual in repeats:
+            for key_id, actual, holds in repeats:
                 # Already settled in the file (an id repeated after leaving the window): no charge.
                 account = self._accounts.get(key_id)
                 if account is not None:
                     account.used -= actual
+                self._move(holds, -actual, 0)
             for segment in segments:
                 segment.unlink(missing_ok=True)
             del self._full_segments[: len(segments)]
@@ -399,7 +523,7 @@ class OwnedSqliteAccountStore:
         await self.flush()
         os.close(self._journal_fd)
         self._journal_path(self._journal_seq).unlink(missing_ok=True)
-        opened = [(k, r, amount, created) for (k, r), (amount, created) in self._open.items()]
+        opened = [(k, r, amount, created, holds) for (k, r), (amount, created, holds) in self._open.items()]
         await self._inner.run(_persist_open, self._inner, opened)
         await self._inner.close()
         fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -442,6 +566,23 @@ class OwnedSqliteAccountStore:
     async def update_key(self, key_id: str, changes: KeyChanges) -> KeyRecord | None:
         found = await self._inner.update_key(key_id, changes)
         return None if found is None else self._overlay(found)
+
+    # teams: settings only; what a team spent is a level, in memory like the keys' balances
+
+    async def insert_team(self, record: TeamRecord) -> None:
+        await self._inner.insert_team(record)
+
+    async def team_by_id(self, team_id: str) -> TeamRecord | None:
+        return await self._inner.team_by_id(team_id)
+
+    async def list_teams(self) -> list[TeamRecord]:
+        return await self._inner.list_teams()
+
+    async def update_team(self, team_id: str, changes: TeamChanges) -> TeamRecord | None:
+        return await self._inner.update_team(team_id, changes)
+
+    async def delete_team(self, team_id: str) -> TeamDeletion:
+        return await self._inner.delete_team(team_id)
 
     async def append_ledger(self, records: Sequence[LedgerRecord]) -> None:
         await self._inner.append_ledger(records)
@@ -494,56 +635,88 @@ _SETTLED_ROW = (
     "INSERT INTO credit_reservations (key_id, request_id, amount_micros, settled_micros, state, created_at)"
     " VALUES (?, ?, ?, ?, 'settled', ?) ON CONFLICT (key_id, request_id) DO NOTHING"
 )
+_BUCKETS = "SELECT bucket, used_micros, reserved_micros FROM budget_spend WHERE scope = ? AND bucket >= ?"
+_BUCKETS_BEFORE = _BUCKETS + " AND bucket < ?"
 _ADD_USED = (
     "UPDATE keys SET credit_used_micros = credit_used_micros + ?,"
     " credit_used = (credit_used_micros + ?) / 1000000.0 WHERE id = ?"
 )
 
 
-def _apply(db: sqlite3.Connection, settlements: Sequence[_Settlement]) -> list[tuple[str, int]]:
-    """Charge each settlement once (inside the caller's transaction); the ones already in the file.
+def _settlement(line: list[Any]) -> _Settlement:
+    """A journal line as a settlement (lines from before levels have five fields)."""
+    key_id, request_id, reserved, actual, at = line[:5]
+    holds = tuple((str(scope), int(bucket)) for scope, bucket in (line[5] if len(line) > 5 else ()))
+    return (str(key_id), str(request_id), int(reserved), int(actual), float(at), holds)
 
-    The common batch is all new rows: one executemany and one UPDATE per key. Only a batch holding
-    a repeat (a journal replayed after its batch committed) is redone row by row.
+
+def _apply(db: sqlite3.Connection, settlements: Sequence[_Settlement]) -> list[tuple[str, int, _Holds]]:
+    """Charge each settlement once (inside the caller's transaction), at its key and its levels;
+    the ones already in the file.
+
+    The common batch is all new rows: one executemany and one UPDATE per key and per level bucket.
+    Only a batch holding a repeat (a journal replayed after its batch committed) is redone row by row.
     """
     db.execute("SAVEPOINT settle_batch")
     before = db.total_changes
-    db.executemany(_SETTLED_ROW, settlements)
+    db.executemany(_SETTLED_ROW, [settlement[:5] for settlement in settlements])
     if db.total_changes - before == len(settlements):
         charged: dict[str, int] = {}
-        for key_id, _, _, actual, _ in settlements:
+        levels: dict[tuple[str, int], int] = {}
+        for key_id, _, _, actual, _, holds in settlements:
             charged[key_id] = charged.get(key_id, 0) + actual
+            for hold in holds:
+                levels[hold] = levels.get(hold, 0) + actual
         db.executemany(_ADD_USED, [(actual, actual, key_id) for key_id, actual in charged.items()])
+        db.executemany(
+            MOVE_LEVEL, [(scope, bucket, actual, 0) for (scope, bucket), actual in sorted(levels.items())]
+        )
         db.execute("RELEASE settle_batch")
         return []
     db.execute("ROLLBACK TO settle_batch")
     db.execute("RELEASE settle_batch")
-    repeats: list[tuple[str, int]] = []
-    for key_id, request_id, reserved, actual, at in settlements:
+    repeats: list[tuple[str, int, _Holds]] = []
+    for key_id, request_id, reserved, actual, at, holds in settlements:
         if db.execute(_SETTLED_ROW, (key_id, request_id, reserved, actual, at)).rowcount:
             db.execute(_ADD_USED, (actual, actual, key_id))
+            db.executemany(MOVE_LEVEL, [(scope, bucket, actual, 0) for scope, bucket in holds])
         else:
-            repeats.append((key_id, actual))
+            repeats.append((key_id, actual, holds))
     return repeats
 
 
-def _apply_batch(inner: SqliteAccountStore, batch: Sequence[_Settlement]) -> list[tuple[str, int]]:
+def _apply_batch(inner: SqliteAccountStore, batch: Sequence[_Settlement]) -> list[tuple[str, int, _Holds]]:
     with inner._immediate() as db:
         return _apply(db, batch)
 
 
-def _persist_open(inner: SqliteAccountStore, opened: Sequence[tuple[str, str, int, float]]) -> None:
+def _load_buckets(
+    inner: SqliteAccountStore, scope: str, since: int, until: int | None
+) -> list[tuple[int, int, int]]:
+    sql, params = (_BUCKETS, (scope, since)) if until is None else (_BUCKETS_BEFORE, (scope, since, until))
     with inner._immediate() as db:
-        for key_id, request_id, amount, created in opened:
+        return [(int(b), int(u), int(r)) for b, u, r in db.execute(sql, params)]
+
+
+def _persist_open(inner: SqliteAccountStore, opened: Sequence[tuple[str, str, int, float, _Holds]]) -> None:
+    with inner._immediate() as db:
+        for key_id, request_id, amount, created, holds in opened:
             db.execute(
                 "INSERT OR IGNORE INTO credit_reservations (key_id, request_id, amount_micros, state,"
-                " created_at) VALUES (?, ?, ?, 'open', ?)",
-                (key_id, request_id, amount, created),
+                " created_at, holds) VALUES (?, ?, ?, 'open', ?, ?)",
+                (key_id, request_id, amount, created, len(holds)),
             )
             db.execute(
                 "UPDATE keys SET credit_reserved_micros = credit_reserved_micros + ? WHERE id = ?",
                 (amount, key_id),
             )
+            for scope, bucket in holds:
+                db.execute(HOLD_LEVEL, (scope, bucket, amount))
+                db.execute(
+                    "INSERT OR IGNORE INTO credit_holds (key_id, request_id, scope, bucket)"
+                    " VALUES (?, ?, ?, ?)",
+                    (key_id, request_id, scope, bucket),
+                )
 
 
 def open_owned_or_shared(path: str | Path, *, owned: bool, flush_interval: float = 0.05) -> AccountStore:

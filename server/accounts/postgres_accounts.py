@@ -6,6 +6,11 @@ write to `credit_reservations`. Under READ COMMITTED, concurrent updates of a ke
 its row lock and each re-checks the WHERE clause against the row as the previous one left it, so
 no interleaving can admit more than the limit covers. One statement is also one round trip.
 
+A reservation that must also fit spend levels (a period budget, a team, the global budget; see
+budgets.py) is one transaction instead: the key's row locked, an advisory lock per level, the
+levels' windows summed, then the holds written; its settle and release are one transaction too.
+The lock order that keeps these free of deadlocks is written beside their SQL below.
+
 Why Postgres, not Redis, holds reservations: the balance must be durable and the ledger must sum
 to it. Reserving in Redis and charging in Postgres would need a reconciliation path for every
 Redis failover or lost write; a conditional UPDATE is exact and costs one round trip either way.
@@ -24,7 +29,8 @@ from typing import Any
 
 import asyncpg
 
-from server.accounts.keys import KeyChanges, KeyRecord
+from server.accounts.budgets import Spend, SpendLevel
+from server.accounts.keys import KeyChanges, KeyRecord, budget_columns, budget_from_columns
 from server.accounts.ledger_queries import (
     LEDGER_INDEXES,
     Cursor,
@@ -50,6 +56,7 @@ from server.accounts.store import (
     StoredResponse,
     check_reserve_bounds,
 )
+from server.accounts.teams import TEAM_COLUMNS, TeamChanges, TeamDeletion, TeamRecord, team_from_row, team_row
 from server.observability.ids import new_holder_id
 
 __all__ = ["MIGRATIONS", "PostgresAccountStore"]
@@ -178,6 +185,42 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         "accounts/0009_ledger_token_source",
         "ALTER TABLE usage_ledger ADD COLUMN token_source TEXT NOT NULL DEFAULT 'reported';",
     ),
+    (
+        "accounts/0010_teams_and_budgets",
+        """
+        ALTER TABLE keys ADD COLUMN team_id TEXT;
+        ALTER TABLE keys ADD COLUMN budget_limit_micros BIGINT;
+        ALTER TABLE keys ADD COLUMN budget_period TEXT;
+        ALTER TABLE keys ADD COLUMN budget_reset TEXT;
+        CREATE INDEX keys_team ON keys (team_id) WHERE team_id IS NOT NULL;
+        CREATE TABLE teams (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            credit_limit_micros BIGINT,
+            budget_limit_micros BIGINT,
+            budget_period TEXT,
+            budget_reset TEXT,
+            rpm_limit BIGINT,
+            tpm_limit BIGINT
+        );
+        CREATE TABLE budget_spend (
+            scope TEXT NOT NULL,
+            bucket BIGINT NOT NULL,
+            used_micros BIGINT NOT NULL DEFAULT 0,
+            reserved_micros BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (scope, bucket)
+        );
+        CREATE TABLE credit_holds (
+            key_id TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            bucket BIGINT NOT NULL,
+            PRIMARY KEY (key_id, request_id, scope)
+        );
+        ALTER TABLE credit_reservations ADD COLUMN holds INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"
@@ -195,7 +238,8 @@ _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 _KEY_COLUMNS = (
     "id, name, prefix, created_at, expires_at, revoked_at, allowed_models,"
-    " credit_limit_micros, credit_used_micros, rpm_limit, tpm_limit, cache_namespace"
+    " credit_limit_micros, credit_used_micros, rpm_limit, tpm_limit, cache_namespace,"
+    " team_id, budget_limit_micros, budget_period, budget_reset"
 )
 _LEDGER_INSERT = (
     f"INSERT INTO usage_ledger ({', '.join(LEDGER_COLUMNS)})"
@@ -234,7 +278,7 @@ RETURNING amount_micros
 _SETTLE_OPEN = """
 WITH r AS (
     UPDATE credit_reservations SET state = 'settled', settled_micros = $3
-    WHERE key_id = $1 AND request_id = $2 AND state = 'open'
+    WHERE key_id = $1 AND request_id = $2 AND state = 'open' AND holds = 0
     RETURNING amount_micros
 )
 UPDATE keys SET credit_reserved_micros = credit_reserved_micros - r.amount_micros,
@@ -246,7 +290,7 @@ RETURNING 1
 _SETTLE_EXPIRED = """
 WITH r AS (
     UPDATE credit_reservations SET state = 'settled', settled_micros = $3
-    WHERE key_id = $1 AND request_id = $2 AND state = 'expired'
+    WHERE key_id = $1 AND request_id = $2 AND state = 'expired' AND holds = 0
     RETURNING 1
 )
 UPDATE keys SET credit_used_micros = credit_used_micros + $3
@@ -268,7 +312,7 @@ RETURNING 1
 _RELEASE = """
 WITH r AS (
     UPDATE credit_reservations SET state = 'released'
-    WHERE key_id = $1 AND request_id = $2 AND state = 'open'
+    WHERE key_id = $1 AND request_id = $2 AND state = 'open' AND holds = 0
     RETURNING amount_micros
 )
 UPDATE keys SET credit_reserved_micros = credit_reserved_micros - r.amount_micros
@@ -279,7 +323,7 @@ _RELEASE_STALE = """
 WITH r AS (
     UPDATE credit_reservations SET state = 'released'
     WHERE state = 'open' AND created_at < $1
-    RETURNING key_id, amount_micros
+    RETURNING key_id, request_id, amount_micros, holds
 ), totals AS (
     SELECT key_id, sum(amount_micros)::bigint AS total FROM r GROUP BY key_id
 ), k AS (
@@ -287,7 +331,8 @@ WITH r AS (
     FROM totals WHERE keys.id = totals.key_id
     RETURNING 1
 )
-SELECT count(*) FROM r
+SELECT count(*), array_agg(key_id) FILTER (WHERE holds > 0), array_agg(request_id) FILTER (WHERE holds > 0)
+FROM r
 """
 
 
@@ -299,7 +344,7 @@ WITH r AS (
       AND NOT EXISTS (
           SELECT 1 FROM reservation_holders h WHERE h.holder_id = c.holder_id AND h.lease_until >= $1
       )
-    RETURNING c.key_id, c.amount_micros
+    RETURNING c.key_id, c.request_id, c.amount_micros, c.holds
 ), totals AS (
     SELECT key_id, sum(amount_micros)::bigint AS total FROM r GROUP BY key_id
 ), k AS (
@@ -307,7 +352,72 @@ WITH r AS (
     FROM totals WHERE keys.id = totals.key_id
     RETURNING 1
 )
-SELECT count(*) FROM r
+SELECT count(*), array_agg(key_id) FILTER (WHERE holds > 0), array_agg(request_id) FILTER (WHERE holds > 0)
+FROM r
+"""
+# Reservations that must fit spend levels (budgets.py) take, in this order: the key's row, an
+# advisory lock per level (sorted by scope), then the levels' bucket rows (sorted). A settle or a
+# release of one takes its reservation's row, the key's row, then the bucket rows (sorted); a sweep
+# the reservations' rows, the keys' rows, then the bucket rows (sorted). One order, so no deadlock;
+# the advisory lock makes a level's check and its hold one step across replicas.
+_LEVEL_LOCK_CLASS = 0x51_72_61  # the first key of pg_advisory_xact_lock(int, int): ours, not another's
+_KEY_FOR_RESERVE = """
+SELECT credit_limit_micros, credit_used_micros, credit_reserved_micros,
+       (SELECT state FROM credit_reservations WHERE key_id = $1 AND request_id = $2) AS state,
+       (SELECT amount_micros FROM credit_reservations WHERE key_id = $1 AND request_id = $2) AS held
+FROM keys WHERE id = $1 FOR UPDATE
+"""
+_LOCK_LEVELS = "SELECT pg_advisory_xact_lock($1, hashtext(scope)) FROM unnest($2::text[]) AS scope"
+_SPENT = """
+SELECT l.i, COALESCE(sum(b.used_micros), 0)::bigint, COALESCE(sum(b.reserved_micros), 0)::bigint
+FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS l(scope, since, bucket, i)
+LEFT JOIN budget_spend b ON b.scope = l.scope AND b.bucket >= l.since AND b.bucket <= l.bucket
+GROUP BY l.i ORDER BY l.i
+"""
+_HOLD_KEY = """
+WITH k AS (
+    UPDATE keys SET credit_reserved_micros = credit_reserved_micros + $3 WHERE id = $1 RETURNING 1
+), r AS (
+    INSERT INTO credit_reservations (key_id, request_id, amount_micros, state, created_at, holder_id, holds)
+    SELECT $1, $2, $3, 'open', $4, $5, cardinality($6::text[]) FROM k
+    RETURNING 1
+)
+INSERT INTO credit_holds (key_id, request_id, scope, bucket)
+SELECT $1, $2, scope, bucket FROM unnest($6::text[], $7::bigint[]) AS h(scope, bucket), r
+"""
+_HOLD_LEVEL = """
+INSERT INTO budget_spend (scope, bucket, used_micros, reserved_micros) VALUES ($1, $2, 0, $3)
+ON CONFLICT (scope, bucket) DO UPDATE SET reserved_micros = budget_spend.reserved_micros + $3
+"""
+# (scope, bucket, charge, change of the held amount): a settle or a release of a level's hold.
+_MOVE_LEVEL = """
+INSERT INTO budget_spend (scope, bucket, used_micros, reserved_micros) VALUES ($1, $2, $3, $4)
+ON CONFLICT (scope, bucket) DO UPDATE SET used_micros = budget_spend.used_micros + $3,
+                                          reserved_micros = budget_spend.reserved_micros + $4
+"""
+# Close a reservation that holds levels ($3: the new state, $4: the charge); its old state, amount
+# and levels (sorted), or nothing when it was not open (nor expired, for a settle).
+_CLOSE_HELD = """
+WITH old AS (
+    SELECT state, amount_micros FROM credit_reservations
+    WHERE key_id = $1 AND request_id = $2 AND holds > 0 AND state = ANY($5::text[])
+    FOR UPDATE
+), c AS (
+    UPDATE credit_reservations SET state = $3, settled_micros = $4
+    FROM old WHERE key_id = $1 AND request_id = $2
+    RETURNING 1
+)
+SELECT old.state, old.amount_micros,
+       ARRAY(SELECT scope FROM credit_holds WHERE key_id = $1 AND request_id = $2 ORDER BY scope),
+       ARRAY(SELECT bucket FROM credit_holds WHERE key_id = $1 AND request_id = $2 ORDER BY scope)
+FROM old, c
+"""
+_HELD_BY_LEVEL = """
+SELECT h.scope, h.bucket, sum(c.amount_micros)::bigint
+FROM unnest($1::text[], $2::text[]) AS x(key_id, request_id)
+JOIN credit_reservations c ON c.key_id = x.key_id AND c.request_id = x.request_id
+JOIN credit_holds h ON h.key_id = x.key_id AND h.request_id = x.request_id
+GROUP BY h.scope, h.bucket ORDER BY h.scope, h.bucket
 """
 _RENEW = (
     "INSERT INTO reservation_holders (holder_id, lease_until) VALUES ($1, $2)"
@@ -326,6 +436,8 @@ class PostgresAccountStore:
         self.holder_id = new_holder_id()
         self.lease_seconds = lease_seconds
         self._leased = False
+        # Reservations this store made with levels: their settle and release take the longer path.
+        self._with_levels: set[tuple[str, str]] = set()
 
     @classmethod
     async def open(
@@ -367,8 +479,9 @@ class PostgresAccountStore:
     async def insert_key(self, record: KeyRecord, secret_hash: str) -> None:
         await self._pool.execute(
             "INSERT INTO keys (id, name, prefix, secret_hash, created_at, expires_at, allowed_models,"
-            " credit_limit_micros, rpm_limit, tpm_limit, cache_namespace)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            " credit_limit_micros, rpm_limit, tpm_limit, cache_namespace, team_id, budget_limit_micros,"
+            " budget_period, budget_reset)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             record.id,
             record.name,
             record.prefix,
@@ -380,6 +493,8 @@ class PostgresAccountStore:
             record.rpm_limit,
             record.tpm_limit,
             record.cache_namespace,
+            record.team_id,
+            *(value for _, value in budget_columns(record.budget)),
         )
 
     async def key_by_hash(self, secret_hash: str) -> tuple[KeyRecord, str] | None:
@@ -458,11 +573,25 @@ class PostgresAccountStore:
         return bool(state == "open")
 
     async def reserve_up_to(
-        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+        self,
+        key_id: str,
+        request_id: str,
+        minimum_micros: int,
+        maximum_micros: int,
+        levels: Sequence[SpendLevel] = (),
     ) -> int | None:
         check_reserve_bounds(minimum_micros, maximum_micros)
         if not self._leased:
             await self.renew_lease(time.time() + self.lease_seconds)
+        if levels:
+            try:
+                held = await self._reserve_within(key_id, request_id, minimum_micros, maximum_micros, levels)
+            except asyncpg.UniqueViolationError:
+                # The same id reserved at the same moment: the transaction rolled back whole.
+                held = await self._open_amount(key_id, request_id)
+            if held is not None:
+                self._with_levels.add((key_id, request_id))
+            return held
         try:
             held = await self._pool.fetchval(
                 _RESERVE_UP_TO,
@@ -477,6 +606,10 @@ class PostgresAccountStore:
                 return int(held)
         except asyncpg.UniqueViolationError:
             pass  # the statement rolled back whole; report the existing reservation
+        return await self._open_amount(key_id, request_id)
+
+    async def _open_amount(self, key_id: str, request_id: str) -> int | None:
+        """What an existing reservation holds while it is open; None otherwise."""
         row = await self._pool.fetchrow(
             "SELECT state, amount_micros FROM credit_reservations WHERE key_id = $1 AND request_id = $2",
             key_id,
@@ -484,23 +617,114 @@ class PostgresAccountStore:
         )
         return int(row[1]) if row is not None and row[0] == "open" else None
 
+    async def _reserve_within(
+        self, key_id: str, request_id: str, low: int, high: int, levels: Sequence[SpendLevel]
+    ) -> int | None:
+        """`reserve_up_to` that must also fit `levels`: one transaction, in the lock order above."""
+        ordered = sorted(levels, key=lambda level: level.scope)
+        scopes = [level.scope for level in ordered]
+        buckets = [level.bucket for level in ordered]
+        async with self._pool.acquire() as connection, connection.transaction():
+            key = await connection.fetchrow(_KEY_FOR_RESERVE, key_id, request_id)
+            if key is None:
+                return None
+            if key["state"] is not None:
+                return int(key["held"]) if key["state"] == "open" else None
+            limit, used, reserved = key[0], key[1], key[2]
+            amount = high if limit is None else min(high, limit - used - reserved)
+            if amount < low:
+                return None
+            await connection.execute(_LOCK_LEVELS, _LEVEL_LOCK_CLASS, scopes)
+            limited = [level for level in ordered if level.limit is not None]
+            if limited:
+                rows = await connection.fetch(
+                    _SPENT,
+                    [level.scope for level in limited],
+                    [level.since for level in limited],
+                    [level.bucket for level in limited],
+                )
+                for level, row in zip(limited, rows, strict=True):
+                    assert level.limit is not None
+                    amount = min(amount, level.limit - row[1] - row[2])
+            if amount < low:
+                return None
+            await connection.execute(
+                _HOLD_KEY, key_id, request_id, amount, time.time(), self.holder_id, scopes, buckets
+            )
+            await connection.executemany(
+                _HOLD_LEVEL, [(scope, bucket, amount) for scope, bucket in zip(scopes, buckets, strict=True)]
+            )
+            return int(amount)
+
+    async def _close_held(self, key_id: str, request_id: str, actual: int | None) -> bool:
+        """Settle (`actual` charged) or release (None) a reservation that holds levels; False when
+        there is no such reservation open (nor expired, for a settle)."""
+        states = ["open", "expired"] if actual is not None else ["open"]
+        async with self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(
+                _CLOSE_HELD,
+                key_id,
+                request_id,
+                "settled" if actual is not None else "released",
+                actual,
+                states,
+            )
+            if row is None:
+                return False
+            # An expired reservation's money already went back: charge what was spent, nothing more.
+            reserved = int(row[1]) if row[0] == "open" else 0
+            await connection.execute(
+                "UPDATE keys SET credit_reserved_micros = credit_reserved_micros - $2,"
+                " credit_used_micros = credit_used_micros + $3 WHERE id = $1",
+                key_id,
+                reserved,
+                actual or 0,
+            )
+            await connection.executemany(
+                _MOVE_LEVEL,
+                [
+                    (scope, bucket, actual or 0, -reserved)
+                    for scope, bucket in zip(row[2], row[3], strict=True)
+                ],
+            )
+        self._with_levels.discard((key_id, request_id))
+        return True
+
     async def settle(self, key_id: str, request_id: str, actual_micros: int) -> bool:
         if actual_micros < 0:
             raise ValueError("a charge cannot be negative")
+        if (key_id, request_id) in self._with_levels:
+            return await self._close_held(key_id, request_id, actual_micros)
         if await self._pool.fetchval(_SETTLE_OPEN, key_id, request_id, actual_micros) is not None:
             return True
         if await self._pool.fetchval(_SETTLE_EXPIRED, key_id, request_id, actual_micros) is not None:
             return True
         now = time.time()
-        return (
-            await self._pool.fetchval(_SETTLE_UNRESERVED, key_id, request_id, actual_micros, now) is not None
-        )
+        if await self._pool.fetchval(_SETTLE_UNRESERVED, key_id, request_id, actual_micros, now) is not None:
+            return True
+        # A reservation with levels that another store instance made.
+        return await self._close_held(key_id, request_id, actual_micros)
 
     async def release(self, key_id: str, request_id: str) -> bool:
-        return await self._pool.fetchval(_RELEASE, key_id, request_id) is not None
+        if (key_id, request_id) not in self._with_levels:
+            if await self._pool.fetchval(_RELEASE, key_id, request_id) is not None:
+                return True
+        return await self._close_held(key_id, request_id, None)
+
+    async def _sweep(self, statement: str, *args: Any) -> int:
+        """Run a sweep that closes reservations (`statement`), and give back what those with levels
+        held in their buckets, in one transaction."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            count, key_ids, request_ids = await connection.fetchrow(statement, *args)
+            if key_ids:
+                held = await connection.fetch(_HELD_BY_LEVEL, key_ids, request_ids)
+                await connection.executemany(
+                    _MOVE_LEVEL, [(scope, bucket, 0, -amount) for scope, bucket, amount in held]
+                )
+        return int(count)
 
     async def release_stale(self, before: float) -> int:
-        return int(await self._pool.fetchval(_RELEASE_STALE, before))
+        return await self._sweep(_RELEASE_STALE, before)
 
     async def renew_lease(self, until: float) -> None:
         await self._pool.execute(_RENEW, self.holder_id, until)
@@ -511,7 +735,7 @@ class PostgresAccountStore:
         self._leased = False
 
     async def reclaim_expired(self, now: float) -> int:
-        reclaimed = int(await self._pool.fetchval(_RECLAIM, now, self.holder_id))
+        reclaimed = await self._sweep(_RECLAIM, now, self.holder_id)
         await self._pool.execute(
             "DELETE FROM reservation_holders WHERE lease_until < $1", now - HOLDER_RETENTION_SECONDS
         )
@@ -523,6 +747,57 @@ class PostgresAccountStore:
             key_id,
         )
         return None if row is None else Balance(row[0], row[1], row[2])
+
+    async def spent(self, levels: Sequence[SpendLevel]) -> list[Spend]:
+        if not levels:
+            return []
+        rows = await self._pool.fetch(
+            _SPENT,
+            [level.scope for level in levels],
+            [level.since for level in levels],
+            [level.bucket for level in levels],
+        )
+        return [Spend(int(row[1]), int(row[2])) for row in rows]
+
+    # teams
+
+    async def insert_team(self, record: TeamRecord) -> None:
+        await self._pool.execute(
+            f"INSERT INTO teams ({TEAM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            *team_row(record),
+        )
+
+    async def team_by_id(self, team_id: str) -> TeamRecord | None:
+        row = await self._pool.fetchrow(f"SELECT {TEAM_COLUMNS} FROM teams WHERE id = $1", team_id)
+        return None if row is None else team_from_row(tuple(row))
+
+    async def list_teams(self) -> list[TeamRecord]:
+        rows = await self._pool.fetch(f"SELECT {TEAM_COLUMNS} FROM teams ORDER BY created_at, id")
+        return [team_from_row(tuple(row)) for row in rows]
+
+    async def update_team(self, team_id: str, changes: TeamChanges) -> TeamRecord | None:
+        assignments = changes.assignments()
+        if not assignments:
+            return await self.team_by_id(team_id)
+        # Column names come from CHANGEABLE_TEAM_FIELDS only, never from the caller.
+        columns = ", ".join(f"{column} = ${i}" for i, (column, _) in enumerate(assignments, start=2))
+        row = await self._pool.fetchrow(
+            f"UPDATE teams SET {columns} WHERE id = $1 RETURNING {TEAM_COLUMNS}",
+            team_id,
+            *(value for _, value in assignments),
+        )
+        return None if row is None else team_from_row(tuple(row))
+
+    async def delete_team(self, team_id: str) -> TeamDeletion:
+        outcome = await self._pool.fetchval(
+            "WITH t AS (SELECT id FROM teams WHERE id = $1 FOR UPDATE),"
+            " d AS (DELETE FROM teams WHERE id IN (SELECT id FROM t)"
+            " AND NOT EXISTS (SELECT 1 FROM keys WHERE team_id = $1) RETURNING 1)"
+            " SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM t) THEN 'not_found'"
+            " WHEN EXISTS (SELECT 1 FROM d) THEN 'deleted' ELSE 'has_keys' END",
+            team_id,
+        )
+        return outcome  # type: ignore[no-any-return]
 
     # ledger
 
@@ -687,4 +962,6 @@ def _key_from_row(row: Any) -> KeyRecord:
         rpm_limit=row["rpm_limit"],
         tpm_limit=row["tpm_limit"],
         cache_namespace=row["cache_namespace"],
+        team_id=row["team_id"],
+        budget=budget_from_columns(row["budget_limit_micros"], row["budget_period"], row["budget_reset"]),
     )

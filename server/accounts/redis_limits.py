@@ -7,7 +7,9 @@ NOSCRIPT (a restarted or failed-over Redis).
 
 One hash per key (`{prefix}{key_id}`): rl/rt/rc are the requests bucket's level, stamp and capacity,
 tl/tt/tc the tokens bucket's. A single key keeps the script valid on Redis Cluster. The hash
-expires once both buckets would be full again, so idle keys cost nothing.
+expires once both buckets would be full again, so idle keys cost nothing. A key whose team has
+limits keeps its hash under the team's hash tag instead (`{prefix}{{team:T}}:{key_id}`, beside the
+team's `{prefix}{{team:T}}`), so that one script checks and takes from both, still on one slot.
 
 The time is the caller's `now`, not Redis TIME, so that the contract tests can drive the clock;
 replicas' clocks must be NTP-synchronised (a skew of d seconds shifts refills by at most d).
@@ -21,8 +23,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from server.accounts.memory_limits import PERIOD_US, clamp_capacity, decision, to_us
-from server.accounts.store import UNLIMITED, LimitDecision
+from server.accounts.memory_limits import PERIOD_US, clamp_capacity, decision, team_bucket, tighter, to_us
+from server.accounts.store import UNLIMITED, LimitDecision, TeamRates
 
 __all__ = ["RedisLimitStore"]
 
@@ -56,41 +58,55 @@ local function stamp(old)
 end
 """
 
-# ARGV: now_us, period_us, rpm (0: unlimited), tpm (0: unlimited), estimated tokens.
-# Returns {allowed, requests level, requests wait, tokens level, tokens wait}.
+# KEYS: the key's hash, then its team's when the team has limits.
+# ARGV: now_us, period_us, rpm, tpm (0: unlimited), estimated tokens, team rpm, team tpm.
+# Returns {allowed, requests level, requests wait, tokens level, tokens wait}, then the same four of
+# the team's buckets when there is a team.
 _HIT = (
     _PRELUDE
     + """
-local rpm = tonumber(ARGV[3])
-local tpm = tonumber(ARGV[4])
 local cost = tonumber(ARGV[5])
-local s = redis.call('HMGET', KEYS[1], 'rl', 'rt', 'tl', 'tt')
-local rl, rw, tl, tw = 0, 0, 0, 0
-if rpm > 0 then
-  rl = refill(s[1], s[2], rpm)
-  rw = wait(rl, period, rpm)
+local function load(k, rpm, tpm)
+  local s = redis.call('HMGET', k, 'rl', 'rt', 'tl', 'tt')
+  local b = {s, 0, 0, 0, 0}
+  if rpm > 0 then
+    b[2] = refill(s[1], s[2], rpm)
+    b[3] = wait(b[2], period, rpm)
+  end
+  if tpm > 0 then
+    b[4] = refill(s[3], s[4], tpm)
+    b[5] = wait(b[4], math.min(cost, tpm) * period, tpm)
+  end
+  return b
 end
-if tpm > 0 then
-  tl = refill(s[3], s[4], tpm)
-  tw = wait(tl, math.min(cost, tpm) * period, tpm)
+local function save(k, b, rpm, tpm, allowed)
+  local s = b[1]
+  local ttl = 0
+  if rpm > 0 then
+    if allowed == 1 then b[2] = b[2] - period end
+    redis.call('HSET', k, 'rl', fmt(b[2]), 'rt', stamp(s[2]), 'rc', fmt(rpm))
+    ttl = math.max(ttl, wait(b[2], rpm * period, rpm))
+  end
+  if tpm > 0 then
+    if allowed == 1 then b[4] = b[4] - cost * period end
+    redis.call('HSET', k, 'tl', fmt(b[4]), 'tt', stamp(s[4]), 'tc', fmt(tpm))
+    ttl = math.max(ttl, wait(b[4], tpm * period, tpm))
+  end
+  if rpm > 0 or tpm > 0 then redis.call('PEXPIRE', k, ceil_div(ttl, 1000) + 1000) end
 end
+local rpm, tpm = tonumber(ARGV[3]), tonumber(ARGV[4])
+local mine = load(KEYS[1], rpm, tpm)
+local theirs = nil
+local team_rpm, team_tpm = tonumber(ARGV[6]), tonumber(ARGV[7])
+if #KEYS > 1 then theirs = load(KEYS[2], team_rpm, team_tpm) end
 local allowed = 0
-if rw == 0 and tw == 0 then
+if mine[3] == 0 and mine[5] == 0 and (theirs == nil or (theirs[3] == 0 and theirs[5] == 0)) then
   allowed = 1
-  if rpm > 0 then rl = rl - period end
-  if tpm > 0 then tl = tl - cost * period end
 end
-local ttl = 0
-if rpm > 0 then
-  redis.call('HSET', KEYS[1], 'rl', fmt(rl), 'rt', stamp(s[2]), 'rc', fmt(rpm))
-  ttl = math.max(ttl, wait(rl, rpm * period, rpm))
-end
-if tpm > 0 then
-  redis.call('HSET', KEYS[1], 'tl', fmt(tl), 'tt', stamp(s[4]), 'tc', fmt(tpm))
-  ttl = math.max(ttl, wait(tl, tpm * period, tpm))
-end
-redis.call('PEXPIRE', KEYS[1], ceil_div(ttl, 1000) + 1000)
-return {allowed, rl, rw, tl, tw}
+save(KEYS[1], mine, rpm, tpm, allowed)
+if theirs == nil then return {allowed, mine[2], mine[3], mine[4], mine[5]} end
+save(KEYS[2], theirs, team_rpm, team_tpm, allowed)
+return {allowed, mine[2], mine[3], mine[4], mine[5], theirs[2], theirs[3], theirs[4], theirs[5]}
 """
 )
 
@@ -128,21 +144,53 @@ class RedisLimitStore:
         """A store with its own connection pool, closed by `close`."""
         return cls(Redis.from_url(url), prefix, owns_client=True)
 
+    def _names(self, key_id: str, team_id: str | None) -> list[str]:
+        """The hashes of a hit: the key's alone, or the key's and its team's under one hash tag (the
+        team's), so that one script may touch both on Redis Cluster."""
+        if team_id is None:
+            return [self._prefix + key_id]
+        team = f"{self._prefix}{{{team_bucket(team_id)}}}"
+        return [f"{team}:{key_id}", team]
+
     async def hit(
-        self, key_id: str, rpm: int | None, tpm: int | None, estimated_tokens: int, now: float
+        self,
+        key_id: str,
+        rpm: int | None,
+        tpm: int | None,
+        estimated_tokens: int,
+        now: float,
+        team: TeamRates | None = None,
     ) -> LimitDecision:
         rpm, tpm = clamp_capacity(rpm), clamp_capacity(tpm)
-        if rpm is None and tpm is None:
+        team_rpm = team_tpm = None
+        if team is not None:
+            team_rpm, team_tpm = clamp_capacity(team.rpm), clamp_capacity(team.tpm)
+        if rpm is None and tpm is None and team_rpm is None and team_tpm is None:
             return UNLIMITED
-        args: list[Any] = [to_us(now), PERIOD_US, rpm or 0, tpm or 0, max(0, estimated_tokens)]
-        reply = await self._hit(keys=[self._prefix + key_id], args=args)
-        allowed, request_level, request_wait, token_level, token_wait = (int(value) for value in reply)
-        return decision(bool(allowed), rpm, request_level, request_wait, tpm, token_level, token_wait)
+        args: list[Any] = [
+            to_us(now),
+            PERIOD_US,
+            rpm or 0,
+            tpm or 0,
+            max(0, estimated_tokens),
+            team_rpm or 0,
+            team_tpm or 0,
+        ]
+        names = self._names(key_id, None if team is None else team.id)
+        reply = [int(value) for value in await self._hit(keys=names, args=args)]
+        allowed = bool(reply[0])
+        mine = decision(allowed, rpm, reply[1], reply[2], tpm, reply[3], reply[4])
+        if team is None:
+            return mine
+        return tighter(mine, decision(allowed, team_rpm, reply[5], reply[6], team_tpm, reply[7], reply[8]))
 
-    async def adjust_tokens(self, key_id: str, delta_tokens: int, now: float) -> None:
+    async def adjust_tokens(
+        self, key_id: str, delta_tokens: int, now: float, team_id: str | None = None
+    ) -> None:
         if delta_tokens == 0:
             return
-        await self._adjust(keys=[self._prefix + key_id], args=[to_us(now), PERIOD_US, delta_tokens])
+        for name in self._names(key_id, team_id):
+            await self._adjust(keys=[name], args=[to_us(now), PERIOD_US, delta_tokens])
 
     async def close(self) -> None:
         if self._owns_client:

@@ -39,7 +39,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from server.accounts.keys import KeyChanges, KeyRecord
+from server.accounts.budgets import Spend, SpendLevel
+from server.accounts.keys import KeyChanges, KeyRecord, budget_columns, budget_from_columns
 from server.accounts.ledger_queries import (
     LEDGER_INDEXES,
     Cursor,
@@ -68,6 +69,7 @@ from server.accounts.store import (
     StoredResponse,
     check_reserve_bounds,
 )
+from server.accounts.teams import TEAM_COLUMNS, TeamChanges, TeamDeletion, TeamRecord, team_from_row, team_row
 from server.observability.ids import new_holder_id
 
 __all__ = ["ACCOUNT_MIGRATIONS", "CreditsOwnedElsewhere", "SqliteAccountStore", "credit_lock_path"]
@@ -197,6 +199,44 @@ ACCOUNT_MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "accounts/0009_ledger_token_source",
         ("ALTER TABLE usage_ledger ADD COLUMN token_source TEXT NOT NULL DEFAULT 'reported'",),
     ),
+    (
+        "accounts/0010_teams_and_budgets",
+        (
+            "ALTER TABLE keys ADD COLUMN team_id TEXT",
+            "ALTER TABLE keys ADD COLUMN budget_limit_micros INTEGER",
+            "ALTER TABLE keys ADD COLUMN budget_period TEXT",
+            "ALTER TABLE keys ADD COLUMN budget_reset TEXT",
+            "CREATE INDEX keys_team ON keys (team_id) WHERE team_id IS NOT NULL",
+            """CREATE TABLE teams (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                credit_limit_micros INTEGER,
+                budget_limit_micros INTEGER,
+                budget_period TEXT,
+                budget_reset TEXT,
+                rpm_limit INTEGER,
+                tpm_limit INTEGER
+            )""",
+            # Spend per level (budgets.SpendLevel.scope) and bucket: charged, and held in flight.
+            """CREATE TABLE budget_spend (
+                scope TEXT NOT NULL,
+                bucket INTEGER NOT NULL,
+                used_micros INTEGER NOT NULL DEFAULT 0,
+                reserved_micros INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (scope, bucket)
+            )""",
+            # The levels a reservation holds its amount in; `holds` counts them.
+            """CREATE TABLE credit_holds (
+                key_id TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                bucket INTEGER NOT NULL,
+                PRIMARY KEY (key_id, request_id, scope)
+            )""",
+            "ALTER TABLE credit_reservations ADD COLUMN holds INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"
@@ -211,7 +251,8 @@ _RESPONSE_UPDATE = (
 
 _KEY_COLUMNS = (
     "id, name, prefix, created_at, expires_at, revoked_at, allowed_models,"
-    " credit_limit_micros, credit_used_micros, rpm_limit, tpm_limit, cache_namespace"
+    " credit_limit_micros, credit_used_micros, rpm_limit, tpm_limit, cache_namespace,"
+    " team_id, budget_limit_micros, budget_period, budget_reset"
 )
 _LEDGER_SELECT = f"SELECT {', '.join(LEDGER_COLUMNS)} FROM usage_ledger"
 _LEDGER_INSERT = (
@@ -233,6 +274,28 @@ _CHARGE = (
     "UPDATE keys SET credit_reserved_micros = credit_reserved_micros - ?,"
     " credit_used_micros = credit_used_micros + ?, credit_used = (credit_used_micros + ?) / 1000000.0"
     " WHERE id = ?"
+)
+SPENT = (
+    "SELECT COALESCE(SUM(used_micros), 0), COALESCE(SUM(reserved_micros), 0) FROM budget_spend"
+    " WHERE scope = ? AND bucket >= ? AND bucket <= ?"
+)
+HOLD_LEVEL = (
+    "INSERT INTO budget_spend (scope, bucket, used_micros, reserved_micros) VALUES (?, ?, 0, ?)"
+    " ON CONFLICT (scope, bucket) DO UPDATE SET reserved_micros = reserved_micros + excluded.reserved_micros"
+)
+# (scope, bucket, charge, change of the held amount): a settle or a release of a level's hold.
+MOVE_LEVEL = (
+    "INSERT INTO budget_spend (scope, bucket, used_micros, reserved_micros) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (scope, bucket) DO UPDATE SET used_micros = used_micros + excluded.used_micros,"
+    " reserved_micros = reserved_micros + excluded.reserved_micros"
+)
+_HOLDS_OF = "SELECT scope, bucket FROM credit_holds WHERE key_id = ? AND request_id = ? ORDER BY scope"
+# The held amount per level of the open reservations a WHERE clause picks (aliased `credit_reservations`).
+_HELD_BY_LEVEL = (
+    "SELECT held.scope, held.bucket, SUM(credit_reservations.amount_micros) FROM credit_reservations"
+    " JOIN credit_holds held ON held.key_id = credit_reservations.key_id"
+    " AND held.request_id = credit_reservations.request_id WHERE {} GROUP BY held.scope, held.bucket"
+    " ORDER BY held.scope, held.bucket"
 )
 
 
@@ -321,8 +384,9 @@ class SqliteAccountStore:
         await self._run(
             self._db.execute,
             "INSERT INTO keys (id, name, prefix, secret_hash, created_at, expires_at, allowed_models,"
-            " credit_limit, credit_limit_micros, rpm_limit, tpm_limit, cache_namespace)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " credit_limit, credit_limit_micros, rpm_limit, tpm_limit, cache_namespace, team_id,"
+            " budget_limit_micros, budget_period, budget_reset)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id,
                 record.name,
@@ -336,6 +400,8 @@ class SqliteAccountStore:
                 record.rpm_limit,
                 record.tpm_limit,
                 record.cache_namespace,
+                record.team_id,
+                *(value for _, value in budget_columns(record.budget)),
             ),
         )
 
@@ -425,27 +491,49 @@ class SqliteAccountStore:
             self._hold(db, key_id, request_id, amount, now)
             return True
 
-    def _hold(self, db: sqlite3.Connection, key_id: str, request_id: str, amount: int, now: float) -> None:
-        """Write an open reservation under this store's lease (taken first, in the same transaction)."""
+    def _hold(
+        self,
+        db: sqlite3.Connection,
+        key_id: str,
+        request_id: str,
+        amount: int,
+        now: float,
+        levels: Sequence[SpendLevel] = (),
+    ) -> None:
+        """Write an open reservation under this store's lease (taken first, in the same transaction),
+        and hold its amount in each level's bucket."""
         if not self._leased:
             db.execute(_RENEW, (self.holder_id, now + self.lease_seconds))
             self._leased = True
         db.execute(
             "INSERT INTO credit_reservations (key_id, request_id, amount_micros, state, created_at,"
-            " holder_id) VALUES (?, ?, ?, 'open', ?, ?)",
-            (key_id, request_id, amount, now, self.holder_id),
+            " holder_id, holds) VALUES (?, ?, ?, 'open', ?, ?, ?)",
+            (key_id, request_id, amount, now, self.holder_id, len(levels)),
         )
+        for level in levels:
+            db.execute(HOLD_LEVEL, (level.scope, level.bucket, amount))
+            db.execute(
+                "INSERT INTO credit_holds (key_id, request_id, scope, bucket) VALUES (?, ?, ?, ?)",
+                (key_id, request_id, level.scope, level.bucket),
+            )
 
     async def reserve_up_to(
-        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+        self,
+        key_id: str,
+        request_id: str,
+        minimum_micros: int,
+        maximum_micros: int,
+        levels: Sequence[SpendLevel] = (),
     ) -> int | None:
         check_reserve_bounds(minimum_micros, maximum_micros)
         self._claim_credits()
         return await self._run(
-            self._reserve_up_to, key_id, request_id, minimum_micros, maximum_micros, time.time()
+            self._reserve_up_to, key_id, request_id, minimum_micros, maximum_micros, time.time(), levels
         )
 
-    def _reserve_up_to(self, key_id: str, request_id: str, low: int, high: int, now: float) -> int | None:
+    def _reserve_up_to(
+        self, key_id: str, request_id: str, low: int, high: int, now: float, levels: Sequence[SpendLevel]
+    ) -> int | None:
         with self._immediate() as db:
             row = db.execute(
                 "SELECT state, amount_micros FROM credit_reservations WHERE key_id = ? AND request_id = ?",
@@ -462,13 +550,17 @@ class SqliteAccountStore:
                 return None
             limit, used, reserved = key
             amount = high if limit is None else min(high, limit - used - reserved)
+            for level in levels:
+                if level.limit is not None and amount >= low:
+                    spent, held = db.execute(SPENT, (level.scope, level.since, level.bucket)).fetchone()
+                    amount = min(amount, level.limit - spent - held)
             if amount < low:
                 return None
             db.execute(
                 "UPDATE keys SET credit_reserved_micros = credit_reserved_micros + ? WHERE id = ?",
                 (amount, key_id),
             )
-            self._hold(db, key_id, request_id, amount, now)
+            self._hold(db, key_id, request_id, amount, now, levels)
             return int(amount)
 
     async def settle(self, key_id: str, request_id: str, actual_micros: int) -> bool:
@@ -480,7 +572,8 @@ class SqliteAccountStore:
     def _settle(self, key_id: str, request_id: str, actual: int, now: float) -> bool:
         with self._immediate() as db:
             row = db.execute(
-                "SELECT state, amount_micros FROM credit_reservations WHERE key_id = ? AND request_id = ?",
+                "SELECT state, amount_micros, holds FROM credit_reservations"
+                " WHERE key_id = ? AND request_id = ?",
                 (key_id, request_id),
             ).fetchone()
             if row is not None and row[0] not in ("open", "expired"):
@@ -489,6 +582,9 @@ class SqliteAccountStore:
             reserved = 0 if row is None or row[0] == "expired" else int(row[1])
             if db.execute(_CHARGE, (reserved, actual, actual, key_id)).rowcount == 0:
                 return False
+            if row is not None and row[2]:
+                for scope, bucket in db.execute(_HOLDS_OF, (key_id, request_id)).fetchall():
+                    db.execute(MOVE_LEVEL, (scope, bucket, actual, -reserved))
             # A settle with no reservation still leaves a row, so that a repeat is a no-op.
             db.execute(
                 "INSERT INTO credit_reservations (key_id, request_id, amount_micros, settled_micros, state,"
@@ -505,12 +601,15 @@ class SqliteAccountStore:
     def _release(self, key_id: str, request_id: str) -> bool:
         with self._immediate() as db:
             row = db.execute(
-                "SELECT amount_micros FROM credit_reservations WHERE key_id = ? AND request_id = ?"
+                "SELECT amount_micros, holds FROM credit_reservations WHERE key_id = ? AND request_id = ?"
                 " AND state = 'open'",
                 (key_id, request_id),
             ).fetchone()
             if row is None:
                 return False
+            if row[1]:
+                for scope, bucket in db.execute(_HOLDS_OF, (key_id, request_id)).fetchall():
+                    db.execute(MOVE_LEVEL, (scope, bucket, 0, -row[0]))
             db.execute(
                 "UPDATE credit_reservations SET state = 'released' WHERE key_id = ? AND request_id = ?",
                 (key_id, request_id),
@@ -527,6 +626,9 @@ class SqliteAccountStore:
 
     def _release_stale(self, before: float) -> int:
         with self._immediate() as db:
+            _unhold(
+                db, "credit_reservations.state = 'open' AND credit_reservations.created_at < ?", (before,)
+            )
             totals = db.execute(
                 "SELECT key_id, SUM(amount_micros) FROM credit_reservations"
                 " WHERE state = 'open' AND created_at < ? GROUP BY key_id",
@@ -562,6 +664,7 @@ class SqliteAccountStore:
 
     def _reclaim_expired(self, now: float) -> int:
         with self._immediate() as db:
+            _unhold(db, _EXPIRED_WHERE, (self.holder_id, now))
             totals = db.execute(
                 f"SELECT key_id, SUM(amount_micros) FROM credit_reservations WHERE {_EXPIRED_WHERE}"
                 " GROUP BY key_id",
@@ -596,6 +699,59 @@ class SqliteAccountStore:
             (key_id,),
         )
         return None if row is None else Balance(row[0], row[1], row[2])
+
+    async def spent(self, levels: Sequence[SpendLevel]) -> list[Spend]:
+        return await self._run(self._spent, levels)
+
+    def _spent(self, levels: Sequence[SpendLevel]) -> list[Spend]:
+        found = []
+        for level in levels:
+            used, held = self._db.execute(SPENT, (level.scope, level.since, level.bucket)).fetchone()
+            found.append(Spend(int(used), int(held)))
+        return found
+
+    # teams
+
+    async def insert_team(self, record: TeamRecord) -> None:
+        await self._run(
+            self._db.execute,
+            f"INSERT INTO teams ({TEAM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            team_row(record),
+        )
+
+    async def team_by_id(self, team_id: str) -> TeamRecord | None:
+        row = await self._run(self._fetchone, f"SELECT {TEAM_COLUMNS} FROM teams WHERE id = ?", (team_id,))
+        return None if row is None else team_from_row(row)
+
+    async def list_teams(self) -> list[TeamRecord]:
+        rows = await self._run(
+            lambda: self._db.execute(f"SELECT {TEAM_COLUMNS} FROM teams ORDER BY created_at, id").fetchall()
+        )
+        return [team_from_row(row) for row in rows]
+
+    async def update_team(self, team_id: str, changes: TeamChanges) -> TeamRecord | None:
+        assignments = changes.assignments()
+        if assignments:
+            # Column names come from CHANGEABLE_TEAM_FIELDS only, never from the caller.
+            columns = ", ".join(f"{column} = ?" for column, _ in assignments)
+            await self._run(
+                self._db.execute,
+                f"UPDATE teams SET {columns} WHERE id = ?",
+                (*(value for _, value in assignments), team_id),
+            )
+        return await self.team_by_id(team_id)
+
+    async def delete_team(self, team_id: str) -> TeamDeletion:
+        return await self._run(self._delete_team, team_id)
+
+    def _delete_team(self, team_id: str) -> TeamDeletion:
+        with self._immediate() as db:
+            if db.execute("SELECT 1 FROM teams WHERE id = ?", (team_id,)).fetchone() is None:
+                return "not_found"
+            if db.execute("SELECT 1 FROM keys WHERE team_id = ? LIMIT 1", (team_id,)).fetchone():
+                return "has_keys"
+            db.execute("DELETE FROM teams WHERE id = ?", (team_id,))
+            return "deleted"
 
     # ledger
 
@@ -782,6 +938,12 @@ def _migrate(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
 
 
+def _unhold(db: sqlite3.Connection, where: str, params: Sequence[Any]) -> None:
+    """Give back what the reservations `where` picks hold in their levels (before they close)."""
+    held = db.execute(_HELD_BY_LEVEL.format(where), params).fetchall()
+    db.executemany(MOVE_LEVEL, [(scope, bucket, 0, -amount) for scope, bucket, amount in held])
+
+
 def _key_from_row(row: Sequence[Any]) -> KeyRecord:
     return KeyRecord(
         id=row[0],
@@ -796,6 +958,8 @@ def _key_from_row(row: Sequence[Any]) -> KeyRecord:
         rpm_limit=row[9],
         tpm_limit=row[10],
         cache_namespace=row[11],
+        team_id=row[12],
+        budget=budget_from_columns(row[13], row[14], row[15]),
     )
 
 

@@ -5,7 +5,7 @@
       OwnedSqliteAccountStore (owned_sqlite_accounts.py) embedded default with one worker: credits
                             in memory, settlements journaled then batched into the same file
       PostgresAccountStore  (postgres_accounts.py)  replicas: asyncpg pool, one statement per operation
-    LimitStore     requests and tokens per minute, per key
+    LimitStore     requests and tokens per minute, per key (and per team, over its keys)
       MemoryLimitStore      (memory_limits.py)      in-process default
       RedisLimitStore       (redis_limits.py)       replicas: one Lua script, one round trip per hit
 
@@ -28,6 +28,12 @@ an expired reservation (its process was only slow, not dead) still charges what 
 `release_stale` stays as the backstop: it releases any reservation open for hours (rows from before
 leases have no holder), and a late settle of one charges nothing.
 
+Levels (budgets.py, teams.py). A reservation may also have to fit spend levels besides the key's
+lifetime credit: the key's period budget, its team's lifetime credit and period budget, the global
+budget. `reserve_up_to(..., levels)` holds the same amount at the key and in each level's bucket, in
+one atomic step, only if every level's window has room; the reservation remembers its levels, so
+settle, release and the lease and stale sweeps move every level with the key.
+
 Stored responses (ResponseStore) are the Responses API's state: each one belongs to the key that
 made it, and every read, update and delete names that key, so another key's id reads as absent.
 A background response holds a lease (`lease_until`) that its process renews while it runs; one
@@ -47,9 +53,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from server.accounts.budgets import Spend, SpendLevel
 from server.accounts.keys import KeyStore
 from server.accounts.ledger_queries import Cursor, GenerationFilter, GenerationPage, UsageQuery, UsageRow
 from server.accounts.ledger_record import LEDGER_COLUMNS, LedgerAttempt, LedgerRecord, LedgerStatus
+from server.accounts.teams import TeamStore
 
 __all__ = [
     "ACTIVE_RESPONSE_STATES",
@@ -70,6 +78,7 @@ __all__ = [
     "ResponseStore",
     "StoredResponse",
     "SyncCredits",
+    "TeamRates",
     "check_reserve_bounds",
     "format_reset",
 ]
@@ -220,7 +229,7 @@ class LedgerQueries(Protocol):
         ...
 
 
-class AccountStore(KeyStore, LedgerSink, ResponseStore, LedgerQueries, Protocol):
+class AccountStore(KeyStore, TeamStore, LedgerSink, ResponseStore, LedgerQueries, Protocol):
     """Keys, credits and the usage ledger behind one async interface.
 
     Key methods back keys.KeyManager. KeyRecord.credit_limit/credit_used are USD floats for display
@@ -242,14 +251,25 @@ class AccountStore(KeyStore, LedgerSink, ResponseStore, LedgerQueries, Protocol)
         ...
 
     async def reserve_up_to(
-        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+        self,
+        key_id: str,
+        request_id: str,
+        minimum_micros: int,
+        maximum_micros: int,
+        levels: Sequence[SpendLevel] = (),
     ) -> int | None:
         """Hold as much of `maximum_micros` as the limit covers, atomically, if that is at least
         `minimum_micros`; the amount held, or None when refused (an unknown key too).
 
-        An unlimited key is granted the maximum. An id that already has a reservation changes
-        nothing: its amount while it is open, None once it is settled or released.
+        With `levels` (sorted by scope), the amount also fits each level's window and is held in
+        each level's bucket in the same step. An unlimited key with no limited level is granted the
+        maximum. An id that already has a reservation changes nothing: its amount while it is open,
+        None once it is settled or released.
         """
+        ...
+
+    async def spent(self, levels: Sequence[SpendLevel]) -> list[Spend]:
+        """Each level's spend in its window now: charged, and held by requests in flight."""
         ...
 
     async def settle(self, key_id: str, request_id: str, actual_micros: int) -> bool:
@@ -301,9 +321,15 @@ class SyncCredits(Protocol):
 
     def reserve_nowait(self, key_id: str, request_id: str, amount_micros: int) -> bool | None: ...
     def reserve_up_to_nowait(
-        self, key_id: str, request_id: str, minimum_micros: int, maximum_micros: int
+        self,
+        key_id: str,
+        request_id: str,
+        minimum_micros: int,
+        maximum_micros: int,
+        levels: Sequence[SpendLevel] = (),
     ) -> int | None | NotLoaded:
-        """`reserve_up_to` without suspending; NOT_LOADED when the key is not loaded yet."""
+        """`reserve_up_to` without suspending; NOT_LOADED when the key or a level's window is not
+        loaded yet."""
         ...
 
     def settle_nowait(self, key_id: str, request_id: str, actual_micros: int) -> bool | None: ...
@@ -325,6 +351,8 @@ class LimitDecision:
     remaining_tokens: int | None
     reset_tokens_s: float
     retry_after_s: float | None = None
+    # On a refusal: "key" when the key's own limits refused, "team" when its team's did.
+    refused_by: str | None = None
 
     def headers(self) -> dict[str, str]:
         """OpenAI's rate-limit headers, plus Retry-After (whole seconds, at least 1) on a refusal."""
@@ -345,21 +373,40 @@ class LimitDecision:
 UNLIMITED = LimitDecision(True, None, None, 0.0, None, None, 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class TeamRates:
+    """A team's rate limits, checked with each of its keys' (None: that dimension is unlimited)."""
+
+    id: str
+    rpm: int | None
+    tpm: int | None
+
+
 class LimitStore(Protocol):
     """Per-key requests-per-minute and tokens-per-minute buckets."""
 
     async def hit(
-        self, key_id: str, rpm: int | None, tpm: int | None, estimated_tokens: int, now: float
+        self,
+        key_id: str,
+        rpm: int | None,
+        tpm: int | None,
+        estimated_tokens: int,
+        now: float,
+        team: TeamRates | None = None,
     ) -> LimitDecision:
-        """Admit one request costing `estimated_tokens`, atomically on both buckets, or refuse it.
+        """Admit one request costing `estimated_tokens`, atomically on both buckets (and on its team's
+        two, with `team`), or refuse it.
 
         A refusal consumes nothing. A request larger than the whole tpm passes when the token
         bucket is full and leaves it in debt, so a small tpm never blocks a big request forever.
         """
         ...
 
-    async def adjust_tokens(self, key_id: str, delta_tokens: int, now: float) -> None:
-        """Correct the token bucket by actual minus estimated tokens (negative gives tokens back)."""
+    async def adjust_tokens(
+        self, key_id: str, delta_tokens: int, now: float, team_id: str | None = None
+    ) -> None:
+        """Correct the token bucket by actual minus estimated tokens (negative gives tokens back), and
+        the team's, with the `team_id` given to `hit`."""
         ...
 
     async def close(self) -> None: ...

@@ -14,6 +14,7 @@ from typing import Any
 
 from server.cli.keys import add_key_commands
 from server.cli.prices import add_price_commands
+from server.cli.teams import add_team_commands
 from server.cli_usage import add_usage_commands
 
 __all__ = ["CONFIG_ENV", "build_parser", "global_option"]
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="processes sharing the ports (default: server.workers)")
     keys = commands.add_parser("keys", parents=[common], help="manage gateway keys")
     add_key_commands(keys, common)
+    teams = commands.add_parser("teams", parents=[common], help="manage teams: keys that share limits")
+    add_team_commands(teams, common)
     config = commands.add_parser("config", parents=[common], help="configuration tools")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
     check = config_commands.add_parser(

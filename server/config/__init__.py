@@ -23,7 +23,7 @@ Where things are:
 
 from __future__ import annotations
 
-from server.config.accounts import AccountsConfig, ModerationConfig, ModerationUpstreamConfig
+from server.config.accounts import AccountsConfig, BudgetConfig, ModerationConfig, ModerationUpstreamConfig
 from server.config.cache import CacheConfig, ModelCacheConfig, SemanticCacheConfig
 from server.config.env import interpolate_env
 from server.config.errors import ConfigError
@@ -56,6 +56,7 @@ __all__ = [
     "MODEL_KINDS",
     "PROVIDER_TYPES",
     "AccountsConfig",
+    "BudgetConfig",
     "AnthropicProviderConfig",
     "BreakerConfig",
     "CacheConfig",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
 
@@ -19,7 +19,16 @@ from server.config.base import (
 )
 from server.config.proxy import ProxySetting, check_environment_proxies
 
-__all__ = ["AccountsConfig", "ModerationConfig", "ModerationUpstreamConfig"]
+__all__ = ["AccountsConfig", "BudgetConfig", "ModerationConfig", "ModerationUpstreamConfig"]
+
+
+class BudgetConfig(Settings):
+    """At most `limit` USD per `period`: the calendar period at UTC boundaries, or the trailing one
+    (`reset: rolling`; a rolling month is 30 days). See server/accounts/budgets.py."""
+
+    limit: NonNegative
+    period: Literal["day", "week", "month"]
+    reset: Literal["calendar", "rolling"] = "calendar"
 
 
 class ModerationUpstreamConfig(Settings):
@@ -97,3 +106,5 @@ class AccountsConfig(Settings):
     # ends (Postgres, or SQLite shared by several workers), so its credit is usable again in seconds.
     reservation_lease: Annotated[float, Field(ge=1)] = 10.0
     moderation: tuple[ModerationConfig, ...] = ()
+    # What every key together may spend per period, on top of each key's and team's own limits.
+    global_budget: BudgetConfig | None = None

@@ -1,4 +1,7 @@
-"""KeysService (key administration, guarded by the admin key) and AccountService (a key's own view)."""
+"""KeysService (key administration, guarded by the admin key) and AccountService (a key's own view).
+
+The admin guard, the audit log and the budget checks here are shared with TeamsService (teams.py).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ import grpc
 import orjson
 
 from server.accounts.accounting import AccountMetering
-from server.accounts.key_views import generation, key_info
+from server.accounts.budget_status import BudgetStatus, key_budget_statuses, team_spend
+from server.accounts.budgets import Budget, BudgetPeriod, BudgetReset
+from server.accounts.key_views import PERIOD_NAMES, RESET_NAMES, generation, key_info, team_info
 from server.accounts.keys import CACHE_NAMESPACE, CHANGEABLE_KEY_FIELDS, KeyChanges, KeyRecord, NewKey
 from server.accounts.money import MAX_USD, micros_to_usd, usd_to_micros
 from server.accounts.store import AuditEvent
@@ -33,7 +38,45 @@ _LIMITS = ("credit_limit", "rpm_limit", "tpm_limit")
 _INT64_MAX = 2**63 - 1
 
 
-def _metering(gateway: Gateway) -> AccountMetering:
+def budget_of(spec: Any, field: str = "budget") -> Budget | None:
+    """The budget a spec sets (KeySpec or TeamSpec), checked; None when it sets none."""
+    if not spec.HasField(field):
+        return None
+    found = getattr(spec, field)
+    if not 0 <= found.limit <= MAX_USD:  # NaN fails both comparisons
+        raise InvalidRequest(
+            f"'{field}.limit' must be a number from 0 to {MAX_USD:.0f} (USD per period).",
+            param=f"{field}.limit",
+            code="invalid_value",
+        )
+    period = PERIOD_NAMES.get(found.period, BudgetPeriod.MONTH.value)
+    reset = RESET_NAMES.get(found.reset, BudgetReset.CALENDAR.value)
+    return Budget(usd_to_micros(found.limit), BudgetPeriod(period), BudgetReset(reset))
+
+
+async def check_team(gateway: Gateway, team_id: str) -> None:
+    """A 400 naming `team_id` when no team has it."""
+    if await metering_of(gateway).teams.get(team_id) is None:
+        raise InvalidRequest(
+            f"No team found with id '{team_id}': create it first (POST /v1/teams).",
+            param="team_id",
+            code="team_not_found",
+        )
+
+
+async def key_statuses(gateway: Gateway, records: list[KeyRecord]) -> dict[str, BudgetStatus]:
+    metering = gateway.metering
+    if not isinstance(metering, AccountMetering):
+        return {}
+    return await key_budget_statuses(metering.accounts, records, metering.clock())
+
+
+async def key_info_now(gateway: Gateway, record: KeyRecord) -> admin_pb2.KeyInfo:
+    """A key as the admin API shows it, with its budget's window now."""
+    return key_info(record, (await key_statuses(gateway, [record])).get(record.id))
+
+
+def metering_of(gateway: Gateway) -> AccountMetering:
     if not isinstance(gateway.metering, AccountMetering):
         raise PermissionDenied("This gateway runs without accounts.")
     return gateway.metering
@@ -103,6 +146,59 @@ def _catalogue_models(gateway: Gateway, models: list[str]) -> tuple[str, ...]:
     return tuple(ids)
 
 
+def check_admin(admin: bytes | None, context: grpc.aio.ServicerContext) -> None:
+    """Refuse a call without the admin key (or when administration is off)."""
+    authorization, _ = call_context(context)
+    refuse_unless_admin(admin, authorization)
+
+
+def refuse_unless_admin(admin: bytes | None, authorization: str | None) -> None:
+    if admin is None:
+        raise PermissionDenied("Key administration is disabled: set server.admin_key to enable it.")
+    if not is_admin(authorization, admin):
+        raise AuthenticationFailed("Key administration needs the admin key as a Bearer token.")
+
+
+async def audit(
+    gateway: Gateway, context: grpc.aio.ServicerContext, action: str, target: str, detail: dict[str, Any]
+) -> None:
+    """Write who did what to which key or team, when and from where. A failed write is logged, not
+    raised: the action itself already happened."""
+    metering = gateway.metering
+    if not isinstance(metering, AccountMetering):
+        return
+    source, via = _origin(context)
+    event = AuditEvent(time.time(), "admin", action, target, source, via, orjson.dumps(detail).decode())
+    try:
+        await metering.accounts.append_audit(event)
+    except Exception:
+        logger.exception("could not write the audit event of %s on %s", action, target)
+
+
+def spec_detail(spec: Any, fields: tuple[str, ...] | set[str]) -> dict[str, Any]:
+    """The settings an action set, for the audit log (a KeySpec's or a TeamSpec's)."""
+    detail: dict[str, Any] = {}
+    for field in sorted(fields):
+        if field == "allowed_models":
+            detail[field] = list(spec.allowed_models)
+        elif field == "budget":
+            budget = budget_of(spec)
+            detail[field] = (
+                None
+                if budget is None
+                else {
+                    "limit": spec.budget.limit,
+                    "period": budget.period.value,
+                    "reset": budget.reset.value,
+                }
+            )
+        elif field == "name" or spec.HasField(field):
+            detail[field] = getattr(spec, field)
+        else:
+            detail[field] = None
+    return detail
+
+
 def _origin(context: grpc.aio.ServicerContext) -> tuple[str | None, str]:
     """(the client's address, "rest" | "console" | "grpc") of an admin call, for the audit log."""
     from_bridge = False
@@ -120,50 +216,23 @@ def _origin(context: grpc.aio.ServicerContext) -> tuple[str | None, str]:
     return (peer() if callable(peer) else None), "grpc"
 
 
-def _spec_detail(spec: admin_pb2.KeySpec, fields: tuple[str, ...] | set[str]) -> dict[str, Any]:
-    """The settings an action set, for the audit log."""
-    detail: dict[str, Any] = {}
-    for field in sorted(fields):
-        if field == "allowed_models":
-            detail[field] = list(spec.allowed_models)
-        elif field == "name" or spec.HasField(field):
-            detail[field] = getattr(spec, field)
-        else:
-            detail[field] = None
-    return detail
-
-
 class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
     def __init__(self, gateway: Gateway, admin_key: str | None) -> None:
         self._gateway = gateway
         self._admin = admin_token(admin_key)
 
     def _check_admin(self, context: grpc.aio.ServicerContext) -> None:
-        authorization, _ = call_context(context)
-        self.check_admin(authorization)
+        check_admin(self._admin, context)
 
     def check_admin(self, authorization: str | None) -> None:
         """Raise unless `authorization` (an Authorization header's value) is the admin key's. The
         bridge asks this too, so that nobody without the admin key hears about a body's errors."""
-        if self._admin is None:
-            raise PermissionDenied("Key administration is disabled: set server.admin_key to enable it.")
-        if not is_admin(authorization, self._admin):
-            raise AuthenticationFailed("Key administration needs the admin key as a Bearer token.")
+        refuse_unless_admin(self._admin, authorization)
 
     async def _audit(
         self, context: grpc.aio.ServicerContext, action: str, target: str, detail: dict[str, Any]
     ) -> None:
-        """Write who did what to which key, when and from where. A failed write is logged, not
-        raised: the action itself already happened."""
-        metering = self._gateway.metering
-        if not isinstance(metering, AccountMetering):
-            return
-        source, via = _origin(context)
-        event = AuditEvent(time.time(), "admin", action, target, source, via, orjson.dumps(detail).decode())
-        try:
-            await metering.accounts.append_audit(event)
-        except Exception:
-            logger.exception("could not write the audit event of %s on %s", action, target)
+        await audit(self._gateway, context, action, target, detail)
 
     @unary_rpc
     async def CreateKey(
@@ -172,6 +241,9 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
         self._check_admin(context)
         spec = request.spec
         _check_spec(spec, _UPDATABLE)
+        budget = budget_of(spec)
+        if spec.HasField("team_id"):
+            await check_team(self._gateway, spec.team_id)
         record, secret = await self._gateway.keys.create(
             NewKey(
                 name=spec.name,
@@ -181,18 +253,22 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
                 rpm_limit=spec.rpm_limit if spec.HasField("rpm_limit") else None,
                 tpm_limit=spec.tpm_limit if spec.HasField("tpm_limit") else None,
                 cache_namespace=spec.cache_namespace if spec.HasField("cache_namespace") else None,
+                team_id=spec.team_id if spec.HasField("team_id") else None,
+                budget=budget,
             )
         )
-        await self._audit(context, "key.create", record.id, _spec_detail(spec, _UPDATABLE))
-        return admin_pb2.CreateKeyResponse(key=key_info(record), secret=secret)
+        await self._audit(context, "key.create", record.id, spec_detail(spec, _UPDATABLE))
+        return admin_pb2.CreateKeyResponse(key=await key_info_now(self._gateway, record), secret=secret)
 
     @unary_rpc
     async def ListKeys(
         self, request: admin_pb2.ListKeysRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.ListKeysResponse:
         self._check_admin(context)
+        records = await self._gateway.keys.list()
+        statuses = await key_statuses(self._gateway, records)
         return admin_pb2.ListKeysResponse(
-            keys=[key_info(record) for record in await self._gateway.keys.list()]
+            keys=[key_info(record, statuses.get(record.id)) for record in records]
         )
 
     @unary_rpc
@@ -203,7 +279,7 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
         record = await self._gateway.keys.get(request.id)
         if record is None:
             raise _key_not_found(request.id)
-        return admin_pb2.GetKeyResponse(key=key_info(record))
+        return admin_pb2.GetKeyResponse(key=await key_info_now(self._gateway, record))
 
     @unary_rpc
     async def RevokeKey(
@@ -235,7 +311,7 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
         if request.HasField("credit_limit") and not 0 <= request.credit_limit <= MAX_USD:
             raise InvalidRequest(_limit_message("credit_limit"), param="credit_limit", code="invalid_value")
         limit = usd_to_micros(request.credit_limit) if request.HasField("credit_limit") else None
-        if await _metering(self._gateway).accounts.set_credit_limit(request.id, limit) is None:
+        if await metering_of(self._gateway).accounts.set_credit_limit(request.id, limit) is None:
             raise _key_not_found(request.id)
         record = await self._gateway.keys.get(request.id)
         assert record is not None
@@ -260,6 +336,9 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
             )
         spec = request.key
         _check_spec(spec, fields)
+        budget = budget_of(spec) if "budget" in fields else None
+        if "team_id" in fields and spec.HasField("team_id"):
+            await check_team(self._gateway, spec.team_id)
         changes = KeyChanges(
             frozenset(fields & set(CHANGEABLE_KEY_FIELDS)),
             name=spec.name,
@@ -272,19 +351,21 @@ class KeysServicer(admin_pb2_grpc.KeysServiceServicer):
             rpm_limit=spec.rpm_limit if spec.HasField("rpm_limit") else None,
             tpm_limit=spec.tpm_limit if spec.HasField("tpm_limit") else None,
             cache_namespace=spec.cache_namespace if spec.HasField("cache_namespace") else None,
+            team_id=spec.team_id if spec.HasField("team_id") else None,
+            budget=budget,
         )
         keys = self._gateway.keys
         if await keys.get(request.id) is None:
             raise _key_not_found(request.id)
         if "credit_limit" in fields:
             limit = usd_to_micros(spec.credit_limit) if spec.HasField("credit_limit") else None
-            if await _metering(self._gateway).accounts.set_credit_limit(request.id, limit) is None:
+            if await metering_of(self._gateway).accounts.set_credit_limit(request.id, limit) is None:
                 raise _key_not_found(request.id)
         record = await keys.update(request.id, changes)
         if record is None:
             raise _key_not_found(request.id)
-        await self._audit(context, "key.update", request.id, _spec_detail(spec, fields))
-        return admin_pb2.UpdateKeyResponse(key=key_info(record))
+        await self._audit(context, "key.update", request.id, spec_detail(spec, fields))
+        return admin_pb2.UpdateKeyResponse(key=await key_info_now(self._gateway, record))
 
 
 class AccountServicer(admin_pb2_grpc.AccountServiceServicer):
@@ -300,16 +381,24 @@ class AccountServicer(admin_pb2_grpc.AccountServiceServicer):
         self, request: admin_pb2.GetCurrentKeyRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.GetCurrentKeyResponse:
         key = await self._key(context)
-        balance = await _metering(self._gateway).accounts.balance(key.id)
+        balance = await metering_of(self._gateway).accounts.balance(key.id)
         if balance is None:
             raise AuthenticationFailed("This API key no longer exists.")
         record = await self._gateway.keys.get(key.id) or key
         reply = admin_pb2.GetCurrentKeyResponse(
-            key=key_info(record), usage=micros_to_usd(balance.used), reserved=micros_to_usd(balance.reserved)
+            key=await key_info_now(self._gateway, record),
+            usage=micros_to_usd(balance.used),
+            reserved=micros_to_usd(balance.reserved),
         )
         if balance.available is not None:
             # Negative when an upstream billed beyond its reservation: the overrun is shown, not hidden.
             reply.limit_remaining = micros_to_usd(balance.available)
+        if record.team_id is not None:
+            metering = metering_of(self._gateway)
+            team = await metering.teams.get(record.team_id)
+            if team is not None:
+                lifetime, status = await team_spend(metering.accounts, team, metering.clock())
+                reply.team.CopyFrom(team_info(team, lifetime, status))
         return reply
 
     @unary_rpc
@@ -321,7 +410,7 @@ class AccountServicer(admin_pb2_grpc.AccountServiceServicer):
             raise InvalidRequest(
                 "The 'id' query parameter is required.", param="id", code="missing_required_parameter"
             )
-        metering = _metering(self._gateway)
+        metering = metering_of(self._gateway)
         record = metering.ledger.pending_record(request.id, key.id) or await metering.accounts.ledger_record(
             request.id, key.id
         )

@@ -73,5 +73,6 @@ SERVICES: tuple[ServiceContract, ...] = (
     _contract("messages", messages_pb2, messages_pb2_grpc, "MessagesService"),
     _contract("usage", admin_pb2, admin_pb2_grpc, "UsageService"),
     _contract("completions", completions_pb2, completions_pb2_grpc, "CompletionsService"),
+    _contract("teams", admin_pb2, admin_pb2_grpc, "TeamsService"),
 )
 SERVICE_NAMES: tuple[str, ...] = tuple(contract.full_name for contract in SERVICES)

@@ -8,6 +8,19 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class BudgetPeriod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BUDGET_PERIOD_UNSPECIFIED: _ClassVar[BudgetPeriod]
+    BUDGET_PERIOD_DAY: _ClassVar[BudgetPeriod]
+    BUDGET_PERIOD_WEEK: _ClassVar[BudgetPeriod]
+    BUDGET_PERIOD_MONTH: _ClassVar[BudgetPeriod]
+
+class BudgetReset(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BUDGET_RESET_UNSPECIFIED: _ClassVar[BudgetReset]
+    BUDGET_RESET_CALENDAR: _ClassVar[BudgetReset]
+    BUDGET_RESET_ROLLING: _ClassVar[BudgetReset]
+
 class UsageGroup(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     USAGE_GROUP_UNSPECIFIED: _ClassVar[UsageGroup]
@@ -21,6 +34,13 @@ class UsageBucket(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     USAGE_BUCKET_MINUTE: _ClassVar[UsageBucket]
     USAGE_BUCKET_HOUR: _ClassVar[UsageBucket]
     USAGE_BUCKET_DAY: _ClassVar[UsageBucket]
+BUDGET_PERIOD_UNSPECIFIED: BudgetPeriod
+BUDGET_PERIOD_DAY: BudgetPeriod
+BUDGET_PERIOD_WEEK: BudgetPeriod
+BUDGET_PERIOD_MONTH: BudgetPeriod
+BUDGET_RESET_UNSPECIFIED: BudgetReset
+BUDGET_RESET_CALENDAR: BudgetReset
+BUDGET_RESET_ROLLING: BudgetReset
 USAGE_GROUP_UNSPECIFIED: UsageGroup
 USAGE_GROUP_KEY: UsageGroup
 USAGE_GROUP_MODEL: UsageGroup
@@ -31,7 +51,7 @@ USAGE_BUCKET_HOUR: UsageBucket
 USAGE_BUCKET_DAY: UsageBucket
 
 class KeyInfo(_message.Message):
-    __slots__ = ("id", "name", "prefix", "created_at", "expires_at", "revoked_at", "allowed_models", "credit_limit", "credit_used", "rpm_limit", "tpm_limit", "cache_namespace")
+    __slots__ = ("id", "name", "prefix", "created_at", "expires_at", "revoked_at", "allowed_models", "credit_limit", "credit_used", "rpm_limit", "tpm_limit", "cache_namespace", "team_id", "budget", "budget_status")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PREFIX_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +64,9 @@ class KeyInfo(_message.Message):
     RPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
     TPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
     CACHE_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_STATUS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     prefix: str
@@ -56,10 +79,75 @@ class KeyInfo(_message.Message):
     rpm_limit: int
     tpm_limit: int
     cache_namespace: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., prefix: _Optional[str] = ..., created_at: _Optional[int] = ..., expires_at: _Optional[int] = ..., revoked_at: _Optional[int] = ..., allowed_models: _Optional[_Iterable[str]] = ..., credit_limit: _Optional[float] = ..., credit_used: _Optional[float] = ..., rpm_limit: _Optional[int] = ..., tpm_limit: _Optional[int] = ..., cache_namespace: _Optional[str] = ...) -> None: ...
+    team_id: str
+    budget: Budget
+    budget_status: BudgetStatus
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., prefix: _Optional[str] = ..., created_at: _Optional[int] = ..., expires_at: _Optional[int] = ..., revoked_at: _Optional[int] = ..., allowed_models: _Optional[_Iterable[str]] = ..., credit_limit: _Optional[float] = ..., credit_used: _Optional[float] = ..., rpm_limit: _Optional[int] = ..., tpm_limit: _Optional[int] = ..., cache_namespace: _Optional[str] = ..., team_id: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., budget_status: _Optional[_Union[BudgetStatus, _Mapping]] = ...) -> None: ...
+
+class Budget(_message.Message):
+    __slots__ = ("limit", "period", "reset")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    limit: float
+    period: BudgetPeriod
+    reset: BudgetReset
+    def __init__(self, limit: _Optional[float] = ..., period: _Optional[_Union[BudgetPeriod, str]] = ..., reset: _Optional[_Union[BudgetReset, str]] = ...) -> None: ...
+
+class BudgetStatus(_message.Message):
+    __slots__ = ("spent", "reserved", "remaining", "window_start", "resets_at")
+    SPENT_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_START_FIELD_NUMBER: _ClassVar[int]
+    RESETS_AT_FIELD_NUMBER: _ClassVar[int]
+    spent: float
+    reserved: float
+    remaining: float
+    window_start: float
+    resets_at: float
+    def __init__(self, spent: _Optional[float] = ..., reserved: _Optional[float] = ..., remaining: _Optional[float] = ..., window_start: _Optional[float] = ..., resets_at: _Optional[float] = ...) -> None: ...
+
+class TeamSpec(_message.Message):
+    __slots__ = ("name", "credit_limit", "budget", "rpm_limit", "tpm_limit")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    RPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    TPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    credit_limit: float
+    budget: Budget
+    rpm_limit: int
+    tpm_limit: int
+    def __init__(self, name: _Optional[str] = ..., credit_limit: _Optional[float] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., rpm_limit: _Optional[int] = ..., tpm_limit: _Optional[int] = ...) -> None: ...
+
+class TeamInfo(_message.Message):
+    __slots__ = ("id", "name", "created_at", "credit_limit", "credit_used", "credit_reserved", "budget", "budget_status", "rpm_limit", "tpm_limit")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_USED_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_RESERVED_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_STATUS_FIELD_NUMBER: _ClassVar[int]
+    RPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    TPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    created_at: int
+    credit_limit: float
+    credit_used: float
+    credit_reserved: float
+    budget: Budget
+    budget_status: BudgetStatus
+    rpm_limit: int
+    tpm_limit: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[int] = ..., credit_limit: _Optional[float] = ..., credit_used: _Optional[float] = ..., credit_reserved: _Optional[float] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., budget_status: _Optional[_Union[BudgetStatus, _Mapping]] = ..., rpm_limit: _Optional[int] = ..., tpm_limit: _Optional[int] = ...) -> None: ...
 
 class KeySpec(_message.Message):
-    __slots__ = ("name", "expires_at", "allowed_models", "credit_limit", "rpm_limit", "tpm_limit", "cache_namespace")
+    __slots__ = ("name", "expires_at", "allowed_models", "credit_limit", "rpm_limit", "tpm_limit", "cache_namespace", "team_id", "budget")
     NAME_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_MODELS_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +155,8 @@ class KeySpec(_message.Message):
     RPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
     TPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
     CACHE_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
     name: str
     expires_at: int
     allowed_models: _containers.RepeatedScalarFieldContainer[str]
@@ -74,7 +164,9 @@ class KeySpec(_message.Message):
     rpm_limit: int
     tpm_limit: int
     cache_namespace: str
-    def __init__(self, name: _Optional[str] = ..., expires_at: _Optional[int] = ..., allowed_models: _Optional[_Iterable[str]] = ..., credit_limit: _Optional[float] = ..., rpm_limit: _Optional[int] = ..., tpm_limit: _Optional[int] = ..., cache_namespace: _Optional[str] = ...) -> None: ...
+    team_id: str
+    budget: Budget
+    def __init__(self, name: _Optional[str] = ..., expires_at: _Optional[int] = ..., allowed_models: _Optional[_Iterable[str]] = ..., credit_limit: _Optional[float] = ..., rpm_limit: _Optional[int] = ..., tpm_limit: _Optional[int] = ..., cache_namespace: _Optional[str] = ..., team_id: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ...) -> None: ...
 
 class CreateKeyRequest(_message.Message):
     __slots__ = ("spec",)
@@ -173,16 +265,82 @@ class GetCurrentKeyRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetCurrentKeyResponse(_message.Message):
-    __slots__ = ("key", "usage", "reserved", "limit_remaining")
+    __slots__ = ("key", "usage", "reserved", "limit_remaining", "team")
     KEY_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     RESERVED_FIELD_NUMBER: _ClassVar[int]
     LIMIT_REMAINING_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
     key: KeyInfo
     usage: float
     reserved: float
     limit_remaining: float
-    def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ..., usage: _Optional[float] = ..., reserved: _Optional[float] = ..., limit_remaining: _Optional[float] = ...) -> None: ...
+    team: TeamInfo
+    def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ..., usage: _Optional[float] = ..., reserved: _Optional[float] = ..., limit_remaining: _Optional[float] = ..., team: _Optional[_Union[TeamInfo, _Mapping]] = ...) -> None: ...
+
+class CreateTeamRequest(_message.Message):
+    __slots__ = ("spec",)
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    spec: TeamSpec
+    def __init__(self, spec: _Optional[_Union[TeamSpec, _Mapping]] = ...) -> None: ...
+
+class CreateTeamResponse(_message.Message):
+    __slots__ = ("team",)
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    team: TeamInfo
+    def __init__(self, team: _Optional[_Union[TeamInfo, _Mapping]] = ...) -> None: ...
+
+class ListTeamsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListTeamsResponse(_message.Message):
+    __slots__ = ("teams",)
+    TEAMS_FIELD_NUMBER: _ClassVar[int]
+    teams: _containers.RepeatedCompositeFieldContainer[TeamInfo]
+    def __init__(self, teams: _Optional[_Iterable[_Union[TeamInfo, _Mapping]]] = ...) -> None: ...
+
+class GetTeamRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetTeamResponse(_message.Message):
+    __slots__ = ("team",)
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    team: TeamInfo
+    def __init__(self, team: _Optional[_Union[TeamInfo, _Mapping]] = ...) -> None: ...
+
+class UpdateTeamRequest(_message.Message):
+    __slots__ = ("id", "team", "update_mask")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    team: TeamSpec
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, id: _Optional[str] = ..., team: _Optional[_Union[TeamSpec, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateTeamResponse(_message.Message):
+    __slots__ = ("team",)
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    team: TeamInfo
+    def __init__(self, team: _Optional[_Union[TeamInfo, _Mapping]] = ...) -> None: ...
+
+class DeleteTeamRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteTeamResponse(_message.Message):
+    __slots__ = ("id", "deleted")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    deleted: bool
+    def __init__(self, id: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...
 
 class GetGenerationRequest(_message.Message):
     __slots__ = ("id",)

@@ -360,6 +360,255 @@ class KeysService:
             _registered_method=True)
 
 
+class TeamsServiceStub:
+    """Teams: each owns keys, and caps what they spend and how fast, together. Guarded by the admin key.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateTeam = channel.unary_unary(
+                '/siraya.router.v1.TeamsService/CreateTeam',
+                request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.CreateTeamRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.CreateTeamResponse.FromString,
+                _registered_method=True)
+        self.ListTeams = channel.unary_unary(
+                '/siraya.router.v1.TeamsService/ListTeams',
+                request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListTeamsRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListTeamsResponse.FromString,
+                _registered_method=True)
+        self.GetTeam = channel.unary_unary(
+                '/siraya.router.v1.TeamsService/GetTeam',
+                request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetTeamRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetTeamResponse.FromString,
+                _registered_method=True)
+        self.UpdateTeam = channel.unary_unary(
+                '/siraya.router.v1.TeamsService/UpdateTeam',
+                request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.UpdateTeamRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.UpdateTeamResponse.FromString,
+                _registered_method=True)
+        self.DeleteTeam = channel.unary_unary(
+                '/siraya.router.v1.TeamsService/DeleteTeam',
+                request_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.DeleteTeamRequest.SerializeToString,
+                response_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.DeleteTeamResponse.FromString,
+                _registered_method=True)
+
+
+class TeamsServiceServicer:
+    """Teams: each owns keys, and caps what they spend and how fast, together. Guarded by the admin key.
+    """
+
+    def CreateTeam(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTeams(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTeam(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTeam(self, request, context):
+        """Change any of a team's settings: those `update_mask` names, each to its value in `team`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTeam(self, request, context):
+        """Delete a team that owns no key (revoked keys included): move or delete them first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_TeamsServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTeam,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.CreateTeamRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.CreateTeamResponse.SerializeToString,
+            ),
+            'ListTeams': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTeams,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListTeamsRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.ListTeamsResponse.SerializeToString,
+            ),
+            'GetTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTeam,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetTeamRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.GetTeamResponse.SerializeToString,
+            ),
+            'UpdateTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTeam,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.UpdateTeamRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.UpdateTeamResponse.SerializeToString,
+            ),
+            'DeleteTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTeam,
+                    request_deserializer=siraya_dot_router_dot_v1_dot_admin__pb2.DeleteTeamRequest.FromString,
+                    response_serializer=siraya_dot_router_dot_v1_dot_admin__pb2.DeleteTeamResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'siraya.router.v1.TeamsService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('siraya.router.v1.TeamsService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class TeamsService:
+    """Teams: each owns keys, and caps what they spend and how fast, together. Guarded by the admin key.
+    """
+
+    @staticmethod
+    def CreateTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.TeamsService/CreateTeam',
+            siraya_dot_router_dot_v1_dot_admin__pb2.CreateTeamRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_admin__pb2.CreateTeamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTeams(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.TeamsService/ListTeams',
+            siraya_dot_router_dot_v1_dot_admin__pb2.ListTeamsRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_admin__pb2.ListTeamsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.TeamsService/GetTeam',
+            siraya_dot_router_dot_v1_dot_admin__pb2.GetTeamRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_admin__pb2.GetTeamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.TeamsService/UpdateTeam',
+            siraya_dot_router_dot_v1_dot_admin__pb2.UpdateTeamRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_admin__pb2.UpdateTeamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siraya.router.v1.TeamsService/DeleteTeam',
+            siraya_dot_router_dot_v1_dot_admin__pb2.DeleteTeamRequest.SerializeToString,
+            siraya_dot_router_dot_v1_dot_admin__pb2.DeleteTeamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class AccountServiceStub:
     """What the calling key may see about itself. Guarded by the key itself.
     """

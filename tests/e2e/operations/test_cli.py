@@ -265,6 +265,72 @@ def test_a_keys_cache_namespace_is_set_on_create_and_changed_by_update(tmp_path:
     )
 
 
+def test_teams_own_keys_and_budgets_are_set_from_the_command_line(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data"), "--json"]
+    team = json.loads(
+        ok(
+            cli(
+                tmp_path,
+                "teams",
+                "create",
+                "--name",
+                "Research",
+                "--credit-limit",
+                "10",
+                "--budget",
+                "2",
+                "--period",
+                "day",
+                "--rpm",
+                "60",
+                *data,
+            )
+        )
+    )
+    assert (team["name"], team["credit_limit"], team["rpm_limit"]) == ("Research", 10, 60)
+    assert team["budget"]["limit"] == 2 and team["budget"]["period"] == "day" and team["budget"]["spent"] == 0
+    key = json.loads(
+        ok(
+            cli(
+                tmp_path,
+                "keys",
+                "create",
+                "--team",
+                team["id"],
+                "--budget",
+                "1",
+                "--period",
+                "week",
+                "--reset",
+                "rolling",
+                *data,
+            )
+        )
+    )["key"]
+    assert key["team_id"] == team["id"]
+    assert key["budget"]["reset"] == "rolling" and key["budget"]["resets_at"] is None
+    assert "$0 of $1/week (rolling)" in ok(
+        cli(tmp_path, "keys", "list", "--data-dir", str(tmp_path / "data"))
+    )
+
+    changed = json.loads(
+        ok(cli(tmp_path, "teams", "update", team["id"], "--budget", "none", "--rpm", "none", *data))
+    )
+    assert (changed["budget"], changed["rpm_limit"], changed["credit_limit"]) == (None, None, 10)
+    assert [found["id"] for found in json.loads(ok(cli(tmp_path, "teams", "list", *data)))] == [team["id"]]
+    refused = cli(tmp_path, "teams", "delete", team["id"], *data)
+    assert refused.returncode == 1 and "still owns keys" in refused.stderr
+    moved = json.loads(
+        ok(cli(tmp_path, "keys", "update", key["id"], "--team", "", "--budget", "none", *data))
+    )
+    assert (moved["team_id"], moved["budget"]) == (None, None)
+    assert json.loads(ok(cli(tmp_path, "teams", "delete", team["id"], *data)))["deleted"] is True
+    assert cli(tmp_path, "teams", "get", team["id"], *data).returncode == 1
+    assert cli(tmp_path, "keys", "create", "--team", "team_nope", *data).returncode == 1
+    assert cli(tmp_path, "keys", "create", "--period", "day", *data).returncode == 2  # no --budget
+    assert cli(tmp_path, "teams", "create", "--name", "x", "--budget", "ten", *data).returncode == 2
+
+
 def test_keys_in_a_directory_without_a_database(tmp_path: Path) -> None:
     listed = cli(tmp_path, "keys", "list")
     assert listed.returncode == 1

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from redis.asyncio import Redis
 
+from server.accounts.budgets import Budget
 from server.accounts.keys import KeyRecord
 from server.accounts.ledger_writer import LedgerWriter
 from server.accounts.store import AccountStore, LedgerRecord
@@ -111,6 +112,8 @@ def key_record(
     rpm_limit: int | None = None,
     tpm_limit: int | None = None,
     cache_namespace: str | None = None,
+    team_id: str | None = None,
+    budget: Budget | None = None,
 ) -> tuple[KeyRecord, str]:
     """A key record and the hash of its (made-up) secret."""
     key_id = key_id or "key_" + secrets.token_hex(8)
@@ -124,6 +127,8 @@ def key_record(
         rpm_limit=rpm_limit,
         tpm_limit=tpm_limit,
         cache_namespace=cache_namespace,
+        team_id=team_id,
+        budget=budget,
     )
     return record, "hash-" + key_id
 

@@ -9,7 +9,7 @@ import pytest
 
 from server.accounts.memory_limits import MemoryLimitStore
 from server.accounts.redis_limits import RedisLimitStore
-from server.accounts.store import LimitDecision, LimitStore, format_reset
+from server.accounts.store import LimitDecision, LimitStore, TeamRates, format_reset
 from tests.unit.server.accounts.accounts_backends import REDIS_URL, delete_prefix, redis_unavailable
 
 NOW = 1_700_000_000.0
@@ -134,3 +134,51 @@ def test_headers_follow_openai() -> None:
         "retry-after": "1",
     }
     assert [format_reset(s) for s in (0, 0.0201, 12.5, 3723.25)] == ["0ms", "21ms", "12.5s", "1h2m3.25s"]
+
+
+# teams: a team's limits cap the sum over its keys
+
+
+async def test_a_team_rpm_caps_the_sum_of_its_keys(limits: LimitStore) -> None:
+    team = TeamRates("t1", rpm=5, tpm=None)
+    decisions = [await limits.hit(f"key-{i % 3}", None, None, 0, NOW, team) for i in range(8)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False] * 3
+    assert [d.remaining_requests for d in decisions[:5]] == [4, 3, 2, 1, 0]
+    refused = decisions[-1]
+    assert refused.refused_by == "team" and refused.limit_requests == 5
+    assert refused.retry_after_s == pytest.approx(12.0, abs=1e-6)
+    # Another team's keys, and keys of no team, are not held back.
+    assert (await limits.hit("key-0", None, None, 0, NOW, TeamRates("t2", 5, None))).allowed
+    assert (await limits.hit("key-0", 1, None, 0, NOW)).allowed
+    # One comes back every 12 s, for whichever key asks first.
+    assert (await limits.hit("key-2", None, None, 0, NOW + 12, team)).allowed
+    assert not (await limits.hit("key-1", None, None, 0, NOW + 12, team)).allowed
+
+
+async def test_a_keys_own_refusal_takes_nothing_from_its_team(limits: LimitStore) -> None:
+    team = TeamRates("t1", rpm=3, tpm=None)
+    assert (await limits.hit("small", 1, None, 0, NOW, team)).allowed
+    refused = await limits.hit("small", 1, None, 0, NOW, team)
+    assert not refused.allowed and refused.refused_by == "key"
+    # The key's refusal left the team's two other requests for its other keys.
+    assert [(await limits.hit("other", None, None, 0, NOW, team)).allowed for _ in range(3)] == [
+        True,
+        True,
+        False,
+    ]
+    # And a team's refusal takes nothing from the key: it passes once the team has room again
+    # (one request per 20 s), long before its own bucket of one per minute would refill.
+    blocked = await limits.hit("roomy", 1, None, 0, NOW, team)
+    assert not blocked.allowed and blocked.refused_by == "team"
+    assert (await limits.hit("roomy", 1, None, 0, NOW + 20, team)).allowed
+
+
+async def test_a_team_tpm_caps_its_keys_tokens_and_is_corrected_by_actual_use(limits: LimitStore) -> None:
+    team = TeamRates("t1", rpm=None, tpm=1000)
+    first = await limits.hit("a", None, 5000, 600, NOW, team)
+    assert first.allowed and first.remaining_tokens == 400 and first.limit_tokens == 1000  # the team binds
+    refused = await limits.hit("b", None, None, 600, NOW, team)
+    assert not refused.allowed and refused.refused_by == "team"
+    await limits.adjust_tokens("a", 100 - 600, NOW, "t1")  # used 100 of the 600 estimated
+    again = await limits.hit("b", None, None, 600, NOW, team)
+    assert again.allowed and again.remaining_tokens == 300

@@ -16,8 +16,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import orjson
 import pytest
 
+from server.accounts.budgets import Spend, SpendLevel
 from server.accounts.owned_sqlite_accounts import OwnedSqliteAccountStore, open_owned_or_shared
 from server.accounts.sqlite_accounts import CreditsOwnedElsewhere, SqliteAccountStore
 from server.accounts.store import Balance
@@ -208,3 +210,45 @@ async def test_a_clean_close_keeps_open_reservations_and_commits_every_settlemen
     assert record is not None and record.credit_used == pytest.approx(0.0075)
     await store.close()
     assert _file_used(path, key_id) == (7_500, 0)
+
+
+async def test_a_replayed_journal_charges_each_level_once(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    setup = SqliteAccountStore(path)
+    key_id = await _add_key(setup, None)
+    await setup.close()
+    team = SpendLevel("team:t", 0, 0, 10_000)
+    journal = tmp_path / "g.db.credits-journal.0"
+    lines = (
+        orjson.dumps([key_id, "with-levels", 500, 400, 1.0, [["team:t", 0]]])
+        + b"\n"
+        # A line from before levels: five fields.
+        + orjson.dumps([key_id, "older", 0, 100, 1.0])
+        + b"\n"
+    )
+    for _ in range(2):  # the second time, its batch had committed: nothing is charged twice
+        journal.write_bytes(lines)
+        store = _owned(path)
+        assert await store.balance(key_id) == Balance(None, 500, 0)
+        assert await store.spent([team]) == [Spend(400, 0)]
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT used_micros, reserved_micros FROM budget_spend").fetchall() == [(400, 0)]
+
+
+async def test_a_clean_close_keeps_the_levels_of_open_reservations(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    team = SpendLevel("team:t", 0, 0, 10_000)
+    store = _owned(path, flush_interval=3600)
+    key_id = await _add_key(store, None)
+    assert await store.reserve_up_to(key_id, "open", 6_000, 6_000, [team]) == 6_000
+    await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT used_micros, reserved_micros FROM budget_spend").fetchall() == [(0, 6_000)]
+    store = _owned(path)
+    assert await store.reserve_up_to(key_id, "more", 1, 10_000, [team]) == 4_000
+    assert await store.release(key_id, "open")
+    assert await store.spent([team]) == [Spend(0, 4_000)]
+    with sqlite3.connect(path) as db:  # held in memory again while owned
+        assert db.execute("SELECT used_micros, reserved_micros FROM budget_spend").fetchall() == [(0, 0)]
+    await store.close()
