@@ -8,7 +8,7 @@ check; a good request's key is checked once, by its call.
 
 Which key a path needs follows from the path, so a route added later is covered the day it appears:
 
-    /v1/keys, /v1/keys/...   the admin key (key administration)
+    /v1/keys, /v1/teams ...  the admin key (key and team administration)
     any other /v1/...        a gateway key; the admin key passes too (it reads usage and models,
                              and an admin learning a body's errors learns nothing secret)
     anything else            none: health, metrics, /openapi.json, and the console (its own session)
@@ -25,7 +25,8 @@ from server.errors import AuthenticationFailed, GatewayError, PermissionDenied
 __all__ = ["API_PREFIX", "KeyNeed", "caller_refusal", "key_need"]
 
 API_PREFIX = "/v1/"
-_UNDER_KEYS = KEYS_PATH + "/"
+TEAMS_PATH = "/v1/teams"
+_ADMIN_PATHS = (KEYS_PATH, TEAMS_PATH)
 
 
 class KeyNeed(Enum):
@@ -38,7 +39,7 @@ def key_need(path: str) -> KeyNeed:
     """The key a call on `path` (a route's canonical path, or a request's path) needs."""
     if not path.startswith(API_PREFIX):
         return KeyNeed.NONE
-    if path == KEYS_PATH or path.startswith(_UNDER_KEYS):
+    if any(path == admin or path.startswith(admin + "/") for admin in _ADMIN_PATHS):
         return KeyNeed.ADMIN_KEY
     return KeyNeed.GATEWAY_KEY
 

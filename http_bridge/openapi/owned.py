@@ -82,6 +82,47 @@ _KEY_SETTINGS: JsonObject = {
     "credit_limit": _nullable(_USD),
     "rpm_limit": _nullable(_INT32),
     "tpm_limit": _nullable(_INT64),
+    "cache_namespace": _nullable(
+        {
+            "type": "string",
+            "pattern": "^[!-~]{1,128}$",
+            "description": "Keys that share it share cached answers.",
+        }
+    ),
+    "team_id": _nullable({"type": "string", "description": "The team that owns the key; null: none."}),
+    "budget": _nullable(_ref("SirayaBudgetSetting")),
+}
+
+_BUDGET_SETTING: JsonObject = {
+    "type": "object",
+    "required": ["limit", "period"],
+    "properties": {
+        "limit": _USD,
+        "period": {"type": "string", "enum": ["day", "week", "month"]},
+        "reset": {"type": "string", "enum": ["calendar", "rolling"]},
+    },
+    "additionalProperties": False,
+}
+
+_TEAM_SETTINGS: JsonObject = {
+    "name": {"type": "string", "minLength": 1, "description": "A label for the team."},
+    "credit_limit": _nullable(_USD),
+    "budget": _nullable(_ref("SirayaBudgetSetting")),
+    "rpm_limit": _nullable(_INT32),
+    "tpm_limit": _nullable(_INT64),
+}
+
+_TEAM_PROPERTIES: JsonObject = {
+    "object": {"type": "string", "enum": ["team"]},
+    "id": {"type": "string"},
+    "name": {"type": "string"},
+    "created_at": {"type": "integer"},
+    "credit_limit": _nullable({"type": "number"}),
+    "credit_used": {"type": "number"},
+    "credit_reserved": {"type": "number"},
+    "budget": _nullable({"type": "object"}),
+    "rpm_limit": _nullable({"type": "integer"}),
+    "tpm_limit": _nullable({"type": "integer"}),
 }
 
 _KEY_PROPERTIES: JsonObject = {
@@ -202,6 +243,24 @@ _MESSAGE_PARAMS: JsonObject = {
 }
 
 OWNED_SCHEMAS: dict[str, JsonObject] = {
+    "SirayaBudgetSetting": _BUDGET_SETTING,
+    "SirayaTeamSettings": {
+        "type": "object",
+        "description": "A team's settings. On create `name` is required; on update a null clears one.",
+        "properties": _TEAM_SETTINGS,
+        "additionalProperties": False,
+    },
+    "SirayaNewTeam": {"allOf": [_ref("SirayaTeamSettings"), {"type": "object", "required": ["name"]}]},
+    "SirayaTeamUpdate": {"allOf": [_ref("SirayaTeamSettings"), {"type": "object", "minProperties": 1}]},
+    "SirayaTeam": {"type": "object", "required": list(_TEAM_PROPERTIES), "properties": _TEAM_PROPERTIES},
+    "SirayaTeamList": {
+        "type": "object",
+        "required": ["object", "data"],
+        "properties": {
+            "object": {"type": "string", "enum": ["list"]},
+            "data": {"type": "array", "items": _ref("SirayaTeam")},
+        },
+    },
     "SirayaKeySettings": {
         "type": "object",
         "description": "A key's settings. On create `name` is required; on update a null clears a setting.",
@@ -413,6 +472,7 @@ OWNED_SCHEMAS: dict[str, JsonObject] = {
 # --- operations ------------------------------------------------------------------------------
 
 _KEY_ID = _path("key_id", "The key's id.")
+_TEAM_ID = _path("team_id", "The team's id.")
 _FILTERS = [
     _query("key", {"type": "string"}, "Only this key's records (the admin key may name any key)."),
     _query("model", {"type": "string"}, "Only this model's records."),
@@ -455,6 +515,46 @@ OWNED_OPERATIONS: dict[tuple[str, str], JsonObject] = {
         "Keys",
         {"200": _json(_ref("SirayaKeyWithSecret"))},
         parameters=[_KEY_ID],
+    ),
+    ("POST", "/v1/teams"): _operation(
+        "createTeam",
+        "Create a team: a budget and rate limits over the keys it owns.",
+        "Teams",
+        {"200": _json(_ref("SirayaTeam"))},
+        request_body=_body(_ref("SirayaNewTeam")),
+    ),
+    ("GET", "/v1/teams"): _operation(
+        "listTeams", "List every team.", "Teams", {"200": _json(_ref("SirayaTeamList"))}
+    ),
+    ("GET", "/v1/teams/{team_id}"): _operation(
+        "getTeam", "Get a team.", "Teams", {"200": _json(_ref("SirayaTeam"))}, parameters=[_TEAM_ID]
+    ),
+    ("PATCH", "/v1/teams/{team_id}"): _operation(
+        "updateTeam",
+        "Change a team's settings; a null clears one.",
+        "Teams",
+        {"200": _json(_ref("SirayaTeam"))},
+        parameters=[_TEAM_ID],
+        request_body=_body(_ref("SirayaTeamUpdate")),
+    ),
+    ("DELETE", "/v1/teams/{team_id}"): _operation(
+        "deleteTeam",
+        "Delete a team (its keys stay, without a team).",
+        "Teams",
+        {
+            "200": _json(
+                {
+                    "type": "object",
+                    "required": ["object", "id", "deleted"],
+                    "properties": {
+                        "object": {"type": "string", "enum": ["team.deleted"]},
+                        "id": {"type": "string"},
+                        "deleted": {"type": "boolean"},
+                    },
+                }
+            )
+        },
+        parameters=[_TEAM_ID],
     ),
     ("GET", "/v1/key"): _operation(
         "getCurrentKey",
