@@ -178,6 +178,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         "accounts/0009_ledger_token_source",
         "ALTER TABLE usage_ledger ADD COLUMN token_source TEXT NOT NULL DEFAULT 'reported';",
     ),
+    (
+        "accounts/0010_ledger_upstream_cost",
+        "ALTER TABLE usage_ledger ADD COLUMN upstream_cost_micros BIGINT NOT NULL DEFAULT 0;\n"
+        "ALTER TABLE usage_ledger ADD COLUMN upstream_reported_cost_micros BIGINT;\n",
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"

@@ -197,6 +197,13 @@ ACCOUNT_MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "accounts/0009_ledger_token_source",
         ("ALTER TABLE usage_ledger ADD COLUMN token_source TEXT NOT NULL DEFAULT 'reported'",),
     ),
+    (
+        "accounts/0010_ledger_upstream_cost",
+        (
+            "ALTER TABLE usage_ledger ADD COLUMN upstream_cost_micros INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE usage_ledger ADD COLUMN upstream_reported_cost_micros INTEGER",
+        ),
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"
