@@ -87,7 +87,7 @@ def spend_stream(
         count_prompt(total, demand)
     if rows is None:
         return
-    served = None
+    served: list[Any] | None = None
     if route is not None:
         for row in reversed(rows):  # a retry of the same route: the last one is what served
             if row[_ROUTE] is route:

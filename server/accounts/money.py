@@ -453,7 +453,9 @@ def _dearest_input(price: Price) -> int:
 
 
 def _dearest_output(price: Price) -> int:
-    return max(price.output_per_million, price.reasoning_per_million or 0, price.audio_output_per_million or 0)
+    return max(
+        price.output_per_million, price.reasoning_per_million or 0, price.audio_output_per_million or 0
+    )
 
 
 def worst_token_cost(price: Price, prompt_tokens: int, completion_tokens: int) -> int:

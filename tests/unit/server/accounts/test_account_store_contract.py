@@ -693,7 +693,9 @@ async def test_usage_aggregates_by_group_and_bucket(store: AccountStore) -> None
     assert total.p95_latency_ms == pytest.approx(percentile(ordered, 0.95))
 
     by_model = await store.usage(UsageQuery(window, group_by="model"))
-    assert [(row.group, row.requests, row.cost_micros, row.errors, row.upstream_cost_micros) for row in by_model] == [
+    assert [
+        (row.group, row.requests, row.cost_micros, row.errors, row.upstream_cost_micros) for row in by_model
+    ] == [
         ("m1", 6, 5_000, 1, 7_540),
         ("m2", 1, 7, 0, 3),
     ]

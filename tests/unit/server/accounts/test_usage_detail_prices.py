@@ -59,7 +59,9 @@ def test_each_part_is_billed_at_its_own_price() -> None:
 def test_a_part_without_a_price_of_its_own_stays_in_the_prompt_or_the_reply() -> None:
     plain = Price.from_pricing(PricingConfig(input_per_million=1.0, output_per_million=2.0))
     assert not plain.prices_details
-    same = plain.tokens(10_000, 5_000, reasoning_tokens=1_500, audio_prompt_tokens=500, audio_completion_tokens=9)
+    same = plain.tokens(
+        10_000, 5_000, reasoning_tokens=1_500, audio_prompt_tokens=500, audio_completion_tokens=9
+    )
     assert same == plain.tokens(10_000, 5_000) == 20_000
     only_reasoning = Price.from_pricing(
         PricingConfig(input_per_million=1.0, output_per_million=2.0, reasoning_per_million=3.0)
@@ -156,7 +158,9 @@ def test_gemini_audio_modality_becomes_the_audio_details() -> None:
     )
     assert usage.prompt_tokens_details.audio_tokens == 100
     assert usage.completion_tokens_details.audio_tokens == 40
-    text_only = usage_from({"promptTokenCount": 3, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 3}]})
+    text_only = usage_from(
+        {"promptTokenCount": 3, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 3}]}
+    )
     assert not text_only.prompt_tokens_details.HasField("audio_tokens")
 
 
@@ -190,7 +194,9 @@ async def test_settlement_charges_each_part_at_its_price(
     metering = AccountMetering(store, MemoryLimitStore(), LedgerWriter(store, flush_interval=0.01))
     try:
         key, _ = await KeyManager(store).create(NewKey(name="k", credit_limit=10.0))
-        meter = await metering.admit(key, entry, Demand(prompt_tokens=1_000, max_output_tokens=1_000), RequestContext("r"))
+        meter = await metering.admit(
+            key, entry, Demand(prompt_tokens=1_000, max_output_tokens=1_000), RequestContext("r")
+        )
         assert await meter.settle(deployment, consumed) == pytest.approx(expected / 1_000_000)
         balance = await store.balance(key.id)
         assert balance is not None and balance.used == expected
