@@ -388,6 +388,7 @@ class _AccountMeter(Meter):
         cost = _charge(deployment_price(self._entry, deployment), consumed)
         if self.reserved and cost > self.reserved_micros:
             _overrun(self._entry.id, deployment, consumed, cost, self.reserved_micros)
+        interrupted: asyncio.CancelledError | None = None
         try:
             if self.reserved or cost:
                 sync = metering.sync_credits
@@ -398,6 +399,10 @@ class _AccountMeter(Meter):
                 await asyncio.shield(
                     metering.limits.adjust_tokens(key.id, actual - self._estimated, time.time())
                 )
+        except asyncio.CancelledError as cancel:
+            # Cancelled (again) while the shielded charge is written: the charge goes through, so
+            # its record must too, or the ledger would no longer sum to the balance.
+            interrupted = cancel
         except Exception:
             # The answer was served: failing it now would not un-spend the tokens. The open
             # reservation stays held until the stale sweep, and the ledger still has the charge.
@@ -413,6 +418,8 @@ class _AccountMeter(Meter):
             consumed=consumed,
             cost=cost,
         )
+        if interrupted is not None:
+            raise interrupted
         return micros_to_usd(cost)
 
     async def fail(self, error: BaseException) -> None:
@@ -420,17 +427,23 @@ class _AccountMeter(Meter):
             return
         self._done = True
         metering, key = self._metering, self._key
-        if self.reserved:
-            if metering.sync_credits is not None:
-                metering.sync_credits.release_nowait(key.id, self.reservation_id)
-            else:
-                await asyncio.shield(metering.accounts.release(key.id, self.reservation_id))
-        if self._estimated:
-            await asyncio.shield(metering.limits.adjust_tokens(key.id, -self._estimated, time.time()))
+        interrupted: asyncio.CancelledError | None = None
+        try:
+            if self.reserved:
+                if metering.sync_credits is not None:
+                    metering.sync_credits.release_nowait(key.id, self.reservation_id)
+                else:
+                    await asyncio.shield(metering.accounts.release(key.id, self.reservation_id))
+            if self._estimated:
+                await asyncio.shield(metering.limits.adjust_tokens(key.id, -self._estimated, time.time()))
+        except asyncio.CancelledError as cancel:
+            interrupted = cancel  # the shielded release goes on; the record is still made
         cancelled = isinstance(error, (asyncio.CancelledError, GeneratorExit))
         metering._record(
             key, self._entry.id, self._ctx, self._started, "cancelled" if cancelled else "error", error=error
         )
+        if interrupted is not None:
+            raise interrupted
 
 
 def _overrun(model: str, deployment: Deployment, consumed: Consumption, cost: int, reserved: int) -> None:
