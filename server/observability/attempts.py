@@ -175,7 +175,7 @@ def observed_stream(
         count += 1
         observation = _Attempt(route, operation, parent, ctx, count)
         try:
-            items = call(route)
+            items = aiter(call(route))  # one iterator for both loops
             # The first item is kept on the row: a hedge that lost after it still spent it.
             async for item in items:
                 observation.row[7] = item
