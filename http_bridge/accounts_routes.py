@@ -98,6 +98,11 @@ def generation_json(gen: admin_pb2.Generation) -> dict[str, Any]:
         "prompt_text": gen.prompt_text if gen.HasField("prompt_text") else None,
         "answer_text": gen.answer_text if gen.HasField("answer_text") else None,
         "token_source": gen.token_source,
+        # What the providers were paid for it, every attempt included (total_cost: the key's charge).
+        "upstream_cost": gen.upstream_cost,
+        "upstream_reported_cost": gen.upstream_reported_cost
+        if gen.HasField("upstream_reported_cost")
+        else None,
         "attempts": [attempt_json(attempt) for attempt in gen.attempts],
     }
 
@@ -112,6 +117,13 @@ def attempt_json(attempt: admin_pb2.GenerationAttempt) -> dict[str, Any]:
         "latency_ms": attempt.latency_ms,
         "error_code": attempt.error_code if attempt.HasField("error_code") else None,
         "http_status": attempt.http_status if attempt.HasField("http_status") else None,
+        "tokens_prompt": attempt.tokens_prompt,
+        "tokens_completion": attempt.tokens_completion,
+        "token_source": attempt.token_source,
+        "upstream_cost": attempt.upstream_cost,
+        "upstream_reported_cost": attempt.upstream_reported_cost
+        if attempt.HasField("upstream_reported_cost")
+        else None,
     }
 
 

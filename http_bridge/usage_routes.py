@@ -4,9 +4,10 @@ GET /v1/generations   ledger records, newest first, each with its attempts. Quer
                       provider, status (success|error|cancelled|4xx|5xx|429...), since, until
                       (unix seconds or a duration back from now: 15m, 24h, 7d), min_cost, max_cost
                       (USD), limit (1-500, default 50), cursor (the previous page's next_cursor)
-GET /v1/usage         requests, tokens, cost, errors, p50/p95 latency: the same filters, plus
-                      group_by (key|model|provider) and bucket (minute|hour|day); the last 24 hours
-                      unless `since` says otherwise
+GET /v1/usage         requests, tokens, cost (what keys were charged), upstream_cost (what the
+                      providers were paid, every attempt included), errors, p50/p95 latency: the
+                      same filters, plus group_by (key|model|provider) and bucket (minute|hour|day);
+                      the last 24 hours unless `since` says otherwise
 GET /v1/providers     every deployment: breaker state, latency, throughput and error rate
 GET /v1/audit         key administration as it happened (admin key only); limit, before_id
 
@@ -156,6 +157,7 @@ def usage_row_json(row: admin_pb2.UsageRow) -> dict[str, Any]:
         "completion_tokens": row.completion_tokens,
         "total_tokens": row.prompt_tokens + row.completion_tokens,
         "cost": row.cost,
+        "upstream_cost": row.upstream_cost,
         "errors": row.errors,
         "p50_latency_ms": row.p50_latency_ms,
         "p95_latency_ms": row.p95_latency_ms,

@@ -35,7 +35,7 @@ from server.accounts.ledger_queries import (
     valid_status,
 )
 from server.accounts.money import micros_to_usd, usd_to_micros
-from server.accounts.store import LedgerRecord
+from server.accounts.store import LedgerAttempt, LedgerRecord
 from server.config import GatewayConfig
 
 __all__ = ["COMMANDS", "add_usage_commands", "generation_view", "run_usage_command"]
@@ -46,7 +46,9 @@ PIPED_WIDTH = 220
 
 def add_usage_commands(commands: Any) -> None:
     """Add `usage` and `logs` to the CLI's subcommands."""
-    usage = commands.add_parser("usage", help="requests, tokens, cost, errors and latency, grouped")
+    usage = commands.add_parser(
+        "usage", help="requests, tokens, cost, upstream cost, errors and latency, grouped"
+    )
     usage.add_argument("--by", choices=sorted(GROUPS), help="group by key, model or provider")
     usage.add_argument("--bucket", choices=sorted(BUCKETS), help="also split into time buckets")
     _filters(usage, default_since="24h")
@@ -129,8 +131,33 @@ def generation_view(record: LedgerRecord) -> dict[str, Any]:
         "prompt_text": record.prompt_text,
         "answer_text": record.answer_text,
         "token_source": record.token_source,
-        "attempts": [attempt._asdict() for attempt in record.attempts],
+        "upstream_cost": micros_to_usd(record.upstream_cost_micros),
+        "upstream_reported_cost": _usd_or_none(record.upstream_reported_cost_micros),
+        "attempts": [attempt_view(attempt) for attempt in record.attempts],
     }
+
+
+def attempt_view(attempt: LedgerAttempt) -> dict[str, Any]:
+    """An attempt as GET /v1/generations shows it."""
+    return {
+        "provider": attempt.provider,
+        "model": attempt.model,
+        "upstream_model": attempt.upstream_model,
+        "outcome": attempt.outcome,
+        "start_ms": attempt.start_ms,
+        "latency_ms": attempt.latency_ms,
+        "error_code": attempt.error_code,
+        "http_status": attempt.http_status,
+        "tokens_prompt": attempt.prompt_tokens,
+        "tokens_completion": attempt.completion_tokens,
+        "token_source": attempt.token_source,
+        "upstream_cost": micros_to_usd(attempt.upstream_cost_micros),
+        "upstream_reported_cost": _usd_or_none(attempt.reported_cost_micros),
+    }
+
+
+def _usd_or_none(micros: int | None) -> float | None:
+    return None if micros is None else micros_to_usd(micros)
 
 
 def _when(moment: float | None) -> str:
@@ -166,6 +193,7 @@ async def _usage(config: GatewayConfig, args: argparse.Namespace, out: Console) 
             "completion_tokens": row.completion_tokens,
             "total_tokens": row.prompt_tokens + row.completion_tokens,
             "cost": micros_to_usd(row.cost_micros),
+            "upstream_cost": micros_to_usd(row.upstream_cost_micros),
             "errors": row.errors,
             "p50_latency_ms": row.p50_latency_ms,
             "p95_latency_ms": row.p95_latency_ms,
@@ -181,7 +209,7 @@ async def _usage(config: GatewayConfig, args: argparse.Namespace, out: Console) 
         table.add_column(args.bucket.capitalize())
     if args.by:
         table.add_column(args.by.capitalize())
-    for name in ("Requests", "Tokens", "Cost", "Errors", "p50 ms", "p95 ms"):
+    for name in ("Requests", "Tokens", "Cost", "Upstream cost", "Errors", "p50 ms", "p95 ms"):
         table.add_column(name, justify="right")
     for item in data:
         cells = [_when(item["bucket_start"])] if args.bucket else []
@@ -191,6 +219,7 @@ async def _usage(config: GatewayConfig, args: argparse.Namespace, out: Console) 
             f"{item['requests']:,}",
             f"{item['total_tokens']:,}",
             _usd(item["cost"]),
+            _usd(item["upstream_cost"]),
             f"{item['errors']:,}",
             f"{item['p50_latency_ms']:,.1f}",
             f"{item['p95_latency_ms']:,.1f}",
@@ -251,6 +280,7 @@ async def _logs(config: GatewayConfig, args: argparse.Namespace, out: Console) -
         ("Status", "right"),
         ("Tokens", "right"),
         ("Cost", "right"),
+        ("Upstream", "right"),
         ("Latency", "right"),
         ("Attempts", "left"),
     ):
@@ -265,6 +295,7 @@ async def _logs(config: GatewayConfig, args: argparse.Namespace, out: Console) -
             status,
             f"{record.prompt_tokens + record.completion_tokens:,}",
             _usd(micros_to_usd(record.cost_micros)),
+            _usd(micros_to_usd(record.upstream_cost_micros)),
             f"{record.latency_ms:,.0f} ms",
             _attempts_text(record),
         )

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import grpc
 
@@ -49,6 +49,9 @@ class GatewayError(Exception):
     # The upstream call it came from, "POST http://host:port/v1/chat/completions" (never a query
     # string): for the operator's log line, not for the client, since it names the upstream's host.
     upstream_url: str | None = None
+    # The usage an upstream reported with its error (OpenAI's shape: an error body that still holds a
+    # `usage` object): the provider billed it although it failed, so the operator's spend counts it.
+    billed_usage: dict[str, Any] | None = None
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from server.accounts.in_flight import InFlightLimit
 from server.accounts.keys import KeyManager, KeyRecord
 from server.accounts.metering import Consumption, Demand, Metering
 from server.accounts.sqlite_store import SqliteStore, VideoJob
+from server.attempt_spend import spend_stream, spend_unary
 from server.background_responses import BackgroundResponses
 from server.chat_reply import (
     CHAT_ANSWER_FORM,
@@ -34,7 +35,6 @@ from server.chat_reply import (
 from server.errors import ModelNotFound, NoAvailableProvider, NotFound, PermissionDenied
 from server.gateway_usage import (
     chat_demand,
-    count_prompt,
     embedding_consumption,
     embedding_demand,
     event_is_final,
@@ -188,11 +188,13 @@ class Gateway:
                     params=demand.params,
                 )
             except BaseException as error:
+                spend_unary(ctx.outcome.attempts, None, None, consumed, demand)
                 await meter.fail(error)
                 raise
             if ctx.outcome.bodies is not None:
                 ctx.outcome.bodies.answer(result)
             consumption = consumed(result, demand)
+            spend_unary(ctx.outcome.attempts, result, consumption, consumed, demand)
             cost = await meter.settle(route.deployment, consumption)
         finally:
             in_flight[key_id] -= 1
@@ -278,6 +280,7 @@ class Gateway:
                             running = None
                             if not settled:
                                 settled = True
+                                spend_stream(ctx.outcome.attempts, route, total, True, items.consumed, demand)
                                 cost = await meter.settle(route.deployment, total)
                                 _record(ctx, route, total, cost)
                                 if show_usage:
@@ -293,19 +296,20 @@ class Gateway:
             except BaseException as error:
                 if settled:
                     raise
+                # What each attempt spent upstream, a stream cut or cancelled included (the key
+                # pays for a cancelled one only).
+                spend_stream(ctx.outcome.attempts, route, total, reported, items.consumed, demand)
                 if route is None or not isinstance(error, (asyncio.CancelledError, GeneratorExit)):
                     await meter.fail(error)
                     raise
-                if not reported:
-                    count_prompt(total, demand)
                 _record(ctx, route, total, await meter.settle(route.deployment, total, cancelled=True))
                 raise
             if route is None:
+                spend_stream(ctx.outcome.attempts, None, total, reported, items.consumed, demand)
                 await meter.fail(NoAvailableProvider("The stream ended before it started."))
                 return
             if not settled:
-                if not reported:
-                    count_prompt(total, demand)
+                spend_stream(ctx.outcome.attempts, route, total, reported, items.consumed, demand)
                 cost = await meter.settle(route.deployment, total)
                 _record(ctx, route, total, cost)
                 if show_usage and running is not None and stamp is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from server import tokens
 from server.accounts.metering import Consumption, Demand
+from server.accounts.money import usd_to_micros
 from server.accounts.prompt_bound import prompt_shape
 from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2, common_pb2, embeddings_pb2, responses_pb2, videos_pb2
@@ -83,12 +84,15 @@ def video_seconds(params: videos_pb2.VideoParams) -> float:
 
 def usage_consumption(usage: common_pb2.Usage) -> Consumption:
     prompt = usage.prompt_tokens_details
+    completion = usage.completion_tokens_details
     return Consumption(
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         cached_tokens=prompt.cached_tokens,
-        reasoning_tokens=usage.completion_tokens_details.reasoning_tokens,
+        reasoning_tokens=completion.reasoning_tokens,
         cache_write_tokens=prompt.cache_creation_tokens,
+        audio_prompt_tokens=prompt.audio_tokens,
+        audio_completion_tokens=completion.audio_tokens,
     )
 
 
@@ -99,7 +103,16 @@ def response_consumption(usage: responses_pb2.ResponseUsage) -> Consumption:
         cached_tokens=usage.cached_tokens,
         reasoning_tokens=usage.reasoning_tokens,
         cache_write_tokens=usage.cache_write_tokens,
+        # The upstream's own figure, decoded from its `usage.cost` (the gateway's replaces it later).
+        reported_cost_micros=reported_cost(usage.cost) if usage.HasField("cost") else None,
     )
+
+
+def reported_cost(usd: object) -> int | None:
+    """An upstream's `usage.cost` (USD) in micro-dollars; None for anything but a finite number."""
+    if type(usd) not in (int, float) or usd != usd or usd in (float("inf"), float("-inf")):
+        return None
+    return usd_to_micros(usd)  # type: ignore[arg-type]
 
 
 def _replace_counts(total: Consumption, counted: Consumption) -> None:
@@ -109,6 +122,9 @@ def _replace_counts(total: Consumption, counted: Consumption) -> None:
     total.cached_tokens = counted.cached_tokens
     total.reasoning_tokens = counted.reasoning_tokens
     total.cache_write_tokens = counted.cache_write_tokens
+    total.audio_prompt_tokens = counted.audio_prompt_tokens
+    total.audio_completion_tokens = counted.audio_completion_tokens
+    total.reported_cost_micros = counted.reported_cost_micros
 
 
 # --- streams ------------------------------------------------------------------------------------
@@ -142,12 +158,16 @@ def usage_consumption_json(usage: JsonObject) -> Consumption:
     `openai_relay.valid_usage`: counts are integers or absent)."""
     prompt = usage.get("prompt_tokens_details") or {}
     completion = usage.get("completion_tokens_details") or {}
+    cost = usage.get("cost")
     return Consumption(
         prompt_tokens=usage.get("prompt_tokens") or 0,
         completion_tokens=usage.get("completion_tokens") or 0,
         cached_tokens=prompt.get("cached_tokens") or 0,
         reasoning_tokens=completion.get("reasoning_tokens") or 0,
         cache_write_tokens=prompt.get("cache_write_tokens") or 0,
+        audio_prompt_tokens=prompt.get("audio_tokens") or 0,
+        audio_completion_tokens=completion.get("audio_tokens") or 0,
+        reported_cost_micros=None if cost is None else reported_cost(cost),
     )
 
 

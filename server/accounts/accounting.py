@@ -113,6 +113,9 @@ def _charge(price: Price, consumed: Consumption) -> int:
         consumed.completion_tokens,
         consumed.cached_tokens,
         consumed.cache_write_tokens,
+        reasoning_tokens=consumed.reasoning_tokens,
+        audio_prompt_tokens=consumed.audio_prompt_tokens,
+        audio_completion_tokens=consumed.audio_completion_tokens,
     )
     return tokens + _media_cost(price, consumed.images, consumed.video_seconds)
 
@@ -333,8 +336,13 @@ class AccountMetering(Metering):
             )
         else:
             http_status, code = (CLIENT_CLOSED_STATUS if status == "cancelled" else 200), None
+        served = consumed
         consumed = consumed or Consumption()
         bodies: BodyCapture | None = ctx.outcome.bodies
+        rows = ctx.outcome.attempts
+        attempts, upstream_cost, reported_cost = (
+            ((), 0, None) if rows is None else _attempts(rows, started, status, model, served, cost)
+        )
         record = LedgerRecord(
             request_id=ctx.request_id,
             key_id=key.id,
@@ -358,7 +366,9 @@ class AccountMetering(Metering):
             prompt_text=None if bodies is None else bodies.prompt,
             answer_text=None if bodies is None else bodies.answer_text(),
             token_source="counted" if consumed.counted else "reported",
-            attempts=() if ctx.outcome.attempts is None else _attempts(ctx.outcome.attempts, started, status),
+            upstream_cost_micros=upstream_cost,
+            upstream_reported_cost_micros=reported_cost,
+            attempts=attempts,
         )
         try:
             self.ledger.submit(record)
@@ -441,6 +451,7 @@ class _AccountMeter(Meter):
         cost = _charge(deployment_price(self._entry, deployment), consumed)
         if self.reserved and cost > self.reserved_micros:
             _overrun(self._entry.id, deployment, consumed, cost, self.reserved_micros)
+        interrupted: asyncio.CancelledError | None = None
         try:
             if self.reserved or cost:
                 sync = metering.sync_credits
@@ -453,6 +464,10 @@ class _AccountMeter(Meter):
                         key.id, actual - self._estimated, metering.clock(), self.team_id
                     )
                 )
+        except asyncio.CancelledError as cancel:
+            # Cancelled (again) while the shielded charge is written: the charge goes through, so
+            # its record must too, or the ledger would no longer sum to the balance.
+            interrupted = cancel
         except Exception:
             # The answer was served: failing it now would not un-spend the tokens. The open
             # reservation stays held until the stale sweep, and the ledger still has the charge.
@@ -468,6 +483,8 @@ class _AccountMeter(Meter):
             consumed=consumed,
             cost=cost,
         )
+        if interrupted is not None:
+            raise interrupted
         return micros_to_usd(cost)
 
     async def fail(self, error: BaseException) -> None:
@@ -475,19 +492,25 @@ class _AccountMeter(Meter):
             return
         self._done = True
         metering, key = self._metering, self._key
-        if self.reserved:
-            if metering.sync_credits is not None:
-                metering.sync_credits.release_nowait(key.id, self.reservation_id)
-            else:
-                await asyncio.shield(metering.accounts.release(key.id, self.reservation_id))
-        if self._estimated:
-            await asyncio.shield(
-                metering.limits.adjust_tokens(key.id, -self._estimated, metering.clock(), self.team_id)
-            )
+        interrupted: asyncio.CancelledError | None = None
+        try:
+            if self.reserved:
+                if metering.sync_credits is not None:
+                    metering.sync_credits.release_nowait(key.id, self.reservation_id)
+                else:
+                    await asyncio.shield(metering.accounts.release(key.id, self.reservation_id))
+            if self._estimated:
+                await asyncio.shield(
+                    metering.limits.adjust_tokens(key.id, -self._estimated, metering.clock(), self.team_id)
+                )
+        except asyncio.CancelledError as cancel:
+            interrupted = cancel  # the shielded release goes on; the record is still made
         cancelled = isinstance(error, (asyncio.CancelledError, GeneratorExit))
         metering._record(
             key, self._entry.id, self._ctx, self._started, "cancelled" if cancelled else "error", error=error
         )
+        if interrupted is not None:
+            raise interrupted
 
 
 def _overrun(model: str, deployment: Deployment, consumed: Consumption, cost: int, reserved: int) -> None:
@@ -506,18 +529,41 @@ def _overrun(model: str, deployment: Deployment, consumed: Consumption, cost: in
     )
 
 
-def _attempts(rows: list[list[Any]], started: float, status: LedgerStatus) -> tuple[LedgerAttempt, ...]:
-    """The ledger's attempts from the rows observability/attempts.py kept.
+def _attempts(
+    rows: list[list[Any]],
+    started: float,
+    status: LedgerStatus,
+    requested: str,
+    served: Consumption | None,
+    charged: int,
+) -> tuple[tuple[LedgerAttempt, ...], int, int | None]:
+    """The ledger's attempts from the rows observability/attempts.py kept (each with what it spent,
+    server/attempt_spend.py), and the request's upstream cost and reported upstream cost.
 
     An attempt still running when the request is recorded is the stream that served it (a stream
     settles on its final usage item, just before its attempt ends): it ends now, as the request did.
+    Each attempt is priced at its own deployment's price; the one that served, at the price the key
+    was just charged (`charged` for `served`), unless it served a fallback model.
     """
     now = time.monotonic()
     attempts = []
-    for provider, model, upstream_model, begun, seconds, outcome, http_status in rows:
+    total, reported_total = 0, None
+    for provider, model, upstream_model, begun, seconds, outcome, http_status, spent, route in rows:
         if outcome is None:
             outcome, seconds = ("ok" if status == "success" else "cancelled"), now - begun
         failed = outcome not in ("ok", "cancelled")
+        cost, reported, counted, prompt, completion = 0, None, False, 0, 0
+        if type(spent) is Consumption:
+            if spent is served and model == requested:
+                cost = charged
+            else:
+                cost = _charge(deployment_price(route.entry, route.deployment), spent)
+            reported, counted = spent.reported_cost_micros, spent.counted
+            prompt, completion = spent.prompt_tokens, spent.completion_tokens
+            total += cost
+            if reported is not None:
+                reported_total = (reported_total or 0) + reported
+                _check_reported(model, provider, cost, reported)
         attempts.append(
             LedgerAttempt(
                 provider,
@@ -528,9 +574,31 @@ def _attempts(rows: list[list[Any]], started: float, status: LedgerStatus) -> tu
                 round(seconds * 1000, 3),
                 outcome if failed else None,
                 http_status if failed else None,
+                prompt,
+                completion,
+                cost,
+                reported,
+                "counted" if counted else "reported",
             )
         )
-    return tuple(attempts)
+    return tuple(attempts), total, reported_total
+
+
+def _check_reported(model: str, provider: str, ours: int, theirs: int) -> None:
+    """An upstream's own `usage.cost` is recorded, never trusted: more than 1% (and a rounding
+    micro-dollar) away from what its tokens cost at our price is logged and counted."""
+    apart = abs(theirs - ours)
+    if apart <= 1 or apart * 100 <= ours:
+        return
+    metrics.record_upstream_cost_mismatch(model, provider)
+    logger.warning(
+        "provider '%s' says a call for %s cost %d micro-dollars; its tokens cost %d at the configured"
+        " price (check the price)",
+        provider,
+        model,
+        theirs,
+        ours,
+    )
 
 
 def _refusal_message(demand: Demand, least: int) -> str:

@@ -178,6 +178,7 @@ def generation(record: LedgerRecord) -> admin_pb2.Generation:
         streamed=record.streamed,
         cache_saved=micros_to_usd(record.cache_saved_micros),
         token_source=record.token_source,
+        upstream_cost=micros_to_usd(record.upstream_cost_micros),
     )
     if record.model_served is not None:
         out.model_served = record.model_served
@@ -191,6 +192,8 @@ def generation(record: LedgerRecord) -> admin_pb2.Generation:
         out.prompt_text = record.prompt_text
     if record.answer_text is not None:
         out.answer_text = record.answer_text
+    if record.upstream_reported_cost_micros is not None:
+        out.upstream_reported_cost = micros_to_usd(record.upstream_reported_cost_micros)
     for attempt in record.attempts:
         item = out.attempts.add(
             provider=attempt.provider,
@@ -199,9 +202,15 @@ def generation(record: LedgerRecord) -> admin_pb2.Generation:
             outcome=attempt.outcome,
             start_ms=attempt.start_ms,
             latency_ms=attempt.latency_ms,
+            tokens_prompt=attempt.prompt_tokens,
+            tokens_completion=attempt.completion_tokens,
+            upstream_cost=micros_to_usd(attempt.upstream_cost_micros),
+            token_source=attempt.token_source,
         )
         if attempt.error_code is not None:
             item.error_code = attempt.error_code
         if attempt.http_status is not None:
             item.http_status = attempt.http_status
+        if attempt.reported_cost_micros is not None:
+            item.upstream_reported_cost = micros_to_usd(attempt.reported_cost_micros)
     return out

@@ -146,6 +146,8 @@ class UsageRow:
     errors: int
     p50_latency_ms: float
     p95_latency_ms: float
+    # What the providers were paid for these requests' attempts (hedges that lost, billed failures).
+    upstream_cost_micros: int = 0
 
 
 def _bind(params: list[Any], mark: Placeholder, value: Any) -> str:
@@ -231,7 +233,7 @@ def generations_sql(
 def usage_sql(query: UsageQuery, mark: Placeholder, *, percentiles: bool) -> tuple[str, list[Any]]:
     """Sums per (bucket, group); with `percentiles` (Postgres) p50 and p95 latency too.
 
-    Columns: bucket, group, requests, prompt, completion, cost, errors[, p50, p95].
+    Columns: bucket, group, requests, prompt, completion, cost, errors, upstream cost[, p50, p95].
     """
     params: list[Any] = []
     bucket = _bucket(query, mark, params)
@@ -245,6 +247,7 @@ def usage_sql(query: UsageQuery, mark: Placeholder, *, percentiles: bool) -> tup
         "coalesce(sum(completion_tokens), 0)",
         "coalesce(sum(cost_micros), 0)",
         "coalesce(sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END), 0)",
+        "coalesce(sum(upstream_cost_micros), 0)",
     ]
     if percentiles:
         columns.append("percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)")
@@ -292,8 +295,9 @@ def usage_row(row: Sequence[Any], p50: float | None = None, p95: float | None = 
         completion_tokens=int(row[4]),
         cost_micros=int(row[5]),
         errors=int(row[6]),
-        p50_latency_ms=float(row[7] if p50 is None else p50),
-        p95_latency_ms=float(row[8] if p95 is None else p95),
+        p50_latency_ms=float(row[8] if p50 is None else p50),
+        p95_latency_ms=float(row[9] if p95 is None else p95),
+        upstream_cost_micros=int(row[7]),
     )
 
 

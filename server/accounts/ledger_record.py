@@ -21,6 +21,12 @@ class LedgerAttempt(NamedTuple):
     `start_ms` is when it started, counted from the request's admission, so a list of them draws the
     request's waterfall. `outcome` is "ok", "error" or "cancelled" (a hedge that lost, a client that
     went away); a failed attempt's `error_code` and `http_status` are the gateway's error table's.
+
+    What it cost upstream (server/attempt_spend.py): the tokens it consumed at the provider, as far
+    as known, and `upstream_cost_micros`, those at its deployment's price, whether or not the key
+    paid for them (a hedge that lost, a failed call the provider billed, a cancelled stream).
+    `reported_cost_micros` is the upstream's own figure when it sent one (`usage.cost`), never
+    charged. Old records have zeros here.
     """
 
     provider: str
@@ -31,6 +37,11 @@ class LedgerAttempt(NamedTuple):
     latency_ms: float
     error_code: str | None = None
     http_status: int | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    upstream_cost_micros: int = 0
+    reported_cost_micros: int | None = None
+    token_source: TokenSource = "reported"
 
 
 class LedgerRecord(NamedTuple):
@@ -67,6 +78,11 @@ class LedgerRecord(NamedTuple):
     # Where its token counts came from: "reported" by the upstream, or "counted" by the gateway
     # (an upstream that sent no usage, a stream cut before its usage).
     token_source: TokenSource = "reported"
+    # What the operator pays the providers for this request: the sum of its attempts'
+    # `upstream_cost_micros`, apart from `cost_micros`, what the key was charged. And the sum of
+    # what upstreams said their attempts cost (`usage.cost`), None when none said.
+    upstream_cost_micros: int = 0
+    upstream_reported_cost_micros: int | None = None
     # Every upstream call it made, in start order (empty when it never reached one). Always last:
     # the stores write it as JSON after the other columns.
     attempts: tuple[LedgerAttempt, ...] = ()

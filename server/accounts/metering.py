@@ -50,6 +50,12 @@ class Consumption:
     cache_write_tokens: int = 0
     # The gateway counted (some of) these tokens itself: the upstream reported no usage.
     counted: bool = False
+    # Part of prompt_tokens and of completion_tokens: audio, priced apart where the model says so.
+    audio_prompt_tokens: int = 0
+    audio_completion_tokens: int = 0
+    # What the upstream said the call cost it (OpenRouter-style `usage.cost`), in micro-dollars:
+    # recorded beside the gateway's own price, never charged (server/accounts/accounting.py).
+    reported_cost_micros: int | None = None
 
 
 class Meter:

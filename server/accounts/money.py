@@ -11,7 +11,7 @@ micro-dollar: the gateway never under-charges, and over-charges by less than 1e-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Protocol
 
@@ -86,32 +86,71 @@ def cost_of(
     cached_input_per_million: int | None = None,
     cache_write_tokens: int = 0,
     cache_write_per_million: int | None = None,
+    audio_prompt_tokens: int = 0,
+    audio_input_per_million: int | None = None,
+    reasoning_tokens: int = 0,
+    reasoning_per_million: int | None = None,
+    audio_completion_tokens: int = 0,
+    audio_output_per_million: int | None = None,
 ) -> int:
     """The charge in micros for a token usage, with prices in micros per million tokens.
 
-    `prompt_tokens` includes `cached_tokens` (read from a prompt cache) and `cache_write_tokens`
-    (written to one), as OpenAI's usage shape counts them. Cached tokens are billed at
-    `cached_input_per_million` and written ones at `cache_write_per_million` when the deployment
-    has such prices, else at the input price; the rest of the prompt at the input price.
-    Reasoning tokens are part of `completion_tokens` and billed as output.
+    `prompt_tokens` includes `cached_tokens` (read from a prompt cache), `cache_write_tokens`
+    (written to one) and `audio_prompt_tokens`, as OpenAI's usage shape counts them; likewise
+    `completion_tokens` includes `reasoning_tokens` and `audio_completion_tokens`. Each of those
+    parts is billed at its own price when the deployment has one (`cached_input_per_million`,
+    `cache_write_per_million`, `audio_input_per_million`, `reasoning_per_million`,
+    `audio_output_per_million`), else as the rest of the prompt (input price) or of the reply
+    (output price).
     """
     prompt = _whole("prompt_tokens", prompt_tokens)
     completion = _whole("completion_tokens", completion_tokens)
     cached = _whole("cached_tokens", cached_tokens)
     written = _whole("cache_write_tokens", cache_write_tokens)
     input_price = _whole("input_per_million", input_per_million)
+    output_price = _whole("output_per_million", output_per_million)
     cached_price = input_price if cached_input_per_million is None else cached_input_per_million
     write_price = input_price if cache_write_per_million is None else cache_write_per_million
+    details = _Details(
+        *_priced_part("audio_prompt_tokens", audio_prompt_tokens, audio_input_per_million),
+        *_priced_part("reasoning_tokens", reasoning_tokens, reasoning_per_million),
+        *_priced_part("audio_completion_tokens", audio_completion_tokens, audio_output_per_million),
+    )
     return _token_charge(
         prompt,
         completion,
         cached,
         input_price,
-        _whole("output_per_million", output_per_million),
+        output_price,
         _whole("cached_input_per_million", cached_price),
         written,
         _whole("cache_write_per_million", write_price),
+        details,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Details:
+    """The parts of a usage billed at a price of their own besides the cache's: audio in, reasoning
+    and audio out, each with its price (a part whose model has no price of its own is given as 0
+    tokens: it stays in the prompt or the reply, at the input or output price)."""
+
+    audio_in: int = 0
+    audio_in_price: int = 0
+    reasoning: int = 0
+    reasoning_price: int = 0
+    audio_out: int = 0
+    audio_out_price: int = 0
+
+
+_NO_DETAILS = _Details()
+
+
+def _priced_part(name: str, tokens: int, price: int | None) -> tuple[int, int]:
+    tokens = _whole(name, tokens)
+    if price is None:
+        return 0, 0
+    return tokens, _whole(name.replace("_tokens", "_price"), price)
 
 
 def _token_charge(
@@ -123,19 +162,34 @@ def _token_charge(
     cached_price: int,
     written: int = 0,
     write_price: int = 0,
+    details: _Details = _NO_DETAILS,
 ) -> int:
     """The charge in micros, rounded up, for counts and prices already checked.
 
-    A usage that claims more cache tokens than prompt tokens is capped at the prompt: reads first,
-    then writes, so nothing is charged twice.
+    A usage that claims more of its parts than it has tokens is capped: the prompt's cache reads
+    first, then writes, then audio; the reply's reasoning first, then audio. Nothing is charged twice.
     """
     cached = min(cached, prompt)
     written = min(written, prompt - cached)
+    if details is _NO_DETAILS:
+        total = (
+            (prompt - cached - written) * input_price
+            + cached * cached_price
+            + written * write_price
+            + completion * output_price
+        )
+        return _ceil_div(total, TOKENS_PER_MILLION)
+    audio_in = min(details.audio_in, prompt - cached - written)
+    reasoning = min(details.reasoning, completion)
+    audio_out = min(details.audio_out, completion - reasoning)
     total = (
-        (prompt - cached - written) * input_price
+        (prompt - cached - written - audio_in) * input_price
         + cached * cached_price
         + written * write_price
-        + completion * output_price
+        + audio_in * details.audio_in_price
+        + (completion - reasoning - audio_out) * output_price
+        + reasoning * details.reasoning_price
+        + audio_out * details.audio_out_price
     )
     return _ceil_div(total, TOKENS_PER_MILLION)
 
@@ -190,6 +244,12 @@ class UsdPricing(Protocol):
     def cache_read_per_million(self) -> float | None: ...
     @property
     def cache_write_per_million(self) -> float | None: ...
+    @property
+    def audio_input_per_million(self) -> float | None: ...
+    @property
+    def audio_output_per_million(self) -> float | None: ...
+    @property
+    def reasoning_per_million(self) -> float | None: ...
 
 
 def _micros_or_zero(usd: float | None) -> int:
@@ -206,7 +266,9 @@ class Price:
 
     `cached_input_per_million` is the price of a prompt token read from the provider's prompt
     cache (configuration's `cache_read_per_million`), `cache_write_per_million` of one written to
-    it; None means the input price.
+    it, `audio_input_per_million` of an audio prompt token; None means the input price.
+    `reasoning_per_million` and `audio_output_per_million` price the reply's reasoning and audio
+    tokens; None means the output price.
     """
 
     input_per_million: int = 0
@@ -215,6 +277,12 @@ class Price:
     per_image: int = 0
     per_video_second: int = 0
     cache_write_per_million: int | None = None
+    audio_input_per_million: int | None = None
+    audio_output_per_million: int | None = None
+    reasoning_per_million: int | None = None
+    # Whether it prices audio or reasoning tokens apart from the rest of the prompt and reply (set
+    # when made: `tokens` reads it on every charge).
+    prices_details: bool = field(init=False, repr=False, compare=False, default=False)
 
     @classmethod
     def from_usd(
@@ -226,6 +294,9 @@ class Price:
         per_image: float | None = None,
         per_video_second: float | None = None,
         cache_write_per_million: float | None = None,
+        audio_input_per_million: float | None = None,
+        audio_output_per_million: float | None = None,
+        reasoning_per_million: float | None = None,
     ) -> Price:
         return cls(
             input_per_million=_micros_or_zero(input_per_million),
@@ -234,6 +305,9 @@ class Price:
             per_image=_micros_or_zero(per_image),
             per_video_second=_micros_or_zero(per_video_second),
             cache_write_per_million=_micros_or_none(cache_write_per_million),
+            audio_input_per_million=_micros_or_none(audio_input_per_million),
+            audio_output_per_million=_micros_or_none(audio_output_per_million),
+            reasoning_per_million=_micros_or_none(reasoning_per_million),
         )
 
     @classmethod
@@ -247,22 +321,52 @@ class Price:
             per_image=pricing.per_image,
             per_video_second=pricing.per_video_second,
             cache_write_per_million=pricing.cache_write_per_million,
+            audio_input_per_million=pricing.audio_input_per_million,
+            audio_output_per_million=pricing.audio_output_per_million,
+            reasoning_per_million=pricing.reasoning_per_million,
         )
 
     def __post_init__(self) -> None:
         _whole("input_per_million", self.input_per_million)
         _whole("output_per_million", self.output_per_million)
-        if self.cached_input_per_million is not None:
-            _whole("cached_input_per_million", self.cached_input_per_million)
-        if self.cache_write_per_million is not None:
-            _whole("cache_write_per_million", self.cache_write_per_million)
+        for name in _OPTIONAL_PRICES:
+            value = getattr(self, name)
+            if value is not None:
+                _whole(name, value)
         _whole("per_image", self.per_image)
         _whole("per_video_second", self.per_video_second)
+        details = (
+            self.audio_input_per_million is not None
+            or self.audio_output_per_million is not None
+            or self.reasoning_per_million is not None
+        )
+        object.__setattr__(self, "prices_details", details)
 
     def tokens(
-        self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0, cache_write_tokens: int = 0
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        *,
+        reasoning_tokens: int = 0,
+        audio_prompt_tokens: int = 0,
+        audio_completion_tokens: int = 0,
     ) -> int:
-        """The charge for an actual token usage (also what a cancelled stream produced)."""
+        """The charge for an actual token usage (also what a cancelled stream produced).
+
+        Reasoning and audio tokens are parts of the completion and prompt counts; they change the
+        charge only where this price has a price of their own."""
+        if self.prices_details:
+            return self._detailed(
+                prompt_tokens,
+                completion_tokens,
+                cached_tokens,
+                cache_write_tokens,
+                reasoning_tokens,
+                audio_prompt_tokens,
+                audio_completion_tokens,
+            )
         if (
             type(prompt_tokens) is int
             and type(completion_tokens) is int
@@ -299,6 +403,33 @@ class Price:
             cache_write_per_million=self.cache_write_per_million,
         )
 
+    def _detailed(
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int,
+        cache_write_tokens: int,
+        reasoning_tokens: int,
+        audio_prompt_tokens: int,
+        audio_completion_tokens: int,
+    ) -> int:
+        return cost_of(
+            prompt_tokens,
+            completion_tokens,
+            self.input_per_million,
+            self.output_per_million,
+            cached_tokens=cached_tokens,
+            cached_input_per_million=self.cached_input_per_million,
+            cache_write_tokens=cache_write_tokens,
+            cache_write_per_million=self.cache_write_per_million,
+            audio_prompt_tokens=audio_prompt_tokens,
+            audio_input_per_million=self.audio_input_per_million,
+            reasoning_tokens=reasoning_tokens,
+            reasoning_per_million=self.reasoning_per_million,
+            audio_completion_tokens=audio_completion_tokens,
+            audio_output_per_million=self.audio_output_per_million,
+        )
+
     def images(self, count: int) -> int:
         return image_cost(count, self.per_image)
 
@@ -306,26 +437,45 @@ class Price:
         return video_cost(seconds, self.per_video_second)
 
 
+_OPTIONAL_PRICES = (
+    "cached_input_per_million",
+    "cache_write_per_million",
+    "audio_input_per_million",
+    "audio_output_per_million",
+    "reasoning_per_million",
+)
+
+
 def _dearest_input(price: Price) -> int:
     return max(
-        price.input_per_million, price.cached_input_per_million or 0, price.cache_write_per_million or 0
+        price.input_per_million,
+        price.cached_input_per_million or 0,
+        price.cache_write_per_million or 0,
+        price.audio_input_per_million or 0,
+    )
+
+
+def _dearest_output(price: Price) -> int:
+    return max(
+        price.output_per_million, price.reasoning_per_million or 0, price.audio_output_per_million or 0
     )
 
 
 def worst_token_cost(price: Price, prompt_tokens: int, completion_tokens: int) -> int:
     """The most `prompt_tokens` and `completion_tokens` can cost before anyone knows what the prompt
-    cache will hit or write: every prompt token at the dearest of the input and cache prices."""
+    cache will hit or write, or how much of the reply is reasoning or audio: every prompt token at
+    the dearest of the input prices, every reply token at the dearest of the output prices."""
     dearest = _dearest_input(price)
     prompt = _whole("prompt_tokens", prompt_tokens)
     completion = _whole("completion_tokens", completion_tokens)
-    return _token_charge(prompt, completion, 0, dearest, price.output_per_million, dearest)
+    return _token_charge(prompt, completion, 0, dearest, _dearest_output(price), dearest)
 
 
 def affordable_completion_tokens(price: Price, prompt_tokens: int, budget_micros: int) -> int | None:
     """The most completion tokens `budget_micros` pays for on top of the prompt (taken as in
     `worst_token_cost`); None when output is free. Exact: `worst_token_cost(price, prompt, k)` is
     within the budget for this k and above it for k + 1."""
-    output = price.output_per_million
+    output = _dearest_output(price)
     if output == 0:
         return None
     room = budget_micros * TOKENS_PER_MILLION - _whole("prompt_tokens", prompt_tokens) * _dearest_input(price)

@@ -221,6 +221,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE credit_reservations ADD COLUMN holds INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    (
+        "accounts/0011_ledger_upstream_cost",
+        "ALTER TABLE usage_ledger ADD COLUMN upstream_cost_micros BIGINT NOT NULL DEFAULT 0;\n"
+        "ALTER TABLE usage_ledger ADD COLUMN upstream_reported_cost_micros BIGINT;\n",
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"

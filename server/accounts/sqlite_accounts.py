@@ -237,6 +237,13 @@ ACCOUNT_MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "ALTER TABLE credit_reservations ADD COLUMN holds INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    (
+        "accounts/0011_ledger_upstream_cost",
+        (
+            "ALTER TABLE usage_ledger ADD COLUMN upstream_cost_micros INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE usage_ledger ADD COLUMN upstream_reported_cost_micros INTEGER",
+        ),
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"

@@ -33,6 +33,9 @@ PRICE_FIELDS = (
     "cache_write_per_million",
     "per_image",
     "per_video_second",
+    "audio_input_per_million",
+    "audio_output_per_million",
+    "reasoning_per_million",
 )
 
 
@@ -44,6 +47,11 @@ class PricingConfig(Settings):
     # Prompt tokens read from / written to the provider's prompt cache; unset: the input price.
     cache_read_per_million: NonNegative | None = None
     cache_write_per_million: NonNegative | None = None
+    # Audio tokens of the prompt and of the reply (gpt-4o-audio, Gemini's audio input), and the
+    # reply's reasoning tokens, where the model prices them apart; unset: the input / output price.
+    audio_input_per_million: NonNegative | None = None
+    audio_output_per_million: NonNegative | None = None
+    reasoning_per_million: NonNegative | None = None
     # Costs nothing, on purpose (`pricing: free`): the only way a model with no price serves keys
     # that have a credit limit. Never set together with a price.
     free: bool = False

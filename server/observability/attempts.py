@@ -81,6 +81,8 @@ class _Attempt:
             None,
             None,
             None,
+            None,
+            route,
         ]
         rows = ctx.outcome.attempts
         if rows is None:
@@ -107,6 +109,8 @@ class _Attempt:
         row[5] = outcome
         if isinstance(error, GatewayError):
             row[6] = error.kind.http_status
+            if row[7] is None:
+                row[7] = error  # it may say what the provider billed for it (`billed_usage`)
         metrics.record_attempt(self.provider, outcome, elapsed)
         if self.span is not None:
             tracing.finish_span(self.span, attributes or {}, None if error is None else outcome)
@@ -152,6 +156,7 @@ def observed_call(
         except BaseException as error:
             observation.end(error)
             raise
+        observation.row[7] = result  # what it spent, read by server/attempt_spend.py
         observation.end(None, _usage_attributes(result))
         return result
 
@@ -170,7 +175,13 @@ def observed_stream(
         count += 1
         observation = _Attempt(route, operation, parent, ctx, count)
         try:
-            async for item in call(route):
+            items = aiter(call(route))  # one iterator for both loops
+            # The first item is kept on the row: a hedge that lost after it still spent it.
+            async for item in items:
+                observation.row[7] = item
+                yield item
+                break
+            async for item in items:
                 yield item
         except BaseException as error:
             observation.end(error)

@@ -24,6 +24,7 @@ __all__ = [
     "record_fallback",
     "record_hedge",
     "record_overrun",
+    "record_upstream_cost_mismatch",
     "record_refusal",
     "record_reload",
     "record_retry",
@@ -143,6 +144,12 @@ CREDIT_OVERRUN = Counter(
     "What settlements charged beyond their reservations, in USD (charged in full all the same).",
     ("model", "provider"),
 )
+UPSTREAM_COST_MISMATCHES = Counter(
+    "siraya_upstream_cost_mismatch",
+    "Upstream calls whose own reported cost (usage.cost) was more than 1% away from what their tokens"
+    " cost at the configured price, by model and provider.",
+    ("model", "provider"),
+)
 CONFIG_RELOADS = Counter(
     "siraya_config_reloads", "Configuration reloads, by result (ok, error).", ("result",)
 )
@@ -179,6 +186,11 @@ def record_overrun(model: str, provider: str, usd: float) -> None:
     """A settlement charged `usd` more than its reservation held (rare: not worth cached children)."""
     CREDIT_OVERRUNS.labels(model, provider).inc()
     CREDIT_OVERRUN.labels(model, provider).inc(usd)
+
+
+def record_upstream_cost_mismatch(model: str, provider: str) -> None:
+    """An upstream's reported cost disagreed with ours by more than 1% (rare: no cached children)."""
+    UPSTREAM_COST_MISMATCHES.labels(model, provider).inc()
 
 
 def record_refusal(endpoint: str, code: str | None) -> None:

@@ -41,6 +41,9 @@ PRICE_FIELDS = (
     "cache_write_per_million",
     "per_image",
     "per_video_second",
+    "audio_input_per_million",
+    "audio_output_per_million",
+    "reasoning_per_million",
 )
 
 _Price = Annotated[float, Field(ge=0)]
@@ -66,6 +69,9 @@ class _Entry(_Strict):
     cache_write_per_million: _Price | None = None
     per_image: _Price | None = None
     per_video_second: _Price | None = None
+    audio_input_per_million: _Price | None = None
+    audio_output_per_million: _Price | None = None
+    reasoning_per_million: _Price | None = None
     context_window: _Tokens | None = None
     max_output_tokens: _Tokens | None = None
     source: Annotated[str, Field(pattern=r"^https://")]
@@ -105,6 +111,9 @@ class ListedModel:
     cache_write_per_million: float | None = None
     per_image: float | None = None
     per_video_second: float | None = None
+    audio_input_per_million: float | None = None
+    audio_output_per_million: float | None = None
+    reasoning_per_million: float | None = None
     context_window: int | None = None
     max_output_tokens: int | None = None
     source: str = ""

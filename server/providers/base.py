@@ -28,8 +28,10 @@ class Outcome:
     # `time.monotonic()` when the first stream item was ready to send.
     first_item_at: float | None = None
     # One list per upstream attempt, in start order, for the ledger (observability/attempts.py fills
-    # them): [provider, model, upstream_model, started (monotonic), seconds, outcome, http_status];
-    # the last three stay None while the attempt runs. None until the first attempt.
+    # them): [provider, model, upstream_model, started (monotonic), seconds, outcome, http_status,
+    # spent, route]; seconds, outcome and http_status stay None while the attempt runs. `spent` is
+    # first what the attempt returned (its answer, a stream's first item, or its error), then what it
+    # consumed at the provider (server/attempt_spend.py); `route` prices it. None until the first attempt.
     attempts: list[list[Any]] | None = None
     # The prompt and answer text for the ledger (server/observability/bodies.BodyCapture), made at
     # admission only when `observability.store_bodies` is on.

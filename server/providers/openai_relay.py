@@ -142,8 +142,8 @@ def relay_event(
 
 # The detail counts the gateway meters (server/gateway_usage.py: usage_consumption_json).
 _DETAIL_COUNTS = (
-    ("prompt_tokens_details", ("cached_tokens", "cache_write_tokens")),
-    ("completion_tokens_details", ("reasoning_tokens",)),
+    ("prompt_tokens_details", ("cached_tokens", "cache_write_tokens", "audio_tokens")),
+    ("completion_tokens_details", ("reasoning_tokens", "audio_tokens")),
 )
 
 

@@ -25,6 +25,7 @@ from server.errors import (
     UpstreamOverloaded,
 )
 from server.observability.logs import redact as scrub_secrets
+from server.providers.openai_relay import valid_usage
 from server.providers.transport.errors import (
     ConnectError,
     ConnectTimeout,
@@ -97,7 +98,21 @@ def classify_http_error(
 ) -> GatewayError:
     error = _classify(provider, status, body, retry_after, secrets)
     error.upstream_status = status
+    error.billed_usage = billed_usage(body)
     return error
+
+
+def billed_usage(body: bytes) -> dict[str, Any] | None:
+    """The `usage` object of an error body, when the upstream says what it billed for a failed call
+    (token counts only, integers; anything else is not trusted)."""
+    if b'"usage"' not in body:
+        return None
+    try:
+        parsed: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    usage = parsed.get("usage") if isinstance(parsed, dict) else None
+    return usage if isinstance(usage, dict) and valid_usage(usage) else None
 
 
 def _classify(

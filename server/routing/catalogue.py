@@ -44,6 +44,9 @@ _PRICE_FIELDS = (
     "per_video_second",
     "cache_read_per_million",
     "cache_write_per_million",
+    "audio_input_per_million",
+    "audio_output_per_million",
+    "reasoning_per_million",
 )
 
 

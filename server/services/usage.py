@@ -203,6 +203,7 @@ class UsageServicer(admin_pb2_grpc.UsageServiceServicer):
                 prompt_tokens=row.prompt_tokens,
                 completion_tokens=row.completion_tokens,
                 cost=micros_to_usd(row.cost_micros),
+                upstream_cost=micros_to_usd(row.upstream_cost_micros),
                 errors=row.errors,
                 p50_latency_ms=row.p50_latency_ms,
                 p95_latency_ms=row.p95_latency_ms,

@@ -6,7 +6,8 @@
   candidate with function calls -> tool_calls; anything else -> stop. A prompt blocked before any
   candidate (`promptFeedback.blockReason`) is one empty choice with finish_reason content_filter.
 - usageMetadata: prompt = promptTokenCount + toolUsePromptTokenCount; completion =
-  candidatesTokenCount + thoughtsTokenCount (reasoning_tokens); cachedContentTokenCount -> cached_tokens.
+  candidatesTokenCount + thoughtsTokenCount (reasoning_tokens); cachedContentTokenCount -> cached_tokens;
+  the AUDIO modality of promptTokensDetails / candidatesTokensDetails -> the audio_tokens details.
 - logprobsResult (requested with `logprobs`) maps token for token onto OpenAI's logprobs.
 """
 
@@ -147,7 +148,25 @@ def usage_from(metadata: Any) -> common_pb2.Usage:
         usage.prompt_tokens_details.cached_tokens = _count(metadata, "cachedContentTokenCount")
     if "thoughtsTokenCount" in metadata:
         usage.completion_tokens_details.reasoning_tokens = thoughts
+    audio_in = _modality_count(metadata.get("promptTokensDetails"), "AUDIO")
+    if audio_in is not None:
+        usage.prompt_tokens_details.audio_tokens = audio_in
+    audio_out = _modality_count(metadata.get("candidatesTokensDetails"), "AUDIO")
+    if audio_out is not None:
+        usage.completion_tokens_details.audio_tokens = audio_out
     return usage
+
+
+def _modality_count(details: Any, modality: str) -> int | None:
+    """The tokens of one modality in a ModalityTokenCount list; None when it lists none of it."""
+    if not isinstance(details, list):
+        return None
+    counts = [
+        _count(item, "tokenCount")
+        for item in details
+        if isinstance(item, dict) and item.get("modality") == modality
+    ]
+    return sum(counts) if counts else None
 
 
 def _token_logprob(raw: Any, target: chat_pb2.TokenLogprob | chat_pb2.TopLogprob) -> None:

@@ -349,7 +349,7 @@ class GetGenerationRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class Generation(_message.Message):
-    __slots__ = ("id", "key_id", "created_at", "model", "model_served", "provider", "status", "http_status", "error_code", "tokens_prompt", "tokens_completion", "tokens_cached", "tokens_reasoning", "total_cost", "latency_ms", "ttft_ms", "streamed", "tokens_cache_write", "cache_saved", "token_source", "attempts", "prompt_text", "answer_text")
+    __slots__ = ("id", "key_id", "created_at", "model", "model_served", "provider", "status", "http_status", "error_code", "tokens_prompt", "tokens_completion", "tokens_cached", "tokens_reasoning", "total_cost", "latency_ms", "ttft_ms", "streamed", "tokens_cache_write", "cache_saved", "token_source", "attempts", "prompt_text", "answer_text", "upstream_cost", "upstream_reported_cost")
     ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -373,6 +373,8 @@ class Generation(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TEXT_FIELD_NUMBER: _ClassVar[int]
     ANSWER_TEXT_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_COST_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_REPORTED_COST_FIELD_NUMBER: _ClassVar[int]
     id: str
     key_id: str
     created_at: float
@@ -396,10 +398,12 @@ class Generation(_message.Message):
     attempts: _containers.RepeatedCompositeFieldContainer[GenerationAttempt]
     prompt_text: str
     answer_text: str
-    def __init__(self, id: _Optional[str] = ..., key_id: _Optional[str] = ..., created_at: _Optional[float] = ..., model: _Optional[str] = ..., model_served: _Optional[str] = ..., provider: _Optional[str] = ..., status: _Optional[str] = ..., http_status: _Optional[int] = ..., error_code: _Optional[str] = ..., tokens_prompt: _Optional[int] = ..., tokens_completion: _Optional[int] = ..., tokens_cached: _Optional[int] = ..., tokens_reasoning: _Optional[int] = ..., total_cost: _Optional[float] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., streamed: _Optional[bool] = ..., tokens_cache_write: _Optional[int] = ..., cache_saved: _Optional[float] = ..., token_source: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[GenerationAttempt, _Mapping]]] = ..., prompt_text: _Optional[str] = ..., answer_text: _Optional[str] = ...) -> None: ...
+    upstream_cost: float
+    upstream_reported_cost: float
+    def __init__(self, id: _Optional[str] = ..., key_id: _Optional[str] = ..., created_at: _Optional[float] = ..., model: _Optional[str] = ..., model_served: _Optional[str] = ..., provider: _Optional[str] = ..., status: _Optional[str] = ..., http_status: _Optional[int] = ..., error_code: _Optional[str] = ..., tokens_prompt: _Optional[int] = ..., tokens_completion: _Optional[int] = ..., tokens_cached: _Optional[int] = ..., tokens_reasoning: _Optional[int] = ..., total_cost: _Optional[float] = ..., latency_ms: _Optional[float] = ..., ttft_ms: _Optional[float] = ..., streamed: _Optional[bool] = ..., tokens_cache_write: _Optional[int] = ..., cache_saved: _Optional[float] = ..., token_source: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[GenerationAttempt, _Mapping]]] = ..., prompt_text: _Optional[str] = ..., answer_text: _Optional[str] = ..., upstream_cost: _Optional[float] = ..., upstream_reported_cost: _Optional[float] = ...) -> None: ...
 
 class GenerationAttempt(_message.Message):
-    __slots__ = ("provider", "model", "upstream_model", "outcome", "start_ms", "latency_ms", "error_code", "http_status")
+    __slots__ = ("provider", "model", "upstream_model", "outcome", "start_ms", "latency_ms", "error_code", "http_status", "tokens_prompt", "tokens_completion", "upstream_cost", "upstream_reported_cost", "token_source")
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -408,6 +412,11 @@ class GenerationAttempt(_message.Message):
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_COMPLETION_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_COST_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_REPORTED_COST_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_SOURCE_FIELD_NUMBER: _ClassVar[int]
     provider: str
     model: str
     upstream_model: str
@@ -416,7 +425,12 @@ class GenerationAttempt(_message.Message):
     latency_ms: float
     error_code: str
     http_status: int
-    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., upstream_model: _Optional[str] = ..., outcome: _Optional[str] = ..., start_ms: _Optional[float] = ..., latency_ms: _Optional[float] = ..., error_code: _Optional[str] = ..., http_status: _Optional[int] = ...) -> None: ...
+    tokens_prompt: int
+    tokens_completion: int
+    upstream_cost: float
+    upstream_reported_cost: float
+    token_source: str
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., upstream_model: _Optional[str] = ..., outcome: _Optional[str] = ..., start_ms: _Optional[float] = ..., latency_ms: _Optional[float] = ..., error_code: _Optional[str] = ..., http_status: _Optional[int] = ..., tokens_prompt: _Optional[int] = ..., tokens_completion: _Optional[int] = ..., upstream_cost: _Optional[float] = ..., upstream_reported_cost: _Optional[float] = ..., token_source: _Optional[str] = ...) -> None: ...
 
 class GenerationFilter(_message.Message):
     __slots__ = ("key_id", "model", "provider", "status", "since", "until", "min_cost", "max_cost")
@@ -469,7 +483,7 @@ class GetUsageRequest(_message.Message):
     def __init__(self, filter: _Optional[_Union[GenerationFilter, _Mapping]] = ..., group_by: _Optional[_Union[UsageGroup, str]] = ..., bucket: _Optional[_Union[UsageBucket, str]] = ...) -> None: ...
 
 class UsageRow(_message.Message):
-    __slots__ = ("bucket_start", "group", "requests", "prompt_tokens", "completion_tokens", "cost", "errors", "p50_latency_ms", "p95_latency_ms")
+    __slots__ = ("bucket_start", "group", "requests", "prompt_tokens", "completion_tokens", "cost", "errors", "p50_latency_ms", "p95_latency_ms", "upstream_cost")
     BUCKET_START_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
@@ -479,6 +493,7 @@ class UsageRow(_message.Message):
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     P50_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     P95_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_COST_FIELD_NUMBER: _ClassVar[int]
     bucket_start: float
     group: str
     requests: int
@@ -488,7 +503,8 @@ class UsageRow(_message.Message):
     errors: int
     p50_latency_ms: float
     p95_latency_ms: float
-    def __init__(self, bucket_start: _Optional[float] = ..., group: _Optional[str] = ..., requests: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cost: _Optional[float] = ..., errors: _Optional[int] = ..., p50_latency_ms: _Optional[float] = ..., p95_latency_ms: _Optional[float] = ...) -> None: ...
+    upstream_cost: float
+    def __init__(self, bucket_start: _Optional[float] = ..., group: _Optional[str] = ..., requests: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cost: _Optional[float] = ..., errors: _Optional[int] = ..., p50_latency_ms: _Optional[float] = ..., p95_latency_ms: _Optional[float] = ..., upstream_cost: _Optional[float] = ...) -> None: ...
 
 class GetUsageResponse(_message.Message):
     __slots__ = ("rows", "since", "until")

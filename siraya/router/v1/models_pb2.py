@@ -24,27 +24,27 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsiraya/router/v1/models.proto\x12\x10siraya.router.v1\"\xa4\x03\n\x0cModelPricing\x12\x1e\n\x11input_per_million\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x1f\n\x12output_per_million\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\tper_image\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x1d\n\x10per_video_second\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12#\n\x16\x63\x61\x63he_read_per_million\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12$\n\x17\x63\x61\x63he_write_per_million\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12\x0c\n\x04\x66ree\x18\x1a \x01(\x08\x12\x13\n\x06source\x18\x1b \x01(\tH\x06\x88\x01\x01\x12\x12\n\x05\x61s_of\x18\x1c \x01(\tH\x07\x88\x01\x01\x42\x14\n\x12_input_per_millionB\x15\n\x13_output_per_millionB\x0c\n\n_per_imageB\x13\n\x11_per_video_secondB\x19\n\x17_cache_read_per_millionB\x1a\n\x18_cache_write_per_millionB\t\n\x07_sourceB\x08\n\x06_as_of\"\xa6\x02\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\x10\n\x08owned_by\x18\x04 \x01(\t\x12)\n\x04kind\x18\x05 \x01(\x0e\x32\x1b.siraya.router.v1.ModelKind\x12\x1b\n\x0e\x63ontext_window\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12/\n\x07pricing\x18\x07 \x01(\x0b\x32\x1e.siraya.router.v1.ModelPricing\x12\x1c\n\x14supported_parameters\x18\x08 \x03(\t\x12\x1e\n\x11max_output_tokens\x18\x1c \x01(\x03H\x01\x88\x01\x01\x42\x11\n\x0f_context_windowB\x14\n\x12_max_output_tokens\"\x13\n\x11ListModelsRequest\";\n\x12ListModelsResponse\x12%\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x17.siraya.router.v1.Model\"\x1d\n\x0fGetModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x10GetModelResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.siraya.router.v1.Model*\x82\x01\n\tModelKind\x12\x1a\n\x16MODEL_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fMODEL_KIND_CHAT\x10\x01\x12\x18\n\x14MODEL_KIND_EMBEDDING\x10\x02\x12\x14\n\x10MODEL_KIND_IMAGE\x10\x03\x12\x14\n\x10MODEL_KIND_VIDEO\x10\x04\x32\xbb\x01\n\rModelsService\x12W\n\nListModels\x12#.siraya.router.v1.ListModelsRequest\x1a$.siraya.router.v1.ListModelsResponse\x12Q\n\x08GetModel\x12!.siraya.router.v1.GetModelRequest\x1a\".siraya.router.v1.GetModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsiraya/router/v1/models.proto\x12\x10siraya.router.v1\"\xe8\x04\n\x0cModelPricing\x12\x1e\n\x11input_per_million\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x1f\n\x12output_per_million\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\tper_image\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x1d\n\x10per_video_second\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12#\n\x16\x63\x61\x63he_read_per_million\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12$\n\x17\x63\x61\x63he_write_per_million\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12$\n\x17\x61udio_input_per_million\x18\x32 \x01(\x01H\x06\x88\x01\x01\x12%\n\x18\x61udio_output_per_million\x18\x33 \x01(\x01H\x07\x88\x01\x01\x12\"\n\x15reasoning_per_million\x18\x34 \x01(\x01H\x08\x88\x01\x01\x12\x0c\n\x04\x66ree\x18\x1a \x01(\x08\x12\x13\n\x06source\x18\x1b \x01(\tH\t\x88\x01\x01\x12\x12\n\x05\x61s_of\x18\x1c \x01(\tH\n\x88\x01\x01\x42\x14\n\x12_input_per_millionB\x15\n\x13_output_per_millionB\x0c\n\n_per_imageB\x13\n\x11_per_video_secondB\x19\n\x17_cache_read_per_millionB\x1a\n\x18_cache_write_per_millionB\x1a\n\x18_audio_input_per_millionB\x1b\n\x19_audio_output_per_millionB\x18\n\x16_reasoning_per_millionB\t\n\x07_sourceB\x08\n\x06_as_of\"\xa6\x02\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\x10\n\x08owned_by\x18\x04 \x01(\t\x12)\n\x04kind\x18\x05 \x01(\x0e\x32\x1b.siraya.router.v1.ModelKind\x12\x1b\n\x0e\x63ontext_window\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12/\n\x07pricing\x18\x07 \x01(\x0b\x32\x1e.siraya.router.v1.ModelPricing\x12\x1c\n\x14supported_parameters\x18\x08 \x03(\t\x12\x1e\n\x11max_output_tokens\x18\x1c \x01(\x03H\x01\x88\x01\x01\x42\x11\n\x0f_context_windowB\x14\n\x12_max_output_tokens\"\x13\n\x11ListModelsRequest\";\n\x12ListModelsResponse\x12%\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x17.siraya.router.v1.Model\"\x1d\n\x0fGetModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x10GetModelResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.siraya.router.v1.Model*\x82\x01\n\tModelKind\x12\x1a\n\x16MODEL_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fMODEL_KIND_CHAT\x10\x01\x12\x18\n\x14MODEL_KIND_EMBEDDING\x10\x02\x12\x14\n\x10MODEL_KIND_IMAGE\x10\x03\x12\x14\n\x10MODEL_KIND_VIDEO\x10\x04\x32\xbb\x01\n\rModelsService\x12W\n\nListModels\x12#.siraya.router.v1.ListModelsRequest\x1a$.siraya.router.v1.ListModelsResponse\x12Q\n\x08GetModel\x12!.siraya.router.v1.GetModelRequest\x1a\".siraya.router.v1.GetModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'siraya.router.v1.models_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODELKIND']._serialized_start=945
-  _globals['_MODELKIND']._serialized_end=1075
+  _globals['_MODELKIND']._serialized_start=1141
+  _globals['_MODELKIND']._serialized_end=1271
   _globals['_MODELPRICING']._serialized_start=52
-  _globals['_MODELPRICING']._serialized_end=472
-  _globals['_MODEL']._serialized_start=475
-  _globals['_MODEL']._serialized_end=769
-  _globals['_LISTMODELSREQUEST']._serialized_start=771
-  _globals['_LISTMODELSREQUEST']._serialized_end=790
-  _globals['_LISTMODELSRESPONSE']._serialized_start=792
-  _globals['_LISTMODELSRESPONSE']._serialized_end=851
-  _globals['_GETMODELREQUEST']._serialized_start=853
-  _globals['_GETMODELREQUEST']._serialized_end=882
-  _globals['_GETMODELRESPONSE']._serialized_start=884
-  _globals['_GETMODELRESPONSE']._serialized_end=942
-  _globals['_MODELSSERVICE']._serialized_start=1078
-  _globals['_MODELSSERVICE']._serialized_end=1265
+  _globals['_MODELPRICING']._serialized_end=668
+  _globals['_MODEL']._serialized_start=671
+  _globals['_MODEL']._serialized_end=965
+  _globals['_LISTMODELSREQUEST']._serialized_start=967
+  _globals['_LISTMODELSREQUEST']._serialized_end=986
+  _globals['_LISTMODELSRESPONSE']._serialized_start=988
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1047
+  _globals['_GETMODELREQUEST']._serialized_start=1049
+  _globals['_GETMODELREQUEST']._serialized_end=1078
+  _globals['_GETMODELRESPONSE']._serialized_start=1080
+  _globals['_GETMODELRESPONSE']._serialized_end=1138
+  _globals['_MODELSSERVICE']._serialized_start=1274
+  _globals['_MODELSSERVICE']._serialized_end=1461
 # @@protoc_insertion_point(module_scope)

@@ -21,13 +21,16 @@ MODEL_KIND_IMAGE: ModelKind
 MODEL_KIND_VIDEO: ModelKind
 
 class ModelPricing(_message.Message):
-    __slots__ = ("input_per_million", "output_per_million", "per_image", "per_video_second", "cache_read_per_million", "cache_write_per_million", "free", "source", "as_of")
+    __slots__ = ("input_per_million", "output_per_million", "per_image", "per_video_second", "cache_read_per_million", "cache_write_per_million", "audio_input_per_million", "audio_output_per_million", "reasoning_per_million", "free", "source", "as_of")
     INPUT_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
     PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
     PER_VIDEO_SECOND_FIELD_NUMBER: _ClassVar[int]
     CACHE_READ_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
     CACHE_WRITE_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_INPUT_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_OUTPUT_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
+    REASONING_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
     FREE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
@@ -37,10 +40,13 @@ class ModelPricing(_message.Message):
     per_video_second: float
     cache_read_per_million: float
     cache_write_per_million: float
+    audio_input_per_million: float
+    audio_output_per_million: float
+    reasoning_per_million: float
     free: bool
     source: str
     as_of: str
-    def __init__(self, input_per_million: _Optional[float] = ..., output_per_million: _Optional[float] = ..., per_image: _Optional[float] = ..., per_video_second: _Optional[float] = ..., cache_read_per_million: _Optional[float] = ..., cache_write_per_million: _Optional[float] = ..., free: _Optional[bool] = ..., source: _Optional[str] = ..., as_of: _Optional[str] = ...) -> None: ...
+    def __init__(self, input_per_million: _Optional[float] = ..., output_per_million: _Optional[float] = ..., per_image: _Optional[float] = ..., per_video_second: _Optional[float] = ..., cache_read_per_million: _Optional[float] = ..., cache_write_per_million: _Optional[float] = ..., audio_input_per_million: _Optional[float] = ..., audio_output_per_million: _Optional[float] = ..., reasoning_per_million: _Optional[float] = ..., free: _Optional[bool] = ..., source: _Optional[str] = ..., as_of: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("id", "object", "created", "owned_by", "kind", "context_window", "pricing", "supported_parameters", "max_output_tokens")

@@ -104,17 +104,19 @@ def test_usage_by_model_as_a_table_and_as_json(
     rows = {row["group"]: row for row in body["data"]}
     assert (rows["solo-beta"]["requests"], rows["duo"]["requests"]) == (2, 1)
     assert rows["solo-beta"]["cost"] > 0 and rows["duo"]["p95_latency_ms"] > 0
+    # Nothing failed or was hedged: the operator paid the providers what the key was charged.
+    assert rows["solo-beta"]["upstream_cost"] == rows["solo-beta"]["cost"]
     assert body["until"] - body["since"] == pytest.approx(86400, abs=5)
     rest = gw.get("/usage", key=key_id, group_by="model", since="24h").json()["data"]
-    assert [(row["group"], row["requests"], row["cost"]) for row in rest] == [
-        (row["group"], row["requests"], row["cost"]) for row in body["data"]
+    assert [(row["group"], row["requests"], row["cost"], row["upstream_cost"]) for row in rest] == [
+        (row["group"], row["requests"], row["cost"], row["upstream_cost"]) for row in body["data"]
     ]
     hourly = _json(gw, capsys, "usage", "--bucket", "hour", "--key", key_id)
     assert sum(row["requests"] for row in hourly["data"]) == 3
     assert all(row["bucket_start"] % 3600 == 0 for row in hourly["data"])
 
     code, table, _ = _cli(gw, capsys, "usage", "--by", "model", "--since", "24h", "--key", key_id)
-    assert code == 0 and "solo-beta" in table and "Requests" in table
+    assert code == 0 and "solo-beta" in table and "Requests" in table and "Upstream cost" in table
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,8 @@ class Fault:
     garbage body when `garbage` is set too). Without `status`, `garbage` answers 200 with a
     non-JSON body, or inserts a non-JSON `data:` line into a stream. `reset_after_chunks` and
     `cut_before_done` only shape streams; `reset_after_chunks` on a non-streaming request drops
-    the connection without answering. `headers` are added to whatever response is sent.
+    the connection without answering. `headers` are added to whatever response is sent. `usage`
+    goes into a `status` error's body beside `error`: an upstream that bills a call it failed.
     """
 
     path: str | None = None
@@ -31,6 +32,7 @@ class Fault:
     garbage: bool = False
     reset_after_chunks: int | None = None
     cut_before_done: bool = False
+    usage: dict[str, Any] | None = None
     times: int = 1
 
     def matches(self, path: str) -> bool:

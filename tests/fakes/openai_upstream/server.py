@@ -234,7 +234,11 @@ class FakeOpenAIUpstream(LoopbackServer):
         if fault.status is not None:
             if fault.garbage:
                 return web.Response(status=fault.status, body=GARBAGE_BODY, content_type="text/html")
-            return error_response(fault.status, fault.message, fault.error_type, fault.error_code)
+            response = error_response(fault.status, fault.message, fault.error_type, fault.error_code)
+            if fault.usage is not None:
+                body = orjson.loads(response.body)  # type: ignore[arg-type]
+                return json_response({**body, "usage": fault.usage}, fault.status)
+            return response
         if streaming:
             return None  # the stream writer applies garbage / reset / cut
         if fault.garbage:

@@ -399,9 +399,25 @@ async def test_ledger_records_belong_to_their_key(store: AccountStore) -> None:
         prompt_text="system: Be brief.\nuser: Wie spät ist es? 🕰",
         answer_text='Es ist 12 Uhr.\nget_time({"tz": "Europe/Berlin"})',
         token_source="counted",
+        upstream_cost_micros=12_345,
+        upstream_reported_cost_micros=12_000,
         attempts=(
-            LedgerAttempt("anthropic", "auto", "claude-x", "error", 0.5, 120.25, "provider_error", 502),
-            LedgerAttempt("openai", "auto", "gpt-4o-2024-08-06", "ok", 121.0, 690.5),
+            LedgerAttempt(
+                "anthropic", "auto", "claude-x", "error", 0.5, 120.25, "provider_error", 502, 1200, 0, 2_469
+            ),
+            LedgerAttempt(
+                "openai",
+                "auto",
+                "gpt-4o-2024-08-06",
+                "ok",
+                121.0,
+                690.5,
+                prompt_tokens=1200,
+                completion_tokens=345,
+                upstream_cost_micros=9_876,
+                reported_cost_micros=12_000,
+                token_source="counted",
+            ),
         ),
     )
     failed = ledger_record(owner, "req-2", ok=False)
@@ -550,6 +566,7 @@ def _record(
     latency: float = 10.0,
     prompt: int = 1,
     completion: int = 2,
+    upstream_cost: int = 0,
 ) -> LedgerRecord:
     return LedgerRecord(
         request_id=request_id,
@@ -563,6 +580,7 @@ def _record(
         completion_tokens=completion,
         cost_micros=cost,
         latency_ms=latency,
+        upstream_cost_micros=upstream_cost,
     )
 
 
@@ -629,10 +647,22 @@ async def test_usage_aggregates_by_group_and_bucket(store: AccountStore) -> None
     first, second = await add_key(store), await add_key(store)
     latencies = [10.0, 20.0, 30.0, 40.0, 1000.0]
     records = [
-        _record(first, f"a{i}", T0 + 60 * i, model="m1", cost=1_000, latency=latency, prompt=10, completion=5)
+        _record(
+            first,
+            f"a{i}",
+            T0 + 60 * i,
+            model="m1",
+            cost=1_000,
+            latency=latency,
+            prompt=10,
+            completion=5,
+            upstream_cost=1_500,
+        )
         for i, latency in enumerate(latencies)
     ]
-    records.append(_record(first, "b", T0 + 3600 + 5, model="m2", provider="p2", cost=7, latency=3.0))
+    records.append(
+        _record(first, "b", T0 + 3600 + 5, model="m2", provider="p2", cost=7, latency=3.0, upstream_cost=3)
+    )
     records.append(
         _record(
             second,
@@ -643,6 +673,7 @@ async def test_usage_aggregates_by_group_and_bucket(store: AccountStore) -> None
             http_status=502,
             provider=None,
             latency=9.0,
+            upstream_cost=40,  # a failed call the provider still billed: no charge, a spend
         )
     )
     records.append(_record(second, "d", T0 + 86400 * 2, model="m1"))  # outside the range below
@@ -656,14 +687,17 @@ async def test_usage_aggregates_by_group_and_bucket(store: AccountStore) -> None
     assert total.prompt_tokens == 5 * 10 + 1 + 1
     assert total.completion_tokens == 5 * 5 + 2 + 2
     assert total.cost_micros == 5_007
+    assert total.upstream_cost_micros == 5 * 1_500 + 3 + 40
     ordered = sorted([*latencies, 3.0, 9.0])
     assert total.p50_latency_ms == pytest.approx(percentile(ordered, 0.5))
     assert total.p95_latency_ms == pytest.approx(percentile(ordered, 0.95))
 
     by_model = await store.usage(UsageQuery(window, group_by="model"))
-    assert [(row.group, row.requests, row.cost_micros, row.errors) for row in by_model] == [
-        ("m1", 6, 5_000, 1),
-        ("m2", 1, 7, 0),
+    assert [
+        (row.group, row.requests, row.cost_micros, row.errors, row.upstream_cost_micros) for row in by_model
+    ] == [
+        ("m1", 6, 5_000, 1, 7_540),
+        ("m2", 1, 7, 0, 3),
     ]
     m1 = by_model[0]
     assert m1.p50_latency_ms == pytest.approx(25.0)  # 9, 10, 20, 30, 40, 1000
