@@ -35,8 +35,12 @@ models:
         upstream_model: "{model}"
         pricing: {{input_per_million: 0.5, output_per_million: 1}}
         supported_parameters: [temperature, max_tokens]
-  - {{id: solo-alpha, provider: alpha, upstream_model: "{model}"}}
-  - {{id: solo-beta, provider: beta, upstream_model: "{model}"}}
+  - {{id: solo-alpha, provider: alpha, upstream_model: "{model}",
+      pricing: {{input_per_million: 1000000, output_per_million: 1000000}}}}
+  - id: solo-beta
+    pricing: {{input_per_million: 3000000, output_per_million: 3000000}}
+    deployments:
+      - {{provider: beta, upstream_model: "{model}"}}
   - id: timed
     retry: {{max_attempts: 1}}
     timeouts: {{first_token: 0.4, idle: 0.4, total: 3}}

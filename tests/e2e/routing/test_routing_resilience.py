@@ -203,6 +203,8 @@ def test_fallback_models_serve_when_the_model_is_down(gw: RoutingHarness, client
     raw = chat(client, model="solo-alpha", extra={"models": ["solo-beta"]})
     assert served(raw) == ("solo-beta", "beta", "beta")
     assert (gw.calls(gw.alpha), gw.calls(gw.beta)) == (2, 1)
+    cost = raw.parse().usage.cost  # type: ignore[union-attr]
+    assert cost == 9.0, "the fallback model's price (3 tokens at $3), not the requested model's ($1)"
     with pytest.raises(openai.NotFoundError):
         chat(client, model="solo-alpha", extra={"models": ["no-such-model"]})
 
