@@ -20,9 +20,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from google.protobuf import field_mask_pb2
 
-from http_bridge.body_fields import reject_unknown_fields
+from http_bridge.admin_bodies import new_settings, optional_name, optional_number, settings_mask
 from http_bridge.budget_fields import budget_json, budget_spec
 from http_bridge.teams_routes import add_team_routes, team_json
 from server.errors import InvalidRequest
@@ -131,27 +130,11 @@ def _respond(request: web.Request, body: dict[str, Any], request_id: str) -> web
     return web.Response(body=orjson.dumps(body), content_type=_JSON, headers={"X-Request-Id": request_id})
 
 
-def _optional_number(body: dict[str, Any], name: str, *, bits: int) -> Any:
-    """`body[name]`: a number, or with `bits` an integer that fits KeySpec's field of that width."""
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int if bits else (int, float)):
-        raise InvalidRequest(
-            f"'{name}' must be {'an integer' if bits else 'a number'}.", param=name, code="invalid_type"
-        )
-    if bits and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-        raise InvalidRequest(f"'{name}' is out of range.", param=name, code="invalid_value")
-    return value
-
-
 def _spec_fields(body: dict[str, Any]) -> admin_pb2.KeySpec:
     """The KeySpec of the fields `body` holds (type-checked; a null leaves its field unset)."""
     spec = admin_pb2.KeySpec()
-    name = body.get("name")
+    name = optional_name(body)
     if name is not None:
-        if not isinstance(name, str):
-            raise InvalidRequest("'name' must be a string.", param="name", code="invalid_type")
         spec.name = name
     namespace = body.get("cache_namespace")
     if namespace is not None:
@@ -176,7 +159,7 @@ def _spec_fields(body: dict[str, Any]) -> admin_pb2.KeySpec:
         )
     spec.allowed_models.extend(models)
     for field, bits in _NUMBERS:
-        value = _optional_number(body, field, bits=bits)
+        value = optional_number(body, field, bits=bits)
         if value is not None:
             setattr(spec, field, value)
     return spec
@@ -184,28 +167,14 @@ def _spec_fields(body: dict[str, Any]) -> admin_pb2.KeySpec:
 
 def key_spec(body: dict[str, Any]) -> admin_pb2.KeySpec:
     """The body of POST /v1/keys: unknown fields are refused by name, a name is required."""
-    reject_unknown_fields(body, KEY_FIELDS, "a key's settings")
-    name = body.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidRequest("A key needs a 'name'.", param="name", code="missing_required_parameter")
+    new_settings(body, KEY_FIELDS, "key")
     return _spec_fields(body)
 
 
 def key_update(key_id: str, body: dict[str, Any]) -> admin_pb2.UpdateKeyRequest:
     """The body of PATCH /v1/keys/{id}: the fields it holds change, a null clears one."""
-    reject_unknown_fields(body, KEY_FIELDS, "a key's settings")
-    if not body:
-        raise InvalidRequest(
-            f"Name at least one setting to change: {', '.join(KEY_FIELDS)}.",
-            code="missing_required_parameter",
-        )
-    if "name" in body and not body["name"]:
-        raise InvalidRequest("A key's 'name' cannot be removed.", param="name", code="invalid_value")
-    return admin_pb2.UpdateKeyRequest(
-        id=key_id,
-        key=_spec_fields(body),
-        update_mask=field_mask_pb2.FieldMask(paths=[field for field in KEY_FIELDS if field in body]),
-    )
+    mask = settings_mask(body, KEY_FIELDS, "key")
+    return admin_pb2.UpdateKeyRequest(id=key_id, key=_spec_fields(body), update_mask=mask)
 
 
 def add_account_routes(

@@ -14,11 +14,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from google.protobuf import field_mask_pb2
 
-from http_bridge.body_fields import reject_unknown_fields
+from http_bridge.admin_bodies import new_settings, optional_name, optional_number, settings_mask
 from http_bridge.budget_fields import budget_json, budget_spec
-from server.errors import InvalidRequest
 from siraya.router.v1 import admin_pb2
 
 __all__ = ["TEAM_FIELDS", "add_team_routes", "team_json"]
@@ -46,27 +44,14 @@ def team_json(team: admin_pb2.TeamInfo) -> dict[str, Any]:
     }
 
 
-def _number(body: dict[str, Any], name: str, *, integer: bool) -> Any:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-        raise InvalidRequest(
-            f"'{name}' must be {'an integer' if integer else 'a number'}.", param=name, code="invalid_type"
-        )
-    return value
-
-
 def _spec(body: dict[str, Any]) -> admin_pb2.TeamSpec:
     """The TeamSpec of the fields `body` holds (type-checked; a null leaves its field unset)."""
     spec = admin_pb2.TeamSpec()
-    name = body.get("name")
+    name = optional_name(body)
     if name is not None:
-        if not isinstance(name, str):
-            raise InvalidRequest("'name' must be a string.", param="name", code="invalid_type")
         spec.name = name
-    for field, integer in (("credit_limit", False), ("rpm_limit", True), ("tpm_limit", True)):
-        value = _number(body, field, integer=integer)
+    for field, bits in (("credit_limit", 0), ("rpm_limit", 32), ("tpm_limit", 64)):
+        value = optional_number(body, field, bits=bits)
         if value is not None:
             setattr(spec, field, value)
     if body.get("budget") is not None:
@@ -76,28 +61,14 @@ def _spec(body: dict[str, Any]) -> admin_pb2.TeamSpec:
 
 def team_spec(body: dict[str, Any]) -> admin_pb2.TeamSpec:
     """The body of POST /v1/teams: unknown fields are refused by name, a name is required."""
-    reject_unknown_fields(body, TEAM_FIELDS, "a team's settings")
-    name = body.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidRequest("A team needs a 'name'.", param="name", code="missing_required_parameter")
+    new_settings(body, TEAM_FIELDS, "team")
     return _spec(body)
 
 
 def team_update(team_id: str, body: dict[str, Any]) -> admin_pb2.UpdateTeamRequest:
     """The body of PATCH /v1/teams/{id}: the fields it holds change, a null clears one."""
-    reject_unknown_fields(body, TEAM_FIELDS, "a team's settings")
-    if not body:
-        raise InvalidRequest(
-            f"Name at least one setting to change: {', '.join(TEAM_FIELDS)}.",
-            code="missing_required_parameter",
-        )
-    if "name" in body and not body["name"]:
-        raise InvalidRequest("A team's 'name' cannot be removed.", param="name", code="invalid_value")
-    return admin_pb2.UpdateTeamRequest(
-        id=team_id,
-        team=_spec(body),
-        update_mask=field_mask_pb2.FieldMask(paths=[field for field in TEAM_FIELDS if field in body]),
-    )
+    mask = settings_mask(body, TEAM_FIELDS, "team")
+    return admin_pb2.UpdateTeamRequest(id=team_id, team=_spec(body), update_mask=mask)
 
 
 def add_team_routes(

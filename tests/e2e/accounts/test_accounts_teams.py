@@ -110,6 +110,13 @@ def test_unknown_fields_and_bad_budgets_are_refused_by_name(accounts: AccountsHa
     missing = admin("POST", f"{base}/keys", json={"name": "x", "team_id": "team_nope"})
     assert missing.status_code == 400 and missing.json()["error"]["code"] == "team_not_found"
     assert admin("POST", f"{base}/teams", json={"rpm_limit": 3}).status_code == 400  # no name
+    for field, value in (
+        ("rpm_limit", 2**31),
+        ("tpm_limit", 2**63),
+        ("budget", {"limit": 1e300, "period": "day"}),
+    ):
+        too_big = admin("POST", f"{base}/teams", json={"name": "x", field: value})
+        assert too_big.status_code == 400, (field, too_big.text)  # a 400 naming it, never the encoder's 500
     assert admin("PATCH", f"{base}/teams/team_nope", json={"name": "y"}).status_code == 404
 
 
