@@ -12,7 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
@@ -26,6 +27,7 @@ from server.config import load_config
 from siraya_app.start import start_gateway
 from tests.e2e.loop_gateway import LoopGateway
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
+from tests.unit.server.accounts.accounts_backends import REDIS_URL, temporary_database
 
 UPSTREAM_KEY = "sk-upstream-secret-0123456789"
 ADMIN_KEY = "sk-admin-test-secret-987654321"
@@ -281,6 +283,24 @@ class GatewayProcess:
     def kill(self) -> None:
         self.process.kill()
         self.process.wait(10)
+
+
+@contextmanager
+def postgres_replicas(
+    upstreams: AccountsHarness, edit: Callable[[str], str] = lambda text: text, count: int = 2
+) -> Iterator[tuple[str, list[GatewayProcess]]]:
+    """`count` gateway processes on one fresh Postgres database and Redis, in front of `upstreams`'
+    fakes (`edit` may change their config text); those still running are stopped afterwards."""
+    with temporary_database() as dsn:
+        config = upstreams.tmp_dir / "replicas.yaml"
+        config.write_text(edit(upstreams.config(database_url=dsn, redis_url=REDIS_URL)))
+        gateways = [GatewayProcess(config) for _ in range(count)]
+        try:
+            yield dsn, gateways
+        finally:
+            for gateway in gateways:
+                if gateway.process.poll() is None:
+                    gateway.stop()
 
 
 def running_accounts(

@@ -13,19 +13,21 @@ import httpx
 import pytest
 
 from server.accounts.postgres_accounts import PostgresAccountStore
-from tests.e2e.accounts_harness import AccountsHarness, GatewayProcess, admin
+from tests.e2e.accounts_harness import AccountsHarness, GatewayProcess, admin, postgres_replicas
 from tests.fakes.openai_upstream import Fault
 from tests.unit.server.accounts.accounts_backends import (
-    REDIS_URL,
     postgres_unavailable,
     redis_unavailable,
-    temporary_database,
 )
 
 LEASE = 2.0  # seconds, renewed every 0.4 s
 HELD = 20  # requests the doomed replica holds open when it is killed
 LIMIT = 0.05
 BODY = {"model": "gpt-priced", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 1000}
+
+
+def _with_lease(config: str) -> str:
+    return config.replace("accounts:\n", f"accounts:\n  reservation_lease: {LEASE}\n", 1)
 
 
 @pytest.fixture
@@ -37,17 +39,8 @@ def replicas(
         pytest.skip(reason)
     upstreams = AccountsHarness(tmp_path_factory.mktemp("leases"), in_process=True).start(gateway=False)
     try:
-        with temporary_database() as dsn:
-            config = upstreams.tmp_dir / "replicas.yaml"
-            text = upstreams.config(database_url=dsn, redis_url=REDIS_URL)
-            config.write_text(text.replace("accounts:\n", f"accounts:\n  reservation_lease: {LEASE}\n", 1))
-            gateways = [GatewayProcess(config) for _ in range(2)]
-            try:
-                yield upstreams, dsn, gateways
-            finally:
-                for gateway in gateways:
-                    if gateway.process.poll() is None:
-                        gateway.stop()
+        with postgres_replicas(upstreams, _with_lease) as (dsn, gateways):
+            yield upstreams, dsn, gateways
     finally:
         upstreams.stop()
 

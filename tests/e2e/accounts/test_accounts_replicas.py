@@ -14,12 +14,10 @@ import pytest
 
 from server.accounts.money import usd_to_micros
 from server.accounts.postgres_accounts import PostgresAccountStore
-from tests.e2e.accounts_harness import IMAGE_PRICE, AccountsHarness, GatewayProcess, admin
+from tests.e2e.accounts_harness import IMAGE_PRICE, AccountsHarness, GatewayProcess, admin, postgres_replicas
 from tests.unit.server.accounts.accounts_backends import (
-    REDIS_URL,
     postgres_unavailable,
     redis_unavailable,
-    temporary_database,
 )
 
 N = 5  # requests the key can pay for
@@ -37,15 +35,8 @@ def replicas(upstreams: AccountsHarness) -> Iterator[tuple[str, list[GatewayProc
     reason = postgres_unavailable() or redis_unavailable()
     if reason:
         pytest.skip(reason)
-    with temporary_database() as dsn:
-        config = upstreams.tmp_dir / "replicas.yaml"
-        config.write_text(upstreams.config(database_url=dsn, redis_url=REDIS_URL))
-        gateways = [GatewayProcess(config) for _ in range(2)]
-        try:
-            yield dsn, gateways
-        finally:
-            for gateway in gateways:
-                gateway.stop()
+    with postgres_replicas(upstreams) as (dsn, gateways):
+        yield dsn, gateways
 
 
 async def _fire(requests: list[tuple[str, str, dict[str, object]]], secret: str) -> list[httpx.Response]:

@@ -22,12 +22,10 @@ from server.accounts.budgets import Budget, BudgetPeriod, BudgetReset, team_budg
 from server.accounts.money import usd_to_micros
 from server.accounts.postgres_accounts import PostgresAccountStore
 from tests.e2e.accounts.test_accounts_overspend import PROMPT
-from tests.e2e.accounts_harness import IMAGE_PRICE, AccountsHarness, GatewayProcess, admin
+from tests.e2e.accounts_harness import IMAGE_PRICE, AccountsHarness, GatewayProcess, admin, postgres_replicas
 from tests.unit.server.accounts.accounts_backends import (
-    REDIS_URL,
     postgres_unavailable,
     redis_unavailable,
-    temporary_database,
 )
 
 N = 5  # images the team's budget pays for
@@ -140,15 +138,8 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, li
         pytest.skip(reason)
     upstreams = AccountsHarness(tmp_path_factory.mktemp("team-pg"), in_process=True).start(gateway=False)
     try:
-        with temporary_database() as dsn:
-            config = upstreams.tmp_dir / "replicas.yaml"
-            config.write_text(upstreams.config(database_url=dsn, redis_url=REDIS_URL))
-            gateways = [GatewayProcess(config) for _ in range(2)]
-            try:
-                yield dsn, gateways
-            finally:
-                for gateway in gateways:
-                    gateway.stop()
+        with postgres_replicas(upstreams) as (dsn, gateways):
+            yield dsn, gateways
     finally:
         upstreams.stop()
 
