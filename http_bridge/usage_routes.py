@@ -24,10 +24,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from http_bridge.accounts_routes import generation_json
 from http_bridge.body_fields import reject_unknown_fields
 from server.accounts.ledger_queries import parse_time
 from server.errors import InvalidRequest
+from siraya.router.codec.generations import generation_json
 from siraya.router.v1 import admin_pb2
 
 __all__ = [

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from server.accounts.backends import open_account_store
+from server.accounts.key_views import generation
 from server.accounts.ledger_queries import (
     BUCKETS,
     GROUPS,
@@ -35,8 +36,9 @@ from server.accounts.ledger_queries import (
     valid_status,
 )
 from server.accounts.money import micros_to_usd, usd_to_micros
-from server.accounts.store import LedgerAttempt, LedgerRecord
+from server.accounts.store import LedgerRecord
 from server.config import GatewayConfig
+from siraya.router.codec.generations import generation_json
 
 __all__ = ["COMMANDS", "add_usage_commands", "generation_view", "run_usage_command"]
 
@@ -105,59 +107,8 @@ def _filter(args: argparse.Namespace, now: float) -> GenerationFilter:
 
 
 def generation_view(record: LedgerRecord) -> dict[str, Any]:
-    """A record as GET /v1/generations shows it (the same keys, the same units)."""
-    return {
-        "id": record.request_id,
-        "key_id": record.key_id,
-        "created_at": record.created_at,
-        "model": record.model_requested,
-        "model_served": record.model_served,
-        "provider_name": record.provider,
-        "status": record.status,
-        "http_status": record.http_status,
-        "error_code": record.error_code,
-        "tokens_prompt": record.prompt_tokens,
-        "tokens_completion": record.completion_tokens,
-        "native_tokens_cached": record.cached_tokens,
-        "native_tokens_cache_write": record.cache_write_tokens,
-        "native_tokens_reasoning": record.reasoning_tokens,
-        "total_cost": micros_to_usd(record.cost_micros),
-        "latency": record.latency_ms,
-        "ttft": record.ttft_ms,
-        "streamed": record.streamed,
-        "cancelled": record.status == "cancelled",
-        "cache_hit": record.status == "cache_hit",
-        "cache_saved": micros_to_usd(record.cache_saved_micros),
-        "prompt_text": record.prompt_text,
-        "answer_text": record.answer_text,
-        "token_source": record.token_source,
-        "upstream_cost": micros_to_usd(record.upstream_cost_micros),
-        "upstream_reported_cost": _usd_or_none(record.upstream_reported_cost_micros),
-        "attempts": [attempt_view(attempt) for attempt in record.attempts],
-    }
-
-
-def attempt_view(attempt: LedgerAttempt) -> dict[str, Any]:
-    """An attempt as GET /v1/generations shows it."""
-    return {
-        "provider": attempt.provider,
-        "model": attempt.model,
-        "upstream_model": attempt.upstream_model,
-        "outcome": attempt.outcome,
-        "start_ms": attempt.start_ms,
-        "latency_ms": attempt.latency_ms,
-        "error_code": attempt.error_code,
-        "http_status": attempt.http_status,
-        "tokens_prompt": attempt.prompt_tokens,
-        "tokens_completion": attempt.completion_tokens,
-        "token_source": attempt.token_source,
-        "upstream_cost": micros_to_usd(attempt.upstream_cost_micros),
-        "upstream_reported_cost": _usd_or_none(attempt.reported_cost_micros),
-    }
-
-
-def _usd_or_none(micros: int | None) -> float | None:
-    return None if micros is None else micros_to_usd(micros)
+    """A record as GET /v1/generations shows it (the same function makes both)."""
+    return generation_json(generation(record))
 
 
 def _when(moment: float | None) -> str:

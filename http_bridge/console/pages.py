@@ -13,7 +13,6 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from http_bridge.accounts_routes import generation_json
 from http_bridge.console.charts import RANGES, series
 from http_bridge.console.frame import CONSOLE, PREFIX, SESSION, admin_page, page, redirect, render
 from http_bridge.console.session import Session
@@ -21,6 +20,7 @@ from http_bridge.errors import as_gateway_error
 from http_bridge.usage_routes import audit_event_json, deployment_json, generation_filter
 from server.errors import AuthenticationFailed, GatewayError
 from siraya.router.codec import models as models_codec
+from siraya.router.codec.generations import generation_json
 from siraya.router.v1 import admin_pb2, models_pb2
 
 __all__ = ["add_pages"]
