@@ -226,6 +226,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         "ALTER TABLE usage_ledger ADD COLUMN upstream_cost_micros BIGINT NOT NULL DEFAULT 0;\n"
         "ALTER TABLE usage_ledger ADD COLUMN upstream_reported_cost_micros BIGINT;\n",
     ),
+    (
+        # created_at is in seconds: rows made in the same second list in the order they were made.
+        "accounts/0012_creation_order",
+        "ALTER TABLE keys ADD COLUMN created_seq BIGSERIAL;\nALTER TABLE teams ADD COLUMN created_seq BIGSERIAL;\n",
+    ),
 )
 
 _RESPONSE_SELECT = f"SELECT {', '.join(STORED_RESPONSE_COLUMNS)} FROM stored_responses"
@@ -513,7 +518,7 @@ class PostgresAccountStore:
         return None if row is None else _key_from_row(row)
 
     async def list_keys(self) -> list[KeyRecord]:
-        rows = await self._pool.fetch(f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY created_at, id")
+        rows = await self._pool.fetch(f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY created_at, created_seq")
         return [_key_from_row(row) for row in rows]
 
     async def revoke_key(self, key_id: str, at: int) -> KeyRecord | None:
@@ -777,7 +782,7 @@ class PostgresAccountStore:
         return None if row is None else team_from_row(tuple(row))
 
     async def list_teams(self) -> list[TeamRecord]:
-        rows = await self._pool.fetch(f"SELECT {TEAM_COLUMNS} FROM teams ORDER BY created_at, id")
+        rows = await self._pool.fetch(f"SELECT {TEAM_COLUMNS} FROM teams ORDER BY created_at, created_seq")
         return [team_from_row(tuple(row)) for row in rows]
 
     async def update_team(self, team_id: str, changes: TeamChanges) -> TeamRecord | None:

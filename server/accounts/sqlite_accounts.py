@@ -429,7 +429,7 @@ class SqliteAccountStore:
 
     async def list_keys(self) -> list[KeyRecord]:
         rows = await self._run(
-            lambda: self._db.execute(f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY created_at, id").fetchall()
+            lambda: self._db.execute(f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY created_at, rowid").fetchall()
         )
         return [_key_from_row(row) for row in rows]
 
@@ -732,7 +732,7 @@ class SqliteAccountStore:
 
     async def list_teams(self) -> list[TeamRecord]:
         rows = await self._run(
-            lambda: self._db.execute(f"SELECT {TEAM_COLUMNS} FROM teams ORDER BY created_at, id").fetchall()
+            lambda: self._db.execute(f"SELECT {TEAM_COLUMNS} FROM teams ORDER BY created_at, rowid").fetchall()
         )
         return [team_from_row(row) for row in rows]
 

@@ -112,6 +112,14 @@ async def test_key_crud(store: AccountStore) -> None:
     assert await store.balance("key_a") == Balance(limit=12_500_000, used=0, reserved=0)
 
 
+async def test_keys_made_in_the_same_second_list_in_the_order_they_were_made(store: AccountStore) -> None:
+    made = ["key_z", "key_m", "key_a", "key_q"]  # ids that sort in neither order
+    for key_id in made:
+        record, secret_hash = key_record(key_id, created_at=500)
+        await store.insert_key(record, secret_hash)
+    assert [key.id for key in await store.list_keys()] == made
+
+
 async def test_revoke_keeps_the_first_time_and_rotation_refuses_revoked_keys(store: AccountStore) -> None:
     key_id = await add_key(store)
     rotated = await store.replace_secret(key_id, "sk-sr-new1", "new-hash")
