@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+from server import tokens
 from server.accounts.backends import DATABASE_FILE, Accounts, open_accounts
 from server.accounts.in_flight import InFlightLimit
 from server.accounts.sqlite_store import SqliteStore
@@ -35,6 +37,20 @@ async def _open_accounts(config: GatewayConfig) -> Accounts:
         raise StartupError(f"cannot open the accounts database {where}: {reason}") from error
 
 
+def load_tokenizers(catalogue: Catalogue) -> None:
+    """Load every vocabulary metering may count with, off the event loop and before serving.
+
+    The first use of one costs 0.1-1 s of CPU and ~35 MB. Metering counts on the event loop (a
+    cancelled request's prompt, a reply that came without usage), so a first load there would stall
+    every request in flight: make bench saw its p99 at 32 connections go from 30 ms to 150-280 ms.
+    """
+    names = {tokens.DEFAULT_ENCODING}
+    for entry in catalogue.entries():
+        names.update(name for name, _ in entry.counting)
+    for name in sorted(names):
+        tokens.encoding(name)
+
+
 async def build_gateway(config: GatewayConfig) -> Gateway:
     accounts = await _open_accounts(config)
     providers: dict[str, Provider] = {}
@@ -45,6 +61,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         store = open_store(config)
         catalogue = Catalogue(config)
         dispatcher = build_dispatcher(config, providers, catalogue)
+        await asyncio.to_thread(load_tokenizers, catalogue)
     except BaseException:
         # Nothing half-built may outlive a failed start: a model loading on its thread would.
         for built in providers.values():
