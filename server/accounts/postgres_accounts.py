@@ -229,7 +229,8 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
         # created_at is in seconds: rows made in the same second list in the order they were made.
         "accounts/0012_creation_order",
-        "ALTER TABLE keys ADD COLUMN created_seq BIGSERIAL;\nALTER TABLE teams ADD COLUMN created_seq BIGSERIAL;\n",
+        "ALTER TABLE keys ADD COLUMN created_seq BIGSERIAL;\n"
+        "ALTER TABLE teams ADD COLUMN created_seq BIGSERIAL;\n",
     ),
 )
 

@@ -732,7 +732,9 @@ class SqliteAccountStore:
 
     async def list_teams(self) -> list[TeamRecord]:
         rows = await self._run(
-            lambda: self._db.execute(f"SELECT {TEAM_COLUMNS} FROM teams ORDER BY created_at, rowid").fetchall()
+            lambda: self._db.execute(
+                f"SELECT {TEAM_COLUMNS} FROM teams ORDER BY created_at, rowid"
+            ).fetchall()
         )
         return [team_from_row(row) for row in rows]
 
