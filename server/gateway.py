@@ -144,6 +144,12 @@ class Gateway:
             raise unpriced_refusal(entry)
         return entry
 
+    def _fallbacks(self, routing: common_pb2.Routing, kind: str, key: KeyRecord) -> dict[str, CatalogueEntry]:
+        """Each fallback model the request names (`models`), resolved and checked as the model itself
+        is, before admission: its reservation covers whichever of them serves (a fallback with no
+        price is refused to a key with a credit limit, as the model would be, rather than skipped)."""
+        return {model: self._entry(model, kind, key) for model in routing.models}
+
     async def _unary(
         self,
         kind: str,
@@ -171,20 +177,21 @@ class Gateway:
             if hit is not None:
                 _record(ctx, hit[1], hit[2], 0.0)
                 return hit[0][0], hit[1], 0.0
+        fallbacks = self._fallbacks(routing, kind, key)
         in_flight, key_id = self.in_flight.counts, key.id
         count = in_flight.get(key_id, 0)
         if count >= self.in_flight.limit:
             raise self.in_flight.refused(count)
         in_flight[key_id] = count + 1
         try:
-            meter = await self.metering.admit(key, entry, demand, ctx)
+            meter = await self.metering.admit(key, entry, demand, ctx, tuple(fallbacks.values()))
             try:
                 result, route = await self.dispatcher.unary(
                     entry,
                     routing,
                     ctx,
                     observed_call(call, ctx, kind),
-                    resolve=lambda fallback: self._entry(fallback, kind, key),
+                    resolve=fallbacks.__getitem__,
                     params=demand.params,
                 )
             except BaseException as error:
@@ -242,13 +249,14 @@ class Gateway:
                 for item in replay(hit[0], items.consumed, ctx):
                     yield item
                 return
+        fallbacks = self._fallbacks(routing, kind, key)
         in_flight, key_id = self.in_flight.counts, key.id
         count = in_flight.get(key_id, 0)
         if count >= self.in_flight.limit:
             raise self.in_flight.refused(count)
         in_flight[key_id] = count + 1
         try:
-            meter = await self.metering.admit(key, entry, demand, ctx)
+            meter = await self.metering.admit(key, entry, demand, ctx, tuple(fallbacks.values()))
             total = Consumption()
             route: Route | None = None
             settled = reported = False
@@ -264,7 +272,7 @@ class Gateway:
                     routing,
                     ctx,
                     attempts,
-                    resolve=lambda fallback: self._entry(fallback, kind, key),
+                    resolve=fallbacks.__getitem__,
                     params=demand.params,
                 )
                 async for item, route in routed:

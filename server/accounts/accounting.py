@@ -1,8 +1,9 @@
 """The real Metering: rate limits, credit reservations, moderation and one ledger record per request.
 
     admit   rate limit (rpm, tpm on the estimate)  -> 429 with x-ratelimit-* and Retry-After
-            reserve a true upper bound at the highest price among the model's deployments -> 402;
-            with no reply cap from the client, cap the reply at what the reservation pays for
+            reserve a true upper bound at the highest price among the deployments of the model and
+            of its fallbacks -> 402; with no reply cap from the client, cap the reply at what the
+            reservation pays for
             moderation                              -> 403 content_flagged (the reservation is released)
     settle  charge the actual usage at the serving deployment's price, release the rest,
             correct the tpm bucket by actual minus estimated tokens, write the ledger record;
@@ -37,14 +38,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from server.accounts.budget_status import level_refusal
 from server.accounts.budgets import Budget, SpendLevel
+from server.accounts.candidates import CandidateCache, deployment_price
 from server.accounts.keys import KeyRecord
 from server.accounts.ledger_writer import LedgerWriter
 from server.accounts.metering import Consumption, Demand, Meter, Metering
@@ -63,7 +64,6 @@ from server.accounts.store import (
     TeamRates,
 )
 from server.accounts.teams import TeamManager, TeamRecord, spend_levels
-from server.config import PricingConfig
 from server.errors import GatewayError, InsufficientCredits, RateLimited
 from server.observability import metrics
 from server.observability.bodies import BodyCapture
@@ -81,22 +81,8 @@ STALE_RESERVATION_SECONDS = 2 * 3600.0
 DEFAULT_LEASE_SECONDS = 10.0
 STALE_SWEEP_SECONDS = 600.0
 CLIENT_CLOSED_STATUS = 499
-_NO_PRICE = PricingConfig()
 # Model kinds billed by tokens: their reservation bounds the prompt.
 _TOKEN_KINDS = frozenset({"chat", "embedding", "any"})
-
-
-@functools.lru_cache(maxsize=4096)
-def _price(pricing: PricingConfig) -> Price:
-    return Price.from_pricing(pricing)
-
-
-def deployment_price(entry: CatalogueEntry, deployment: Deployment) -> Price:
-    """What a deployment charges: its own price when the catalogue sets one, else the model's."""
-    pricing = getattr(deployment, "pricing", None)
-    if isinstance(pricing, PricingConfig) and pricing != _NO_PRICE:
-        return _price(pricing)
-    return _price(entry.pricing)
 
 
 def _media_cost(price: Price, images: int, video_seconds: float) -> int:
@@ -150,6 +136,7 @@ class AccountMetering(Metering):
             accounts.lease_seconds = lease_seconds
         self._sweeper: asyncio.Task[None] | None = None
         self._leases: asyncio.Task[None] | None = None
+        self._candidates = CandidateCache()
 
     def start(self) -> None:
         """Start background work on the running loop: the lease on this process's reservations (and
@@ -161,7 +148,12 @@ class AccountMetering(Metering):
             self._leases = loop.create_task(self._keep_leases(), name="reservation-leases")
 
     async def admit(
-        self, key: KeyRecord, entry: CatalogueEntry, demand: Demand, ctx: RequestContext
+        self,
+        key: KeyRecord,
+        entry: CatalogueEntry,
+        demand: Demand,
+        ctx: RequestContext,
+        fallbacks: Sequence[CatalogueEntry] = (),
     ) -> Meter:
         started = time.monotonic()
         ctx.key_id = key.id
@@ -182,7 +174,7 @@ class AccountMetering(Metering):
         if team is not None or key.budget is not None or self.global_budget is not None:
             levels = spend_levels(key, team, self.global_budget, self.clock())
         if key.credit_limit is not None or levels:
-            await self._reserve(key, entry, demand, meter, levels, team)
+            await self._reserve(key, entry, fallbacks, demand, meter, levels, team)
             ctx.reservation_id = meter.reservation_id
         if self.moderator is not None and self.moderator.enabled:
             try:
@@ -228,21 +220,20 @@ class AccountMetering(Metering):
         self,
         key: KeyRecord,
         entry: CatalogueEntry,
+        fallbacks: Sequence[CatalogueEntry],
         demand: Demand,
         meter: _AccountMeter,
         levels: tuple[SpendLevel, ...] = (),
         team: TeamRecord | None = None,
     ) -> None:
-        """Hold a true upper bound of the request's cost (at the key and at every level), and cap its
-        reply at what that pays for."""
-        prices = []
-        for deployment in entry.deployments:  # a loop, not a comprehension: one call fewer per request
-            prices.append(deployment_price(entry, deployment))
+        """Hold a true upper bound of the request's cost (at the key and at every level), whichever of
+        the model and its fallbacks serves, and cap its reply at what that pays for."""
+        models = self._candidates.get(entry, fallbacks)
         params = demand.params
         shape = prompt_shape(params) if params is not None and entry.kind in _TOKEN_KINDS else None
         # Without the request to read (a caller that only says how big it is), its own estimate.
         prompt = demand.prompt_tokens if shape is None else shape.text_bytes + shape.fixed_tokens
-        low, high = bounds(entry, demand, prompt, prices)
+        low, high = bounds(models, demand, prompt)
         sync, key_id, reservation_id = self.sync_credits, key.id, meter.reservation_id
         held = (
             NOT_LOADED
@@ -252,9 +243,9 @@ class AccountMetering(Metering):
         if held is NOT_LOADED:
             held = await self.accounts.reserve_up_to(key_id, reservation_id, low, high, levels)
         if shape is not None and held != high:
-            prompt = await asyncio.to_thread(shape.counted_bound, entry.counting)
+            prompt = await asyncio.to_thread(shape.counted_bound, models.counting)
             if held is None:
-                low, high = bounds(entry, demand, prompt, prices)
+                low, high = bounds(models, demand, prompt)
                 held = await self.accounts.reserve_up_to(key_id, reservation_id, low, high, levels)
         if held is None or held is NOT_LOADED:
             message = None
@@ -270,8 +261,8 @@ class AccountMetering(Metering):
             raise refused
         meter.reserved, meter.reserved_micros = True, held
         if not demand.max_output_given and shape is not None:
-            cap = reply_cap(entry, demand, prompt, held, prices)
-            apply_output_cap(params, cap, entry.output_limit_field)
+            cap = reply_cap(models, demand, prompt, held)
+            apply_output_cap(params, cap, models.output_limit_field)
 
     async def admit_cache_hit(
         self,

@@ -1,14 +1,16 @@
 """Credits, rate limits, moderation and the ledger around one request.
 
 The gateway asks `Metering.admit` before any upstream call (it may refuse with 402, 403 or 429),
-then settles the returned `Meter` exactly once: `settle` with what was consumed, or `fail`. A
-request the response cache answers is `admit_cache_hit` instead (limits and moderation, no credit).
+naming the model and the fallback models that may serve the request, then settles the returned
+`Meter` exactly once: `settle` with what was consumed, or `fail`. A request the response cache
+answers is `admit_cache_hit` instead (limits and moderation, no credit).
 `Metering` here admits everything and records nothing (a gateway built without accounts);
 accounting.AccountMetering is the real one: rate limits, credits, moderation and the ledger.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
@@ -73,8 +75,14 @@ class Meter:
 
 class Metering:
     async def admit(
-        self, key: KeyRecord, entry: CatalogueEntry, demand: Demand, ctx: RequestContext
+        self,
+        key: KeyRecord,
+        entry: CatalogueEntry,
+        demand: Demand,
+        ctx: RequestContext,
+        fallbacks: Sequence[CatalogueEntry] = (),
     ) -> Meter:
+        """Admit a request for `entry` that may be served by its `fallbacks` (the request's `models`)."""
         return Meter()
 
     async def admit_cache_hit(

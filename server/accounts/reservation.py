@@ -2,23 +2,27 @@
 
 A reservation is a true upper bound of what the request can be charged on a well-behaved upstream:
 the prompt's bound (prompt_bound.py) plus the most reply tokens the upstream is allowed, at the
-dearest deployment's prices. The reply is bounded by the client's `max_tokens` (or
+dearest price among every deployment of every model the request may be served by (candidates.py:
+the requested model and its fallbacks). The reply is bounded by the client's `max_tokens` (or
 `max_completion_tokens`, `max_output_tokens`) when it sent one. When it sent none, the gateway sets
-one itself (`apply_output_cap`): as many tokens as the credit it could reserve pays for, never more
-than the model's maximum output (the config's `max_output_tokens`, else the built-in catalogue's,
-else what the context window leaves, else DEFAULT_MAX_OUTPUT_TOKENS), as OpenRouter does. So the
-upstream cannot produce more than was reserved, whatever the key's remaining credit.
+one itself (`apply_output_cap`): as many tokens as the credit it could reserve pays for at that
+dearest price, never more than the smallest of the candidates' maximum outputs (each model's
+`max_output_tokens` in the config, else the built-in catalogue's, else what its context window
+leaves, else DEFAULT_MAX_OUTPUT_TOKENS), as OpenRouter does. One cap goes to every attempt, so it
+must fit the smallest model and be paid for at the dearest; the upstream then cannot produce more
+than was reserved, whichever candidate serves and whatever the key's remaining credit.
 
-    bounds(entry, demand, prompt)    -> (minimum, maximum) micro-dollars to ask the store for:
-                                        the minimum buys the prompt and one token per choice
-                                        (the whole reply when the client set its size)
-    reply_cap(entry, demand, prompt, held) -> reply tokens per choice the held amount pays for
+    bounds(models, demand, prompt)    -> (minimum, maximum) micro-dollars to ask the store for:
+                                         the minimum buys the prompt and one token per choice
+                                         (the whole reply when the client set its size)
+    reply_cap(models, demand, prompt, held) -> reply tokens per choice the held amount pays for
 """
 
 from __future__ import annotations
 
 from google.protobuf.message import Message
 
+from server.accounts.candidates import Candidates
 from server.accounts.metering import Demand
 from server.accounts.money import TOKENS_PER_MILLION, Price
 from server.routing.catalogue import CatalogueEntry
@@ -30,17 +34,24 @@ __all__ = ["DEFAULT_MAX_OUTPUT_TOKENS", "apply_output_cap", "bounds", "reply_cap
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 
 
-def reply_ceiling(entry: CatalogueEntry, demand: Demand, prompt_tokens: int) -> int:
-    """The most reply tokens (all choices together) the request may be billed for."""
+def reply_ceiling(models: Candidates, demand: Demand, prompt_tokens: int) -> int:
+    """The most reply tokens (all choices together) the request may be billed for: the client's cap,
+    else the smallest of the candidate models' own ceilings."""
     if demand.max_output_given:
         return demand.max_output_tokens
-    if entry.max_output_tokens is not None:
-        per_choice = entry.max_output_tokens
-    elif entry.context_window is not None:
-        per_choice = max(1, entry.context_window - prompt_tokens)
-    else:
-        per_choice = DEFAULT_MAX_OUTPUT_TOKENS
+    entries = models.models
+    per_choice = _model_ceiling(entries[0], prompt_tokens)
+    for entry in entries[1:]:
+        per_choice = min(per_choice, _model_ceiling(entry, prompt_tokens))
     return per_choice * demand.choices
+
+
+def _model_ceiling(entry: CatalogueEntry, prompt_tokens: int) -> int:
+    if entry.max_output_tokens is not None:
+        return entry.max_output_tokens
+    if entry.context_window is not None:
+        return max(1, entry.context_window - prompt_tokens)
+    return DEFAULT_MAX_OUTPUT_TOKENS
 
 
 # `bounds` and `reply_cap` run on every request of a key with a credit limit, so they do in a loop
@@ -49,15 +60,13 @@ def reply_ceiling(entry: CatalogueEntry, demand: Demand, prompt_tokens: int) -> 
 # cache prices, one rounding up per request, images and video seconds at their own prices.
 
 
-def bounds(entry: CatalogueEntry, demand: Demand, prompt_tokens: int, prices: list[Price]) -> tuple[int, int]:
-    """(minimum, maximum) to reserve, in micro-dollars, at the dearest of `prices` (one per deployment)."""
-    ceiling = (
-        demand.max_output_tokens if demand.max_output_given else reply_ceiling(entry, demand, prompt_tokens)
-    )
+def bounds(models: Candidates, demand: Demand, prompt_tokens: int) -> tuple[int, int]:
+    """(minimum, maximum) to reserve, in micro-dollars, at the dearest of the candidates' prices."""
+    ceiling = reply_ceiling(models, demand, prompt_tokens)
     least = ceiling if demand.max_output_given else min(ceiling, demand.choices)
     minimum = maximum = 0
     media = 0
-    for price in prices:
+    for price in models.prices:
         dearest = max(
             price.input_per_million, price.cached_input_per_million or 0, price.cache_write_per_million or 0
         )
@@ -70,14 +79,11 @@ def bounds(entry: CatalogueEntry, demand: Demand, prompt_tokens: int, prices: li
     return minimum, maximum
 
 
-def reply_cap(
-    entry: CatalogueEntry, demand: Demand, prompt_tokens: int, held_micros: int, prices: list[Price]
-) -> int:
-    """Reply tokens per choice that `held_micros` pays for on every deployment, within the ceiling."""
-    total = (
-        demand.max_output_tokens if demand.max_output_given else reply_ceiling(entry, demand, prompt_tokens)
-    )
-    for price in prices:
+def reply_cap(models: Candidates, demand: Demand, prompt_tokens: int, held_micros: int) -> int:
+    """Reply tokens per choice that `held_micros` pays for on every candidate's deployments, within
+    the ceiling."""
+    total = reply_ceiling(models, demand, prompt_tokens)
+    for price in models.prices:
         output = price.output_per_million
         if output:
             dearest = max(

@@ -34,6 +34,8 @@ ADMIN_KEY = "sk-admin-test-secret-987654321"
 IMAGE_PRICE = 0.04  # USD per image
 INPUT_PER_MILLION = 1.0
 OUTPUT_PER_MILLION = 2.0
+# gpt-dear's reply tokens: 50 times gpt-priced's (its prompt tokens cost the same).
+DEAR_OUTPUT_PER_MILLION = 100.0
 
 CONFIG = """
 server:
@@ -77,6 +79,10 @@ models:
     provider: fake
     upstream_model: gpt-4o-mini
     pricing: {{input_per_million: {input_price}, output_per_million: {output_price}}}
+  - id: gpt-dear
+    provider: fake
+    upstream_model: gpt-4o
+    pricing: {{input_per_million: {input_price}, output_per_million: {dear_output_price}}}
   - id: gpt-free
     provider: fake
     upstream_model: gpt-4o-mini
@@ -181,6 +187,7 @@ def render_config(
         dead_port=_unused_port(),
         input_price=INPUT_PER_MILLION,
         output_price=OUTPUT_PER_MILLION,
+        dear_output_price=DEAR_OUTPUT_PER_MILLION,
         image_price=IMAGE_PRICE,
     )
 

@@ -163,6 +163,44 @@ async def test_without_max_tokens_the_reply_is_capped_at_what_the_credit_pays_fo
     assert given.max_tokens == 7  # the client's own cap is never changed
 
 
+# A fallback whose reply tokens cost 50 times gpt-priced's.
+DEAR_DEPLOYMENT = Deployment(
+    "fake", "gpt-4o", pricing=PricingConfig(input_per_million=1.0, output_per_million=100.0)
+)
+DEAR_ENTRY = dataclasses.replace(
+    ENTRY,
+    id="gpt-dear",
+    pricing=DEAR_DEPLOYMENT.pricing,
+    deployments=(DEAR_DEPLOYMENT,),
+    max_output_tokens=2000,
+)
+
+
+async def test_the_reservation_and_the_cap_cover_a_dearer_fallback(setup: tuple) -> None:  # type: ignore[type-arg]
+    metering, keys, store = setup
+    record = await key(keys, credit_limit=0.01)  # 10,000 micros
+    params = _chat("hi")
+    meter = await metering.admit(
+        record, ENTRY, Demand(params=params, max_output_given=False), RequestContext("r1"), (DEAR_ENTRY,)
+    )
+    balance = await store.balance(record.id)
+    # gpt-dear's 2,000-token ceiling at $100/M does not fit: all of the credit is held, and the cap
+    # is what it pays for at gpt-dear's price (gpt-priced's alone would have allowed 4,096 tokens).
+    assert balance is not None and balance.reserved == 10_000
+    assert 95 <= params.max_tokens < 100
+    worst = Consumption(prompt_tokens=prompt_shape(params).byte_bound(), completion_tokens=params.max_tokens)
+    before = _overruns("gpt-priced")
+    cost = await meter.settle(DEAR_DEPLOYMENT, worst)
+    assert cost is not None and cost <= 0.01 and _overruns("gpt-priced") == before
+    given = _chat("hi", max_tokens=100)
+    ample = await key(keys, credit_limit=1.0)
+    await metering.admit(
+        ample, ENTRY, Demand(params=given, max_output_tokens=100), RequestContext("r2"), (DEAR_ENTRY,)
+    )
+    balance = await store.balance(ample.id)
+    assert balance is not None and balance.reserved == prompt_shape(given).byte_bound() + 100 * 100
+
+
 async def test_near_the_limit_the_prompt_is_counted_with_the_tokenizer(setup: tuple) -> None:  # type: ignore[type-arg]
     metering, keys, store = setup
     record = await key(keys, credit_limit=0.005)  # 5000 micros
@@ -197,10 +235,8 @@ async def test_an_overrun_is_charged_in_full_and_counted(setup: tuple) -> None: 
         )
 
 
-def _overruns() -> float:
-    value = REGISTRY.get_sample_value(
-        "siraya_credit_overruns_total", {"model": "gpt-priced", "provider": "fake"}
-    )
+def _overruns(model: str = "gpt-priced") -> float:
+    value = REGISTRY.get_sample_value("siraya_credit_overruns_total", {"model": model, "provider": "fake"})
     return value or 0.0
 
 
