@@ -6,10 +6,11 @@ stream's first item or its error, kept by server/observability/attempts.py) into
 accounting prices each at its own deployment's price (`upstream_cost`):
 
     the attempt that served             what the request consumed: the same tokens the key pays for
-                                        (a stream cut or cancelled: the prompt plus what it produced)
+                                        (a stream cut or cancelled: the prompt plus what it produced,
+                                        the text no usage covered counted with the tokenizer)
     answered, but lost the hedge race   its own answer's usage
     streamed, then lost the race        its first item's usage; else its prompt, counted, plus the
-                                        text of that item as the stream's running count counts it
+                                        text of that item, counted
     cancelled before any answer         its prompt, counted with the tokenizer: the provider read it
     (a hedge that lost, a client that   (whatever it generated before it noticed is not known)
     went away, the gateway's timeout)
@@ -26,7 +27,7 @@ from typing import Any
 
 from server.accounts.metering import Consumption, Demand
 from server.errors import GatewayError, RequestTimeout
-from server.gateway_usage import count_prompt, usage_consumption_json
+from server.gateway_usage import count_prompt, count_stream_text, usage_consumption_json
 
 __all__ = ["spend_stream", "spend_unary"]
 
@@ -82,9 +83,12 @@ def spend_stream(
     demand: Demand,
 ) -> None:
     """Each attempt's consumption for a stream `route` served (None: none did) with `total` so far;
-    `reported`: the upstream reported usage (else the prompt in `total` is counted here, once)."""
-    if route is not None and not reported and not total.counted:
-        count_prompt(total, demand)
+    `reported`: the upstream reported usage (else the prompt in `total` is counted here, once). The
+    text in `total` that no usage covered is counted here too, with the tokenizer."""
+    if route is not None:
+        if not reported and not total.counted:
+            count_prompt(total, demand)
+        count_stream_text(total)
     if rows is None:
         return
     served: list[Any] | None = None
@@ -101,6 +105,7 @@ def spend_stream(
     def first_item(item: Any) -> Consumption:
         spent = Consumption()
         fold(item, spent)
+        count_stream_text(spent)
         if not spent.prompt_tokens:
             spent.prompt_tokens, spent.counted = prompt.consumption().prompt_tokens, True
         return spent

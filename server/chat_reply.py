@@ -26,11 +26,11 @@ import orjson
 from server.accounts.metering import Consumption, Demand
 from server.errors import UpstreamError
 from server.gateway_usage import (
-    BYTES_PER_TOKEN,
     chunk_is_final,
     chunk_is_final_json,
     completion_consumption,
     completion_consumption_json,
+    estimate_text,
     fold_chunk,
     fold_chunk_json,
     strip_usage,
@@ -38,7 +38,7 @@ from server.gateway_usage import (
     usage_chunk,
     usage_chunk_json,
 )
-from server.providers.openai_relay import EventStamp, relayed_text_bytes, stamp_object
+from server.providers.openai_relay import EventStamp, relayed_text, stamp_object
 from server.routing.route import Route
 from siraya.router.codec.chat import (
     decode_chat_chunk,
@@ -141,12 +141,12 @@ def fold_any_chunk(chunk: ChatChunk, total: Consumption) -> Any:
     """Fold a chunk into the stream's consumption; the usage it carries, else None.
 
     A relayed chunk still in bytes carries no usage (the adapter parses every event that does), so
-    only its text is counted, for the estimate of a stream that ends without usage.
+    only its text is counted and kept, for a stream that ends without usage.
     """
     if type(chunk) is bytes:
-        size = relayed_text_bytes(chunk)
-        if size:
-            total.completion_tokens += -(-size // BYTES_PER_TOKEN)
+        text = relayed_text(chunk)
+        if text:
+            estimate_text(total, text)
         return None
     if type(chunk) is dict:
         return fold_chunk_json(chunk, total)

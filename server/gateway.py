@@ -231,11 +231,11 @@ class Gateway:
         cost; the client sees it only with `show_usage` (chat's `stream_options.include_usage`).
         Usage on any other item is running usage: it is counted, never shown, and becomes the usage
         chunk at the end when no final one came. A stream whose upstream sent no usage at all is
-        settled at its end on the request's estimated prompt and the counted text.
+        settled at its end on its prompt and text, counted with the tokenizer.
 
         A client that goes away cancels the stream: the usage known until then is settled (the
-        upstream's running count of the prompt, else the estimate, plus the text relayed), unless
-        the stream already was.
+        upstream's running count of the prompt, else the tokenizer's, plus the text relayed,
+        counted with the tokenizer), unless the stream already was.
         """
         entry = self._entry(model, kind, key)
         ctx.key_id, ctx.outcome.model = key.id, entry.id

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from itertools import groupby
+
+import orjson
+
 from server import tokens
-from server.accounts.metering import Consumption, Demand
+from server.accounts.metering import Consumption, Demand, StreamText
 from server.accounts.money import usd_to_micros
 from server.accounts.prompt_bound import prompt_shape
 from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2, common_pb2, embeddings_pb2, responses_pb2, videos_pb2
 
 # A token is taken as four bytes of the encoded request: OpenAI's own rule of thumb, cheap enough for
-# every request. It sizes only the tpm pre-check (settled to the upstream's reported usage) and the
-# prompt of an upstream that reports none. The credit reservation does not use it: it bounds the
-# prompt from above (server/accounts/prompt_bound.py, with the real tokenizer when it must).
+# every request. It sizes only the tpm pre-check (settled to the upstream's reported usage) and a
+# stream's running count of its text (counted with the tokenizer if no usage replaces it). The
+# credit reservation does not use it: it bounds the prompt from above
+# (server/accounts/prompt_bound.py, with the real tokenizer when it must).
 BYTES_PER_TOKEN = 4
+# A stream's kept text is joined into one block every so many pieces: a long answer then costs
+# about its own size in memory, not an object per chunk.
+PIECES_PER_BLOCK = 64
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 DEFAULT_VIDEO_SECONDS = 4.0
 
@@ -125,6 +133,7 @@ def _replace_counts(total: Consumption, counted: Consumption) -> None:
     total.audio_prompt_tokens = counted.audio_prompt_tokens
     total.audio_completion_tokens = counted.audio_completion_tokens
     total.reported_cost_micros = counted.reported_cost_micros
+    total.stream_text = None
 
 
 # --- streams ------------------------------------------------------------------------------------
@@ -134,6 +143,64 @@ def _replace_counts(total: Consumption, counted: Consumption) -> None:
 # chunk, with no choices, or the Responses stream's finished response) settles the stream; one on
 # a chunk with choices is running usage (Anthropic's and Gemini's prompt count on their first chunk,
 # or an upstream that puts its usage on the finish chunk), and the chunk's own text still counts.
+#
+# Text no usage covers yet counts as an estimate (`estimate_text`, no tokenizer on the way) and is
+# kept; a usage drops it. A stream that ends without a usage for all of its text (cut, cancelled,
+# an upstream that sends none) has that text counted with the tokenizer when it settles
+# (`count_stream_text`, from server/attempt_spend.py), in place of the estimate.
+
+
+def estimate_text(total: Consumption, text: str | bytes) -> None:
+    """Count a stream's `text` (a relayed piece: bytes as written) as the running estimate, and keep it
+    for `count_stream_text`."""
+    estimate = -(-len(text) // BYTES_PER_TOKEN)
+    total.completion_tokens += estimate
+    kept = total.stream_text
+    if kept is None:
+        kept = total.stream_text = StreamText()
+    kept.estimated += estimate
+    pieces = kept.pieces
+    pieces.append(text)
+    if len(pieces) == PIECES_PER_BLOCK:
+        kept.blocks.append(_block(pieces))
+        pieces.clear()
+
+
+def count_stream_text(total: Consumption) -> None:
+    """Settle the text of a stream that no usage covered: its tokens as the tokenizer counts the whole
+    of it (once: the estimate per piece is dropped), and the consumption marked counted."""
+    kept = total.stream_text
+    if kept is None:
+        return
+    total.stream_text = None
+    text = _joined(kept.blocks + kept.pieces)
+    total.completion_tokens += counted_tokens(len(text), [text]) - kept.estimated
+    total.counted = True
+
+
+def _block(pieces: list[str | bytes]) -> str | bytes:
+    """Pieces of one kind as one (relayed bytes are decoded only if they come to be counted)."""
+    try:
+        return b"".join(pieces) if type(pieces[0]) is bytes else "".join(pieces)  # type: ignore[arg-type]
+    except TypeError:  # str and bytes both
+        return _joined(pieces)
+
+
+def _joined(pieces: list[str | bytes]) -> str:
+    """The text of pieces of either kind."""
+    return "".join(
+        "".join(run) if kind is str else _unescaped(b"".join(run))  # type: ignore[arg-type]
+        for kind, run in groupby(pieces, type)
+    )
+
+
+def _unescaped(relayed: bytes) -> str:
+    """The text of relayed JSON string contents (escapes as written)."""
+    try:
+        text: str = orjson.loads(b'"' + relayed + b'"')
+    except orjson.JSONDecodeError:  # a broken escape (a lone surrogate): the rest is still text
+        return relayed.decode(errors="replace")
+    return text
 
 
 def fold_chunk(chunk: chat_pb2.ChatCompletionChunk, total: Consumption) -> common_pb2.Usage | None:
@@ -143,13 +210,13 @@ def fold_chunk(chunk: chat_pb2.ChatCompletionChunk, total: Consumption) -> commo
         _replace_counts(total, usage_consumption(usage))
     for choice in chunk.choices:
         delta = choice.delta
-        size = len(delta.content) + len(delta.reasoning)
+        text = delta.reasoning + delta.content
         for call in delta.tool_calls:
-            size += len(call.function.arguments) + len(call.function.name)
+            text += call.function.name + call.function.arguments
         if delta.HasField("function_call"):
-            size += len(delta.function_call.arguments) + len(delta.function_call.name)
-        if size:
-            total.completion_tokens += estimate_tokens(size)
+            text += delta.function_call.name + delta.function_call.arguments
+        if text:
+            estimate_text(total, text)
     return usage
 
 
@@ -176,35 +243,12 @@ _TEXT_KEYS = ("content", "reasoning", "reasoning_content")
 _CALL_TEXT_KEYS = ("name", "arguments", "input")
 
 
-def answer_text_size(choices: object, part: str) -> int:
-    """Characters of answer text in the choices of a JSON completion (`part="message"`) or chunk
-    (`"delta"`): content, reasoning, tool-call names and arguments, a custom tool's input.
+def answer_texts(choices: object, part: str) -> list[str]:
+    """The answer's texts in the choices of a JSON completion (`part="message"`) or chunk (`"delta"`):
+    content, reasoning, tool-call names and arguments, a custom tool's input.
 
     It reads an upstream's JSON as it came, so anything of an unexpected type is skipped, not trusted.
     """
-    size = 0
-    if type(choices) is not list:
-        return 0
-    for choice in choices:
-        body = choice.get(part) if type(choice) is dict else None
-        if type(body) is not dict:
-            continue
-        for key in _TEXT_KEYS:
-            value = body.get(key)
-            if type(value) is str:
-                size += len(value)
-        calls = body.get("tool_calls")
-        if type(calls) is list:
-            for call in calls:
-                if type(call) is dict:
-                    size += _call_text_size(call.get("function") or call.get("custom"))
-        size += _call_text_size(body.get("function_call"))
-    return size
-
-
-def answer_texts(choices: object, part: str) -> list[str]:
-    """The answer's texts that `answer_text_size` measures, to count with the tokenizer (unary only:
-    a stream's running estimate keeps to the cheap size)."""
     texts: list[str] = []
     if type(choices) is not list:
         return texts
@@ -227,20 +271,14 @@ def _call_texts(call: object) -> list[str]:
     return [value for key in _CALL_TEXT_KEYS if type(value := call.get(key)) is str]
 
 
-def _call_text_size(call: object) -> int:
-    if type(call) is not dict:
-        return 0
-    return sum(len(value) for key in _CALL_TEXT_KEYS if type(value := call.get(key)) is str)
-
-
 def fold_chunk_json(chunk: JsonObject, total: Consumption) -> JsonObject | None:
     """`fold_chunk` for a chunk kept as OpenAI's JSON object (a relayed chunk that was parsed)."""
     usage = chunk.get("usage")
     if usage is not None:
         _replace_counts(total, usage_consumption_json(usage))
-    size = answer_text_size(chunk.get("choices"), "delta")
-    if size:
-        total.completion_tokens += estimate_tokens(size)
+    text = "".join(answer_texts(chunk.get("choices"), "delta"))
+    if text:
+        estimate_text(total, text)
     return usage
 
 
@@ -253,7 +291,8 @@ def fold_response_event(
     event: responses_pb2.ResponseStreamEvent, total: Consumption
 ) -> responses_pb2.ResponseUsage | None:
     if event.HasField("delta"):
-        total.completion_tokens += estimate_tokens(len(event.delta))
+        if text := event.delta:
+            estimate_text(total, text)
     elif event.HasField("response") and event.response.HasField("usage") and event.type in _FINISHED_EVENTS:
         usage = event.response.usage
         _replace_counts(total, response_consumption(usage))
@@ -326,8 +365,8 @@ def event_is_final(event: responses_pb2.ResponseStreamEvent) -> bool:
 #
 # When an upstream reports no usage at all, the gateway counts the prompt and the answer's text with
 # the real tokenizer (`count_prompt`, `counted_tokens`) and marks the consumption `counted`: the
-# fallback, never used when usage was sent. A stream's running count stays the cheap estimate per
-# chunk; a stream that ends without usage is marked counted too.
+# fallback, never used when usage was sent. A stream that ends without usage is counted the same way
+# when it settles (`count_stream_text`).
 
 
 def completion_consumption(completion: chat_pb2.ChatCompletion, demand: Demand) -> Consumption:

@@ -4,8 +4,9 @@ The gateway meters in OpenAI's terms (`Consumption`): its prompt counts every in
 Anthropic's `input_tokens` leave out the tokens read from or written to a prompt cache, so those
 are added back. In a stream, message_start carries the input counts and message_delta the
 cumulative output (and, from some upstreams, the input again): each replaces what came before.
-Until that usage arrives, text, thinking and tool input deltas are counted as an estimate, so a
-stream the client abandons is still charged for what it received.
+Until that usage arrives, text, thinking and tool input deltas are counted as an estimate and kept,
+so a stream the client abandons is still charged for what it received, counted with the tokenizer
+when it settles (server/gateway_usage.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.accounts.metering import Consumption
-from server.gateway_usage import estimate_tokens
+from server.gateway_usage import estimate_text
 from server.routing.route import Route
 from siraya.router.codec.fields import JsonObject
 
@@ -44,6 +45,7 @@ def _fold_usage(usage: Any, total: Consumption) -> None:
         total.cache_write_tokens = written
     if "output_tokens" in usage:
         total.completion_tokens = _count(usage, "output_tokens")
+        total.stream_text = None  # the text it covers is counted
     details = usage.get("output_tokens_details")
     if isinstance(details, dict):
         total.reasoning_tokens = _count(details, "thinking_tokens")
@@ -65,7 +67,7 @@ def fold_message_event(event: JsonObject, total: Consumption) -> None:
             key = _DELTA_TEXT.get(delta.get("type", ""))
             text = delta.get(key) if key is not None else None
             if isinstance(text, str) and text:
-                total.completion_tokens += estimate_tokens(len(text))
+                estimate_text(total, text)
     elif kind == "message_start":
         message = event.get("message")
         if isinstance(message, dict):

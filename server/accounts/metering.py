@@ -11,7 +11,7 @@ accounting.AccountMetering is the real one: rate limits, credits, moderation and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
@@ -39,6 +39,18 @@ class Demand:
 
 
 @dataclass(slots=True)
+class StreamText:
+    """The text a stream sent since its last usage, of which `Consumption.completion_tokens` holds only
+    the running estimate (`estimated` tokens): kept to be counted with the tokenizer should the
+    stream end without usage (server/gateway_usage.py). A piece is a `str`, or `bytes` as relayed
+    (a JSON string's contents, escapes as written); every so many pieces are joined into a block."""
+
+    estimated: int = 0
+    pieces: list[str | bytes] = field(default_factory=list)
+    blocks: list[str | bytes] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class Consumption:
     """What a request actually consumed, from upstream usage or counted."""
 
@@ -50,7 +62,8 @@ class Consumption:
     images: int = 0
     video_seconds: float = 0.0
     cache_write_tokens: int = 0
-    # The gateway counted (some of) these tokens itself: the upstream reported no usage.
+    # The gateway counted (some of) these tokens itself: the upstream reported no usage, or none yet
+    # for the text at the end of a stream that was cut.
     counted: bool = False
     # Part of prompt_tokens and of completion_tokens: audio, priced apart where the model says so.
     audio_prompt_tokens: int = 0
@@ -58,6 +71,8 @@ class Consumption:
     # What the upstream said the call cost it (OpenRouter-style `usage.cost`), in micro-dollars:
     # recorded beside the gateway's own price, never charged (server/accounts/accounting.py).
     reported_cost_micros: int | None = None
+    # A stream's text not yet covered by a usage (None: none): how it settles when no usage comes.
+    stream_text: StreamText | None = field(default=None, compare=False, repr=False)
 
 
 class Meter:

@@ -38,7 +38,7 @@ __all__ = [
     "completion_problem",
     "relay_event",
     "relay_request",
-    "relayed_text_bytes",
+    "relayed_text",
     "stamp_object",
     "valid_usage",
     "without_cache_control",
@@ -49,7 +49,7 @@ _RESERVED_STREAMING = frozenset({"model", "messages", "stream"})
 _RESERVED = _RESERVED_STREAMING | {"stream_options"}
 
 _USAGE = b'"usage"'
-# The keys of the text deltas, most frequent first (see `relayed_text_bytes`).
+# The keys of the text deltas, most frequent first (see `relayed_text`).
 _TEXT_KEYS = (b'"content":"', b'"arguments":"', b'"reasoning_content":"', b'"reasoning":"')
 _MODEL = b'"model":'
 _COMMA_USAGE_NULL = b',"usage":null'
@@ -58,9 +58,9 @@ _USAGE_NULL_END = b',"usage":null}'
 _MUST_READ = re.compile(rb'"(?:usage"\s*:\s*[^n\s]|error"|provider")')
 _QUOTE, _BACKSLASH, _CLOSE = ord('"'), ord("\\"), ord("}")
 _NESTING = re.compile(rb"[{}\[\]]")
-# The text an answer is made of, for the bytes/4 estimate of a stream whose upstream reports no
-# usage: every string value of these keys (content and reasoning deltas, tool-call names and
-# arguments, a custom tool's input). Escapes count as written.
+# The text an answer is made of, for the running count of a stream until its usage comes: every
+# string value of these keys (content and reasoning deltas, tool-call names and arguments, a custom
+# tool's input), escapes as written.
 TEXT_PATTERN = re.compile(
     rb'"(?:content|reasoning|reasoning_content|arguments|input|name)"\s*:\s*"([^"\\]*(?:\\.[^"\\]*)*)"'
 )
@@ -197,12 +197,13 @@ def chunk_problem(chunk: Any) -> str | None:
     return None
 
 
-def relayed_text_bytes(data: bytes) -> int:
-    """How many bytes of answer text one stream event carries, escapes as written.
+def relayed_text(data: bytes) -> bytes:
+    """The answer text one stream event carries, as the contents of its JSON string (escapes as
+    written); b"" for none.
 
     Most events carry one text delta (content, tool-call arguments, reasoning): the first of those
     keys found is read directly. An event with none of them is searched for every text key
-    (`TEXT_PATTERN`, which also reads spaced JSON).
+    (`TEXT_PATTERN`, which also reads spaced JSON), and their strings are given one after another.
     """
     for key in _TEXT_KEYS:
         at = data.find(key)
@@ -217,8 +218,8 @@ def relayed_text_bytes(data: bytes) -> int:
             if (end - run) % 2 == 0:  # an even run of backslashes escapes itself: the quote is real
                 break
             end = data.find(b'"', end + 1)
-        return end - start if end > 0 else 0
-    return sum(map(len, TEXT_PATTERN.findall(data)))
+        return data[start:end] if end > 0 else b""
+    return b"".join(TEXT_PATTERN.findall(data))
 
 
 def stamp_object(answer: JsonObject, model: str, provider: str, keep_usage_null: bool) -> None:

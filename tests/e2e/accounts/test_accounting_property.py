@@ -7,8 +7,8 @@ Each fake answers with usage the test scripted for that very attempt, so the tes
 upstream reported. At the end, from Postgres:
 - the sum of the key's charges equals its credit decrement;
 - each record's charge is its serving deployment's price times its tokens, and those tokens are the
-  ones its fake reported (a stream that never got its usage: the prompt counted by the tokenizer and
-  the text that came, never nothing);
+  ones its fake reported (a stream that never got its usage: the prompt counted by the tokenizer, or
+  the fake's running count of it, and the text that came, counted by the tokenizer, never nothing);
 - each record's upstream cost is the sum of its attempts, each at its own deployment's price: the
   winner's tokens, a billed failure's reported usage, a lost hedge's counted prompt; so the total
   upstream cost equals what the fakes reported plus what the gateway counted for calls that never
@@ -38,9 +38,12 @@ from tests.e2e.accounts_harness import GatewayProcess
 from tests.e2e.loop_gateway import LoopGateway
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream
 from tests.fakes.anthropic_upstream.control import AnthropicFault, ScriptedMessage
+from tests.fakes.anthropic_upstream.replies import _pieces as anthropic_deltas
 from tests.fakes.gemini_upstream import FakeGeminiUpstream
 from tests.fakes.gemini_upstream.control import GeminiFault, GeminiReply
+from tests.fakes.gemini_upstream.replies import _pieces as gemini_slices
 from tests.fakes.openai_upstream import FakeOpenAIUpstream, Fault, ScriptedReply
+from tests.fakes.openai_upstream.replies import split_words
 from tests.unit.server.accounts.accounts_backends import (
     REDIS_URL,
     postgres_unavailable,
@@ -96,7 +99,9 @@ models:
       - {{provider: anthropic, upstream_model: claude-sonnet-4-5, pricing: {price_anthropic}}}
       - {{provider: google, upstream_model: gemini-2.5-flash, pricing: {price_google}}}
 """
+# With a few words a token per four bytes gets wrong, so that a count of the text shows which it was.
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho".split()
+WORDS += ["三角形的内角", "3141592653", "антидисестаблишментарианизм"]
 
 
 def _pricing(provider: str) -> str:
@@ -361,9 +366,38 @@ async def _ledger(dsn: str, key_id: str, count: int) -> tuple[dict[str, LedgerRe
         await store.close()
 
 
+def _counted(text: str) -> int:
+    return len(tokens.encoding("cl100k_base").encode_ordinary(text))
+
+
 def _counted_prompt(text: str) -> tuple[int, int]:
-    counted = len(tokens.encoding("cl100k_base").encode_ordinary(text))
+    counted = _counted(text)
     return counted, counted + 16
+
+
+def _streamed(plan: Plan) -> list[str]:
+    """The pieces of text the serving fake streams its reply in, in order."""
+    if plan.served_by in ("alpha", "beta"):
+        return split_words(plan.reply_text)
+    if plan.served_by == "anthropic":
+        return anthropic_deltas(plan.reply_text)
+    return gemini_slices(plan.reply_text)
+
+
+def _counted_beginnings(plan: Plan) -> set[int]:
+    """The tokenizer's count of each beginning of the reply a stream can have sent before it stopped."""
+    pieces = _streamed(plan)
+    return {_counted("".join(pieces[:end])) for end in range(1, len(pieces) + 1)}
+
+
+def _check_cut_prompt(plan: Plan, prompt_tokens: int, where: str) -> None:
+    """The prompt of a stream that stopped before its usage: Anthropic's and Gemini's running count,
+    else (an OpenAI-protocol upstream reports nothing before its end) the tokenizer's."""
+    if plan.served_by in ("alpha", "beta"):
+        low, high = _counted_prompt(plan.prompt_text)
+        assert low < prompt_tokens <= high, where
+    else:
+        assert prompt_tokens == plan.usage[0], where
 
 
 def _check(plans: list[Plan], records: dict[str, LedgerRecord], used: int) -> None:
@@ -403,17 +437,22 @@ def _check(plans: list[Plan], records: dict[str, LedgerRecord], used: int) -> No
                 plan.served_by, record.prompt_tokens, record.completion_tokens
             )
             assert record.completion_tokens > 0, where
-            if record.token_source == "counted":
-                low, high = _counted_prompt(plan.prompt_text)
-                assert low < record.prompt_tokens <= high, where
-            else:
-                assert record.prompt_tokens == plan.usage[0], where  # the upstream's running count
+            # No usage covered the text that came before the client left: the tokenizer counted it.
+            assert record.token_source == "counted", where
+            assert record.completion_tokens in _counted_beginnings(plan), where
+            _check_cut_prompt(plan, record.prompt_tokens, where)
         else:
             assert plan.scenario == "cut", where
             assert record.cost_micros == 0, where  # a stream the upstream broke is not the key's to pay
             winner = attempts[-1]  # it failed after its first item: nothing was tried after it
             assert winner.provider == plan.served_by, where
-            assert winner.upstream_cost_micros > 0 and winner.completion_tokens > 0, where
+            assert winner.upstream_cost_micros > 0, where
+            # What the fake sent before its cut (OpenAI's role chunk and two words, Anthropic's first
+            # text delta, Gemini's first event), counted with the tokenizer.
+            pieces = _streamed(plan)
+            sent = "".join(pieces[:2] if plan.served_by in ("alpha", "beta") else pieces[:1])
+            assert (winner.completion_tokens, winner.token_source) == (_counted(sent), "counted"), where
+            _check_cut_prompt(plan, winner.prompt_tokens, where)
         # What each attempt that did not serve cost the operator.
         failures = [a for a in attempts if a.outcome == "error"]
         if plan.scenario == "billed":

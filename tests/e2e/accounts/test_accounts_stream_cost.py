@@ -1,7 +1,7 @@
 """A stream's usage carries its cost: the usage chunk (stream_options.include_usage) and the
 Responses stream's response.completed are settled when they arrive, exactly once, and carry what
 the ledger and the key were charged. An upstream that reports no usage at all is settled at the
-stream's end on the fallback: the request's estimated prompt plus the text counted."""
+stream's end on the fallback: its prompt and text, counted with the tokenizer."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from server import tokens
 from tests.e2e.accounts_harness import (
     INPUT_PER_MILLION,
     OUTPUT_PER_MILLION,
@@ -68,11 +69,11 @@ def test_a_streamed_chat_usage_chunk_carries_the_charged_cost(accounts: Accounts
     assert (data["tokens_prompt"], data["tokens_completion"]) == (1000, 500)
 
 
-def test_a_streamed_chat_whose_upstream_reports_no_usage_is_settled_on_the_estimate(
+def test_a_streamed_chat_whose_upstream_reports_no_usage_is_settled_on_the_gateways_count(
     accounts: AccountsHarness,
 ) -> None:
-    """The fallback, for an upstream that sends no usage even when asked: the request's estimated
-    prompt plus the streamed text counted, never zero and never the scripted 500."""
+    """The fallback, for an upstream that sends no usage even when asked: the prompt and the streamed
+    text counted with the tokenizer, never zero and never the scripted 500."""
     _, secret = accounts.create_key(credit_limit=1.0)
     accounts.upstream.script_chat(ScriptedReply(content="hello there", usage=SCRIPTED_USAGE, no_usage=True))
     raw = sdk(accounts, secret).chat.completions.with_raw_response.create(
@@ -86,7 +87,10 @@ def test_a_streamed_chat_whose_upstream_reports_no_usage_is_settled_on_the_estim
     assert record.status_code == 200, record.text
     data = record.json()["data"]
     assert data["status"] == "success" and data["streamed"] is True
-    assert 0 < data["tokens_prompt"] < 1000 and 0 < data["tokens_completion"] < 500
+    assert 0 < data["tokens_prompt"] < 1000
+    # "hello there": two tokens, where a token per four bytes of each streamed word would make four.
+    assert data["tokens_completion"] == len(tokens.encoding("cl100k_base").encode_ordinary("hello there"))
+    assert data["token_source"] == "counted"
     assert data["total_cost"] == pytest.approx(
         _price(data["tokens_prompt"], data["tokens_completion"]), abs=1e-12
     )

@@ -4,7 +4,7 @@ The OpenAI SDK does not set `stream_options.include_usage`, so most streams arri
 gateway still asks an OpenAI-protocol upstream for usage, reads Anthropic's and Gemini's (which they
 always send), settles the key and the ledger with it, and shows the client a usage chunk only when
 it asked: then exactly one, carrying the cost. A client that leaves mid-stream is charged the
-prompt (Anthropic's and Gemini's own count, else the request's estimate) and the text relayed.
+prompt (Anthropic's and Gemini's own count, else the tokenizer's) and the text relayed, counted.
 """
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ def test_a_cancelled_stream_is_charged_the_prompt_and_what_was_relayed(
     data = generation(harness, secret, request_id)
     assert data["status"] == "cancelled" and data["streamed"] is True
     # Anthropic's message_start and Gemini's first usageMetadata give the prompt's own count;
-    # an OpenAI-protocol upstream reports nothing before its end, so the request's estimate stands.
+    # an OpenAI-protocol upstream reports nothing before its end, so the gateway's count stands.
     if model.startswith("gpt"):
         assert 0 < data["tokens_prompt"] < PROMPT_TOKENS
     else:

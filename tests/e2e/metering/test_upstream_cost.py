@@ -20,6 +20,7 @@ from server import tokens
 from siraya.router.v1 import admin_pb2, admin_pb2_grpc
 from tests.e2e.console_harness import ADMIN_KEY, ALPHA_FIRST, ConsoleHarness
 from tests.fakes.openai_upstream import Fault, ScriptedReply
+from tests.fakes.openai_upstream.replies import split_words
 
 CHAT = "/v1/chat/completions"
 PROMPT = "Tell me what the hedged request cost the operator, please."
@@ -147,6 +148,9 @@ def test_a_failed_call_the_provider_billed_is_spend_the_key_does_not_pay(gw: Con
 
 def test_a_stream_cut_after_tokens_is_spend_although_the_key_pays_nothing(gw: ConsoleHarness) -> None:
     key_id, secret = gw.new_key("cut", credit_limit=1.0)
+    # Words a token per four bytes gets wrong: CJK, where a character is a token or two, and digits.
+    reply = "国际化的人工智能网关 31415926535897932384 antidisestablishmentarianism and the rest"
+    gw.beta.script_chat(ScriptedReply(content=reply))
     gw.beta.inject(Fault(path=CHAT, reset_after_chunks=3))
     raw = gw.client(secret).chat.completions.with_raw_response.create(
         model="solo-beta", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
@@ -159,7 +163,12 @@ def test_a_stream_cut_after_tokens_is_spend_although_the_key_pays_nothing(gw: Co
     (attempt,) = record["attempts"]
     low, high = _counted_prompt_bounds()
     assert attempt["token_source"] == "counted" and low < attempt["tokens_prompt"] <= high
-    assert attempt["tokens_completion"] > 0, "the words streamed before the cut"
+    # The fake sent its role chunk and two words before the cut: those words, as the tokenizer counts
+    # them, never the upstream's usage (it never came) nor a token per four bytes of them.
+    sent = split_words(reply)[:2]
+    counted = len(tokens.encoding("cl100k_base").encode_ordinary("".join(sent)))
+    assert counted - sum(-(-len(word.encode()) // 4) for word in sent) >= 5
+    assert attempt["tokens_completion"] == counted
     # solo-beta: $1 / $2 per million.
     spent = attempt["tokens_prompt"] + attempt["tokens_completion"] * 2
     assert _micros(attempt["upstream_cost"]) == spent == _micros(record["upstream_cost"])

@@ -17,7 +17,7 @@ import pytest
 from server.accounts.metering import Consumption
 from server.errors import UpstreamError
 from server.gateway_usage import (
-    answer_text_size,
+    answer_texts,
     chunk_is_final,
     chunk_is_final_json,
     fold_chunk,
@@ -29,7 +29,7 @@ from server.providers.openai_relay import (
     completion_problem,
     relay_event,
     relay_request,
-    relayed_text_bytes,
+    relayed_text,
     without_cache_control,
 )
 from siraya.router.codec.chat import decode_chat_chunk
@@ -296,10 +296,17 @@ def test_relayed_text_is_counted_as_written() -> None:
         b'{"choices":[{"delta":{"role":"assistant","content":""}}],"usage":null}': 0,
         b'{"choices":[{"delta": {"content" : "spaced"}}]}': 6,
     }
-    assert {data: relayed_text_bytes(data) for data in chunks} == chunks
+    assert {data: len(relayed_text(data)) for data in chunks} == chunks
+    # The text itself is kept, to count with the tokenizer should the stream's usage never come.
+    first, _, third, fourth, *_ = chunks
+    assert (relayed_text(first), relayed_text(third), relayed_text(fourth)) == (
+        b"Hello there",
+        b'{\\"a\\":',
+        b"graw",
+    )
     # Escapes count as written; the parsed count is of characters: never more.
     for data in chunks:
-        assert answer_text_size(orjson.loads(data)["choices"], "delta") <= chunks[data]
+        assert len("".join(answer_texts(orjson.loads(data)["choices"], "delta"))) <= chunks[data]
 
 
 CHUNKS: list[Any] = [orjson.loads(data) for data in (*OPENAI_STREAM, USAGE_CHUNK)] + [
