@@ -283,6 +283,10 @@ class Price:
     # Whether it prices audio or reasoning tokens apart from the rest of the prompt and reply (set
     # when made: `tokens` reads it on every charge).
     prices_details: bool = field(init=False, repr=False, compare=False, default=False)
+    # The dearest a prompt token and a reply token can be before anyone knows how much will be
+    # cached, audio or reasoning (set when made: every reservation reads them).
+    dearest_input: int = field(init=False, repr=False, compare=False, default=0)
+    dearest_output: int = field(init=False, repr=False, compare=False, default=0)
 
     @classmethod
     def from_usd(
@@ -341,6 +345,17 @@ class Price:
             or self.reasoning_per_million is not None
         )
         object.__setattr__(self, "prices_details", details)
+        dearest_input = max(
+            self.input_per_million,
+            self.cached_input_per_million or 0,
+            self.cache_write_per_million or 0,
+            self.audio_input_per_million or 0,
+        )
+        object.__setattr__(self, "dearest_input", dearest_input)
+        dearest_output = max(
+            self.output_per_million, self.reasoning_per_million or 0, self.audio_output_per_million or 0
+        )
+        object.__setattr__(self, "dearest_output", dearest_output)
 
     def tokens(
         self,
@@ -446,39 +461,24 @@ _OPTIONAL_PRICES = (
 )
 
 
-def _dearest_input(price: Price) -> int:
-    return max(
-        price.input_per_million,
-        price.cached_input_per_million or 0,
-        price.cache_write_per_million or 0,
-        price.audio_input_per_million or 0,
-    )
-
-
-def _dearest_output(price: Price) -> int:
-    return max(
-        price.output_per_million, price.reasoning_per_million or 0, price.audio_output_per_million or 0
-    )
-
-
 def worst_token_cost(price: Price, prompt_tokens: int, completion_tokens: int) -> int:
     """The most `prompt_tokens` and `completion_tokens` can cost before anyone knows what the prompt
     cache will hit or write, or how much of the reply is reasoning or audio: every prompt token at
     the dearest of the input prices, every reply token at the dearest of the output prices."""
-    dearest = _dearest_input(price)
+    dearest = price.dearest_input
     prompt = _whole("prompt_tokens", prompt_tokens)
     completion = _whole("completion_tokens", completion_tokens)
-    return _token_charge(prompt, completion, 0, dearest, _dearest_output(price), dearest)
+    return _token_charge(prompt, completion, 0, dearest, price.dearest_output, dearest)
 
 
 def affordable_completion_tokens(price: Price, prompt_tokens: int, budget_micros: int) -> int | None:
     """The most completion tokens `budget_micros` pays for on top of the prompt (taken as in
     `worst_token_cost`); None when output is free. Exact: `worst_token_cost(price, prompt, k)` is
     within the budget for this k and above it for k + 1."""
-    output = _dearest_output(price)
+    output = price.dearest_output
     if output == 0:
         return None
-    room = budget_micros * TOKENS_PER_MILLION - _whole("prompt_tokens", prompt_tokens) * _dearest_input(price)
+    room = budget_micros * TOKENS_PER_MILLION - _whole("prompt_tokens", prompt_tokens) * price.dearest_input
     return max(0, room // output)
 
 

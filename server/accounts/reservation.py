@@ -56,8 +56,9 @@ def _model_ceiling(entry: CatalogueEntry, prompt_tokens: int) -> int:
 
 # `bounds` and `reply_cap` run on every request of a key with a credit limit, so they do in a loop
 # what money.worst_token_cost and money.affordable_completion_tokens say (the unit test
-# test_reservation.py checks that they agree): each prompt token at the dearest of the input and
-# cache prices, one rounding up per request, images and video seconds at their own prices.
+# test_reservation.py checks that they agree): each prompt token at the dearest of the input, cache
+# and audio prices, each reply token at the dearest of the output, reasoning and audio prices, one
+# rounding up per request, images and video seconds at their own prices.
 
 
 def bounds(models: Candidates, demand: Demand, prompt_tokens: int) -> tuple[int, int]:
@@ -67,11 +68,8 @@ def bounds(models: Candidates, demand: Demand, prompt_tokens: int) -> tuple[int,
     minimum = maximum = 0
     media = 0
     for price in models.prices:
-        dearest = max(
-            price.input_per_million, price.cached_input_per_million or 0, price.cache_write_per_million or 0
-        )
-        prompt = prompt_tokens * dearest
-        output = price.output_per_million
+        prompt = prompt_tokens * price.dearest_input
+        output = price.dearest_output
         if demand.images or demand.video_seconds:
             media = _media(price, demand)
         minimum = max(minimum, -(-(prompt + least * output) // TOKENS_PER_MILLION) + media)
@@ -84,15 +82,10 @@ def reply_cap(models: Candidates, demand: Demand, prompt_tokens: int, held_micro
     the ceiling."""
     total = reply_ceiling(models, demand, prompt_tokens)
     for price in models.prices:
-        output = price.output_per_million
+        output = price.dearest_output
         if output:
-            dearest = max(
-                price.input_per_million,
-                price.cached_input_per_million or 0,
-                price.cache_write_per_million or 0,
-            )
             media = _media(price, demand) if demand.images or demand.video_seconds else 0
-            room = (held_micros - media) * TOKENS_PER_MILLION - prompt_tokens * dearest
+            room = (held_micros - media) * TOKENS_PER_MILLION - prompt_tokens * price.dearest_input
             total = min(total, max(0, room // output))
     return max(1, total // demand.choices)
 

@@ -72,6 +72,26 @@ def test_the_cap_is_what_the_held_amount_pays_for_on_the_dearest_deployment(held
         assert any(worst_token_cost(price, prompt, cap + 1) > held for price in prices)
 
 
+# Reasoning and audio reply tokens dearer than the rest of the reply, an audio prompt dearer than text.
+DETAILED = Price.from_usd(
+    input_per_million=2.0,
+    output_per_million=8.0,
+    reasoning_per_million=20.0,
+    audio_input_per_million=40.0,
+    audio_output_per_million=80.0,
+)
+
+
+def test_reasoning_and_audio_prices_are_inside_the_bounds_and_the_cap() -> None:
+    given = Demand(max_output_tokens=300, max_output_given=True)
+    assert bounds(only(ENTRY, DETAILED), given, 100) == (worst_token_cost(DETAILED, 100, 300),) * 2
+    uncapped = Demand(max_output_tokens=4096, max_output_given=False)
+    assert bounds(only(ENTRY, DETAILED), uncapped, 100)[1] == worst_token_cost(DETAILED, 100, 1000)
+    held = worst_token_cost(DETAILED, 100, 250)
+    cap = reply_cap(only(ENTRY, CHEAP, DETAILED), uncapped, 100, held)
+    assert worst_token_cost(DETAILED, 100, cap) <= held < worst_token_cost(DETAILED, 100, cap + 1)
+
+
 def test_the_cap_is_per_choice() -> None:
     demand = Demand(max_output_tokens=4096, max_output_given=False, choices=4)
     held = worst_token_cost(CHEAP, 0, 400)
