@@ -1,5 +1,6 @@
 """The built-in price catalogue (catalogue.yaml beside this module): list prices and model limits of the
-well-known providers, each with the page it came from and the day it was read.
+well-known providers, each with the page it came from, that page's date, and (once someone has read
+the figures off that page) the day they were checked.
 
 A provider of the config is matched to a catalogue provider by the host of its `base_url` (the
 embedded defaults' OpenAI, Groq, ... and the Anthropic and Gemini APIs), or by its explicit
@@ -20,7 +21,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "CATALOGUE_FILE",
@@ -76,15 +77,23 @@ class _Entry(_Strict):
     max_output_tokens: _Tokens | None = None
     source: Annotated[str, Field(pattern=r"^https://")]
     as_of: str
+    # The day the figures were read off `source` and found right; unset: never checked against it.
+    verified: str | None = None
     note: str | None = None
 
-    @field_validator("as_of", mode="before")
+    @field_validator("as_of", "verified", mode="before")
     @classmethod
-    def _iso_date(cls, value: Any) -> str:
+    def _iso_date(cls, value: Any) -> str | None:
         # YAML reads 2025-10-01 as a date; a string must be one too.
-        if isinstance(value, datetime.date):
-            return value.isoformat()
+        if value is None or isinstance(value, datetime.date):
+            return None if value is None else value.isoformat()
         return datetime.date.fromisoformat(str(value)).isoformat()
+
+    @model_validator(mode="after")
+    def _checked_after_the_page(self) -> _Entry:
+        if self.verified is not None and self.verified < self.as_of:
+            raise ValueError(f"verified on {self.verified} is before the page's as_of {self.as_of}")
+        return self
 
 
 class _Provider(_Strict):
@@ -118,6 +127,7 @@ class ListedModel:
     max_output_tokens: int | None = None
     source: str = ""
     as_of: str = ""
+    verified: str | None = None
     note: str | None = None
     # The prompt-token bound for a reservation: (OpenAI encoding, factor over its count).
     counting: tuple[str, float] = DEFAULT_COUNTING

@@ -226,3 +226,15 @@ def test_a_catalogue_file_is_checked() -> None:
     loaded = load_catalogue(_file(f"m: {{{fields}}}"))
     assert loaded.lookup("p", "m") is not None
     assert loaded.provider_for("https://p.test/v1") == "p"
+
+
+def test_an_entry_says_when_its_figures_were_checked_against_its_source() -> None:
+    fields = "input_per_million: 1, source: 'https://x.test/', as_of: 2026-02-05"
+    loaded = load_catalogue(_file(f"checked: {{{fields}, verified: 2026-12-06}}, unchecked: {{{fields}}}"))
+    checked, unchecked = loaded.lookup("p", "checked"), loaded.lookup("p", "unchecked")
+    assert checked is not None and checked.verified == "2026-12-06"
+    assert unchecked is not None and unchecked.verified is None
+    with pytest.raises(ValidationError, match="verified"):
+        load_catalogue(_file(f"m: {{{fields}, verified: lately}}"))
+    with pytest.raises(ValidationError, match="verified on 2026-01-01 is before the page's as_of 2026-02-05"):
+        load_catalogue(_file(f"m: {{{fields}, verified: 2026-01-01}}"))
