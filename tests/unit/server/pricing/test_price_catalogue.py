@@ -50,6 +50,10 @@ def test_every_entry_of_the_shipped_file_names_its_source_and_date_and_prices_it
                 assert "embed" in model.model, model  # only embeddings bill input alone
             if model.max_output_tokens is not None and model.context_window is not None:
                 assert model.max_output_tokens <= model.context_window, model
+            if model.verified is None:
+                assert model.note is not None and model.note.startswith("unverified"), model
+            else:
+                assert datetime.date.fromisoformat(model.verified) <= datetime.date.today(), model
 
 
 def test_the_embedded_defaults_serve_no_unpriced_model() -> None:
