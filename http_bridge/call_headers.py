@@ -1,4 +1,8 @@
-"""Response headers a call's initial metadata carries (x-ratelimit-*), for the HTTP response."""
+"""Response headers a call's metadata carries (x-request-id, x-ratelimit-*), for the HTTP response.
+
+A stream's come in its initial metadata; a unary call's in its trailing metadata, with the reply
+(server/services/response_headers.py).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,7 @@ from typing import Any
 from server.rpc_status import RESPONSE_HEADER_PREFIXES
 
 
-async def call_headers(call: Any) -> dict[str, str]:
-    """The x-ratelimit-* headers of a finished or started call (empty when it sent none)."""
-    metadata = await call.initial_metadata()
+def _response_headers(metadata: Any) -> dict[str, str]:
     if not metadata:
         return {}
     return {
@@ -19,7 +21,12 @@ async def call_headers(call: Any) -> dict[str, str]:
     }
 
 
+async def call_headers(call: Any) -> dict[str, str]:
+    """The response headers of a started stream (empty when it sent none)."""
+    return _response_headers(await call.initial_metadata())
+
+
 async def unary(call: Any) -> tuple[Any, dict[str, str]]:
     """Await a unary call: (the reply, its response headers)."""
     reply = await call
-    return reply, await call_headers(call)
+    return reply, _response_headers(await call.trailing_metadata())

@@ -25,12 +25,13 @@ class _Aborted(grpc.aio.AioRpcError):
 class InProcessContext:
     """The part of grpc.aio.ServicerContext the servicers use."""
 
-    __slots__ = ("_metadata", "_deadline", "initial")
+    __slots__ = ("_metadata", "_deadline", "initial", "trailing")
 
     def __init__(self, metadata: Metadata | None, timeout: float | None) -> None:
         self._metadata = tuple(metadata or ())
         self._deadline = time.monotonic() + timeout if timeout is not None else None
         self.initial: tuple[tuple[str, str | bytes], ...] = ()
+        self.trailing: tuple[tuple[str, str | bytes], ...] = ()
 
     async def send_initial_metadata(self, metadata: Metadata) -> None:
         self.initial = tuple(metadata)
@@ -53,14 +54,14 @@ class InProcessContext:
         raise _Aborted(code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailing_metadata), details)
 
     def set_trailing_metadata(self, metadata: Metadata) -> None:
-        pass
+        self.trailing = tuple(metadata)
 
     def cancelled(self) -> bool:
         return False
 
 
 class InProcessUnaryCall:
-    """An awaitable call, like grpc.aio.UnaryUnaryCall: `await call`, then `await call.initial_metadata()`."""
+    """An awaitable call, like grpc.aio.UnaryUnaryCall: `await call`, then its metadata."""
 
     __slots__ = ("_reply", "_context")
 
@@ -73,6 +74,9 @@ class InProcessUnaryCall:
 
     async def initial_metadata(self) -> grpc.aio.Metadata:
         return grpc.aio.Metadata(*self._context.initial)
+
+    async def trailing_metadata(self) -> grpc.aio.Metadata:
+        return grpc.aio.Metadata(*self._context.trailing)
 
 
 class InProcessStreamCall:

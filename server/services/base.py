@@ -35,6 +35,7 @@ from server.routing.timeouts import (
 )
 from server.rpc_decoding import UNDECODABLE, undecodable
 from server.rpc_status import to_grpc_status
+from server.services.response_headers import set_unary_response_headers
 from siraya.router.codec.errors import CodecError
 
 logger = logging.getLogger("siraya.server")
@@ -200,6 +201,7 @@ def unary_rpc(
         except Exception as error:  # noqa: BLE001 - every failure becomes a Status
             failure = _as_gateway_error(error, method.__name__, call.request_id)
         else:
+            set_unary_response_headers(context, call.observation.ctx)
             call.observation.finish(200, grpc.StatusCode.OK, None)
             return reply
         finally:

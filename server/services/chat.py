@@ -37,7 +37,6 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         key = await self._gateway.authenticate(authorization, ctx)
         params = _params_of(request, ctx)
         answer = await self._gateway.chat(params, key, ctx, request.openai_body)
-        await send_response_headers(context, ctx)
         if request.openai_json:
             return chat_pb2.CreateChatCompletionResponse(
                 completion_json=answer.as_json(), provider=answer.provider

@@ -94,7 +94,6 @@ class CompletionsServicer(completions_pb2_grpc.CompletionsServiceServicer):
             if prompt_ctx is not ctx:
                 _fold(ctx.outcome, prompt_ctx.outcome)
             answer.add(position, prompt, chat)
-        await send_response_headers(context, ctx)
         return completions_pb2.CreateCompletionResponse(completion=answer.completion)
 
     @streaming_rpc

@@ -6,7 +6,6 @@ import grpc
 
 from server.gateway import Gateway
 from server.services.base import call_context, unary_rpc
-from server.services.response_headers import send_response_headers
 from siraya.router.codec.validate import check_embedding_params
 from siraya.router.v1 import embeddings_pb2, embeddings_pb2_grpc
 
@@ -23,5 +22,4 @@ class EmbeddingsServicer(embeddings_pb2_grpc.EmbeddingsServiceServicer):
         key = await self._gateway.authenticate(authorization, ctx)
         check_embedding_params(request.params)
         result = await self._gateway.embed(request.params, key, ctx)
-        await send_response_headers(context, ctx)
         return embeddings_pb2.CreateEmbeddingResponse(result=result)

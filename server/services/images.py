@@ -6,7 +6,6 @@ import grpc
 
 from server.gateway import Gateway
 from server.services.base import call_context, unary_rpc
-from server.services.response_headers import send_response_headers
 from siraya.router.codec.validate import check_image_params
 from siraya.router.v1 import images_pb2, images_pb2_grpc
 
@@ -23,5 +22,4 @@ class ImagesServicer(images_pb2_grpc.ImagesServiceServicer):
         key = await self._gateway.authenticate(authorization, ctx)
         check_image_params(request.params)
         result = await self._gateway.generate_images(request.params, key, ctx)
-        await send_response_headers(context, ctx)
         return images_pb2.GenerateImagesResponse(result=result)

@@ -99,7 +99,6 @@ class MessagesServicer(messages_pb2_grpc.MessagesServiceServicer):
         if request.anthropic_json:
             body = _relay_body(request.params, request.body_json)
             answer = await self._gateway.message_json(params, body, key, ctx)
-            await send_response_headers(context, ctx)
             return messages_pb2.CreateMessageResponse(
                 message_json=orjson.dumps(answer), provider=answer["provider"]
             )
@@ -108,7 +107,6 @@ class MessagesServicer(messages_pb2_grpc.MessagesServiceServicer):
             message = message_from_chat(completion)
         except UntranslatableReply as error:
             raise _untranslatable(completion.provider, error) from None
-        await send_response_headers(context, ctx)
         return messages_pb2.CreateMessageResponse(message=message)
 
     @streaming_rpc

@@ -26,7 +26,6 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer):
         key = await self._gateway.authenticate(authorization, ctx)
         check_response_params(request.params)
         response = await self._gateway.respond(request.params, key, ctx)
-        await send_response_headers(context, ctx)
         return responses_pb2.CreateResponseResponse(response=response)
 
     @streaming_rpc

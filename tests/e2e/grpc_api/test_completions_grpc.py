@@ -60,7 +60,7 @@ def test_unary_with_prompts_and_echo(clients_gateway: ClientsGatewayHarness) -> 
             completion.usage.total_tokens
             == completion.usage.prompt_tokens + completion.usage.completion_tokens
         )
-        assert dict(await call.initial_metadata())["x-request-id"].startswith("req_")
+        assert dict(await call.trailing_metadata())["x-request-id"].startswith("req_")
         # What the bridge writes for it is OpenAI's CreateCompletionResponse.
         assert_matches_schema(json.loads(encode_completion(completion)), "CreateCompletionResponse")
 

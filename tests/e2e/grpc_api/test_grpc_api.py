@@ -48,8 +48,11 @@ def test_health_and_models(harness: GatewayHarness) -> None:
         health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         models = models_pb2_grpc.ModelsServiceStub(channel)
-        listed = await models.ListModels(models_pb2.ListModelsRequest(), metadata=auth)
+        call = models.ListModels(models_pb2.ListModelsRequest(), metadata=auth)
+        listed = await call
         assert "gpt-test" in {m.id for m in listed.data}
+        # Every unary RPC tells its caller the gateway's request id, with the reply.
+        assert str(dict(await call.trailing_metadata())["x-request-id"]).startswith("req_")
         got = await models.GetModel(models_pb2.GetModelRequest(id="embed-test"), metadata=auth)
         assert got.model.kind == models_pb2.MODEL_KIND_EMBEDDING
 
@@ -289,7 +292,9 @@ def test_a_callers_request_id_is_a_label_not_the_ledger_identity(harness: Gatewa
                 chat_pb2.CreateChatCompletionRequest(params=chat_params("ids")), metadata=metadata
             )
             await call
-            ids.append(dict(await call.initial_metadata())["x-request-id"])
+            # A unary call's headers ride with its reply, not in initial metadata of their own.
+            assert not await call.initial_metadata()
+            ids.append(dict(await call.trailing_metadata())["x-request-id"])
         assert ids[0] != ids[1] and all(rid.startswith("req_") for rid in ids)
         assert harness.native.requests[-1].headers["x-client-request-id"] == "same-id"
         assert harness.native.requests[-1].headers["x-request-id"] == ids[1]
@@ -299,7 +304,7 @@ def test_a_callers_request_id_is_a_label_not_the_ledger_identity(harness: Gatewa
             metadata=(*metadata, ("x-siraya-bridge", "0" * 32)),
         )
         await forged
-        assert dict(await forged.initial_metadata())["x-request-id"] != "same-id"
+        assert dict(await forged.trailing_metadata())["x-request-id"] != "same-id"
         refused = chat.CreateChatCompletion(
             chat_pb2.CreateChatCompletionRequest(params=chat_params("ids", model="no-such-model")),
             metadata=metadata,
