@@ -86,7 +86,7 @@ def spend_stream(
     `reported`: the upstream reported usage (else the prompt in `total` is counted here, once). The
     text in `total` that no usage covered is counted here too, with the tokenizer."""
     if route is not None:
-        if not reported and not total.counted:
+        if not reported and not total.counted and not total.prompt_reported:
             count_prompt(total, demand)
         count_stream_text(total)
     if rows is None:

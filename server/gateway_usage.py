@@ -126,6 +126,7 @@ def reported_cost(usd: object) -> int | None:
 def _replace_counts(total: Consumption, counted: Consumption) -> None:
     """The upstream's reported usage replaces what was counted so far."""
     total.prompt_tokens = counted.prompt_tokens
+    total.prompt_reported = True
     total.completion_tokens = counted.completion_tokens
     total.cached_tokens = counted.cached_tokens
     total.reasoning_tokens = counted.reasoning_tokens

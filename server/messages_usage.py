@@ -19,6 +19,7 @@ from server.routing.route import Route
 from siraya.router.codec.fields import JsonObject
 
 __all__ = [
+    "EstimatedUsage",
     "fold_message_event",
     "message_consumption",
     "message_event_usage",
@@ -27,6 +28,11 @@ __all__ = [
 ]
 
 _DELTA_TEXT = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
+
+
+class EstimatedUsage(dict):  # type: ignore[type-arg]
+    """A usage whose `input_tokens` is the gateway's estimate, not the upstream's count: the
+    message_start of a stream translated from chat chunks. It is written as a plain object."""
 
 
 def _count(usage: JsonObject, key: str) -> int:
@@ -43,6 +49,7 @@ def _fold_usage(usage: Any, total: Consumption) -> None:
         total.prompt_tokens = _count(usage, "input_tokens") + cached + written
         total.cached_tokens = cached
         total.cache_write_tokens = written
+        total.prompt_reported = type(usage) is not EstimatedUsage
     if "output_tokens" in usage:
         total.completion_tokens = _count(usage, "output_tokens")
         total.stream_text = None  # the text it covers is counted

@@ -65,6 +65,9 @@ class Consumption:
     # The gateway counted (some of) these tokens itself: the upstream reported no usage, or none yet
     # for the text at the end of a stream that was cut.
     counted: bool = False
+    # prompt_tokens is the upstream's own count, from a usage that came before the stream ended (a
+    # stream that is then cut keeps it rather than counting the prompt itself).
+    prompt_reported: bool = field(default=False, compare=False, repr=False)
     # Part of prompt_tokens and of completion_tokens: audio, priced apart where the model says so.
     audio_prompt_tokens: int = 0
     audio_completion_tokens: int = 0

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol, cast
 
 from server.errors import UpstreamError
+from server.messages_usage import EstimatedUsage
 from server.providers.base import Provider, RequestContext
 from siraya.router.codec.fields import JsonObject
 from siraya.router.codec.messages import message_dict, stream_event_dict
@@ -83,6 +84,12 @@ async def _translated(
     translator = MessageStreamTranslator(input_estimate)
     async for chunk in chunks:
         for event in translator.feed(chunk):
-            yield stream_event_dict(event)
+            event_dict = stream_event_dict(event)
+            if event_dict.get("type") == "message_start":
+                # Its input_tokens is the estimate, not an upstream's count: metering counts a cut
+                # stream's prompt itself (server/messages_usage.py).
+                message = event_dict["message"]
+                message["usage"] = EstimatedUsage(message.get("usage") or {})
+            yield event_dict
     for event in translator.finish():
         yield stream_event_dict(event)

@@ -16,7 +16,7 @@ from server.accounts.metering import Consumption
 from server.attempt_spend import spend_stream
 from server.chat_reply import fold_any_chunk
 from server.gateway_usage import chat_demand, count_prompt, fold_chunk, fold_chunk_json, fold_response_event
-from server.messages_usage import fold_message_event
+from server.messages_usage import EstimatedUsage, fold_message_event
 from siraya.router.codec.chat import decode_chat_chunk
 from siraya.router.codec.chat_request import decode_chat_request
 from siraya.router.v1 import responses_pb2
@@ -142,6 +142,25 @@ def test_a_messages_stream_cut_counts_its_deltas_on_top_of_message_start() -> No
         fold_message_event(_message_delta(piece), total)
     fold_message_event(final, total)
     assert (total.completion_tokens, total.stream_text) == (20, None)
+
+
+def test_a_relayed_messages_stream_cut_keeps_the_upstreams_own_prompt_count() -> None:
+    # Anthropic's message_start says what the prompt was: the gateway's count must not replace it.
+    total = Consumption()
+    start = {"type": "message_start", "message": {"usage": {"input_tokens": 1234, "output_tokens": 1}}}
+    fold_message_event(start, total)
+    fold_message_event(_message_delta(TEXT), total)
+    spend_stream(None, object(), total, False, fold_message_event, DEMAND)
+    assert (total.prompt_tokens, total.counted) == (1234, True)
+
+
+def test_a_translated_messages_stream_cut_counts_the_prompt_its_message_start_only_estimated() -> None:
+    total = Consumption()
+    usage = EstimatedUsage({"input_tokens": 1234, "output_tokens": 1})
+    fold_message_event({"type": "message_start", "message": {"usage": usage}}, total)
+    assert orjson.loads(orjson.dumps(usage)) == {"input_tokens": 1234, "output_tokens": 1}
+    spend_stream(None, object(), total, False, fold_message_event, DEMAND)
+    assert (total.prompt_tokens, total.counted) == (_prompt(), True)
 
 
 def test_a_hedge_that_streamed_then_lost_counts_its_first_item_with_the_tokenizer() -> None:
