@@ -113,7 +113,12 @@ def add_messages_routes(
         params = decode_message_request(body)
         # The bytes read_json parsed (aiohttp keeps them): what an Anthropic upstream is relayed.
         raw = await request.read()
-        stub = request.app[stubs_key].messages
+        stubs = request.app[stubs_key]
+        stub = stubs.messages
+        if stubs.serialized:
+            # Over a real gRPC hop the body travels once: the params carry only the model (the
+            # call's labels) and the servicer decodes the rest from the body again.
+            params = messages_pb2.MessageParams(model=params.model)
         if body.get("stream") is True:
             streamed = messages_pb2.StreamMessageRequest(params=params, anthropic_json=True, body_json=raw)
             return await relay_stream(

@@ -30,6 +30,7 @@ from siraya.router.codec.messages_from_chat import (
     UntranslatableReply,
     message_from_chat,
 )
+from siraya.router.codec.messages_request import decode_message_request
 from siraya.router.codec.messages_to_chat import to_chat_params
 from siraya.router.codec.messages_tokens import estimate_input_tokens
 from siraya.router.codec.routing import EXTRA_BODY_KEY, ROUTING_KEYS
@@ -51,6 +52,27 @@ def _chat_params(params: messages_pb2.MessageParams) -> chat_pb2.ChatCompletionP
         )
     try:
         return to_chat_params(params)
+    except CodecError as error:
+        raise InvalidRequest(error.message, param=error.param, code=error.code) from None
+
+
+def _params_of(
+    request: messages_pb2.CreateMessageRequest | messages_pb2.StreamMessageRequest, from_bridge: bool
+) -> messages_pb2.MessageParams:
+    """The request's params. Over the loopback gRPC hop the bridge sends only the model in them (no
+    messages, which every request has), beside the body it decoded them from: decoded here again."""
+    params = request.params
+    if not (from_bridge and request.body_json and not params.messages):
+        return params
+    try:
+        body = orjson.loads(request.body_json)
+        if not isinstance(body, dict):
+            raise CodecError("The request body must be a JSON object.", None, "invalid_json")
+        return decode_message_request(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(
+            "'body_json' is not valid JSON.", param="body_json", code="invalid_json"
+        ) from None
     except CodecError as error:
         raise InvalidRequest(error.message, param=error.param, code=error.code) from None
 
@@ -95,9 +117,10 @@ class MessagesServicer(messages_pb2_grpc.MessagesServiceServicer):
     ) -> messages_pb2.CreateMessageResponse:
         authorization, ctx = call_context(context)
         key = await self._gateway.authenticate(authorization)
-        params = _chat_params(request.params)
+        message_params = _params_of(request, ctx.from_bridge)
+        params = _chat_params(message_params)
         if request.anthropic_json:
-            body = _relay_body(request.params, request.body_json)
+            body = _relay_body(message_params, request.body_json)
             answer = await self._gateway.message_json(params, body, key, ctx)
             return messages_pb2.CreateMessageResponse(
                 message_json=orjson.dumps(answer), provider=answer["provider"]
@@ -115,12 +138,13 @@ class MessagesServicer(messages_pb2_grpc.MessagesServiceServicer):
     ) -> AsyncIterator[messages_pb2.StreamMessageResponse]:
         authorization, ctx = call_context(context)
         key = await self._gateway.authenticate(authorization)
-        params = _chat_params(request.params)
+        message_params = _params_of(request, ctx.from_bridge)
+        params = _chat_params(message_params)
         # message_delta carries the usage, so the upstream must send it.
         params.stream_options.include_usage = True
-        estimate = estimate_input_tokens(request.params)
+        estimate = estimate_input_tokens(message_params)
         if request.anthropic_json:
-            body = _relay_body(request.params, request.body_json)
+            body = _relay_body(message_params, request.body_json)
             events = self._gateway.stream_message_json(params, body, key, ctx, estimate)
             first = True
             async for event in events:

@@ -494,6 +494,13 @@ def test_a_bad_body_is_400(gateway: MessagesGatewayHarness, body: dict[str, Any]
     assert broken.status_code == 400 and broken.json()["error"]["type"] == "invalid_request_error"
 
 
+def test_a_body_near_the_limit_is_served_in_both_modes(client: anthropic.Anthropic, model: str) -> None:
+    # Over the gRPC hop the body travels once: params and body both in full would double it.
+    said = "y" * (MAX_BODY_BYTES * 3 // 4)
+    message = client.messages.create(model=model, max_tokens=8, messages=[{"role": "user", "content": said}])
+    assert message.type == "message" and message.content
+
+
 def test_a_body_too_large_is_413(client: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.APIStatusError) as caught:
         client.messages.create(
