@@ -407,16 +407,7 @@ class Price:
                 cache_write_tokens,
                 input_price if write_price is None else write_price,
             )
-        return cost_of(
-            prompt_tokens,
-            completion_tokens,
-            self.input_per_million,
-            self.output_per_million,
-            cached_tokens=cached_tokens,
-            cached_input_per_million=self.cached_input_per_million,
-            cache_write_tokens=cache_write_tokens,
-            cache_write_per_million=self.cache_write_per_million,
-        )
+        return self._detailed(prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, 0, 0, 0)
 
     def _detailed(
         self,
