@@ -11,6 +11,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from http_bridge.openapi.vendor import null_spelled_out
+
 # A vendored copy (MIT, licence beside it) of OpenAI's spec, so a clean clone can run the suite.
 SPEC_PATH = Path(__file__).resolve().parent / "reference" / "openai-openapi.yaml"
 _SPEC_URI = "urn:openai-openapi"
@@ -20,25 +22,8 @@ _SPEC_URI = "urn:openai-openapi"
 def _registry() -> Registry:
     with SPEC_PATH.open() as handle:
         spec = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    resource = Resource.from_contents(_allow_nullable(spec), default_specification=DRAFT202012)
+    resource = Resource.from_contents(null_spelled_out(spec), default_specification=DRAFT202012)
     return Registry().with_resource(_SPEC_URI, resource)
-
-
-def _allow_nullable(node: Any) -> Any:
-    """Parts of the spec still use OpenAPI 3.0's `nullable: true`; JSON Schema needs null spelled out."""
-    if isinstance(node, list):
-        return [_allow_nullable(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: _allow_nullable(value) for key, value in node.items()}
-    if node.pop("nullable", False) is True:
-        if isinstance(node.get("type"), str):
-            node["type"] = [node["type"], "null"]
-            if "enum" in node:
-                node["enum"] = [*node["enum"], None]
-        else:
-            node = {"anyOf": [node, {"type": "null"}]}
-    return node
 
 
 @functools.cache

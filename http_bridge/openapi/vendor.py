@@ -29,7 +29,7 @@ import yaml
 from http_bridge.openapi.document import VENDORED_FILE
 from http_bridge.openapi.owned import OWNED_OPERATIONS, OWNED_SCHEMAS
 
-__all__ = ["bridge_routes", "load_spec", "vendor", "vendored_bytes"]
+__all__ = ["bridge_routes", "load_spec", "null_spelled_out", "vendor", "vendored_bytes"]
 
 JsonObject = dict[str, Any]
 _API_PREFIX = "/v1"
@@ -65,13 +65,13 @@ def _without_extensions(node: Any) -> Any:
     return node
 
 
-def _null_spelled_out(node: Any) -> Any:
+def null_spelled_out(node: Any) -> Any:
     """OpenAPI 3.0's `nullable: true` as JSON Schema's (3.1's) null type."""
     if isinstance(node, list):
-        return [_null_spelled_out(item) for item in node]
+        return [null_spelled_out(item) for item in node]
     if not isinstance(node, dict):
         return node
-    node = {key: _null_spelled_out(value) for key, value in node.items()}
+    node = {key: null_spelled_out(value) for key, value in node.items()}
     if node.pop("nullable", False) is True:
         if isinstance(node.get("type"), str):
             node["type"] = [node["type"], "null"]
@@ -139,7 +139,7 @@ def vendor(spec: JsonObject, routes: Iterable[tuple[str, str]]) -> JsonObject:
         "paths": paths,
         "components": _components(spec, roots),
     }
-    return _null_spelled_out(_without_extensions(subset))  # type: ignore[no-any-return]
+    return null_spelled_out(_without_extensions(subset))  # type: ignore[no-any-return]
 
 
 def vendored_bytes(subset: JsonObject) -> bytes:
