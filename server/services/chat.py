@@ -9,16 +9,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
-import orjson
 
 from server.chat_reply import chunk_as_json, chunk_as_proto
-from server.errors import InvalidRequest
 from server.gateway import Gateway
 from server.providers.base import RequestContext
 from server.services.base import call_context, streaming_rpc, unary_rpc
+from server.services.request_body import params_from_body
 from server.services.response_headers import send_response_headers
 from siraya.router.codec.chat import decode_chat_request
-from siraya.router.codec.errors import CodecError
 from siraya.router.codec.validate import check_chat_params
 from siraya.router.v1 import chat_pb2, chat_pb2_grpc
 
@@ -78,22 +76,6 @@ def _params_of(request: ChatRequest, ctx: RequestContext) -> chat_pb2.ChatComple
     decoded from the body here too."""
     params = request.params
     if request.openai_body and not (ctx.from_bridge and params.messages):
-        try:
-            body = orjson.loads(request.openai_body)
-            if not isinstance(body, dict):
-                raise CodecError("The request body must be a JSON object.", None, "invalid_json")
-            params = decode_chat_request(body)
-        except orjson.JSONDecodeError:
-            raise InvalidRequest(
-                "'openai_body' is not valid JSON.", param="openai_body", code="invalid_json"
-            ) from None
-        except RecursionError:
-            raise InvalidRequest(
-                "'openai_body' nests arrays and objects too deep.",
-                param="openai_body",
-                code="nesting_too_deep",
-            ) from None
-        except CodecError as error:
-            raise InvalidRequest(error.message, param=error.param, code=error.code) from None
+        params = params_from_body(request.openai_body, decode_chat_request, "openai_body")
     check_chat_params(params)
     return params

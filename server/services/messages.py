@@ -21,6 +21,7 @@ from server.chat_reply import chunk_as_proto
 from server.errors import InvalidRequest, UpstreamError
 from server.gateway import Gateway
 from server.services.base import call_context, streaming_rpc, unary_rpc
+from server.services.request_body import params_from_body
 from server.services.response_headers import send_response_headers
 from siraya.router.codec.errors import CodecError
 from siraya.router.codec.fields import JsonObject
@@ -64,17 +65,7 @@ def _params_of(
     params = request.params
     if not (from_bridge and request.body_json and not params.messages):
         return params
-    try:
-        body = orjson.loads(request.body_json)
-        if not isinstance(body, dict):
-            raise CodecError("The request body must be a JSON object.", None, "invalid_json")
-        return decode_message_request(body)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest(
-            "'body_json' is not valid JSON.", param="body_json", code="invalid_json"
-        ) from None
-    except CodecError as error:
-        raise InvalidRequest(error.message, param=error.param, code=error.code) from None
+    return params_from_body(request.body_json, decode_message_request, "body_json")
 
 
 def _relay_body(params: messages_pb2.MessageParams, body_json: bytes) -> JsonObject:
