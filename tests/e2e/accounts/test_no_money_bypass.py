@@ -163,40 +163,48 @@ NON_MODEL_RPCS: dict[str, str] = {
         for method in methods
     },
 }
+
+
 # Each model RPC's request, built the way a gRPC caller builds it.
+def _built(
+    request: Callable[..., Message], decode: Callable[[Any], Message], body: Any
+) -> Callable[[], Message]:
+    return lambda: request(params=decode(dict(body)))
+
+
 MODEL_RPCS: dict[str, Callable[[], Message]] = {
-    "siraya.router.v1.ChatService/CreateChatCompletion": lambda: chat_pb2.CreateChatCompletionRequest(
-        params=decode_chat_request(dict(CHAT))
+    "siraya.router.v1.ChatService/CreateChatCompletion": _built(
+        chat_pb2.CreateChatCompletionRequest, decode_chat_request, CHAT
     ),
-    "siraya.router.v1.ChatService/StreamChatCompletion": lambda: chat_pb2.StreamChatCompletionRequest(
-        params=decode_chat_request(dict(CHAT))
+    "siraya.router.v1.ChatService/StreamChatCompletion": _built(
+        chat_pb2.StreamChatCompletionRequest, decode_chat_request, CHAT
     ),
-    "siraya.router.v1.ResponsesService/CreateResponse": lambda: responses_pb2.CreateResponseRequest(
-        params=decode_response_request(dict(RESPONSE))
+    "siraya.router.v1.ResponsesService/CreateResponse": _built(
+        responses_pb2.CreateResponseRequest, decode_response_request, RESPONSE
     ),
-    "siraya.router.v1.ResponsesService/StreamResponse": lambda: responses_pb2.StreamResponseRequest(
-        params=decode_response_request(dict(RESPONSE))
+    "siraya.router.v1.ResponsesService/StreamResponse": _built(
+        responses_pb2.StreamResponseRequest, decode_response_request, RESPONSE
     ),
-    "siraya.router.v1.EmbeddingsService/CreateEmbedding": lambda: embeddings_pb2.CreateEmbeddingRequest(
-        params=decode_embedding_request(dict(EMBEDDING))
+    "siraya.router.v1.EmbeddingsService/CreateEmbedding": _built(
+        embeddings_pb2.CreateEmbeddingRequest, decode_embedding_request, EMBEDDING
     ),
-    "siraya.router.v1.ImagesService/GenerateImages": lambda: images_pb2.GenerateImagesRequest(
-        params=decode_image_request(dict(IMAGE))
+    "siraya.router.v1.ImagesService/GenerateImages": _built(
+        images_pb2.GenerateImagesRequest, decode_image_request, IMAGE
     ),
-    "siraya.router.v1.VideosService/CreateVideo": lambda: videos_pb2.CreateVideoRequest(
-        params=decode_video_request(dict(VIDEO))
+    "siraya.router.v1.VideosService/CreateVideo": _built(
+        videos_pb2.CreateVideoRequest, decode_video_request, VIDEO
     ),
-    "siraya.router.v1.MessagesService/CreateMessage": lambda: messages_pb2.CreateMessageRequest(
-        params=decode_message_request(dict(MESSAGE))
+    "siraya.router.v1.MessagesService/CreateMessage": _built(
+        messages_pb2.CreateMessageRequest, decode_message_request, MESSAGE
     ),
-    "siraya.router.v1.MessagesService/StreamMessage": lambda: messages_pb2.StreamMessageRequest(
-        params=decode_message_request(dict(MESSAGE))
+    "siraya.router.v1.MessagesService/StreamMessage": _built(
+        messages_pb2.StreamMessageRequest, decode_message_request, MESSAGE
     ),
-    "siraya.router.v1.CompletionsService/CreateCompletion": lambda: completions_pb2.CreateCompletionRequest(
-        params=decode_completion_request(dict(COMPLETION))
+    "siraya.router.v1.CompletionsService/CreateCompletion": _built(
+        completions_pb2.CreateCompletionRequest, decode_completion_request, COMPLETION
     ),
-    "siraya.router.v1.CompletionsService/StreamCompletion": lambda: completions_pb2.StreamCompletionRequest(
-        params=decode_completion_request(dict(COMPLETION))
+    "siraya.router.v1.CompletionsService/StreamCompletion": _built(
+        completions_pb2.StreamCompletionRequest, decode_completion_request, COMPLETION
     ),
 }
 
