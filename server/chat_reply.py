@@ -40,12 +40,8 @@ from server.gateway_usage import (
 )
 from server.providers.openai_relay import EventStamp, relayed_text, stamp_object
 from server.routing.route import Route
-from siraya.router.codec.chat import (
-    decode_chat_chunk,
-    decode_chat_completion,
-    encode_chat_chunk,
-    encode_chat_completion,
-)
+from siraya.router.codec.chat import decode_chat_completion, encode_chat_completion
+from siraya.router.codec.chat_chunk import decode_chat_chunk, encode_chat_chunk
 from siraya.router.codec.errors import CodecError
 from siraya.router.codec.fields import JsonObject
 from siraya.router.v1 import chat_pb2

@@ -26,7 +26,8 @@ from aiohttp import web
 from http_bridge.console.frame import PREFIX as CONSOLE_PREFIX
 from http_bridge.messages_errors import is_messages_path
 from http_bridge.openapi.corrections import corrected, with_sse_events
-from http_bridge.openapi.owned import ANTHROPIC_ERROR, OWNED_OPERATIONS, OWNED_SCHEMAS
+from http_bridge.openapi.owned import OWNED_OPERATIONS, OWNED_SCHEMAS
+from http_bridge.openapi.owned_messages import ANTHROPIC_ERROR
 from http_bridge.route_auth import KeyNeed, key_need
 
 __all__ = ["OPENAPI_PATH", "add_openapi_route", "openapi_document", "served_routes"]

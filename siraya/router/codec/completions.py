@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import orjson
 
-from siraya.router.codec.chat import usage_object
+from siraya.router.codec.chat_reply_parts import usage_object
 from siraya.router.codec.fields import (
     JsonObject,
     opt_bool,

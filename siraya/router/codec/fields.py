@@ -18,6 +18,10 @@ def _type_error(param: str, expected: str) -> CodecError:
     return CodecError(f"Invalid type for '{param}': expected {expected}.", param, "invalid_type")
 
 
+def missing_parameter(param: str) -> CodecError:
+    return CodecError(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+
+
 def require_object(value: Any, param: str) -> JsonObject:
     if not isinstance(value, dict):
         raise _type_error(param, "an object")
