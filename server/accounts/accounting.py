@@ -32,6 +32,9 @@ the request id: a client may resend an X-Request-Id, and that must never look li
 Store writes on the way out are shielded, so a client that goes away cannot cancel its own charge.
 A store whose credits live in this process (store.SyncCredits, the single-worker SQLite default)
 reserves, settles and releases synchronously instead: nothing to shield, no task, no thread hop.
+
+The meter a request settles or fails through is account_meter.py; what a consumption costs,
+charges.py; the priced attempts of a ledger record, ledger_attempts.py.
 """
 
 from __future__ import annotations
@@ -41,22 +44,23 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
+from server.accounts.account_meter import AccountMeter
 from server.accounts.budget_status import level_refusal
 from server.accounts.budgets import Budget, SpendLevel
 from server.accounts.candidates import CandidateCache, deployment_price
+from server.accounts.charges import charge
 from server.accounts.keys import KeyRecord
+from server.accounts.ledger_attempts import priced_attempts
 from server.accounts.ledger_writer import LedgerWriter
 from server.accounts.metering import Consumption, Demand, Meter, Metering
 from server.accounts.moderation import Moderator
-from server.accounts.money import Price, micros_to_usd
+from server.accounts.money import micros_to_usd
 from server.accounts.prompt_bound import prompt_shape
 from server.accounts.reservation import apply_output_cap, bounds, reply_cap
 from server.accounts.store import (
     NOT_LOADED,
     AccountStore,
-    LedgerAttempt,
     LedgerRecord,
     LedgerStatus,
     LimitStore,
@@ -65,9 +69,7 @@ from server.accounts.store import (
 )
 from server.accounts.teams import TeamManager, TeamRecord, spend_levels
 from server.errors import GatewayError, InsufficientCredits, RateLimited
-from server.observability import metrics
 from server.observability.bodies import BodyCapture
-from server.observability.ids import new_reservation_id
 from server.providers.base import RequestContext
 from server.routing.catalogue import CatalogueEntry, Deployment
 
@@ -83,27 +85,6 @@ STALE_SWEEP_SECONDS = 600.0
 CLIENT_CLOSED_STATUS = 499
 # Model kinds billed by tokens: their reservation bounds the prompt.
 _TOKEN_KINDS = frozenset({"chat", "embedding", "any"})
-
-
-def _media_cost(price: Price, images: int, video_seconds: float) -> int:
-    # Most requests have neither: skip the two calls rather than price zero of each.
-    cost = price.images(images) if images else 0
-    if video_seconds:
-        cost += price.video(video_seconds)
-    return cost
-
-
-def _charge(price: Price, consumed: Consumption) -> int:
-    tokens = price.tokens(
-        consumed.prompt_tokens,
-        consumed.completion_tokens,
-        consumed.cached_tokens,
-        consumed.cache_write_tokens,
-        reasoning_tokens=consumed.reasoning_tokens,
-        audio_prompt_tokens=consumed.audio_prompt_tokens,
-        audio_completion_tokens=consumed.audio_completion_tokens,
-    )
-    return tokens + _media_cost(price, consumed.images, consumed.video_seconds)
 
 
 class AccountMetering(Metering):
@@ -168,7 +149,7 @@ class AccountMetering(Metering):
         if key.rpm_limit is not None or key.tpm_limit is not None or rates is not None:
             await self._limit(key, entry, ctx, started, estimated, team, rates)
         tokens_limited = key.tpm_limit is not None or (rates is not None and rates.tpm is not None)
-        meter = _AccountMeter(self, key, entry, ctx, started, estimated if tokens_limited else 0)
+        meter = AccountMeter(self, key, entry, ctx, started, estimated if tokens_limited else 0)
         meter.team_id = None if rates is None else rates.id
         levels: tuple[SpendLevel, ...] = ()
         if team is not None or key.budget is not None or self.global_budget is not None:
@@ -222,7 +203,7 @@ class AccountMetering(Metering):
         entry: CatalogueEntry,
         fallbacks: Sequence[CatalogueEntry],
         demand: Demand,
-        meter: _AccountMeter,
+        meter: AccountMeter,
         levels: tuple[SpendLevel, ...] = (),
         team: TeamRecord | None = None,
     ) -> None:
@@ -290,7 +271,7 @@ class AccountMetering(Metering):
             except GatewayError as error:
                 self._record(key, entry.id, ctx, started, "error", error=error)
                 raise
-        saved = _charge(deployment_price(entry, deployment), consumed)
+        saved = charge(deployment_price(entry, deployment), consumed)
         self._record(
             key,
             entry.id,
@@ -332,7 +313,7 @@ class AccountMetering(Metering):
         bodies: BodyCapture | None = ctx.outcome.bodies
         rows = ctx.outcome.attempts
         attempts, upstream_cost, reported_cost = (
-            ((), 0, None) if rows is None else _attempts(rows, started, status, model, served, cost)
+            ((), 0, None) if rows is None else priced_attempts(rows, started, status, model, served, cost)
         )
         record = LedgerRecord(
             request_id=ctx.request_id,
@@ -407,189 +388,6 @@ class AccountMetering(Metering):
             await self.moderator.close()
         await self.limits.close()
         await self.accounts.close()
-
-
-class _AccountMeter(Meter):
-    def __init__(
-        self,
-        metering: AccountMetering,
-        key: KeyRecord,
-        entry: CatalogueEntry,
-        ctx: RequestContext,
-        started: float,
-        estimated_tokens: int,
-    ) -> None:
-        self._metering = metering
-        self._key = key
-        self._entry = entry
-        self._ctx = ctx
-        self._started = started
-        self._estimated = estimated_tokens
-        self.reservation_id = new_reservation_id()
-        self.reserved = False
-        self.reserved_micros = 0
-        # The team whose token bucket this request also took from (corrected with the key's).
-        self.team_id: str | None = None
-        self._done = False
-
-    async def settle(
-        self, deployment: Deployment, consumed: Consumption, *, cancelled: bool = False
-    ) -> float | None:
-        if self._done:
-            return None
-        self._done = True
-        metering, key = self._metering, self._key
-        cost = _charge(deployment_price(self._entry, deployment), consumed)
-        if self.reserved and cost > self.reserved_micros:
-            _overrun(self._entry.id, deployment, consumed, cost, self.reserved_micros)
-        interrupted: asyncio.CancelledError | None = None
-        try:
-            if self.reserved or cost:
-                sync = metering.sync_credits
-                if sync is None or sync.settle_nowait(key.id, self.reservation_id, cost) is None:
-                    await asyncio.shield(metering.accounts.settle(key.id, self.reservation_id, cost))
-            if self._estimated:
-                actual = consumed.prompt_tokens + consumed.completion_tokens
-                await asyncio.shield(
-                    metering.limits.adjust_tokens(
-                        key.id, actual - self._estimated, metering.clock(), self.team_id
-                    )
-                )
-        except asyncio.CancelledError as cancel:
-            # Cancelled (again) while the shielded charge is written: the charge goes through, so
-            # its record must too, or the ledger would no longer sum to the balance.
-            interrupted = cancel
-        except Exception:
-            # The answer was served: failing it now would not un-spend the tokens. The open
-            # reservation stays held until the stale sweep, and the ledger still has the charge.
-            logger.exception("could not settle a served request")
-        metering._record(
-            key,
-            self._entry.id,
-            self._ctx,
-            self._started,
-            "cancelled" if cancelled else "success",
-            error=asyncio.CancelledError() if cancelled else None,
-            deployment=deployment,
-            consumed=consumed,
-            cost=cost,
-        )
-        if interrupted is not None:
-            raise interrupted
-        return micros_to_usd(cost)
-
-    async def fail(self, error: BaseException) -> None:
-        if self._done:
-            return
-        self._done = True
-        metering, key = self._metering, self._key
-        interrupted: asyncio.CancelledError | None = None
-        try:
-            if self.reserved:
-                if metering.sync_credits is not None:
-                    metering.sync_credits.release_nowait(key.id, self.reservation_id)
-                else:
-                    await asyncio.shield(metering.accounts.release(key.id, self.reservation_id))
-            if self._estimated:
-                await asyncio.shield(
-                    metering.limits.adjust_tokens(key.id, -self._estimated, metering.clock(), self.team_id)
-                )
-        except asyncio.CancelledError as cancel:
-            interrupted = cancel  # the shielded release goes on; the record is still made
-        cancelled = isinstance(error, (asyncio.CancelledError, GeneratorExit))
-        metering._record(
-            key, self._entry.id, self._ctx, self._started, "cancelled" if cancelled else "error", error=error
-        )
-        if interrupted is not None:
-            raise interrupted
-
-
-def _overrun(model: str, deployment: Deployment, consumed: Consumption, cost: int, reserved: int) -> None:
-    """An upstream billed beyond what it was allowed: charged in full all the same, and said so."""
-    over = cost - reserved
-    metrics.record_overrun(model, deployment.provider, micros_to_usd(over))
-    logger.warning(
-        "a settlement went %d micro-dollars over its reservation of %d (%s on %s: %d prompt, %d completion"
-        " tokens); charged in full",
-        over,
-        reserved,
-        model,
-        deployment.key,
-        consumed.prompt_tokens,
-        consumed.completion_tokens,
-    )
-
-
-def _attempts(
-    rows: list[list[Any]],
-    started: float,
-    status: LedgerStatus,
-    requested: str,
-    served: Consumption | None,
-    charged: int,
-) -> tuple[tuple[LedgerAttempt, ...], int, int | None]:
-    """The ledger's attempts from the rows observability/attempts.py kept (each with what it spent,
-    server/attempt_spend.py), and the request's upstream cost and reported upstream cost.
-
-    An attempt still running when the request is recorded is the stream that served it (a stream
-    settles on its final usage item, just before its attempt ends): it ends now, as the request did.
-    Each attempt is priced at its own deployment's price; the one that served, at the price the key
-    was just charged (`charged` for `served`), unless it served a fallback model.
-    """
-    now = time.monotonic()
-    attempts = []
-    total, reported_total = 0, None
-    for provider, model, upstream_model, begun, seconds, outcome, http_status, spent, route in rows:
-        if outcome is None:
-            outcome, seconds = ("ok" if status == "success" else "cancelled"), now - begun
-        failed = outcome not in ("ok", "cancelled")
-        cost, reported, counted, prompt, completion = 0, None, False, 0, 0
-        if type(spent) is Consumption:
-            if spent is served and model == requested:
-                cost = charged
-            else:
-                cost = _charge(deployment_price(route.entry, route.deployment), spent)
-            reported, counted = spent.reported_cost_micros, spent.counted
-            prompt, completion = spent.prompt_tokens, spent.completion_tokens
-            total += cost
-            if reported is not None:
-                reported_total = (reported_total or 0) + reported
-                _check_reported(model, provider, cost, reported)
-        attempts.append(
-            LedgerAttempt(
-                provider,
-                model,
-                upstream_model,
-                "error" if failed else outcome,
-                round((begun - started) * 1000, 3),
-                round(seconds * 1000, 3),
-                outcome if failed else None,
-                http_status if failed else None,
-                prompt,
-                completion,
-                cost,
-                reported,
-                "counted" if counted else "reported",
-            )
-        )
-    return tuple(attempts), total, reported_total
-
-
-def _check_reported(model: str, provider: str, ours: int, theirs: int) -> None:
-    """An upstream's own `usage.cost` is recorded, never trusted: more than 1% (and a rounding
-    micro-dollar) away from what its tokens cost at our price is logged and counted."""
-    apart = abs(theirs - ours)
-    if apart <= 1 or apart * 100 <= ours:
-        return
-    metrics.record_upstream_cost_mismatch(model, provider)
-    logger.warning(
-        "provider '%s' says a call for %s cost %d micro-dollars; its tokens cost %d at the configured"
-        " price (check the price)",
-        provider,
-        model,
-        theirs,
-        ours,
-    )
 
 
 def _refusal_message(demand: Demand, least: int) -> str:

@@ -33,42 +33,39 @@ Invariants.
   unlinks them.
 The usage ledger is separate (LedgerWriter): a crash may lose its last interval of records, as
 documented there, but never a charge.
+
+Its parts: the balances and windows in memory (owned_balances.py), what it reads from and writes
+to the file (owned_file.py), and the records that move no money, straight to the file
+(owned_records.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import fcntl
-import json
 import logging
 import os
-import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import orjson
 
-from server.accounts.budgets import ROLLING_BUCKETS, Spend, SpendLevel
-from server.accounts.keys import KeyChanges, KeyRecord
-from server.accounts.ledger_queries import Cursor, GenerationFilter, GenerationPage, UsageQuery, UsageRow
-from server.accounts.money import micros_to_usd
-from server.accounts.sqlite_accounts import HOLD_LEVEL, MOVE_LEVEL, SqliteAccountStore, credit_lock_path
-from server.accounts.store import (
-    NOT_LOADED,
-    AccountStore,
-    AuditEvent,
-    Balance,
-    LedgerRecord,
-    NotLoaded,
-    StoredResponse,
-    check_reserve_bounds,
+from server.accounts.budgets import Spend, SpendLevel
+from server.accounts.owned_balances import Account, Holds, Settlement, Window
+from server.accounts.owned_file import (
+    JOURNAL_GLOB,
+    apply_batch,
+    journal_leftovers,
+    load_buckets,
+    persist_open,
+    take_over_open,
 )
-from server.accounts.teams import TeamChanges, TeamDeletion, TeamRecord
+from server.accounts.owned_records import OwnedFileRecords
+from server.accounts.sqlite_accounts import SqliteAccountStore, credit_lock_path
+from server.accounts.store import NOT_LOADED, AccountStore, Balance, NotLoaded, check_reserve_bounds
 
 __all__ = ["OwnedSqliteAccountStore", "open_owned_or_shared"]
 
@@ -77,64 +74,22 @@ logger = logging.getLogger("siraya.accounts")
 # Settled or released ids remembered so a repeat is a no-op without asking the file; metering's
 # ids are fresh per request, so this only backs the contract's promise for callers that repeat.
 FINISHED_WINDOW = 16_384
-JOURNAL_GLOB = ".credits-journal."
-
-_Holds = tuple[tuple[str, int], ...]  # (scope, bucket) of each level a reservation holds
-# key_id, request_id, reserved, actual, at, levels held
-_Settlement = tuple[str, str, int, int, float, _Holds]
-# A window with more buckets than this drops those before the oldest one asked for.
-_WINDOW_PRUNE = 4 * ROLLING_BUCKETS
 
 
-class _Account:
-    __slots__ = ("limit", "reserved", "used")
-
-    def __init__(self, limit: int | None, used: int, reserved: int = 0) -> None:
-        self.limit = limit
-        self.used = used
-        self.reserved = reserved
-
-
-class _Window:
-    """One level's spend in memory: [used, reserved] by bucket, every bucket from `since` on."""
-
-    __slots__ = ("buckets", "since")
-
-    def __init__(self, since: int) -> None:
-        self.since = since
-        self.buckets: dict[int, list[int]] = {}
-
-    def spend(self, since: int, bucket: int) -> tuple[int, int]:
-        if since == bucket:  # a calendar period or a lifetime: one bucket
-            found = self.buckets.get(bucket)
-            return (0, 0) if found is None else (found[0], found[1])
-        if len(self.buckets) > _WINDOW_PRUNE and since > self.since:
-            # Buckets before the window (nothing held in them) are in the file; windows only move on.
-            for old in [b for b, (_, held) in self.buckets.items() if b < since and not held]:
-                del self.buckets[old]
-            self.since = since
-        used = held = 0
-        for b, (charged, reserved) in self.buckets.items():
-            if since <= b <= bucket:
-                used += charged
-                held += reserved
-        return used, held
-
-
-class OwnedSqliteAccountStore:
+class OwnedSqliteAccountStore(OwnedFileRecords):
     """AccountStore over a SQLite file this process owns: credits in memory, charges journaled."""
 
     def __init__(self, inner: SqliteAccountStore, lock_fd: int, flush_interval: float) -> None:
         self._inner = inner
         self._lock_fd = lock_fd
         self._interval = flush_interval
-        self._accounts: dict[str, _Account] = {}
-        self._open: dict[tuple[str, str], tuple[int, float, _Holds]] = {}  # amount, created_at, levels
-        self._windows: dict[str, _Window] = {}
+        self._accounts: dict[str, Account] = {}
+        self._open: dict[tuple[str, str], tuple[int, float, Holds]] = {}  # amount, created_at, levels
+        self._windows: dict[str, Window] = {}
         # An OrderedDict, not a dict: dropping a dict's oldest key again and again makes next(iter())
         # walk the deleted slots in front of it (py-spy: 2.4% of a request once the window filled).
         self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._pending: list[_Settlement] = []
+        self._pending: list[Settlement] = []
         self._journal_seq = 0
         self._journal_fd = -1
         self._journal_dirty = False
@@ -166,47 +121,12 @@ class OwnedSqliteAccountStore:
         return self._inner.path.with_name(f"{self._inner.path.name}{JOURNAL_GLOB}{seq}")
 
     def _take_over(self) -> None:
-        leftovers = sorted(
-            self._inner.path.parent.glob(f"{self._inner.path.name}{JOURNAL_GLOB}*"),
-            key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else -1,
-        )
-        settlements: list[_Settlement] = []
-        for segment in leftovers:
-            for line in segment.read_text(encoding="utf-8", errors="replace").splitlines():
-                with contextlib.suppress(ValueError, TypeError):
-                    settlements.append(_settlement(json.loads(line)))
+        leftovers, settlements = journal_leftovers(self._inner.path)
         with self._inner._immediate() as db:
-            _apply(db, settlements)
-            rows = db.execute(
-                "SELECT r.key_id, r.request_id, r.amount_micros, r.created_at, k.credit_limit_micros,"
-                " k.credit_used_micros FROM credit_reservations r JOIN keys k ON k.id = r.key_id"
-                " WHERE r.state = 'open'"
-            ).fetchall()
-            holds: dict[tuple[str, str], list[tuple[str, int]]] = {}
-            for key_id, request_id, scope, bucket in db.execute(
-                "SELECT h.key_id, h.request_id, h.scope, h.bucket FROM credit_holds h"
-                " JOIN credit_reservations r ON r.key_id = h.key_id AND r.request_id = h.request_id"
-                " WHERE r.state = 'open' ORDER BY h.scope"
-            ):
-                holds.setdefault((key_id, request_id), []).append((scope, bucket))
-            oldest: dict[str, int] = {}
-            for held in holds.values():
-                for scope, bucket in held:
-                    oldest[scope] = min(bucket, oldest.get(scope, bucket))
-            for scope, since in oldest.items():
-                window = self._windows[scope] = _Window(since)
-                for bucket, used, reserved in db.execute(_BUCKETS, (scope, since)):
-                    window.buckets[bucket] = [used, reserved]
-            db.execute(
-                "DELETE FROM credit_holds WHERE EXISTS (SELECT 1 FROM credit_reservations r WHERE"
-                " r.key_id = credit_holds.key_id AND r.request_id = credit_holds.request_id"
-                " AND r.state = 'open')"
-            )
-            db.execute("UPDATE budget_spend SET reserved_micros = 0 WHERE reserved_micros != 0")
-            db.execute("DELETE FROM credit_reservations WHERE state = 'open'")
-            db.execute("UPDATE keys SET credit_reserved_micros = 0 WHERE credit_reserved_micros != 0")
+            rows, holds, windows = take_over_open(db, settlements)
+        self._windows.update(windows)
         for key_id, request_id, amount, created_at, limit, used in rows:
-            account = self._accounts.setdefault(key_id, _Account(limit, used))
+            account = self._accounts.setdefault(key_id, Account(limit, used))
             account.reserved += amount
             self._open[(key_id, request_id)] = (
                 amount,
@@ -348,7 +268,7 @@ class OwnedSqliteAccountStore:
         self._finish((key_id, request_id))
         return True
 
-    def _move(self, holds: _Holds, charged: int, held: int) -> None:
+    def _move(self, holds: Holds, charged: int, held: int) -> None:
         """Charge and change the held amount of each level's bucket in memory."""
         for scope, bucket in holds:
             window = self._windows.get(scope)
@@ -364,7 +284,7 @@ class OwnedSqliteAccountStore:
 
     # credits, the AccountStore contract
 
-    async def _account(self, key_id: str) -> _Account | None:
+    async def _account(self, key_id: str) -> Account | None:
         account = self._accounts.get(key_id)
         if account is not None:
             return account
@@ -372,7 +292,7 @@ class OwnedSqliteAccountStore:
         if balance is None:
             return None
         # Another coroutine may have loaded it meanwhile: the first load wins.
-        return self._accounts.setdefault(key_id, _Account(balance.limit, balance.used))
+        return self._accounts.setdefault(key_id, Account(balance.limit, balance.used))
 
     async def _finished_in_file(self, key_id: str, request_id: str) -> bool:
         ident = (key_id, request_id)
@@ -406,16 +326,16 @@ class OwnedSqliteAccountStore:
         held = self.reserve_up_to_nowait(key_id, request_id, minimum_micros, maximum_micros, levels)
         return None if held is NOT_LOADED else held  # type: ignore[return-value]
 
-    async def _window(self, scope: str, since: int) -> _Window:
+    async def _window(self, scope: str, since: int) -> Window:
         """A level's window in memory from `since` on, read from the file the first time."""
         window = self._windows.get(scope)
         if window is not None and window.since <= since:
             return window
         until = None if window is None else window.since
-        rows = await self._inner.run(_load_buckets, self._inner, scope, since, until)
+        rows = await self._inner.run(load_buckets, self._inner, scope, since, until)
         window = self._windows.get(scope)  # another coroutine may have loaded it meanwhile
         if window is None:
-            window = self._windows[scope] = _Window(since)
+            window = self._windows[scope] = Window(since)
         for bucket, used, reserved in rows:
             window.buckets.setdefault(bucket, [used, reserved])
         window.since = min(window.since, since)
@@ -491,7 +411,7 @@ class OwnedSqliteAccountStore:
                 self._rotate_journal()
             segments = list(self._full_segments)
             try:
-                repeats = await self._inner.run(_apply_batch, self._inner, batch)
+                repeats = await self._inner.run(apply_batch, self._inner, batch)
             except BaseException:
                 self._pending[:0] = batch  # the segments stay on disk and in the list
                 raise
@@ -524,199 +444,10 @@ class OwnedSqliteAccountStore:
         os.close(self._journal_fd)
         self._journal_path(self._journal_seq).unlink(missing_ok=True)
         opened = [(k, r, amount, created, holds) for (k, r), (amount, created, holds) in self._open.items()]
-        await self._inner.run(_persist_open, self._inner, opened)
+        await self._inner.run(persist_open, self._inner, opened)
         await self._inner.close()
         fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         os.close(self._lock_fd)
-
-    # keys and the ledger: the file, with balances overlaid from memory
-
-    def _overlay(self, record: KeyRecord) -> KeyRecord:
-        account = self._accounts.get(record.id)
-        if account is None:
-            return record
-        return dataclasses.replace(
-            record,
-            credit_limit=None if account.limit is None else micros_to_usd(account.limit),
-            credit_used=micros_to_usd(account.used),
-        )
-
-    async def insert_key(self, record: KeyRecord, secret_hash: str) -> None:
-        await self._inner.insert_key(record, secret_hash)
-
-    async def key_by_hash(self, secret_hash: str) -> tuple[KeyRecord, str] | None:
-        found = await self._inner.key_by_hash(secret_hash)
-        return None if found is None else (self._overlay(found[0]), found[1])
-
-    async def key_by_id(self, key_id: str) -> KeyRecord | None:
-        found = await self._inner.key_by_id(key_id)
-        return None if found is None else self._overlay(found)
-
-    async def list_keys(self) -> list[KeyRecord]:
-        return [self._overlay(record) for record in await self._inner.list_keys()]
-
-    async def revoke_key(self, key_id: str, at: int) -> KeyRecord | None:
-        found = await self._inner.revoke_key(key_id, at)
-        return None if found is None else self._overlay(found)
-
-    async def replace_secret(self, key_id: str, prefix: str, secret_hash: str) -> KeyRecord | None:
-        found = await self._inner.replace_secret(key_id, prefix, secret_hash)
-        return None if found is None else self._overlay(found)
-
-    async def update_key(self, key_id: str, changes: KeyChanges) -> KeyRecord | None:
-        found = await self._inner.update_key(key_id, changes)
-        return None if found is None else self._overlay(found)
-
-    # teams: settings only; what a team spent is a level, in memory like the keys' balances
-
-    async def insert_team(self, record: TeamRecord) -> None:
-        await self._inner.insert_team(record)
-
-    async def team_by_id(self, team_id: str) -> TeamRecord | None:
-        return await self._inner.team_by_id(team_id)
-
-    async def list_teams(self) -> list[TeamRecord]:
-        return await self._inner.list_teams()
-
-    async def update_team(self, team_id: str, changes: TeamChanges) -> TeamRecord | None:
-        return await self._inner.update_team(team_id, changes)
-
-    async def delete_team(self, team_id: str) -> TeamDeletion:
-        return await self._inner.delete_team(team_id)
-
-    async def append_ledger(self, records: Sequence[LedgerRecord]) -> None:
-        await self._inner.append_ledger(records)
-
-    async def ledger_record(self, request_id: str, key_id: str) -> LedgerRecord | None:
-        return await self._inner.ledger_record(request_id, key_id)
-
-    async def ledger_sum(self, key_id: str) -> int:
-        return await self._inner.ledger_sum(key_id)
-
-    # stored responses: no money moves, so they go straight to the file
-
-    async def insert_response(self, record: StoredResponse) -> None:
-        await self._inner.insert_response(record)
-
-    async def get_response(self, response_id: str, key_id: str) -> StoredResponse | None:
-        return await self._inner.get_response(response_id, key_id)
-
-    async def delete_response(self, response_id: str, key_id: str) -> bool:
-        return await self._inner.delete_response(response_id, key_id)
-
-    async def update_response(self, record: StoredResponse, expected: Sequence[str]) -> bool:
-        return await self._inner.update_response(record, expected)
-
-    async def renew_response_leases(self, response_ids: Sequence[str], until: float) -> None:
-        await self._inner.renew_response_leases(response_ids, until)
-
-    async def expired_responses(self, now: float) -> list[StoredResponse]:
-        return await self._inner.expired_responses(now)
-
-    async def delete_responses_before(self, before: float) -> int:
-        return await self._inner.delete_responses_before(before)
-
-    async def list_generations(
-        self, where: GenerationFilter, limit: int, cursor: Cursor | None = None
-    ) -> GenerationPage:
-        return await self._inner.list_generations(where, limit, cursor)
-
-    async def usage(self, query: UsageQuery) -> list[UsageRow]:
-        return await self._inner.usage(query)
-
-    async def append_audit(self, event: AuditEvent) -> None:
-        await self._inner.append_audit(event)
-
-    async def list_audit(self, limit: int, before_id: int | None = None) -> list[AuditEvent]:
-        return await self._inner.list_audit(limit, before_id)
-
-
-_SETTLED_ROW = (
-    "INSERT INTO credit_reservations (key_id, request_id, amount_micros, settled_micros, state, created_at)"
-    " VALUES (?, ?, ?, ?, 'settled', ?) ON CONFLICT (key_id, request_id) DO NOTHING"
-)
-_BUCKETS = "SELECT bucket, used_micros, reserved_micros FROM budget_spend WHERE scope = ? AND bucket >= ?"
-_BUCKETS_BEFORE = _BUCKETS + " AND bucket < ?"
-_ADD_USED = (
-    "UPDATE keys SET credit_used_micros = credit_used_micros + ?,"
-    " credit_used = (credit_used_micros + ?) / 1000000.0 WHERE id = ?"
-)
-
-
-def _settlement(line: list[Any]) -> _Settlement:
-    """A journal line as a settlement (lines from before levels have five fields)."""
-    key_id, request_id, reserved, actual, at = line[:5]
-    holds = tuple((str(scope), int(bucket)) for scope, bucket in (line[5] if len(line) > 5 else ()))
-    return (str(key_id), str(request_id), int(reserved), int(actual), float(at), holds)
-
-
-def _apply(db: sqlite3.Connection, settlements: Sequence[_Settlement]) -> list[tuple[str, int, _Holds]]:
-    """Charge each settlement once (inside the caller's transaction), at its key and its levels;
-    the ones already in the file.
-
-    The common batch is all new rows: one executemany and one UPDATE per key and per level bucket.
-    Only a batch holding a repeat (a journal replayed after its batch committed) is redone row by row.
-    """
-    db.execute("SAVEPOINT settle_batch")
-    before = db.total_changes
-    db.executemany(_SETTLED_ROW, [settlement[:5] for settlement in settlements])
-    if db.total_changes - before == len(settlements):
-        charged: dict[str, int] = {}
-        levels: dict[tuple[str, int], int] = {}
-        for key_id, _, _, actual, _, holds in settlements:
-            charged[key_id] = charged.get(key_id, 0) + actual
-            for hold in holds:
-                levels[hold] = levels.get(hold, 0) + actual
-        db.executemany(_ADD_USED, [(actual, actual, key_id) for key_id, actual in charged.items()])
-        db.executemany(
-            MOVE_LEVEL, [(scope, bucket, actual, 0) for (scope, bucket), actual in sorted(levels.items())]
-        )
-        db.execute("RELEASE settle_batch")
-        return []
-    db.execute("ROLLBACK TO settle_batch")
-    db.execute("RELEASE settle_batch")
-    repeats: list[tuple[str, int, _Holds]] = []
-    for key_id, request_id, reserved, actual, at, holds in settlements:
-        if db.execute(_SETTLED_ROW, (key_id, request_id, reserved, actual, at)).rowcount:
-            db.execute(_ADD_USED, (actual, actual, key_id))
-            db.executemany(MOVE_LEVEL, [(scope, bucket, actual, 0) for scope, bucket in holds])
-        else:
-            repeats.append((key_id, actual, holds))
-    return repeats
-
-
-def _apply_batch(inner: SqliteAccountStore, batch: Sequence[_Settlement]) -> list[tuple[str, int, _Holds]]:
-    with inner._immediate() as db:
-        return _apply(db, batch)
-
-
-def _load_buckets(
-    inner: SqliteAccountStore, scope: str, since: int, until: int | None
-) -> list[tuple[int, int, int]]:
-    sql, params = (_BUCKETS, (scope, since)) if until is None else (_BUCKETS_BEFORE, (scope, since, until))
-    with inner._immediate() as db:
-        return [(int(b), int(u), int(r)) for b, u, r in db.execute(sql, params)]
-
-
-def _persist_open(inner: SqliteAccountStore, opened: Sequence[tuple[str, str, int, float, _Holds]]) -> None:
-    with inner._immediate() as db:
-        for key_id, request_id, amount, created, holds in opened:
-            db.execute(
-                "INSERT OR IGNORE INTO credit_reservations (key_id, request_id, amount_micros, state,"
-                " created_at, holds) VALUES (?, ?, ?, 'open', ?, ?)",
-                (key_id, request_id, amount, created, len(holds)),
-            )
-            db.execute(
-                "UPDATE keys SET credit_reserved_micros = credit_reserved_micros + ? WHERE id = ?",
-                (amount, key_id),
-            )
-            for scope, bucket in holds:
-                db.execute(HOLD_LEVEL, (scope, bucket, amount))
-                db.execute(
-                    "INSERT OR IGNORE INTO credit_holds (key_id, request_id, scope, bucket)"
-                    " VALUES (?, ?, ?, ?)",
-                    (key_id, request_id, scope, bucket),
-                )
 
 
 def open_owned_or_shared(path: str | Path, *, owned: bool, flush_interval: float = 0.05) -> AccountStore:

@@ -6,7 +6,8 @@ import sqlite3
 from pathlib import Path
 
 from server.accounts.keys import hash_secret
-from server.accounts.sqlite_accounts import ACCOUNT_MIGRATIONS, SqliteAccountStore
+from server.accounts.schema import SQLITE_MIGRATIONS
+from server.accounts.sqlite_accounts import SqliteAccountStore
 from server.accounts.sqlite_store import MIGRATIONS, SqliteStore
 from server.accounts.store import Balance
 
@@ -55,4 +56,4 @@ async def test_migrations_are_recorded_by_name_and_run_once(tmp_path: Path) -> N
         assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         names = [row[0] for row in db.execute("SELECT name FROM schema_migrations")]
-    assert names == [name for name, _ in ACCOUNT_MIGRATIONS]
+    assert names == [name for name, _ in SQLITE_MIGRATIONS]
