@@ -1,84 +1,44 @@
 """The gateway core: authenticate, route, call the provider, and stamp what served the request.
 
-It knows neither gRPC nor HTTP: servicers call it with protos and a RequestContext.
+It knows neither gRPC nor HTTP: servicers call it with protos and a RequestContext. The core here
+is the one unary path (`_unary`) and the one stream path (`_stream`) every endpoint takes; the
+endpoints are mixins, one module per kind: chat and Anthropic Messages (`server/gateway_chat.py`),
+Responses (`gateway_responses.py`), embeddings (`gateway_embeddings.py`), images and videos
+(`gateway_media.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from server.accounts.in_flight import InFlightLimit
 from server.accounts.keys import KeyManager, KeyRecord
 from server.accounts.metering import Consumption, Demand, Metering
-from server.accounts.sqlite_store import SqliteStore, VideoJob
+from server.accounts.sqlite_store import SqliteStore
 from server.attempt_spend import spend_stream, spend_unary
 from server.background_responses import BackgroundResponses
-from server.chat_reply import (
-    CHAT_ANSWER_FORM,
-    CHAT_CHUNK_FORM,
-    ChatAnswer,
-    ChatChunk,
-    charge_chunk_usage,
-    charge_usage_json,
-    chunk_is_final_any,
-    chunk_stamper,
-    fold_any_chunk,
-    strip_chunk_usage,
-    usage_chunk_like,
-)
-from server.errors import ModelNotFound, NoAvailableProvider, NotFound, PermissionDenied
-from server.gateway_usage import (
-    chat_demand,
-    embedding_consumption,
-    embedding_demand,
-    event_is_final,
-    fold_response_event,
-    response_answer_consumption,
-    response_demand,
-    video_seconds,
-)
-from server.messages_usage import (
-    fold_message_event,
-    message_consumption,
-    message_event_usage,
-    stamp_message,
-    stamp_message_event,
-)
+from server.errors import ModelNotFound, NoAvailableProvider, PermissionDenied
+from server.gateway_chat import ChatEndpoints
+from server.gateway_embeddings import EmbeddingEndpoints
+from server.gateway_media import MediaEndpoints
+from server.gateway_responses import ResponseEndpoints
+from server.model_access import may_use
 from server.observability.attempts import observed_call, observed_stream
-from server.providers import messages_relay
-from server.providers.base import Provider, RelayChatProvider, RequestContext, VideoContent
-from server.response_cache.stage import Form, MessagesForm, ProtoForm, ResponseCache, replay
+from server.providers.base import Provider, RequestContext
+from server.request_outcome import record_outcome
+from server.response_cache.stage import Form, ResponseCache, replay
 from server.routing.catalogue import Catalogue, CatalogueEntry, entry_to_proto, unpriced_refusal
 from server.routing.dispatch import Dispatcher
 from server.routing.route import Route
-from server.stored_responses import ResponseState, Turn
-from siraya.router.codec.bounds import check_chat, check_embedding, check_response
-from siraya.router.codec.fields import JsonObject
-from siraya.router.v1 import (
-    chat_pb2,
-    common_pb2,
-    embeddings_pb2,
-    images_pb2,
-    models_pb2,
-    responses_pb2,
-    videos_pb2,
-)
-
-VIDEO_TERMINAL_STATES = frozenset({"completed", "failed"})
-MIN_VIDEO_POLL_SECONDS = 0.05
+from server.stored_responses import ResponseState
+from server.stream_items import Result, StreamItems
+from siraya.router.v1 import common_pb2, models_pb2
 
 
-Result = TypeVar("Result")
-UsageMessage = common_pb2.Usage | responses_pb2.ResponseUsage
-
-
-class Gateway:
+class Gateway(ChatEndpoints, ResponseEndpoints, EmbeddingEndpoints, MediaEndpoints):
     def __init__(
         self,
         catalogue: Catalogue,
@@ -175,7 +135,7 @@ class Gateway:
             cached = self.cache.plan(entry, demand, key, ctx, form, False)
             hit = None if cached is None else await cached.hit(key, ctx)
             if hit is not None:
-                _record(ctx, hit[1], hit[2], 0.0)
+                record_outcome(ctx, hit[1], hit[2], 0.0)
                 return hit[0][0], hit[1], 0.0
         fallbacks = self._fallbacks(routing, kind, key)
         in_flight, key_id = self.in_flight.counts, key.id
@@ -205,7 +165,7 @@ class Gateway:
             cost = await meter.settle(route.deployment, consumption)
         finally:
             in_flight[key_id] -= 1
-        _record(ctx, route, consumption, cost)
+        record_outcome(ctx, route, consumption, cost)
         if cached is not None:
             cached.add(result)
             await cached.keep(route, consumption)
@@ -244,7 +204,7 @@ class Gateway:
             cached = self.cache.plan(entry, demand, key, ctx, items.form, True)
             hit = None if cached is None else await cached.hit(key, ctx)
             if hit is not None:
-                _record(ctx, hit[1], hit[2], 0.0)
+                record_outcome(ctx, hit[1], hit[2], 0.0)
                 ctx.outcome.first_item_at = time.monotonic()
                 for item in replay(hit[0], items.consumed, ctx):
                     yield item
@@ -290,7 +250,7 @@ class Gateway:
                                 settled = True
                                 spend_stream(ctx.outcome.attempts, route, total, True, items.consumed, demand)
                                 cost = await meter.settle(route.deployment, total)
-                                _record(ctx, route, total, cost)
+                                record_outcome(ctx, route, total, cost)
                                 if show_usage:
                                     items.charge(usage, cost)
                             if not show_usage:
@@ -310,7 +270,7 @@ class Gateway:
                 if route is None or not isinstance(error, (asyncio.CancelledError, GeneratorExit)):
                     await meter.fail(error)
                     raise
-                _record(ctx, route, total, await meter.settle(route.deployment, total, cancelled=True))
+                record_outcome(ctx, route, total, await meter.settle(route.deployment, total, cancelled=True))
                 raise
             if route is None:
                 spend_stream(ctx.outcome.attempts, None, total, reported, items.consumed, demand)
@@ -319,7 +279,7 @@ class Gateway:
             if not settled:
                 spend_stream(ctx.outcome.attempts, route, total, reported, items.consumed, demand)
                 cost = await meter.settle(route.deployment, total)
-                _record(ctx, route, total, cost)
+                record_outcome(ctx, route, total, cost)
                 if show_usage and running is not None and stamp is not None:
                     like, usage = running
                     items.charge(usage, cost)
@@ -345,482 +305,3 @@ class Gateway:
         if key is not None and not may_use(key, entry):
             raise ModelNotFound(model_id)
         return entry_to_proto(entry)
-
-    # chat
-
-    def _chat_unary(
-        self,
-        params: chat_pb2.ChatCompletionParams,
-        key: KeyRecord,
-        ctx: RequestContext,
-        call: Callable[[Route], Awaitable[Result]],
-        consumed: Callable[[Result, Demand], Consumption],
-        form: Form[Result] | None,
-    ) -> Awaitable[tuple[Result, Route, float | None]]:
-        # A plain function handing back `_unary`'s coroutine: no extra frame on the hot path.
-        check_chat(params)
-        demand = chat_demand(params)
-        return self._unary("chat", params.model, params.routing, demand, key, ctx, call, consumed, form)
-
-    def _chat_stream(
-        self,
-        params: chat_pb2.ChatCompletionParams,
-        key: KeyRecord,
-        ctx: RequestContext,
-        call: Callable[[Route], AsyncIterator[Result]],
-        items: StreamItems[Result],
-    ) -> AsyncIterator[Result]:
-        check_chat(params)
-        return self._stream(
-            "chat",
-            params.model,
-            params.routing,
-            chat_demand(params),
-            key,
-            ctx,
-            call,
-            items,
-            params.stream_options.include_usage,
-        )
-
-    async def chat(
-        self,
-        params: chat_pb2.ChatCompletionParams,
-        key: KeyRecord,
-        ctx: RequestContext,
-        openai_body: bytes = b"",
-    ) -> ChatAnswer:
-        """One chat completion, in whichever form its provider gave it (see `ChatAnswer`).
-
-        `openai_body` is the client's own OpenAI JSON (what `params` was decoded from): an
-        OpenAI-compatible upstream receives it as written, with only the gateway's fields changed.
-        """
-        answer, route, cost = await self._chat_unary(
-            params,
-            key,
-            ctx,
-            lambda route: _chat_answer(route, params, openai_body, ctx),
-            ChatAnswer.consumption,
-            CHAT_ANSWER_FORM,
-        )
-        answer.stamp(route.entry.id, route.deployment.provider, cost)
-        return answer
-
-    def stream_chat(
-        self,
-        params: chat_pb2.ChatCompletionParams,
-        key: KeyRecord,
-        ctx: RequestContext,
-        openai_body: bytes = b"",
-    ) -> AsyncIterator[ChatChunk]:
-        """The chunks of one chat stream, stamped: relayed bytes or protos (see `server/chat_reply.py`)."""
-        return self._chat_stream(
-            params, key, ctx, lambda route: _chat_chunks(route, params, openai_body, ctx), _CHUNKS
-        )
-
-    # Anthropic messages: relayed to Anthropic upstreams, translated through chat to the others
-
-    async def message_json(
-        self, params: chat_pb2.ChatCompletionParams, body: JsonObject, key: KeyRecord, ctx: RequestContext
-    ) -> JsonObject:
-        """A Messages request answered as Anthropic's JSON. `params` is its translation into chat: what
-        admission and routing read, and what every attempt on a non-Anthropic upstream sends."""
-        answer, route, cost = await self._chat_unary(
-            params,
-            key,
-            ctx,
-            lambda route: messages_relay.message_json(
-                route.provider, body, params, route.deployment.upstream_model, ctx
-            ),
-            lambda answer, _demand: message_consumption(answer),
-            MessagesForm(body, ctx.forward_headers),
-        )
-        usage = answer.get("usage")
-        if isinstance(usage, dict):
-            charge_usage_json(usage, cost)
-        stamp_message(answer, route)
-        return answer
-
-    def stream_message_json(
-        self,
-        params: chat_pb2.ChatCompletionParams,
-        body: JsonObject,
-        key: KeyRecord,
-        ctx: RequestContext,
-        input_estimate: int,
-    ) -> AsyncIterator[JsonObject]:
-        """`message_json` as Anthropic's stream events (JSON objects)."""
-        return self._chat_stream(
-            params,
-            key,
-            ctx,
-            lambda route: messages_relay.message_events_json(
-                route.provider, body, params, route.deployment.upstream_model, ctx, input_estimate
-            ),
-            dataclasses.replace(_MESSAGE_EVENTS, form=MessagesForm(body, ctx.forward_headers)),
-        )
-
-    # responses
-
-    async def respond(
-        self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
-    ) -> responses_pb2.Response:
-        check_response(params)
-        # Stored responses, previous_response_id and background mode: server/stored_responses.py.
-        turn = None if self.state is None else await self.state.begin(params, key)
-        if turn is None:
-            return await self._respond(params, key, ctx)
-        if turn.background and self.background is not None:
-            self._entry(params.model, "chat", key)  # an unknown or forbidden model fails the create
-            return await self.background.create(turn, key, ctx, self._turn_events)
-        response = await self._respond(turn.params, key, ctx, turn.params_for)
-        await self.state.keep(turn, response)  # type: ignore[union-attr]
-        return response
-
-    async def _respond(
-        self,
-        params: responses_pb2.ResponseParams,
-        key: KeyRecord,
-        ctx: RequestContext,
-        params_for: Callable[[Route], responses_pb2.ResponseParams] | None = None,
-    ) -> responses_pb2.Response:
-        """`params_for` may give each attempt its own request (a native upstream's own chain)."""
-
-        def call(route: Route) -> Awaitable[responses_pb2.Response]:
-            sent = params if params_for is None else params_for(route)
-            return route.provider.respond(sent, route.deployment.upstream_model, ctx)
-
-        response, route, cost = await self._unary(
-            "chat",
-            params.model,
-            params.routing,
-            response_demand(params),
-            key,
-            ctx,
-            call,
-            response_answer_consumption,
-            _RESPONSE,
-        )
-        response.model = route.entry.id
-        response.provider = route.deployment.provider
-        if cost is not None and response.HasField("usage"):
-            response.usage.cost = cost
-        return response
-
-    def _response_events(
-        self,
-        params: responses_pb2.ResponseParams,
-        key: KeyRecord,
-        ctx: RequestContext,
-        started: Callable[[], Awaitable[None]] | None = None,
-        params_for: Callable[[Route], responses_pb2.ResponseParams] | None = None,
-    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
-        """The Responses stream pipeline; `started` is awaited as each attempt starts (admitted)."""
-        check_response(params)
-
-        def call(route: Route) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
-            sent = params if params_for is None else params_for(route)
-            return route.provider.stream_response(sent, route.deployment.upstream_model, ctx)
-
-        return self._stream(
-            "chat",
-            params.model,
-            params.routing,
-            response_demand(params),
-            key,
-            ctx,
-            call if started is None else _after(started, call),
-            _EVENTS,
-        )
-
-    async def stream_response(
-        self, params: responses_pb2.ResponseParams, key: KeyRecord, ctx: RequestContext
-    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
-        turn = None if self.state is None else await self.state.begin(params, key)
-        if turn is None or self.state is None:
-            async for event in self._response_events(params, key, ctx):
-                yield event
-            return
-        if turn.background and self.background is not None:
-            self._entry(params.model, "chat", key)
-            await self.background.create(turn, key, ctx, self._turn_events)
-            # The client may go away: the response runs on, and GET ?stream=true picks it up.
-            async for event in self.background.watch(turn.id, key, None):
-                yield event
-            return
-        events = self._response_events(turn.params, key, ctx, None, turn.params_for)
-        async for event in self.state.stream(turn, events):
-            yield event
-
-    def _turn_events(
-        self, turn: Turn, key: KeyRecord, ctx: RequestContext, started: Callable[[], Awaitable[None]]
-    ) -> AsyncIterator[responses_pb2.ResponseStreamEvent]:
-        return self._response_events(turn.params, key, ctx, started, turn.params_for)
-
-    # embeddings and images
-
-    async def _cache_embedding(
-        self, model: str, text: str, key: KeyRecord, ctx: RequestContext
-    ) -> Sequence[float]:
-        """A text's embedding for the response cache's semantic tier: an ordinary embeddings request
-        of the same key (charged and in the ledger as such, under its own id)."""
-        own = RequestContext(
-            request_id=ctx.request_id + "-semantic",
-            key_id=key.id,
-            client_request_id=ctx.client_request_id,
-            deadline=ctx.deadline,
-            forward_headers=ctx.forward_headers,
-        )
-        result = await self.embed(embeddings_pb2.EmbeddingParams(model=model, text=text), key, own)
-        return result.data[0].embedding if result.data else ()
-
-    async def embed(
-        self, params: embeddings_pb2.EmbeddingParams, key: KeyRecord, ctx: RequestContext
-    ) -> embeddings_pb2.EmbeddingList:
-        check_embedding(params)
-        result, route, cost = await self._unary(
-            "embedding",
-            params.model,
-            params.routing,
-            embedding_demand(params),
-            key,
-            ctx,
-            lambda route: route.provider.embed(params, route.deployment.upstream_model, ctx),
-            embedding_consumption,
-            _EMBEDDINGS,
-        )
-        result.model = route.entry.id
-        result.provider = route.deployment.provider
-        if cost is not None and result.HasField("usage"):
-            result.usage.cost = cost
-        return result
-
-    async def generate_images(
-        self, params: images_pb2.ImageParams, key: KeyRecord, ctx: RequestContext
-    ) -> images_pb2.ImagesResult:
-        result, route, cost = await self._unary(
-            "image",
-            params.model,
-            params.routing,
-            Demand(images=params.n if params.HasField("n") else 1, params=params),
-            key,
-            ctx,
-            lambda route: route.provider.generate_images(params, route.deployment.upstream_model, ctx),
-            lambda result, demand: Consumption(images=len(result.data)),
-        )
-        result.model = route.entry.id
-        result.provider = route.deployment.provider
-        if cost is not None:
-            result.usage.cost = cost
-        return result
-
-    # videos: jobs belong to the key that created them; any other key sees a 404
-
-    async def create_video(
-        self, params: videos_pb2.VideoParams, key: KeyRecord, ctx: RequestContext
-    ) -> videos_pb2.Video:
-        video, route, _ = await self._unary(
-            "video",
-            params.model,
-            params.routing,
-            Demand(video_seconds=video_seconds(params), params=params),
-            key,
-            ctx,
-            lambda route: route.provider.create_video(params, route.deployment.upstream_model, ctx),
-            lambda video, demand: Consumption(video_seconds=video_seconds(params)),
-        )
-        job = VideoJob(
-            id="video_" + secrets.token_hex(16),
-            key_id=key.id,
-            provider=route.deployment.provider,
-            upstream_id=video.id,
-            model=route.entry.id,
-            created_at=int(time.time()),
-        )
-        self.store.insert_video_job(job)
-        return _stamp_video(video, job)
-
-    def _owned_job(self, video_id: str, key: KeyRecord) -> tuple[VideoJob, Provider]:
-        job = self.store.video_job(video_id)
-        if job is None or job.key_id != key.id or job.provider not in self.providers:
-            raise NotFound(f"No video found with id '{video_id}'.", param="video_id", code="video_not_found")
-        return job, self.providers[job.provider]
-
-    async def get_video(self, video_id: str, key: KeyRecord, ctx: RequestContext) -> videos_pb2.Video:
-        job, provider = self._owned_job(video_id, key)
-        return _stamp_video(await provider.get_video(job.upstream_id, ctx), job)
-
-    async def watch_video(
-        self, video_id: str, poll_interval: float, key: KeyRecord, ctx: RequestContext
-    ) -> AsyncIterator[videos_pb2.Video]:
-        job, provider = self._owned_job(video_id, key)
-        last: tuple[str, int] | None = None
-        while True:
-            video = _stamp_video(await provider.get_video(job.upstream_id, ctx), job)
-            state = (video.status, video.progress)
-            if state != last:
-                last = state
-                yield video
-            if video.status in VIDEO_TERMINAL_STATES:
-                return
-            await asyncio.sleep(max(poll_interval, MIN_VIDEO_POLL_SECONDS))
-
-    async def download_video(
-        self, video_id: str, variant: str, key: KeyRecord, ctx: RequestContext
-    ) -> VideoContent:
-        job, provider = self._owned_job(video_id, key)
-        return await provider.download_video(job.upstream_id, variant, ctx)
-
-
-def may_use(key: KeyRecord, entry: CatalogueEntry) -> bool:
-    """Whether `key` may call `entry`'s model: every model, unless the key lists the ones it may."""
-    return not key.allowed_models or entry.id in key.allowed_models
-
-
-def _after(
-    started: Callable[[], Awaitable[None]], call: Callable[[Route], AsyncIterator[Result]]
-) -> Callable[[Route], AsyncIterator[Result]]:
-    """`call`, with `started` awaited before each attempt (a background response's in_progress)."""
-
-    async def called(route: Route) -> AsyncIterator[Result]:
-        await started()
-        async for item in call(route):
-            yield item
-
-    return called
-
-
-def _record(ctx: RequestContext, route: Route, consumption: Consumption, cost: float | None) -> None:
-    outcome = ctx.outcome
-    outcome.model = route.entry.id
-    outcome.provider = route.deployment.provider
-    outcome.prompt_tokens = consumption.prompt_tokens
-    outcome.completion_tokens = consumption.completion_tokens
-    outcome.cached_tokens = consumption.cached_tokens
-    outcome.reasoning_tokens = consumption.reasoning_tokens
-    outcome.cost = cost
-
-
-def _stamp_events(
-    route: Route, show_usage: bool, first: responses_pb2.ResponseStreamEvent
-) -> Callable[[responses_pb2.ResponseStreamEvent], responses_pb2.ResponseStreamEvent]:
-    model, provider = route.entry.id, route.deployment.provider
-
-    def stamp(event: responses_pb2.ResponseStreamEvent) -> responses_pb2.ResponseStreamEvent:
-        if event.HasField("response"):
-            event.response.model = model
-            event.response.provider = provider
-        return event
-
-    return stamp
-
-
-def _stamp_message_events(
-    route: Route, show_usage: bool, first: JsonObject
-) -> Callable[[JsonObject], JsonObject]:
-    def stamp(event: JsonObject) -> JsonObject:
-        stamp_message_event(event, route)
-        return event
-
-    return stamp
-
-
-def _charge_usage(usage: UsageMessage, cost: float | None) -> None:
-    if cost is not None:
-        usage.cost = cost
-
-
-async def _chat_answer(
-    route: Route, params: chat_pb2.ChatCompletionParams, openai_body: bytes, ctx: RequestContext
-) -> ChatAnswer:
-    """One attempt's completion: relayed from an OpenAI-protocol upstream, else the adapter's proto."""
-    provider = route.provider
-    upstream_model = route.deployment.upstream_model
-    relay = getattr(provider, "relay_chat", None)
-    if relay is not None:
-        return ChatAnswer(await relay(params, openai_body, upstream_model, ctx))
-    return ChatAnswer(await provider.chat(params, upstream_model, ctx))
-
-
-def _chat_chunks(
-    route: Route, params: chat_pb2.ChatCompletionParams, openai_body: bytes, ctx: RequestContext
-) -> AsyncIterator[ChatChunk]:
-    provider = route.provider
-    upstream_model = route.deployment.upstream_model
-    if getattr(provider, "relay_stream_chat", None) is not None:
-        relay: RelayChatProvider = provider  # type: ignore[assignment]
-        return relay.relay_stream_chat(params, openai_body, upstream_model, ctx)
-    return provider.stream_chat(params, upstream_model, ctx)
-
-
-@dataclass(frozen=True, slots=True)
-class StreamItems(Generic[Result]):
-    """How `Gateway._stream` reads and marks the items of one kind of stream."""
-
-    # Fold an item into the running consumption; the usage it carries, else None.
-    consumed: Callable[[Result, Consumption], Any]
-    # Whether the item whose usage was just folded carries the upstream's final usage.
-    final: Callable[[Result], bool]
-    # Put the stream's cost into that usage (None: no cost known, so none is shown).
-    charge: Callable[[Any, float | None], None]
-    # (route, show_usage, first item) -> the stamp for every item of the stream: it marks an item
-    # with what served it and returns it in its final form.
-    stamper: Callable[[Route, bool, Result], Callable[[Result], Result]]
-    # Take running usage off an item (True: the client asked for usage); that usage.
-    strip: Callable[[Result, bool], Any]
-    # The usage item to end a stream with, like the given item, for usage that came on another.
-    usage_item: Callable[[Result, Any], Result]
-    # How the items are written to the response cache and read back (None: never cached).
-    form: Form[Result] | None
-
-
-def _fold_message_event(event: JsonObject, total: Consumption) -> Any:
-    # message_start's usage is folded as it goes; only message_delta's usage is final and returned.
-    fold_message_event(event, total)
-    return message_event_usage(event)
-
-
-def _always_final(_: Any) -> bool:
-    return True
-
-
-def _no_running_usage(item: Any, _: Any) -> Any:
-    raise AssertionError("every usage a Responses stream carries is final")
-
-
-_CHUNKS: StreamItems[Any] = StreamItems(
-    fold_any_chunk,
-    chunk_is_final_any,
-    charge_chunk_usage,
-    chunk_stamper,
-    strip_chunk_usage,
-    usage_chunk_like,
-    CHAT_CHUNK_FORM,
-)
-_EVENTS = StreamItems(
-    fold_response_event,
-    event_is_final,
-    _charge_usage,
-    _stamp_events,
-    _no_running_usage,
-    _no_running_usage,
-    ProtoForm(responses_pb2.ResponseStreamEvent),
-)
-_MESSAGE_EVENTS = StreamItems(
-    _fold_message_event,
-    _always_final,
-    charge_usage_json,
-    _stamp_message_events,
-    _no_running_usage,
-    _no_running_usage,
-    None,  # each request's own MessagesForm: its cache key holds the body as written
-)
-_RESPONSE = ProtoForm(responses_pb2.Response)
-_EMBEDDINGS = ProtoForm(embeddings_pb2.EmbeddingList)
-
-
-def _stamp_video(video: videos_pb2.Video, job: VideoJob) -> videos_pb2.Video:
-    video.id = job.id
-    video.model = job.model
-    video.provider = job.provider
-    return video

@@ -28,7 +28,8 @@ from server.accounts.ledger_queries import (
 )
 from server.accounts.money import MAX_USD, micros_to_usd, usd_to_micros
 from server.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
-from server.gateway import Gateway, may_use
+from server.gateway import Gateway
+from server.model_access import may_use
 from server.services.base import call_context, unary_rpc
 from siraya.router.v1 import admin_pb2, admin_pb2_grpc
 

@@ -2,7 +2,7 @@
 
 The checks read the protos (`ChatCompletionParams`, `ResponseParams`, `EmbeddingParams`,
 `CompletionParams`), not the JSON, so a request that arrives over REST and one that arrives over
-gRPC meet the same bounds. The gateway calls them as a request enters (server/gateway.py; the
+gRPC meet the same bounds. The gateway calls them as a request enters (server/gateway_*.py; the
 completions servicer for `CompletionParams`). Ranges are OpenAI's
 (openai-openapi.yaml) where it gives one; where it gives none (token counts, `dimensions`, the size
 of `logit_bias`) the cap is one no model comes near, so that a single field cannot ask an upstream
