@@ -12,7 +12,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF $(if $(filter x86_64,$(shell uname -m)),-D
 PROTO_DIR := protos
 PROTOS := $(wildcard $(PROTO_DIR)/siraya/router/v1/*.proto)
 
-.PHONY: install run test fuzz proto proto-check lint bench clean console-assets openapi-subset
+.PHONY: install run test fuzz proto proto-check lint bench bench-ab clean console-assets openapi-subset
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,12 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Two versions' CPU per request, alternated (bench/ab.py); AB_ARGS="--a HEAD~1 --kinds rest-chat" etc.
+bench-ab: $(STAMP)
+	@command -v wrk >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
+	$(PY) bench/ab.py $(AB_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
