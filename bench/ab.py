@@ -13,7 +13,8 @@ the same CPU; wrk or bench/grpc_load.py load them from the other CPUs.
 
 Usage: .venv/bin/python bench/ab.py --a HEAD~1 [--b HEAD] [--kinds rest-chat,rest-stream]
        [--runs 5] [--duration 4] [--concurrency 32]
---b defaults to the working tree. Kinds: rest-chat, rest-stream, grpc-unary, grpc-stream.
+--b defaults to the working tree; either may also be a directory holding a copy of the code.
+Kinds: rest-chat, rest-stream, grpc-unary, grpc-stream.
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ models:
 
 @dataclass(frozen=True)
 class Source:
-    """Where the gateway's code comes from: the working tree, or one commit exported with git archive."""
+    """Where the gateway's code comes from: the working tree, one commit exported with git archive,
+    or another directory holding a copy of the code (a variant not committed yet)."""
 
     root: Path
     env: dict[str, str] | None = None
@@ -55,6 +56,9 @@ class Source:
     def of(ref: str | None, workdir: Path) -> Source:
         if ref is None:
             return Source(ROOT)
+        if Path(ref).is_dir():
+            root = Path(ref).resolve()
+            return Source(root, {**os.environ, "PYTHONPATH": str(root)})
         root = workdir / "src"
         root.mkdir()
         archive = subprocess.Popen(["git", "archive", ref], cwd=ROOT, stdout=subprocess.PIPE)
@@ -157,7 +161,9 @@ def start_gateway(
     extra_config = "observability: {access_log: false}\n" if args.no_access_log else ""
     gateway_config(config, workdir / "data", upstream_port, http_port, grpc_port, extra_config)
     source = Source.of(args.ref, workdir)
-    if args.ref:
+    if args.ref and Path(args.ref).is_dir():
+        info["commit"] = f"the code in {args.ref}"
+    elif args.ref:
         info["commit"] = subprocess.run(
             ["git", "rev-parse", "--short", args.ref],
             cwd=ROOT,

@@ -11,7 +11,7 @@ a 400 that names no decoder internals.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import grpc
@@ -54,10 +54,15 @@ def _guarded(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
 
 
 class SafeDecoding:
-    """What the generated `add_*Servicer_to_server(servicer, server)` functions register with."""
+    """What the generated `add_*Servicer_to_server(servicer, server)` functions register with.
 
-    def __init__(self, server: grpc.aio.Server) -> None:
+    Every method is served through a generic handler; only those named in `core_registered`
+    ("package.Service/Method") are also registered with grpc core (see server/grpc_server.py).
+    """
+
+    def __init__(self, server: grpc.aio.Server, core_registered: Collection[str] = ()) -> None:
         self._server = server
+        self._core_registered = frozenset(core_registered)
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
         pass  # the same handlers come again, by name, through add_registered_method_handlers
@@ -67,4 +72,8 @@ class SafeDecoding:
     ) -> None:
         guarded = {name: _guarded(handler) for name, handler in handlers.items()}
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, guarded),))
-        self._server.add_registered_method_handlers(service, guarded)
+        registered = {
+            name: handler for name, handler in guarded.items() if f"{service}/{name}" in self._core_registered
+        }
+        if registered:
+            self._server.add_registered_method_handlers(service, registered)

@@ -6,7 +6,7 @@ import dataclasses
 import inspect
 
 from http_bridge.stubs import GatewayStubs
-from server.grpc_server import Servicers
+from server.grpc_server import CORE_REGISTERED_METHODS, Servicers
 from siraya.router import services
 from siraya.router.services import SERVICE_NAMES, SERVICES
 from siraya.router.v1 import admin_pb2
@@ -30,3 +30,10 @@ def test_stub_and_servicer_sets_have_one_member_per_row() -> None:
     assert services == attributes
     servicer_names = [name for name in vars(Servicers(gateway=None)) if not name.startswith("_")]  # type: ignore[arg-type]
     assert sorted(servicer_names) == sorted(attributes)
+
+
+def test_core_registered_methods_exist() -> None:
+    """A misspelt or renamed name would quietly leave a model method on grpc's slower generic path."""
+    methods = {f"{c.full_name}/{method.name}" for c in SERVICES for method in c.descriptor.methods}
+    assert CORE_REGISTERED_METHODS <= methods
+    assert "siraya.router.v1.ChatService/StreamChatCompletion" in CORE_REGISTERED_METHODS
