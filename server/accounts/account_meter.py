@@ -12,9 +12,11 @@ from typing import Protocol
 from server.accounts.candidates import deployment_price
 from server.accounts.charges import charge
 from server.accounts.keys import KeyRecord
+from server.accounts.ledger_entry import record_request
+from server.accounts.ledger_writer import LedgerWriter
 from server.accounts.metering import Consumption, Meter
 from server.accounts.money import micros_to_usd
-from server.accounts.store import AccountStore, LedgerStatus, LimitStore, SyncCredits
+from server.accounts.store import AccountStore, LimitStore, SyncCredits
 from server.observability import metrics
 from server.observability.ids import new_reservation_id
 from server.providers.base import RequestContext
@@ -40,20 +42,8 @@ class MeterOwner(Protocol):
     @property
     def clock(self) -> Callable[[], float]: ...
 
-    def _record(
-        self,
-        key: KeyRecord,
-        model: str,
-        ctx: RequestContext,
-        started: float,
-        status: LedgerStatus,
-        *,
-        error: BaseException | None = None,
-        deployment: Deployment | None = None,
-        consumed: Consumption | None = None,
-        cost: int = 0,
-        saved: int = 0,
-    ) -> None: ...
+    @property
+    def ledger(self) -> LedgerWriter: ...
 
 
 class AccountMeter(Meter):
@@ -110,7 +100,8 @@ class AccountMeter(Meter):
             # The answer was served: failing it now would not un-spend the tokens. The open
             # reservation stays held until the stale sweep, and the ledger still has the charge.
             logger.exception("could not settle a served request")
-        metering._record(
+        record_request(
+            metering.ledger,
             key,
             self._entry.id,
             self._ctx,
@@ -144,8 +135,14 @@ class AccountMeter(Meter):
         except asyncio.CancelledError as cancel:
             interrupted = cancel  # the shielded release goes on; the record is still made
         cancelled = isinstance(error, (asyncio.CancelledError, GeneratorExit))
-        metering._record(
-            key, self._entry.id, self._ctx, self._started, "cancelled" if cancelled else "error", error=error
+        record_request(
+            metering.ledger,
+            key,
+            self._entry.id,
+            self._ctx,
+            self._started,
+            "cancelled" if cancelled else "error",
+            error=error,
         )
         if interrupted is not None:
             raise interrupted

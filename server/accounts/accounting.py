@@ -51,7 +51,7 @@ from server.accounts.budgets import Budget, SpendLevel
 from server.accounts.candidates import CandidateCache, deployment_price
 from server.accounts.charges import charge
 from server.accounts.keys import KeyRecord
-from server.accounts.ledger_attempts import priced_attempts
+from server.accounts.ledger_entry import record_request
 from server.accounts.ledger_writer import LedgerWriter
 from server.accounts.metering import Consumption, Demand, Meter, Metering
 from server.accounts.moderation import Moderator
@@ -61,8 +61,6 @@ from server.accounts.reservation import apply_output_cap, bounds, reply_cap
 from server.accounts.store import (
     NOT_LOADED,
     AccountStore,
-    LedgerRecord,
-    LedgerStatus,
     LimitStore,
     SyncCredits,
     TeamRates,
@@ -82,7 +80,6 @@ logger = logging.getLogger("siraya.accounts")
 STALE_RESERVATION_SECONDS = 2 * 3600.0
 DEFAULT_LEASE_SECONDS = 10.0
 STALE_SWEEP_SECONDS = 600.0
-CLIENT_CLOSED_STATUS = 499
 # Model kinds billed by tokens: their reservation bounds the prompt.
 _TOKEN_KINDS = frozenset({"chat", "embedding", "any"})
 
@@ -191,7 +188,7 @@ class AccountMetering(Metering):
                 retry_after=decision.retry_after_s,
                 headers=headers,
             )
-            self._record(key, entry.id, ctx, started, "error", error=error)
+            record_request(self.ledger, key, entry.id, ctx, started, "error", error=error)
             raise error
         if ctx.response_headers:
             headers.update(ctx.response_headers)
@@ -269,10 +266,11 @@ class AccountMetering(Metering):
             try:
                 await self.moderator.check(key.id, entry.id, demand.params)
             except GatewayError as error:
-                self._record(key, entry.id, ctx, started, "error", error=error)
+                record_request(self.ledger, key, entry.id, ctx, started, "error", error=error)
                 raise
         saved = charge(deployment_price(entry, deployment), consumed)
-        self._record(
+        record_request(
+            self.ledger,
             key,
             entry.id,
             ctx,
@@ -283,69 +281,6 @@ class AccountMetering(Metering):
             saved=saved,
         )
         return saved
-
-    def _record(
-        self,
-        key: KeyRecord,
-        model: str,
-        ctx: RequestContext,
-        started: float,
-        status: LedgerStatus,
-        *,
-        error: BaseException | None = None,
-        deployment: Deployment | None = None,
-        consumed: Consumption | None = None,
-        cost: int = 0,
-        saved: int = 0,
-    ) -> None:
-        finished = time.monotonic()
-        first = ctx.outcome.first_item_at
-        if isinstance(error, GatewayError):
-            http_status, code = error.kind.http_status, error.code
-        elif error is not None:
-            http_status, code = (
-                (CLIENT_CLOSED_STATUS, "client_closed") if status == "cancelled" else (500, "internal_error")
-            )
-        else:
-            http_status, code = (CLIENT_CLOSED_STATUS if status == "cancelled" else 200), None
-        served = consumed
-        consumed = consumed or Consumption()
-        bodies: BodyCapture | None = ctx.outcome.bodies
-        rows = ctx.outcome.attempts
-        attempts, upstream_cost, reported_cost = (
-            ((), 0, None) if rows is None else priced_attempts(rows, started, status, model, served, cost)
-        )
-        record = LedgerRecord(
-            request_id=ctx.request_id,
-            key_id=key.id,
-            created_at=time.time(),
-            model_requested=model,
-            status=status,
-            http_status=http_status,
-            model_served=None if deployment is None else deployment.upstream_model,
-            provider=None if deployment is None else deployment.provider,
-            error_code=code,
-            prompt_tokens=consumed.prompt_tokens,
-            completion_tokens=consumed.completion_tokens,
-            cached_tokens=consumed.cached_tokens,
-            reasoning_tokens=consumed.reasoning_tokens,
-            cost_micros=cost,
-            latency_ms=round((finished - started) * 1000, 3),
-            ttft_ms=None if first is None else round((first - started) * 1000, 3),
-            streamed=first is not None,
-            cache_write_tokens=consumed.cache_write_tokens,
-            cache_saved_micros=saved,
-            prompt_text=None if bodies is None else bodies.prompt,
-            answer_text=None if bodies is None else bodies.answer_text(),
-            token_source="counted" if consumed.counted else "reported",
-            upstream_cost_micros=upstream_cost,
-            upstream_reported_cost_micros=reported_cost,
-            attempts=attempts,
-        )
-        try:
-            self.ledger.submit(record)
-        except RuntimeError:
-            logger.error("ledger closed; dropped the record of a request")
 
     async def _sweep(self) -> None:
         while True:
