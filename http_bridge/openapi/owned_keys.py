@@ -11,6 +11,7 @@ from http_bridge.openapi.owned_parts import (
     JsonObject,
     json_body,
     json_reply,
+    list_of,
     nullable,
     operation,
     path_parameter,
@@ -98,14 +99,7 @@ KEY_SCHEMAS: dict[str, JsonObject] = {
     "SirayaNewTeam": {"allOf": [ref("SirayaTeamSettings"), {"type": "object", "required": ["name"]}]},
     "SirayaTeamUpdate": {"allOf": [ref("SirayaTeamSettings"), {"type": "object", "minProperties": 1}]},
     "SirayaTeam": {"type": "object", "required": list(_TEAM_PROPERTIES), "properties": _TEAM_PROPERTIES},
-    "SirayaTeamList": {
-        "type": "object",
-        "required": ["object", "data"],
-        "properties": {
-            "object": {"type": "string", "enum": ["list"]},
-            "data": {"type": "array", "items": ref("SirayaTeam")},
-        },
-    },
+    "SirayaTeamList": list_of(ref("SirayaTeam")),
     "SirayaKeySettings": {
         "type": "object",
         "description": "A key's settings. On create `name` is required; on update a null clears a setting.",
@@ -124,14 +118,7 @@ KEY_SCHEMAS: dict[str, JsonObject] = {
         "required": [*KEY_REQUIRED, "secret"],
         "properties": {**KEY_PROPERTIES, "secret": {"type": "string", "description": "Shown only here."}},
     },
-    "SirayaKeyList": {
-        "type": "object",
-        "required": ["object", "data"],
-        "properties": {
-            "object": {"type": "string", "enum": ["list"]},
-            "data": {"type": "array", "items": ref("SirayaKey")},
-        },
-    },
+    "SirayaKeyList": list_of(ref("SirayaKey")),
 }
 
 _KEY_ID = path_parameter("key_id", "The key's id.")

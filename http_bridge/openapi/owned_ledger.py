@@ -9,6 +9,7 @@ from http_bridge.openapi.owned_keys import KEY_PROPERTIES, KEY_REQUIRED
 from http_bridge.openapi.owned_parts import (
     JsonObject,
     json_reply,
+    list_of,
     nullable,
     operation,
     query,
@@ -129,56 +130,40 @@ LEDGER_SCHEMAS: dict[str, JsonObject] = {
             },
         },
     },
-    "SirayaDeploymentList": {
-        "type": "object",
-        "required": ["object", "data"],
-        "properties": {
-            "object": {"type": "string", "enum": ["list"]},
-            "data": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["model", "provider", "deployment", "breaker_state"],
-                    "properties": {
-                        "model": {"type": "string"},
-                        "provider": {"type": "string"},
-                        "upstream_model": {"type": "string"},
-                        "deployment": {"type": "string"},
-                        "breaker_state": {"type": "string"},
-                        "latency_ms": nullable({"type": "number"}),
-                        "throughput": nullable({"type": "number"}),
-                        "error_rate": nullable({"type": "number"}),
-                        "attempts": {"type": "integer"},
-                        "failures": {"type": "integer"},
-                    },
-                },
+    "SirayaDeploymentList": list_of(
+        {
+            "type": "object",
+            "required": ["model", "provider", "deployment", "breaker_state"],
+            "properties": {
+                "model": {"type": "string"},
+                "provider": {"type": "string"},
+                "upstream_model": {"type": "string"},
+                "deployment": {"type": "string"},
+                "breaker_state": {"type": "string"},
+                "latency_ms": nullable({"type": "number"}),
+                "throughput": nullable({"type": "number"}),
+                "error_rate": nullable({"type": "number"}),
+                "attempts": {"type": "integer"},
+                "failures": {"type": "integer"},
             },
-        },
-    },
-    "SirayaAuditEventList": {
-        "type": "object",
-        "required": ["object", "data"],
-        "properties": {
-            "object": {"type": "string", "enum": ["list"]},
-            "data": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "at", "actor", "action", "target", "source", "via", "detail"],
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "at": {"type": "number"},
-                        "actor": {"type": "string"},
-                        "action": {"type": "string"},
-                        "target": nullable({"type": "string"}),
-                        "source": nullable({"type": "string"}),
-                        "via": nullable({"type": "string"}),
-                        "detail": {"type": "object"},
-                    },
-                },
+        }
+    ),
+    "SirayaAuditEventList": list_of(
+        {
+            "type": "object",
+            "required": ["id", "at", "actor", "action", "target", "source", "via", "detail"],
+            "properties": {
+                "id": {"type": "integer"},
+                "at": {"type": "number"},
+                "actor": {"type": "string"},
+                "action": {"type": "string"},
+                "target": nullable({"type": "string"}),
+                "source": nullable({"type": "string"}),
+                "via": nullable({"type": "string"}),
+                "detail": {"type": "object"},
             },
-        },
-    },
+        }
+    ),
 }
 
 _FILTERS = [

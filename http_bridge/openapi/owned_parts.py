@@ -36,6 +36,18 @@ def nullable(schema: JsonObject) -> JsonObject:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
+def list_of(items: JsonObject) -> JsonObject:
+    """A list reply: `{"object": "list", "data": [items...]}`."""
+    return {
+        "type": "object",
+        "required": ["object", "data"],
+        "properties": {
+            "object": {"type": "string", "enum": ["list"]},
+            "data": {"type": "array", "items": items},
+        },
+    }
+
+
 def json_reply(schema: JsonObject, description: str = "OK") -> JsonObject:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
