@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,8 +28,6 @@ from server.accounts.store import (
 from tests.unit.server.accounts.accounts_backends import (
     key_record,
     ledger_record,
-    postgres_unavailable,
-    temporary_database,
 )
 
 
@@ -37,15 +35,6 @@ from tests.unit.server.accounts.accounts_backends import (
 class Backend:
     name: str
     open: Callable[[], Awaitable[AccountStore]]
-
-
-@pytest.fixture(scope="module")
-def postgres_dsn() -> Iterator[str]:
-    reason = postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    with temporary_database() as dsn:
-        yield dsn
 
 
 @pytest.fixture(params=["sqlite", "sqlite-owned", "postgres"])

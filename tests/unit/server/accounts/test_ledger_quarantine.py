@@ -7,7 +7,7 @@ every key, and a stop lost what was still queued. These tests put such a record 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -20,21 +20,10 @@ from server.accounts.sqlite_accounts import SqliteAccountStore
 from server.accounts.store import AccountStore, LedgerRecord
 from tests.unit.server.accounts.accounts_backends import (
     ledger_record,
-    postgres_unavailable,
-    temporary_database,
 )
 
 # A lone surrogate: what a header byte that is not UTF-8 decodes to. No driver can encode it.
 POISON = "bad\udcff"
-
-
-@pytest.fixture(scope="module")
-def postgres_dsn() -> Iterator[str]:
-    reason = postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    with temporary_database() as dsn:
-        yield dsn
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -5,13 +5,10 @@ stores made them before (schema_snapshot.json, written from those stores by sche
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from server.accounts.schema import MIGRATIONS, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, TYPES, both
-from tests.unit.server.accounts.accounts_backends import postgres_unavailable, run_sync, temporary_database
+from tests.unit.server.accounts.accounts_backends import run_sync
 from tests.unit.server.accounts.schema_description import postgres_schema, sqlite_schema
 
 SNAPSHOT = json.loads((Path(__file__).parent / "schema_snapshot.json").read_text())
@@ -55,15 +52,6 @@ def test_a_fresh_sqlite_file_has_the_schema_it_had(tmp_path: Path) -> None:
     for table, columns in expected["tables"].items():
         assert described["tables"][table] == columns, table
     assert described == expected
-
-
-@pytest.fixture(scope="module")
-def postgres_dsn() -> Iterator[str]:
-    reason = postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    with temporary_database() as dsn:
-        yield dsn
 
 
 def test_a_fresh_postgres_schema_has_the_schema_it_had(postgres_dsn: str) -> None:
