@@ -53,13 +53,49 @@ class Migration(NamedTuple):
     postgres: tuple[str, ...] | None
 
 
+def rendered(dialect: Dialect, *statements: str) -> tuple[str, ...]:
+    """`statements` with the dialect's column types in place of their placeholders."""
+    return tuple(statement.format(**TYPES[dialect]) for statement in statements)
+
+
 def both(name: str, *statements: str) -> Migration:
     """A step of both dialects, its types rendered for each."""
-    return Migration(
-        name,
-        tuple(statement.format(**TYPES["sqlite"]) for statement in statements),
-        tuple(statement.format(**TYPES["postgres"]) for statement in statements),
-    )
+    return Migration(name, rendered("sqlite", *statements), rendered("postgres", *statements))
+
+
+# The tables both dialects' first steps create; the steps differ around them (see above).
+_FIRST_TABLES = (
+    """CREATE TABLE credit_reservations (
+                key_id TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                amount_micros {bigint} NOT NULL,
+                settled_micros {bigint},
+                state TEXT NOT NULL,
+                created_at {real} NOT NULL,
+                PRIMARY KEY (key_id, request_id)
+            )""",
+    "CREATE INDEX credit_reservations_open ON credit_reservations (created_at) WHERE state = 'open'",
+    """CREATE TABLE usage_ledger (
+                request_id TEXT NOT NULL,
+                key_id TEXT NOT NULL,
+                created_at {real} NOT NULL,
+                model_requested TEXT NOT NULL,
+                status TEXT NOT NULL,
+                http_status INTEGER NOT NULL,
+                model_served TEXT,
+                provider TEXT,
+                error_code TEXT,
+                prompt_tokens {bigint} NOT NULL,
+                completion_tokens {bigint} NOT NULL,
+                cached_tokens {bigint} NOT NULL,
+                reasoning_tokens {bigint} NOT NULL,
+                cost_micros {bigint} NOT NULL,
+                latency_ms {real} NOT NULL,
+                ttft_ms {real},
+                streamed {bool} NOT NULL,
+                PRIMARY KEY (key_id, request_id)
+            )""",
+)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -78,36 +114,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                    UPDATE keys SET credit_limit_micros = CAST(ROUND(NEW.credit_limit * 1000000) AS INTEGER)
                    WHERE id = NEW.id;
                END""",
-            """CREATE TABLE credit_reservations (
-                key_id TEXT NOT NULL,
-                request_id TEXT NOT NULL,
-                amount_micros INTEGER NOT NULL,
-                settled_micros INTEGER,
-                state TEXT NOT NULL,
-                created_at REAL NOT NULL,
-                PRIMARY KEY (key_id, request_id)
-            )""",
-            "CREATE INDEX credit_reservations_open ON credit_reservations (created_at) WHERE state = 'open'",
-            """CREATE TABLE usage_ledger (
-                request_id TEXT NOT NULL,
-                key_id TEXT NOT NULL,
-                created_at REAL NOT NULL,
-                model_requested TEXT NOT NULL,
-                status TEXT NOT NULL,
-                http_status INTEGER NOT NULL,
-                model_served TEXT,
-                provider TEXT,
-                error_code TEXT,
-                prompt_tokens INTEGER NOT NULL,
-                completion_tokens INTEGER NOT NULL,
-                cached_tokens INTEGER NOT NULL,
-                reasoning_tokens INTEGER NOT NULL,
-                cost_micros INTEGER NOT NULL,
-                latency_ms REAL NOT NULL,
-                ttft_ms REAL,
-                streamed INTEGER NOT NULL,
-                PRIMARY KEY (key_id, request_id)
-            )""",
+            *rendered("sqlite", *_FIRST_TABLES),
         ),
         postgres=None,
     ),
@@ -130,36 +137,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 rpm_limit BIGINT,
                 tpm_limit BIGINT
             )""",
-            """CREATE TABLE credit_reservations (
-                key_id TEXT NOT NULL,
-                request_id TEXT NOT NULL,
-                amount_micros BIGINT NOT NULL,
-                settled_micros BIGINT,
-                state TEXT NOT NULL,
-                created_at DOUBLE PRECISION NOT NULL,
-                PRIMARY KEY (key_id, request_id)
-            )""",
-            "CREATE INDEX credit_reservations_open ON credit_reservations (created_at) WHERE state = 'open'",
-            """CREATE TABLE usage_ledger (
-                request_id TEXT NOT NULL,
-                key_id TEXT NOT NULL,
-                created_at DOUBLE PRECISION NOT NULL,
-                model_requested TEXT NOT NULL,
-                status TEXT NOT NULL,
-                http_status INTEGER NOT NULL,
-                model_served TEXT,
-                provider TEXT,
-                error_code TEXT,
-                prompt_tokens BIGINT NOT NULL,
-                completion_tokens BIGINT NOT NULL,
-                cached_tokens BIGINT NOT NULL,
-                reasoning_tokens BIGINT NOT NULL,
-                cost_micros BIGINT NOT NULL,
-                latency_ms DOUBLE PRECISION NOT NULL,
-                ttft_ms DOUBLE PRECISION,
-                streamed BOOLEAN NOT NULL,
-                PRIMARY KEY (key_id, request_id)
-            )""",
+            *rendered("postgres", *_FIRST_TABLES),
         ),
     ),
     both(
