@@ -139,10 +139,7 @@ class Load:
         ]
         if key:
             command += ["--metadata", f"authorization=Bearer {key}"]
-        out = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
-        if out.returncode != 0:
-            raise SystemExit(f"bench: grpc_load failed: {out.stderr[-1000:]}")
-        data = json.loads(out.stdout)
+        data = _json_of(command, "grpc_load")
         return Sample(
             rps=data["rps"],
             p50_ms=data["p50_ms"],
@@ -169,11 +166,16 @@ class Load:
         ]
         if key:
             command += ["--header", f"Authorization: Bearer {key}"]
-        out = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
-        if out.returncode != 0:
-            raise SystemExit(f"bench: stream_probe failed: {out.stderr[-1000:]}")
-        result: dict[str, Any] = json.loads(out.stdout)
-        return result
+        return _json_of(command, "stream_probe")
+
+
+def _json_of(command: list[str], name: str) -> dict[str, Any]:
+    """The JSON object a bench script prints; its exit code other than 0 stops the bench."""
+    out = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+    if out.returncode != 0:
+        raise SystemExit(f"bench: {name} failed: {out.stderr[-1000:]}")
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
 
 
 # One row's measurement: (concurrency, seconds) -> what the load generator saw.
