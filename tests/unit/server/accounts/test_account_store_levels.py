@@ -19,7 +19,6 @@ from tests.unit.server.accounts.test_account_store_contract import (  # noqa: F4
     _second_store,
     add_key,
     backend,
-    postgres_dsn,
     store,
 )
 
