@@ -19,9 +19,16 @@ UPSTREAM_KEY = "sk-upstream-bench"
 
 
 def gateway_config(
-    path: Path, data_dir: Path, upstream_port: int, http_port: int, grpc_port: int, extra: str = ""
+    path: Path,
+    data_dir: Path,
+    upstream_port: int,
+    http_port: int,
+    grpc_port: int,
+    extra: str = "",
+    server_extra: str = "",
 ) -> None:
-    """Only the keys the bench needs, so other sections can change under it."""
+    """Only the keys the bench needs, so other sections can change under it. `server_extra`: more
+    lines of the `server` section, each indented by two spaces and ending in a newline."""
     pricing = "{input_per_million: 0.15, output_per_million: 0.6}"
     path.write_text(
         f"""server:
@@ -29,7 +36,7 @@ def gateway_config(
   http_port: {http_port}
   grpc_port: {grpc_port}
   data_dir: {data_dir}
-providers:
+{server_extra}providers:
   bench:
     type: openai
     base_url: http://127.0.0.1:{upstream_port}/v1
@@ -66,6 +73,14 @@ class Source:
         if archive.wait() != 0:
             raise SystemExit(f"bench: git archive {ref} failed")
         return Source(root, {**os.environ, "PYTHONPATH": str(root)})
+
+
+def has_setting(source: Source, name: str) -> bool:
+    """Whether the gateway's config knows the setting `name` (its models forbid unknown keys, so the
+    bench sets a newer setting only for a version that has it)."""
+    server = source.root / "server"
+    files = [*server.glob("config*.py"), *server.glob("config/*.py")]
+    return any(name in file.read_text() for file in files)
 
 
 def cli_supports(source: Source, command: list[str], option: str) -> bool:
@@ -159,8 +174,11 @@ def start_gateway(
     config = workdir / "gateway.yaml"
     http_port, grpc_port = free_port(), free_port()
     extra_config = "observability: {access_log: false}\n" if args.no_access_log else ""
-    gateway_config(config, workdir / "data", upstream_port, http_port, grpc_port, extra_config)
     source = Source.of(args.ref, workdir)
+    # One bench key stands for every client, and the open-streams phase holds thousands of its
+    # streams at once: the per-key in-flight limit (256 by default) is lifted, where there is one.
+    server_extra = "  max_in_flight_per_key: 0\n" if has_setting(source, "max_in_flight_per_key") else ""
+    gateway_config(config, workdir / "data", upstream_port, http_port, grpc_port, extra_config, server_extra)
     if args.ref and Path(args.ref).is_dir():
         info["commit"] = f"the code in {args.ref}"
     elif args.ref:
@@ -180,6 +198,8 @@ def start_gateway(
         if credit_limit
         else "no credit limit"
     )
+    if server_extra:
+        info["key"] += "; per-key in-flight limit lifted (one key stands for every client)"
     key = create_key(config, source, credit_limit)
     gateway = procs.spawn(
         "gateway",
