@@ -83,6 +83,13 @@ def has_setting(source: Source, name: str) -> bool:
     return any(name in file.read_text() for file in files)
 
 
+def server_settings(source: Source) -> str:
+    """The `server` lines the bench adds for `gateway_config`. One bench key stands for every client,
+    and the open-streams phase holds thousands of its streams at once: the per-key in-flight limit
+    (256 by default) is lifted, where there is one."""
+    return "  max_in_flight_per_key: 0\n" if has_setting(source, "max_in_flight_per_key") else ""
+
+
 def cli_supports(source: Source, command: list[str], option: str) -> bool:
     """Whether the gateway's CLI has `option`, so the bench keeps working across versions of it."""
     out = subprocess.run(
@@ -175,9 +182,7 @@ def start_gateway(
     http_port, grpc_port = free_port(), free_port()
     extra_config = "observability: {access_log: false}\n" if args.no_access_log else ""
     source = Source.of(args.ref, workdir)
-    # One bench key stands for every client, and the open-streams phase holds thousands of its
-    # streams at once: the per-key in-flight limit (256 by default) is lifted, where there is one.
-    server_extra = "  max_in_flight_per_key: 0\n" if has_setting(source, "max_in_flight_per_key") else ""
+    server_extra = server_settings(source)
     gateway_config(config, workdir / "data", upstream_port, http_port, grpc_port, extra_config, server_extra)
     if args.ref and Path(args.ref).is_dir():
         info["commit"] = f"the code in {args.ref}"
