@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -103,7 +104,19 @@ def prompt_shape(params: Message) -> PromptShape:
             if name in _NOT_PROMPT:
                 continue
             kind = descriptor.type
-            values = value if descriptor.is_repeated else (value,)
+            if not descriptor.is_repeated:
+                values: Any = (value,)
+            elif kind == _MESSAGE and descriptor.message_type.GetOptions().map_entry:
+                for key, item in value.items():
+                    shape.add_text(key)
+                    if isinstance(item, Message):
+                        pending.append(item)
+                    elif isinstance(item, str):
+                        shape.add_text(item)
+                continue
+            else:
+                # A slice: iterating the repeated field itself ends in an IndexError that upb formats.
+                values = value[:]
             if kind == _STRING:
                 for text in values:
                     if name in _IMAGE_FIELDS or text.startswith("data:image/"):
@@ -123,14 +136,6 @@ def prompt_shape(params: Message) -> PromptShape:
             ):
                 shape.fixed_tokens += len(value)
             elif kind == _MESSAGE:
-                if descriptor.message_type.GetOptions().map_entry:
-                    for key, item in value.items():
-                        shape.add_text(key)
-                        if isinstance(item, Message):
-                            pending.append(item)
-                        elif isinstance(item, str):
-                            shape.add_text(item)
-                    continue
                 if descriptor.is_repeated:
                     shape.fixed_tokens += FRAMING_TOKENS * len(value)
                 pending.extend(values)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from server.accounts.schema import SQLITE_MIGRATIONS
+from server.accounts.sqlite_binding import register_plain_adapters
 from server.accounts.sqlite_store import MIGRATIONS as BASE_MIGRATIONS
 from server.observability.ids import new_holder_id
 
@@ -53,6 +54,7 @@ class SqliteConnection:
         self._credit_lock: int | None = -1 if shared_credit_lock and str(path) != ":memory:" else None
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        register_plain_adapters()
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         self._db.execute("PRAGMA journal_mode=WAL")

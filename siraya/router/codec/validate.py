@@ -139,7 +139,7 @@ def check_chat_params(params: chat_pb2.ChatCompletionParams) -> None:
     if not messages:
         raise ParamsError("'messages' must contain at least one message.", "messages", "empty_array")
     index = 0
-    for message in messages:
+    for message in messages[:]:  # a slice: iterating upb's container ends in a formatted IndexError
         role = message.role
         content = message.WhichOneof("content")
         if role in _CONTENT_REQUIRED:
