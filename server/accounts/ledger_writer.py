@@ -1,9 +1,10 @@
 """Batches usage-ledger records off the hot path.
 
 `submit` appends to an in-memory deque and returns: no I/O, no await, O(1). A background task
-writes batches of up to `max_batch` every `flush_interval` seconds, or at once when a full batch
-is waiting. `close` (graceful shutdown) stops the task and writes everything still pending, so a
-clean stop loses nothing and a crash loses at most one interval's records.
+writes what is pending every `flush_interval` seconds (in batches of up to `max_batch`), or at once
+when a full batch is waiting; what arrives during a write waits for the next interval. `close`
+(graceful shutdown) stops the task and writes everything still pending, so a clean stop loses
+nothing and a crash loses at most one interval's records (and the write in progress).
 
 A batch never fails as a whole. When the store refuses a batch, its records are written one by one:
     - some are written, some refused: the store works, so the refused ones are poison (a value the
@@ -97,20 +98,37 @@ class LedgerWriter:
         return None
 
     async def flush(self) -> None:
-        """Write everything pending now; raises if the store is down (records stay queued)."""
+        """Write everything pending now, and what arrives while it writes; raises if the store is down
+        (records stay queued)."""
         async with self._flush_lock:
             while self._pending:
-                count = min(len(self._pending), self._max_batch)
-                batch = [self._pending[i] for i in range(count)]
-                try:
-                    await self._store.append_ledger(batch)
-                except Exception as error:
-                    if count == 1 or not await self._write_apart(batch):
-                        raise error
-                # Only now drop them: a failed write leaves the batch queued for the next try.
-                for _ in range(count):
-                    self._pending.popleft()
-                self.written += count
+                await self._write_batch(min(len(self._pending), self._max_batch))
+
+    async def _flush_due(self) -> None:
+        """Write what was pending when the wait ended; what arrives meanwhile waits for the next one.
+
+        Writing it at once (as `flush` does) kept a loaded gateway's writer busy with batches of a few
+        records, each its own transaction, its own thread hop and its own rewrite of the tables'
+        last pages: at ~2,000 requests a second, ~700 batches of three.
+        """
+        async with self._flush_lock:
+            due = len(self._pending)
+            while due > 0 and self._pending:
+                count = min(due, len(self._pending), self._max_batch)
+                await self._write_batch(count)
+                due -= count
+
+    async def _write_batch(self, count: int) -> None:
+        batch = [self._pending[i] for i in range(count)]
+        try:
+            await self._store.append_ledger(batch)
+        except Exception as error:
+            if count == 1 or not await self._write_apart(batch):
+                raise error
+        # Only now drop them: a failed write leaves the batch queued for the next try.
+        for _ in range(count):
+            self._pending.popleft()
+        self.written += count
 
     async def _write_apart(self, batch: list[LedgerRecord]) -> bool:
         """Write a refused batch record by record; quarantine what fails if anything succeeded.
@@ -183,7 +201,7 @@ class LedgerWriter:
                 return  # close() writes what is left
             self._wake.clear()
             try:
-                await self.flush()
+                await self._flush_due()
                 failed = False
             except Exception:
                 failed = True

@@ -140,3 +140,31 @@ async def test_the_queue_is_bounded() -> None:
     assert writer.pending == 5 and writer.dropped == 2
     await writer.close()
     assert sink.records == submitted[:5]
+
+
+class SlowSink(RecordingSink):
+    """A store whose every write takes `seconds`, as a thread hop and a commit do."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    async def append_ledger(self, records: Sequence[LedgerRecord]) -> None:
+        await asyncio.sleep(self.seconds)
+        self.batches.append(list(records))
+
+
+async def test_a_steady_stream_is_written_once_per_interval_not_in_trickles() -> None:
+    # Under load, records kept arriving while a batch was written, and the writer went straight on
+    # to write them: batches of a few records, back to back, each its own transaction.
+    sink = SlowSink(seconds=0.01)
+    writer = LedgerWriter(sink, flush_interval=0.2)
+    stream = records(600)
+    for record in stream:
+        writer.submit(record)
+        await asyncio.sleep(0.001)
+    await until(lambda: writer.pending == 0)
+    await writer.close()
+    assert sorted(sink.records, key=by_id) == stream
+    # About one batch per interval of the stream (~0.6-1 s), not one per 10 ms write.
+    assert len(sink.batches) <= 10, [len(batch) for batch in sink.batches]
