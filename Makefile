@@ -12,7 +12,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF $(if $(filter x86_64,$(shell uname -m)),-D
 PROTO_DIR := protos
 PROTOS := $(wildcard $(PROTO_DIR)/siraya/router/v1/*.proto)
 
-.PHONY: install run test fuzz proto proto-check lint bench bench-ab clean console-assets openapi-subset
+.PHONY: install run test fuzz proto proto-check lint bench bench-ab bench-instructions clean console-assets openapi-subset
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -86,6 +86,11 @@ bench-ab: $(STAMP)
 	@command -v wrk >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
 	$(PY) bench/ab.py $(AB_ARGS)
+
+bench-instructions: $(STAMP)
+	@for tool in wrk valgrind; do command -v $$tool >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get install -y $$tool || { $$SUDO apt-get update && $$SUDO apt-get install -y $$tool; }; }; done
+	$(PY) bench/instructions.py $(INSTR_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
