@@ -2,9 +2,10 @@
 
 CPU time on a shared machine moves by 5-15% between runs, so `make bench-ab` sees a difference of
 about 5% at best. Valgrind's callgrind counts the instructions the gateway's process executes (every
-thread), which do not depend on the machine's load: one request at a time (c=1), two runs of the
-same code agree to about 0.3%. That is the measure for a change worth 1-3%, and its output file
-says where the instructions go, C function by C function (`callgrind_annotate FILE`).
+thread), which do not depend on the machine's load: one request at a time (c=1), runs of the same
+code agree to about 1% (the gateway's batches are per second of wall clock, and callgrind's slowdown
+varies). Its output file says where the instructions go, C function by C function
+(`callgrind_annotate FILE`).
 
 What it does not show: anything that depends on concurrency (batching, contention, the GIL moving
 between threads) or on the time a system call spends in the kernel. Those still need bench-ab.

@@ -12,7 +12,6 @@ from server.accounts.charges import charge
 from server.accounts.metering import Consumption
 from server.accounts.store import LedgerAttempt, LedgerStatus
 from server.observability import metrics
-from server.observability.durations import milliseconds
 
 __all__ = ["check_reported", "priced_attempts"]
 
@@ -60,8 +59,8 @@ def priced_attempts(
                 model,
                 upstream_model,
                 "error" if failed else outcome,
-                milliseconds(begun - started, 3),
-                milliseconds(seconds, 3),
+                round((begun - started) * 1000, 3),
+                round(seconds * 1000, 3),
                 outcome if failed else None,
                 http_status if failed else None,
                 prompt,

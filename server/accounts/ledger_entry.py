@@ -13,7 +13,6 @@ from server.accounts.metering import Consumption
 from server.accounts.store import LedgerRecord, LedgerStatus
 from server.errors import GatewayError
 from server.observability.bodies import BodyCapture
-from server.observability.durations import milliseconds
 from server.providers.base import RequestContext
 from server.routing.catalogue import Deployment
 
@@ -71,8 +70,8 @@ def record_request(
         cached_tokens=consumed.cached_tokens,
         reasoning_tokens=consumed.reasoning_tokens,
         cost_micros=cost,
-        latency_ms=milliseconds(finished - started, 3),
-        ttft_ms=None if first is None else milliseconds(first - started, 3),
+        latency_ms=round((finished - started) * 1000, 3),
+        ttft_ms=None if first is None else round((first - started) * 1000, 3),
         streamed=first is not None,
         cache_write_tokens=consumed.cache_write_tokens,
         cache_saved_micros=saved,

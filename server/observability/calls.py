@@ -13,7 +13,6 @@ from typing import Any
 import grpc
 
 from server.observability import metrics, tracing
-from server.observability.durations import milliseconds
 from server.observability.logs import ACCESS_LOG
 from server.providers.base import RequestContext
 from siraya.router.services import SERVICES
@@ -223,8 +222,8 @@ class CallObservation:
                     "cached_tokens": outcome.cached_tokens,
                     "reasoning_tokens": outcome.reasoning_tokens,
                     "cost": outcome.cost,
-                    "latency_ms": milliseconds(elapsed, 2),
-                    "ttft_ms": None if ttft is None else milliseconds(ttft, 2),
+                    "latency_ms": round(elapsed * 1000, 2),
+                    "ttft_ms": None if ttft is None else round(ttft * 1000, 2),
                 }
             )
         if self.span is not None:
