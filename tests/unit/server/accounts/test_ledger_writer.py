@@ -16,14 +16,16 @@ from tests.unit.server.accounts.accounts_backends import ledger_record
 
 
 class RecordingSink:
-    """A LedgerSink that keeps each batch in memory and can be told to fail its next writes."""
+    """A LedgerSink that keeps each batch in memory and can be told to fail its next writes. Each
+    write takes `seconds` (a thread hop and a commit take time too)."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, seconds: float = 0.0) -> None:
         self.batches: list[list[LedgerRecord]] = []
         self.failures = failures
+        self.seconds = seconds
 
     async def append_ledger(self, records: Sequence[LedgerRecord]) -> None:
-        await asyncio.sleep(0)
+        await asyncio.sleep(self.seconds)
         if self.failures:
             self.failures -= 1
             raise ConnectionError("store down")
@@ -142,22 +144,10 @@ async def test_the_queue_is_bounded() -> None:
     assert sink.records == submitted[:5]
 
 
-class SlowSink(RecordingSink):
-    """A store whose every write takes `seconds`, as a thread hop and a commit do."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
-        self.seconds = seconds
-
-    async def append_ledger(self, records: Sequence[LedgerRecord]) -> None:
-        await asyncio.sleep(self.seconds)
-        self.batches.append(list(records))
-
-
 async def test_a_steady_stream_is_written_once_per_interval_not_in_trickles() -> None:
     # Under load, records kept arriving while a batch was written, and the writer went straight on
     # to write them: batches of a few records, back to back, each its own transaction.
-    sink = SlowSink(seconds=0.01)
+    sink = RecordingSink(seconds=0.01)
     writer = LedgerWriter(sink, flush_interval=0.2)
     stream = records(600)
     for record in stream:
